@@ -1,0 +1,209 @@
+"""One typed configuration tree, loaded from TOML; every field says what it is for.
+
+A wrong value is rejected with the key, the value and what is allowed (``ConfigError``).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from inspector.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class Backend(str, Enum):
+    AUTO = "auto"
+    ONNXRUNTIME = "onnxruntime"
+    OPENVINO = "openvino"
+    ULTRALYTICS = "ultralytics"
+
+
+class SaveImages(str, Enum):
+    ALL = "all"
+    FAILED = "failed"
+    NONE = "none"
+
+
+class RunMode(str, Enum):
+    PART = "part"
+    STREAM = "stream"
+
+
+class ClassRule(_Section):
+    fail_conf: float | None = Field(None, ge=0, le=1, description="Confidence at or above which this class fails the part.")
+    review_conf: float | None = Field(None, ge=0, le=1, description="Confidence from which this class sends the part to QC review.")
+    min_area_px: float | None = Field(None, ge=0, description="Boxes of this class smaller than this many pixels are ignored.")
+
+
+class RecipeConfig(_Section):
+    name: str = Field("default", min_length=1, description="Name of the recipe, shown on screen and stored with each run.")
+    fail_conf: float = Field(0.5, ge=0, le=1, description="Default confidence at or above which a defect fails the part.")
+    review_conf: float = Field(0.25, ge=0, le=1, description="Default confidence from which a defect sends the part to review; below it the box is ignored.")
+    min_area_px: float = Field(0.0, ge=0, description="Boxes smaller than this many pixels are ignored.")
+    roi: tuple[float, float, float, float] | None = Field(
+        None, description="Region of interest as fractions of the frame (x1, y1, x2, y2); boxes whose centre lies outside are ignored.")
+    classes: dict[str, ClassRule] = Field(default_factory=dict, description="Per-class overrides by class name.")
+
+    @field_validator("roi")
+    @classmethod
+    def _roi(cls, v):
+        if v is not None:
+            x1, y1, x2, y2 = v
+            if not (0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1):
+                raise ValueError("roi must be fractions 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1")
+        return v
+
+    @model_validator(mode="after")
+    def _bands(self):
+        if self.review_conf > self.fail_conf:
+            raise ValueError(f"review_conf ({self.review_conf}) must not be above fail_conf ({self.fail_conf})")
+        for name, r in self.classes.items():
+            f = r.fail_conf if r.fail_conf is not None else self.fail_conf
+            rv = r.review_conf if r.review_conf is not None else self.review_conf
+            if rv > f:
+                raise ValueError(f"classes.{name}: review_conf ({rv}) must not be above fail_conf ({f})")
+        return self
+
+
+class ModelConfig(_Section):
+    path: Path | None = Field(None, description="Model file (.pt or .onnx) or folder; empty means the shipped model.")
+    backend: Backend = Field(Backend.AUTO, description="Inference backend: auto picks the fastest one installed.")
+    imgsz: int = Field(320, ge=32, le=4096, multiple_of=32, description="Inference image size in pixels (a multiple of 32).")
+    iou: float = Field(0.5, gt=0, le=1, description="Overlap above which two boxes of a class are merged (NMS).")
+    threads: int = Field(0, ge=0, le=256, description="CPU threads for inference; 0 lets Inspector choose.")
+    timeout_s: float = Field(10.0, gt=0, description="An inference slower than this marks the part NOT_INSPECTED.")
+
+
+class QualityConfig(_Section):
+    min_contrast: float = Field(4.0, ge=0, description="A frame whose grey-level spread is below this is blank: NOT_INSPECTED.")
+    min_brightness: float = Field(8.0, ge=0, le=255, description="A frame darker than this on average is black: NOT_INSPECTED.")
+    frozen_frames: int = Field(25, ge=0, description="A live stream repeating the same content this many times is frozen (0 = off).")
+
+
+class CameraConfig(_Section):
+    open_timeout_s: float = Field(5.0, gt=0, description="How long to wait for a camera or stream to open.")
+    read_timeout_s: float = Field(5.0, gt=0, description="How long to wait for one frame before counting a stall.")
+    reconnect_initial_s: float = Field(0.5, gt=0, description="First wait before reconnecting; it doubles each attempt.")
+    reconnect_max_s: float = Field(10.0, gt=0, description="Longest wait between reconnect attempts.")
+    max_reconnects: int = Field(0, ge=0, description="Give up after this many failed reconnects in a row (0 = never).")
+
+
+class StorageConfig(_Section):
+    db_url: str = Field("", description="Database URL (sqlite:///file.db or postgresql://...); empty means the user's data folder.")
+    data_dir: Path | None = Field(None, description="Folder for saved images; empty means beside the database.")
+    save_images: SaveImages = Field(SaveImages.ALL, description="Which inspected frames to save as JPEG.")
+    jpeg_quality: int = Field(90, ge=10, le=100, description="JPEG quality of saved frames.")
+    keep_pass_fraction: float = Field(1.0, ge=0, le=1, description="Share of PASS images kept by retention.")
+    max_images_mb: float = Field(0, ge=0, description="Size cap of the image folder in MB (0 = no cap).")
+
+
+class RunConfig(_Section):
+    mode: RunMode = Field(RunMode.PART, description="part: every frame is a part, none dropped; stream: newest frame wins.")
+    queue_size: int = Field(8, ge=1, le=1024, description="Frames waiting between stages.")
+    station: str = Field("station-1", min_length=1, description="Name of this inspection station in reports.")
+
+
+class Config(_Section):
+    model: ModelConfig = Field(default_factory=ModelConfig, description="The detector.")
+    recipe: RecipeConfig = Field(default_factory=RecipeConfig, description="How detections become a verdict.")
+    quality: QualityConfig = Field(default_factory=QualityConfig, description="Frames that cannot be judged.")
+    camera: CameraConfig = Field(default_factory=CameraConfig, description="Cameras and streams.")
+    storage: StorageConfig = Field(default_factory=StorageConfig, description="Database and images.")
+    run: RunConfig = Field(default_factory=RunConfig, description="The runner.")
+
+
+def _explain(e: ValidationError, where: str) -> ConfigError:
+    msgs = []
+    for err in e.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        value = err.get("input")
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        msgs.append(f"{key} = {value!r}: {msg}")
+    return ConfigError(f"{where}: " + "; ".join(msgs))
+
+
+def config_from_dict(data: dict[str, Any], where: str = "config") -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        raise _explain(e, where) from None
+
+
+def load_config(path: Path | str | None) -> Config:
+    """Read a TOML file into a ``Config``; ``None`` gives the defaults."""
+    if path is None:
+        return Config()
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {p}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p}: not valid TOML ({e})") from None
+    return config_from_dict(data, str(p))
+
+
+def load_recipe(path: Path | str) -> RecipeConfig:
+    """A recipe file holds the fields of [recipe] at its top level."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"recipe file not found: {p}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p}: not valid TOML ({e})") from None
+    try:
+        return RecipeConfig.model_validate(data.get("recipe", data))
+    except ValidationError as e:
+        raise _explain(e, str(p)) from None
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    import json
+
+    return json.dumps(str(v))
+
+
+def to_toml(cfg: Config) -> str:
+    """Serialise a Config to TOML (only what differs from the defaults is needed, all is written)."""
+    data = cfg.model_dump(mode="json", exclude_none=True)
+    out: list[str] = []
+
+    def table(prefix: str, d: dict) -> None:
+        scalars = {k: v for k, v in d.items() if not isinstance(v, dict)}
+        subs = {k: v for k, v in d.items() if isinstance(v, dict)}
+        if scalars or not subs:
+            out.append(f"[{prefix}]")
+            out.extend(f"{k} = {_toml_value(v)}" for k, v in scalars.items())
+            out.append("")
+        for k, v in subs.items():
+            table(f"{prefix}.{k}", v)
+
+    for section, d in data.items():
+        table(section, d)
+    return "\n".join(out)
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    """Validate by round trip, then write atomically: nothing half-saved."""
+    text = to_toml(cfg)
+    config_from_dict(tomllib.loads(text), str(path))
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

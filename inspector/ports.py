@@ -1,0 +1,44 @@
+"""The stage interfaces: one verb each. Implementations live beside the engine, fakes in the tests."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from inspector.types import Detections, Frame, Inspection, Verdict
+
+
+@runtime_checkable
+class FrameSource(Protocol):
+    """Yields frames; ``read()`` returns None at the end of a finite source."""
+
+    name: str
+    live: bool  # a camera or stream (frames can be dropped, the content can freeze), not a folder/file
+
+    def read(self) -> Frame | None: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """Finds defects in one BGR image; raises ModelError on failure."""
+
+    classes: tuple[str, ...]
+    sha256: str
+    name: str
+
+    def detect(self, image: np.ndarray) -> Detections: ...
+
+
+class Rule(Protocol):
+    """Turns detections into a verdict with human-readable reasons."""
+
+    def evaluate(self, detections: Detections) -> tuple[Verdict, tuple[str, ...]]: ...
+
+
+class Sink(Protocol):
+    """Receives finished inspections (the database writer, the live screen, a test list)."""
+
+    def record(self, inspection: Inspection) -> None: ...

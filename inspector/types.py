@@ -1,0 +1,125 @@
+"""The values that flow through Inspector: small, typed, immutable, validated on creation.
+
+``Frame`` -> ``Detections`` -> ``Inspection`` (with a ``Verdict``). Vendor types (Ultralytics
+``Results``, tensors) never appear here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+
+
+class Verdict(str, Enum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    REVIEW = "REVIEW"
+    NOT_INSPECTED = "NOT_INSPECTED"
+
+
+def _need(cond: bool, what: str, got: object) -> None:
+    if not cond:
+        raise ValueError(f"expected {what}, got {got!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """One captured image (BGR, uint8, HxWx3) or, with ``image=None``, a gap with its reason."""
+
+    image: np.ndarray | None
+    seq: int
+    source: str
+    timestamp: float
+    name: str = ""
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        _need(isinstance(self.seq, int) and self.seq >= 0, "a sequence number >= 0", self.seq)
+        if self.image is None:
+            _need(bool(self.error), "an error reason for a frame without an image", self.error)
+        else:
+            _need(isinstance(self.image, np.ndarray) and self.image.dtype == np.uint8
+                  and self.image.ndim == 3 and self.image.shape[2] == 3 and self.image.size > 0,
+                  "a non-empty HxWx3 uint8 image", getattr(self.image, "shape", type(self.image)))
+            self.image.setflags(write=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.image is not None
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One box in pixel coordinates of the frame, with its class and confidence."""
+
+    cls: int
+    label: str
+    confidence: float
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+    def __post_init__(self) -> None:
+        _need(isinstance(self.cls, int) and self.cls >= 0, "a class index >= 0", self.cls)
+        _need(0.0 <= self.confidence <= 1.0, "a confidence in [0, 1]", self.confidence)
+        _need(all(math.isfinite(v) for v in (self.x1, self.y1, self.x2, self.y2)), "finite box coordinates",
+              (self.x1, self.y1, self.x2, self.y2))
+        _need(self.x2 >= self.x1 and self.y2 >= self.y1, "x2 >= x1 and y2 >= y1", (self.x1, self.y1, self.x2, self.y2))
+
+    @property
+    def area(self) -> float:
+        return (self.x2 - self.x1) * (self.y2 - self.y1)
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return ((self.x1 + self.x2) / 2, (self.y1 + self.y2) / 2)
+
+
+@dataclass(frozen=True)
+class Detections:
+    """What a detector saw in one frame: boxes plus the time it took."""
+
+    items: tuple[Detection, ...]
+    image_width: int
+    image_height: int
+    inference_ms: float = 0.0
+    model_sha256: str = ""
+
+    def __post_init__(self) -> None:
+        _need(isinstance(self.items, tuple), "a tuple of Detection", type(self.items))
+        _need(self.image_width > 0 and self.image_height > 0, "a positive image size",
+              (self.image_width, self.image_height))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self):
+        return iter(self.items)
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """The judgement of one part: verdict, reasons, detections and timings."""
+
+    seq: int
+    source: str
+    verdict: Verdict
+    reasons: tuple[str, ...]
+    detections: Detections | None
+    started_at: dt.datetime
+    latency_ms: float
+    frame_name: str = ""
+    model_sha256: str = ""
+    image: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _need(isinstance(self.verdict, Verdict), "a Verdict", self.verdict)
+        _need(isinstance(self.reasons, tuple) and len(self.reasons) > 0, "at least one reason", self.reasons)
+        _need(self.latency_ms >= 0, "a latency >= 0", self.latency_ms)
+        if self.verdict in (Verdict.PASS, Verdict.FAIL, Verdict.REVIEW):
+            _need(self.detections is not None, f"detections for a {self.verdict.value} verdict", None)
