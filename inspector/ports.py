@@ -42,3 +42,9 @@ class Sink(Protocol):
     """Receives finished inspections (the database writer, the live screen, a test list)."""
 
     def record(self, inspection: Inspection) -> None: ...
+
+
+class BatchSink(Protocol):
+    """Stores finished inspections durably, in order; returns their record ids once committed."""
+
+    def write_batch(self, inspections: list[Inspection]) -> list[int]: ...

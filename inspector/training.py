@@ -46,8 +46,12 @@ def sha256_file(path: Path) -> str:
 
 
 def default_cache_dir() -> Path:
+    import os
+
     import platformdirs
 
+    if os.environ.get("INSPECTOR_HOME"):
+        return Path(os.environ["INSPECTOR_HOME"]) / "cache" / "datasets"
     return Path(platformdirs.user_cache_dir("inspector", appauthor=False)) / "datasets"
 
 

@@ -1,0 +1,211 @@
+"""Throughput of Inspector on this machine, from one run on the same frames.
+
+Prints: model-only frames/s (the default backend, one image at a time, pre/post-processing
+included), full pipeline frames/s (folder source decoding, inference, rules, SQLite rows and JPEG
+files), their ratio; Ultralytics' own PyTorch and OpenVINO predict on the same frames and model
+for comparison; INT8 speed and its mAP50 cost; time to the first verdict; CPU seconds per
+inspection. ``--json`` makes the last line one JSON object.
+
+    python bench/pipeline.py [--frames 200] [--model PATH] [--quick] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _frames(folder: Path, n: int, seed: int) -> list[np.ndarray]:
+    from inspector.synth import generate
+
+    folder.mkdir(parents=True, exist_ok=True)
+    frames = []
+    for stem, part in generate(n, seed):
+        cv2.imwrite(str(folder / f"{stem}.jpg"), part.image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        frames.append(part.image)
+    return frames
+
+
+def _fps(detect, frames: list[np.ndarray], rounds: int = 3) -> float:
+    """Median frames/s over rounds, after a warm-up."""
+    for f in frames[:5]:
+        detect(f)
+    results = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for f in frames:
+            detect(f)
+        results.append(len(frames) / (time.perf_counter() - t0))
+    return statistics.median(results)
+
+
+def _pipeline_fps(folder: Path, model: Path, db_dir: Path) -> tuple[float, dict]:
+    """Run the real station (folder -> model -> rules -> SQLite + JPEGs) headless; return parts/s."""
+    from inspector.cli.station import Station, StationSpec
+    from inspector.config import Config
+
+    cfg = Config().model_copy(update={"model": Config().model.model_copy(update={"path": model})})
+    spec = StationSpec(str(folder), f"sqlite:///{(db_dir / 'bench.db').as_posix()}", cfg)
+    station = Station(spec)
+    station.start()
+    station.runner.join()
+    station.finish("finished")
+    if station.runner.error:
+        raise station.runner.error
+    st = station.runner.stats()
+    return st.fps, {"inspected": st.inspected, "latency_p50_ms": st.latency_p50_ms}
+
+
+def _first_verdict_s(folder: Path, model: Path, db_dir: Path) -> float:
+    """Wall time from starting `inspector run` to its first printed verdict line."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    t0 = time.perf_counter()
+    p = subprocess.Popen([sys.executable, "-m", "inspector.cli", "run", "--source", str(folder), "--model", str(model),
+                          "--db", f"sqlite:///{(db_dir / 'first.db').as_posix()}", "--max-frames", "3"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    first = None
+    for line in p.stdout:
+        if line.startswith("#") and first is None:
+            first = time.perf_counter() - t0
+    p.wait()
+    return first if first is not None else float("nan")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=200)
+    ap.add_argument("--model", default=None, help="model folder or file (default: the shipped model)")
+    ap.add_argument("--quick", action="store_true", help="skip the Ultralytics comparisons and INT8")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+
+    from inspector.config import ModelConfig
+    from inspector.detector import UltralyticsDetector, load_detector
+    from inspector.privacy import keep_data_local
+    from inspector.registry import ModelRegistry, resolve_model
+
+    keep_data_local()
+    tmp = Path(tempfile.mkdtemp(prefix="inspector-bench-"))
+    out: dict = {}
+    try:
+        folder = tmp / "frames"
+        frames = _frames(folder, a.frames, seed=90210)
+        model_dir = resolve_model(a.model, (".onnx", ".pt")).parent if a.model is None or Path(a.model).is_dir() \
+            else Path(a.model)
+        reg = ModelRegistry()
+        det = load_detector(ModelConfig(path=model_dir), conf=0.25, registry=reg)
+        out["backend"] = getattr(det, "backend", "ultralytics")
+        imgsz = getattr(det, "imgsz", 320)
+        out["imgsz"] = imgsz
+        cpu0 = time.process_time()
+        out["model_fps"] = round(_fps(det.detect, frames), 2)
+        del det
+        p_fps, extra = _pipeline_fps(folder, model_dir, tmp)
+        cpu1 = time.process_time()
+        out["pipeline_fps"] = round(p_fps, 2)
+        out["pipeline_ratio"] = round(p_fps / out["model_fps"], 3)
+        out["cpu_s_per_inspection"] = round((cpu1 - cpu0) / (4 * len(frames) + extra["inspected"]), 4)
+        out["first_verdict_s"] = round(_first_verdict_s(folder, model_dir, tmp), 2)
+        print(f"model only ({out['backend']}, {imgsz} px): {out['model_fps']:.1f} frames/s")
+        print(f"full pipeline (folder, rules, SQLite, JPEG files): {out['pipeline_fps']:.1f} frames/s "
+              f"= {out['pipeline_ratio']:.2f}x model-only")
+        print(f"first verdict after {out['first_verdict_s']:.2f} s; {out['cpu_s_per_inspection'] * 1000:.1f} "
+              "CPU-ms per inspection")
+        if not a.quick:
+            _compare(out, frames, model_dir, imgsz, reg, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if a.json:
+        print(json.dumps(out))
+    return 0
+
+
+def _compare(out: dict, frames: list[np.ndarray], model_dir: Path, imgsz: int, reg, tmp: Path) -> None:
+    """Ultralytics' own paths, interleaved with ours in one run, and INT8."""
+    from inspector.config import ModelConfig
+    from inspector.detector import load_detector
+    from ultralytics import YOLO
+
+    pt = next(iter(sorted(model_dir.glob("*.pt"))))
+    reg.check(pt)
+    torch_model = YOLO(str(pt), task="detect")
+    ov_dir = Path(torch_model.export(format="openvino", imgsz=imgsz, verbose=False, project=str(tmp)))
+    ov_model = YOLO(str(ov_dir), task="detect")
+    ours = load_detector(ModelConfig(path=model_dir), conf=0.25, registry=reg)
+
+    def ul(m):
+        return lambda f: m.predict(f, imgsz=imgsz, conf=0.25, verbose=False, device="cpu")
+
+    rounds = {"torch": [], "ov": [], "ours": []}
+    for _ in range(3):  # interleaved, so background load hits all alike
+        rounds["torch"].append(_fps(ul(torch_model), frames, rounds=1))
+        rounds["ov"].append(_fps(ul(ov_model), frames, rounds=1))
+        rounds["ours"].append(_fps(ours.detect, frames, rounds=1))
+    med = {k: statistics.median(v) for k, v in rounds.items()}
+    out["ultralytics_torch_fps"] = round(med["torch"], 2)
+    out["ultralytics_openvino_fps"] = round(med["ov"], 2)
+    out["default_fps"] = round(med["ours"], 2)
+    out["speedup"] = round(med["ours"] / med["torch"], 3)
+    out["vs_ultralytics_openvino"] = round(med["ours"] / med["ov"], 3)
+    print(f"Ultralytics PyTorch predict: {med['torch']:.1f} frames/s; its OpenVINO export: {med['ov']:.1f}; "
+          f"Inspector {out['backend']}: {med['ours']:.1f} = {out['speedup']:.2f}x PyTorch, "
+          f"{out['vs_ultralytics_openvino']:.2f}x Ultralytics OpenVINO")
+    try:
+        _int8(out, frames, model_dir, imgsz, reg, tmp, med["torch"])
+    except ImportError as e:
+        print(f"INT8 not measured: {e}")
+
+
+def _int8(out: dict, frames, model_dir: Path, imgsz: int, reg, tmp: Path, torch_fps: float) -> None:
+    from inspector.config import ModelConfig, RecipeConfig
+    from inspector.datasets import load_dataset
+    from inspector.detector import load_detector
+    from inspector.evaluation import evaluate
+    from inspector.export import export_int8
+    from inspector.rules import Recipe
+    from inspector.synth import write_dataset
+
+    calib = write_dataset(tmp / "calib", 200, seed=4242) and sorted((tmp / "calib" / "images").glob("*.jpg"))
+    onnx = next(iter(sorted(model_dir.glob("*.onnx"))))
+    work = tmp / "int8"
+    work.mkdir()
+    shutil.copy2(onnx, work / onnx.name)
+    q = export_int8(work / onnx.name, calib)
+    for f in sorted(work.iterdir()):
+        reg.add(f, actor="bench")
+    q8 = load_detector(ModelConfig(path=q), conf=0.25, registry=reg)
+    fp = load_detector(ModelConfig(path=model_dir), conf=0.25, registry=reg)
+    out["int8_fps"] = round(_fps(q8.detect, frames), 2)
+    out["int8_speedup"] = round(out["int8_fps"] / torch_fps, 3)
+    test = tmp / "test"
+    write_dataset(test, 300, seed=777001)
+    ds = load_dataset(test)
+    recipe = Recipe(RecipeConfig())
+    lo8 = load_detector(ModelConfig(path=q), conf=0.001, registry=reg)
+    lofp = load_detector(ModelConfig(path=model_dir), conf=0.001, registry=reg)
+    m8 = evaluate(lo8, ds, ds.split("all"), recipe).map50
+    mfp = evaluate(lofp, ds, ds.split("all"), recipe).map50
+    out["int8_map50"] = round(m8, 4)
+    out["fp32_map50"] = round(mfp, 4)
+    out["int8_map50_drop"] = round(mfp - m8, 4)
+    del fp
+    print(f"INT8: {out['int8_fps']:.1f} frames/s = {out['int8_speedup']:.2f}x PyTorch; "
+          f"mAP50 {mfp:.3f} -> {m8:.3f} (drop {out['int8_map50_drop']:.3f}) on 300 fresh synthetic parts")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Command line: one of the two composition roots (the other is ``ui/app.py``).
+
+``inspector`` alone opens the window; ``inspector run`` inspects headless. Every error a user can
+act on ends as one line on stderr and exit code 2; the traceback goes to the log file only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import logging.handlers
+import sys
+from pathlib import Path
+
+from inspector.errors import InspectorError
+
+log = logging.getLogger("inspector")
+
+EXIT_USER_ERROR = 2
+
+
+def setup_logging(verbose: bool = False) -> Path | None:
+    """Log file (with tracebacks) in the data folder; only warnings, one line each, on stderr."""
+    from inspector.registry import data_home
+
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.INFO if verbose else logging.WARNING)
+    console.setFormatter(_OneLine("%(levelname)s: %(message)s"))
+    root.addHandler(console)
+    path = None
+    try:
+        logs = data_home() / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        path = logs / "inspector.log"
+        fh = logging.handlers.RotatingFileHandler(path, maxBytes=5_000_000, backupCount=3, encoding="utf-8")
+        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
+        root.addHandler(fh)
+    except OSError:
+        pass
+    return path
+
+
+class _OneLine(logging.Formatter):
+    """No tracebacks on the console: the log file keeps them."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text
+        record.exc_info, record.exc_text = None, None
+        try:
+            return super().format(record)
+        finally:
+            record.exc_info, record.exc_text = saved
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from inspector.cli import model_cmds, run_cmd
+
+    p = argparse.ArgumentParser(prog="inspector", description="Offline visual inspection for factory lines. "
+                                "Without a command, opens the inspection window.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress on the console too")
+    run_cmd.add_source_options(p)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    run_cmd.register(sub)
+    model_cmds.register(sub)
+    for extra in _optional_command_modules():
+        extra.register(sub)
+    return p
+
+
+def _optional_command_modules() -> list:
+    import importlib
+
+    mods = []
+    for name in ("report_cmds", "admin_cmds"):
+        try:
+            mods.append(importlib.import_module(f"inspector.cli.{name}"))
+        except ModuleNotFoundError as e:
+            if e.name != f"inspector.cli.{name}":
+                raise
+    return mods
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    setup_logging(getattr(a, "verbose", False))
+    func = getattr(a, "func", None)
+    try:
+        if func is None:
+            from inspector.cli.run_cmd import open_window
+
+            return open_window(a)
+        return func(a)
+    except InspectorError as e:
+        log.debug("user error", exc_info=True)
+        logging.getLogger("inspector.errors").info("%s", e, exc_info=True)
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

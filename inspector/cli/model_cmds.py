@@ -1,0 +1,144 @@
+"""Model commands: synth, train, evaluate, export, model add."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from inspector.config import ModelConfig, load_config, load_recipe
+
+
+def _progress_line(label: str, every: int = 25):
+    def show(n: int, total: int) -> None:
+        if n % every == 0 or n == total:
+            print(f"\r{label} {n}/{total}", end="" if n < total else "\n", file=sys.stderr, flush=True)
+    return show
+
+
+def _synth(a: argparse.Namespace) -> int:
+    from inspector.synth import write_dataset
+
+    meta = write_dataset(Path(a.out), a.count, a.seed, _progress_line("parts"))
+    print(f"wrote {meta['count']} parts ({meta['defective']} defective) to {a.out}")
+    return 0
+
+
+def _train(a: argparse.Namespace) -> int:
+    from inspector.registry import ModelRegistry
+    from inspector.training import TrainProgress, train
+
+    def progress(p: TrainProgress) -> None:
+        m = f" mAP50 {p.map50:.3f}" if p.map50 is not None else ""
+        print(f"epoch {p.epoch}/{p.epochs} loss {p.loss:.3f}{m} ETA {p.eta_s / 60:.1f} min", flush=True)
+
+    cmd = "inspector " + " ".join(shlex.quote(x) for x in sys.argv[1:])
+    card = train(a.data, a.out, base=a.base, epochs=a.epochs, imgsz=a.imgsz, batch=a.batch, hours=a.hours,
+                 resume=a.resume, command=cmd, progress=progress)
+    reg = ModelRegistry()
+    for f in card["files"]:
+        reg.add(Path(a.out) / f, actor="inspector train")
+    print(f"model written to {a.out}: {', '.join(card['files'])} (registered as trusted)")
+    return 0
+
+
+def _evaluate(a: argparse.Namespace) -> int:
+    from inspector.datasets import load_dataset
+    from inspector.detector import load_detector
+    from inspector.evaluation import evaluate, format_report
+    from inspector.rules import Recipe
+
+    cfg = load_config(a.config)
+    recipe_cfg = load_recipe(a.recipe) if a.recipe else cfg.recipe
+    mcfg: ModelConfig = cfg.model.model_copy(update={k: v for k, v in
+                                                    (("path", Path(a.model) if a.model else None),
+                                                     ("backend", a.backend)) if v is not None})
+    ds = load_dataset(a.data)
+    images = ds.split(a.split)
+    detector = load_detector(mcfg, conf=0.001)
+    report = evaluate(detector, ds, images, Recipe(recipe_cfg), _progress_line("images"),
+                      split=a.split or ("val" if ds.has_split_files else "all"))
+    print(format_report(report))
+    out = report.as_dict()
+    out["model"] = str(getattr(detector, "path", mcfg.path or "shipped"))
+    out["backend"] = getattr(detector, "backend", "ultralytics")
+    if a.json:
+        print(json.dumps(out))
+    return 0
+
+
+def _export(a: argparse.Namespace) -> int:
+    from inspector.export import export_int8, export_onnx
+    from inspector.registry import ModelRegistry, resolve_model
+
+    reg = ModelRegistry()
+    pt = resolve_model(a.model, (".pt",))
+    reg.check(pt)
+    onnx = export_onnx(pt, a.imgsz, None)
+    reg.add(onnx, actor="inspector export")
+    print(f"wrote {onnx}")
+    if a.int8:
+        from inspector.datasets import load_dataset
+
+        calib = [im.path for im in load_dataset(a.data).split("train")][: a.calibration] if a.data else []
+        q = export_int8(onnx, calib)
+        for f in ([q, q.with_suffix(".bin")] if q.suffix == ".xml" else [q]):
+            if f.exists():
+                reg.add(f, actor="inspector export")
+        print(f"wrote {q}")
+    return 0
+
+
+def _model_add(a: argparse.Namespace) -> int:
+    from inspector.registry import ModelRegistry
+
+    h = ModelRegistry().add(Path(a.file), actor=a.actor)
+    print(f"trusted {a.file} (sha256 {h})")
+    return 0
+
+
+def register(sub) -> None:
+    s = sub.add_parser("synth", help="write labelled synthetic part images")
+    s.add_argument("--out", required=True)
+    s.add_argument("--count", type=int, default=200)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=_synth)
+
+    t = sub.add_parser("train", help="train or fine-tune a detector on a data set")
+    t.add_argument("--data", required=True, help="data.yaml, Pascal VOC folder or YOLO folder")
+    t.add_argument("--out", required=True, help="output folder, e.g. models/NAME")
+    t.add_argument("--base", default=None, help="pretrained .pt to fine-tune (default: yolo11n.yaml from scratch)")
+    t.add_argument("--epochs", type=int, default=50)
+    t.add_argument("--imgsz", type=int, default=320)
+    t.add_argument("--batch", type=int, default=16)
+    t.add_argument("--hours", type=float, default=None, help="time budget; epochs are fitted to it")
+    t.add_argument("--resume", action="store_true", help="continue a stopped run in --out")
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("evaluate", help="mAP and part-level figures on a labelled data set")
+    e.add_argument("--model", default=None, help="model file or folder (default: the shipped model)")
+    e.add_argument("--data", required=True)
+    e.add_argument("--split", default=None, help="split to evaluate (default: val if defined, else all)")
+    e.add_argument("--config", default=None)
+    e.add_argument("--recipe", default=None)
+    e.add_argument("--backend", default=None, choices=["auto", "onnxruntime", "openvino", "ultralytics"])
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=_evaluate)
+
+    x = sub.add_parser("export", help="export a model to ONNX (optionally INT8)")
+    x.add_argument("--model", default=None)
+    x.add_argument("--format", default="onnx", choices=["onnx"])
+    x.add_argument("--imgsz", type=int, default=320)
+    x.add_argument("--int8", action="store_true", help="also write an INT8 model calibrated on --data")
+    x.add_argument("--data", default=None, help="calibration data set (its train split)")
+    x.add_argument("--calibration", type=int, default=200, help="number of calibration images")
+    x.set_defaults(func=_export)
+
+    m = sub.add_parser("model", help="manage trusted model files")
+    msub = m.add_subparsers(dest="model_command", required=True)
+    ma = msub.add_parser("add", help="trust a model file (its SHA-256 goes into the registry)")
+    ma.add_argument("file")
+    ma.add_argument("--actor", default="local")
+    ma.set_defaults(func=_model_add)

@@ -1,0 +1,141 @@
+"""``inspector run`` (headless) and ``inspector`` (the window): same options, same station."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from inspector.cli.station import DEFAULT_SOURCE, Station, StationSpec, default_db_url
+from inspector.config import Config, load_config, load_recipe
+from inspector.errors import ConfigError
+from inspector.types import Inspection, Verdict
+
+log = logging.getLogger(__name__)
+
+
+def add_source_options(p: argparse.ArgumentParser, for_run: bool = False) -> None:
+    default = argparse.SUPPRESS if not for_run else None
+    p.add_argument("--source", default=default, help="image folder, video file, camera index (0) or rtsp:// / http:// URL "
+                   "(default: the sample images)")
+    p.add_argument("--model", default=default, help="model file (.pt/.onnx) or folder (default: the shipped model)")
+    p.add_argument("--db", default=default, help="database URL (default: sqlite in the user's data folder)")
+    p.add_argument("--config", default=default, help="configuration file (TOML)")
+    p.add_argument("--recipe", default=default, help="recipe file (TOML) overriding the configuration's [recipe]")
+    p.add_argument("--backend", default=default, choices=["auto", "onnxruntime", "openvino", "ultralytics"],
+                   help="inference backend (default: auto, the fastest installed)")
+    p.add_argument("--mode", default=default, choices=["part", "stream"],
+                   help="part: every frame is a part, none dropped; stream: newest frame wins")
+
+
+def register(sub) -> None:
+    r = sub.add_parser("run", help="inspect headless: a line per part, a summary at the end")
+    add_source_options(r, for_run=True)
+    r.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    r.add_argument("--loop", action="store_true", help="repeat a folder or video forever (demos)")
+    r.add_argument("--json", action="store_true", help="end with one JSON object on the last line")
+    r.add_argument("--quiet", action="store_true", help="no line per part")
+    r.set_defaults(func=run)
+
+
+def build_config(a: argparse.Namespace) -> Config:
+    cfg = load_config(getattr(a, "config", None))
+    upd: dict = {}
+    if getattr(a, "recipe", None):
+        upd["recipe"] = load_recipe(a.recipe)
+    model_upd = {}
+    if getattr(a, "model", None):
+        model_upd["path"] = Path(a.model)
+    if getattr(a, "backend", None):
+        model_upd["backend"] = a.backend
+    if model_upd:
+        upd["model"] = cfg.model.model_copy(update=model_upd)
+    if getattr(a, "mode", None):
+        upd["run"] = cfg.run.model_copy(update={"mode": a.mode})
+    if upd:
+        cfg = cfg.model_copy(update=upd)
+    # re-validate after the command-line overrides
+    from inspector.config import config_from_dict
+
+    return config_from_dict(cfg.model_dump(mode="python"), "command line")
+
+
+def spec_from_args(a: argparse.Namespace) -> StationSpec:
+    cfg = build_config(a)
+    if getattr(a, "max_frames", None) is not None and a.max_frames < 1:
+        raise ConfigError(f"--max-frames = {a.max_frames}: must be at least 1")
+    db = getattr(a, "db", None) or cfg.storage.db_url or default_db_url()
+    return StationSpec(getattr(a, "source", None) or DEFAULT_SOURCE, db, cfg,
+                       getattr(a, "max_frames", None), getattr(a, "loop", False))
+
+
+def _line(rid: int, insp: Inspection) -> str:
+    why = insp.reasons[0] if insp.reasons else ""
+    more = f" (+{len(insp.reasons) - 1})" if len(insp.reasons) > 1 else ""
+    return f"#{insp.seq + 1:<5} {insp.frame_name[:32]:<32} {insp.verdict.value:<13} {insp.latency_ms:6.1f} ms  {why}{more}"
+
+
+def run(a: argparse.Namespace) -> int:
+    spec = spec_from_args(a)
+    lock = threading.Lock()
+
+    def committed(items: list[tuple[int, Inspection]]) -> None:
+        if a.quiet:
+            return
+        with lock:
+            for rid, insp in items:
+                print(_line(rid, insp), flush=True)
+
+    station = Station(spec, on_committed=committed)
+    stop_reason = ["finished"]
+
+    def on_signal(signum, frame) -> None:  # noqa: ARG001
+        stop_reason[0] = "stopped"
+        station.stop()
+
+    old = signal.signal(signal.SIGINT, on_signal)
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, on_signal)
+    try:
+        station.start()
+        while not station.runner.join(timeout=0.2):
+            pass
+    finally:
+        signal.signal(signal.SIGINT, old)
+        err = station.runner.error
+        station.finish(f"error: {err}" if err else stop_reason[0])
+    if err is not None:
+        raise err if isinstance(err, Exception) else RuntimeError(str(err))
+    st = station.runner.stats()
+    c = st.counts
+    summary = {"frames": st.inspected, "pass": c[Verdict.PASS.value], "fail": c[Verdict.FAIL.value],
+               "review": c[Verdict.REVIEW.value], "not_inspected": c[Verdict.NOT_INSPECTED.value],
+               "fps": round(st.fps, 2), "db": spec.db_url, "run_id": station.run_id, "skipped": st.skipped,
+               "inference_ms": round(st.inference_ms, 2), "latency_p50_ms": round(st.latency_p50_ms, 1),
+               "latency_p99_ms": round(st.latency_p99_ms, 1)}
+    judged = summary["frames"] - summary["not_inspected"]
+    yield_txt = f"{100 * summary['pass'] / judged:.1f}%" if judged else "n/a"
+    print(f"{summary['frames']} parts: {summary['pass']} pass, {summary['fail']} fail, {summary['review']} review, "
+          f"{summary['not_inspected']} not inspected; yield {yield_txt}; {summary['fps']:.1f} parts/s; "
+          f"run {station.run_id} in {spec.db_url}", flush=True)
+    if a.json:
+        print(json.dumps(summary), flush=True)
+    return 0
+
+
+def open_window(a: argparse.Namespace) -> int:
+    """``inspector`` alone: the desktop app, or one line on how to run headless."""
+    from inspector.cli import gui_check
+
+    problem = gui_check.display_problem()
+    if problem:
+        print(f"error: {problem} Run headless instead: inspector run --source FOLDER|VIDEO|CAMERA|URL", file=sys.stderr)
+        return 2
+    spec = spec_from_args(a)
+    from ui.app import run_app
+
+    return run_app(spec)

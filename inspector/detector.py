@@ -1,0 +1,99 @@
+"""The Ultralytics detector: the only module (with the fast backends) that touches Ultralytics.
+
+``load_detector`` is the factory: it resolves the model file, refuses an untrusted hash, picks the
+backend and warms the model up. Ultralytics' ``Results`` never leave this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from inspector.config import Backend, ModelConfig
+from inspector.errors import ModelError
+from inspector.ports import Detector
+from inspector.privacy import keep_data_local
+from inspector.registry import ModelRegistry, read_card, resolve_model
+from inspector.types import Detection, Detections
+
+log = logging.getLogger(__name__)
+
+
+class UltralyticsDetector:
+    """YOLO through Ultralytics' own predict (PyTorch for .pt, ONNX Runtime for .onnx)."""
+
+    def __init__(self, path: Path, sha256: str, imgsz: int = 320, conf: float = 0.25, iou: float = 0.5) -> None:
+        keep_data_local()
+        from ultralytics import YOLO
+
+        self.path = Path(path)
+        self.sha256 = sha256
+        self.imgsz, self.conf, self.iou = imgsz, conf, iou
+        try:
+            self._model = YOLO(str(self.path), task="detect")
+            names = self._model.names
+        except Exception as e:  # corrupt pickles and foreign files raise many kinds
+            raise ModelError(f"cannot load model {self.path}: the file is corrupt or not a YOLO model ({type(e).__name__}).") from e
+        self.classes = tuple(names[i] for i in sorted(names))
+        self.name = self.path.parent.name if self.path.parent.name != "models" else self.path.stem
+        self.detect(np.zeros((imgsz, imgsz, 3), np.uint8))  # warm-up
+
+    def detect(self, image: np.ndarray) -> Detections:
+        t0 = time.perf_counter()
+        try:
+            r = self._model.predict(image, imgsz=self.imgsz, conf=self.conf, iou=self.iou, verbose=False, device="cpu")[0]
+        except Exception as e:
+            raise ModelError(f"inference failed: {type(e).__name__}: {e}") from e
+        b = r.boxes
+        xyxy = b.xyxy.cpu().numpy().astype(float)
+        confs = b.conf.cpu().numpy().astype(float)
+        cls = b.cls.cpu().numpy().astype(int)
+        items = tuple(
+            Detection(int(c), self.classes[int(c)], float(min(max(p, 0.0), 1.0)), *map(float, box))
+            for box, p, c in zip(xyxy, confs, cls)
+        )
+        ms = (time.perf_counter() - t0) * 1000
+        return Detections(items, int(image.shape[1]), int(image.shape[0]), ms, self.sha256)
+
+
+def available_backends() -> list[Backend]:
+    """Backends that can run here, fastest first."""
+    out = []
+    for mod, backend in (("openvino", Backend.OPENVINO), ("onnxruntime", Backend.ONNXRUNTIME)):
+        try:
+            __import__(mod)
+            out.append(backend)
+        except ImportError:
+            pass
+    out.append(Backend.ULTRALYTICS)
+    return out
+
+
+def load_detector(cfg: ModelConfig, conf: float, registry: ModelRegistry | None = None) -> Detector:
+    """Build the configured detector on a trusted model file, warmed up."""
+    registry = registry or ModelRegistry()
+    backend = cfg.backend
+    if backend == Backend.AUTO:
+        backend = available_backends()[0]
+    prefer = (".pt", ".onnx") if backend == Backend.ULTRALYTICS else (".onnx", ".pt")
+    path = resolve_model(cfg.path, prefer)
+    if path.suffix.lower() == ".pt" and backend != Backend.ULTRALYTICS:
+        onnx = path.with_suffix(".onnx")
+        if onnx.exists():
+            path = onnx
+        elif cfg.backend == Backend.AUTO:
+            backend = Backend.ULTRALYTICS
+        else:
+            raise ModelError(f"the {backend.value} backend needs an ONNX file; export one with "
+                             f"'inspector export --model {path} --format onnx'.")
+    sha = registry.check(path)
+    imgsz = int(read_card(path).get("imgsz") or cfg.imgsz)  # the size the model was trained at
+    log.info("loading %s with the %s backend (sha256 %s)", path, backend.value, sha[:12])
+    if backend == Backend.ULTRALYTICS:
+        return UltralyticsDetector(path, sha, imgsz, conf, cfg.iou)
+    from inspector.fast_detector import FastDetector
+
+    return FastDetector(path, sha, backend=backend.value, imgsz=imgsz, conf=conf, iou=cfg.iou, threads=cfg.threads)

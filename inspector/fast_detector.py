@@ -1,0 +1,288 @@
+"""YOLO on OpenVINO or ONNX Runtime without PyTorch or Ultralytics: the fast CPU detector.
+
+Gives what ``UltralyticsDetector`` gives for the same exported model (same letterbox, same
+class-wise NMS, boxes mapped back and clipped), at a fraction of the cost: the letterbox canvas
+and the input tensor are allocated once, OpenVINO does the BGR->RGB, /255 and NCHW conversion
+inside its graph, and ONNX Runtime reads and writes through bound, reused buffers.
+
+Accepted files: a static-shape ``.onnx`` exported by Ultralytics (FP32, or the INT8 ONNX written by
+``inspector.export.export_int8``), and with OpenVINO also an OpenVINO IR ``.xml`` (+ ``.bin``).
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from inspector.errors import ModelError
+from inspector.letterbox import Letterbox
+from inspector.nms import MAX_DET, decode, decode_end2end, to_image
+from inspector.types import Detection, Detections
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("openvino", "onnxruntime")
+META_KEY = "inspector_meta"  # rt_info section where export_int8 keeps the ONNX metadata in an IR
+
+
+def block_openvino_telemetry() -> None:
+    """Make sure OpenVINO and NNCF send nothing, without touching the network or the user's files.
+
+    ``import openvino`` imports its model converter, which (in 2026.x) sends a Google Analytics
+    event through the ``openvino_telemetry`` package unless a consent file says no; NNCF uses the
+    same package. No environment variable switches it off (only CI=true, which means more to other
+    tools). Marking the package as absent makes both fall back to their built-in no-op stubs; if it
+    is already loaded, its singleton is told that consent was refused.
+    """
+    mod = sys.modules.get("openvino_telemetry", "absent")
+    if mod == "absent":
+        sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]  # import now raises ImportError
+        return
+    if mod is None:
+        return
+    try:
+        cls = mod.Telemetry  # type: ignore[union-attr]
+        inst = getattr(type(cls), "_SingletonMetaClass__single_instance", None) or \
+            getattr(cls, "_SingletonMetaClass__single_instance", None)
+        if inst is not None:
+            inst.consent = False
+        cls.send_event = cls.start_session = cls.end_session = lambda *a, **k: None  # belt and braces
+    except Exception:  # noqa: BLE001 - an unexpected version: nothing else to switch off
+        log.debug("could not switch off an already loaded openvino_telemetry", exc_info=True)
+
+
+def parse_names(text: str | None) -> tuple[str, ...] | None:
+    """Ultralytics' ``names`` metadata (``"{0: 'scratch', 1: 'dent'}"``) -> class names by index."""
+    if not text:
+        return None
+    try:
+        names = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return None
+    if isinstance(names, dict):
+        return tuple(str(names[k]) for k in sorted(names, key=int))
+    if isinstance(names, (list, tuple)):
+        return tuple(str(n) for n in names)
+    return None
+
+
+def onnx_metadata(path: Path) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file (Ultralytics writes names, stride, imgsz there)."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # noqa: BLE001 - protobuf raises many kinds on a corrupt file
+        raise ModelError(f"cannot load model {path}: the file is corrupt or not an ONNX model "
+                         f"({type(e).__name__}); export it again with 'inspector export'.") from e
+    return {p.key: p.value for p in model.metadata_props}
+
+
+class _Runner(Protocol):
+    input_hw: tuple[int, int]
+
+    def run(self, canvas: np.ndarray) -> np.ndarray: ...
+
+
+def _static_hw(shape: list[Any], path: Path, layout: str) -> tuple[int, int] | None:
+    """(h, w) of a static NCHW/NHWC input shape, or None when dynamic."""
+    if len(shape) != 4:
+        raise ModelError(f"{path}: expected one image input of rank 4, got shape {shape}.")
+    h, w = (shape[2], shape[3]) if layout == "NCHW" else (shape[1], shape[2])
+    if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0:
+        return h, w
+    return None
+
+
+class _OpenVinoRunner:
+    """Compiled OpenVINO model with uint8 BGR NHWC input: conversion runs inside the graph."""
+
+    def __init__(self, path: Path, imgsz: int, threads: int, precision: str = "f32") -> None:
+        block_openvino_telemetry()
+        import openvino as ov
+        from openvino.preprocess import ColorFormat, PrePostProcessor
+
+        core = ov.Core()
+        try:
+            model = core.read_model(str(path))
+        except Exception as e:  # noqa: BLE001 - OpenVINO raises RuntimeError subclasses with long texts
+            raise ModelError(f"cannot load model {path}: the file is corrupt or not a model OpenVINO reads "
+                             f"({type(e).__name__}); export it again with 'inspector export'.") from e
+        if len(model.inputs) != 1:
+            raise ModelError(f"{path}: expected a detector with one image input, got {len(model.inputs)}.")
+        pshape = model.input(0).get_partial_shape()
+        dims = [d.get_length() if d.is_static else None for d in pshape]
+        hw = _static_hw(dims, path, "NCHW") or (imgsz, imgsz)
+        if pshape.is_dynamic:
+            model.reshape({model.input(0).get_any_name(): [1, 3, hw[0], hw[1]]})
+        ppp = PrePostProcessor(model)
+        inp = ppp.input(0)
+        inp.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(ColorFormat.BGR)
+        inp.model().set_layout(ov.Layout("NCHW"))
+        inp.preprocess().convert_element_type(ov.Type.f32).convert_color(ColorFormat.RGB).scale(255.0)
+        model = ppp.build()
+        config: dict[str, Any] = {
+            "PERFORMANCE_HINT": "LATENCY",
+            # OpenVINO picks bf16 on CPUs that have it; keep f32 so results match PyTorch
+            "INFERENCE_PRECISION_HINT": precision,
+        }
+        if threads > 0:
+            config["INFERENCE_NUM_THREADS"] = threads
+        try:
+            compiled = core.compile_model(model, "CPU", config)
+        except Exception as e:  # noqa: BLE001
+            raise ModelError(f"OpenVINO cannot compile {path} for this CPU ({type(e).__name__}: {e}).") from e
+        self.input_hw = hw
+        self.model = model
+        self._request = compiled.create_infer_request()
+        self._input = np.zeros((1, hw[0], hw[1], 3), np.uint8)
+        self._request.set_input_tensor(ov.Tensor(self._input, shared_memory=True))
+        self._output = self._request.get_output_tensor(0)
+
+    def run(self, canvas: np.ndarray) -> np.ndarray:
+        if canvas.ctypes.data != self._input.ctypes.data:
+            self._input[0] = canvas
+        self._request.infer()
+        return self._output.data
+
+    def canvas(self) -> np.ndarray:
+        """The input buffer itself: letterboxing into it saves a copy."""
+        return self._input[0]
+
+
+class _OnnxRuntimeRunner:
+    """ONNX Runtime session on the CPU, reading and writing bound, preallocated buffers."""
+
+    def __init__(self, path: Path, imgsz: int, threads: int) -> None:
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.intra_op_num_threads = threads  # 0: ONNX Runtime uses the physical cores
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        try:
+            sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001 - InvalidProtobuf, Fail, InvalidGraph, ...
+            raise ModelError(f"cannot load model {path}: the file is corrupt or not an ONNX model "
+                             f"({type(e).__name__}); export it again with 'inspector export'.") from e
+        inputs, outputs = sess.get_inputs(), sess.get_outputs()
+        if len(inputs) != 1:
+            raise ModelError(f"{path}: expected a detector with one image input, got {len(inputs)}.")
+        hw = _static_hw(list(inputs[0].shape), path, "NCHW")
+        if hw is None:
+            hw = (imgsz, imgsz)
+        self.input_hw = hw
+        self.metadata = dict(sess.get_modelmeta().custom_metadata_map)
+        self._sess = sess
+        self._blob = np.zeros((1, 3, hw[0], hw[1]), np.float32)
+        self._planes = self._blob[0]
+        self._io = sess.io_binding()
+        self._io.bind_cpu_input(inputs[0].name, self._blob)
+        oshape = outputs[0].shape
+        if all(isinstance(d, int) for d in oshape):
+            self._out = np.empty(oshape, np.float32)
+            self._io.bind_ortvalue_output(outputs[0].name, ort.OrtValue.ortvalue_from_numpy(self._out))
+        else:
+            self._out = None
+            self._io.bind_output(outputs[0].name, "cpu")
+
+    def run(self, canvas: np.ndarray) -> np.ndarray:
+        # BGR HWC uint8 -> RGB CHW float32 / 255, straight into the bound input buffer
+        np.divide(canvas[:, :, ::-1].transpose(2, 0, 1), np.float32(255.0), out=self._planes, dtype=np.float32)
+        self._sess.run_with_iobinding(self._io)
+        if self._out is not None:
+            return self._out
+        return self._io.get_outputs()[0].numpy()
+
+
+class FastDetector:
+    """A ``Detector`` on OpenVINO or ONNX Runtime; ``detect`` matches Ultralytics' predict."""
+
+    def __init__(self, path: Path, sha256: str, backend: str = "openvino", imgsz: int = 320,
+                 conf: float = 0.25, iou: float = 0.5, threads: int = 0, max_det: int = MAX_DET,
+                 precision: str = "f32") -> None:
+        self.path = Path(path)
+        self.sha256 = sha256
+        self.backend = str(getattr(backend, "value", backend))
+        if self.backend not in BACKENDS:
+            raise ModelError(f"unknown inference backend {self.backend!r}; use one of {', '.join(BACKENDS)}.")
+        if not (0.0 <= conf <= 1.0 and 0.0 <= iou <= 1.0):
+            raise ValueError(f"expected conf and iou in [0, 1], got conf={conf!r}, iou={iou!r}")
+        self.conf, self.iou, self.max_det = float(conf), float(iou), int(max_det)
+        if not self.path.is_file():
+            raise ModelError(f"model file not found: {self.path}")
+        suffix = self.path.suffix.lower()
+        if suffix not in (".onnx", ".xml"):
+            raise ModelError(f"{self.path}: the {self.backend} backend loads .onnx files"
+                             f"{' and OpenVINO .xml files' if self.backend == 'openvino' else ''}; "
+                             f"export one with 'inspector export --model {self.path} --format onnx'.")
+        if suffix == ".xml" and self.backend != "openvino":
+            raise ModelError(f"{self.path} is an OpenVINO model: load it with the openvino backend.")
+        runner: _OpenVinoRunner | _OnnxRuntimeRunner
+        if self.backend == "openvino":
+            meta = onnx_metadata(self.path) if suffix == ".onnx" else {}
+            runner = _OpenVinoRunner(self.path, imgsz, threads, precision)
+            if suffix == ".xml":
+                meta = _ir_metadata(runner.model)
+            self._canvas_buffer: np.ndarray | None = runner.canvas()
+        else:
+            runner = _OnnxRuntimeRunner(self.path, imgsz, threads)
+            meta = runner.metadata
+            self._canvas_buffer = None
+        self._runner = runner
+        classes = parse_names(meta.get("names"))
+        if not classes:
+            raise ModelError(f"{self.path} carries no class names: export it with Ultralytics "
+                             "('inspector export') so that its metadata names the classes.")
+        self.classes: tuple[str, ...] = classes
+        self.end2end = meta.get("end2end", "False") == "True"
+        self.imgsz = runner.input_hw[0]
+        if imgsz != self.imgsz:
+            log.info("%s has a fixed input size %s: using it instead of imgsz %d", self.path.name, runner.input_hw, imgsz)
+        self.name = self.path.parent.name if self.path.parent.name not in ("models", "") else self.path.stem
+        self._letterbox = Letterbox(runner.input_hw, out=self._canvas_buffer)  # OpenVINO: straight into its input
+        warm = np.full((self.imgsz, self.imgsz, 3), 114, np.uint8)
+        for _ in range(2):  # first runs allocate and pick kernels
+            self.detect(warm)
+
+    def detect(self, image: np.ndarray) -> Detections:
+        """Boxes on one BGR uint8 HxWx3 image, in its pixels."""
+        if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
+                and image.shape[2] == 3 and image.size > 0):
+            raise ValueError(f"expected a non-empty HxWx3 uint8 BGR image, got "
+                             f"{getattr(image, 'dtype', type(image))} {getattr(image, 'shape', '')}")
+        t0 = time.perf_counter()
+        canvas, geo = self._letterbox(image)
+        try:
+            out = self._runner.run(canvas)
+        except Exception as e:  # noqa: BLE001 - runtime failures of either backend
+            raise ModelError(f"inference failed on the {self.backend} backend: {type(e).__name__}: {e}") from e
+        rows = decode_end2end(out[0], self.conf, self.max_det) if self.end2end \
+            else decode(out[0], self.conf, self.iou, self.max_det)
+        rows = to_image(rows, geo).tolist()
+        classes = self.classes
+        items = tuple(Detection(int(c), classes[int(c)], min(max(p, 0.0), 1.0), x1, y1, x2, y2)
+                      for x1, y1, x2, y2, p, c in rows)
+        ms = (time.perf_counter() - t0) * 1000
+        return Detections(items, int(image.shape[1]), int(image.shape[0]), ms, self.sha256)
+
+
+def _ir_metadata(model: Any) -> dict[str, str]:
+    """Class names of an OpenVINO IR: ours (export_int8) or the labels Ultralytics' export writes."""
+    meta: dict[str, str] = {}
+    rt = model.get_rt_info()
+    if rt.__contains__(META_KEY):
+        for key, value in rt[META_KEY].astype(dict).items():
+            meta[str(key)] = str(value)
+    elif rt.__contains__("model_info") and rt["model_info"].__contains__("labels"):
+        labels = rt["model_info"]["labels"].astype(str).split()
+        meta["names"] = repr(dict(enumerate(labels)))
+    return meta

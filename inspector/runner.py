@@ -1,0 +1,251 @@
+"""Threads around the pure pipeline: capture -> bounded queue -> inference -> bounded queue -> writer.
+
+Decoding the next frame, inference on this one and writing the last one overlap. In ``part`` mode
+nothing is dropped (a full queue slows the source); in ``stream`` mode the newest frame wins and
+every dropped frame is counted as skipped. Listeners hear about an inspection only after it is
+committed, so whatever was reported survives a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from inspector.config import RunMode
+from inspector.errors import InspectorError
+from inspector.pipeline import Pipeline
+from inspector.ports import BatchSink, FrameSource
+from inspector.types import Frame, Inspection, Verdict
+
+log = logging.getLogger(__name__)
+
+_END = object()
+
+
+@dataclass(frozen=True)
+class RunStats:
+    frames: int
+    inspected: int
+    counts: dict[str, int]
+    skipped: int
+    elapsed_s: float
+    fps: float
+    camera_fps: float
+    inference_ms: float
+    latency_p50_ms: float
+    latency_p99_ms: float
+    first_verdict_s: float | None
+
+
+@dataclass
+class _Meter:
+    started: float = field(default_factory=time.perf_counter)
+    frames_read: int = 0
+    committed: int = 0
+    skipped: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: {v.value: 0 for v in Verdict})
+    infer_ms: deque = field(default_factory=lambda: deque(maxlen=50))
+    latency_ms: deque = field(default_factory=lambda: deque(maxlen=2000))
+    first_verdict: float | None = None
+    ready_at: float | None = None
+
+
+class Runner:
+    """Runs a source through a pipeline into a sink on three threads; listeners get committed results."""
+
+    def __init__(self, source: FrameSource, pipeline_factory: Callable[[], Pipeline], sink: BatchSink,
+                 mode: RunMode = RunMode.PART, queue_size: int = 8, max_frames: int | None = None,
+                 on_committed: Callable[[list[tuple[int, Inspection]]], None] | None = None,
+                 on_error: Callable[[Exception], None] | None = None, batch_max: int = 64) -> None:
+        self.source = source
+        self.pipeline_factory = pipeline_factory
+        self.sink = sink
+        self.mode = mode
+        self.max_frames = max_frames
+        self.on_committed = on_committed
+        self.on_error = on_error
+        self.batch_max = batch_max
+        self._frames: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._results: queue.Queue = queue.Queue(maxsize=queue_size * 4)
+        self._stop = threading.Event()
+        self._paused = threading.Event()
+        self._ready = threading.Event()
+        self._meter = _Meter()
+        self._lock = threading.Lock()
+        self.error: Exception | None = None
+        self._threads: list[threading.Thread] = []
+
+    # control -------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._meter = _Meter()
+        for target, name in ((self._capture, "capture"), (self._infer, "inference"), (self._write, "writer")):
+            t = threading.Thread(target=self._guard(target), name=f"inspector-{name}", daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def stop(self) -> None:
+        """Stop reading; what was read is still inspected and written."""
+        self._stop.set()
+        self._paused.clear()
+
+    def pause(self, paused: bool = True) -> None:
+        if paused:
+            self._paused.set()
+        else:
+            self._paused.clear()
+
+    def join(self, timeout: float | None = None) -> bool:
+        end = None if timeout is None else time.monotonic() + timeout
+        for t in self._threads:
+            t.join(None if end is None else max(0.0, end - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads)
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """True once the model is loaded (or loading failed, see ``error``)."""
+        return self._ready.wait(timeout)
+
+    def _guard(self, fn: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                fn()
+            except Exception as e:  # noqa: BLE001 - every failure must reach the user, not die in a thread
+                if not isinstance(e, InspectorError):
+                    log.exception("worker %s failed", threading.current_thread().name)
+                else:
+                    log.error("%s", e)
+                with self._lock:
+                    if self.error is None:
+                        self.error = e
+                self._ready.set()
+                self._stop.set()
+                self._drain_on_error()
+                if self.on_error:
+                    self.on_error(e)
+        return run
+
+    def _drain_on_error(self) -> None:
+        # unblock the other threads: each queue gets an end marker
+        for q in (self._frames, self._results):
+            try:
+                q.put_nowait(_END)
+            except queue.Full:
+                pass
+
+    # threads -------------------------------------------------------------------------------
+    def _put_frame(self, frame: Frame) -> None:
+        if self.mode == RunMode.STREAM:
+            while True:
+                try:
+                    self._frames.put_nowait(frame)
+                    return
+                except queue.Full:
+                    try:
+                        self._frames.get_nowait()
+                        with self._lock:
+                            self._meter.skipped += 1
+                    except queue.Empty:
+                        pass
+        while not (self._stop.is_set() and self.error is not None):
+            try:
+                self._frames.put(frame, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _capture(self) -> None:
+        self._ready.wait()
+        try:
+            n = 0
+            while not self._stop.is_set() and self.error is None:
+                if self._paused.is_set():
+                    time.sleep(0.05)
+                    continue
+                if self.max_frames is not None and n >= self.max_frames:
+                    break
+                frame = self.source.read()
+                if frame is None:
+                    break
+                n += 1
+                with self._lock:
+                    self._meter.frames_read += 1
+                self._put_frame(frame)
+        finally:
+            self.source.close()
+            while True:
+                try:
+                    self._frames.put(_END, timeout=0.1)
+                    break
+                except queue.Full:
+                    if self.error is not None:
+                        break
+
+    def _infer(self) -> None:
+        try:
+            pipeline = self.pipeline_factory()  # the model is created in the thread that uses it
+        finally:
+            self._meter.ready_at = time.perf_counter()
+            self._ready.set()
+        live = bool(getattr(self.source, "live", False))
+        while True:
+            item = self._frames.get()
+            if item is _END:
+                break
+            insp = pipeline.inspect(item, live=live)
+            with self._lock:
+                if insp.detections is not None:
+                    self._meter.infer_ms.append(insp.detections.inference_ms)
+            self._results.put((insp, time.time() - item.timestamp))
+        self._results.put(_END)
+
+    def _write(self) -> None:
+        done = False
+        while not done:
+            item = self._results.get()
+            batch = []
+            while True:
+                if item is _END:
+                    done = True
+                    break
+                batch.append(item)
+                if len(batch) >= self.batch_max:
+                    break
+                try:
+                    item = self._results.get_nowait()
+                except queue.Empty:
+                    break
+            if not batch:
+                continue
+            ids = self.sink.write_batch([i for i, _ in batch])
+            now = time.perf_counter()
+            with self._lock:
+                m = self._meter
+                if m.first_verdict is None:
+                    m.first_verdict = now - m.started
+                for insp, lag in batch:
+                    m.committed += 1
+                    m.counts[insp.verdict.value] += 1
+                    m.latency_ms.append(lag * 1000)
+            if self.on_committed:
+                self.on_committed(list(zip(ids, [i for i, _ in batch])))
+
+    # figures -------------------------------------------------------------------------------
+    def stats(self) -> RunStats:
+        with self._lock:
+            m = self._meter
+            elapsed = max(time.perf_counter() - (m.ready_at or m.started), 1e-9)
+            lat = sorted(m.latency_ms)
+            pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else 0.0  # noqa: E731
+            return RunStats(
+                frames=m.frames_read, inspected=m.committed, counts=dict(m.counts), skipped=m.skipped,
+                elapsed_s=elapsed, fps=m.committed / elapsed, camera_fps=m.frames_read / elapsed,
+                inference_ms=sum(m.infer_ms) / len(m.infer_ms) if m.infer_ms else 0.0,
+                latency_p50_ms=pct(0.5), latency_p99_ms=pct(0.99), first_verdict_s=m.first_verdict)

@@ -1,0 +1,75 @@
+"""Shared fixtures: an isolated data folder, a tiny real YOLO model trained once per session,
+fakes for the camera and the detector."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+NEU_DET = SHARED / "datasets" / "neu-det"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def inspector_home(tmp_path_factory) -> Path:
+    """Each test session has its own data folder and model registry: the user's are never touched."""
+    home = tmp_path_factory.mktemp("inspector-home")
+    os.environ["INSPECTOR_HOME"] = str(home)
+    return home
+
+
+@pytest.fixture(scope="session")
+def synth_data(tmp_path_factory) -> Path:
+    from inspector.synth import write_dataset
+
+    out = tmp_path_factory.mktemp("synth")
+    write_dataset(out, 48, seed=5)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, synth_data, inspector_home) -> Path:
+    """A real YOLO model, trained here on generated parts (a few epochs, 160 px), trusted in the registry."""
+    from inspector.registry import ModelRegistry
+    from inspector.training import train
+
+    out = tmp_path_factory.mktemp("models") / "tiny"
+    card = train(synth_data, out, epochs=2, imgsz=160, batch=16, workers=0)
+    reg = ModelRegistry()
+    for f in card["files"]:
+        reg.add(out / f, actor="test fixture")
+    return out / "tiny.pt"
+
+
+class ScriptedDetector:
+    """A detector that returns what the test scripted, by frame order; raises on cue."""
+
+    def __init__(self, script: list, classes=("scratch", "dent", "stain", "crack", "chip")) -> None:
+        self.script = list(script)
+        self.classes = tuple(classes)
+        self.sha256 = "0" * 64
+        self.name = "scripted"
+        self.calls = 0
+
+    def detect(self, image: np.ndarray):
+        from inspector.types import Detection, Detections
+
+        step = self.script[self.calls % len(self.script)] if self.script else []
+        self.calls += 1
+        if isinstance(step, Exception):
+            raise step
+        items = tuple(Detection(self.classes.index(lbl), lbl, conf, *box) for lbl, conf, box in step)
+        return Detections(items, image.shape[1], image.shape[0], 1.0, self.sha256)
+
+
+@pytest.fixture
+def part_image() -> np.ndarray:
+    from inspector.synth import render_part
+
+    return render_part(np.random.default_rng(3), defective=False).image

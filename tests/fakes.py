@@ -1,0 +1,76 @@
+"""Fakes that behave like the hardware they stand for, faults included."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+
+class FakeCamera:
+    """Behaves like cv2.VideoCapture on a camera; a script of steps says what each read does.
+
+    Steps: "frame" (a good frame), "drop" (read fails: the camera is gone), "hang:S" (read blocks
+    S seconds), "garbage" (read succeeds with a wrong-shaped array), "closed" (opening fails).
+    """
+
+    def __init__(self, script: list[str], size=(240, 320), seed: int = 0) -> None:
+        self.script = list(script)
+        self.size = size
+        self.rng = np.random.default_rng(seed)
+        self.opened = True
+        self.reads = 0
+        self.lock = threading.Lock()
+
+    def isOpened(self) -> bool:  # noqa: N802
+        return self.opened
+
+    def read(self):
+        with self.lock:
+            step = self.script.pop(0) if self.script else "frame"
+            self.reads += 1
+        if step.startswith("hang:"):
+            time.sleep(float(step.split(":")[1]))
+            step = "frame"
+        if step == "drop":
+            self.opened = False
+            return False, None
+        if step == "garbage":
+            return True, np.zeros((7,), np.float32)
+        img = self.rng.integers(60, 200, (*self.size, 3), dtype=np.uint8)
+        return True, img
+
+    def release(self) -> None:
+        self.opened = False
+
+
+class FakeCameraDevice:
+    """Hands out FakeCamera connections: each open() takes the next behaviour from a list."""
+
+    def __init__(self, connections: list[list[str] | None]) -> None:
+        self.connections = list(connections)
+        self.opens = 0
+
+    def __call__(self) -> FakeCamera:
+        self.opens += 1
+        script = self.connections.pop(0) if self.connections else []
+        cam = FakeCamera(script or [], seed=self.opens)
+        if script is None:
+            cam.opened = False
+        return cam
+
+
+class ListSink:
+    """In-memory BatchSink; optionally slow, to test back-pressure."""
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.items = []
+        self.delay_s = delay_s
+
+    def write_batch(self, inspections):
+        if self.delay_s:
+            time.sleep(self.delay_s * len(inspections))
+        start = len(self.items)
+        self.items.extend(inspections)
+        return list(range(start + 1, start + 1 + len(inspections)))

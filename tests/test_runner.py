@@ -1,0 +1,102 @@
+"""The threaded runner: part mode loses nothing, stream mode counts what it skips exactly."""
+
+import time
+
+import numpy as np
+
+from inspector.config import RecipeConfig, RunMode
+from inspector.pipeline import Pipeline
+from inspector.rules import Recipe
+from inspector.runner import Runner
+from inspector.types import Frame, Verdict
+from tests.conftest import ScriptedDetector
+from tests.fakes import ListSink
+
+
+class CountingSource:
+    live = False
+
+    def __init__(self, n, image, delay_s=0.0):
+        self.n, self.image, self.delay_s, self.i = n, image, delay_s, 0
+        self.name = "counting"
+
+    def read(self):
+        if self.i >= self.n:
+            return None
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        self.i += 1
+        return Frame(self.image, self.i - 1, self.name, time.time(), f"f{self.i - 1}")
+
+    def close(self):
+        pass
+
+
+class SlowDetector(ScriptedDetector):
+    def __init__(self, delay_s):
+        super().__init__([[]])
+        self.delay_s = delay_s
+
+    def detect(self, image):
+        time.sleep(self.delay_s)
+        return super().detect(image)
+
+
+def run(source, detector, sink, mode, **kw):
+    committed = []
+    r = Runner(source, lambda: Pipeline(detector, Recipe(RecipeConfig())), sink, mode, queue_size=4,
+               on_committed=committed.extend, **kw)
+    r.start()
+    assert r.join(timeout=30)
+    return r, committed
+
+
+def test_part_mode_slow_sink_loses_nothing(part_image):
+    sink = ListSink(delay_s=0.01)
+    r, committed = run(CountingSource(60, part_image), ScriptedDetector([[]]), sink, RunMode.PART)
+    assert [i.seq for i in sink.items] == list(range(60))
+    assert r.stats().skipped == 0 and r.stats().inspected == 60
+    assert [insp.seq for _, insp in committed] == list(range(60))
+
+
+def test_stream_mode_counts_skips_exactly_and_latency_stays_bounded(part_image):
+    src = CountingSource(200, part_image, delay_s=0.001)
+    r, _ = run(src, SlowDetector(0.02), ListSink(), RunMode.STREAM)
+    s = r.stats()
+    assert s.frames == 200
+    assert s.inspected + s.skipped == 200
+    assert s.skipped > 100
+    assert s.latency_p99_ms < 500, s
+
+
+def test_max_frames_and_stop(part_image):
+    r, _ = run(CountingSource(100, part_image), ScriptedDetector([[]]), ListSink(), RunMode.PART, max_frames=7)
+    assert r.stats().inspected == 7
+    src = CountingSource(10_000, part_image, delay_s=0.001)
+    sink = ListSink()
+    runner = Runner(src, lambda: Pipeline(ScriptedDetector([[]]), Recipe(RecipeConfig())), sink, RunMode.PART)
+    runner.start()
+    time.sleep(0.3)
+    runner.stop()
+    assert runner.join(timeout=10)
+    assert len(sink.items) == runner.stats().frames > 0  # everything read was inspected and written
+
+
+def test_model_that_fails_to_load_reports_error(part_image):
+    from inspector.errors import ModelError
+
+    def factory():
+        raise ModelError("cannot load model x.pt")
+
+    errors = []
+    r = Runner(CountingSource(5, part_image), factory, ListSink(), RunMode.PART, on_error=errors.append)
+    r.start()
+    assert r.join(timeout=10)
+    assert isinstance(r.error, ModelError) and errors
+
+
+def test_black_frames_counted_apart(part_image):
+    black = np.zeros_like(part_image)
+    sink = ListSink()
+    run(CountingSource(3, black), ScriptedDetector([[]]), sink, RunMode.PART)
+    assert {i.verdict for i in sink.items} == {Verdict.NOT_INSPECTED}

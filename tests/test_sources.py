@@ -1,0 +1,126 @@
+"""Frame sources on real files, and a live source on a fake camera that fails on cue."""
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from inspector.config import CameraConfig
+from inspector.errors import SourceError
+from inspector.sources import FolderSource, LiveSource, VideoSource, open_source
+from tests.fakes import FakeCameraDevice
+
+
+def _write_folder(tmp_path, part_image):
+    cv2.imwrite(str(tmp_path / "a.jpg"), part_image)
+    (tmp_path / "b_corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 definitely not a jpeg")
+    (tmp_path / "c_empty.png").write_bytes(b"")
+    cv2.imwrite(str(tmp_path / "d.png"), part_image)
+    (tmp_path / "notes.txt").write_text("ignored")
+    return tmp_path
+
+
+def test_folder_source_sorted_with_corrupt_files_as_gaps(tmp_path, part_image):
+    src = FolderSource(_write_folder(tmp_path, part_image))
+    frames = []
+    while (f := src.read()) is not None:
+        frames.append(f)
+    assert [f.name for f in frames] == ["a.jpg", "b_corrupt.jpg", "c_empty.png", "d.png"]
+    assert [f.ok for f in frames] == [True, False, False, True]
+    assert "cannot decode" in frames[1].error and "empty file" in frames[2].error
+    assert [f.seq for f in frames] == [0, 1, 2, 3]
+
+
+def test_folder_loop_repeats(tmp_path, part_image):
+    cv2.imwrite(str(tmp_path / "a.jpg"), part_image)
+    src = FolderSource(tmp_path, loop=True)
+    assert [src.read().name for _ in range(3)] == ["a.jpg"] * 3
+
+
+def test_video_source_reads_every_frame(tmp_path, part_image):
+    path = tmp_path / "line.avi"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (part_image.shape[1], part_image.shape[0]))
+    for _ in range(5):
+        w.write(part_image)
+    w.release()
+    src = VideoSource(path)
+    n = 0
+    while src.read() is not None:
+        n += 1
+    assert n == 5
+
+
+@pytest.mark.parametrize("spec, fragment", [
+    ("no/such/folder", "source not found"),
+    ("ftp://host/stream", "unsupported stream URL"),
+])
+def test_bad_sources(spec, fragment):
+    with pytest.raises(SourceError, match=fragment):
+        open_source(spec)
+
+
+def test_empty_folder_and_unreadable_video(tmp_path):
+    with pytest.raises(SourceError, match="no image files"):
+        open_source(str(tmp_path))
+    bad = tmp_path / "x.mp4"
+    bad.write_bytes(b"\x00" * 100)
+    with pytest.raises(SourceError, match="cannot open video"):
+        open_source(str(bad))
+
+
+FAST = CameraConfig(open_timeout_s=1, read_timeout_s=0.3, reconnect_initial_s=0.05, reconnect_max_s=0.1)
+
+
+def test_live_source_drop_garbage_and_recovery():
+    device = FakeCameraDevice([["frame", "garbage", "frame", "drop"], None, ["frame"] * 50])
+    states = []
+    src = LiveSource("fake", device, FAST, on_state=states.append)
+    got = [src.read() for _ in range(6)]
+    src.close()
+    errors = [f.error for f in got if not f.ok]
+    assert any("unusable frame" in e for e in errors)
+    assert any("camera dropped" in e for e in errors)
+    assert src.reconnects == 1
+    assert any(s.state == "reconnecting" for s in states)
+    assert sum(f.ok for f in got) >= 3
+    assert [f.seq for f in got] == list(range(6))
+
+
+def test_live_source_hang_is_a_stall_not_a_substitute_frame():
+    device = FakeCameraDevice([["frame", "hang:1.0", "frame"]])
+    src = LiveSource("fake", device, FAST)
+    first = src.read()
+    t0 = time.monotonic()
+    second = src.read()
+    src.close()
+    assert first.ok
+    assert not second.ok and "stall" in second.error
+    assert time.monotonic() - t0 < 0.9
+    assert src.stalls == 1
+
+
+def test_live_source_gives_up_after_max_reconnects():
+    cfg = FAST.model_copy(update={"max_reconnects": 2})
+    device = FakeCameraDevice([["drop"], None, None, None])
+    states = []
+    src = LiveSource("fake", device, cfg, on_state=states.append)
+    frames = []
+    while (f := src.read()) is not None and len(frames) < 10:
+        frames.append(f)
+    assert states[-1].state == "stopped" and "gave up after 2" in states[-1].reason
+    assert all(not f.ok for f in frames)
+
+
+def test_camera_that_never_opens():
+    with pytest.raises(SourceError, match="cannot open camera"):
+        LiveSource("fake", FakeCameraDevice([None]), FAST)
+
+
+def test_frame_rejects_bad_images():
+    from inspector.types import Frame
+
+    with pytest.raises(ValueError, match="HxWx3 uint8"):
+        Frame(np.zeros((4, 4), np.uint8), 0, "s", 0.0)
+    with pytest.raises(ValueError, match="error reason"):
+        Frame(None, 0, "s", 0.0)
