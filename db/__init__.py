@@ -1,0 +1,38 @@
+"""Persistence for Inspector: SQLite (WAL) by default, PostgreSQL by URL; repositories that return DTOs.
+
+Build the engine from a composition root with ``open_database(url)``, make sessions with
+``session_factory(engine)``, and own each transaction with ``with session.begin():``.
+"""
+
+from db.dto import (
+    AuditEntryDTO,
+    AuditReport,
+    DetectionDTO,
+    InspectionDetail,
+    InspectionRow,
+    ModelVersionDTO,
+    PageCursor,
+    ReviewDTO,
+    RunDTO,
+    UserDTO,
+    VerdictCounts,
+)
+from db.engine import make_engine, open_database, session_factory
+from db.failures import mask_url
+from db.repositories import (
+    AuditRepo,
+    InspectionFilter,
+    InspectionRepo,
+    ModelRepo,
+    ReviewRepo,
+    RunRepo,
+    UserRepo,
+)
+from db.sink import DbWriter, ImageStore
+
+__all__ = [
+    "AuditEntryDTO", "AuditReport", "AuditRepo", "DbWriter", "DetectionDTO", "ImageStore", "InspectionDetail",
+    "InspectionFilter", "InspectionRepo", "InspectionRow", "ModelRepo", "ModelVersionDTO", "PageCursor", "ReviewDTO",
+    "ReviewRepo", "RunDTO", "RunRepo", "UserDTO", "UserRepo", "VerdictCounts", "make_engine", "mask_url",
+    "open_database", "session_factory",
+]

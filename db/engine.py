@@ -1,0 +1,172 @@
+"""Building the database engine (SQLite by default, PostgreSQL by URL) and opening a database at schema head.
+
+Called from a composition root (``inspector/cli``, ``ui/app.py``), never at import time.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from db.failures import is_locked, mask_url, sqlite_path, storage_error
+from inspector.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 5000
+
+
+def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, echo: bool = False) -> Engine:
+    """An engine for ``url``, checked by one connection. SQLite files get WAL, ``synchronous=FULL``,
+    foreign keys and a busy timeout on every connection; their folder is created.
+
+    Raises StorageError (one sentence naming the URL, password masked) when the URL is invalid, the
+    driver is missing or the database cannot be opened.
+    """
+    try:
+        u = make_url(url)
+    except ArgumentError as e:
+        raise StorageError(f"The database address {mask_url(url)!r} is not a valid URL; write it as "
+                           "sqlite:///path/to/inspector.db or postgresql://user:password@host/name.") from e
+    backend = u.get_backend_name()
+    try:
+        if backend == "sqlite":
+            engine = _sqlite_engine(u, url, busy_timeout_ms, echo)
+        elif backend == "postgresql":
+            u = _pg_driver(u)
+            # a server that is down should be reported in seconds, not after the TCP time-out
+            args = {} if "connect_timeout" in u.query else {"connect_timeout": 10}
+            engine = create_engine(u, pool_pre_ping=True, echo=echo, connect_args=args)
+        else:
+            raise StorageError(f"The database address {mask_url(url)} uses {backend!r}, which Inspector does not "
+                               "support; use sqlite:///path/to/inspector.db or postgresql://user:password@host/name.")
+    except (NoSuchModuleError, ImportError) as e:
+        raise StorageError(f"The database address {mask_url(url)} needs a driver that is not installed ({e}); "
+                           "install it (for PostgreSQL: pip install psycopg2-binary) or use an SQLite file.") from e
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except SQLAlchemyError as e:
+        engine.dispose()
+        raise storage_error(e, url, "Opening the database") from e
+    log.info("database engine for %s", mask_url(url))
+    return engine
+
+
+def _pg_driver(u: URL) -> URL:
+    """A bare ``postgresql://`` means psycopg2 (the project's driver; SQLAlchemy 2.1 would pick psycopg 3)."""
+    if u.drivername == "postgresql" and importlib.util.find_spec("psycopg2") is not None:
+        return u.set(drivername="postgresql+psycopg2")
+    return u
+
+
+def _sqlite_engine(u: URL, url: str, busy_timeout_ms: int, echo: bool) -> Engine:
+    path = sqlite_path(url)
+    kwargs: dict[str, Any] = {"connect_args": {"timeout": busy_timeout_ms / 1000}}
+    if path is None:  # in memory: one shared connection, or every session sees an empty database
+        kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+    else:
+        _prepare_file(path, url)
+    engine = create_engine(u, echo=echo, **kwargs)
+    _configure_sqlite(engine, busy_timeout_ms, in_memory=path is None)
+    return engine
+
+
+def _prepare_file(path: Path, url: str) -> None:
+    where = mask_url(url)
+    if path.is_dir():
+        raise StorageError(f"The database path {where} is a folder, not a file; name a file such as "
+                           f"{path / 'inspector.db'}.")
+    try:
+        path.absolute().parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StorageError(f"Cannot create the folder for the database {where} ({e.strerror or e}); "
+                           "choose a location that exists and can be written.") from e
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int, in_memory: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # pysqlite's own transaction handling starts no transaction before a SELECT; take control so that
+        # a read and the write that depends on it share one transaction (SQLAlchemy's documented recipe).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            mode = cur.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal" and not in_memory:
+                log.warning("SQLite refused WAL mode (journal_mode=%s); is the file on a network share?", mode)
+            cur.execute("PRAGMA synchronous = FULL")
+            cur.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for repositories; callers own the transaction with ``with session.begin():``."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def open_database(url: str, *, lock_wait_s: float = 3.0, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Engine:
+    """``make_engine`` and then bring the schema to alembic head (backing up an SQLite file first).
+
+    A database locked by another program is retried for about ``lock_wait_s`` seconds, then refused
+    with StorageError.
+    """
+    from db.migrate import upgrade_to_head  # alembic is only needed here
+
+    engine = make_engine(url, busy_timeout_ms=busy_timeout_ms)
+    try:
+        if engine.dialect.name == "sqlite":
+            _wait_for_write_lock(engine, url, lock_wait_s, busy_timeout_ms)
+        upgrade_to_head(engine, url)
+    except StorageError:
+        engine.dispose()
+        raise
+    except SQLAlchemyError as e:
+        engine.dispose()
+        raise storage_error(e, url, "Opening the database") from e
+    return engine
+
+
+def _wait_for_write_lock(engine: Engine, url: str, wait_s: float, busy_timeout_ms: int) -> None:
+    """Check that the file can be written, retrying with back-off while another program holds the lock."""
+    raw = engine.raw_connection()
+    conn: Any = raw.driver_connection
+    deadline = time.monotonic() + wait_s
+    delay = 0.05
+    try:
+        conn.execute("PRAGMA busy_timeout = 50")
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("ROLLBACK")
+                return
+            except Exception as e:  # sqlite3.OperationalError; wrapped for the classifier below
+                err = OperationalError("BEGIN IMMEDIATE", None, e)
+                if not is_locked(err):
+                    raise storage_error(err, url, "Opening the database") from e
+                if time.monotonic() + delay > deadline:
+                    raise StorageError(f"The database {mask_url(url)} is locked by another program; close the "
+                                       "other Inspector (or the program holding it) and try again.") from e
+                log.info("database %s is locked; retrying in %.2f s", mask_url(url), delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 0.8)
+    finally:
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        finally:
+            raw.close()

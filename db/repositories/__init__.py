@@ -1,0 +1,11 @@
+"""Repositories: each takes a Session, never commits, and returns DTOs from ``db.dto``."""
+
+from db.repositories.audit import AuditRepo, entry_hash
+from db.repositories.inspections import InspectionRepo
+from db.repositories.queries import InspectionFilter
+from db.repositories.reviews import ReviewRepo
+from db.repositories.runs import END_REASONS, ModelRepo, RunRepo
+from db.repositories.users import UserRepo
+
+__all__ = ["AuditRepo", "END_REASONS", "InspectionFilter", "InspectionRepo", "ModelRepo", "ReviewRepo", "RunRepo",
+           "UserRepo", "entry_hash"]

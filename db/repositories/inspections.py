@@ -1,0 +1,168 @@
+"""Inspection records: fast batched inserts for the runner, keyset pages and counts for review and reports."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from db.dto import InspectionDetail, InspectionRow, PageCursor, VerdictCounts
+from db.repositories._common import detection_dto, dumps, loads, model_dto, review_dto, run_dto
+from db.repositories.queries import (
+    DETECTIONS,
+    INSPECTIONS,
+    D,
+    I,
+    InspectionFilter,
+    latest_review_verdict,
+    page_ids_query,
+    verdict_counts_queries,
+)
+from db.schema import DetectionRecord, ModelVersion, Review, Run
+from inspector.types import Inspection, Verdict
+
+MAX_PAGE = 10_000
+
+
+def _row_values(run_id: int, insp: Inspection, image_path: str | None) -> dict[str, Any]:
+    sha = insp.model_sha256 or (insp.detections.model_sha256 if insp.detections is not None else "")
+    return {"run_id": run_id, "seq": insp.seq, "created_at": insp.started_at, "verdict": insp.verdict.value,
+            "reasons": dumps(list(insp.reasons)), "latency_ms": float(insp.latency_ms), "image_path": image_path,
+            "frame_name": insp.frame_name, "model_sha256": sha}
+
+
+def _insert_sqlite(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """SQLite's ordered RETURNING goes one row per statement; instead the first row takes the write lock
+    and its id, and the rest follow with the next ids (free: SQLite numbers from the largest id, and no
+    one else can write until we commit) in one executemany."""
+    first = session.execute(insert(INSPECTIONS).returning(INSPECTIONS.c.id), rows[:1]).scalar_one()
+    ids = list(range(first, first + len(rows)))
+    if len(rows) > 1:
+        session.execute(insert(INSPECTIONS), [{**row, "id": i} for row, i in zip(rows[1:], ids[1:], strict=True)])
+    return ids
+
+
+class InspectionRepo:
+    @staticmethod
+    def add(session: Session, run_id: int, inspection: Inspection, image_path: str | None) -> int:
+        """Insert one inspection and its detections; returns its id."""
+        return InspectionRepo.add_many(session, run_id, [(inspection, image_path)])[0]
+
+    @staticmethod
+    def add_many(session: Session, run_id: int, items: Sequence[tuple[Inspection, str | None]]) -> list[int]:
+        """Insert inspections (with their image paths, relative to the image folder) and their detections,
+        as a few multi-row statements; returns their ids in the order given."""
+        if not items:
+            return []
+        rows = [_row_values(run_id, insp, path) for insp, path in items]
+        if session.get_bind().dialect.name == "sqlite":
+            ids = _insert_sqlite(session, rows)
+        else:
+            stmt = insert(INSPECTIONS).returning(INSPECTIONS.c.id, sort_by_parameter_order=True)
+            ids = list(session.execute(stmt, rows).scalars())
+        boxes = [{"inspection_id": iid, "created_at": insp.started_at, "cls": d.cls, "label": d.label,
+                  "confidence": float(d.confidence), "x1": float(d.x1), "y1": float(d.y1), "x2": float(d.x2),
+                  "y2": float(d.y2)}
+                 for iid, (insp, _) in zip(ids, items, strict=True) for d in (insp.detections or ())]
+        if boxes:
+            session.execute(insert(DETECTIONS), boxes)
+        return ids
+
+    @staticmethod
+    def page(session: Session, filters: InspectionFilter | None = None, limit: int = 50,
+             after: PageCursor | None = None) -> list[InspectionRow]:
+        """One page, newest first. For the next page pass ``after=rows[-1].cursor``."""
+        if not 0 < limit <= MAX_PAGE:
+            raise ValueError(f"expected a page size in 1..{MAX_PAGE}, got {limit}")
+        q = page_ids_query(filters or InspectionFilter(), limit, after)
+        if q is None:
+            return []
+        ids = [row[0] for row in session.execute(q)]
+        return InspectionRepo.rows(session, ids)
+
+    @staticmethod
+    def iterate(session: Session, filters: InspectionFilter | None = None,
+                batch: int = 1000) -> Iterator[InspectionRow]:
+        """Every matching row, newest first, fetched a keyset page at a time (for reports and exports)."""
+        after = None
+        while True:
+            rows = InspectionRepo.page(session, filters, batch, after)
+            yield from rows
+            if len(rows) < batch:
+                return
+            after = rows[-1].cursor
+
+    @staticmethod
+    def rows(session: Session, ids: Sequence[int]) -> list[InspectionRow]:
+        """The rows of these ids, in the order given (missing ids are skipped)."""
+        if not ids:
+            return []
+        final = latest_review_verdict().label("final")
+        found = {r.id: r for r in session.execute(select(INSPECTIONS, final).where(I.id.in_(ids)))}
+        labels: dict[int, list[tuple[str, int]]] = defaultdict(list)
+        q = (select(D.inspection_id, D.label, func.count()).where(D.inspection_id.in_(ids))
+             .group_by(D.inspection_id, D.label).order_by(D.inspection_id, D.label))
+        for iid, label, n in session.execute(q):
+            labels[iid].append((label, n))
+        out = []
+        for i in ids:
+            r = found.get(i)
+            if r is None:
+                continue
+            out.append(InspectionRow(
+                id=r.id, run_id=r.run_id, seq=r.seq, created_at=r.created_at, machine_verdict=Verdict(r.verdict),
+                final_verdict=Verdict(r.final or r.verdict), reasons=tuple(loads(r.reasons, [])),
+                latency_ms=r.latency_ms, image_path=r.image_path, frame_name=r.frame_name,
+                model_sha256=r.model_sha256, reviewed=r.final is not None, labels=tuple(labels.get(i, ()))))
+        return out
+
+    @staticmethod
+    def get(session: Session, inspection_id: int) -> InspectionDetail | None:
+        """Row, detections, reviews (oldest first), run and model version of one inspection; None if unknown."""
+        found = InspectionRepo.rows(session, [inspection_id])
+        if not found:
+            return None
+        row = found[0]
+        dets = session.scalars(select(DetectionRecord).where(DetectionRecord.inspection_id == inspection_id)
+                               .order_by(DetectionRecord.id))
+        reviews = session.scalars(select(Review).where(Review.inspection_id == inspection_id).order_by(Review.id))
+        run = session.get(Run, row.run_id)
+        assert run is not None  # a foreign key
+        model = None
+        if row.model_sha256:
+            model = session.scalars(select(ModelVersion).where(ModelVersion.sha256 == row.model_sha256)).first()
+        model = model or session.get(ModelVersion, run.model_id)
+        return InspectionDetail(row=row, detections=tuple(detection_dto(d) for d in dets),
+                                reviews=tuple(review_dto(r) for r in reviews), run=run_dto(run),
+                                model=None if model is None else model_dto(model))
+
+    @staticmethod
+    def counts(session: Session, since: dt.datetime | None = None, until: dt.datetime | None = None,
+               run_id: int | None = None) -> VerdictCounts:
+        """Final verdicts (after review) of the inspections in [since, until) and/or one run."""
+        machine_q, changed_q = verdict_counts_queries(since, until, run_id)
+        tally: Counter[str] = Counter()
+        for v, n in session.execute(machine_q):
+            tally[v] += n
+        for machine, final, n in session.execute(changed_q):
+            tally[machine] -= n
+            tally[final] += n
+        return VerdictCounts(inspected=sum(tally.values()), pass_=tally[Verdict.PASS.value],
+                             fail=tally[Verdict.FAIL.value], review=tally[Verdict.REVIEW.value],
+                             not_inspected=tally[Verdict.NOT_INSPECTED.value])
+
+    @staticmethod
+    def image_paths(session: Session) -> set[str]:
+        """Every image path the database names (relative to the image folder), to reconcile orphans."""
+        q = select(I.image_path).where(I.image_path.is_not(None)).execution_options(yield_per=10_000)
+        return {p for (p,) in session.execute(q)}
+
+    @staticmethod
+    def last_seq(session: Session, run_id: int) -> int | None:
+        """The seq of the run's latest inspection (by time), or None for a run without any."""
+        q = select(I.seq).where(I.run_id == run_id).order_by(I.created_at.desc(), I.id.desc()).limit(1)
+        return session.execute(q).scalar()

@@ -1,0 +1,192 @@
+"""The review table's filter and the keyset queries behind it, shaped for the indexes in ``db.schema``.
+
+A page is found in two steps: the ids of the page first, then the rows of just those ids. The ids
+come newest first with a keyset on (created_at, id), so page 1,000 costs what page 1 costs, and each
+query walks the one index that orders its candidates:
+
+- no label, no review condition: ``inspections`` by (created_at, id) or (verdict, created_at, id);
+- a label: ``detections`` by (label, created_at, inspection_id) (created_at is copied there);
+- reviewed rows, or a final verdict set by a review: ``reviews`` by (new_verdict, inspection_created_at,
+  inspection_id), keeping only each inspection's latest review.
+
+The final verdict is the latest review's new verdict, else the machine's, so a filter on it is the
+union of two such walks: never-reviewed rows with that machine verdict, and rows reviewed to it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, FromClause, Select, Table, and_, exists, func, or_, select, union_all
+from sqlalchemy.orm import aliased
+
+from db.dto import PageCursor
+from db.repositories._common import verdict
+from db.schema import DetectionRecord, InspectionRecord, Review
+from inspector.types import Verdict
+
+INSPECTIONS = cast(Table, InspectionRecord.__table__)
+DETECTIONS = cast(Table, DetectionRecord.__table__)
+REVIEWS = cast(Table, Review.__table__)
+I = INSPECTIONS.c  # noqa: E741
+D = DETECTIONS.c
+R = REVIEWS.c
+
+
+@dataclass(frozen=True)
+class InspectionFilter:
+    """What the review table shows. Every field is optional; set fields all apply (AND).
+
+    ``since`` is inclusive, ``until`` exclusive (naive times are taken as UTC). ``verdict`` is the
+    final verdict (after review: what the table shows), the same as ``final_verdict``;
+    ``machine_verdict`` is the model's. Both together ask "the model said X, the reviewer said Y".
+    ``label``: has at least one box of that class. ``reviewed``: has (True) or lacks (False) a review.
+    """
+
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    verdict: Verdict | None = None
+    label: str | None = None
+    run_id: int | None = None
+    reviewed: bool | None = None
+    machine_verdict: Verdict | None = None
+    final_verdict: Verdict | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("verdict", "machine_verdict", "final_verdict"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, verdict(value))
+        if self.verdict is not None and self.final_verdict is not None and self.verdict != self.final_verdict:
+            raise ValueError(f"expected verdict and final_verdict to agree (both are the final verdict), got "
+                             f"{self.verdict.value} and {self.final_verdict.value}")
+        if self.since is not None and self.until is not None and self.until < self.since:
+            raise ValueError(f"expected until >= since, got since={self.since} until={self.until}")
+
+    @property
+    def final(self) -> Verdict | None:
+        return self.final_verdict or self.verdict
+
+
+def latest_review_verdict() -> Any:
+    """Correlated scalar: the new verdict of the latest review of ``inspections.id`` (NULL if none)."""
+    return (select(R.new_verdict).where(R.inspection_id == I.id).order_by(R.id.desc()).limit(1)
+            .correlate(INSPECTIONS).scalar_subquery())
+
+
+def is_latest_review(reviews: Any = R) -> ColumnElement[bool]:
+    """True for a review that no later review of the same inspection follows."""
+    later = aliased(REVIEWS, name="later")
+    return ~exists().where(later.c.inspection_id == reviews.inspection_id, later.c.id > reviews.id)
+
+
+def never_reviewed(inspection_id: Any) -> ColumnElement[bool]:
+    return ~exists().where(R.inspection_id == inspection_id)
+
+
+@dataclass
+class _Walk:
+    """One index walk: candidates from ``source`` keyed (created, id), filtered by ``conds``."""
+
+    source: FromClause
+    created: Any
+    id: Any
+    conds: list[ColumnElement[bool]] = field(default_factory=list)
+    distinct: bool = False
+    joined: bool = False
+
+    def need_inspections(self) -> None:
+        """Join the inspection row for conditions on its own columns."""
+        if not self.joined:
+            self.source = self.source.join(INSPECTIONS, I.id == self.id)
+            self.joined = True
+
+    def query(self, f: InspectionFilter, after: PageCursor | None, limit: int) -> Select[Any]:
+        conds = list(self.conds)
+        if f.since is not None:
+            conds.append(self.created >= f.since)
+        if f.until is not None:
+            conds.append(self.created < f.until)
+        if after is not None:  # (created, id) < cursor, written so that the created index bounds the range
+            conds.append(and_(self.created <= after.created_at, or_(self.created < after.created_at,
+                                                                   self.id < after.id)))
+        q = select(self.id.label("id"), self.created.label("created_at")).select_from(self.source).where(*conds)
+        if self.distinct:
+            q = q.distinct()
+        return q.order_by(self.created.desc(), self.id.desc()).limit(limit)
+
+
+def _walk(f: InspectionFilter, machine: Verdict | None, reviewed_to: Verdict | None | bool,
+          unreviewed: bool) -> _Walk:
+    """The walk for one branch. ``reviewed_to``: False = any review state, True = reviewed, a Verdict =
+    latest review gave it. ``unreviewed``: only inspections never reviewed."""
+    if reviewed_to is not False:
+        w = _Walk(REVIEWS, R.inspection_created_at, R.inspection_id, [is_latest_review()])
+        if isinstance(reviewed_to, Verdict):
+            w.conds.append(R.new_verdict == reviewed_to.value)
+        if f.label is not None:
+            w.conds.append(exists().where(D.inspection_id == R.inspection_id, D.label == f.label))
+    elif f.label is not None:
+        w = _Walk(DETECTIONS, D.created_at, D.inspection_id, [D.label == f.label], distinct=True)
+    else:
+        w = _Walk(INSPECTIONS, I.created_at, I.id, joined=True)
+    if unreviewed:
+        w.conds.append(never_reviewed(w.id))
+    if machine is not None:
+        w.need_inspections()
+        if f.run_id is not None and w.created is I.created_at:
+            # keep the planner on the (run_id, created_at, id) index: walking the verdict index back to an
+            # old run can cross most of the table, walking the run's own rows never does
+            w.conds.append(func.coalesce(I.verdict, "") == machine.value)
+        else:
+            w.conds.append(I.verdict == machine.value)
+    if f.run_id is not None:
+        w.need_inspections()
+        w.conds.append(I.run_id == f.run_id)
+        if w.created is not I.created_at:
+            # bound a walk over detections or reviews to the run's time span (two index look-ups)
+            run = aliased(INSPECTIONS, name="run_span")
+            span = select(run.c.created_at).where(run.c.run_id == f.run_id)
+            w.conds.append(w.created >= span.with_only_columns(func.min(run.c.created_at)).scalar_subquery())
+            w.conds.append(w.created <= span.with_only_columns(func.max(run.c.created_at)).scalar_subquery())
+    return w
+
+
+def page_ids_query(f: InspectionFilter, limit: int, after: PageCursor | None) -> Select[Any] | None:
+    """(id, created_at) of one page, newest first; None when the filter cannot match anything."""
+    final = f.final
+    if final is None:
+        return _walk(f, f.machine_verdict, f.reviewed is True, f.reviewed is False).query(f, after, limit)
+    branches = []
+    if f.reviewed is not True and f.machine_verdict in (None, final):
+        branches.append(_walk(f, final, False, True).query(f, after, limit))  # the machine's verdict stands
+    if f.reviewed is not False:
+        branches.append(_walk(f, f.machine_verdict, final, False).query(f, after, limit))  # a review set it
+    if len(branches) < 2:
+        return branches[0] if branches else None
+    # SQLite wants each ORDER BY ... LIMIT branch wrapped before UNION ALL
+    both = union_all(*(select(*b.subquery().c) for b in branches)).subquery("page")
+    return select(both.c.id, both.c.created_at).order_by(both.c.created_at.desc(), both.c.id.desc()).limit(limit)
+
+
+def verdict_counts_queries(since: dt.datetime | None, until: dt.datetime | None,
+                           run_id: int | None) -> tuple[Select[Any], Select[Any]]:
+    """(machine verdict, n) over the period, and (machine, final, n) of the rows a review changed."""
+    conds: list[ColumnElement[bool]] = []
+    rconds: list[ColumnElement[bool]] = [is_latest_review(), R.new_verdict != I.verdict]
+    if since is not None:
+        conds.append(I.created_at >= since)
+        rconds.append(R.inspection_created_at >= since)
+    if until is not None:
+        conds.append(I.created_at < until)
+        rconds.append(R.inspection_created_at < until)
+    if run_id is not None:
+        conds.append(I.run_id == run_id)
+        rconds.append(I.run_id == run_id)
+    machine = select(I.verdict, func.count()).where(*conds).group_by(I.verdict)
+    changed = (select(I.verdict, R.new_verdict, func.count()).select_from(REVIEWS.join(INSPECTIONS,
+                                                                                         I.id == R.inspection_id))
+               .where(*rconds).group_by(I.verdict, R.new_verdict))
+    return machine, changed

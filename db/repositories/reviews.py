@@ -1,0 +1,75 @@
+"""QC reviews: appended, never edited; the inspection itself is never touched. Each one is audited."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.dto import ReviewDTO
+from db.repositories._common import dumps, review_dto, utcnow, verdict
+from db.repositories.audit import AuditRepo
+from db.schema import REVIEW_ACTIONS, InspectionRecord, Review
+from inspector.types import Verdict
+
+log = logging.getLogger(__name__)
+
+
+class ReviewRepo:
+    @staticmethod
+    def add(session: Session, inspection_id: int, reviewer: str, action: str, new_verdict: Verdict | str | None = None,
+            reason: str = "", detail: dict[str, Any] | None = None) -> ReviewDTO:
+        """Record a review of one inspection and its audit entry.
+
+        ``action``: "confirm" (keeps the verdict), "override" (needs ``new_verdict`` and a reason),
+        "false_detection" / "missed_defect" (``detail`` names the detection id or the drawn box
+        ``{label, x1, y1, x2, y2}``; ``new_verdict`` optional). ``old_verdict`` is the final verdict
+        before this review. ValueError for a rule broken, LookupError for an unknown inspection.
+        """
+        if action not in REVIEW_ACTIONS:
+            raise ValueError(f"expected a review action among {list(REVIEW_ACTIONS)}, got {action!r}")
+        if not reviewer or not reviewer.strip():
+            raise ValueError(f"expected the reviewer's name, got {reviewer!r}")
+        reason = (reason or "").strip()
+        if action == "override" and not reason:
+            raise ValueError("expected a reason for an override, got an empty one")
+        if action == "override" and new_verdict is None:
+            raise ValueError("expected the new verdict of an override, got None")
+        created = session.execute(select(InspectionRecord.created_at)
+                                  .where(InspectionRecord.id == inspection_id)).scalar()
+        if created is None:
+            raise LookupError(f"no inspection with id {inspection_id}")
+        old = ReviewRepo.final_verdict(session, inspection_id)
+        new = old if new_verdict is None else verdict(new_verdict)
+        if action == "confirm" and new != old:
+            raise ValueError(f"expected a confirm to keep the verdict {old.value}, got {new.value}: use an override")
+        review = Review(inspection_id=inspection_id, inspection_created_at=created, reviewer=reviewer,
+                        created_at=utcnow(), action=action, old_verdict=old.value, new_verdict=new.value,
+                        reason=reason, detail=dumps(detail or {}))
+        session.add(review)
+        session.flush()
+        AuditRepo.append(session, actor=reviewer, action=f"review.{action}", target=f"inspection:{inspection_id}",
+                         detail={"review_id": review.id, "old_verdict": old.value, "new_verdict": new.value,
+                                 "reason": reason, "detail": detail or {}})
+        return review_dto(review)
+
+    @staticmethod
+    def final_verdict(session: Session, inspection_id: int) -> Verdict:
+        """The latest review's new verdict, else the machine's; LookupError for an unknown inspection."""
+        latest = session.execute(select(Review.new_verdict).where(Review.inspection_id == inspection_id)
+                                 .order_by(Review.id.desc()).limit(1)).scalar()
+        if latest is not None:
+            return Verdict(latest)
+        machine = session.execute(select(InspectionRecord.verdict)
+                                  .where(InspectionRecord.id == inspection_id)).scalar()
+        if machine is None:
+            raise LookupError(f"no inspection with id {inspection_id}")
+        return Verdict(machine)
+
+    @staticmethod
+    def for_inspection(session: Session, inspection_id: int) -> list[ReviewDTO]:
+        """Oldest first."""
+        q = select(Review).where(Review.inspection_id == inspection_id).order_by(Review.id)
+        return [review_dto(r) for r in session.scalars(q)]

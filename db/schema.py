@@ -1,0 +1,200 @@
+"""The ORM tables. Rows here never leave ``db/``: repositories turn them into DTOs (``db.dto``).
+
+Times are stored as naive UTC (``UTCDateTime``) and come back timezone-aware. JSON values are
+stored as text, encoded and decoded by the repositories. ``reviews`` and ``audit_log`` are
+append-only: nothing in ``db/`` updates or deletes their rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+VERDICTS = ("PASS", "FAIL", "REVIEW", "NOT_INSPECTED")
+REVIEW_ACTIONS = ("confirm", "override", "false_detection", "missed_defect")
+ROLES = ("operator", "qc", "admin")
+ZERO_HASH = "0" * 64
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def to_utc_naive(value: dt.datetime) -> dt.datetime:
+    """An aware time converted to naive UTC; a naive time is taken to be UTC already."""
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return value
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timestamp stored as naive UTC on every backend and returned timezone-aware (UTC)."""
+
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        return None if value is None else to_utc_naive(value)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        return None if value is None else value.replace(tzinfo=dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    # named constraints, so that alembic's batch mode on SQLite can find them again
+    metadata = MetaData(naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    })
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    classes: Mapped[str] = mapped_column(Text, default="[]")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(Text)
+    recipe: Mapped[str] = mapped_column(Text, default="{}")
+    recipe_name: Mapped[str] = mapped_column(String(200), default="")
+    model_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    station: Mapped[str] = mapped_column(String(200), default="")
+    mode: Mapped[str] = mapped_column(String(50), default="")
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    end_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class InspectionRecord(Base):
+    """One judged part. Written once, never updated: reviews live in their own table."""
+
+    __tablename__ = "inspections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)  # indexed by ix_inspections_latest
+    verdict: Mapped[str] = mapped_column(String(16))  # indexed by ix_inspections_verdict_created
+    reasons: Mapped[str] = mapped_column(Text)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    image_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    frame_name: Mapped[str] = mapped_column(Text, default="")
+    model_sha256: Mapped[str] = mapped_column(String(64), default="")
+
+    __table_args__ = (
+        CheckConstraint(_in("verdict", VERDICTS), name="verdict"),
+        CheckConstraint("seq >= 0", name="seq"),
+        CheckConstraint("latency_ms >= 0", name="latency"),
+        # newest first (the review table's default order) and its keyset continuation
+        Index("ix_inspections_latest", created_at.desc(), id.desc()),
+        # "by verdict", newest first; id makes the keyset order explicit on PostgreSQL
+        Index("ix_inspections_verdict_created", verdict, created_at, id),
+        # one run, newest first; also serves last_seq
+        Index("ix_inspections_run_created", run_id, created_at, id),
+    )
+
+
+class DetectionRecord(Base):
+    __tablename__ = "detections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    inspection_id: Mapped[int] = mapped_column(ForeignKey("inspections.id"), index=True)
+    # a copy of the inspection's created_at (both never change): "latest with a scratch" walks one index
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    cls: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(200))
+    confidence: Mapped[float] = mapped_column(Float)
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    x2: Mapped[float] = mapped_column(Float)
+    y2: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (
+        # by label, newest first: a page of "inspections with a hole" costs a page, however rare holes are
+        Index("ix_detections_label", label, created_at, inspection_id),
+    )
+
+
+class Review(Base):
+    """A QC decision about one inspection. Append-only; the latest one gives the final verdict."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    inspection_id: Mapped[int] = mapped_column(ForeignKey("inspections.id"))
+    # a copy of the inspection's created_at, so that reviewed rows are found newest first by index
+    inspection_created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    reviewer: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    action: Mapped[str] = mapped_column(String(32))
+    old_verdict: Mapped[str] = mapped_column(String(16))
+    new_verdict: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+
+    __table_args__ = (
+        CheckConstraint(_in("action", REVIEW_ACTIONS), name="action"),
+        CheckConstraint(_in("old_verdict", VERDICTS), name="old_verdict"),
+        CheckConstraint(_in("new_verdict", VERDICTS), name="new_verdict"),
+        # the latest review of an inspection is the last entry of its range
+        Index("ix_reviews_inspection", inspection_id, id),
+        # reviewed inspections newest first, in all or by the verdict a review gave
+        Index("ix_reviews_created", inspection_created_at, inspection_id),
+        Index("ix_reviews_verdict_created", new_verdict, inspection_created_at, inspection_id),
+    )
+
+
+class AuditEntry(Base):
+    """One hash-chained line of the audit trail. Append-only."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100))
+    target: Mapped[str] = mapped_column(Text, default="")
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditAnchor(Base):
+    """One row: the audit trail's length and last hash, so that a deleted tail is noticed."""
+
+    __tablename__ = "audit_anchor"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    entries: Mapped[int] = mapped_column(Integer, default=0)
+    last_id: Mapped[int] = mapped_column(Integer, default=0)
+    last_hash: Mapped[str] = mapped_column(String(64), default=ZERO_HASH)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(Text)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (CheckConstraint(_in("role", ROLES), name="role"),)
