@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import shutil
 import xml.etree.ElementTree as ET
@@ -196,6 +197,8 @@ def _parse_yolo_labels(label: Path, w: int, h: int, ncls: int, problems: _Proble
                 raise ValueError
             c = int(parts[0])
             cx, cy, bw, bh = (float(v) for v in parts[1:])
+            if not all(math.isfinite(v) for v in (cx, cy, bw, bh)):
+                raise ValueError
         except ValueError:
             problems.add("malformed label line", f"{label.name}:{n}")
             return None

@@ -51,6 +51,7 @@ def test_synth_folder_loads_as_yolo(tmp_path):
     (lambda r: (r / "labels" / "part_1_00000.txt").unlink(), "image without label file"),
     (lambda r: (r / "labels" / "part_1_00001.txt").write_text("0 0.5 0.5\n"), "malformed label line"),
     (lambda r: (r / "labels" / "part_1_00002.txt").write_text("9 0.5 0.5 0.1 0.1\n"), "unknown class index 9"),
+    (lambda r: (r / "labels" / "part_1_00002.txt").write_text("1 nan 0.5 0.1 0.1\n"), "malformed label line"),
     (lambda r: (r / "labels" / "part_1_00003.txt").write_text("0 1.5 0.5 0.2 0.1\n"), "box outside the image"),
     (lambda r: (r / "images" / "part_1_00004.jpg").write_bytes(b"junk"), "unreadable image"),
     (lambda r: (r / "classes.txt").unlink(), "needs classes.txt"),
