@@ -91,14 +91,6 @@ def _export(a: argparse.Namespace) -> int:
     return 0
 
 
-def _model_add(a: argparse.Namespace) -> int:
-    from inspector.registry import ModelRegistry
-
-    h = ModelRegistry().add(Path(a.file), actor=a.actor)
-    print(f"trusted {a.file} (sha256 {h})")
-    return 0
-
-
 def register(sub) -> None:
     s = sub.add_parser("synth", help="write labelled synthetic part images")
     s.add_argument("--out", required=True)
@@ -136,9 +128,3 @@ def register(sub) -> None:
     x.add_argument("--calibration", type=int, default=200, help="number of calibration images")
     x.set_defaults(func=_export)
 
-    m = sub.add_parser("model", help="manage trusted model files")
-    msub = m.add_subparsers(dest="model_command", required=True)
-    ma = msub.add_parser("add", help="trust a model file (its SHA-256 goes into the registry)")
-    ma.add_argument("file")
-    ma.add_argument("--actor", default="local")
-    ma.set_defaults(func=_model_add)

@@ -1,0 +1,94 @@
+"""Users and roles: slow salted hashes, lock-out, role checks at the database boundary, audited."""
+
+import datetime as dt
+import os
+import subprocess
+import sys
+
+import pytest
+
+from db import AuditRepo, open_database, session_factory
+from db.accounts import create_user, sign_in
+from inspector.auth import STATION_OPERATOR, Actor, Role, allowed, hash_password, require, verify_password
+from inspector.errors import PermissionDenied
+
+
+def test_hashes_are_salted_and_verify():
+    a, b = hash_password("correct horse"), hash_password("correct horse")
+    assert a != b and a.startswith("scrypt$")
+    assert verify_password("correct horse", a) and not verify_password("wrong horse!", a)
+    assert not verify_password("x", "garbage") and not verify_password("x", "")
+    with pytest.raises(ValueError, match="at least 8"):
+        hash_password("short")
+
+
+@pytest.mark.parametrize("role, action, ok", [
+    (Role.OPERATOR, "run", True), (Role.OPERATOR, "review", False), (Role.OPERATOR, "users", False),
+    (Role.QC, "review", True), (Role.QC, "override", True), (Role.QC, "train", True), (Role.QC, "model", False),
+    (Role.ADMIN, "users", True), (Role.ADMIN, "recipe", True), (Role.ADMIN, "review", True),
+])
+def test_role_table(role, action, ok):
+    assert allowed(Actor("x", role), action) is ok
+    if not ok:
+        with pytest.raises(PermissionDenied, match=action):
+            require(Actor("x", role), action)
+
+
+@pytest.fixture
+def sessions(tmp_path):
+    engine = open_database(f"sqlite:///{tmp_path / 'u.db'}")
+    yield session_factory(engine)
+    engine.dispose()
+
+
+def test_first_user_must_be_admin_then_only_admins_add(sessions):
+    with pytest.raises(PermissionDenied, match="first user must be an admin"), sessions.begin() as s:
+        create_user(s, None, "op", Role.OPERATOR, "password1")
+    with sessions.begin() as s:
+        create_user(s, None, "boss", Role.ADMIN, "password1")
+    with pytest.raises(PermissionDenied), sessions.begin() as s:
+        create_user(s, None, "mallory", Role.ADMIN, "password1")
+    with pytest.raises(PermissionDenied), sessions.begin() as s:
+        create_user(s, STATION_OPERATOR, "mallory", Role.ADMIN, "password1")
+    with sessions.begin() as s:
+        create_user(s, Actor("boss", Role.ADMIN), "anna", Role.QC, "password2")
+    assert sign_in(sessions, "anna", "password2") == Actor("anna", Role.QC)
+    with sessions() as s:
+        actions = [e.action for e in AuditRepo.list(s, limit=50)]
+        assert "user.add" in actions and "login" in actions
+        assert AuditRepo.verify(s).ok
+
+
+def test_lockout_after_repeated_failures(sessions):
+    with sessions.begin() as s:
+        create_user(s, None, "boss", Role.ADMIN, "password1")
+    for _ in range(5):
+        with pytest.raises(PermissionDenied, match="wrong user name or password"):
+            sign_in(sessions, "boss", "nope-nope")
+    with pytest.raises(PermissionDenied, match="locked"):
+        sign_in(sessions, "boss", "password1")
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
+    assert sign_in(sessions, "boss", "password1", now=later).role == Role.ADMIN
+    with pytest.raises(PermissionDenied, match="wrong user name or password"):
+        sign_in(sessions, "nobody", "password1")
+
+
+def test_cli_model_add_needs_an_admin_once_users_exist(tmp_path):
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"not really a model, but a file to trust")
+    env = dict(os.environ, INSPECTOR_NEW_PASSWORD="password1")
+    env.pop("INSPECTOR_PASSWORD", None)
+
+    def cli(*args, **extra):
+        return subprocess.run([sys.executable, "-m", "inspector.cli", *args], capture_output=True, text=True,
+                              env={**env, **extra}, timeout=60, stdin=subprocess.DEVNULL)
+
+    assert cli("user", "add", "boss", "--role", "admin", "--db", db).returncode == 0
+    r = cli("model", "add", str(model), "--db", db)
+    assert r.returncode == 2 and "needs a signed-in user" in r.stderr
+    r = cli("model", "add", str(model), "--db", db, "--user", "boss", INSPECTOR_PASSWORD="bad-password")
+    assert r.returncode == 2 and "wrong user name or password" in r.stderr
+    r = cli("model", "add", str(model), "--db", db, "--user", "boss", INSPECTOR_PASSWORD="password1")
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
