@@ -25,7 +25,8 @@ class ImageStore:
     """
 
     def __init__(self, base: Path, subdir: str = "images", policy: SaveImages = SaveImages.ALL, quality: int = 90,
-                 run_tag: str = "run") -> None:
+                 run_tag: str = "run", keep_pass_fraction: float = 1.0) -> None:
+        self.keep_pass_fraction = keep_pass_fraction
         self.base = Path(base)
         self.subdir = subdir
         self.root = self.base / subdir if subdir else self.base
@@ -36,7 +37,12 @@ class ImageStore:
     def wanted(self, insp: Inspection) -> bool:
         if insp.image is None or self.policy == SaveImages.NONE:
             return False
-        return self.policy == SaveImages.ALL or insp.verdict != Verdict.PASS
+        if insp.verdict != Verdict.PASS:
+            return True  # FAIL, REVIEW and NOT_INSPECTED images are always kept
+        if self.policy != SaveImages.ALL:
+            return False
+        # an even, deterministic sample of PASS images (golden-ratio sequence over the part number)
+        return self.keep_pass_fraction >= 1 or (insp.seq * 0.6180339887) % 1.0 < self.keep_pass_fraction
 
     def save(self, insp: Inspection) -> str | None:
         if not self.wanted(insp):

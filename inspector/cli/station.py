@@ -82,6 +82,26 @@ def reconcile(sessions, base: Path, subdir: str) -> None:
     log.warning("closed %d interrupted run(s); removed %d orphan image file(s)", len(ids), removed)
 
 
+class RetainingWriter:
+    """The run's writer, enforcing the image size cap every ``every`` parts, on the writer thread."""
+
+    def __init__(self, inner, sessions, base: Path, subdir: str, cap_bytes: int, every: int = 500) -> None:
+        self.inner, self.sessions, self.base, self.subdir = inner, sessions, base, subdir
+        self.cap_bytes, self.every = cap_bytes, every
+        self._since = every if cap_bytes > 0 else 0  # check once at the first batch
+
+    def write_batch(self, inspections: list[Inspection]) -> list[int]:
+        ids = self.inner.write_batch(inspections)
+        if self.cap_bytes > 0:
+            self._since += len(inspections)
+            if self._since >= self.every:
+                from db.retention import apply_retention
+
+                self._since = 0
+                apply_retention(self.sessions, self.base, self.subdir, self.cap_bytes)
+        return ids
+
+
 class Station:
     """One run: everything built and checked before the first frame, so errors come early."""
 
@@ -118,8 +138,10 @@ class Station:
                                 cfg.recipe.name, mv.id, cfg.run.station, cfg.run.mode.value)
         self.run_id = run.id
         self.model_name = mv.name
-        store = ImageStore(self.base, self.subdir, cfg.storage.save_images, cfg.storage.jpeg_quality, f"run-{run.id}")
-        self.writer = DbWriter(self.sessions, run.id, store)
+        store = ImageStore(self.base, self.subdir, cfg.storage.save_images, cfg.storage.jpeg_quality, f"run-{run.id}",
+                           cfg.storage.keep_pass_fraction)
+        self.writer = RetainingWriter(DbWriter(self.sessions, run.id, store), self.sessions, self.base, self.subdir,
+                                      int(cfg.storage.max_images_mb * 1e6))
         model_cfg = cfg.model.model_copy(update={"path": self.model_path})
         self.runner = Runner(self.source, lambda: Pipeline(load_detector(model_cfg, self.recipe.detector_floor,
                                                                          self.registry), self.recipe, cfg.quality),
