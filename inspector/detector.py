@@ -75,7 +75,7 @@ def available_backends() -> list[Backend]:
 def load_detector(cfg: ModelConfig, conf: float, registry: ModelRegistry | None = None) -> Detector:
     """Build the configured detector on a trusted model file, warmed up."""
     registry = registry or ModelRegistry()
-    backend = cfg.backend
+    backend = Backend(cfg.backend)
     if backend == Backend.AUTO:
         backend = available_backends()[0]
     prefer = (".pt", ".onnx") if backend == Backend.ULTRALYTICS else (".onnx", ".pt")

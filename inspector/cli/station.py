@@ -115,7 +115,7 @@ class Station:
         self.spec = spec
         self.registry = registry or ModelRegistry()
         # the model: resolved and its hash checked here, loaded on the inference thread
-        backend = cfg.model.backend
+        backend = Backend(cfg.model.backend)
         prefer = (".pt", ".onnx") if backend == Backend.ULTRALYTICS else (".onnx", ".pt")
         self.model_path = resolve_model(cfg.model.path, prefer)
         self.model_sha = self.registry.check(self.model_path)
