@@ -1,0 +1,159 @@
+"""Streams for long exports, and the one-call report and data-set jobs for the CLI and the reports screen.
+
+Rows come oldest first in keyset batches (``(created_at, id)`` after the last one seen), so a million
+rows never sit in memory and each batch walks an index. The jobs read everything inside one
+transaction, so a report's files all see the same rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.reporting import inspection_conds, report_data
+from db.repositories._common import loads
+from db.repositories.queries import INSPECTIONS, D, I, R, latest_review_verdict
+from db.schema import ModelVersion, Run
+from inspector.reports import (
+    Box,
+    DatasetSummary,
+    ExportRow,
+    PartForTraining,
+    ReportData,
+    ReviewStep,
+    write_csv,
+    write_html,
+    write_pdf,
+    write_yolo_dataset,
+)
+
+BATCH = 2000
+Progress = Callable[[int, int], None]
+
+
+def count_inspections(session: Session, since: dt.datetime | None = None, until: dt.datetime | None = None,
+                      run_id: int | None = None) -> int:
+    return int(session.execute(select(func.count()).select_from(INSPECTIONS)
+                            .where(*inspection_conds(since, until, run_id))).scalar() or 0)
+
+
+def _batches(session: Session, conds: list[Any], columns: Sequence[Any], batch: int) -> Iterator[Sequence[Any]]:
+    """Rows of ``inspections`` matching ``conds``, oldest first, ``batch`` at a time (keyset on created_at, id)."""
+    after: tuple[dt.datetime, int] | None = None
+    while True:
+        q = select(I.id, I.created_at, *columns).where(*conds)
+        if after is not None:
+            q = q.where(and_(I.created_at >= after[0], or_(I.created_at > after[0], I.id > after[1])))
+        rows = session.execute(q.order_by(I.created_at, I.id).limit(batch)).all()
+        if rows:
+            yield rows
+        if len(rows) < batch:
+            return
+        after = (rows[-1].created_at, rows[-1].id)
+
+
+def _boxes(session: Session, ids: list[int]) -> dict[int, list[tuple[int, Box]]]:
+    out: dict[int, list[tuple[int, Box]]] = defaultdict(list)
+    q = (select(D.id, D.inspection_id, D.label, D.confidence, D.x1, D.y1, D.x2, D.y2)
+         .where(D.inspection_id.in_(ids)).order_by(D.inspection_id, D.id))
+    for d in session.execute(q):
+        out[d.inspection_id].append((d.id, Box(d.label, d.confidence, d.x1, d.y1, d.x2, d.y2)))
+    return out
+
+
+def iter_export_rows(session: Session, since: dt.datetime | None = None, until: dt.datetime | None = None,
+                     run_id: int | None = None, batch: int = BATCH) -> Iterator[ExportRow]:
+    """Every inspection of the period with its final verdict and boxes, oldest first."""
+    runs = {r.id: (r.station, r.source) for r in session.execute(select(Run.id, Run.station, Run.source))}
+    cols = [I.run_id, I.frame_name, I.verdict, latest_review_verdict().label("final"), I.reasons, I.latency_ms,
+            I.model_sha256, I.image_path]
+    for rows in _batches(session, inspection_conds(since, until, run_id), cols, batch):
+        boxes = _boxes(session, [r[0] for r in rows])
+        for iid, created, run_id, frame, machine, final, reasons, latency, sha, image in rows:
+            station, source = runs.get(run_id, ("", ""))
+            found = boxes.get(iid)
+            yield ExportRow(iid, created, run_id, station, source, frame, machine, final or machine, final is not None,
+                            tuple(loads(reasons, [])), latency, sha, image,
+                            tuple(b for _, b in found) if found else ())
+
+
+def _training_conds(since: dt.datetime | None, until: dt.datetime | None, reviewed_only: bool) -> list[Any]:
+    conds = [*inspection_conds(since, until, None), I.image_path.is_not(None)]
+    if reviewed_only:
+        conds.append(exists().where(R.inspection_id == I.id))
+    return conds
+
+
+def count_training_parts(session: Session, since: dt.datetime | None = None, until: dt.datetime | None = None,
+                         reviewed_only: bool = False) -> int:
+    return int(session.execute(select(func.count()).select_from(INSPECTIONS)
+                               .where(*_training_conds(since, until, reviewed_only))).scalar()
+               or 0)
+
+
+def iter_training_parts(session: Session, since: dt.datetime | None = None, until: dt.datetime | None = None,
+                        reviewed_only: bool = False, batch: int = BATCH) -> Iterator[PartForTraining]:
+    """Inspections with a stored image, with their boxes and reviews (oldest first)."""
+    cols = [I.verdict, I.image_path]
+    for rows in _batches(session, _training_conds(since, until, reviewed_only), cols, batch):
+        ids = [r.id for r in rows]
+        boxes = _boxes(session, ids)
+        reviews: dict[int, list[ReviewStep]] = defaultdict(list)
+        for rv in session.execute(select(R.inspection_id, R.action, R.new_verdict, R.detail)
+                                  .where(R.inspection_id.in_(ids)).order_by(R.inspection_id, R.id)):
+            reviews[rv.inspection_id].append(ReviewStep(rv.action, rv.new_verdict, loads(rv.detail, {}) or {}))
+        for r in rows:
+            steps = tuple(reviews.get(r.id, ()))
+            final = steps[-1].new_verdict if steps else r.verdict
+            yield PartForTraining(r.id, r.image_path, r.verdict, final, tuple(boxes.get(r.id, ())), steps)
+
+
+def training_classes(session: Session, since: dt.datetime | None = None, until: dt.datetime | None = None) -> list[str]:
+    """The classes of the model versions that inspected the period, in the first model's order."""
+    model_ids = select(Run.model_id).where(Run.id.in_(select(I.run_id).where(*inspection_conds(since, until, None))
+                                                      .distinct()))
+    names: list[str] = []
+    for (text,) in session.execute(select(ModelVersion.classes).where(ModelVersion.id.in_(model_ids))
+                                   .order_by(ModelVersion.id)):
+        for c in loads(text, []):
+            if c not in names:
+                names.append(c)
+    return names
+
+
+def make_report(sessions: sessionmaker[Session], fmt: str, out: Path, *, since: dt.datetime | None = None,
+                until: dt.datetime | None = None, run_id: int | None = None, image_root: Path | None = None,
+                progress: Progress | None = None, cancel: threading.Event | None = None) -> ReportData | int:
+    """Write one report (``fmt`` pdf, html or csv) to ``out``, whole or not at all.
+
+    Returns the ReportData drawn (pdf, html) or the number of CSV rows. ``cancel`` stops it with
+    ``inspector.reports.Cancelled`` and no file left behind.
+    """
+    if fmt not in ("pdf", "html", "csv"):
+        raise ValueError(f"expected a report format among ['pdf', 'html', 'csv'], got {fmt!r}")
+    with sessions() as s, s.begin():
+        if fmt == "csv":
+            total = count_inspections(s, since, until, run_id)
+            n, _ = write_csv(out, iter_export_rows(s, since, until, run_id), total, progress, cancel)
+            return n
+        data = report_data(s, since, until, run_id)
+    (write_pdf if fmt == "pdf" else write_html)(data, out, image_root, cancel)
+    return data
+
+
+def export_dataset(sessions: sessionmaker[Session], out: Path, image_root: Path, *, since: dt.datetime | None = None,
+                   until: dt.datetime | None = None, reviewed_only: bool = False, progress: Progress | None = None,
+                   cancel: threading.Event | None = None) -> DatasetSummary:
+    """Write the reviewed parts of the period as a YOLO data set in ``out`` (a new or empty folder)."""
+    with sessions() as s, s.begin():
+        classes = training_classes(s, since, until)
+        total = count_training_parts(s, since, until, reviewed_only)
+        parts = iter_training_parts(s, since, until, reviewed_only)
+        return write_yolo_dataset(out, parts, classes, image_root, total, progress, cancel)

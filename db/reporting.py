@@ -1,0 +1,201 @@
+"""The figures of a QC report, from a handful of aggregate queries (never a load of every row).
+
+``report_data`` returns one ``inspector.reports.ReportData``: the PDF and the HTML are drawn from it,
+so they cannot disagree. Final verdicts are the latest review's new verdict, else the machine's,
+counted as ``InspectionRepo.counts`` does: machine verdicts grouped, then corrected by the latest
+reviews that changed them. The period is [since, until) and/or one run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import BigInteger, ColumnElement, Integer, cast, func, select
+from sqlalchemy.orm import Session
+
+from db.repositories.queries import (
+    DETECTIONS,
+    INSPECTIONS,
+    REVIEWS,
+    D,
+    I,
+    R,
+    is_latest_review,
+    latest_review_verdict,
+)
+from db.schema import ModelVersion, Run
+from inspector.reports.data import Box, Failure, ModelUsed, ParetoItem, ReportData, Totals, YieldPoint
+
+SHIFT_AFTER = dt.timedelta(days=3)  # longer periods are shown per 8-hour shift instead of per hour
+WORST = 12
+_V = ("PASS", "FAIL", "REVIEW", "NOT_INSPECTED")
+
+
+def window(created: Any, since: dt.datetime | None, until: dt.datetime | None) -> list[ColumnElement[bool]]:
+    conds: list[ColumnElement[bool]] = []
+    if since is not None:
+        conds.append(created >= since)
+    if until is not None:
+        conds.append(created < until)
+    return conds
+
+
+def inspection_conds(since: dt.datetime | None, until: dt.datetime | None,
+                     run_id: int | None) -> list[ColumnElement[bool]]:
+    conds = window(I.created_at, since, until)
+    if run_id is not None:
+        conds.append(I.run_id == run_id)
+    return conds
+
+
+def final_verdict() -> ColumnElement[Any]:
+    """The final verdict of ``inspections``' current row: latest review's, else the machine's."""
+    return func.coalesce(latest_review_verdict(), I.verdict)
+
+
+def _bucket(session: Session, col: Any, hours: int) -> ColumnElement[Any]:
+    """Whole hours (or shifts) since the epoch, as an integer, on SQLite and PostgreSQL."""
+    secs = hours * 3600
+    if session.get_bind().dialect.name == "sqlite":
+        return cast(func.strftime("%s", col), Integer) / secs
+    return cast(func.floor(func.extract("epoch", col) / secs), BigInteger)
+
+
+def _totals(tally: Counter[str]) -> Totals:
+    return Totals(inspected=sum(tally.values()), passed=tally["PASS"], failed=tally["FAIL"], review=tally["REVIEW"],
+                  not_inspected=tally["NOT_INSPECTED"])
+
+
+def _utc(t: dt.datetime | None) -> dt.datetime | None:
+    if t is None:
+        return None
+    return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t.astimezone(dt.timezone.utc)
+
+
+def report_data(session: Session, since: dt.datetime | None = None, until: dt.datetime | None = None,
+                run_id: int | None = None, worst: int = WORST, now: dt.datetime | None = None) -> ReportData:
+    """Every figure of the report over [since, until) and/or one run. Run it inside one transaction
+    (``with session.begin():``) so that all figures see the same rows."""
+    since, until = _utc(since), _utc(until)
+    conds = inspection_conds(since, until, run_id)
+    first, last, n = session.execute(select(func.min(I.created_at), func.max(I.created_at), func.count())
+                                     .where(*conds)).one()
+    start, end = since or first, until or last
+    hours = 8 if start is not None and end is not None and end - start > SHIFT_AFTER else 1
+    series, escapes = _series(session, since, until, run_id, hours) if n else ([], 0)
+    total: Counter[str] = Counter()
+    for p in series:
+        for v, k in (("PASS", p.totals.passed), ("FAIL", p.totals.failed), ("REVIEW", p.totals.review),
+                     ("NOT_INSPECTED", p.totals.not_inspected)):
+            total[v] += k
+    reviewed, overrides = _review_counts(session, since, until, run_id) if n else (0, 0)
+    runs, stations, models = _provenance(session, conds) if n else ((), (), ())
+    return ReportData(
+        generated_at=_utc(now) or dt.datetime.now(dt.timezone.utc), period_start=start, period_end=end,
+        run_id=run_id, runs=runs, stations=stations, models=models, totals=_totals(total), reviewed=reviewed,
+        overrides=overrides, escapes=escapes, pareto=_pareto(session, conds) if n else (), bucket_hours=hours,
+        yield_series=tuple(series), worst=_worst(session, conds, worst) if n and worst > 0 else ())
+
+
+def _series(session: Session, since: dt.datetime | None, until: dt.datetime | None, run_id: int | None,
+            hours: int) -> tuple[list[YieldPoint], int]:
+    """Final verdicts per hour/shift, and the escapes (machine PASS, final FAIL)."""
+    b = _bucket(session, I.created_at, hours).label("b")
+    machine = select(b, I.verdict, func.count()).where(*inspection_conds(since, until, run_id)).group_by(b, I.verdict)
+    rb = _bucket(session, R.inspection_created_at, hours).label("b")
+    rconds = [is_latest_review(), R.new_verdict != I.verdict, *window(R.inspection_created_at, since, until)]
+    if run_id is not None:
+        rconds.append(I.run_id == run_id)
+    changed = (select(rb, I.verdict, R.new_verdict, func.count())
+               .select_from(REVIEWS.join(INSPECTIONS, I.id == R.inspection_id)).where(*rconds)
+               .group_by(rb, I.verdict, R.new_verdict))
+    tally: dict[int, Counter[str]] = defaultdict(Counter)
+    for bucket, v, k in session.execute(machine):
+        tally[int(bucket)][v] += k
+    escapes = 0
+    for bucket, was, now, k in session.execute(changed):
+        tally[int(bucket)][was] -= k
+        tally[int(bucket)][now] += k
+        if was == "PASS" and now == "FAIL":
+            escapes += k
+    step = hours * 3600
+    points = [YieldPoint(dt.datetime.fromtimestamp(bk * step, dt.timezone.utc), _totals(tally[bk]))
+              for bk in sorted(tally)]
+    return points, escapes
+
+
+def _review_counts(session: Session, since: dt.datetime | None, until: dt.datetime | None,
+                   run_id: int | None) -> tuple[int, int]:
+    conds = window(R.inspection_created_at, since, until)
+    src: Any = REVIEWS
+    if run_id is not None:
+        src = REVIEWS.join(INSPECTIONS, I.id == R.inspection_id)
+        conds.append(I.run_id == run_id)
+    q = select(func.count(func.distinct(R.inspection_id)),
+               func.coalesce(func.sum(cast(R.action == "override", Integer)), 0)).select_from(src).where(*conds)
+    reviewed, overrides = session.execute(q).one()
+    return int(reviewed), int(overrides)
+
+
+def _provenance(session: Session, conds: list[ColumnElement[bool]]
+                ) -> tuple[tuple[int, ...], tuple[str, ...], tuple[ModelUsed, ...]]:
+    """Runs, stations and model versions (name + sha256) of the inspections in the period."""
+    used = session.execute(select(I.run_id, I.model_sha256, func.count()).where(*conds)
+                           .group_by(I.run_id, I.model_sha256)).all()
+    run_ids = sorted({r for r, _, _ in used})
+    runs = {r.id: r for r in session.execute(select(Run.id, Run.station, Run.model_id).where(Run.id.in_(run_ids)))}
+    versions = session.execute(select(ModelVersion.id, ModelVersion.name, ModelVersion.sha256)).all()
+    by_id = {m.id: m for m in versions}
+    by_sha = {m.sha256: m for m in versions}
+    models: Counter[tuple[str, str]] = Counter()
+    for rid, sha, k in used:
+        run_model = by_id.get(runs[rid].model_id) if rid in runs else None
+        version = (by_sha.get(sha) if sha else None) or run_model
+        name = version.name if version is not None else "unknown"
+        models[(name, sha or (run_model.sha256 if run_model else ""))] += k
+    stations = tuple(sorted({runs[r].station for r in run_ids if r in runs and runs[r].station}))
+    return (tuple(run_ids), stations,
+            tuple(ModelUsed(name, sha, k) for (name, sha), k in sorted(models.items(), key=lambda x: -x[1])))
+
+
+def _pareto(session: Session, conds: list[ColumnElement[bool]]) -> tuple[ParetoItem, ...]:
+    q = (select(D.label, func.count()).select_from(INSPECTIONS.join(DETECTIONS, D.inspection_id == I.id))
+         .where(*conds, final_verdict().in_(("FAIL", "REVIEW"))).group_by(D.label))
+    counts = sorted(((label, int(k)) for label, k in session.execute(q)), key=lambda x: (-x[1], x[0]))
+    return pareto_items(counts)
+
+
+def pareto_items(counts: Iterable[tuple[str, int]]) -> tuple[ParetoItem, ...]:
+    counts = list(counts)
+    total = sum(k for _, k in counts)
+    out, run = [], 0
+    for label, k in counts:
+        run += k
+        out.append(ParetoItem(label, k, run / total * 100.0))
+    return tuple(out)
+
+
+def _worst(session: Session, conds: list[ColumnElement[bool]], limit: int) -> tuple[Failure, ...]:
+    """The FAIL parts the model was surest about, with their boxes."""
+    top = func.max(D.confidence).label("top")
+    q = (select(I.id, top).select_from(INSPECTIONS.join(DETECTIONS, D.inspection_id == I.id))
+         .where(*conds, final_verdict() == "FAIL").group_by(I.id).order_by(top.desc(), I.id).limit(limit))
+    ranked = session.execute(q).all()
+    ids = [r.id for r in ranked]
+    if not ids:
+        return ()
+    rows = {r.id: r for r in session.execute(select(I.id, I.created_at, I.run_id, I.frame_name, I.image_path)
+                                             .where(I.id.in_(ids)))}
+    boxes: dict[int, list[Box]] = defaultdict(list)
+    for d in session.execute(select(D.inspection_id, D.label, D.confidence, D.x1, D.y1, D.x2, D.y2)
+                             .where(D.inspection_id.in_(ids)).order_by(D.inspection_id, D.confidence.desc())):
+        boxes[d.inspection_id].append(Box(d.label, d.confidence, d.x1, d.y1, d.x2, d.y2))
+    return tuple(Failure(i, _utc(rows[i].created_at) or rows[i].created_at, rows[i].run_id, rows[i].frame_name,
+                         top_conf, rows[i].image_path, tuple(boxes[i]))
+                 for i, top_conf in ranked)
+
+
+__all__ = ["final_verdict", "inspection_conds", "pareto_items", "report_data", "window"]

@@ -1,0 +1,169 @@
+"""QC commands: ``inspector report``, ``inspector audit verify`` and ``inspector export-dataset``.
+
+Wiring only: the figures come from ``db.reporting`` / ``db.export``, the files from ``inspector.reports``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import time
+from pathlib import Path
+
+from inspector.errors import ConfigError, StorageError
+
+EXIT_TAMPERED = 1
+
+
+def _time(text: str) -> dt.datetime:
+    """An ISO 8601 date or time; without a zone it is taken as UTC."""
+    try:
+        t = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an ISO date or time such as 2026-11-28 or 2026-11-28T06:00, "
+                                         f"got {text!r}") from None
+    return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t
+
+
+def _add_db(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", default=argparse.SUPPRESS, help="database URL (default: sqlite in the user's data folder)")
+    p.add_argument("--config", default=argparse.SUPPRESS, help="configuration file (TOML), for the image folder")
+
+
+def _add_period(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--since", type=_time, default=None, help="first time included (ISO 8601; UTC unless a zone "
+                   "is given)")
+    p.add_argument("--until", type=_time, default=None, help="end of the period, excluded (ISO 8601)")
+
+
+def register(sub) -> None:  # noqa: ANN001 - argparse's private subparsers type
+    r = sub.add_parser("report", help="QC report of a period or a run as PDF, HTML or CSV")
+    _add_db(r)
+    _add_period(r)
+    r.add_argument("--run", type=int, default=None, metavar="ID", help="only this run")
+    r.add_argument("--format", choices=["pdf", "html", "csv"], default=None,
+                   help="output format (default: from the --out suffix, else pdf)")
+    r.add_argument("--out", required=True, help="file to write; CSV also writes <name>_detections.csv beside it")
+    r.set_defaults(func=report)
+
+    a = sub.add_parser("audit", help="audit trail commands")
+    asub = a.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    v = asub.add_parser("verify", help="check the audit trail's hash chain; exit 1 when it was tampered with")
+    _add_db(v)
+    v.set_defaults(func=audit_verify)
+
+    e = sub.add_parser("export-dataset", help="reviewed parts as a YOLO training set (images/, labels/, classes.txt)")
+    _add_db(e)
+    _add_period(e)
+    e.add_argument("--out", required=True, help="new or empty folder to write")
+    e.add_argument("--reviewed-only", action="store_true", help="only parts that QC reviewed (default: every part "
+                   "with a stored image, the machine's boxes standing where no review corrected them)")
+    e.set_defaults(func=export_dataset)
+
+
+def _db_url(a: argparse.Namespace) -> str:
+    from inspector.cli.station import default_db_url
+
+    return getattr(a, "db", None) or default_db_url()
+
+
+def _open(url: str):  # noqa: ANN202
+    """Engine and sessions of an existing database (a report never creates one)."""
+    from db import mask_url, open_database, session_factory
+    from db.failures import sqlite_path
+
+    try:
+        path = sqlite_path(url)
+    except Exception:
+        path = None
+    if path is not None and not path.is_file():
+        raise StorageError(f"No database at {path}; give the file that 'inspector run' wrote with --db "
+                           f"(got {mask_url(url)}).")
+    engine = open_database(url)
+    return engine, session_factory(engine)
+
+
+def _image_root(url: str, a: argparse.Namespace) -> Path:
+    from inspector.cli.station import image_base
+    from inspector.config import load_config
+
+    return image_base(url, load_config(getattr(a, "config", None)))[0]
+
+
+def _progress(label: str):  # noqa: ANN202
+    last = [0.0]
+
+    def show(n: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 0.5 or n >= total:
+            last[0] = now
+            print(f"\r{label} {n}/{total}", end="\n" if n >= total else "", file=sys.stderr, flush=True)
+    return show
+
+
+def _check_period(a: argparse.Namespace) -> None:
+    if a.since is not None and a.until is not None and a.until <= a.since:
+        raise ConfigError(f"--until ({a.until.isoformat()}) must be after --since ({a.since.isoformat()}).")
+
+
+def report(a: argparse.Namespace) -> int:
+    from db.export import make_report
+    from inspector.reports import ReportData, detections_path
+
+    _check_period(a)
+    out = Path(a.out)
+    fmt = a.format or {".csv": "csv", ".html": "html", ".htm": "html"}.get(out.suffix.lower(), "pdf")
+    url = _db_url(a)
+    engine, sessions = _open(url)
+    started = time.monotonic()
+    try:
+        result = make_report(sessions, fmt, out, since=a.since, until=a.until, run_id=a.run,
+                             image_root=_image_root(url, a), progress=_progress("rows"))
+    finally:
+        engine.dispose()
+    took = time.monotonic() - started
+    if isinstance(result, ReportData):
+        t = result.totals
+        y = f"{t.yield_pct:.1f}%" if t.yield_pct is not None else "n/a"
+        print(f"wrote {out}: {t.inspected} inspections, {t.passed} pass, {t.failed} fail, {t.review} review, "
+              f"{t.not_inspected} not inspected; yield {y} ({took:.1f} s)")
+    else:
+        print(f"wrote {out} ({result} inspections) and {detections_path(out)} ({took:.1f} s)")
+    return 0
+
+
+def audit_verify(a: argparse.Namespace) -> int:
+    from db import AuditRepo
+
+    engine, sessions = _open(_db_url(a))
+    try:
+        with sessions() as s, s.begin():
+            rep = AuditRepo.verify(s)
+    finally:
+        engine.dispose()
+    if rep.ok:
+        print(f"audit log OK: {rep.entries} entries")
+        return 0
+    print(f"audit log TAMPERED: {len(rep.problems)} problem(s) in {rep.entries} entries")
+    for p in rep.problems:
+        print(f"  - {p}")
+    return EXIT_TAMPERED
+
+
+def export_dataset(a: argparse.Namespace) -> int:
+    from db.export import export_dataset as job
+
+    _check_period(a)
+    url = _db_url(a)
+    engine, sessions = _open(url)
+    try:
+        summary = job(sessions, Path(a.out), _image_root(url, a), since=a.since, until=a.until,
+                      reviewed_only=a.reviewed_only, progress=_progress("parts"))
+    finally:
+        engine.dispose()
+    print(f"wrote {a.out}: {summary.text()}; classes: {', '.join(summary.classes) or '-'}")
+    if summary.needs_box:
+        print(f"note: {summary.needs_box} part(s) judged FAIL have no box; draw one in review (missed defect) "
+              "to use them for training", file=sys.stderr)
+    return 0

@@ -1,0 +1,192 @@
+"""The plain values a report is made of. ``db.reporting`` fills them; the renderers only read them.
+
+Every figure of a report (PDF, HTML) comes from one ``ReportData``, so the formats cannot disagree.
+Times are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+
+def _need(cond: bool, what: str, got: object) -> None:
+    if not cond:
+        raise ValueError(f"expected {what}, got {got!r}")
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Final verdicts (after review) of the inspections in the report."""
+
+    inspected: int = 0  # every record, NOT_INSPECTED included
+    passed: int = 0
+    failed: int = 0
+    review: int = 0
+    not_inspected: int = 0
+
+    def __post_init__(self) -> None:
+        _need(min(self.inspected, self.passed, self.failed, self.review, self.not_inspected) >= 0,
+              "counts >= 0", self)
+        _need(self.passed + self.failed + self.review + self.not_inspected == self.inspected,
+              "pass + fail + review + not inspected == inspected", self)
+
+    @property
+    def judged(self) -> int:
+        return self.inspected - self.not_inspected
+
+    @property
+    def yield_pct(self) -> float | None:
+        """pass / (inspected - not inspected), in percent; None when nothing was judged."""
+        return self.passed / self.judged * 100.0 if self.judged > 0 else None
+
+
+@dataclass(frozen=True)
+class ModelUsed:
+    name: str
+    sha256: str
+    inspections: int
+
+    @property
+    def sha_prefix(self) -> str:
+        return self.sha256[:12]
+
+
+@dataclass(frozen=True)
+class ParetoItem:
+    """Boxes of one defect class on parts finally judged FAIL or REVIEW."""
+
+    label: str
+    count: int
+    cumulative_pct: float
+
+
+@dataclass(frozen=True)
+class YieldPoint:
+    """One hour (or 8-hour shift) of the period."""
+
+    start: dt.datetime
+    totals: Totals
+
+
+@dataclass(frozen=True)
+class Box:
+    label: str
+    confidence: float
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A part finally judged FAIL, with the boxes the model drew on it."""
+
+    inspection_id: int
+    created_at: dt.datetime
+    run_id: int
+    frame_name: str
+    max_confidence: float
+    image_path: str | None  # relative to the image folder (the database's folder for SQLite)
+    boxes: tuple[Box, ...]
+
+
+@dataclass(frozen=True)
+class ReportData:
+    generated_at: dt.datetime
+    period_start: dt.datetime | None  # the requested bounds, else the first and last inspection
+    period_end: dt.datetime | None
+    run_id: int | None
+    runs: tuple[int, ...]
+    stations: tuple[str, ...]
+    models: tuple[ModelUsed, ...]
+    totals: Totals
+    reviewed: int  # inspections with at least one review
+    overrides: int  # reviews with the action "override"
+    escapes: int  # machine said PASS, the final (reviewed) verdict is FAIL
+    pareto: tuple[ParetoItem, ...]
+    bucket_hours: int  # 1 (per hour) or 8 (per shift, for periods longer than 3 days)
+    yield_series: tuple[YieldPoint, ...]
+    worst: tuple[Failure, ...]
+
+    def __post_init__(self) -> None:
+        _need(self.bucket_hours in (1, 8), "bucket_hours 1 or 8", self.bucket_hours)
+
+    @property
+    def bucket_name(self) -> str:
+        return "hour" if self.bucket_hours == 1 else "shift (8 h)"
+
+
+class ExportRow(NamedTuple):
+    """One inspection as a CSV line: the machine's verdict and the final one.
+
+    A NamedTuple, not a frozen dataclass: an export makes a million of them, and a tuple is built
+    several times faster while being just as immutable.
+    """
+
+    inspection_id: int
+    created_at: dt.datetime
+    run_id: int
+    station: str
+    source: str
+    frame_name: str
+    machine_verdict: str
+    final_verdict: str
+    reviewed: bool
+    reasons: tuple[str, ...]
+    latency_ms: float
+    model_sha256: str
+    image_path: str | None
+    boxes: tuple[Box, ...]
+
+    @property
+    def defects(self) -> str:
+        """``"dent, scratch x2"``: boxes per class, sorted by class."""
+        if not self.boxes:
+            return ""
+        counts: dict[str, int] = {}
+        for b in self.boxes:
+            counts[b.label] = counts.get(b.label, 0) + 1
+        return ", ".join(k if n == 1 else f"{k} x{n}" for k, n in sorted(counts.items()))
+
+
+def fmt_time(t: dt.datetime | None, seconds: bool = False) -> str:
+    if t is None:
+        return "-"
+    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def fmt_pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}%"
+
+
+def period_text(d: ReportData) -> str:
+    return f"{fmt_time(d.period_start)} to {fmt_time(d.period_end)} UTC"
+
+
+def models_text(d: ReportData) -> str:
+    return ", ".join(f"{m.name} ({m.sha_prefix})" for m in d.models) or "-"
+
+
+def bucket_labels(points: tuple[YieldPoint, ...], most: int = 12) -> list[str]:
+    """Axis labels for the buckets, at most ``most`` of them shown (the others blank): the hour, with the
+    day when the series spans more than one."""
+    if not points:
+        return []
+    one_day = points[0].start.date() == points[-1].start.date()
+    every = max(1, -(-len(points) // most))
+    return [(p.start.strftime("%H:%M") if one_day else p.start.strftime("%m-%d %H:%M")) if i % every == 0 else ""
+            for i, p in enumerate(points)]
+
+
+def count_axis(top: float) -> tuple[float, float]:
+    """(maximum, step) of a count axis: a round step (1, 2 or 5 times a power of ten, at least 1) and
+    the fewest such steps (3 to 5) that reach ``top``."""
+    raw = max(top, 1.0) / 5
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    step = max(1.0, step)
+    return step * max(1, math.ceil(top / step)), step
