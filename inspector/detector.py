@@ -72,23 +72,33 @@ def available_backends() -> list[Backend]:
     return out
 
 
-def load_detector(cfg: ModelConfig, conf: float, registry: ModelRegistry | None = None) -> Detector:
-    """Build the configured detector on a trusted model file, warmed up."""
-    registry = registry or ModelRegistry()
+def pick_model(cfg: ModelConfig) -> tuple[Path, Backend]:
+    """The exact model file and backend a configuration means (ONNX preferred where it can run)."""
     backend = Backend(cfg.backend)
     if backend == Backend.AUTO:
         backend = available_backends()[0]
-    prefer = (".pt", ".onnx") if backend == Backend.ULTRALYTICS else (".onnx", ".pt")
+    prefer = (".pt", ".onnx") if backend == Backend.ULTRALYTICS else (".onnx", ".xml", ".pt")
     path = resolve_model(cfg.path, prefer)
     if path.suffix.lower() == ".pt" and backend != Backend.ULTRALYTICS:
         onnx = path.with_suffix(".onnx")
         if onnx.exists():
             path = onnx
-        elif cfg.backend == Backend.AUTO:
+        elif Backend(cfg.backend) == Backend.AUTO:
             backend = Backend.ULTRALYTICS
         else:
             raise ModelError(f"the {backend.value} backend needs an ONNX file; export one with "
                              f"'inspector export --model {path} --format onnx'.")
+    if path.suffix.lower() == ".xml" and backend != Backend.OPENVINO:
+        if Backend(cfg.backend) != Backend.AUTO:
+            raise ModelError(f"{path.name} is an OpenVINO model: use the openvino backend.")
+        backend = Backend.OPENVINO
+    return path, backend
+
+
+def load_detector(cfg: ModelConfig, conf: float, registry: ModelRegistry | None = None) -> Detector:
+    """Build the configured detector on a trusted model file, warmed up."""
+    registry = registry or ModelRegistry()
+    path, backend = pick_model(cfg)
     sha = registry.check(path)
     imgsz = int(read_card(path).get("imgsz") or cfg.imgsz)  # the size the model was trained at
     log.info("loading %s with the %s backend (sha256 %s)", path, backend.value, sha[:12])

@@ -73,3 +73,10 @@ def part_image() -> np.ndarray:
     from inspector.synth import render_part
 
     return render_part(np.random.default_rng(3), defective=False).image
+
+
+def QC(name: str = "qc-anna"):  # noqa: N802 - reads like a role badge in the tests
+    """A signed-in QC reviewer."""
+    from inspector.auth import Actor, Role
+
+    return Actor(name, Role.QC)

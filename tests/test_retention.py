@@ -9,6 +9,7 @@ from db.retention import apply_retention
 from inspector.config import SaveImages
 from inspector.images import ImageStore
 from inspector.types import Detections, Inspection, Verdict
+from tests.conftest import QC
 
 
 def _insp(seq, verdict, t0, img):
@@ -34,7 +35,7 @@ def test_fill_past_the_cap(tmp_path):
     one = (tmp_path / items[0][1]).stat().st_size
     protected_pass = ids[verdicts.index(Verdict.PASS)]
     with sessions.begin() as s:
-        ReviewRepo.add(s, protected_pass, "qc-anna", "confirm")
+        ReviewRepo.add(s, protected_pass, QC("qc-anna"), "confirm")
     (tmp_path / "r-images" / "stray.jpg").write_bytes(b"orphan")
     cap = one * 35
     rep = apply_retention(sessions, tmp_path, "r-images", cap)

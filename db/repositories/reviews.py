@@ -12,6 +12,7 @@ from db.dto import ReviewDTO
 from db.repositories._common import dumps, review_dto, utcnow, verdict
 from db.repositories.audit import AuditRepo
 from db.schema import REVIEW_ACTIONS, InspectionRecord, Review
+from inspector.auth import Actor, require
 from inspector.types import Verdict
 
 log = logging.getLogger(__name__)
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 
 class ReviewRepo:
     @staticmethod
-    def add(session: Session, inspection_id: int, reviewer: str, action: str, new_verdict: Verdict | str | None = None,
+    def add(session: Session, inspection_id: int, reviewer: Actor, action: str, new_verdict: Verdict | str | None = None,
             reason: str = "", detail: dict[str, Any] | None = None) -> ReviewDTO:
         """Record a review of one inspection and its audit entry.
 
@@ -30,8 +31,9 @@ class ReviewRepo:
         """
         if action not in REVIEW_ACTIONS:
             raise ValueError(f"expected a review action among {list(REVIEW_ACTIONS)}, got {action!r}")
-        if not reviewer or not reviewer.strip():
-            raise ValueError(f"expected the reviewer's name, got {reviewer!r}")
+        if not isinstance(reviewer, Actor):
+            raise ValueError(f"expected the reviewing Actor (name and role), got {reviewer!r}")
+        require(reviewer, "override" if action == "override" else "review")
         reason = (reason or "").strip()
         if action == "override" and not reason:
             raise ValueError("expected a reason for an override, got an empty one")
@@ -45,12 +47,12 @@ class ReviewRepo:
         new = old if new_verdict is None else verdict(new_verdict)
         if action == "confirm" and new != old:
             raise ValueError(f"expected a confirm to keep the verdict {old.value}, got {new.value}: use an override")
-        review = Review(inspection_id=inspection_id, inspection_created_at=created, reviewer=reviewer,
+        review = Review(inspection_id=inspection_id, inspection_created_at=created, reviewer=reviewer.name,
                         created_at=utcnow(), action=action, old_verdict=old.value, new_verdict=new.value,
                         reason=reason, detail=dumps(detail or {}))
         session.add(review)
         session.flush()
-        AuditRepo.append(session, actor=reviewer, action=f"review.{action}", target=f"inspection:{inspection_id}",
+        AuditRepo.append(session, actor=reviewer.name, action=f"review.{action}", target=f"inspection:{inspection_id}",
                          detail={"review_id": review.id, "old_verdict": old.value, "new_verdict": new.value,
                                  "reason": reason, "detail": detail or {}})
         return review_dto(review)

@@ -11,11 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from inspector.config import Backend, Config
-from inspector.detector import load_detector
+from inspector.config import Config
+from inspector.detector import load_detector, pick_model
 from inspector.images import ImageStore, orphans
 from inspector.pipeline import Pipeline
-from inspector.registry import ModelRegistry, data_home, read_card, resolve_model
+from inspector.registry import ModelRegistry, data_home, read_card
 from inspector.rules import Recipe
 from inspector.runner import Runner
 from inspector.sources import CameraState, open_source
@@ -115,9 +115,7 @@ class Station:
         self.spec = spec
         self.registry = registry or ModelRegistry()
         # the model: resolved and its hash checked here, loaded on the inference thread
-        backend = Backend(cfg.model.backend)
-        prefer = (".pt", ".onnx") if backend == Backend.ULTRALYTICS else (".onnx", ".pt")
-        self.model_path = resolve_model(cfg.model.path, prefer)
+        self.model_path, self.backend = pick_model(cfg.model)
         self.model_sha = self.registry.check(self.model_path)
         card = read_card(self.model_path)
         self.config = cfg

@@ -8,6 +8,7 @@ import pytest
 
 from db import InspectionFilter, InspectionRepo, ReviewRepo, RunRepo, VerdictCounts, open_database, session_factory
 from inspector.types import Verdict
+from tests.conftest import QC
 
 P, F, R, N = Verdict.PASS, Verdict.FAIL, Verdict.REVIEW, Verdict.NOT_INSPECTED
 
@@ -28,7 +29,7 @@ def seed(sessions, run_id, mk) -> dict[int, int]:
                                                      for q, (v, lb) in PARTS.items()])
         by_seq = dict(zip(PARTS, stored, strict=True))
         for seq, action, new in REVIEWS:
-            ReviewRepo.add(s, by_seq[seq], "qc-anna", action, new, reason="looked again")
+            ReviewRepo.add(s, by_seq[seq], QC("qc-anna"), action, new, reason="looked again")
     return by_seq
 
 

@@ -7,6 +7,7 @@ from sqlalchemy import text
 
 from db import AuditRepo, InspectionRepo, ReviewRepo
 from inspector.types import Verdict
+from tests.conftest import QC
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def test_reviews_never_touch_the_inspection_and_the_latest_wins(engine, sessions
     made = []
     for action, new, reason, detail in steps:
         with sessions() as s, s.begin():
-            made.append(ReviewRepo.add(s, fail_id, "qc-anna", action, new, reason, detail))
+            made.append(ReviewRepo.add(s, fail_id, QC("qc-anna"), action, new, reason, detail))
     assert raw_row(engine, fail_id) == before
     assert [(r.old_verdict.value, r.new_verdict.value) for r in made] == [
         ("FAIL", "PASS"), ("PASS", "PASS"), ("PASS", "FAIL"), ("FAIL", "FAIL")]
@@ -57,7 +58,7 @@ def test_reviews_never_touch_the_inspection_and_the_latest_wins(engine, sessions
 ])
 def test_bad_reviews_are_refused_and_leave_nothing(sessions, fail_id, action, new, reason, error):
     with sessions() as s, s.begin(), pytest.raises(ValueError, match=error):
-        ReviewRepo.add(s, fail_id, "qc-anna", action, new, reason)
+        ReviewRepo.add(s, fail_id, QC("qc-anna"), action, new, reason)
     with sessions() as s:
         assert ReviewRepo.for_inspection(s, fail_id) == []
         assert AuditRepo.list(s) == []
@@ -66,14 +67,26 @@ def test_bad_reviews_are_refused_and_leave_nothing(sessions, fail_id, action, ne
 def test_unknown_inspection_and_missing_reviewer(sessions, fail_id):
     with sessions() as s, s.begin():
         with pytest.raises(LookupError, match="no inspection"):
-            ReviewRepo.add(s, fail_id + 99, "qc", "confirm")
-        with pytest.raises(ValueError, match="reviewer"):
+            ReviewRepo.add(s, fail_id + 99, QC("qc"), "confirm")
+        with pytest.raises(ValueError, match="reviewing Actor"):
             ReviewRepo.add(s, fail_id, " ", "confirm")
+
+
+def test_role_is_checked_at_the_database_boundary(sessions, fail_id):
+    from inspector.auth import STATION_OPERATOR
+    from inspector.errors import PermissionDenied
+
+    with sessions() as s, s.begin():
+        with pytest.raises(PermissionDenied, match="review"):
+            ReviewRepo.add(s, fail_id, STATION_OPERATOR, "confirm")
+        with pytest.raises(PermissionDenied, match="override"):
+            ReviewRepo.add(s, fail_id, STATION_OPERATOR, "override", "PASS", "looks fine")
+        assert ReviewRepo.for_inspection(s, fail_id) == []
 
 
 def test_a_failed_transaction_keeps_neither_review_nor_audit(sessions, fail_id):
     with pytest.raises(RuntimeError), sessions() as s, s.begin():
-        ReviewRepo.add(s, fail_id, "qc", "override", "PASS", "fine")
+        ReviewRepo.add(s, fail_id, QC("qc"), "override", "PASS", "fine")
         raise RuntimeError("the caller changed its mind")
     with sessions() as s:
         assert ReviewRepo.for_inspection(s, fail_id) == [] and AuditRepo.verify(s).entries == 0

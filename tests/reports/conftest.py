@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.conftest import QC
 
 T0 = dt.datetime(2026, 3, 2, 6, 0, tzinfo=dt.timezone.utc)
 SHA = "cd" * 32
@@ -114,18 +115,18 @@ def build_qc_db(folder: Path, n: int = 48, seed: int = 11, url: str | None = Non
     reviews_ = [q for q, v in db.machine.items() if v == "REVIEW"]
     with sessions() as s, s.begin():
         # an escape: the machine passed it, QC found a dent and failed it
-        ReviewRepo.add(s, ids[passes[0]], "qc-anna", "missed_defect", "FAIL", "dent at the rim",
+        ReviewRepo.add(s, ids[passes[0]], QC("qc-anna"), "missed_defect", "FAIL", "dent at the rim",
                        {"label": "dent", "x1": 40, "y1": 50, "x2": 90, "y2": 95})
         # an escape with no box drawn: "needs a box" in the data-set export
-        ReviewRepo.add(s, ids[passes[1]], "qc-anna", "override", "FAIL", "hairline crack under the light")
+        ReviewRepo.add(s, ids[passes[1]], QC("qc-anna"), "override", "FAIL", "hairline crack under the light")
         # a false alarm: QC removes the machine's box and passes the part
-        ReviewRepo.add(s, ids[fails[0]], "qc-ben", "false_detection", None, "reflection",
+        ReviewRepo.add(s, ids[fails[0]], QC("qc-ben"), "false_detection", None, "reflection",
                        {"detection_id": db.det_ids[fails[0]][0]})
-        ReviewRepo.add(s, ids[fails[0]], "qc-ben", "override", "PASS", "reflection, not a scratch")
-        ReviewRepo.add(s, ids[fails[1]], "qc-ben", "confirm", None, "")
-        ReviewRepo.add(s, ids[reviews_[0]], "qc-ben", "override", "FAIL", "real defect")
+        ReviewRepo.add(s, ids[fails[0]], QC("qc-ben"), "override", "PASS", "reflection, not a scratch")
+        ReviewRepo.add(s, ids[fails[1]], QC("qc-ben"), "confirm", None, "")
+        ReviewRepo.add(s, ids[reviews_[0]], QC("qc-ben"), "override", "FAIL", "real defect")
         if len(reviews_) > 1:
-            ReviewRepo.add(s, ids[reviews_[1]], "qc-ben", "override", "PASS", "within tolerance")
+            ReviewRepo.add(s, ids[reviews_[1]], QC("qc-ben"), "override", "PASS", "within tolerance")
     engine.dispose()
     db.reviewed_seqs = [passes[0], passes[1], fails[0], fails[1], reviews_[0]] + reviews_[1:2]
     return db

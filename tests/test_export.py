@@ -1,0 +1,108 @@
+"""Exports for the fast backends: static FP32 ONNX through Ultralytics, calibrated INT8 through NNCF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+
+from inspector.errors import ModelError
+from inspector.export import export_int8, export_onnx
+from inspector.fast_detector import FastDetector, onnx_metadata, parse_names
+from tests.test_fast_detector import IMGSZ, Tiny, build_tiny
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, tiny_model: Path, synth_data: Path) -> Tiny:
+    return build_tiny(tmp_path_factory.getbasetemp() / "fast-detector", tiny_model, synth_data)
+
+
+@pytest.fixture(scope="module")
+def calib(synth_data: Path) -> list[Path]:
+    """Calibration images: the tiny model's training images."""
+    return sorted((synth_data / "images").glob("*.jpg"))
+
+
+@pytest.fixture(scope="module")
+def int8(tiny: Tiny, calib: list[Path]) -> Path:
+    return export_int8(tiny.lively, calib)
+
+
+def test_onnx_export_is_static_opset17_with_class_names(tiny: Tiny, tmp_path: Path) -> None:
+    out = export_onnx(tiny.pt, 128, tmp_path / "sub" / "m128.onnx")
+    assert out == tmp_path / "sub" / "m128.onnx" and out.is_file()
+    assert not (tiny.pt.parent / "m128.onnx").exists() and not list(tmp_path.glob("sub/*.part"))
+    model = onnx.load(str(out))
+    assert [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim] == [1, 3, 128, 128]
+    assert any(o.domain in ("", "ai.onnx") and o.version == 17 for o in model.opset_import)
+    assert parse_names(onnx_metadata(out)["names"]) == tiny.classes
+    det = FastDetector(out, "x", backend="onnxruntime", imgsz=128)
+    assert det.imgsz == 128 and det.classes == tiny.classes
+
+
+@pytest.mark.parametrize("what,imgsz,match", [("missing", 160, "not found"), ("corrupt", 160, "cannot export"),
+                                              ("ok", 100, "multiple of 32")])
+def test_onnx_export_errors(tiny: Tiny, tmp_path: Path, what: str, imgsz: int, match: str) -> None:
+    pt = {"missing": tmp_path / "none.pt", "ok": tiny.pt}.get(what, tmp_path / "bad.pt")
+    if what == "corrupt":
+        pt.write_bytes(b"PK\x03\x04 not a checkpoint")
+    with pytest.raises(ModelError, match=match):
+        export_onnx(pt, imgsz, tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_int8_export_is_a_quantised_onnx_that_keeps_the_metadata(tiny: Tiny, int8: Path) -> None:
+    assert int8 == tiny.lively.with_name("lively_int8.onnx")
+    model = onnx.load(str(int8))
+    ops = {n.op_type for n in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    meta = onnx_metadata(int8)
+    assert parse_names(meta["names"]) == tiny.classes and "int8" in meta["quantization"]
+    # the box-decoding tail stays in float: no quantiser feeds the DFL or the class sigmoid
+    producers = {o: n for n in model.graph.node for o in n.output}
+    for n in model.graph.node:
+        if "/dfl/" in n.name or n.op_type == "Sigmoid" and n.name.endswith("/Sigmoid") and "/cv" not in n.name:
+            assert all(producers.get(i) is None or producers[i].op_type != "DequantizeLinear" for i in n.input), n.name
+
+
+@pytest.mark.parametrize("backend", ["openvino", "onnxruntime"])
+def test_int8_model_loads_and_finds_what_fp32_finds(tiny: Tiny, int8: Path, backend: str) -> None:
+    fp32 = FastDetector(tiny.lively, "x", backend="openvino", imgsz=IMGSZ, conf=0.05)
+    q = FastDetector(int8, "x", backend=backend, imgsz=IMGSZ, conf=0.05)
+    assert q.classes == tiny.classes
+    hits = n = 0
+    for p in tiny.images:
+        im = cv2.imread(str(p))
+        want, got = fp32.detect(im), q.detect(im)
+        if len(want):
+            n += 1
+            best = want.items[0]
+            hits += any(d.cls == best.cls and _iou(d, best) > 0.5 for d in got)
+    assert n and hits >= 0.7 * n, f"INT8 found FP32's best box in {hits} of {n} frames"
+
+
+def _iou(a, b) -> float:
+    iw = max(0.0, min(a.x2, b.x2) - max(a.x1, b.x1))
+    ih = max(0.0, min(a.y2, b.y2) - max(a.y1, b.y1))
+    return iw * ih / (a.area + b.area - iw * ih + 1e-9)
+
+
+def test_int8_export_errors(tiny: Tiny, calib: list[Path], tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="at least"):
+        export_int8(tiny.lively, calib[:3], tmp_path / "q.onnx")
+    with pytest.raises(ModelError, match="not found"):
+        export_int8(tmp_path / "none.onnx", calib, tmp_path / "q.onnx")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(np.random.default_rng(0).integers(0, 256, 999, dtype=np.uint8).tobytes())
+    with pytest.raises(ModelError, match="corrupt"):
+        export_int8(bad, calib, tmp_path / "q.onnx")
+    junk = tmp_path / "junk.jpg"
+    junk.write_text("not an image")
+    with pytest.raises(ModelError, match="calibration image"):
+        export_int8(tiny.lively, [junk] * 12, tmp_path / "q.onnx")
+    assert not list(tmp_path.glob("q.onnx*"))

@@ -1,0 +1,258 @@
+"""FastDetector gives what Ultralytics' predict gives, on both runtimes, without torch or Ultralytics."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from inspector.errors import ModelError
+from inspector.fast_detector import FastDetector, parse_names
+from inspector.letterbox import Letterbox
+from inspector.nms import MAX_WH, nms
+
+BACKENDS = ("onnxruntime", "openvino")
+IMGSZ = 160
+
+
+@dataclass(frozen=True)
+class Tiny:
+    pt: Path
+    onnx: Path
+    lively_pt: Path  # the same network with its BatchNorm statistics measured on images: many boxes
+    lively: Path
+    classes: tuple[str, ...]
+    images: tuple[Path, ...]
+
+
+def _liven(pt: Path, images: list[Path], out: Path) -> None:
+    """Recalibrate a barely trained model's BatchNorm statistics on real images, lift its class logits.
+
+    After one epoch from scratch the features fade out layer by layer (PyTorch's default conv init
+    shrinks them), so the model outputs the same few boxes whatever the image, which would leave
+    NMS and the box mapping untested. With BN statistics measured on images each layer passes a
+    unit-variance signal on; the detections then depend on the image: hundreds of diverse,
+    overlapping boxes of every class, from a real network and a real export.
+    """
+    import torch
+
+    ckpt = torch.load(pt, map_location="cpu", weights_only=False)
+    model = (ckpt.get("ema") or ckpt["model"]).float()
+    batch = np.stack([cv2.resize(cv2.imread(str(p)), (IMGSZ, IMGSZ))[:, :, ::-1].transpose(2, 0, 1) for p in images])
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # a plain average over the batch
+    model.train()
+    with torch.no_grad():
+        model(torch.from_numpy(batch).float() / 255)
+        for branch in model.model[-1].cv3:
+            branch[-1].bias += 4.0  # class logits from about -8 to about -4
+    model.eval()
+    ckpt["model"], ckpt["ema"] = model.half(), None
+    torch.save(ckpt, out)
+
+
+def build_tiny(root: Path, pt: Path, data: Path) -> Tiny:
+    """The session's tiny trained model (conftest's ``tiny_model``), its livened twin, and 10 frames.
+
+    Built once under ``root`` and reused by every module that asks.
+    """
+    from inspector.export import export_onnx
+    from inspector.synth import write_dataset
+
+    if not (root / "lively.onnx").exists():
+        write_dataset(root / "frames", 10, 77)
+        _liven(pt, sorted((data / "images").glob("*.jpg"))[:16], root / "lively.pt")
+        export_onnx(root / "lively.pt", IMGSZ)
+    card = json.loads((pt.parent / "card.json").read_text())
+    return Tiny(pt, pt.with_suffix(".onnx"), root / "lively.pt", root / "lively.onnx",
+                tuple(card["classes"]), tuple(sorted((root / "frames" / "images").glob("*.jpg"))))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, tiny_model: Path, synth_data: Path) -> Tiny:
+    return build_tiny(tmp_path_factory.getbasetemp() / "fast-detector", tiny_model, synth_data)
+
+
+def _test_images(tiny: Tiny) -> list[np.ndarray]:
+    """The synthetic frames plus letterbox cases: wide, tall, upscaled, odd sizes."""
+    imgs = [cv2.imread(str(p)) for p in tiny.images]
+    return imgs + [cv2.resize(imgs[0], (320, 240)), np.ascontiguousarray(imgs[1][:200, :301]),
+                   cv2.resize(imgs[2], (123, 457)), cv2.resize(imgs[3], (97, 61)), cv2.resize(imgs[4], (640, 480))]
+
+
+def _assert_same(got, want, what: str) -> int:
+    assert len(got) == len(want), f"{what}: {len(got)} boxes, Ultralytics {len(want)}"
+    assert (got.image_width, got.image_height) == (want.image_width, want.image_height)
+    for g, w in zip(got, want, strict=True):  # both come sorted by confidence, best first
+        assert g.cls == w.cls and g.label == w.label, f"{what}: class {g} vs {w}"
+        assert abs(g.confidence - w.confidence) <= 0.01, f"{what}: confidence {g} vs {w}"
+        assert max(abs(g.x1 - w.x1), abs(g.y1 - w.y1), abs(g.x2 - w.x2), abs(g.y2 - w.y2)) <= 1.0, f"{what}: {g} vs {w}"
+    return len(got)
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("which,conf", [("lively", 0.02), ("onnx", 0.001)])
+def test_matches_ultralytics_predict_on_the_same_onnx(tiny: Tiny, backend: str, which: str, conf: float) -> None:
+    from inspector.detector import UltralyticsDetector
+
+    path = getattr(tiny, which)
+    ours = FastDetector(path, "abc", backend=backend, imgsz=IMGSZ, conf=conf, iou=0.5)
+    ref = UltralyticsDetector(path, "abc", imgsz=IMGSZ, conf=conf, iou=0.5)
+    total = sum(_assert_same(ours.detect(im), ref.detect(im), f"{backend} image {i}")
+                for i, im in enumerate(_test_images(tiny)))
+    assert total >= (300 if which == "lively" else 15), f"only {total} boxes compared"
+    print(f"{total} boxes compared")
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_matches_ultralytics_pytorch_predict(tiny: Tiny, backend: str) -> None:
+    """Square frames: PyTorch's minimal-rectangle letterbox is then the same as the static one."""
+    from inspector.detector import UltralyticsDetector
+
+    ours = FastDetector(tiny.lively, "abc", backend=backend, imgsz=IMGSZ, conf=0.05)
+    ref = UltralyticsDetector(tiny.lively_pt, "abc", imgsz=IMGSZ, conf=0.05)
+    total = sum(_assert_same(ours.detect(im), ref.detect(im), f"{backend} vs PyTorch, image {i}")
+                for i, im in enumerate(cv2.imread(str(p)) for p in tiny.images))
+    assert total >= 30, f"only {total} boxes compared"
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_reads_classes_and_reports_the_frame(tiny: Tiny, backend: str) -> None:
+    det = FastDetector(tiny.lively, "f00d", backend=backend, imgsz=IMGSZ, conf=0.05)
+    assert det.classes == tiny.classes
+    assert (det.sha256, det.backend, det.imgsz) == ("f00d", backend, IMGSZ)
+    res = det.detect(np.full((90, 130, 3), 40, np.uint8))
+    assert (res.image_width, res.image_height, res.model_sha256) == (130, 90, "f00d")
+    assert res.inference_ms > 0
+    for d in res:
+        assert 0 <= d.x1 <= d.x2 <= 130 and 0 <= d.y1 <= d.y2 <= 90
+        assert d.label == tiny.classes[d.cls]
+
+
+@pytest.mark.model
+def test_imports_neither_torch_nor_ultralytics(tiny: Tiny) -> None:
+    code = (
+        "import sys, numpy as np\n"
+        "from pathlib import Path\n"
+        "from inspector.fast_detector import FastDetector\n"
+        "for b in ('openvino', 'onnxruntime'):\n"
+        f"    d = FastDetector(Path({str(tiny.lively)!r}), 'x', backend=b, imgsz={IMGSZ}, conf=0.05)\n"
+        "    assert len(d.detect(np.full((120, 200, 3), 90, np.uint8))) >= 0\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'ultralytics'))\n"
+        "print('LOADED', bad)\n"
+        "print('TELEMETRY', sys.modules.get('openvino_telemetry', 'absent'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "LOADED []" in out.stdout, out.stdout
+    assert "TELEMETRY None" in out.stdout, out.stdout  # openvino_telemetry blocked: nothing can be sent
+
+
+def _corrupt(kind: str, tiny: Tiny, tmp_path: Path) -> Path:
+    p = tmp_path / "model.onnx"
+    if kind == "garbage":
+        p.write_bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    elif kind == "truncated":
+        p.write_bytes(tiny.onnx.read_bytes()[: tiny.onnx.stat().st_size // 2])
+    elif kind == "empty":
+        p.write_bytes(b"")
+    elif kind == "text":
+        p.write_text("this is not a model\n")
+    elif kind == "missing":
+        p = tmp_path / "nowhere.onnx"
+    elif kind == "pt":
+        p = tiny.pt
+    return p
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", ["garbage", "truncated", "empty", "text", "missing", "pt"])
+def test_unloadable_file_gives_model_error(tiny: Tiny, tmp_path: Path, backend: str, kind: str) -> None:
+    path = _corrupt(kind, tiny, tmp_path)
+    with pytest.raises(ModelError) as e:
+        FastDetector(path, "x", backend=backend, imgsz=IMGSZ)
+    msg = str(e.value)
+    assert str(path) in msg and "\n" not in msg and len(msg) < 300
+
+
+@pytest.mark.model
+def test_unknown_backend_and_ir_on_onnxruntime_are_refused(tiny: Tiny, tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="unknown inference backend"):
+        FastDetector(tiny.onnx, "x", backend="tensorrt")
+    xml = tmp_path / "m.xml"
+    xml.write_text("<net/>")
+    with pytest.raises(ModelError, match="openvino backend"):
+        FastDetector(xml, "x", backend="onnxruntime")
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("image", [np.zeros((10, 10), np.uint8), np.zeros((10, 10, 3), np.float32),
+                                   np.zeros((0, 10, 3), np.uint8), np.zeros((10, 10, 4), np.uint8)])
+def test_bad_image_is_refused(tiny: Tiny, image: np.ndarray) -> None:
+    det = FastDetector(tiny.onnx, "x", backend="onnxruntime", imgsz=IMGSZ)
+    with pytest.raises(ValueError, match="HxWx3 uint8"):
+        det.detect(image)
+
+
+@pytest.mark.parametrize("shape", [(320, 320), (240, 320), (480, 640), (300, 200), (1000, 37), (160, 160),
+                                   (33, 1200), (1, 1)])
+def test_letterbox_is_ultralytics_letterbox(shape: tuple[int, int]) -> None:
+    from ultralytics.data.augment import LetterBox
+
+    img = np.random.default_rng(sum(shape)).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    lb = Letterbox((320, 320))
+    lb(np.zeros((50, 70, 3), np.uint8))  # a previous frame of another size must leave no trace
+    canvas, _ = lb(img)
+    np.testing.assert_array_equal(canvas, LetterBox((320, 320), auto=False, stride=32)(image=img))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_nms_is_torchvision_batched_nms(seed: int) -> None:
+    import torch
+    import torchvision
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 400))
+    xy = rng.uniform(0, 300, (n, 2)).astype(np.float32)
+    wh = rng.uniform(2, 120, (n, 2)).astype(np.float32)
+    boxes = np.concatenate([xy, xy + wh], 1)
+    scores = rng.uniform(0, 1, n).astype(np.float32)
+    cls = rng.integers(0, 3, n).astype(np.float32)
+    shifted = boxes + cls[:, None] * np.float32(MAX_WH)
+    want = torchvision.ops.nms(torch.from_numpy(shifted), torch.from_numpy(scores), 0.5).numpy()
+    np.testing.assert_array_equal(nms(shifted, scores, 0.5, max_det=10_000), want)
+
+
+@pytest.mark.parametrize("boxes,scores,iou,kept", [
+    ([[0, 0, 10, 10], [1, 1, 11, 11]], [0.9, 0.8], 0.5, [0]),          # heavy overlap: the weaker goes
+    ([[0, 0, 10, 10], [1, 1, 11, 11]], [0.8, 0.9], 0.5, [1]),          # the better one stays, whatever the order
+    ([[0, 0, 10, 10], [20, 20, 30, 30]], [0.9, 0.8], 0.5, [0, 1]),     # apart: both stay
+    ([[0, 0, 10, 10], [0, 0, 10, 5]], [0.9, 0.8], 0.5, [0, 1]),        # IoU exactly at the threshold stays
+    ([[0, 0, 10, 10]], [0.5], 0.5, [0]),
+    (np.zeros((0, 4)), [], 0.5, []),
+])
+def test_nms_cases(boxes, scores, iou, kept) -> None:
+    got = nms(np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(scores, np.float32), iou)
+    assert got.tolist() == kept
+
+
+@pytest.mark.parametrize("text,want", [
+    ("{0: 'scratch', 1: 'dent'}", ("scratch", "dent")),
+    ("{1: 'b', 0: 'a'}", ("a", "b")),
+    ("['a', 'b']", ("a", "b")),
+    ("", None), (None, None), ("{0: os.system('x')}", None), ("42", None),
+])
+def test_parse_names(text, want) -> None:
+    assert parse_names(text) == want

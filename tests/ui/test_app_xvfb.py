@@ -1,0 +1,83 @@
+"""`inspector` as a user starts it: the real app under Xvfb, closed by SIGTERM; and the line it prints without
+a display. Skipped with the reason when Xvfb (or ImageMagick, for the screenshot) is not installed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.ui.conftest import db_rows
+
+APP_SECONDS = 12
+
+
+def _env(**kw) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY")}
+    env.update(kw)
+    return env
+
+
+def test_without_a_display_one_line_says_how_to_run_headless(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "inspector.cli", "--db", f"sqlite:///{tmp_path / 'n.db'}"],
+                       capture_output=True, text=True, timeout=60, env=_env())
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "inspector run" in lines[0] and "Traceback" not in r.stderr
+    assert not (tmp_path / "n.db").exists()
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_the_app_opens_inspects_and_closes_on_sigterm(tmp_path, tiny_model):
+    if not shutil.which("xvfb-run"):
+        pytest.skip("xvfb-run is not installed (apt-get install xvfb); CI installs it")
+    shot = tmp_path / "live.png"
+    db = tmp_path / "app.db"
+    can_shoot = bool(shutil.which("import") and shutil.which("identify"))
+    script = (f'"{sys.executable}" -m inspector.cli --db "sqlite:///{db}" --model "{tiny_model}" & p=$!; '
+              f"sleep {APP_SECONDS}; "
+              + (f'import -window root "{shot}"; ' if can_shoot else "")
+              + 'kill -TERM $p; wait $p; echo "app exit $?"')
+    started = time.monotonic()
+    r = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "bash", "-c", script],
+                       capture_output=True, text=True, timeout=APP_SECONDS + 120, env=_env())
+    out = r.stdout + r.stderr
+    assert "app exit 0" in out, out[-2000:]
+    assert "Traceback" not in out, out[-2000:]
+    assert time.monotonic() - started < APP_SECONDS + 60  # SIGTERM closed it promptly
+    assert db_rows(db, "select count(*) from inspections")[0][0] > 0
+    assert db_rows(db, "select end_reason from runs") == [("stopped",)]
+    if not can_shoot:
+        pytest.skip("ImageMagick (import, identify) is not installed: the screenshot was not checked")
+    sd = subprocess.run(["identify", "-format", "%[fx:standard_deviation]", str(shot)], capture_output=True, text=True)
+    assert sd.returncode == 0 and float(sd.stdout) > 0.05, "the screenshot is blank"
+    keep = os.environ.get("INSPECTOR_SHOT")
+    if keep:
+        Path(keep).write_bytes(shot.read_bytes())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="X11 plugin loading is a Linux matter")
+def test_a_missing_x11_library_is_one_line_not_an_abort(tmp_path, monkeypatch):
+    from ui.app import x11_problem
+
+    broken = tmp_path / "libqxcb.so"
+    broken.write_bytes(b"not a library")
+    monkeypatch.setenv("DISPLAY", ":99")
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    msg = x11_problem(broken)
+    assert msg is not None and "apt-get install libxcb-cursor0" in msg and "inspector run" in msg
+    assert "\n" not in msg
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="X11 is a Linux matter")
+def test_a_display_that_does_not_answer_is_one_line_not_an_abort(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "inspector.cli", "--db", f"sqlite:///{tmp_path / 'n.db'}"],
+                       capture_output=True, text=True, timeout=60, env=_env(DISPLAY=":87"))
+    assert r.returncode == 2, r.stderr[-1000:]
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "cannot connect to the display" in r.stderr

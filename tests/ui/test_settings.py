@@ -1,0 +1,102 @@
+"""The settings dialog over the typed configuration: descriptions shown, bad values refused, nothing half-saved."""
+
+from __future__ import annotations
+
+import pytest
+
+from inspector.config import Config, load_config, save_config
+from ui.settings_dialog import SettingsDialog
+
+
+@pytest.fixture
+def saved(tmp_path):
+    path = tmp_path / "inspector.toml"
+    cfg = Config().model_copy(update={"run": Config().run.model_copy(update={"station": "line-4"})})
+    save_config(cfg, path)
+    return path
+
+
+def dialog(qtbot, path, cfg=None):
+    d = SettingsDialog(cfg or load_config(path), path)
+    qtbot.addWidget(d)
+    d.show()
+    return d
+
+
+def test_every_field_is_shown_with_its_description(qtbot, saved):
+    d = dialog(qtbot, saved)
+    for section, sinfo in Config.model_fields.items():
+        for name, info in sinfo.annotation.model_fields.items():
+            f = d.fields[(section, name)]
+            assert f.help.text() == info.description and info.description
+    assert d.fields[("run", "station")].editor.text() == "line-4"
+    assert d.fields[("model", "backend")].editor.currentText() == "auto"
+
+
+@pytest.mark.parametrize("key, text, error", [
+    (("model", "imgsz"), "333", "multiple of 32"),
+    (("model", "imgsz"), "big", "valid integer"),
+    (("recipe", "fail_conf"), "1.5", "less than or equal to 1"),
+    (("recipe", "roi"), "0.5, 0.1, 0.2, 0.9", "roi must be fractions"),
+    (("recipe", "classes"), "{scratch: 1", "JSON"),
+    (("camera", "open_timeout_s"), "0", "greater than 0"),
+])
+def test_a_wrong_value_is_shown_next_to_its_field_and_nothing_is_saved(qtbot, saved, key, text, error):
+    before = saved.read_bytes()
+    d = dialog(qtbot, saved)
+    d.fields[key].editor.setText(text)
+    d.buttons.button(d.buttons.StandardButton.Save).click()
+    qtbot.wait(50)
+    assert error in d.errors()[".".join(key)]
+    assert not d.fields[key].error.isHidden()
+    assert d.isVisible() and "Not saved" in d.status.text()
+    assert saved.read_bytes() == before
+    assert d.tabs.currentIndex() == list(Config.model_fields).index(key[0])  # the operator sees the field
+
+
+def test_a_rule_across_fields_is_shown_at_both(qtbot, saved):
+    d = dialog(qtbot, saved)
+    d.fields[("recipe", "review_conf")].editor.setText("0.8")
+    assert d.validate() is None
+    errors = d.errors()
+    assert "must not be above" in errors["recipe.review_conf"] and "must not be above" in errors["recipe.fail_conf"]
+
+
+def test_valid_settings_are_saved_and_reload(qtbot, saved):
+    d = dialog(qtbot, saved)
+    got = []
+    d.saved.connect(got.append)
+    d.fields[("model", "imgsz")].editor.setText("416")
+    d.fields[("recipe", "roi")].editor.setText("0.1, 0.2, 0.9, 0.8")
+    d.fields[("recipe", "classes")].editor.setText('{"scratch": {"fail_conf": 0.7}}')
+    d.fields[("run", "mode")].editor.setCurrentText("stream")
+    d.save()
+    qtbot.waitUntil(lambda: bool(got), timeout=5000)
+    cfg = load_config(saved)
+    assert cfg.model.imgsz == 416 and cfg.recipe.roi == (0.1, 0.2, 0.9, 0.8)
+    assert cfg.recipe.classes["scratch"].fail_conf == 0.7 and cfg.run.mode.value == "stream"
+    assert cfg.run.station == "line-4" and got[0] == cfg
+
+
+def test_a_failed_write_is_shown_and_the_dialog_stays(qtbot, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    d = dialog(qtbot, blocker / "inspector.toml", Config())
+    d.save()
+    qtbot.waitUntil(lambda: "Not saved" in d.status.text(), timeout=5000)
+    assert d.isVisible() and d.buttons.isEnabled()
+
+
+def test_the_window_saves_to_the_config_file_and_uses_it_next_start(qtbot, tmp_path, make_spec):
+    from ui.controller import LiveController
+    from ui.main_window import MainWindow
+
+    path = tmp_path / "settings.toml"
+    w = MainWindow(LiveController(lambda *a, **k: None), make_spec(tmp_path, None), path)
+    qtbot.addWidget(w)
+    d = w.open_settings()
+    assert d.path == path
+    d.fields[("recipe", "name")].editor.setText("bracket-B")
+    d.save()
+    qtbot.waitUntil(lambda: w.spec.config.recipe.name == "bracket-B", timeout=5000)
+    assert load_config(path).recipe.name == "bracket-B"
