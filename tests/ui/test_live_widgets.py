@@ -158,3 +158,16 @@ def test_bridge_scales_frames_to_the_canvas_off_the_gui_thread():
     assert (r.image.width(), r.image.height()) == (640, 480)
     assert (r.boxes[0].x1, r.boxes[0].y1, r.boxes[0].x2, r.boxes[0].y2) == (64, 48, 128, 96)
     assert r.thumb is not None and r.thumb.height() == 88
+
+
+def test_shortcut_keys_reach_their_actions(window, qtbot):
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=2000)
+    qtbot.keyClick(window, Qt.Key.Key_Comma, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: window.settings is not None and window.settings.isVisible(), timeout=2000)
+    window.settings.close()
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key.Key_F11)
+    qtbot.waitUntil(window.isFullScreen, timeout=2000)
+    qtbot.keyClick(window, Qt.Key.Key_F11)
+    qtbot.waitUntil(lambda: not window.isFullScreen(), timeout=2000)

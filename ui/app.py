@@ -1,0 +1,204 @@
+"""The window's composition root: builds the application, the controller over the real Station, the tabs.
+
+``run_app(spec)`` is what ``inspector`` (no command) calls. The review and reports screens plug in
+through ``EXTRA_TABS``: a module ``ui.<name>`` with ``create_tab(spec: StationSpec) -> QWidget`` is
+added as a tab when it exists.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import logging
+import os
+import signal
+import sys
+from dataclasses import replace
+from pathlib import Path
+from types import TracebackType
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QWidget
+
+from inspector.cli.station import DEFAULT_SOURCE, Station, StationSpec
+from inspector.errors import InspectorError
+from inspector.registry import data_home
+from ui.controller import LiveController
+from ui.main_window import MainWindow
+from ui.theme import apply_theme
+from ui.workers import operator_message
+
+log = logging.getLogger(__name__)
+
+EXTRA_TABS = (("review", "Review"), ("reports", "Reports"))  # module ui.<name>, tab title
+SIGNAL_POLL_MS = 200
+
+
+def settings_path(config_path: Path | str | None) -> Path:
+    """Where the settings dialog saves: the --config file if given, else the data folder's config.toml."""
+    return Path(config_path) if config_path else data_home() / "config.toml"
+
+
+def config_arg(argv: list[str]) -> str | None:
+    """The --config value of the command line, for a caller that does not pass ``config_path``."""
+    import argparse
+
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--config", default=None)
+    return p.parse_known_args(argv)[0].config
+
+
+def build_window(spec: StationSpec, config_path: Path | str | None = None) -> MainWindow:
+    """The main window over the real Station (the QApplication must exist)."""
+    controller = LiveController(Station)
+    window = MainWindow(controller, spec, settings_path(config_path))
+    controller.setParent(window)
+    freeze_after_warm_up(controller)
+    for name, title in EXTRA_TABS:
+        try:
+            tab = _optional_tab(name, spec)
+        except Exception as e:  # noqa: BLE001 - a broken extra screen must not take the live screen down
+            log.exception("the %s tab could not be built", title)
+            window.live.error.show_error(f"The {title} screen could not be opened: {operator_message(e)}")
+            continue
+        if tab is not None:
+            window.add_tab(tab, title)
+    return window
+
+
+def freeze_after_warm_up(controller: LiveController) -> None:
+    """Once a run shows its first part (model loaded, everything imported), move every object alive into
+    the collector's permanent generation. Otherwise each full collection walks the ~100k objects of
+    torch, OpenCV and SQLAlchemy while holding the GIL, stalling the window for 50-120 ms."""
+    warm = [False]
+
+    def started(_info: object) -> None:
+        warm[0] = False
+
+    def first_results(_results: object) -> None:
+        if not warm[0]:
+            warm[0] = True
+            gc.freeze()
+
+    controller.started.connect(started)
+    controller.results.connect(first_results)
+
+
+def _optional_tab(name: str, spec: StationSpec) -> QWidget | None:
+    try:
+        module = importlib.import_module(f"ui.{name}")
+    except ModuleNotFoundError as e:
+        if e.name != f"ui.{name}":
+            raise
+        return None
+    create = getattr(module, "create_tab", None)
+    return create(spec) if create is not None else None
+
+
+def install_signal_handlers(window: MainWindow) -> QTimer:
+    """SIGTERM/SIGINT close the window cleanly. Qt runs no Python code while idle in C++, so a timer wakes
+    the interpreter regularly to let the handler run; the close then happens in the event loop."""
+    requested: list[int] = []
+
+    def handler(signum: int, _frame: object) -> None:
+        requested.append(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handler)
+    timer = QTimer(window)
+
+    def poll() -> None:
+        if requested:
+            log.info("signal %s: closing the window", requested[-1])
+            requested.clear()
+            window.close()
+
+    timer.timeout.connect(poll)
+    timer.start(SIGNAL_POLL_MS)
+    return timer
+
+
+def install_excepthook(window: MainWindow) -> None:
+    """An exception escaping a slot goes to the log file and the error banner, not as a traceback to a console."""
+
+    def hook(kind: type[BaseException], e: BaseException, tb: TracebackType | None) -> None:
+        log.error("unhandled exception in the window", exc_info=(kind, e, tb))
+        try:
+            window.live.error.show_error(operator_message(e))
+        except RuntimeError:  # the window is already gone
+            pass
+
+    sys.excepthook = hook
+
+
+def drop_foreign_qt_plugins() -> None:
+    """opencv-python points QT_QPA_PLATFORM_PLUGIN_PATH at its own (Qt 5) plugins when cv2 is imported;
+    Qt 6 cannot load those, so the window would not open on X11."""
+    path = os.environ.get("QT_QPA_PLATFORM_PLUGIN_PATH", "")
+    if path and "cv2" in Path(path).parts:
+        del os.environ["QT_QPA_PLATFORM_PLUGIN_PATH"]
+
+
+XCB_PACKAGES = ("libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 "
+                "libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0")
+
+
+def x11_problem(plugin: Path | None = None) -> str | None:
+    """None if Qt's X11 plugin can load; else one sentence naming what is missing.
+
+    Without this, a missing system library makes Qt abort the process with a page of text."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM", "xcb") not in ("", "xcb"):
+        return None
+    if not os.environ.get("DISPLAY"):
+        return None
+    if plugin is None:
+        import PySide6
+
+        plugin = Path(PySide6.__file__).parent / "Qt" / "plugins" / "platforms" / "libqxcb.so"
+        if not plugin.exists():
+            return None
+    import ctypes
+
+    headless = "Or run headless: inspector run --source FOLDER|VIDEO|CAMERA|URL"
+    try:
+        ctypes.CDLL(str(plugin))
+        xcb = ctypes.CDLL("libxcb.so.1")
+    except OSError as e:
+        return (f"the window cannot open on X11: Qt's X11 plugin does not load ({e}); on Debian/Ubuntu: "
+                f"apt-get install {XCB_PACKAGES}. {headless}")
+    xcb.xcb_connect.restype = ctypes.c_void_p
+    xcb.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
+    xcb.xcb_disconnect.argtypes = [ctypes.c_void_p]
+    conn = xcb.xcb_connect(None, None)
+    failed = xcb.xcb_connection_has_error(conn)
+    xcb.xcb_disconnect(conn)
+    if failed:
+        return f"cannot connect to the display {os.environ['DISPLAY']!r} (is the X server running?). {headless}"
+    return None
+
+
+def run_app(spec: StationSpec, config_path: Path | str | None = None, autostart: bool = True) -> int:
+    """Open the window and start inspecting; returns the exit code once the window is closed."""
+    drop_foreign_qt_plugins()
+    problem = x11_problem()
+    if problem:
+        raise InspectorError(problem)  # the command line prints it as one line and exits with 2
+    if config_path is None:
+        config_path = config_arg(sys.argv[1:])
+    if spec.source == DEFAULT_SOURCE:
+        spec = replace(spec, loop=True)  # the built-in demo plays the sample images as a line
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Inspector")
+    apply_theme(app)
+    window = build_window(spec, config_path)
+    install_signal_handlers(window)
+    install_excepthook(window)
+    screen = app.primaryScreen()
+    if screen is not None:
+        window.setGeometry(screen.availableGeometry())  # no window manager (kiosk PCs, Xvfb) maximises nothing
+    window.showMaximized()
+    if autostart:
+        QTimer.singleShot(0, window.start)
+    code = app.exec()
+    window.controller.shutdown()
+    return code

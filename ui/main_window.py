@@ -1,0 +1,259 @@
+"""The main window: tabs ("Live" now; "Review" and "Reports" plug in with ``add_tab``), actions and shortcuts.
+
+The window keeps the operator's selection (source, model, recipe, configuration) as a ``StationSpec``
+and hands it to the ``LiveController`` on start. Closing the window stops the run first and waits for
+the last parts to be written (without blocking the event loop), then closes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QInputDialog,
+    QLabel,
+    QMainWindow,
+    QStyle,
+    QTabWidget,
+    QToolBar,
+    QWidget,
+)
+
+from inspector.config import Config, config_from_dict
+from inspector.errors import ConfigError
+from inspector.sources import VIDEO_SUFFIXES
+from ui.controller import LiveController, RunEnd
+from ui.health import short
+from ui.live_tab import LiveTab
+from ui.settings_dialog import SettingsDialog
+
+if TYPE_CHECKING:  # the spec is data here; only the composition root (ui/app.py) builds stations
+    from inspector.cli.station import StationSpec
+
+log = logging.getLogger(__name__)
+
+# name: (text, shortcut, tooltip)
+ACTIONS = {
+    "start": ("Start", "F5", "Start inspecting"),
+    "stop": ("Stop", "Shift+F5", "Stop after the parts already read"),
+    "pause": ("Pause", "Space", "Pause reading parts (again to resume)"),
+    "folder": ("Folder…", "Ctrl+O", "Inspect the images of a folder"),
+    "video": ("Video…", "Ctrl+Shift+O", "Inspect the frames of a video file"),
+    "camera": ("Camera…", "Ctrl+K", "Inspect a camera by its index"),
+    "url": ("Stream…", "Ctrl+U", "Inspect a network stream (rtsp://, http://)"),
+    "model": ("Model…", "Ctrl+M", "Choose the model file (.pt or .onnx)"),
+    "recipe": ("Recipe…", "Ctrl+R", "Choose a recipe file (TOML)"),
+    "kiosk": ("Kiosk", "F11", "Full-screen kiosk mode (F11 again to leave)"),
+    "settings": ("Settings…", "Ctrl+,", "Edit the configuration"),
+}
+ICONS = {"start": QStyle.StandardPixmap.SP_MediaPlay, "stop": QStyle.StandardPixmap.SP_MediaStop,
+         "pause": QStyle.StandardPixmap.SP_MediaPause}  # the other controls read better as plain words
+MENUS = (("&Run", ("start", "stop", "pause")), ("&Source", ("folder", "video", "camera", "url")),
+         ("&Model", ("model", "recipe")), ("&View", ("kiosk", "settings")))
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, controller: LiveController, spec: StationSpec, settings_path: Path,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Inspector")
+        self.resize(1560, 960)
+        self.controller = controller
+        self.spec = spec
+        self.settings_path = Path(settings_path)
+        self.recipe_path: Path | None = None
+        self.settings: SettingsDialog | None = None
+        self._closing = False
+        self._restart = False
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.setCentralWidget(self.tabs)
+        self.live = LiveTab(controller)
+        self.add_tab(self.live, "Live")
+        self.actions_by_name: dict[str, QAction] = {}
+        self._build_actions()
+        self.selection = QLabel()
+        self.statusBar().addPermanentWidget(self.selection, 1)
+        self._show_selection()
+        controller.state_changed.connect(self._state_changed)
+        controller.finished.connect(self._finished)
+        controller.failed.connect(lambda msg: self.statusBar().showMessage(msg, 10000))
+        self._state_changed(controller.state)
+
+    # tabs -------------------------------------------------------------------------------------
+    def add_tab(self, widget: QWidget, title: str) -> int:
+        """Plug a screen into the window (the review and reports tabs use this); returns its index."""
+        return self.tabs.addTab(widget, title)
+
+    # actions ----------------------------------------------------------------------------------
+    def _build_actions(self) -> None:
+        handlers = {"start": self.start, "stop": self.stop, "pause": self.toggle_pause, "folder": self.choose_folder,
+                    "video": self.choose_video, "camera": self.choose_camera, "url": self.choose_url,
+                    "model": self.choose_model, "recipe": self.choose_recipe, "kiosk": self.toggle_kiosk,
+                    "settings": self.open_settings}
+        bar = QToolBar("Controls")
+        bar.setMovable(False)
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        bar.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.addToolBar(bar)
+        self.toolbar = bar
+        for name, (text, keys, tip) in ACTIONS.items():
+            a = QAction(text, self)
+            if name in ICONS:
+                a.setIcon(self.style().standardIcon(ICONS[name]))
+            a.setShortcut(QKeySequence(keys))
+            a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            a.setToolTip(f"{tip} ({keys})")
+            a.setCheckable(name in ("pause", "kiosk"))
+            a.triggered.connect(handlers[name])
+            self.addAction(a)  # shortcuts keep working in kiosk mode, with the bars hidden
+            self.actions_by_name[name] = a
+        for name in ACTIONS:
+            if name in ("folder", "model", "kiosk"):
+                bar.addSeparator()
+            bar.addAction(self.actions_by_name[name])
+        for title, names in MENUS:
+            menu = self.menuBar().addMenu(title)
+            for name in names:
+                menu.addAction(self.actions_by_name[name])
+        for w in bar.findChildren(QWidget):
+            w.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Space must reach the pause shortcut, not a button
+
+    def _state_changed(self, state: str) -> None:
+        a = self.actions_by_name
+        a["start"].setEnabled(state == "idle" and not self._closing)
+        a["stop"].setEnabled(state in ("starting", "running", "paused"))
+        a["pause"].setEnabled(state in ("running", "paused"))
+        a["pause"].setChecked(state == "paused")
+        a["pause"].setText("Resume" if state == "paused" else "Pause")
+        if self._closing and state == "idle":
+            QTimer.singleShot(0, self.close)
+
+    # run control ------------------------------------------------------------------------------
+    def start(self) -> bool:
+        if self._closing:
+            return False
+        return self.controller.start(self.spec, self.recipe_path)
+
+    def stop(self) -> None:
+        self._restart = False
+        self.controller.stop()
+
+    def toggle_pause(self) -> None:
+        self.controller.pause(self.controller.state == "running")
+
+    def _finished(self, end: RunEnd) -> None:
+        self.statusBar().showMessage(f"Run ended: {end.reason}", 10000)
+        if self._restart and not self._closing:
+            self._restart = False
+            self.start()
+
+    def _apply(self, spec: StationSpec) -> None:
+        """New selection; a run in progress restarts with it."""
+        self.spec = spec
+        self._show_selection()
+        if self.controller.state in ("starting", "running", "paused"):
+            self._restart = True
+            self.controller.stop()
+
+    # selection --------------------------------------------------------------------------------
+    def set_source(self, source: str) -> None:
+        self._apply(replace(self.spec, source=source, loop=False))
+
+    def set_model(self, path: Path) -> None:
+        cfg = self.spec.config
+        try:
+            cfg = config_from_dict({**cfg.model_dump(mode="python"),
+                                    "model": {**cfg.model.model_dump(mode="python"), "path": Path(path)}}, "model")
+        except ConfigError as e:
+            self.live.error.show_error(str(e))
+            return
+        self._apply(replace(self.spec, config=cfg))
+
+    def set_recipe(self, path: Path | None) -> None:
+        self.recipe_path = Path(path) if path else None
+        self._apply(self.spec)
+
+    def set_config(self, cfg: Config) -> None:
+        self.spec = replace(self.spec, config=cfg)
+        self._show_selection()
+        self.statusBar().showMessage(f"Settings saved to {self.settings_path}; they apply from the next start.", 10000)
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Image folder", str(Path(self.spec.source).parent))
+        if folder:
+            self.set_source(folder)
+
+    def choose_video(self) -> None:
+        pattern = " ".join(f"*{s}" for s in sorted(VIDEO_SUFFIXES))
+        path, _ = QFileDialog.getOpenFileName(self, "Video file", "", f"Videos ({pattern});;All files (*)")
+        if path:
+            self.set_source(path)
+
+    def choose_camera(self) -> None:
+        index, ok = QInputDialog.getInt(self, "Camera", "Camera index (0 is the first camera):", 0, 0, 99)
+        if ok:
+            self.set_source(str(index))
+
+    def choose_url(self) -> None:
+        url, ok = QInputDialog.getText(self, "Stream", "Stream URL (rtsp://, http://, https://):")
+        if ok and url.strip():
+            self.set_source(url.strip())
+
+    def choose_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Model file", "", "Models (*.pt *.onnx);;All files (*)")
+        if path:
+            self.set_model(Path(path))
+
+    def choose_recipe(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Recipe file", "", "Recipes (*.toml);;All files (*)")
+        if path:
+            self.set_recipe(Path(path))
+
+    def _show_selection(self) -> None:
+        cfg = self.spec.config
+        model = str(cfg.model.path) if cfg.model.path else "shipped model"
+        recipe = str(self.recipe_path) if self.recipe_path else cfg.recipe.name
+        loop = " (loop)" if self.spec.loop else ""
+        self.selection.setText(f"Source: {short(self.spec.source, 60)}{loop}   ·   Model: {short(model, 50)}   ·   "
+                               f"Recipe: {short(recipe, 40)}   ·   Database: {short(self.spec.db_url, 60)}")
+
+    # view -------------------------------------------------------------------------------------
+    def toggle_kiosk(self) -> None:
+        kiosk = not self.isFullScreen()
+        for w in (self.menuBar(), self.toolbar, self.statusBar(), self.tabs.tabBar()):
+            w.setVisible(not kiosk)
+        if kiosk:
+            self.tabs.setCurrentWidget(self.live)
+            self.showFullScreen()
+        else:
+            self.showNormal()
+        self.actions_by_name["kiosk"].setChecked(kiosk)
+
+    def open_settings(self) -> SettingsDialog:
+        if self.settings is not None:
+            self.settings.close()
+        self.settings = SettingsDialog(self.spec.config, self.settings_path, self.controller.pool, self)
+        self.settings.saved.connect(self.set_config)
+        self.settings.show()
+        return self.settings
+
+    # closing ----------------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        """Stop the run and wait (in the event loop) until its last parts are written; then close."""
+        if self.controller.idle:
+            event.accept()
+            return
+        event.ignore()
+        if not self._closing:
+            self._closing = True
+            self._restart = False
+            self.actions_by_name["start"].setEnabled(False)
+            self.live.banner.show_idle("STOPPING", "Writing the last parts before closing…")
+            self.controller.stop()
