@@ -159,12 +159,14 @@ def finalize(weights: Path, out: Path, *, name: str, data: Path, ds_classes: tup
             shutil.move(str(onnx_path), out / f"{name}.onnx")
         files.append(out / f"{name}.onnx")
     ckpt_meta = _read_epochs_done(weights)
+    synth_note = _synth_note(data)
     card = {
         "name": name,
         "task": "detect",
         "architecture": "yolo11n",
         "base": base,
         "data": str(data),
+        "data_note": synth_note,
         "classes": list(ds_classes),
         "imgsz": imgsz,
         "epochs_planned": epochs,
@@ -181,13 +183,20 @@ def finalize(weights: Path, out: Path, *, name: str, data: Path, ds_classes: tup
     return card
 
 
-def _read_epochs_done(weights: Path) -> int | None:
+def _synth_note(data: Path) -> str:
+    """For a folder written by ``inspector synth``: the command that makes the same data again."""
     try:
-        import torch
+        meta = json.loads((Path(data) / "synth.json").read_text())
+        return f"inspector synth --count {meta['count']} --seed {meta['seed']} ({meta['defective']} defective)"
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
 
-        ck = torch.load(str(weights), map_location="cpu", weights_only=False)
-        return int(ck.get("epoch", -1)) + 1 if isinstance(ck, dict) else None
-    except Exception:  # noqa: BLE001 - only a figure for the card
+
+def _read_epochs_done(weights: Path) -> int | None:
+    results = weights.parent.parent / "results.csv"
+    try:
+        return max(0, len(results.read_text().strip().splitlines()) - 1)
+    except OSError:
         return None
 
 

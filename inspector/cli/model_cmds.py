@@ -64,9 +64,27 @@ def _evaluate(a: argparse.Namespace) -> int:
     out = report.as_dict()
     out["model"] = str(getattr(detector, "path", mcfg.path or "shipped"))
     out["backend"] = getattr(detector, "backend", "ultralytics")
+    if a.card:
+        _record_in_card(detector, out)
     if a.json:
         print(json.dumps(out))
     return 0
+
+
+def _record_in_card(detector, result: dict) -> None:
+    """Write the evaluation command and its figures into the model's card (card.json and card.md)."""
+    from inspector.registry import read_card
+    from inspector.training import write_card
+
+    path = Path(getattr(detector, "path", ""))
+    card = read_card(path)
+    if not card:
+        print(f"no card.json beside {path}: evaluation not recorded", file=sys.stderr)
+        return
+    card["validation"] = {"command": "inspector " + " ".join(shlex.quote(x) for x in sys.argv[1:]
+                                                            if x != "--card"), **result}
+    write_card(path.parent, card)
+    print(f"recorded in {path.parent / 'card.md'}", file=sys.stderr)
 
 
 def _export(a: argparse.Namespace) -> int:
@@ -117,6 +135,7 @@ def register(sub) -> None:
     e.add_argument("--recipe", default=None)
     e.add_argument("--backend", default=None, choices=["auto", "onnxruntime", "openvino", "ultralytics"])
     e.add_argument("--json", action="store_true")
+    e.add_argument("--card", action="store_true", help="record the command and its figures in the model's card")
     e.set_defaults(func=_evaluate)
 
     x = sub.add_parser("export", help="export a model to ONNX (optionally INT8)")

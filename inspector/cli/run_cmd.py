@@ -42,8 +42,19 @@ def register(sub) -> None:
     r.set_defaults(func=run)
 
 
+def config_path(a: argparse.Namespace) -> Path | None:
+    """--config, else the settings saved from the window (<data folder>/config.toml) if any."""
+    from inspector.registry import data_home
+
+    given = getattr(a, "config", None)
+    if given:
+        return Path(given)
+    saved = data_home() / "config.toml"
+    return saved if saved.is_file() else None
+
+
 def build_config(a: argparse.Namespace) -> Config:
-    cfg = load_config(getattr(a, "config", None))
+    cfg = load_config(config_path(a))
     upd: dict = {}
     if getattr(a, "recipe", None):
         upd["recipe"] = load_recipe(a.recipe)
@@ -138,4 +149,4 @@ def open_window(a: argparse.Namespace) -> int:
     spec = spec_from_args(a)
     from ui.app import run_app
 
-    return run_app(spec)
+    return run_app(spec, config_path=getattr(a, "config", None))
