@@ -63,6 +63,8 @@ _SCOPES = {
     "tail": [r"{head}/(?!cv[234]\.).*"],
     "tail+attn": [r"{head}/(?!cv[234]\.).*", r".*/attn/.*"],  # also the C2PSA attention
     "head": [r"{head}/.*"],  # all of the head, like Ultralytics' own INT8 export
+    "tail+stem": [r"{head}/(?!cv[234]\.).*", r"/model\.[01]/.*"],
+    "tail+stem2": [r"{head}/(?!cv[234]\.).*", r"/model\.[012]/.*"],
 }
 MIN_CALIBRATION = 10
 
@@ -94,7 +96,7 @@ def export_int8(onnx_path: Path, calibration_images: list[Path], out: Path | Non
     if len(images) < MIN_CALIBRATION:
         raise ModelError(f"INT8 calibration needs at least {MIN_CALIBRATION} images like the ones to inspect; "
                          f"got {len(images)}.")
-    out = Path(out) if out is not None else onnx_path.with_name(f"{onnx_path.stem}-int8.onnx")
+    out = Path(out) if out is not None else onnx_path.with_name(f"{onnx_path.stem}_int8.onnx")
     onnx_metadata(onnx_path)  # a clear ModelError on a corrupt file
     model = onnx.load(str(onnx_path))
     dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
@@ -112,7 +114,7 @@ def export_int8(onnx_path: Path, calibration_images: list[Path], out: Path | Non
         return {input_name: (canvas[:, :, ::-1].transpose(2, 0, 1)[None] / np.float32(255)).astype(np.float32)}
 
     block_openvino_telemetry()
-    import nncf
+    import nncf  # type: ignore[import-untyped]
 
     try:
         quantised = nncf.quantize(

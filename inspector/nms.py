@@ -31,6 +31,7 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, max_det: int = MAX_DE
     b = boxes[order]
     x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
     areas = (x2 - x1) * (y2 - y1)
+    thr = np.float64(iou)  # torchvision compares the float32 IoU with a double threshold
     alive = np.ones(n, bool)
     keep: list[int] = []
     for i in range(n):
@@ -47,7 +48,7 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, max_det: int = MAX_DE
         w = np.maximum(xx2 - xx1, np.float32(0))
         h = np.maximum(yy2 - yy1, np.float32(0))
         inter = w * h
-        over = inter / (areas[i] + areas[i + 1:] - inter) > iou
+        over = inter / (areas[i] + areas[i + 1:] - inter) > thr
         alive[i + 1:] &= ~over
     return order[np.asarray(keep, np.intp)]
 

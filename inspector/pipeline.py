@@ -34,6 +34,39 @@ def frame_problem(image: np.ndarray, q: QualityConfig) -> str | None:
     return None
 
 
+class TimedDetector:
+    """Bounds each inference: a call slower than ``timeout_s`` raises ModelError (-> NOT_INSPECTED).
+
+    Python cannot stop a running call, so while a timed-out inference is still running, later frames
+    are refused at once ("model busy") rather than queued behind it: the line sees NOT_INSPECTED, never
+    a stale or silent PASS.
+    """
+
+    def __init__(self, inner: Detector, timeout_s: float) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.inner = inner
+        self.timeout_s = timeout_s
+        self.classes, self.sha256, self.name = inner.classes, inner.sha256, inner.name
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inspector-model")
+        self._busy = None
+
+    def __getattr__(self, item):
+        return getattr(self.inner, item)
+
+    def detect(self, image: np.ndarray):
+        from concurrent.futures import TimeoutError as FutureTimeout
+
+        if self._busy is not None and not self._busy.done():
+            raise ModelError(f"model busy: an earlier inference ran over {self.timeout_s:g} s and has not finished")
+        fut = self._pool.submit(self.inner.detect, image)
+        try:
+            return fut.result(timeout=self.timeout_s)
+        except FutureTimeout:
+            self._busy = fut
+            raise ModelError(f"model timeout: no answer within {self.timeout_s:g} s") from None
+
+
 class Pipeline:
     """One part at a time: quality gate, detector, recipe."""
 

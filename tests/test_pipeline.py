@@ -65,3 +65,26 @@ def test_real_model_on_real_images(tiny_model, synth_data):
     assert all(r.verdict != Verdict.NOT_INSPECTED for r in results)
     assert all(r.model_sha256 == det.sha256 for r in results)
     assert all(r.detections.image_width == 320 for r in results)
+
+
+def test_model_timeout_and_busy_are_not_inspected(part_image):
+    import time
+
+    from inspector.pipeline import TimedDetector
+
+    class Stuck(ScriptedDetector):
+        def detect(self, image):
+            if self.calls == 0:
+                self.calls += 1
+                time.sleep(0.6)
+                return super().detect(image)
+            return super().detect(image)
+
+    det = TimedDetector(Stuck([[("scratch", 0.9, (1, 1, 9, 9))]]), timeout_s=0.2)
+    p = Pipeline(det, Recipe(RecipeConfig()))
+    first = p.inspect(frame(part_image, 0))
+    second = p.inspect(frame(part_image, 1))
+    assert first.verdict == Verdict.NOT_INSPECTED and "timeout" in first.reasons[0]
+    assert second.verdict == Verdict.NOT_INSPECTED and "busy" in second.reasons[0]
+    time.sleep(0.6)
+    assert p.inspect(frame(part_image, 2)).verdict == Verdict.FAIL

@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from inspector.cli.station import DEFAULT_SOURCE, Station, StationSpec, default_db_url
@@ -113,8 +114,11 @@ def run(a: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, on_signal)
     try:
         station.start()
+        last_log = time.monotonic()
         while not station.runner.join(timeout=0.2):
-            pass
+            if time.monotonic() - last_log >= 10:
+                last_log = time.monotonic()
+                log.info("%s mode: %s", spec.config.run.mode.value, station.runner.stats().status_line())
     finally:
         signal.signal(signal.SIGINT, old)
         err = station.runner.error

@@ -14,7 +14,7 @@ from pathlib import Path
 from inspector.config import Config
 from inspector.detector import load_detector, pick_model
 from inspector.images import ImageStore, orphans
-from inspector.pipeline import Pipeline
+from inspector.pipeline import Pipeline, TimedDetector
 from inspector.registry import ModelRegistry, data_home, read_card
 from inspector.rules import Recipe
 from inspector.runner import Runner
@@ -141,8 +141,11 @@ class Station:
         self.writer = RetainingWriter(DbWriter(self.sessions, run.id, store), self.sessions, self.base, self.subdir,
                                       int(cfg.storage.max_images_mb * 1e6))
         model_cfg = cfg.model.model_copy(update={"path": self.model_path})
-        self.runner = Runner(self.source, lambda: Pipeline(load_detector(model_cfg, self.recipe.detector_floor,
-                                                                         self.registry), self.recipe, cfg.quality),
+        def pipeline() -> Pipeline:
+            detector = load_detector(model_cfg, self.recipe.detector_floor, self.registry)
+            return Pipeline(TimedDetector(detector, cfg.model.timeout_s), self.recipe, cfg.quality)
+
+        self.runner = Runner(self.source, pipeline,
                              self.writer, cfg.run.mode, cfg.run.queue_size, spec.max_frames, on_committed, on_error)
         self._ended = False
 
