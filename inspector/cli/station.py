@@ -58,28 +58,27 @@ def open_db(url: str):
     return engine, sessions
 
 
-def reconcile(sessions, base: Path, subdir: str) -> None:
-    """After a crash: runs left open are closed as interrupted; images no row names are removed."""
+def reconcile(sessions, base: Path, subdir: str, station: str) -> None:
+    """After a crash: this station's runs left open are closed as interrupted, and their images that no
+    row names (or half-written temporary files) are removed. One station per database writes here."""
     from db import InspectionRepo, RunRepo
 
     with sessions.begin() as s:
-        closed = RunRepo.close_interrupted(s)
-    if not closed:
-        return
-    ids = [r if isinstance(r, int) else r.id for r in closed] if isinstance(closed, list) else []
-    if not ids:
+        open_ids = [r.id for r in RunRepo.list(s, limit=100) if r.ended_at is None and r.station == station]
+        RunRepo.close_interrupted(s, station=station)
+    if not open_ids:
         return
     with sessions() as s:
         known = InspectionRepo.image_paths(s)
     removed = 0
-    for run_id in ids:
+    for run_id in open_ids:
         for f in orphans(base / subdir if subdir else base, f"run-{run_id}", known, base):
             try:
                 f.unlink()
                 removed += 1
             except OSError:
                 log.warning("could not remove orphan image %s", f)
-    log.warning("closed %d interrupted run(s); removed %d orphan image file(s)", len(ids), removed)
+    log.warning("closed %d interrupted run(s); removed %d orphan image file(s)", len(open_ids), removed)
 
 
 class RetainingWriter:
@@ -127,7 +126,7 @@ class Station:
             self.source.close()
             raise
         self.base, self.subdir = image_base(spec.db_url, cfg)
-        reconcile(self.sessions, self.base, self.subdir)
+        reconcile(self.sessions, self.base, self.subdir, cfg.run.station)
         with self.sessions.begin() as s:
             mv = ModelRepo.get_or_create(s, self.model_path.parent.name if self.model_path.parent.name != "models"
                                          else self.model_path.stem, str(self.model_path), self.model_sha,
