@@ -235,6 +235,7 @@ class FastDetector:
             runner = _OpenVinoRunner(self.path, imgsz, threads, precision)
             if suffix == ".xml":
                 meta = _ir_metadata(runner.model)
+                _check_weights(self.path, meta.get("weights_sha256"))
             self._canvas_buffer: np.ndarray | None = runner.canvas()
         else:
             runner = _OnnxRuntimeRunner(self.path, imgsz, threads)
@@ -281,10 +282,22 @@ class FastDetector:
 def _ir_metadata(model: Any) -> dict[str, str]:
     """Class names of an OpenVINO IR: kept under ``inspector_meta``, or Ultralytics' ``model_info`` labels."""
     meta: dict[str, str] = {}
-    for key in ("names", "end2end", "imgsz", "stride"):
+    for key in ("names", "end2end", "imgsz", "stride", "quantization", "weights_sha256"):
         if model.has_rt_info([META_KEY, key]):
             meta[key] = model.get_rt_info([META_KEY, key]).astype(str)
     if "names" not in meta and model.has_rt_info(["model_info", "labels"]):
         labels = model.get_rt_info(["model_info", "labels"]).astype(str).split()
         meta["names"] = repr(dict(enumerate(labels)))
     return meta
+
+
+def _check_weights(xml: Path, expected: str | None) -> None:
+    """The .bin beside an IR must be the one its .xml recorded (export_int8 writes the hash)."""
+    if not expected:
+        log.warning("%s records no hash of its weights file; only the .xml is checked", xml.name)
+        return
+    from inspector.registry import sha256_file
+
+    if sha256_file(xml.with_suffix(".bin")) != expected:
+        raise ModelError(f"refusing to load {xml}: its weights file {xml.with_suffix('.bin').name} is not the one "
+                         "it was exported with; export the INT8 model again.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 from pathlib import Path
 
 import cv2
@@ -56,25 +58,33 @@ def test_onnx_export_errors(tiny: Tiny, tmp_path: Path, what: str, imgsz: int, m
     assert not (tmp_path / "x.onnx").exists()
 
 
-def test_int8_export_is_a_quantised_onnx_that_keeps_the_metadata(tiny: Tiny, int8: Path) -> None:
-    assert int8 == tiny.lively.with_name("lively_int8.onnx")
-    model = onnx.load(str(int8))
-    ops = {n.op_type for n in model.graph.node}
-    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
-    meta = onnx_metadata(int8)
-    assert parse_names(meta["names"]) == tiny.classes and "int8" in meta["quantization"]
+def test_int8_export_is_an_openvino_ir_that_keeps_the_metadata(tiny: Tiny, int8: Path) -> None:
+    import openvino as ov
+
+    from inspector.fast_detector import META_KEY, block_openvino_telemetry
+    from inspector.registry import sha256_file
+
+    block_openvino_telemetry()
+    assert int8 == tiny.lively.with_name("lively_int8.xml") and int8.with_suffix(".bin").is_file()
+    assert not list(int8.parent.glob("*.part.*"))
+    model = ov.Core().read_model(str(int8))
+    assert parse_names(model.get_rt_info([META_KEY, "names"]).astype(str)) == tiny.classes
+    assert model.get_rt_info([META_KEY, "weights_sha256"]).astype(str) == sha256_file(int8.with_suffix(".bin"))
+    ops = model.get_ordered_ops()
+    assert sum(op.get_type_name() == "FakeQuantize" for op in ops) > 50
     # the box-decoding tail stays in float: no quantiser feeds the DFL or the class sigmoid
-    producers = {o: n for n in model.graph.node for o in n.output}
-    for n in model.graph.node:
-        if "/dfl/" in n.name or n.op_type == "Sigmoid" and n.name.endswith("/Sigmoid") and "/cv" not in n.name:
-            assert all(producers.get(i) is None or producers[i].op_type != "DequantizeLinear" for i in n.input), n.name
+    for op in ops:
+        name = op.get_friendly_name()
+        if "/dfl/" in name or re.fullmatch(r"/model\.\d+/Sigmoid", name):
+            feeds = {i.get_source_output().get_node().get_type_name() for i in op.inputs()}
+            assert "FakeQuantize" not in feeds, name
 
 
-@pytest.mark.parametrize("backend", ["openvino", "onnxruntime"])
+@pytest.mark.parametrize("backend", ["openvino"])
 def test_int8_model_loads_and_finds_what_fp32_finds(tiny: Tiny, int8: Path, backend: str) -> None:
     fp32 = FastDetector(tiny.lively, "x", backend="openvino", imgsz=IMGSZ, conf=0.05)
     q = FastDetector(int8, "x", backend=backend, imgsz=IMGSZ, conf=0.05)
-    assert q.classes == tiny.classes
+    assert q.classes == tiny.classes and q.imgsz == IMGSZ
     hits = n = 0
     for p in tiny.images:
         im = cv2.imread(str(p))
@@ -86,6 +96,21 @@ def test_int8_model_loads_and_finds_what_fp32_finds(tiny: Tiny, int8: Path, back
     assert n and hits >= 0.7 * n, f"INT8 found FP32's best box in {hits} of {n} frames"
 
 
+def test_int8_model_refuses_onnxruntime_and_changed_weights(int8: Path, tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="openvino backend"):
+        FastDetector(int8, "x", backend="onnxruntime")
+    copy = tmp_path / "q.xml"
+    shutil.copy2(int8, copy)
+    weights = bytearray(int8.with_suffix(".bin").read_bytes())
+    weights[len(weights) // 2] ^= 0xFF
+    copy.with_suffix(".bin").write_bytes(bytes(weights))
+    with pytest.raises(ModelError, match="weights file"):
+        FastDetector(copy, "x", backend="openvino")
+    copy.with_suffix(".bin").unlink()
+    with pytest.raises(ModelError, match="cannot load model"):
+        FastDetector(copy, "x", backend="openvino")
+
+
 def _iou(a, b) -> float:
     iw = max(0.0, min(a.x2, b.x2) - max(a.x1, b.x1))
     ih = max(0.0, min(a.y2, b.y2) - max(a.y1, b.y1))
@@ -94,15 +119,15 @@ def _iou(a, b) -> float:
 
 def test_int8_export_errors(tiny: Tiny, calib: list[Path], tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="at least"):
-        export_int8(tiny.lively, calib[:3], tmp_path / "q.onnx")
+        export_int8(tiny.lively, calib[:3], tmp_path / "q.xml")
     with pytest.raises(ModelError, match="not found"):
-        export_int8(tmp_path / "none.onnx", calib, tmp_path / "q.onnx")
+        export_int8(tmp_path / "none.onnx", calib, tmp_path / "q.xml")
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(np.random.default_rng(0).integers(0, 256, 999, dtype=np.uint8).tobytes())
     with pytest.raises(ModelError, match="corrupt"):
-        export_int8(bad, calib, tmp_path / "q.onnx")
+        export_int8(bad, calib, tmp_path / "q.xml")
     junk = tmp_path / "junk.jpg"
     junk.write_text("not an image")
     with pytest.raises(ModelError, match="calibration image"):
-        export_int8(tiny.lively, [junk] * 12, tmp_path / "q.onnx")
-    assert not list(tmp_path.glob("q.onnx*"))
+        export_int8(tiny.lively, [junk] * 12, tmp_path / "q.xml")
+    assert not list(tmp_path.glob("q.*"))
