@@ -256,3 +256,27 @@ def test_nms_cases(boxes, scores, iou, kept) -> None:
 ])
 def test_parse_names(text, want) -> None:
     assert parse_names(text) == want
+
+
+@pytest.mark.parametrize("preloaded", [False, True])
+def test_openvino_sends_no_telemetry(preloaded: bool) -> None:
+    """``import openvino`` sends an analytics event unless told otherwise; after the block it sends none.
+
+    The sender is replaced by a recorder, so nothing leaves the machine during the test either.
+    """
+    code = (
+        "import sys\n"
+        "from openvino_telemetry.utils import sender\n"
+        "calls = []\n"
+        "sender.TelemetrySender.send = lambda self, *a, **k: calls.append(a)\n"
+        + ("" if preloaded else "del sys.modules['openvino_telemetry']\n")
+        + "from inspector.fast_detector import block_openvino_telemetry\n"
+        "block_openvino_telemetry()\n"
+        "import openvino\n"
+        "from openvino.tools.ovc import telemetry_utils\n"
+        "telemetry_utils.init_ovc_telemetry('test').send_event('a', 'b', 'c')\n"
+        "print('SENT', len(calls))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "SENT 0" in out.stdout, out.stdout
