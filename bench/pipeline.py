@@ -94,7 +94,7 @@ def main() -> int:
     a = ap.parse_args()
 
     from inspector.config import ModelConfig
-    from inspector.detector import UltralyticsDetector, load_detector
+    from inspector.detector import load_detector
     from inspector.privacy import keep_data_local
     from inspector.registry import ModelRegistry, resolve_model
 
@@ -136,9 +136,10 @@ def main() -> int:
 
 def _compare(out: dict, frames: list[np.ndarray], model_dir: Path, imgsz: int, reg, tmp: Path) -> None:
     """Ultralytics' own paths, interleaved with ours in one run, and INT8."""
+    from ultralytics import YOLO
+
     from inspector.config import ModelConfig
     from inspector.detector import load_detector
-    from ultralytics import YOLO
 
     pt = next(iter(sorted(model_dir.glob("*.pt"))))
     reg.check(pt)

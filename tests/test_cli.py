@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import pytest
 
 pytestmark = pytest.mark.model

@@ -1,7 +1,5 @@
 """Data sets: the three layouts, bad data reported clearly, and the synthetic generator."""
 
-import json
-import shutil
 
 import numpy as np
 import pytest

@@ -100,7 +100,7 @@ def test_locked_database_retries_then_says_so(tmp_path):
     t0 = time.monotonic()
     released = threading.Event()
     try:
-        from db import DbWriter, ModelRepo, RunRepo, session_factory
+        from db import ModelRepo, RunRepo, session_factory
 
         with pytest.raises(StorageError, match="locked"):
             engine = open_database(f"sqlite:///{db}", lock_wait_s=1.0, busy_timeout_ms=200)

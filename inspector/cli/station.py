@@ -51,7 +51,7 @@ class StationSpec:
 
 def open_db(url: str):
     """Open (and migrate) the database, close runs a crash left open and remove their orphan images."""
-    from db import RunRepo, open_database, session_factory
+    from db import open_database, session_factory
 
     engine = open_database(url)
     sessions = session_factory(engine)
