@@ -1,0 +1,145 @@
+"""The review table's filters: period, final verdict, "model said X, QC said Y", defect class, run, reviewed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from PySide6.QtCore import QDateTime, Signal
+from PySide6.QtWidgets import QComboBox, QDateTimeEdit, QGridLayout, QHBoxLayout, QLabel, QWidget
+
+from db import InspectionFilter, RunDTO
+from inspector.types import Verdict
+from ui import theme
+from ui.review.service import Choices, local_text
+
+PERIODS = (("Any time", None), ("Last hour", dt.timedelta(hours=1)), ("Last 24 hours", dt.timedelta(days=1)),
+           ("Today", "today"), ("Last 7 days", dt.timedelta(days=7)), ("Between…", "custom"))
+
+
+def period_bounds(choice: Any, since: dt.datetime, until: dt.datetime,
+                  now: dt.datetime | None = None) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """[since, until) for a period choice, timezone-aware; the custom one uses the two times given."""
+    now = now or dt.datetime.now().astimezone()
+    if choice is None:
+        return None, None
+    if choice == "custom":
+        return since, until
+    if choice == "today":
+        return now.replace(hour=0, minute=0, second=0, microsecond=0), None
+    return now - choice, None
+
+
+def to_aware(q: QDateTime) -> dt.datetime:
+    """A QDateTime shown in local time, as an aware datetime."""
+    return dt.datetime.fromtimestamp(q.toSecsSinceEpoch()).astimezone()
+
+
+def _combo(items: list[tuple[str, Any]], min_width: int = 120) -> QComboBox:
+    c = QComboBox()
+    for text, value in items:
+        c.addItem(text, value)
+    c.setMinimumWidth(min_width)
+    return c
+
+
+def _verdicts(any_text: str) -> list[tuple[str, Any]]:
+    return [(any_text, None)] + [(theme.VERDICT_TEXT[v], v.value) for v in Verdict]
+
+
+def run_text(r: RunDTO) -> str:
+    where = r.station or r.source
+    return f"Run {r.id} · {where} · {local_text(r.started_at, seconds=False)}"
+
+
+class FilterBar(QWidget):
+    changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.period = _combo([(t, v) for t, v in PERIODS])
+        now = QDateTime.currentDateTime()
+        self.since = QDateTimeEdit(now.addDays(-1))
+        self.until = QDateTimeEdit(now.addSecs(3600))
+        for e in (self.since, self.until):
+            e.setCalendarPopup(True)
+            e.setDisplayFormat("yyyy-MM-dd HH:mm")
+        self.run = _combo([("All runs", None)], 260)
+        self.machine = _combo(_verdicts("any"))
+        self.final = _combo(_verdicts("any"))
+        self.label = _combo([("Any class", None)])
+        self.reviewed = _combo([("Reviewed or not", None), ("Reviewed", True), ("Not reviewed", False)], 140)
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setHorizontalSpacing(8)
+        grid.setVerticalSpacing(6)
+        row1 = QHBoxLayout()
+        row1.addWidget(self.period)
+        row1.addWidget(self.since)
+        self.to_label = QLabel("to")
+        row1.addWidget(self.to_label)
+        row1.addWidget(self.until)
+        row1.addStretch(1)
+        row1.addWidget(self._caption("Run"))
+        row1.addWidget(self.run)
+        row2 = QHBoxLayout()
+        row2.addWidget(self._caption("Model said"))
+        row2.addWidget(self.machine)
+        row2.addWidget(self._caption("Final"))
+        row2.addWidget(self.final)
+        row2.addWidget(self._caption("Class"))
+        row2.addWidget(self.label)
+        row2.addStretch(1)
+        row2.addWidget(self.reviewed)
+        grid.addLayout(row1, 0, 0)
+        grid.addLayout(row2, 1, 0)
+        for c in (self.period, self.run, self.machine, self.final, self.label, self.reviewed):
+            c.currentIndexChanged.connect(self._changed)
+        for e in (self.since, self.until):
+            e.dateTimeChanged.connect(self._changed)
+        self._show_custom()
+
+    @staticmethod
+    def _caption(text: str) -> QLabel:
+        lab = QLabel(text)
+        lab.setStyleSheet(f"color: {theme.MUTED};")
+        return lab
+
+    def _show_custom(self) -> None:
+        custom = self.period.currentData() == "custom"
+        for w in (self.since, self.to_label, self.until):
+            w.setVisible(custom)
+
+    def _changed(self, *_args: object) -> None:
+        self._show_custom()
+        self.changed.emit()
+
+    def set_choices(self, choices: Choices) -> None:
+        """Runs and classes from the database; the current choices are kept where they still exist."""
+        for combo, items in ((self.run, [(run_text(r), r.id) for r in choices.runs]),
+                             (self.label, [(lab, lab) for lab in choices.labels])):
+            current = combo.currentData()
+            combo.blockSignals(True)
+            while combo.count() > 1:
+                combo.removeItem(1)
+            for text, value in items:
+                combo.addItem(text, value)
+            i = combo.findData(current)
+            combo.setCurrentIndex(max(0, i))
+            combo.blockSignals(False)
+
+    def choose(self, combo: QComboBox, value: Any) -> None:
+        """Select the item holding ``value`` (tests and shortcuts)."""
+        i = 0 if value is None else combo.findData(value)
+        if i < 0:
+            raise ValueError(f"expected one of {[combo.itemData(k) for k in range(combo.count())]}, got {value!r}")
+        combo.setCurrentIndex(i)
+
+    def value(self) -> InspectionFilter:
+        since, until = period_bounds(self.period.currentData(), to_aware(self.since.dateTime()),
+                                     to_aware(self.until.dateTime()))
+        if since is not None and until is not None and until < since:
+            since, until = until, since
+        return InspectionFilter(since=since, until=until, run_id=self.run.currentData(),
+                                machine_verdict=self.machine.currentData(), final_verdict=self.final.currentData(),
+                                label=self.label.currentData(), reviewed=self.reviewed.currentData())

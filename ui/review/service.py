@@ -1,0 +1,150 @@
+"""The QC screens' side of the database: opened on first use and only ever touched on pool threads.
+
+``Database`` holds the engine of the station's database (the one ``StationSpec.db_url`` names) and the
+folder its images are stored relative to. Every method here blocks: call them through ``run_job``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtGui import QImage
+
+from db import (
+    InspectionDetail,
+    InspectionFilter,
+    InspectionRepo,
+    InspectionRow,
+    ModelRepo,
+    PageCursor,
+    ReviewRepo,
+    RunDTO,
+    RunRepo,
+    open_database,
+    session_factory,
+)
+from db.accounts import create_user, has_users, sign_in
+from inspector.auth import Actor, Role
+from inspector.types import Verdict
+
+
+class Database:
+    """The station's database for the review and reports screens, opened (and migrated) lazily."""
+
+    def __init__(self, url: str, image_root: Path) -> None:
+        self.url = url
+        self.image_root = Path(image_root)
+        self._lock = threading.Lock()
+        self._engine: Any = None
+        self._sessions: Any = None
+
+    def sessions(self) -> Any:
+        """The session factory; the first call opens the database (pool thread only)."""
+        with self._lock:
+            if self._sessions is None:
+                self._engine = open_database(self.url)
+                self._sessions = session_factory(self._engine)
+            return self._sessions
+
+    def close(self) -> None:
+        with self._lock:
+            if self._engine is not None:
+                self._engine.dispose()
+            self._engine = self._sessions = None
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What the filter bar offers: the runs (newest first) and the defect classes of the known models."""
+
+    runs: tuple[RunDTO, ...]
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One inspection for the detail view: the record, its image (None if not stored) and why not."""
+
+    detail: InspectionDetail
+    image: QImage | None
+    note: str = ""
+
+
+def choices(db: Database, runs: int = 200) -> Choices:
+    with db.sessions()() as s:
+        labels: list[str] = []
+        for m in ModelRepo.list(s):
+            labels += [c for c in m.classes if c not in labels]
+        return Choices(tuple(RunRepo.list(s, runs)), tuple(labels))
+
+
+def page(db: Database, f: InspectionFilter, limit: int, after: PageCursor | None) -> list[InspectionRow]:
+    with db.sessions()() as s:
+        return InspectionRepo.page(s, f, limit, after)
+
+
+def load_image(db: Database, rel: str | None) -> tuple[QImage | None, str]:
+    """The stored image (a QImage may be built off the GUI thread; a QPixmap may not)."""
+    if not rel:
+        return None, "No image was stored for this part."
+    path = db.image_root / rel
+    if not path.is_file():
+        return None, f"The image {path} is missing (removed by the size cap or moved)."
+    img = QImage(str(path))
+    if img.isNull():
+        return None, f"The image {path} cannot be read."
+    return img, ""
+
+
+def show(db: Database, inspection_id: int, with_image: bool = True) -> Shown:
+    with db.sessions()() as s:
+        detail = InspectionRepo.get(s, inspection_id)
+    if detail is None:
+        raise LookupError(f"inspection {inspection_id} no longer exists")
+    if not with_image:
+        return Shown(detail, None)
+    image, note = load_image(db, detail.row.image_path)
+    return Shown(detail, image, note)
+
+
+def review(db: Database, inspection_id: int, actor: Actor, action: str, new_verdict: Verdict | None = None,
+           reason: str = "", detail: dict[str, Any] | None = None) -> InspectionDetail:
+    """Append one review (the repository checks the actor's role) and return the inspection as it now reads."""
+    sessions = db.sessions()
+    with sessions() as s, s.begin():
+        ReviewRepo.add(s, inspection_id, actor, action, new_verdict, reason, detail)
+    with sessions() as s:
+        found = InspectionRepo.get(s, inspection_id)
+    assert found is not None  # it was just reviewed
+    return found
+
+
+class Accounts:
+    """Signing in for the QC screens (blocking: scrypt and a database write)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def has_users(self) -> bool:
+        with self.db.sessions()() as s:
+            return has_users(s)
+
+    def sign_in(self, name: str, password: str) -> Actor:
+        return sign_in(self.db.sessions(), name.strip(), password)
+
+    def create_first_admin(self, name: str, password: str) -> Actor:
+        """Create the first user (an admin, as the rules require) and sign them in."""
+        with self.db.sessions()() as s, s.begin():
+            create_user(s, None, name.strip(), Role.ADMIN, password)
+        return self.sign_in(name, password)
+
+
+def local_text(t: dt.datetime | None, seconds: bool = True) -> str:
+    """A stored (UTC) time in the station's local time, for the screen."""
+    if t is None:
+        return "–"
+    return t.astimezone().strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
