@@ -5,8 +5,8 @@ class-wise NMS, boxes mapped back and clipped), at a fraction of the cost: the l
 and the input tensor are allocated once, OpenVINO does the BGR->RGB, /255 and NCHW conversion
 inside its graph, and ONNX Runtime reads and writes through bound, reused buffers.
 
-Accepted files: a static-shape ``.onnx`` exported by Ultralytics (FP32, or the INT8 ONNX written by
-``inspector.export.export_int8``), and with OpenVINO also an OpenVINO IR ``.xml`` (+ ``.bin``).
+Accepted files: a static-shape ``.onnx`` exported by Ultralytics, and with OpenVINO also an
+OpenVINO IR ``.xml`` (+ ``.bin``), such as the INT8 model ``inspector.export.export_int8`` writes.
 """
 
 from __future__ import annotations
@@ -41,14 +41,15 @@ def block_openvino_telemetry() -> None:
     tools). Marking the package as absent makes both fall back to their built-in no-op stubs; if it
     is already loaded, its singleton is told that consent was refused.
     """
-    mod = sys.modules.get("openvino_telemetry", "absent")
-    if mod == "absent":
+    absent = object()
+    mod = sys.modules.get("openvino_telemetry", absent)
+    if mod is absent:
         sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]  # import now raises ImportError
         return
     if mod is None:
         return
     try:
-        cls = mod.Telemetry  # type: ignore[union-attr]
+        cls = getattr(mod, "Telemetry")  # noqa: B009 - mod is an untyped module
         inst = getattr(type(cls), "_SingletonMetaClass__single_instance", None) or \
             getattr(cls, "_SingletonMetaClass__single_instance", None)
         if inst is not None:
@@ -66,11 +67,11 @@ def parse_names(text: str | None) -> tuple[str, ...] | None:
         names = ast.literal_eval(text)
     except (ValueError, SyntaxError):
         return None
-    if isinstance(names, dict):
-        return tuple(str(names[k]) for k in sorted(names, key=int))
     if isinstance(names, (list, tuple)):
-        return tuple(str(n) for n in names)
-    return None
+        names = dict(enumerate(names))
+    if not isinstance(names, dict) or not names or sorted(names) != list(range(len(names))):
+        return None  # class indices must be 0..n-1
+    return tuple(str(names[i]) for i in range(len(names)))
 
 
 def onnx_metadata(path: Path) -> dict[str, str]:
@@ -253,6 +254,11 @@ class FastDetector:
             log.info("%s has a fixed input size %s: imgsz %d is not used", self.path.name, runner.input_hw, imgsz)
         self.name = self.path.parent.name if self.path.parent.name not in ("models", "") else self.path.stem
         self._letterbox = Letterbox(runner.input_hw, out=self._canvas_buffer)  # OpenVINO: straight into its input
+        shape = tuple(runner.run(self._letterbox.canvas).shape)
+        want = "(1, N, 6)" if self.end2end else f"(1, {4 + len(classes)}, N)"
+        if len(shape) != 3 or shape[0] != 1 or (shape[2] != 6 if self.end2end else shape[1] != 4 + len(classes)):
+            raise ModelError(f"{self.path} is not a YOLO detector for its {len(classes)} classes: "
+                             f"its output has shape {shape}, expected {want}.")
         warm = np.full((self.imgsz, self.imgsz, 3), 114, np.uint8)
         for _ in range(2):  # first runs allocate and pick kernels
             self.detect(warm)

@@ -252,7 +252,8 @@ def test_nms_cases(boxes, scores, iou, kept) -> None:
     ("{0: 'scratch', 1: 'dent'}", ("scratch", "dent")),
     ("{1: 'b', 0: 'a'}", ("a", "b")),
     ("['a', 'b']", ("a", "b")),
-    ("", None), (None, None), ("{0: os.system('x')}", None), ("42", None),
+    ("", None), (None, None), ("{0: os.system('x')}", None), ("42", None), ("{'a': 'b'}", None),
+    ("{0: 'a', 2: 'c'}", None), ("{}", None),
 ])
 def test_parse_names(text, want) -> None:
     assert parse_names(text) == want
