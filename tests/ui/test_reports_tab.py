@@ -11,11 +11,8 @@ import pytest
 from PySide6.QtCore import QDateTime, QRunnable
 
 from tests.reports.conftest import T0, build_qc_db
-from tests.ui.test_review import pin_singletons
 from ui.reports.tab import ReportsTab, period
 from ui.review.service import Database
-
-pin_singletons()
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,6 @@ Reviews go through ``ReviewRepo.add`` on the tab's pool; these tests read the da
 
 from __future__ import annotations
 
-import ctypes
-import sys
-
 import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication
@@ -19,21 +16,6 @@ from ui.review.service import Database
 from ui.review.tab import ReviewTab
 
 PASSWORD = "correct horse"
-
-
-def pin_singletons() -> None:
-    """Work around PySide6 6.12 on CPython 3.11: every void Qt call returns None (and every emit returns True)
-    without a reference, so None's count falls by one per call and the interpreter aborts ("deallocating None")
-    after a few thousand calls. 3.12 made these objects immortal; give them a count that cannot reach zero.
-    (The window's composition root needs the same; see the review screen's hand-over notes.)"""
-    if sys.version_info >= (3, 12):
-        return
-    for obj in (None, True, False):
-        if sys.getrefcount(obj) < 1 << 39:
-            ctypes.c_ssize_t.from_address(id(obj)).value += 1 << 40
-
-
-pin_singletons()
 
 
 @pytest.fixture

@@ -12,11 +12,8 @@ import pytest
 from PySide6.QtCore import QDateTime, Qt
 
 from tests.conftest import QC
-from tests.ui.test_review import pin_singletons
 from ui.review.service import Database
 from ui.review.tab import PAGE_SIZE, ReviewTab
-
-pin_singletons()
 
 T0 = dt.datetime(2026, 5, 4, 6, 0, tzinfo=dt.timezone.utc)
 N = 2500
