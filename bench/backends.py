@@ -1,8 +1,10 @@
 """Frames per second of each way to run one YOLO model on the CPU, measured in one run.
 
 Ultralytics' own predict (PyTorch, its ONNX export, its OpenVINO export) against Inspector's
-FastDetector (ONNX Runtime, OpenVINO, OpenVINO INT8), all on the same synthetic frames, one image
-at a time, pre- and post-processing included; the median of interleaved rounds. It also gives the
+FastDetector (ONNX Runtime, OpenVINO FP32 and bf16, OpenVINO INT8), all on the same synthetic
+frames, one image at a time, pre- and post-processing included; the median of interleaved rounds.
+Each backend runs in its own process and idles while another is timed: in one process, one
+runtime's spinning thread pool slowed the next one down by up to half. It also gives the
 mAP50 of each on those frames' labels (at conf 0.001), so that a faster path that loses accuracy
 shows it.
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing as mp
 import os
 import shutil
 import statistics
@@ -27,17 +30,14 @@ import numpy as np
 
 from inspector.errors import InspectorError
 from inspector.export import export_int8, export_onnx
-from inspector.fast_detector import FastDetector
+from inspector.fast_detector import FastDetector, auto_threads
 from inspector.registry import read_card, resolve_model
 
 EVAL_CONF = 0.001
 
 
-def _frames(folder: Path, count: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Synthetic frames and their labels as (n, 5) rows cls x1 y1 x2 y2 in pixels."""
-    from inspector.synth import write_dataset
-
-    write_dataset(folder, count, seed)
+def _read_frames(folder: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Frames of a YOLO folder and their labels as (n, 5) rows cls x1 y1 x2 y2 in pixels."""
     out = []
     for img_path in sorted((folder / "images").glob("*.jpg")):
         image = cv2.imread(str(img_path))
@@ -89,21 +89,39 @@ def map50(preds: list[list[tuple[int, float, tuple[float, ...]]]], gts: list[np.
     return float(np.mean(aps)) if aps else float("nan")
 
 
-def _fps(det, images: list[np.ndarray]) -> float:
-    t0 = time.perf_counter()
-    for im in images:
+def _build(kind: str, path: Path, imgsz: int, threads: int):
+    if kind == "ultralytics":
+        from inspector.detector import UltralyticsDetector
+
+        return UltralyticsDetector(path, "", imgsz)
+    backend, _, precision = kind.partition(":")
+    return FastDetector(path, "", backend, imgsz, threads=threads, precision=precision or "f32")
+
+
+def _worker(conn, kind: str, path: Path, imgsz: int, threads: int, frames_dir: Path) -> None:
+    """One backend in its own process: idle between rounds, so no runtime's spinning threads or
+    OpenMP pool steal the CPU from the backend being timed (in one process they did)."""
+    from inspector.fast_detector import block_openvino_telemetry
+    from inspector.privacy import keep_data_local
+
+    block_openvino_telemetry()
+    keep_data_local()
+    frames = _read_frames(frames_dir)
+    images = [im for im, _ in frames]
+    det = _build(kind, path, imgsz, threads)
+    for im in images[:10]:
         det.detect(im)
-    return len(images) / (time.perf_counter() - t0)
-
-
-def _accuracy(det, frames) -> float:
-    conf = det.conf
-    det.conf = EVAL_CONF  # both detector kinds read conf on each call
-    try:
-        preds = [[(d.cls, d.confidence, (d.x1, d.y1, d.x2, d.y2)) for d in det.detect(im)] for im, _ in frames]
-    finally:
-        det.conf = conf
-    return map50(preds, [g for _, g in frames])
+    conn.send("ready")
+    while (cmd := conn.recv()) != "stop":
+        if cmd == "round":
+            t0 = time.perf_counter()
+            for im in images:
+                det.detect(im)
+            conn.send(len(images) / (time.perf_counter() - t0))
+        elif cmd == "map50":
+            det.conf = EVAL_CONF  # both detector kinds read conf on each call
+            preds = [[(d.cls, d.confidence, (d.x1, d.y1, d.x2, d.y2)) for d in det.detect(im)] for im in images]
+            conn.send(map50(preds, [g for _, g in frames]))
 
 
 def _calibration_images(model: Path, work: Path, count: int) -> list[Path]:
@@ -130,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--imgsz", type=int, default=None, help="default: the model card's, else 320")
     ap.add_argument("--frames", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=0, help="FastDetector threads (0: the runtime chooses)")
+    ap.add_argument("--threads", type=int, default=0, help="FastDetector threads (0: all cores but one)")
     ap.add_argument("--calib", type=int, default=200, help="INT8 calibration images")
     ap.add_argument("--int8", type=Path, default=None, help="an INT8 .xml made before by export_int8 (skips that)")
     ap.add_argument("--no-accuracy", action="store_true", help="skip the mAP50 pass")
@@ -138,7 +156,6 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("YOLO_OFFLINE", "1")
-    from inspector.detector import UltralyticsDetector
     from inspector.fast_detector import block_openvino_telemetry
     from inspector.privacy import keep_data_local
 
@@ -155,10 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     imgsz = a.imgsz or int(read_card(pt).get("imgsz") or 320)
     work = Path(tempfile.mkdtemp(prefix="inspector-bench-"))
     try:
-        print(f"model {pt} at {imgsz} px, {a.frames} frames, {a.rounds} rounds, cpu threads {os.cpu_count()}",
-              flush=True)
-        frames = _frames(work / "frames", a.frames, seed=2024)
-        images = [im for im, _ in frames]
+        print(f"model {pt} at {imgsz} px, {a.frames} frames, {a.rounds} rounds, {os.cpu_count()} CPUs, "
+              f"FastDetector threads {a.threads or auto_threads()}", flush=True)
+        from inspector.synth import write_dataset
+
+        write_dataset(work / "frames", a.frames, 2024)
         local_pt = work / pt.name
         shutil.copy2(pt, local_pt)
         onnx = export_onnx(local_pt, imgsz, work / "fp32.onnx")
@@ -168,29 +186,45 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         int8 = a.int8 or export_int8(onnx, _calibration_images(pt, work, a.calib), work / "int8.xml")
         print(f"exports ready (INT8 quantisation {time.perf_counter() - t0:.0f} s)", flush=True)
-        dets = {
-            "ultralytics-pytorch": UltralyticsDetector(local_pt, "", imgsz),
-            "ultralytics-onnx": UltralyticsDetector(onnx, "", imgsz),
-            "ultralytics-openvino": UltralyticsDetector(ov_dir, "", imgsz),
-            "fast-onnxruntime": FastDetector(onnx, "", "onnxruntime", imgsz, threads=a.threads),
-            "fast-openvino": FastDetector(onnx, "", "openvino", imgsz, threads=a.threads),
-            "fast-openvino-bf16": FastDetector(onnx, "", "openvino", imgsz, threads=a.threads, precision="bf16"),
-            "fast-openvino-int8": FastDetector(Path(int8), "", "openvino", imgsz, threads=a.threads),
+        specs = {
+            "ultralytics-pytorch": ("ultralytics", local_pt),
+            "ultralytics-onnx": ("ultralytics", onnx),
+            "ultralytics-openvino": ("ultralytics", ov_dir),
+            "fast-onnxruntime": ("onnxruntime", onnx),
+            "fast-openvino": ("openvino", onnx),
+            "fast-openvino-bf16": ("openvino:bf16", onnx),
+            "fast-openvino-int8": ("openvino", Path(int8)),
         }
-        for det in dets.values():
-            det.detect(images[0])
-        runs: dict[str, list[float]] = {k: [] for k in dets}
+        ctx = mp.get_context("spawn")
+        workers = {}
+        for name, (kind, path) in specs.items():  # started one at a time: loading is not timed
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(child, kind, path, imgsz, a.threads, work / "frames"))
+            proc.start()
+            if parent.recv() != "ready":
+                raise RuntimeError(f"{name} did not start")
+            workers[name] = (proc, parent)
+        runs: dict[str, list[float]] = {k: [] for k in specs}
         for _ in range(a.rounds):  # interleaved, so that a load change hits every backend alike
-            for name, det in dets.items():
-                runs[name].append(_fps(det, images))
+            for name, (_, conn) in workers.items():
+                conn.send("round")
+                runs[name].append(conn.recv())
         fps = {k: statistics.median(v) for k, v in runs.items()}
-        acc = {} if a.no_accuracy else {k: _accuracy(d, frames) for k, d in dets.items()}
+        acc = {}
+        if not a.no_accuracy:
+            for name, (_, conn) in workers.items():
+                conn.send("map50")
+                acc[name] = conn.recv()
+        for proc, conn in workers.values():
+            conn.send("stop")
+            proc.join(30)
         base = fps["ultralytics-pytorch"]
         print(f"\n{'backend':24s} {'frames/s':>9s} {'vs PyTorch':>10s} {'ms/frame':>9s} {'mAP50':>7s}")
         for name, f in fps.items():
             m = f"{acc[name]:7.3f}" if name in acc else f"{'-':>7s}"
             print(f"{name:24s} {f:9.1f} {f / base:9.2f}x {1000 / f:9.2f} {m}")
-        result = {"model": str(pt), "imgsz": imgsz, "frames": len(images), "rounds": a.rounds,
+        result = {"model": str(pt), "imgsz": imgsz, "frames": a.frames, "rounds": a.rounds,
+                  "threads": a.threads or auto_threads(),
                   "fps": {k: round(v, 2) for k, v in fps.items()},
                   "ratio_vs_pytorch": {k: round(v / base, 2) for k, v in fps.items()},
                   "map50": {k: round(v, 4) for k, v in acc.items()}}
