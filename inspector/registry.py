@@ -20,7 +20,7 @@ from inspector.errors import ModelError
 
 log = logging.getLogger(__name__)
 
-MODEL_SUFFIXES = (".pt", ".onnx")
+MODEL_SUFFIXES = (".pt", ".onnx", ".xml")
 
 
 def data_home() -> Path:
