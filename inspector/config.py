@@ -79,6 +79,10 @@ class ModelConfig(_Section):
     imgsz: int = Field(320, ge=32, le=4096, multiple_of=32, description="Inference image size in pixels (a multiple of 32).")
     iou: float = Field(0.5, gt=0, le=1, description="Overlap above which two boxes of a class are merged (NMS).")
     threads: int = Field(0, ge=0, le=256, description="CPU threads for inference; 0 lets Inspector choose.")
+    precision: str = Field("bf16", pattern="^(f32|bf16)$",
+                           description="OpenVINO inference precision: bf16 (fast on CPUs with AMX/AVX-512 BF16, "
+                                       "the same choice Ultralytics' OpenVINO path makes) or f32 (bit-for-bit "
+                                       "the PyTorch results, slower).")
     timeout_s: float = Field(10.0, gt=0, description="An inference slower than this marks the part NOT_INSPECTED.")
 
 

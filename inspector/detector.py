@@ -106,4 +106,5 @@ def load_detector(cfg: ModelConfig, conf: float, registry: ModelRegistry | None 
         return UltralyticsDetector(path, sha, imgsz, conf, cfg.iou)
     from inspector.fast_detector import FastDetector
 
-    return FastDetector(path, sha, backend=backend.value, imgsz=imgsz, conf=conf, iou=cfg.iou, threads=cfg.threads)
+    return FastDetector(path, sha, backend=backend.value, imgsz=imgsz, conf=conf, iou=cfg.iou, threads=cfg.threads,
+                        precision=cfg.precision)
