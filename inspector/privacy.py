@@ -14,7 +14,12 @@ def keep_data_local() -> None:
         return
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_VERBOSE", "False")
-    os.environ.setdefault("OPENVINO_TELEMETRY_ENABLE", "0")  # read by some OpenVINO builds
+    try:  # OpenVINO sends an analytics event on import unless blocked; this uses its no-op stubs
+        from inspector.fast_detector import block_openvino_telemetry
+
+        block_openvino_telemetry()
+    except ImportError:
+        pass
     try:
         from ultralytics import settings
     except ImportError:

@@ -78,7 +78,8 @@ class FolderSource:
         seq = self._i
         self._i += 1
         img, err = decode_image(path)
-        return Frame(img, seq, self.name, time.time(), path.name, err)
+        # the full path, so a QC engineer can always find the part's original picture
+        return Frame(img, seq, self.name, time.time(), path.resolve().as_posix(), err)
 
     def close(self) -> None:
         pass

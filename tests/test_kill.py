@@ -12,6 +12,7 @@ import threading
 import time
 
 import pytest
+from pathlib import Path
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -43,7 +44,7 @@ def test_ten_random_kills(tmp_path, synth_data, tiny_model):
         try:
             assert con.execute("pragma integrity_check").fetchone()[0] == "ok"
             last_run = con.execute("select max(id) from runs").fetchone()[0]
-            stored = {f"{attempt}:{name}" for (name,) in
+            stored = {f"{attempt}:{Path(name).name}" for (name,) in
                       con.execute("select frame_name from inspections where run_id = ?", (last_run,))}
             for (path,) in con.execute("select image_path from inspections where image_path is not null"):
                 assert (tmp_path / path).is_file(), f"kill {attempt}: row names missing {path}"

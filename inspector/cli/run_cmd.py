@@ -88,7 +88,8 @@ def spec_from_args(a: argparse.Namespace) -> StationSpec:
 def _line(rid: int, insp: Inspection) -> str:
     why = insp.reasons[0] if insp.reasons else ""
     more = f" (+{len(insp.reasons) - 1})" if len(insp.reasons) > 1 else ""
-    return f"#{insp.seq + 1:<5} {insp.frame_name[:32]:<32} {insp.verdict.value:<13} {insp.latency_ms:6.1f} ms  {why}{more}"
+    name = Path(insp.frame_name).name if "/" in insp.frame_name else insp.frame_name
+    return f"#{insp.seq + 1:<5} {name[:32]:<32} {insp.verdict.value:<13} {insp.latency_ms:6.1f} ms  {why}{more}"
 
 
 def run(a: argparse.Namespace) -> int:
