@@ -85,6 +85,16 @@ class _Problems:
         raise DatasetError("\n".join(lines))
 
 
+def _text(path: Path) -> str:
+    """A text file of the data set, or a DatasetError naming it."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DatasetError(f"{path}: not a text file (expected UTF-8 text). Fix or remove it.") from None
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot be read ({e.strerror or e}).") from None
+
+
 def _image_size(path: Path) -> tuple[int, int] | None:
     import cv2
     import numpy as np
@@ -110,7 +120,7 @@ def _read_split_files(root: Path) -> dict[str, list[str]] | None:
         return None
     out = {}
     for f in sorted(sdir.glob("*.txt")):
-        out[f.stem] = [s.strip() for s in f.read_text().splitlines() if s.strip()]
+        out[f.stem] = [s.strip() for s in _text(f).splitlines() if s.strip()]
     return out or None
 
 
@@ -138,7 +148,7 @@ def _load_voc(root: Path) -> Dataset:
     problems = _Problems()
     ann_dir = root / "annotations"
     class_file = root / "classes.txt"
-    fixed_classes = [c.strip() for c in class_file.read_text().splitlines() if c.strip()] if class_file.exists() else None
+    fixed_classes = [c.strip() for c in _text(class_file).splitlines() if c.strip()] if class_file.exists() else None
     parsed: dict[str, tuple[Path, int, int, list[tuple[str, float, float, float, float]]]] = {}
     for img in _images_in(root / "images"):
         xml = ann_dir / f"{img.stem}.xml"
@@ -188,7 +198,7 @@ def _load_voc(root: Path) -> Dataset:
 
 def _parse_yolo_labels(label: Path, w: int, h: int, ncls: int, problems: _Problems) -> tuple[GroundTruthBox, ...] | None:
     boxes = []
-    for n, line in enumerate(label.read_text().splitlines(), 1):
+    for n, line in enumerate(_text(label).splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split()
@@ -219,7 +229,7 @@ def _load_yolo_folder(root: Path, classes: list[str] | None = None) -> Dataset:
         cf = root / "classes.txt"
         if not cf.exists():
             raise DatasetError(f"{root}: a YOLO folder needs classes.txt (one class name a line).")
-        classes = [c.strip() for c in cf.read_text().splitlines() if c.strip()]
+        classes = [c.strip() for c in _text(cf).splitlines() if c.strip()]
     images: dict[str, LabelledImage] = {}
     for img in _images_in(root / "images"):
         label = root / "labels" / f"{img.stem}.txt"
@@ -246,7 +256,7 @@ def _load_data_yaml(path: Path) -> Dataset:
     import yaml
 
     try:
-        spec = yaml.safe_load(path.read_text())
+        spec = yaml.safe_load(_text(path))
     except yaml.YAMLError as e:
         raise DatasetError(f"{path}: not valid YAML ({e}).") from e
     if not isinstance(spec, dict) or "names" not in spec:
@@ -262,7 +272,7 @@ def _load_data_yaml(path: Path) -> Dataset:
         if split not in spec or spec[split] is None:
             continue
         where = base / spec[split]
-        imgs = _images_in(where) if where.is_dir() else [base / s.strip() for s in where.read_text().splitlines() if s.strip()]
+        imgs = _images_in(where) if where.is_dir() else [base / s.strip() for s in _text(where).splitlines() if s.strip()]
         out = []
         for img in imgs:
             label = Path(str(img).replace(f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}")).with_suffix(".txt")

@@ -5,6 +5,7 @@ import tempfile
 from pathlib import Path
 
 import cv2
+import pytest
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -111,6 +112,12 @@ def test_generated_label_files(lines):
                     assert 0 <= b.x1 <= b.x2 <= 30 and 0 <= b.y1 <= b.y2 <= 20
         except DatasetError as e:
             one_sentence(e)
+
+
+def test_binary_data_yaml_is_a_clear_error(tmp_path):
+    (tmp_path / "data.yaml").write_bytes(b"\x80\x81")
+    with pytest.raises(DatasetError, match="not a text file"):
+        load_dataset(tmp_path)
 
 
 @FAST
