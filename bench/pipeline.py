@@ -146,7 +146,11 @@ def _compare(out: dict, frames: list[np.ndarray], model_dir: Path, imgsz: int, r
     torch_model = YOLO(str(pt), task="detect")
     ov_dir = Path(torch_model.export(format="openvino", imgsz=imgsz, verbose=False, project=str(tmp)))
     ov_model = YOLO(str(ov_dir), task="detect")
-    ours = load_detector(ModelConfig(path=model_dir), conf=0.25, registry=reg)
+    # the same resources as Ultralytics' predict, which uses every core (the station itself keeps one
+    # core for capture and writing: model_fps above is measured at that setting)
+    cores = os.cpu_count() or 1
+    out["compare_threads"] = cores
+    ours = load_detector(ModelConfig(path=model_dir, threads=cores), conf=0.25, registry=reg)
 
     def ul(m):
         return lambda f: m.predict(f, imgsz=imgsz, conf=0.25, verbose=False, device="cpu")
@@ -163,7 +167,7 @@ def _compare(out: dict, frames: list[np.ndarray], model_dir: Path, imgsz: int, r
     out["speedup"] = round(med["ours"] / med["torch"], 3)
     out["vs_ultralytics_openvino"] = round(med["ours"] / med["ov"], 3)
     print(f"Ultralytics PyTorch predict: {med['torch']:.1f} frames/s; its OpenVINO export: {med['ov']:.1f}; "
-          f"Inspector {out['backend']}: {med['ours']:.1f} = {out['speedup']:.2f}x PyTorch, "
+          f"Inspector {out['backend']} ({cores} threads): {med['ours']:.1f} = {out['speedup']:.2f}x PyTorch, "
           f"{out['vs_ultralytics_openvino']:.2f}x Ultralytics OpenVINO")
     try:
         _int8(out, frames, model_dir, imgsz, reg, tmp, med["torch"])
@@ -188,7 +192,8 @@ def _int8(out: dict, frames, model_dir: Path, imgsz: int, reg, tmp: Path, torch_
     q = export_int8(work / onnx.name, calib)
     for f in sorted(work.iterdir()):
         reg.add(f, actor="bench")
-    q8 = load_detector(ModelConfig(path=q), conf=0.25, registry=reg)
+    cores = os.cpu_count() or 1
+    q8 = load_detector(ModelConfig(path=q, threads=cores), conf=0.25, registry=reg)
     fp = load_detector(ModelConfig(path=model_dir), conf=0.25, registry=reg)
     out["int8_fps"] = round(_fps(q8.detect, frames), 2)
     out["int8_speedup"] = round(out["int8_fps"] / torch_fps, 3)
