@@ -1,0 +1,7 @@
+"""Inspector: offline visual inspection for factory lines (the engine: no Qt, no database)."""
+
+import os as _os
+
+# OpenCV refuses images above this many pixels before allocating them (read once, at first decode):
+# a small file that claims a gigantic picture is refused instead of exhausting memory.
+_os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(80_000_000))

@@ -39,13 +39,11 @@ def decode_image(path: Path) -> tuple[np.ndarray | None, str | None]:
     if data.size == 0:
         return None, f"empty file {path.name}"
     # check the header's size before decoding, so a tiny file claiming a huge picture is refused
-    try:
-        header = cv2.imdecode(data, cv2.IMREAD_REDUCED_GRAYSCALE_8)
-        if header is not None and header.shape[0] * header.shape[1] * 64 > MAX_PIXELS:
-            return None, f"image too large in {path.name} (over {MAX_PIXELS // 1_000_000} megapixels)"
+    try:  # one decode: OpenCV checks the header's size against OPENCV_IO_MAX_IMAGE_PIXELS first
         img = cv2.imdecode(data, cv2.IMREAD_COLOR)
     except cv2.error:  # OpenCV refuses absurd sizes and some malformed headers with an exception
-        return None, f"cannot decode {path.name}: image too large or malformed"
+        return None, f"cannot decode {path.name}: image too large (over {MAX_PIXELS // 1_000_000} megapixels) " \
+                     "or malformed"
     if img is None:
         return None, f"cannot decode {path.name}: not an image or corrupt"
     return img, None

@@ -5,8 +5,8 @@ import tempfile
 from pathlib import Path
 
 import cv2
-import pytest
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -10,9 +10,9 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
-from pathlib import Path
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
