@@ -8,7 +8,6 @@ writes ``card.md`` and ``card.json`` beside the weights in the output folder.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import platform
@@ -22,6 +21,7 @@ from pathlib import Path
 from inspector.datasets import load_dataset, to_ultralytics
 from inspector.errors import DatasetError, ModelError
 from inspector.privacy import keep_data_local
+from inspector.registry import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +35,6 @@ class TrainProgress:
     loss: float
     map50: float | None
     eta_s: float
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def default_cache_dir() -> Path:

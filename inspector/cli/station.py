@@ -50,7 +50,7 @@ class StationSpec:
 
 
 def open_db(url: str):
-    """Open (and migrate) the database, close runs a crash left open and remove their orphan images."""
+    """Open (and migrate) the database; returns (engine, session factory). ``reconcile`` cleans up after a crash."""
     from db import open_database, session_factory
 
     engine = open_database(url)
