@@ -150,10 +150,18 @@ class _OpenVinoRunner:
             raise ModelError(f"OpenVINO cannot compile {path} for this CPU ({type(e).__name__}: {e}).") from e
         self.input_hw = hw
         self.model = model
-        self._request = compiled.create_infer_request()
-        self._input = np.zeros((1, hw[0], hw[1], 3), np.uint8)
-        self._request.set_input_tensor(ov.Tensor(self._input, shared_memory=True))
+        self._compiled = compiled
+        self._request, self._input = self.request()
         self._output = self._request.get_output_tensor(0)
+
+    def request(self) -> tuple[Any, np.ndarray]:
+        """A new infer request on the compiled model, reading its own uint8 NHWC input buffer."""
+        import openvino as ov  # type: ignore[import-untyped]
+
+        req = self._compiled.create_infer_request()
+        buf = np.zeros((1, self.input_hw[0], self.input_hw[1], 3), np.uint8)
+        req.set_input_tensor(ov.Tensor(buf, shared_memory=True))
+        return req, buf
 
     def run(self, canvas: np.ndarray) -> np.ndarray:
         if canvas.ctypes.data != self._input.ctypes.data:
@@ -164,6 +172,71 @@ class _OpenVinoRunner:
     def canvas(self) -> np.ndarray:
         """The input buffer itself: letterboxing into it saves a copy."""
         return self._input[0]
+
+
+class _Slot:
+    """One queued-inference request of an OpenVINO ``FastDetector``, with its own input canvas."""
+
+    def __init__(self, request: Any, buf: np.ndarray, size: tuple[int, int]) -> None:
+        self.request = request
+        self.letterbox = Letterbox(size, out=buf[0])
+        self.output = request.get_output_tensor(0)
+        self.in_flight = False  # started and its result not yet taken (or it timed out while running)
+
+    def free(self) -> bool:
+        if self.in_flight and self.request.wait_for(0):  # a timed-out inference that has finished since
+            self.in_flight = False
+        return not self.in_flight
+
+
+class _OpenVinoPending:
+    """An image in OpenVINO's queue (``FastDetector.submit``)."""
+
+    def __init__(self, det: FastDetector, slot: _Slot, geo: Any, shape: tuple[int, ...], pre_ms: float) -> None:
+        self._det, self._slot, self._geo, self._shape, self._pre_ms = det, slot, geo, shape, pre_ms
+        self._taken = False
+
+    def done(self) -> bool:
+        return bool(self._slot.request.wait_for(0))
+
+    def result(self, timeout_s: float | None = None) -> Detections:
+        if self._taken:
+            raise RuntimeError("this result was already taken")
+        req = self._slot.request
+        try:
+            if timeout_s is None:
+                req.wait()
+            elif not req.wait_for(max(1, int(timeout_s * 1000))):
+                raise ModelError(f"model timeout: no answer within {timeout_s:g} s")
+        except ModelError:
+            raise  # the slot stays in flight: ``submit`` refuses it until the late inference ends
+        except Exception as e:  # noqa: BLE001 - OpenVINO raises RuntimeError with the plugin's text
+            self._slot.in_flight = False
+            raise ModelError(f"inference failed on the openvino backend: {type(e).__name__}: {e}") from e
+        self._taken = True
+        t0 = time.perf_counter()
+        # the request's latency includes the wait behind the image before it: when the runtime was busy
+        # all along, the time since the previous result is this image's own share
+        since = (t0 - self._det._last_result) * 1000 if self._det._last_result else float("inf")
+        self._det._last_result = t0
+        try:
+            return self._det._detections(self._slot.output.data, self._geo, self._shape,
+                                         self._pre_ms + min(float(req.latency), since), t0)
+        finally:
+            self._slot.in_flight = False
+
+
+class _DonePending:
+    """The result of a detector without a queue, computed when submitted."""
+
+    def __init__(self, detections: Detections) -> None:
+        self._detections = detections
+
+    def done(self) -> bool:
+        return True
+
+    def result(self, timeout_s: float | None = None) -> Detections:
+        return self._detections
 
 
 class _OnnxRuntimeRunner:
@@ -220,11 +293,14 @@ class FastDetector:
     inference precision for the layers that are not INT8: "f32" (default) reproduces Ultralytics'
     PyTorch numbers; "bf16" is faster on CPUs with AVX512-BF16/AMX but moves confidences by up to
     about 0.015. The buffers are reused: use one detector per thread.
+
+    ``submit`` (OpenVINO) queues up to ``queue_depth`` images inside the runtime, each with its own
+    request and input buffer; ``detect`` uses a request of its own, apart from them.
     """
 
     def __init__(self, path: Path, sha256: str, backend: str = "openvino", imgsz: int = 320,
                  conf: float = 0.25, iou: float = 0.5, threads: int = 0, max_det: int = MAX_DET,
-                 precision: str = "f32") -> None:
+                 precision: str = "f32", queue_depth: int = 2) -> None:
         self.path = Path(path)
         self.sha256 = sha256
         self.backend = str(getattr(backend, "value", backend))
@@ -275,30 +351,71 @@ class FastDetector:
         if len(shape) != 3 or shape[0] != 1 or (shape[2] != 6 if self.end2end else shape[1] != 4 + len(classes)):
             raise ModelError(f"{self.path} is not a YOLO detector for its {len(classes)} classes: "
                              f"its output has shape {shape}, expected {want}.")
+        # queued inference (OpenVINO): the next image waits inside the runtime, so the core that runs
+        # the model never idles while Python letterboxes, decodes or writes
+        self._slots: list[_Slot] = []
+        if isinstance(runner, _OpenVinoRunner) and queue_depth > 1:
+            self._slots = [_Slot(*runner.request(), runner.input_hw) for _ in range(queue_depth)]
+        self.depth = max(1, len(self._slots))
+        self._next_slot = 0
+        self._last_result = 0.0
         warm = np.full((self.imgsz, self.imgsz, 3), 114, np.uint8)
         for _ in range(2):  # first runs allocate and pick kernels
             self.detect(warm)
+        for _ in self._slots:
+            self.submit(warm).result()
 
-    def detect(self, image: np.ndarray) -> Detections:
-        """Boxes on one BGR uint8 HxWx3 image, in its pixels."""
+    @staticmethod
+    def _check(image: np.ndarray) -> None:
         if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
                 and image.shape[2] == 3 and image.size > 0):
             raise ValueError(f"expected a non-empty HxWx3 uint8 BGR image, got "
                              f"{getattr(image, 'dtype', type(image))} {getattr(image, 'shape', '')}")
+
+    def detect(self, image: np.ndarray) -> Detections:
+        """Boxes on one BGR uint8 HxWx3 image, in its pixels."""
+        self._check(image)
         t0 = time.perf_counter()
         canvas, geo = self._letterbox(image)
         try:
             out = self._runner.run(canvas)
         except Exception as e:  # noqa: BLE001 - runtime failures of either backend
             raise ModelError(f"inference failed on the {self.backend} backend: {type(e).__name__}: {e}") from e
+        return self._detections(out, geo, image.shape, 0.0, t0)
+
+    def submit(self, image: np.ndarray) -> _OpenVinoPending | _DonePending:
+        """Hand over one image and return at once (OpenVINO; ONNX Runtime answers before returning).
+
+        Up to ``depth`` images may be in flight; take their results in the order they went in.
+        """
+        if not self._slots:
+            return _DonePending(self.detect(image))
+        self._check(image)
+        slot = self._slots[self._next_slot]
+        if not slot.free():
+            raise ModelError("model busy: an earlier inference has not finished (more images in flight than "
+                             f"the {self.depth} the detector holds, or one ran over its time limit)")
+        t0 = time.perf_counter()
+        _, geo = slot.letterbox(image)
+        try:
+            slot.request.start_async()
+        except Exception as e:  # noqa: BLE001
+            raise ModelError(f"inference failed on the {self.backend} backend: {type(e).__name__}: {e}") from e
+        slot.in_flight = True
+        self._next_slot = (self._next_slot + 1) % len(self._slots)
+        return _OpenVinoPending(self, slot, geo, image.shape, (time.perf_counter() - t0) * 1000)
+
+    def _detections(self, out: np.ndarray, geo: Any, shape: tuple[int, ...], extra_ms: float,
+                    t0: float) -> Detections:
+        """Raw output -> ``Detections``; ``inference_ms`` is ``extra_ms`` plus the time since ``t0``."""
         rows = decode_end2end(out[0], self.conf, self.max_det) if self.end2end \
             else decode(out[0], self.conf, self.iou, self.max_det)
         rows = to_image(rows, geo).tolist()
         classes = self.classes
         items = tuple(Detection(int(c), classes[int(c)], min(max(p, 0.0), 1.0), x1, y1, x2, y2)
                       for x1, y1, x2, y2, p, c in rows)
-        ms = (time.perf_counter() - t0) * 1000
-        return Detections(items, int(image.shape[1]), int(image.shape[0]), ms, self.sha256)
+        ms = extra_ms + (time.perf_counter() - t0) * 1000
+        return Detections(items, int(shape[1]), int(shape[0]), ms, self.sha256)
 
 
 def _ir_metadata(model: Any) -> dict[str, str]:

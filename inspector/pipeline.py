@@ -1,5 +1,8 @@
 """``Pipeline.inspect(frame) -> Inspection``: synchronous and pure apart from the model call.
 
+``begin``/``finish`` split the same work in two, so that a runner can hand the next frame to a
+queued detector before it takes this frame's result (``inspect`` is ``finish(begin(frame))``).
+
 Frames that cannot be judged (no image, black, blank, frozen, model error) become NOT_INSPECTED
 with their reason: never a silent PASS.
 """
@@ -10,14 +13,15 @@ import datetime as dt
 import hashlib
 import logging
 import time
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from inspector.config import QualityConfig
 from inspector.errors import ModelError
-from inspector.ports import Detector, Rule
-from inspector.types import Frame, Inspection, Verdict
+from inspector.ports import Detector, PendingDetections, Rule
+from inspector.types import Detections, Frame, Inspection, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,49 @@ class TimedDetector:
             self._busy = fut
             raise ModelError(f"model timeout: no answer within {self.timeout_s:g} s") from None
 
+    @property
+    def depth(self) -> int:
+        return int(getattr(self.inner, "depth", 1))
+
+    def submit(self, image: np.ndarray) -> PendingDetections:
+        """Queued inference (when the inner detector has it), each result bounded by ``timeout_s``."""
+        if self.depth <= 1:
+            return _Ready(self.detect(image))
+        return _Bounded(self.inner.submit(image), self.timeout_s)
+
+
+class _Ready:
+    def __init__(self, detections: Detections) -> None:
+        self._detections = detections
+
+    def done(self) -> bool:
+        return True
+
+    def result(self, timeout_s: float | None = None) -> Detections:
+        return self._detections
+
+
+class _Bounded:
+    def __init__(self, inner: PendingDetections, timeout_s: float) -> None:
+        self.inner, self.timeout_s = inner, timeout_s
+
+    def done(self) -> bool:
+        return self.inner.done()
+
+    def result(self, timeout_s: float | None = None) -> Detections:
+        return self.inner.result(self.timeout_s if timeout_s is None else min(timeout_s, self.timeout_s))
+
+
+@dataclass
+class Job:
+    """A frame between ``Pipeline.begin`` and ``Pipeline.finish``: judged already, or at the model."""
+
+    frame: Frame
+    t0: float
+    started: dt.datetime
+    done: Inspection | None = None
+    pending: PendingDetections | None = None
+
 
 class Pipeline:
     """One part at a time: quality gate, detector, recipe."""
@@ -90,21 +137,54 @@ class Pipeline:
                           (time.perf_counter() - t0) * 1000, frame.name, getattr(self.detector, "sha256", ""),
                           frame.image)
 
+    @property
+    def depth(self) -> int:
+        """How many frames may be between ``begin`` and ``finish`` at once (the detector's queue)."""
+        return int(getattr(self.detector, "depth", 1)) if hasattr(self.detector, "submit") else 1
+
     def inspect(self, frame: Frame, live: bool = False) -> Inspection:
+        return self.finish(self.begin(frame, live))
+
+    def begin(self, frame: Frame, live: bool = False) -> Job:
+        """Judge what can be judged without the model; hand the rest to it (queued when it can).
+
+        Call ``finish`` on the jobs in the order they were begun, at most ``depth`` open at once.
+        """
         t0 = time.perf_counter()
-        started = dt.datetime.now(dt.timezone.utc)
+        job = Job(frame, t0, dt.datetime.now(dt.timezone.utc))
         if frame.image is None:
-            return self._not_inspected(frame, frame.error or "no image", t0, started)
+            job.done = self._not_inspected(frame, frame.error or "no image", t0, job.started)
+            return job
         problem = frame_problem(frame.image, self.quality)
         if problem is None and live and self._frozen(frame):
             problem = f"frozen stream (same picture {self._repeats + 1} times in a row)"
         if problem:
-            return self._not_inspected(frame, problem, t0, started)
+            job.done = self._not_inspected(frame, problem, t0, job.started)
+            return job
         try:
-            detections = self.detector.detect(frame.image)
+            if self.depth > 1:
+                job.pending = self.detector.submit(frame.image)  # type: ignore[attr-defined]
+            else:
+                job.done = self._judge(job, self.detector.detect(frame.image))
         except ModelError as e:
-            log.error("model error on frame %s: %s", frame.seq, e)
-            return self._not_inspected(frame, f"model error: {e}", t0, started)
+            job.done = self._model_error(job, e)
+        return job
+
+    def finish(self, job: Job) -> Inspection:
+        if job.done is not None:
+            return job.done
+        assert job.pending is not None
+        try:
+            return self._judge(job, job.pending.result())
+        except ModelError as e:
+            return self._model_error(job, e)
+
+    def _judge(self, job: Job, detections: Detections) -> Inspection:
         verdict, reasons = self.rule.evaluate(detections)
-        return Inspection(frame.seq, frame.source, verdict, reasons, detections, started,
-                          (time.perf_counter() - t0) * 1000, frame.name, detections.model_sha256, frame.image)
+        f = job.frame
+        return Inspection(f.seq, f.source, verdict, reasons, detections, job.started,
+                          (time.perf_counter() - job.t0) * 1000, f.name, detections.model_sha256, f.image)
+
+    def _model_error(self, job: Job, e: ModelError) -> Inspection:
+        log.error("model error on frame %s: %s", job.frame.seq, e)
+        return self._not_inspected(job.frame, f"model error: {e}", job.t0, job.started)

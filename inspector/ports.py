@@ -32,6 +32,25 @@ class Detector(Protocol):
     def detect(self, image: np.ndarray) -> Detections: ...
 
 
+class PendingDetections(Protocol):
+    """An image handed to an ``AsyncDetector``; ``result`` waits for its detections."""
+
+    def done(self) -> bool: ...
+
+    def result(self, timeout_s: float | None = None) -> Detections: ...
+
+
+@runtime_checkable
+class AsyncDetector(Detector, Protocol):
+    """A detector that takes the next image while it still works on this one, so that the runtime
+    never waits for Python between two frames. ``depth`` is how many images it holds at once;
+    results come back in the order the images went in."""
+
+    depth: int
+
+    def submit(self, image: np.ndarray) -> PendingDetections: ...
+
+
 class Rule(Protocol):
     """Turns detections into a verdict with human-readable reasons."""
 

@@ -74,3 +74,62 @@ class ListSink:
         start = len(self.items)
         self.items.extend(inspections)
         return list(range(start + 1, start + 1 + len(inspections)))
+
+
+class QueuedDetector:
+    """A detector with an inference queue, like OpenVINO's: ``submit`` returns at once, one worker
+    answers in order after ``delay_s``; more than ``depth`` images in flight is refused, as the real one
+    refuses. ``stall`` makes the n-th image hang for that many seconds. Counts what was in flight."""
+
+    def __init__(self, delay_s: float = 0.005, depth: int = 2, stall: dict[int, float] | None = None,
+                 classes=("scratch", "dent", "stain", "crack", "chip")) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.delay_s, self.depth, self.stall = delay_s, depth, dict(stall or {})
+        self.classes, self.sha256, self.name = tuple(classes), "0" * 64, "queued"
+        self.calls = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._pool = ThreadPoolExecutor(max_workers=1)
+        self._lock = threading.Lock()
+
+    def _answer(self, image, n: int):
+        from inspector.types import Detections
+
+        time.sleep(self.stall.get(n, self.delay_s))
+        with self._lock:
+            self.in_flight -= 1
+        return Detections((), image.shape[1], image.shape[0], self.delay_s * 1000, self.sha256)
+
+    def detect(self, image):
+        return self.submit(image).result()
+
+    def submit(self, image):
+        from inspector.errors import ModelError
+
+        with self._lock:
+            if self.in_flight >= self.depth:
+                raise ModelError("model busy: more images in flight than the queue holds")
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            n = self.calls
+            self.calls += 1
+        return _FuturePending(self._pool.submit(self._answer, image.copy(), n))
+
+
+class _FuturePending:
+    def __init__(self, fut) -> None:
+        self.fut = fut
+
+    def done(self) -> bool:
+        return self.fut.done()
+
+    def result(self, timeout_s: float | None = None):
+        from concurrent.futures import TimeoutError as FutureTimeout
+
+        from inspector.errors import ModelError
+
+        try:
+            return self.fut.result(timeout_s)
+        except FutureTimeout:
+            raise ModelError(f"model timeout: no answer within {timeout_s:g} s") from None

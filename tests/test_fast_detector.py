@@ -281,3 +281,46 @@ def test_openvino_sends_no_telemetry(preloaded: bool) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "SENT 0" in out.stdout, out.stdout
+
+
+@pytest.mark.model
+def test_queued_inference_gives_the_same_detections_in_order(tiny: Tiny) -> None:
+    """``submit`` (the runner's path) answers exactly as ``detect``, image for image, in order."""
+    det = FastDetector(tiny.lively, "abc", backend="openvino", imgsz=IMGSZ, conf=0.02)
+    assert det.depth == 2
+    imgs = _test_images(tiny)
+    want = [det.detect(im) for im in imgs]
+    pending, got = [], []
+    for im in imgs:
+        if len(pending) == det.depth:
+            got.append(pending.pop(0).result(5.0))
+        pending.append(det.submit(im))
+    got += [p.result(5.0) for p in pending]
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert (g.items, g.image_width, g.image_height) == (w.items, w.image_width, w.image_height)
+        assert g.inference_ms > 0
+    assert sum(len(w) for w in want) >= 300
+
+
+@pytest.mark.model
+def test_queue_overflow_is_refused_not_mixed_up(tiny: Tiny) -> None:
+    """More images in flight than the detector holds: a clear ModelError, and the queued ones still
+    come back right (no buffer is overwritten under a running inference)."""
+    det = FastDetector(tiny.lively, "abc", backend="openvino", imgsz=IMGSZ, conf=0.02)
+    imgs = _test_images(tiny)[:3]
+    first, second = det.submit(imgs[0]), det.submit(imgs[1])
+    with pytest.raises(ModelError, match="busy"):
+        det.submit(imgs[2])
+    assert first.result(5.0).items == det.detect(imgs[0]).items
+    assert second.result(5.0).items == det.detect(imgs[1]).items
+    assert det.submit(imgs[2]).result(5.0).items == det.detect(imgs[2]).items
+
+
+@pytest.mark.model
+def test_onnxruntime_has_no_queue(tiny: Tiny) -> None:
+    det = FastDetector(tiny.lively, "abc", backend="onnxruntime", imgsz=IMGSZ, conf=0.02)
+    im = cv2.imread(str(tiny.images[0]))
+    assert det.depth == 1
+    p = det.submit(im)
+    assert p.done() and p.result().items == det.detect(im).items

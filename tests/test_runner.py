@@ -10,7 +10,7 @@ from inspector.rules import Recipe
 from inspector.runner import Runner
 from inspector.types import Frame, Verdict
 from tests.conftest import ScriptedDetector
-from tests.fakes import ListSink
+from tests.fakes import ListSink, QueuedDetector
 
 
 class CountingSource:
@@ -100,3 +100,40 @@ def test_black_frames_counted_apart(part_image):
     sink = ListSink()
     run(CountingSource(3, black), ScriptedDetector([[]]), sink, RunMode.PART)
     assert {i.verdict for i in sink.items} == {Verdict.NOT_INSPECTED}
+
+
+def test_queued_detector_keeps_the_next_frame_waiting_and_the_order(part_image):
+    """With a queued detector the runner hands over the next frame before taking this one's result,
+    never more than the queue holds, and commits in order without losing any."""
+    det = QueuedDetector(delay_s=0.005)
+    sink = ListSink()
+    r, committed = run(CountingSource(80, part_image), det, sink, RunMode.PART)
+    assert r.error is None
+    assert [i.seq for i in sink.items] == list(range(80))
+    assert det.max_in_flight == det.depth == 2, "the next frame should wait at the model"
+    assert all(i.verdict == Verdict.PASS for i in sink.items)
+
+
+def test_queued_result_is_not_held_back_by_a_slow_source(part_image):
+    """A camera slower than the model: each result is committed when ready, not when the next
+    frame arrives (latency stays near the model's time, not the frame interval)."""
+    det = QueuedDetector(delay_s=0.005)
+    r, _ = run(CountingSource(8, part_image, delay_s=0.25), det, ListSink(), RunMode.STREAM)
+    st = r.stats()
+    assert st.inspected == 8
+    assert st.latency_p99_ms < 150, st
+
+
+def test_queued_timeout_is_not_inspected_then_busy_then_recovers(part_image):
+    from inspector.pipeline import TimedDetector
+
+    det = TimedDetector(QueuedDetector(delay_s=0.001, depth=2, stall={0: 0.8}), timeout_s=0.2)
+    p = Pipeline(det, Recipe(RecipeConfig()))
+    jobs = [p.begin(Frame(part_image, i, "t", 0.0, f"f{i}")) for i in range(2)]
+    first, second = (p.finish(j) for j in jobs)
+    assert first.verdict == Verdict.NOT_INSPECTED and "timeout" in first.reasons[0]
+    assert second.verdict == Verdict.NOT_INSPECTED and "timeout" in second.reasons[0]  # queued behind it
+    third = p.inspect(Frame(part_image, 2, "t", 0.0, "f2"))
+    assert third.verdict == Verdict.NOT_INSPECTED and "busy" in third.reasons[0]
+    time.sleep(1.0)
+    assert p.inspect(Frame(part_image, 3, "t", 0.0, "f3")).verdict == Verdict.PASS
