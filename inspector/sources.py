@@ -11,6 +11,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +136,20 @@ class CameraState:
     reason: str = ""
     reconnects: int = 0
     stalls: int = 0
+    uptime_s: float = 0.0  # since the source was opened, when this state was reported
+
+    def per_hour(self, count: int) -> float:
+        """A count as a rate per hour of this camera's time (0 before any time has passed)."""
+        return count * 3600.0 / self.uptime_s if self.uptime_s > 0 else 0.0
+
+    def health(self) -> str:
+        """'2 reconnects, 1 stall in 0:41:07 (2.9/h, 1.5/h)': the watchdog's counts and rates."""
+        if not (self.reconnects or self.stalls):
+            return "no reconnects or stalls"
+        t = int(self.uptime_s)
+        return (f"{self.reconnects} reconnect{'s' * (self.reconnects != 1)}, {self.stalls} "
+                f"stall{'s' * (self.stalls != 1)} in {t // 3600}:{t // 60 % 60:02d}:{t % 60:02d} "
+                f"({self.per_hour(self.reconnects):.1f}/h, {self.per_hour(self.stalls):.1f}/h)")
 
 
 def opencv_opener(target: str | int, cfg: CameraConfig) -> Callable[[], Capture]:
@@ -149,6 +164,40 @@ def opencv_opener(target: str | int, cfg: CameraConfig) -> Callable[[], Capture]
     return open_
 
 
+class _NewestFrames:
+    """The capture buffer of a live source: at most ``size`` pictures (a new one pushes out the oldest
+    picture), and every notice (a ``str``) kept in its place, up to a bound a sane camera never reaches."""
+
+    MAX_NOTICES = 1000
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: deque = deque()
+        self._cond = threading.Condition()
+
+    def put(self, item) -> None:
+        with self._cond:
+            items = self._items
+            if isinstance(item, np.ndarray):
+                pictures = [i for i, x in enumerate(items) if isinstance(x, np.ndarray)]
+                if len(pictures) >= self.size:
+                    del items[pictures[0]]
+            elif len(items) >= self.MAX_NOTICES:
+                items.popleft()
+            items.append(item)
+            self._cond.notify()
+
+    def get(self, timeout: float):
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._items, timeout):
+                raise queue.Empty
+            return self._items.popleft()
+
+    def empty(self) -> bool:
+        with self._cond:
+            return not self._items
+
+
 class LiveSource:
     """A camera or stream with a watchdog: timed reads off the caller's thread, reconnect with back-off."""
 
@@ -160,11 +209,12 @@ class LiveSource:
         self._opener = opener
         self.cfg = cfg
         self._on_state = on_state
-        self._frames: queue.Queue = queue.Queue(maxsize=2)
+        self._frames = _NewestFrames(2)
         self._stop = threading.Event()
         self._seq = 0
         self.reconnects = 0
         self.stalls = 0
+        self._opened_at = time.monotonic()
         self.state = CameraState("connecting")
         cap = self._open()
         if cap is None:
@@ -173,7 +223,8 @@ class LiveSource:
         self._thread.start()
 
     def _set_state(self, state: str, attempt: int = 0, reason: str = "") -> None:
-        self.state = CameraState(state, attempt, reason, self.reconnects, self.stalls)
+        self.state = CameraState(state, attempt, reason, self.reconnects, self.stalls,
+                                 time.monotonic() - self._opened_at)
         if self._on_state:
             self._on_state(self.state)
 
@@ -190,16 +241,9 @@ class LiveSource:
         return box[0]
 
     def _put(self, item) -> None:
-        """Newest wins: a full queue drops its oldest frame (the runner counts what it skips)."""
-        while not self._stop.is_set():
-            try:
-                self._frames.put_nowait(item)
-                return
-            except queue.Full:
-                try:
-                    self._frames.get_nowait()
-                except queue.Empty:
-                    pass
+        """Newest wins among pictures: a full buffer drops its oldest picture, never a notice (a drop,
+        a reconnect, garbage), which must reach the record even when the camera floods frames after it."""
+        self._frames.put(item)
 
     def _loop(self, cap: Capture) -> None:
         while not self._stop.is_set():
@@ -243,10 +287,12 @@ class LiveSource:
         if self.state.state == "stopped" and self._frames.empty():
             return None
         try:
-            item = self._frames.get(timeout=self.cfg.read_timeout_s)
+            item = self._frames.get(self.cfg.read_timeout_s)
         except queue.Empty:
             self.stalls += 1
             item = f"camera stall: no frame for {self.cfg.read_timeout_s:g} s"
+            st = self.state
+            self._set_state(st.state, st.attempt, st.reason)  # the screen's stall count and rate
         if item is None:
             return None
         seq = self._seq

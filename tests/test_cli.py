@@ -116,3 +116,25 @@ def test_sigkill_mid_run_leaves_a_sound_database(tmp_path, parts, tiny_model):
     named = {p for (p,) in rows(db, "select image_path from inspections where image_path is not null")}
     on_disk = {f.relative_to(tmp_path).as_posix() for f in (tmp_path / "k-images").rglob("*") if f.is_file()}
     assert on_disk == named
+
+
+def test_camera_run_reports_reconnects_and_stalls_per_hour(tmp_path, tiny_model, monkeypatch, capsys):
+    """A camera that drops once and hangs once: the run goes on, and the summary gives the watchdog's
+    counts and rates (a fake camera stands in for the absent hardware)."""
+    import inspector.sources as sources
+    from inspector.cli import main
+    from tests.fakes import FakeCameraDevice
+
+    device = FakeCameraDevice([["frame"] * 5 + ["drop"], ["frame"] * 3 + ["hang:1.5"] + ["frame"] * 200])
+    monkeypatch.setattr(sources, "opencv_opener", lambda target, cfg: device)
+    cfg = tmp_path / "cam.toml"
+    cfg.write_text("[camera]\nread_timeout_s = 0.5\nreconnect_initial_s = 0.05\n")
+    rc = main(["run", "--source", "0", "--model", str(tiny_model), "--db", f"sqlite:///{tmp_path / 'c.db'}",
+               "--config", str(cfg), "--max-frames", "20", "--json", "--quiet"])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert rc == 0
+    summary = json.loads(out[-1])
+    assert summary["frames"] == 20 and summary["camera_reconnects"] == 1 and summary["camera_stalls"] >= 1
+    assert summary["camera_reconnects_per_hour"] > 0 and summary["camera_stalls_per_hour"] > 0
+    assert summary["not_inspected"] >= 2  # the drop and the stall are on record, never a PASS
+    assert any(line.startswith("camera: 1 reconnect, ") and "/h" in line for line in out)

@@ -90,7 +90,8 @@ def test_live_source_drop_garbage_and_recovery():
 
 def test_live_source_hang_is_a_stall_not_a_substitute_frame():
     device = FakeCameraDevice([["frame", "hang:1.0", "frame"]])
-    src = LiveSource("fake", device, FAST)
+    states = []
+    src = LiveSource("fake", device, FAST, on_state=states.append)
     first = src.read()
     t0 = time.monotonic()
     second = src.read()
@@ -99,6 +100,21 @@ def test_live_source_hang_is_a_stall_not_a_substitute_frame():
     assert not second.ok and "stall" in second.error
     assert time.monotonic() - t0 < 0.9
     assert src.stalls == 1
+    # the stall is reported at once, with the camera's time so far: a rate per hour on screen
+    stalled = [s for s in states if s.stalls == 1 and s.state == "running"]
+    assert stalled and 0.2 < stalled[0].uptime_s < 5
+    assert stalled[0].per_hour(stalled[0].stalls) == pytest.approx(3600 / stalled[0].uptime_s)
+    assert "1 stall in 0:00:00" in stalled[0].health()
+
+
+def test_camera_state_rates():
+    from inspector.sources import CameraState
+
+    st = CameraState("running", reconnects=6, stalls=3, uptime_s=7200)
+    assert (st.per_hour(st.reconnects), st.per_hour(st.stalls)) == (3.0, 1.5)
+    assert st.health() == "6 reconnects, 3 stalls in 2:00:00 (3.0/h, 1.5/h)"
+    assert CameraState("connecting").per_hour(5) == 0.0
+    assert CameraState("running").health() == "no reconnects or stalls"
 
 
 def test_live_source_gives_up_after_max_reconnects():
@@ -125,3 +141,28 @@ def test_frame_rejects_bad_images():
         Frame(np.zeros((4, 4), np.uint8), 0, "s", 0.0)
     with pytest.raises(ValueError, match="error reason"):
         Frame(None, 0, "s", 0.0)
+
+
+def test_a_flooding_camera_cannot_push_a_drop_notice_out():
+    """Frames flood in right after a reconnect: the gap is still on record (newest wins among
+    pictures only)."""
+    device = FakeCameraDevice([["frame", "drop"], ["frame"] * 500])
+    src = LiveSource("fake", device, FAST)
+    time.sleep(0.5)  # let the camera reconnect and flood the buffer
+    got = [src.read() for _ in range(4)]
+    src.close()
+    assert any(not f.ok and "camera dropped" in f.error for f in got), [f.error for f in got]
+
+
+def test_newest_frames_buffer_keeps_notices_and_drops_old_pictures():
+    from inspector.sources import _NewestFrames
+
+    b = _NewestFrames(2)
+    pics = [np.full((2, 2, 3), i, np.uint8) for i in range(4)]
+    b.put(pics[0])
+    b.put("gap")
+    for p in pics[1:]:
+        b.put(p)
+    got = [b.get(0.1) for _ in range(3)]
+    assert got[0] == "gap" and [int(g[0, 0, 0]) for g in got[1:]] == [2, 3]
+    assert b.empty()

@@ -20,13 +20,14 @@ OK, WARN, BAD = "#3ccf6e", "#f2a900", "#e5484d"
 
 def camera_text(state: CameraState) -> tuple[str, str]:
     """The line the operator reads for a camera state, and its colour."""
+    counts = f"\n{state.health()}" if state.reconnects or state.stalls else ""
     if state.state == "running":
-        extra = f" ({state.reconnects} reconnects)" if state.reconnects else ""
-        return f"running{extra}", OK
+        return f"running{counts}", OK
     if state.state == "reconnecting":
-        return f"reconnecting, attempt {state.attempt} ({state.reason})", WARN
+        return f"reconnecting, attempt {state.attempt} ({state.reason}){counts}", WARN
     if state.state == "stopped":
-        return f"stopped: {state.reason or 'no reason given'}", BAD if state.reason != "closed" else theme.MUTED
+        colour = BAD if state.reason != "closed" else theme.MUTED
+        return f"stopped: {state.reason or 'no reason given'}{counts}", colour
     return f"{state.state}…", WARN
 
 

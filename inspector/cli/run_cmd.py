@@ -14,6 +14,7 @@ from pathlib import Path
 from inspector.cli.station import DEFAULT_SOURCE, Station, StationSpec, default_db_url
 from inspector.config import Config, load_config, load_recipe
 from inspector.errors import ConfigError
+from inspector.sources import CameraState
 from inspector.types import Inspection, Verdict
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,20 @@ def run(a: argparse.Namespace) -> int:
             for rid, insp in items:
                 print(_line(rid, insp), flush=True)
 
-    station = Station(spec, on_committed=committed)
+    camera: list[CameraState] = []
+
+    def on_camera(state: CameraState) -> None:  # the watchdog's state: the log, and the summary's rates
+        last = camera[-1] if camera else None
+        camera[:] = [state]
+        if last is not None and (last.state, last.attempt) == (state.state, state.attempt) \
+                and state.stalls != last.stalls:
+            log.warning("camera stall: %s", state.health())
+        elif state.state == "reconnecting" or (state.state == "stopped" and state.reason != "closed"):
+            log.warning("camera %s, attempt %d: %s (%s)", state.state, state.attempt, state.reason, state.health())
+        elif last is not None and last.state != state.state:
+            log.info("camera %s (%s)", state.state, state.health())
+
+    station = Station(spec, on_committed=committed, on_camera=on_camera)
     stop_reason = ["finished"]
 
     def on_signal(signum, frame) -> None:  # noqa: ARG001
@@ -119,7 +133,8 @@ def run(a: argparse.Namespace) -> int:
         while not station.runner.join(timeout=0.2):
             if time.monotonic() - last_log >= 10:
                 last_log = time.monotonic()
-                log.info("%s mode: %s", spec.config.run.mode.value, station.runner.stats().status_line())
+                cam = f"; camera {camera[-1].state}, {camera[-1].health()}" if camera else ""
+                log.info("%s mode: %s%s", spec.config.run.mode.value, station.runner.stats().status_line(), cam)
     finally:
         signal.signal(signal.SIGINT, old)
         err = station.runner.error
@@ -133,11 +148,18 @@ def run(a: argparse.Namespace) -> int:
                "fps": round(st.fps, 2), "db": spec.db_url, "run_id": station.run_id, "skipped": st.skipped,
                "inference_ms": round(st.inference_ms, 2), "latency_p50_ms": round(st.latency_p50_ms, 1),
                "latency_p99_ms": round(st.latency_p99_ms, 1)}
+    if camera:
+        cam = camera[-1]
+        summary.update(camera_reconnects=cam.reconnects, camera_stalls=cam.stalls,
+                       camera_reconnects_per_hour=round(cam.per_hour(cam.reconnects), 2),
+                       camera_stalls_per_hour=round(cam.per_hour(cam.stalls), 2))
     judged = summary["frames"] - summary["not_inspected"]
     yield_txt = f"{100 * summary['pass'] / judged:.1f}%" if judged else "n/a"
     print(f"{summary['frames']} parts: {summary['pass']} pass, {summary['fail']} fail, {summary['review']} review, "
           f"{summary['not_inspected']} not inspected; yield {yield_txt}; {summary['fps']:.1f} parts/s; "
           f"run {station.run_id} in {spec.db_url}", flush=True)
+    if camera:
+        print(f"camera: {camera[-1].health()}", flush=True)
     if a.json:
         print(json.dumps(summary), flush=True)
     return 0

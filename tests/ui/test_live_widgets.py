@@ -96,6 +96,10 @@ def test_counters_and_health_follow_the_stats(window):
     (CameraState("reconnecting", 3, "camera dropped"), "reconnecting, attempt 3 (camera dropped)"),
     (CameraState("stopped", 2, "camera dropped; gave up after 2 attempts"),
      "stopped: camera dropped; gave up after 2 attempts"),
+    (CameraState("running", 0, "", 3, 1, 5400.0),
+     "running\n3 reconnects, 1 stall in 1:30:00 (2.0/h, 0.7/h)"),
+    (CameraState("reconnecting", 1, "camera dropped", 1, 0, 1800.0),
+     "reconnecting, attempt 1 (camera dropped)\n1 reconnect, 0 stalls in 0:30:00 (2.0/h, 0.0/h)"),
 ])
 def test_camera_states_read_plainly(window, state, text):
     assert camera_text(state)[0] == text
