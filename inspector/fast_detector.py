@@ -24,6 +24,7 @@ import numpy as np
 from inspector.errors import ModelError
 from inspector.letterbox import Letterbox
 from inspector.nms import MAX_DET, decode, decode_end2end, to_image
+from inspector.ports import Ready
 from inspector.types import Detection, Detections
 
 log = logging.getLogger(__name__)
@@ -226,19 +227,6 @@ class _OpenVinoPending:
             self._slot.in_flight = False
 
 
-class _DonePending:
-    """The result of a detector without a queue, computed when submitted."""
-
-    def __init__(self, detections: Detections) -> None:
-        self._detections = detections
-
-    def done(self) -> bool:
-        return True
-
-    def result(self, timeout_s: float | None = None) -> Detections:
-        return self._detections
-
-
 class _OnnxRuntimeRunner:
     """ONNX Runtime session on the CPU, reading and writing bound, preallocated buffers."""
 
@@ -383,13 +371,13 @@ class FastDetector:
             raise ModelError(f"inference failed on the {self.backend} backend: {type(e).__name__}: {e}") from e
         return self._detections(out, geo, image.shape, 0.0, t0)
 
-    def submit(self, image: np.ndarray) -> _OpenVinoPending | _DonePending:
+    def submit(self, image: np.ndarray) -> _OpenVinoPending | Ready:
         """Hand over one image and return at once (OpenVINO; ONNX Runtime answers before returning).
 
         Up to ``depth`` images may be in flight; take their results in the order they went in.
         """
         if not self._slots:
-            return _DonePending(self.detect(image))
+            return Ready(self.detect(image))
         self._check(image)
         slot = self._slots[self._next_slot]
         if not slot.free():

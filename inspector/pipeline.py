@@ -20,7 +20,7 @@ import numpy as np
 
 from inspector.config import QualityConfig
 from inspector.errors import ModelError
-from inspector.ports import Detector, PendingDetections, Rule
+from inspector.ports import Detector, PendingDetections, Ready, Rule
 from inspector.types import Detections, Frame, Inspection, Verdict
 
 log = logging.getLogger(__name__)
@@ -77,19 +77,8 @@ class TimedDetector:
     def submit(self, image: np.ndarray) -> PendingDetections:
         """Queued inference (when the inner detector has it), each result bounded by ``timeout_s``."""
         if self.depth <= 1:
-            return _Ready(self.detect(image))
+            return Ready(self.detect(image))
         return _Bounded(self.inner.submit(image), self.timeout_s)
-
-
-class _Ready:
-    def __init__(self, detections: Detections) -> None:
-        self._detections = detections
-
-    def done(self) -> bool:
-        return True
-
-    def result(self, timeout_s: float | None = None) -> Detections:
-        return self._detections
 
 
 class _Bounded:

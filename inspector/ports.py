@@ -40,6 +40,19 @@ class PendingDetections(Protocol):
     def result(self, timeout_s: float | None = None) -> Detections: ...
 
 
+class Ready:
+    """A ``PendingDetections`` answered already (a detector without a queue answers when submitted)."""
+
+    def __init__(self, detections: Detections) -> None:
+        self._detections = detections
+
+    def done(self) -> bool:
+        return True
+
+    def result(self, timeout_s: float | None = None) -> Detections:  # noqa: ARG002 - nothing to wait for
+        return self._detections
+
+
 @runtime_checkable
 class AsyncDetector(Detector, Protocol):
     """A detector that takes the next image while it still works on this one, so that the runtime

@@ -2,44 +2,19 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QWidget
 
 from inspector.runner import RunStats
 from inspector.types import Verdict
-from ui import theme
+from ui.tiles import VERDICT_TILES, Tile
 
-TILES = (("inspected", "Inspected", theme.TEXT),
-         ("pass", "Pass", theme.VERDICT_COLOURS[Verdict.PASS][0]),
-         ("fail", "Fail", theme.VERDICT_COLOURS[Verdict.FAIL][0]),
-         ("review", "Review", theme.VERDICT_COLOURS[Verdict.REVIEW][0]),
-         ("not_inspected", "Not inspected", "#8c949e"),
-         ("yield", "Yield", theme.ACCENT))
+TILES = VERDICT_TILES
 
 
 def yield_pct(passed: int, inspected: int, not_inspected: int) -> float | None:
     """Pass share of the parts that could be judged (NOT_INSPECTED left out), as in the run summary."""
     judged = inspected - not_inspected
     return 100.0 * passed / judged if judged > 0 else None
-
-
-class _Tile(QFrame):
-    def __init__(self, caption: str, colour: str) -> None:
-        super().__init__()
-        self.setObjectName("panel")
-        self.value = QLabel("0")
-        self.value.setFont(QFont(self.font().family(), 30, QFont.Weight.Bold))
-        self.value.setStyleSheet(f"color: {colour}; background: transparent;")
-        self.value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        cap = QLabel(caption.upper())
-        cap.setObjectName("caption")
-        cap.setStyleSheet("background: transparent;")
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(12, 8, 12, 8)
-        lay.setSpacing(0)
-        lay.addWidget(cap)
-        lay.addWidget(self.value)
 
 
 class CountersPanel(QWidget):
@@ -50,9 +25,9 @@ class CountersPanel(QWidget):
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setSpacing(8)
-        self.tiles: dict[str, _Tile] = {}
+        self.tiles: dict[str, Tile] = {}
         for i, (key, caption, colour) in enumerate(TILES):
-            tile = _Tile(caption, colour)
+            tile = Tile(caption, colour)
             self.tiles[key] = tile
             grid.addWidget(tile, i // 2, i % 2)
         self.reset()

@@ -71,3 +71,25 @@ def run_job(pool: QThreadPool, fn: Callable[[], Any], on_done: Callable[[Any], N
     job.signals.failed.connect(failed)
     pool.start(job)
     return job
+
+
+class CountedJobs:
+    """Jobs one widget starts on its pool, counted while in flight (its ``idle`` and the tests read it)."""
+
+    def __init__(self, pool: QThreadPool) -> None:
+        self.pool = pool
+        self.in_flight = 0
+
+    def run(self, fn: Callable[[], Any], done: Callable[[Any], None], failed: Callable[[BaseException], None],
+            name: str) -> None:
+        self.in_flight += 1
+
+        def ok(result: Any) -> None:
+            self.in_flight -= 1
+            done(result)
+
+        def bad(e: BaseException) -> None:
+            self.in_flight -= 1
+            failed(e)
+
+        run_job(self.pool, fn, ok, bad, name)

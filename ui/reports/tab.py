@@ -9,17 +9,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QDateTime, Qt, QThreadPool
-from PySide6.QtGui import QFont, QShowEvent
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
     QDateTimeEdit,
     QFileDialog,
-    QFrame,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -38,19 +38,15 @@ from ui.review import service
 from ui.review.filters import run_text, to_aware
 from ui.review.progress import JobBar, ProgressRelay
 from ui.review.service import Database
-from ui.workers import operator_message, run_job
+from ui.tiles import VERDICT_TILES, Tile
+from ui.workers import CountedJobs, operator_message, run_job
 
 log = logging.getLogger(__name__)
 
 PERIODS = (("Last 24 hours", "24h"), ("Today", "today"), ("Yesterday", "yesterday"), ("Last 7 days", "7d"),
            ("Between…", "custom"), ("One run", "run"))
 STALE_S = 60.0
-TILES = (("inspected", "Inspected", theme.TEXT),
-         ("pass", "Pass", theme.VERDICT_COLOURS[Verdict.PASS][0]),
-         ("fail", "Fail", theme.VERDICT_COLOURS[Verdict.FAIL][0]),
-         ("review", "Review", theme.VERDICT_COLOURS[Verdict.REVIEW][0]),
-         ("not_inspected", "Not inspected", "#8c949e"),
-         ("yield", "Yield", theme.ACCENT),
+TILES = (*VERDICT_TILES,
          ("reviewed", "Reviewed", theme.TEXT),
          ("overrides", "Overrides", theme.TEXT),
          ("escapes", "Escapes", theme.VERDICT_COLOURS[Verdict.FAIL][0]))
@@ -76,25 +72,6 @@ def period(choice: str, since: dt.datetime, until: dt.datetime,
     return None, None
 
 
-class Tile(QFrame):
-    def __init__(self, caption: str, colour: str, tip: str = "") -> None:
-        super().__init__()
-        self.setObjectName("panel")
-        self.setToolTip(tip)
-        self.value = QLabel("–")
-        self.value.setFont(QFont(self.font().family(), 24, QFont.Weight.Bold))
-        self.value.setStyleSheet(f"color: {colour}; background: transparent;")
-        self.value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        cap = QLabel(caption.upper())
-        cap.setObjectName("caption")
-        cap.setStyleSheet("background: transparent;")
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(12, 8, 12, 8)
-        lay.setSpacing(0)
-        lay.addWidget(cap)
-        lay.addWidget(self.value)
-
-
 class ReportsTab(QWidget):
     def __init__(self, db: Database, pool: QThreadPool | None = None, jobs: QThreadPool | None = None,
                  parent: QWidget | None = None) -> None:
@@ -106,7 +83,7 @@ class ReportsTab(QWidget):
         self.jobs.setMaxThreadCount(1)
         self.data: ReportData | None = None
         self.loaded_at = 0.0
-        self.in_flight = 0
+        self._jobs = CountedJobs(self.pool)
         self._token = 0
         self.last_folder = Path.home()
         self._build()
@@ -158,7 +135,7 @@ class ReportsTab(QWidget):
         grid = QGridLayout()
         grid.setSpacing(8)
         for i, (key, caption, colour) in enumerate(TILES):
-            self.tiles[key] = Tile(caption, colour, TIPS.get(key, ""))
+            self.tiles[key] = Tile(caption, colour, TIPS.get(key, ""), point_size=24, initial="–")
             grid.addWidget(self.tiles[key], 0, i)
         self.pareto = BarChart("Defects by class (parts finally FAIL or REVIEW)", "No defects in this period")
         self.yield_chart = BarChart("Yield per hour", "Nothing inspected in this period")
@@ -209,18 +186,13 @@ class ReportsTab(QWidget):
     def idle(self) -> bool:
         return self.in_flight == 0
 
-    def _run(self, fn: Any, done: Any, failed: Any, name: str) -> None:
-        self.in_flight += 1
+    @property
+    def in_flight(self) -> int:
+        return self._jobs.in_flight
 
-        def ok(r: Any) -> None:
-            self.in_flight -= 1
-            done(r)
-
-        def bad(e: BaseException) -> None:
-            self.in_flight -= 1
-            failed(e)
-
-        run_job(self.pool, fn, ok, bad, name)
+    def _run(self, fn: Callable[[], Any], done: Callable[[Any], None], failed: Callable[[BaseException], None],
+             name: str) -> None:
+        self._jobs.run(fn, done, failed, name)
 
     def refresh(self) -> None:
         db = self.db

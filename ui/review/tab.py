@@ -46,7 +46,7 @@ from ui.review.filters import FilterBar
 from ui.review.model import COLUMNS, DEFECTS, InspectionTableModel
 from ui.review.progress import JobBar, ProgressRelay
 from ui.review.service import Accounts, Database, Shown
-from ui.workers import operator_message, run_job
+from ui.workers import CountedJobs, operator_message, run_job
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class ReviewTab(QWidget):
         self._login_pending = False
         self.dialog: Any = None  # the reason or class dialog open now
         self.recent_reasons: list[str] = []
-        self.in_flight = 0
+        self._jobs = CountedJobs(self.pool)
         self.loaded = False
         self._filter = InspectionFilter()
         self._starts: list[PageCursor | None] = [None]  # the cursor each page visited so far starts after
@@ -246,19 +246,13 @@ class ReviewTab(QWidget):
         """No query, review or sign-in check in flight (tests wait for it)."""
         return self.in_flight == 0 and not self._detail_busy
 
+    @property
+    def in_flight(self) -> int:
+        return self._jobs.in_flight
+
     def _run(self, fn: Callable[[], Any], done: Callable[[Any], None], failed: Callable[[BaseException], None],
              name: str) -> None:
-        self.in_flight += 1
-
-        def ok(result: Any) -> None:
-            self.in_flight -= 1
-            done(result)
-
-        def bad(e: BaseException) -> None:
-            self.in_flight -= 1
-            failed(e)
-
-        run_job(self.pool, fn, ok, bad, name)
+        self._jobs.run(fn, done, failed, name)
 
     def refresh(self) -> None:
         """The filter's choices and the newest page again (new parts arrive while a run goes on)."""
