@@ -84,6 +84,10 @@ class Runner:
         self._stop = threading.Event()
         self._paused = threading.Event()
         self._ready = threading.Event()
+        # a failed thread: what the others wait on from it will not come (a failed capture ends with
+        # its frames inspected and written; a failed writer, nothing more can be stored)
+        self._infer_down = threading.Event()
+        self._writer_down = threading.Event()
         self._meter = _Meter()
         self._lock = threading.Lock()
         self.error: Exception | None = None
@@ -93,7 +97,8 @@ class Runner:
     def start(self) -> None:
         self._meter = _Meter()
         for target, name in ((self._capture, "capture"), (self._infer, "inference"), (self._write, "writer")):
-            t = threading.Thread(target=self._guard(target), name=f"inspector-{name}", daemon=True)
+            down = {"inference": self._infer_down, "writer": self._writer_down}.get(name)
+            t = threading.Thread(target=self._guard(target, down), name=f"inspector-{name}", daemon=True)
             self._threads.append(t)
             t.start()
 
@@ -122,11 +127,13 @@ class Runner:
         """True once the model is loaded (or loading failed, see ``error``)."""
         return self._ready.wait(timeout)
 
-    def _guard(self, fn: Callable[[], None]) -> Callable[[], None]:
+    def _guard(self, fn: Callable[[], None], down: threading.Event | None = None) -> Callable[[], None]:
         def run() -> None:
             try:
                 fn()
             except Exception as e:  # noqa: BLE001 - every failure must reach the user, not die in a thread
+                if down is not None:
+                    down.set()  # the threads that wait on this one stop waiting
                 if not isinstance(e, InspectorError):
                     log.exception("worker %s failed", threading.current_thread().name)
                 else:
@@ -136,18 +143,9 @@ class Runner:
                         self.error = e
                 self._ready.set()
                 self._stop.set()
-                self._drain_on_error()
                 if self.on_error:
                     self.on_error(e)
         return run
-
-    def _drain_on_error(self) -> None:
-        # unblock the other threads: each queue gets an end marker
-        for q in (self._frames, self._results):
-            try:
-                q.put_nowait(_END)
-            except queue.Full:
-                pass
 
     # threads -------------------------------------------------------------------------------
     def _put_frame(self, frame: Frame) -> None:
@@ -213,28 +211,54 @@ class Runner:
             with self._lock:
                 if insp.detections is not None:
                     self._meter.infer_ms.append(insp.detections.inference_ms)
-            self._results.put((insp, time.time() - job.frame.timestamp))
+            self._put_result((insp, time.time() - job.frame.timestamp))
 
         while True:
             if jobs and len(jobs) >= depth:
                 finish_oldest()
                 continue
-            try:  # with a frame at the model, never sit waiting for the next one: finish this one
-                item = self._frames.get_nowait() if jobs else self._frames.get()
-            except queue.Empty:
-                finish_oldest()
-                continue
+            if jobs:  # with a frame at the model, never sit waiting for the next one: finish this one
+                try:
+                    item = self._frames.get_nowait()
+                except queue.Empty:
+                    finish_oldest()
+                    continue
+            else:
+                item = self._next_frame()
             if item is _END:
                 break
             jobs.append(pipeline.begin(item, live=live))
         while jobs:
             finish_oldest()
-        self._results.put(_END)
+        self._put_result(_END)
+
+    def _next_frame(self):
+        """The next frame, waiting for it; the end marker once another thread has failed."""
+        while True:
+            try:
+                return self._frames.get(timeout=0.1)
+            except queue.Empty:
+                if self.error is not None:
+                    return _END
+
+    def _put_result(self, item) -> None:
+        """Hand over to the writer; if the writer has failed, nothing more can be stored: give up."""
+        while not self._writer_down.is_set():
+            try:
+                self._results.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
 
     def _write(self) -> None:
         done = False
         while not done:
-            item = self._results.get()
+            try:
+                item = self._results.get(timeout=0.1)
+            except queue.Empty:
+                if self._infer_down.is_set():
+                    break
+                continue
             batch = []
             while True:
                 if item is _END:

@@ -137,3 +137,39 @@ def test_queued_timeout_is_not_inspected_then_busy_then_recovers(part_image):
     assert third.verdict == Verdict.NOT_INSPECTED and "busy" in third.reasons[0]
     time.sleep(1.0)
     assert p.inspect(Frame(part_image, 3, "t", 0.0, "f3")).verdict == Verdict.PASS
+
+
+def test_writer_failure_ends_the_run_instead_of_hanging(part_image):
+    """The database writer dies while the queues are full: every thread ends, the error is kept."""
+    from inspector.errors import StorageError
+
+    class DyingSink:
+        def write_batch(self, items):
+            time.sleep(0.5)  # the queues fill up meanwhile
+            raise StorageError("the disk is full")
+
+    r = Runner(CountingSource(500, part_image), lambda: Pipeline(ScriptedDetector([[]]), Recipe(RecipeConfig())),
+               DyingSink(), RunMode.PART, queue_size=4)
+    r.start()
+    assert r.join(timeout=10), "a thread hung after the writer failed"
+    assert isinstance(r.error, StorageError)
+
+
+def test_source_failure_still_writes_what_was_read(part_image):
+    """A camera that fails mid-run: the run ends with its error, and every frame read before it is
+    inspected and committed (nothing completed is thrown away)."""
+    from inspector.errors import SourceError
+
+    class FailingSource(CountingSource):
+        def read(self):
+            if self.i == 30:
+                raise SourceError("camera unplugged")
+            return super().read()
+
+    sink = ListSink(delay_s=0.005)
+    r = Runner(FailingSource(100, part_image), lambda: Pipeline(QueuedDetector(), Recipe(RecipeConfig())),
+               sink, RunMode.PART, queue_size=4)
+    r.start()
+    assert r.join(timeout=10)
+    assert isinstance(r.error, SourceError)
+    assert [i.seq for i in sink.items] == list(range(30))
