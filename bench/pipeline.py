@@ -1,10 +1,10 @@
 """Throughput of Inspector on this machine, from one run on the same frames.
 
 Prints: model-only frames/s (the default backend alone, pre/post-processing included, the better
-of one image at a time and queued two deep as the runner feeds it), full pipeline frames/s (folder source decoding, inference, rules, SQLite rows and JPEG
-files), their ratio; Ultralytics' own PyTorch and OpenVINO predict on the same frames and model
-for comparison; INT8 speed and its mAP50 cost; time to the first verdict; CPU seconds per
-inspection. ``--json`` makes the last line one JSON object.
+of one image at a time and queued two deep as the runner feeds it), full pipeline frames/s (folder
+source decoding, inference, rules, SQLite rows and JPEG files), their ratio; Ultralytics' own
+PyTorch and OpenVINO predict on the same frames and model for comparison; INT8 speed and its mAP50
+cost; time to the first verdict; CPU seconds per inspection. ``--json`` makes the last line one JSON object.
 
     python bench/pipeline.py [--frames 200] [--model PATH] [--quick] [--json]
 """

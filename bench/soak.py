@@ -84,11 +84,13 @@ def main() -> int:
         worst = max(gaps[1:], default=0.0)
     out = {"minutes": round((time.monotonic() - t0) / 60, 2), "inspected": st.inspected, "fps": round(st.fps, 2),
            "rss_after_warmup_mb": round(after_warmup, 1), "rss_end_mb": round(end, 1),
-           "rss_growth_mb": round(end - after_warmup, 1), "rss_peak_mb": round(max((m for _, m in samples), default=0), 1),
+           "rss_growth_mb": round(end - after_warmup, 1),
+           "rss_peak_mb": round(max((m for _, m in samples), default=0), 1),
            "stalls": len(stalls), "worst_gap_s": round(worst, 3), "error": str(station.runner.error or "")}
     print(f"{out['inspected']} parts in {out['minutes']} min ({out['fps']} parts/s); memory "
           f"{out['rss_after_warmup_mb']} MB after warm-up -> {out['rss_end_mb']} MB at the end "
-          f"(growth {out['rss_growth_mb']} MB); {out['stalls']} stalls over {a.stall_s:g} s, worst gap {out['worst_gap_s']} s")
+          f"(growth {out['rss_growth_mb']} MB); {out['stalls']} stalls over {a.stall_s:g} s, "
+          f"worst gap {out['worst_gap_s']} s")
     if a.json:
         print(json.dumps(out))
     return 0 if not station.runner.error else 1

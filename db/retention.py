@@ -54,7 +54,7 @@ def apply_retention(sessions: sessionmaker[Session], base: Path, subdir: str, ca
                                           .where(InspectionRecord.image_path.is_not(None)))}
     orphans = 0
     total = 0
-    for key, p in _files(folder).items():
+    for p in _files(folder).values():
         rel = p.relative_to(base).as_posix()
         if rel not in named:
             try:

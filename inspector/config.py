@@ -38,18 +38,26 @@ class RunMode(str, Enum):
 
 
 class ClassRule(_Section):
-    fail_conf: float | None = Field(None, ge=0, le=1, description="Confidence at or above which this class fails the part.")
-    review_conf: float | None = Field(None, ge=0, le=1, description="Confidence from which this class sends the part to QC review.")
-    min_area_px: float | None = Field(None, ge=0, description="Boxes of this class smaller than this many pixels are ignored.")
+    fail_conf: float | None = Field(
+        None, ge=0, le=1, description="Confidence at or above which this class fails the part.")
+    review_conf: float | None = Field(
+        None, ge=0, le=1, description="Confidence from which this class sends the part to QC review.")
+    min_area_px: float | None = Field(
+        None, ge=0, description="Boxes of this class smaller than this many pixels are ignored.")
 
 
 class RecipeConfig(_Section):
-    name: str = Field("default", min_length=1, description="Name of the recipe, shown on screen and stored with each run.")
-    fail_conf: float = Field(0.5, ge=0, le=1, description="Default confidence at or above which a defect fails the part.")
-    review_conf: float = Field(0.25, ge=0, le=1, description="Default confidence from which a defect sends the part to review; below it the box is ignored.")
+    name: str = Field(
+        "default", min_length=1, description="Name of the recipe, shown on screen and stored with each run.")
+    fail_conf: float = Field(
+        0.5, ge=0, le=1, description="Default confidence at or above which a defect fails the part.")
+    review_conf: float = Field(
+        0.25, ge=0, le=1,
+        description="Default confidence from which a defect sends the part to review; below it the box is ignored.")
     min_area_px: float = Field(0.0, ge=0, description="Boxes smaller than this many pixels are ignored.")
     roi: tuple[float, float, float, float] | None = Field(
-        None, description="Region of interest as fractions of the frame (x1, y1, x2, y2); boxes whose centre lies outside are ignored.")
+        None, description="Region of interest as fractions of the frame (x1, y1, x2, y2); "
+                          "boxes whose centre lies outside are ignored.")
     classes: dict[str, ClassRule] = Field(default_factory=dict, description="Per-class overrides by class name.")
 
     @field_validator("roi")
@@ -76,7 +84,8 @@ class RecipeConfig(_Section):
 class ModelConfig(_Section):
     path: Path | None = Field(None, description="Model file (.pt or .onnx) or folder; empty means the shipped model.")
     backend: Backend = Field(Backend.AUTO, description="Inference backend: auto picks the fastest one installed.")
-    imgsz: int = Field(320, ge=32, le=4096, multiple_of=32, description="Inference image size in pixels (a multiple of 32).")
+    imgsz: int = Field(
+        320, ge=32, le=4096, multiple_of=32, description="Inference image size in pixels (a multiple of 32).")
     iou: float = Field(0.5, gt=0, le=1, description="Overlap above which two boxes of a class are merged (NMS).")
     threads: int = Field(0, ge=0, le=256, description="CPU threads for inference; 0 lets Inspector choose.")
     precision: str = Field("bf16", pattern="^(f32|bf16)$",
@@ -87,21 +96,26 @@ class ModelConfig(_Section):
 
 
 class QualityConfig(_Section):
-    min_contrast: float = Field(4.0, ge=0, description="A frame whose grey-level spread is below this is blank: NOT_INSPECTED.")
-    min_brightness: float = Field(8.0, ge=0, le=255, description="A frame darker than this on average is black: NOT_INSPECTED.")
-    frozen_frames: int = Field(25, ge=0, description="A live stream repeating the same content this many times is frozen (0 = off).")
+    min_contrast: float = Field(
+        4.0, ge=0, description="A frame whose grey-level spread is below this is blank: NOT_INSPECTED.")
+    min_brightness: float = Field(
+        8.0, ge=0, le=255, description="A frame darker than this on average is black: NOT_INSPECTED.")
+    frozen_frames: int = Field(
+        25, ge=0, description="A live stream repeating the same content this many times is frozen (0 = off).")
 
 
 class CameraConfig(_Section):
     open_timeout_s: float = Field(5.0, gt=0, description="How long to wait for a camera or stream to open.")
     read_timeout_s: float = Field(5.0, gt=0, description="How long to wait for one frame before counting a stall.")
-    reconnect_initial_s: float = Field(0.5, gt=0, description="First wait before reconnecting; it doubles each attempt.")
+    reconnect_initial_s: float = Field(
+        0.5, gt=0, description="First wait before reconnecting; it doubles each attempt.")
     reconnect_max_s: float = Field(10.0, gt=0, description="Longest wait between reconnect attempts.")
     max_reconnects: int = Field(0, ge=0, description="Give up after this many failed reconnects in a row (0 = never).")
 
 
 class StorageConfig(_Section):
-    db_url: str = Field("", description="Database URL (sqlite:///file.db or postgresql://...); empty means the user's data folder.")
+    db_url: str = Field(
+        "", description="Database URL (sqlite:///file.db or postgresql://...); empty means the user's data folder.")
     data_dir: Path | None = Field(None, description="Folder for saved images; empty means beside the database.")
     save_images: SaveImages = Field(SaveImages.ALL, description="Which inspected frames to save as JPEG.")
     jpeg_quality: int = Field(90, ge=10, le=100, description="JPEG quality of saved frames.")
@@ -110,7 +124,8 @@ class StorageConfig(_Section):
 
 
 class RunConfig(_Section):
-    mode: RunMode = Field(RunMode.PART, description="part: every frame is a part, none dropped; stream: newest frame wins.")
+    mode: RunMode = Field(
+        RunMode.PART, description="part: every frame is a part, none dropped; stream: newest frame wins.")
     queue_size: int = Field(8, ge=1, le=1024, description="Frames waiting between stages.")
     station: str = Field("station-1", min_length=1, description="Name of this inspection station in reports.")
 

@@ -196,7 +196,8 @@ def _load_voc(root: Path) -> Dataset:
     return Dataset(root, "voc", tuple(names), splits, split_files is not None)
 
 
-def _parse_yolo_labels(label: Path, w: int, h: int, ncls: int, problems: _Problems) -> tuple[GroundTruthBox, ...] | None:
+def _parse_yolo_labels(label: Path, w: int, h: int, ncls: int,
+                       problems: _Problems) -> tuple[GroundTruthBox, ...] | None:
     boxes = []
     for n, line in enumerate(_text(label).splitlines(), 1):
         if not line.strip():
@@ -272,7 +273,10 @@ def _load_data_yaml(path: Path) -> Dataset:
         if split not in spec or spec[split] is None:
             continue
         where = base / spec[split]
-        imgs = _images_in(where) if where.is_dir() else [base / s.strip() for s in _text(where).splitlines() if s.strip()]
+        if where.is_dir():
+            imgs = _images_in(where)
+        else:
+            imgs = [base / s.strip() for s in _text(where).splitlines() if s.strip()]
         out = []
         for img in imgs:
             label = Path(str(img).replace(f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}")).with_suffix(".txt")

@@ -36,7 +36,8 @@ class UltralyticsDetector:
             self._model = YOLO(str(self.path), task="detect")
             names = self._model.names
         except Exception as e:  # corrupt pickles and foreign files raise many kinds
-            raise ModelError(f"cannot load model {self.path}: the file is corrupt or not a YOLO model ({type(e).__name__}).") from e
+            raise ModelError(f"cannot load model {self.path}: the file is corrupt or not a YOLO model "
+                             f"({type(e).__name__}).") from e
         self.classes = tuple(names[i] for i in sorted(names))
         self.name = self.path.parent.name if self.path.parent.name != "models" else self.path.stem
         self.detect(np.zeros((imgsz, imgsz, 3), np.uint8))  # warm-up
@@ -44,7 +45,8 @@ class UltralyticsDetector:
     def detect(self, image: np.ndarray) -> Detections:
         t0 = time.perf_counter()
         try:
-            r = self._model.predict(image, imgsz=self.imgsz, conf=self.conf, iou=self.iou, verbose=False, device="cpu")[0]
+            r = self._model.predict(image, imgsz=self.imgsz, conf=self.conf, iou=self.iou, verbose=False,
+                                    device="cpu")[0]
         except Exception as e:
             raise ModelError(f"inference failed: {type(e).__name__}: {e}") from e
         b = r.boxes
@@ -53,7 +55,7 @@ class UltralyticsDetector:
         cls = b.cls.cpu().numpy().astype(int)
         items = tuple(
             Detection(int(c), self.classes[int(c)], float(min(max(p, 0.0), 1.0)), *map(float, box))
-            for box, p, c in zip(xyxy, confs, cls)
+            for box, p, c in zip(xyxy, confs, cls, strict=True)
         )
         ms = (time.perf_counter() - t0) * 1000
         return Detections(items, int(image.shape[1]), int(image.shape[0]), ms, self.sha256)

@@ -64,6 +64,7 @@ def _replace(src: Path, dst: Path) -> None:
 _KEEP_FLOAT = {
     "tail": [r"{head}/(?!cv[234]\.).*"],
     "tail+stem": [r"{head}/(?!cv[234]\.).*", r"/model\.[01]/.*", r"/model\.2/cv1/.*"],
+    "tail+out": [r"{head}/(?!cv[234]\.).*", r"{head}/cv[23]\.\d+/cv[23]\.\d+\.2/.*"],
     "head": [r"{head}/.*"],  # all of the head, like Ultralytics' own INT8 export
 }
 MIN_CALIBRATION = 10

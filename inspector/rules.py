@@ -56,7 +56,8 @@ class Recipe:
             if d.confidence >= t.fail_conf:
                 fails.append(f"{d.label} {d.confidence:.2f} {where} (fail at {t.fail_conf:.2f})")
             else:
-                reviews.append(f"{d.label} {d.confidence:.2f} {where} (uncertain: {t.review_conf:.2f}-{t.fail_conf:.2f})")
+                band = f"{t.review_conf:.2f}-{t.fail_conf:.2f}"
+                reviews.append(f"{d.label} {d.confidence:.2f} {where} (uncertain: {band})")
         if fails:
             return Verdict.FAIL, tuple(fails + reviews)
         if reviews:

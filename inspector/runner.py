@@ -284,7 +284,7 @@ class Runner:
                     m.counts[insp.verdict.value] += 1
                     m.latency_ms.append(lag * 1000)
             if self.on_committed:
-                self.on_committed(list(zip(ids, [i for i, _ in batch])))
+                self.on_committed(list(zip(ids, [i for i, _ in batch], strict=True)))
         with self._lock:
             self._meter.ended_at = time.perf_counter()
 

@@ -84,7 +84,8 @@ def test_voc_folder(tmp_path):
 
 @pytest.mark.parametrize("objects, extra, fragment", [
     ([("pit", (10, 10, 250, 60))], None, "box outside the image"),
-    ([("pit", (10, 10, 50, 60))], lambda r: (r / "annotations" / "a.xml").write_text("<annotation"), "malformed annotation"),
+    ([("pit", (10, 10, 50, 60))], lambda r: (r / "annotations" / "a.xml").write_text("<annotation"),
+     "malformed annotation"),
     ([("pit", (10, 10, 50, 60))], lambda r: (r / "classes.txt").write_text("crack\n"), "unknown class 'pit'"),
     ([("pit", (10, 10, 50, 60))], lambda r: ((r / "splits").mkdir(), (r / "splits" / "val.txt").write_text("")),
      "empty split file"),
@@ -104,7 +105,8 @@ def test_missing_dataset_is_clear(tmp_path):
         load_dataset(tmp_path)
 
 
-@pytest.mark.skipif(not NEU_DET.is_dir(), reason="NEU-DET lives in ../shared/datasets (present in CI, not in a user's clone)")
+@pytest.mark.skipif(not NEU_DET.is_dir(),
+                    reason="NEU-DET lives in ../shared/datasets (present in CI, not in a user's clone)")
 def test_neu_det_as_it_is():
     ds = load_dataset(NEU_DET)
     assert ds.layout == "voc" and len(ds.classes) == 6

@@ -32,7 +32,7 @@ def test_ten_random_kills(tmp_path, synth_data, tiny_model):
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                              env=dict(os.environ, PYTHONUNBUFFERED="1"))
         lines: list[str] = []
-        reader = threading.Thread(target=lambda: lines.extend(p.stdout), daemon=True)
+        reader = threading.Thread(target=lines.extend, args=(p.stdout,), daemon=True)
         reader.start()
         time.sleep(rng.uniform(2.0, 7.0))
         p.send_signal(signal.SIGKILL)

@@ -20,8 +20,9 @@ log = logging.getLogger(__name__)
 
 class ReviewRepo:
     @staticmethod
-    def add(session: Session, inspection_id: int, reviewer: Actor, action: str, new_verdict: Verdict | str | None = None,
-            reason: str = "", detail: dict[str, Any] | None = None) -> ReviewDTO:
+    def add(session: Session, inspection_id: int, reviewer: Actor, action: str,
+            new_verdict: Verdict | str | None = None, reason: str = "",
+            detail: dict[str, Any] | None = None) -> ReviewDTO:
         """Record a review of one inspection and its audit entry.
 
         ``action``: "confirm" (keeps the verdict), "override" (needs ``new_verdict`` and a reason),

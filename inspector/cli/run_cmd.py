@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 
 def add_source_options(p: argparse.ArgumentParser, for_run: bool = False) -> None:
     default = argparse.SUPPRESS if not for_run else None
-    p.add_argument("--source", default=default, help="image folder, video file, camera index (0) or rtsp:// / http:// URL "
-                   "(default: the sample images)")
+    p.add_argument("--source", default=default,
+                   help="image folder, video file, camera index (0) or rtsp:// / http:// URL "
+                        "(default: the sample images)")
     p.add_argument("--model", default=default, help="model file (.pt/.onnx) or folder (default: the shipped model)")
     p.add_argument("--db", default=default, help="database URL (default: sqlite in the user's data folder)")
     p.add_argument("--config", default=default, help="configuration file (TOML)")
