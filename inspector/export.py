@@ -68,10 +68,11 @@ _KEEP_FLOAT = {
     "head": [r"{head}/.*"],  # all of the head, like Ultralytics' own INT8 export
 }
 MIN_CALIBRATION = 10
+CALIBRATION_IMAGES = 300  # how many images calibrate by default (a larger set is thinned evenly)
 
 
 def export_int8(onnx_path: Path, calibration_images: list[Path], out: Path | None = None,
-                *, subset_size: int = 300, keep_float: str = "tail") -> Path:
+                *, subset_size: int = CALIBRATION_IMAGES, keep_float: str = "tail") -> Path:
     """Quantise an FP32 ONNX detector to INT8 (static, post-training); return the new model's .xml.
 
     NNCF quantises the model as OpenVINO reads it, with activation ranges chosen from histograms

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 from inspector.config import ModelConfig, load_config, load_recipe
+from inspector.errors import ConfigError
+from inspector.export import CALIBRATION_IMAGES, MIN_CALIBRATION
 
 
 def _progress_line(label: str, every: int = 25):
@@ -100,8 +102,10 @@ def _export(a: argparse.Namespace) -> int:
     if a.int8:
         from inspector.datasets import load_dataset
 
-        calib = [im.path for im in load_dataset(a.data).split("train")][: a.calibration] if a.data else []
-        q = export_int8(onnx, calib)
+        if a.calibration < MIN_CALIBRATION:
+            raise ConfigError(f"--calibration = {a.calibration}: must be at least {MIN_CALIBRATION}")
+        calib = [im.path for im in load_dataset(a.data).split("train")] if a.data else []
+        q = export_int8(onnx, calib, subset_size=a.calibration)  # a larger set is thinned evenly
         for f in ([q, q.with_suffix(".bin")] if q.suffix == ".xml" else [q]):
             if f.exists():
                 reg.add(f, actor="inspector export")
@@ -144,6 +148,7 @@ def register(sub) -> None:
     x.add_argument("--imgsz", type=int, default=320)
     x.add_argument("--int8", action="store_true", help="also write an INT8 model calibrated on --data")
     x.add_argument("--data", default=None, help="calibration data set (its train split)")
-    x.add_argument("--calibration", type=int, default=200, help="number of calibration images")
+    x.add_argument("--calibration", type=int, default=CALIBRATION_IMAGES,
+                   help="number of calibration images, taken evenly from the train split")
     x.set_defaults(func=_export)
 
