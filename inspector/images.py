@@ -50,14 +50,18 @@ class ImageStore:
         rel = (Path(self.subdir) / insp.started_at.strftime("%Y-%m-%d") / self.run_tag
                / f"{insp.seq:07d}_{insp.verdict.value.lower()}.jpg")
         final = self.base / rel
-        ok, buf = cv2.imencode(".jpg", insp.image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
-        if not ok:
-            raise StorageError(f"could not encode the image of part {insp.seq} as JPEG.")
+        if insp.jpeg is not None:  # it came as a JPEG file: the same bytes, no second lossy encoding
+            buf = insp.jpeg
+        else:
+            ok, enc = cv2.imencode(".jpg", insp.image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+            if not ok:
+                raise StorageError(f"could not encode the image of part {insp.seq} as JPEG.")
+            buf = enc.tobytes()
         tmp = final.with_name(final.name + TMP_SUFFIX)
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
             with open(tmp, "wb") as f:
-                f.write(buf.tobytes())
+                f.write(buf)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, final)

@@ -124,7 +124,7 @@ class Pipeline:
     def _not_inspected(self, frame: Frame, reason: str, t0: float, started: dt.datetime) -> Inspection:
         return Inspection(frame.seq, frame.source, Verdict.NOT_INSPECTED, (reason,), None, started,
                           (time.perf_counter() - t0) * 1000, frame.name, getattr(self.detector, "sha256", ""),
-                          frame.image)
+                          frame.image, frame.jpeg)
 
     @property
     def depth(self) -> int:
@@ -172,7 +172,7 @@ class Pipeline:
         verdict, reasons = self.rule.evaluate(detections)
         f = job.frame
         return Inspection(f.seq, f.source, verdict, reasons, detections, job.started,
-                          (time.perf_counter() - job.t0) * 1000, f.name, detections.model_sha256, f.image)
+                          (time.perf_counter() - job.t0) * 1000, f.name, detections.model_sha256, f.image, f.jpeg)
 
     def _model_error(self, job: Job, e: ModelError) -> Inspection:
         log.error("model error on frame %s: %s", job.frame.seq, e)

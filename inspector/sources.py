@@ -28,17 +28,30 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".wmv", ".mpg", ".mpeg", ".webm"}
+JPEG_MAGIC = b"\xff\xd8\xff"
 MAX_PIXELS = 80_000_000  # larger images are refused as not inspectable rather than exhausting memory
 
 
 def decode_image(path: Path) -> tuple[np.ndarray | None, str | None]:
     """Read an image file; return (image, None) or (None, reason). Never raises for bad content."""
+    img, err, _ = read_image(path)
+    return img, err
+
+
+def read_image(path: Path) -> tuple[np.ndarray | None, str | None, bytes | None]:
+    """``decode_image``, plus the file's bytes when the file is a JPEG (so that it can be stored as is)."""
     try:
         data = np.fromfile(str(path), np.uint8)
     except OSError as e:
-        return None, f"cannot read {path.name}: {e.strerror or e}"
+        return None, f"cannot read {path.name}: {e.strerror or e}", None
     if data.size == 0:
-        return None, f"empty file {path.name}"
+        return None, f"empty file {path.name}", None
+    img, err = _decode(data, path)
+    jpeg = data.tobytes() if img is not None and data[:3].tobytes() == JPEG_MAGIC else None
+    return img, err, jpeg
+
+
+def _decode(data: np.ndarray, path: Path) -> tuple[np.ndarray | None, str | None]:
     # check the header's size before decoding, so a tiny file claiming a huge picture is refused
     try:  # one decode: OpenCV checks the header's size against OPENCV_IO_MAX_IMAGE_PIXELS first
         img = cv2.imdecode(data, cv2.IMREAD_COLOR)
@@ -76,9 +89,9 @@ class FolderSource:
         path = self.files[self._i % len(self.files)]
         seq = self._i
         self._i += 1
-        img, err = decode_image(path)
+        img, err, jpeg = read_image(path)
         # the full path, so a QC engineer can always find the part's original picture
-        return Frame(img, seq, self.name, time.time(), path.resolve().as_posix(), err)
+        return Frame(img, seq, self.name, time.time(), path.resolve().as_posix(), err, jpeg)
 
     def close(self) -> None:
         pass

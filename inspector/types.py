@@ -36,6 +36,8 @@ class Frame:
     timestamp: float
     name: str = ""
     error: str | None = None
+    # the picture's file bytes when it arrived as a JPEG file: stored as they came, never re-encoded
+    jpeg: bytes | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _need(isinstance(self.seq, int) and self.seq >= 0, "a sequence number >= 0", self.seq)
@@ -116,6 +118,7 @@ class Inspection:
     frame_name: str = ""
     model_sha256: str = ""
     image: np.ndarray | None = field(default=None, repr=False, compare=False)
+    jpeg: bytes | None = field(default=None, repr=False, compare=False)  # see Frame.jpeg
 
     def __post_init__(self) -> None:
         _need(isinstance(self.verdict, Verdict), "a Verdict", self.verdict)

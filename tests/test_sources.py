@@ -166,3 +166,28 @@ def test_newest_frames_buffer_keeps_notices_and_drops_old_pictures():
     got = [b.get(0.1) for _ in range(3)]
     assert got[0] == "gap" and [int(g[0, 0, 0]) for g in got[1:]] == [2, 3]
     assert b.empty()
+
+
+def test_a_jpeg_part_is_stored_as_it_came_other_formats_are_encoded(tmp_path, part_image):
+    """The saved picture of a JPEG file is that file, byte for byte (no second lossy encoding); a
+    PNG is encoded once; a corrupt file has nothing to keep."""
+    from inspector.config import RecipeConfig
+    from inspector.images import ImageStore
+    from inspector.pipeline import Pipeline
+    from inspector.rules import Recipe
+    from tests.conftest import ScriptedDetector
+
+    (tmp_path / "in").mkdir()
+    folder = _write_folder(tmp_path / "in", part_image)
+    store = ImageStore(tmp_path / "out", "images", quality=50)
+    pipeline = Pipeline(ScriptedDetector([[]]), Recipe(RecipeConfig()))
+    src = FolderSource(folder)
+    saved = {}
+    while (f := src.read()) is not None:
+        rel = store.save(pipeline.inspect(f))
+        saved[f.name.rsplit("/", 1)[-1]] = (tmp_path / "out" / rel).read_bytes() if rel else None
+    assert saved["a.jpg"] == (folder / "a.jpg").read_bytes()
+    png = cv2.imdecode(np.frombuffer(saved["d.png"], np.uint8), cv2.IMREAD_COLOR)
+    assert saved["d.png"][:3] == b"\xff\xd8\xff" and png.shape == part_image.shape
+    assert saved["d.png"] != cv2.imencode(".jpg", part_image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()  # q50
+    assert saved["b_corrupt.jpg"] is None  # NOT_INSPECTED without a picture: the record says why
