@@ -118,7 +118,8 @@ class StorageConfig(_Section):
         "", description="Database URL (sqlite:///file.db or postgresql://...); empty means the user's data folder.")
     data_dir: Path | None = Field(None, description="Folder for saved images; empty means beside the database.")
     save_images: SaveImages = Field(SaveImages.ALL, description="Which inspected frames to save as JPEG.")
-    jpeg_quality: int = Field(90, ge=10, le=100, description="JPEG quality of saved frames (a JPEG file from a folder is kept as it is).")
+    jpeg_quality: int = Field(
+        90, ge=10, le=100, description="JPEG quality of saved frames (a JPEG file from a folder is kept as it is).")
     keep_pass_fraction: float = Field(1.0, ge=0, le=1, description="Share of PASS images kept by retention.")
     max_images_mb: float = Field(0, ge=0, description="Size cap of the image folder in MB (0 = no cap).")
 
