@@ -20,7 +20,7 @@ import numpy as np
 
 from inspector.config import QualityConfig
 from inspector.errors import ModelError
-from inspector.ports import Detector, PendingDetections, Ready, Rule
+from inspector.ports import AsyncDetector, Detector, PendingDetections, Ready, Rule
 from inspector.types import Detections, Frame, Inspection, Verdict
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,8 @@ class Pipeline:
         self.detector = detector
         self.rule = rule
         self.quality = quality or QualityConfig()
+        # how many frames may be between ``begin`` and ``finish`` at once (the detector's queue)
+        self.depth = max(1, int(detector.depth)) if isinstance(detector, AsyncDetector) else 1
         self._last_digest: bytes | None = None
         self._repeats = 0
 
@@ -125,11 +127,6 @@ class Pipeline:
         return Inspection(frame.seq, frame.source, Verdict.NOT_INSPECTED, (reason,), None, started,
                           (time.perf_counter() - t0) * 1000, frame.name, getattr(self.detector, "sha256", ""),
                           frame.image, frame.jpeg)
-
-    @property
-    def depth(self) -> int:
-        """How many frames may be between ``begin`` and ``finish`` at once (the detector's queue)."""
-        return int(getattr(self.detector, "depth", 1)) if hasattr(self.detector, "submit") else 1
 
     def inspect(self, frame: Frame, live: bool = False) -> Inspection:
         return self.finish(self.begin(frame, live))

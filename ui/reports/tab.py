@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -184,20 +183,12 @@ class ReportsTab(QWidget):
 
     @property
     def idle(self) -> bool:
-        return self.in_flight == 0
-
-    @property
-    def in_flight(self) -> int:
-        return self._jobs.in_flight
-
-    def _run(self, fn: Callable[[], Any], done: Callable[[Any], None], failed: Callable[[BaseException], None],
-             name: str) -> None:
-        self._jobs.run(fn, done, failed, name)
+        return self._jobs.in_flight == 0
 
     def refresh(self) -> None:
         db = self.db
         self.loaded_at = time.monotonic()
-        self._run(lambda: service.choices(db), self._set_runs, self._failed, "report runs")
+        self._jobs.run(lambda: service.choices(db), self._set_runs, self._failed, "report runs")
         since, until, run_id = self.bounds()
         if self.choice.currentData() == "run" and run_id is None:
             return
@@ -211,7 +202,7 @@ class ReportsTab(QWidget):
             with db.sessions()() as s, s.begin():
                 return report_data(s, since, until, run_id, worst=0)
 
-        self._run(work, lambda d: self._show(token, d), self._failed, "report data")
+        self._jobs.run(work, lambda d: self._show(token, d), self._failed, "report data")
 
     def _set_runs(self, choices: service.Choices) -> None:
         current = self.run.currentData()

@@ -244,20 +244,12 @@ class ReviewTab(QWidget):
     @property
     def idle(self) -> bool:
         """No query, review or sign-in check in flight (tests wait for it)."""
-        return self.in_flight == 0 and not self._detail_busy
-
-    @property
-    def in_flight(self) -> int:
-        return self._jobs.in_flight
-
-    def _run(self, fn: Callable[[], Any], done: Callable[[Any], None], failed: Callable[[BaseException], None],
-             name: str) -> None:
-        self._jobs.run(fn, done, failed, name)
+        return self._jobs.in_flight == 0 and not self._detail_busy
 
     def refresh(self) -> None:
         """The filter's choices and the newest page again (new parts arrive while a run goes on)."""
         db = self.db
-        self._run(lambda: service.choices(db), self.filters.set_choices, self._show_failure, "review choices")
+        self._jobs.run(lambda: service.choices(db), self.filters.set_choices, self._show_failure, "review choices")
         keep = self.current_row()
         self._starts = [None]
         self.load_page(0, keep.id if keep is not None else "first")
@@ -276,7 +268,7 @@ class ReviewTab(QWidget):
         token, f, after, db = self._page_token, self._filter, self._starts[index], self.db
         self._select = select
         self.page_label.setText("Loading…")
-        self._run(lambda: service.page(db, f, PAGE_SIZE + 1, after),
+        self._jobs.run(lambda: service.page(db, f, PAGE_SIZE + 1, after),
                   lambda rows: self._page_loaded(token, index, rows), self._show_failure, "review page")
 
     def _page_loaded(self, token: int, index: int, rows: list[InspectionRow]) -> None:
@@ -416,7 +408,7 @@ class ReviewTab(QWidget):
             self._login_pending = False
             self._show_failure(e)
 
-        self._run(self.accounts.has_users, lambda exists: self._open_login(not exists, then, why), failed,
+        self._jobs.run(self.accounts.has_users, lambda exists: self._open_login(not exists, then, why), failed,
                   "has users")
 
     def _open_login(self, first_user: bool, then: Callable[[], None], why: str) -> None:
@@ -532,7 +524,7 @@ class ReviewTab(QWidget):
             del self.recent_reasons[20:]
         actor, db, iid = self.actor, self.db, inspection_id
         self._say("Saving…")
-        self._run(lambda: service.review(db, iid, actor, action, verdict, reason, detail),
+        self._jobs.run(lambda: service.review(db, iid, actor, action, verdict, reason, detail),
                   lambda found: self._reviewed(action, found), self._review_failed, f"review {action}")
 
     def _reviewed(self, action: str, found: InspectionDetail) -> None:
