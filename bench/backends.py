@@ -25,8 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import inspector  # noqa: E402,F401 - the offline guard (inspector.privacy), before any third-party import
+
+# isort: split
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
 
 from inspector.errors import InspectorError
 from inspector.export import export_int8, export_onnx

@@ -19,6 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import inspector  # noqa: E402,F401 - the offline guard (inspector.privacy), before any third-party import
+
 HEARTBEAT_MS = 5
 
 

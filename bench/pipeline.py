@@ -22,11 +22,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+import inspector  # noqa: E402,F401 - the offline guard (inspector.privacy), before any third-party import
+
+# isort: split
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
 
 
 def _frames(folder: Path, n: int, seed: int) -> list[np.ndarray]:

@@ -28,7 +28,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+import inspector  # noqa: E402,F401 - the offline guard (inspector.privacy), before any third-party import
 
+# isort: split
 from sqlalchemy import insert  # noqa: E402
 
 from db import InspectionFilter, InspectionRepo, open_database, session_factory  # noqa: E402

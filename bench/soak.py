@@ -20,6 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+import inspector  # noqa: E402,F401 - the offline guard (inspector.privacy), before any third-party import
 
 
 def rss_mb() -> float:

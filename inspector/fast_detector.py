@@ -14,7 +14,6 @@ from __future__ import annotations
 import ast
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from inspector.errors import ModelError
 from inspector.letterbox import Letterbox
 from inspector.nms import MAX_DET, decode, decode_end2end, to_image
 from inspector.ports import Ready
+from inspector.privacy import block_openvino_telemetry
 from inspector.types import Detection, Detections
 
 log = logging.getLogger(__name__)
@@ -32,33 +32,6 @@ log = logging.getLogger(__name__)
 BACKENDS = ("openvino", "onnxruntime")
 PRECISIONS = ("f32", "bf16")
 META_KEY = "inspector_meta"  # rt_info section where export_int8 keeps the ONNX metadata in an IR
-
-
-def block_openvino_telemetry() -> None:
-    """Make sure OpenVINO and NNCF send nothing, without touching the network or the user's files.
-
-    ``import openvino`` imports its model converter, which (in 2026.x) sends a Google Analytics
-    event through the ``openvino_telemetry`` package unless a consent file says no; NNCF uses the
-    same package. No environment variable switches it off (only CI=true, which means more to other
-    tools). Marking the package as absent makes both fall back to their built-in no-op stubs; if it
-    is already loaded, its singleton is told that consent was refused.
-    """
-    absent = object()
-    mod = sys.modules.get("openvino_telemetry", absent)
-    if mod is absent:
-        sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]  # import now raises ImportError
-        return
-    if mod is None:
-        return
-    try:
-        cls = getattr(mod, "Telemetry")  # noqa: B009 - mod is an untyped module
-        inst = getattr(type(cls), "_SingletonMetaClass__single_instance", None) or \
-            getattr(cls, "_SingletonMetaClass__single_instance", None)
-        if inst is not None:
-            inst.consent = False
-        cls.send_event = cls.start_session = cls.end_session = lambda *a, **k: None  # belt and braces
-    except Exception:  # noqa: BLE001 - an unexpected version: nothing else to switch off
-        log.debug("could not switch off an already loaded openvino_telemetry", exc_info=True)
 
 
 def auto_threads() -> int:
