@@ -11,10 +11,16 @@ import logging
 import re
 import shutil
 import tempfile
+from collections.abc import Collection, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from inspector.errors import ModelError
+from inspector.outputs import check_new_files
 from inspector.privacy import keep_data_local
+
+if TYPE_CHECKING:
+    from inspector.datasets import Dataset, LabelledImage
 
 log = logging.getLogger(__name__)
 
@@ -171,3 +177,130 @@ def _head_prefix(names: list[str], path: Path) -> str:
             return m.group(1)
     raise ModelError(f"{path} does not look like an Ultralytics YOLO detector (no DFL in its head); "
                      "INT8 export supports YOLOv8/YOLO11 detection models.")
+
+
+# ---- `inspector export`: a new folder with its own card, never over a trusted model --------------------------
+
+ONNX_F32, OPENVINO_INT8 = "onnx-f32", "openvino-int8"
+
+
+def default_export_dir(model: Path, int8: bool) -> Path:
+    """A new folder beside the model's folder: ``models/parts-v2/parts-v2.pt`` -> ``models/parts-v2-onnx-f32``."""
+    model = Path(model)
+    return model.parent.parent / f"{model.stem}-{OPENVINO_INT8 if int8 else ONNX_F32}"
+
+
+def export_file_names(model: Path, int8: bool) -> tuple[str, ...]:
+    """What an export of ``model`` writes into its folder: the model file(s) and its card."""
+    stem = Path(model).stem
+    files = (f"{stem}_int8.xml", f"{stem}_int8.bin") if int8 else (f"{stem}.onnx",)
+    return (*files, "card.json", "card.md")
+
+
+def export_model(pt: Path, out: Path, *, trusted: Collection[str], imgsz: int, int8: bool = False,
+                 calibration: Sequence[Path] = (), subset_size: int = CALIBRATION_IMAGES,
+                 held_out: Sequence[LabelledImage] = (), dataset: Dataset | None = None, data_name: str = "",
+                 force: bool = False, command: str = "") -> dict:
+    """Export the trusted ``pt`` into the folder ``out`` (FP32 ONNX, or INT8 OpenVINO IR) with its own card.
+
+    Nothing is written until the export has succeeded; then the files are moved into ``out``. A folder
+    holding a trusted model is refused (even with ``force``), an existing file unless ``force``. With
+    ``held_out`` images (and their ``dataset``) the card records mAP50 of the source and of the export
+    on them. The new model is not trusted: an authorised user trusts it with ``inspector model add``.
+    """
+    from inspector.registry import read_card, sha256_file
+
+    pt, out = Path(pt), Path(out)
+    names = export_file_names(pt, int8)
+    check_new_files(out, names, trusted, force)
+    source_sha = sha256_file(pt)
+    with tempfile.TemporaryDirectory(prefix="inspector-export-") as tmp:
+        work = Path(tmp)
+        onnx = export_onnx(pt, imgsz, work / f"{pt.stem}.onnx")
+        model = export_int8(onnx, list(calibration), work / names[0], subset_size=subset_size) if int8 else onnx
+        accuracy = _compare(pt, source_sha, model, imgsz, dataset, held_out) if held_out and dataset else None
+        made = [work / n for n in names[:-2]]
+        check_new_files(out, names, trusted, force)  # again: the export took a while
+        out.mkdir(parents=True, exist_ok=True)
+        for f in made:
+            _replace(f, out / f.name)
+    card = _export_card(read_card(pt), pt, source_sha, [out / f.name for f in made], imgsz=imgsz, int8=int8,
+                        calibration=(data_name, min(len(calibration), subset_size)) if int8 else None,
+                        accuracy=accuracy, command=command)
+    from inspector.training import write_card
+
+    write_card(out, card)
+    log.info("exported %s to %s (%s, not trusted yet)", pt, out, card["export"]["precision"])
+    return card
+
+
+def _compare(pt: Path, sha: str, exported: Path, imgsz: int, dataset: Dataset,
+             images: Sequence[LabelledImage]) -> dict:
+    """mAP50 of the source model and of its export on the same held-out parts."""
+    from inspector.config import RecipeConfig
+    from inspector.detector import UltralyticsDetector
+    from inspector.evaluation import evaluate
+    from inspector.fast_detector import FastDetector
+    from inspector.rules import Recipe
+
+    recipe = Recipe(RecipeConfig())
+    source = evaluate(UltralyticsDetector(pt, sha, imgsz, conf=0.001), dataset, tuple(images), recipe)
+    backend = "openvino" if exported.suffix == ".xml" else "onnxruntime"
+    export = evaluate(FastDetector(exported, "", backend=backend, imgsz=imgsz, conf=0.001), dataset,
+                      tuple(images), recipe)
+    return {"images": len(images), "source_map50": round(source.map50, 4), "export_map50": round(export.map50, 4),
+            "source_backend": "ultralytics", "export_backend": backend}
+
+
+def _export_card(source_card: dict, pt: Path, source_sha: str, files: list[Path], *, imgsz: int, int8: bool,
+                 calibration: tuple[str, int] | None, accuracy: dict | None, command: str) -> dict:
+    """The exported model's card: what it was made from and how, and what it measured against its source."""
+    import datetime as dt
+    import platform
+
+    from inspector.registry import sha256_file
+
+    card = {k: source_card[k] for k in ("task", "architecture", "base", "data", "data_note", "classes",
+                                         "epochs_planned", "epochs_done", "train_seconds") if k in source_card}
+    card.setdefault("task", "detect")
+    card.setdefault("architecture", "?")
+    card.setdefault("base", "?")
+    card.setdefault("data", "?")
+    card.setdefault("classes", [])
+    card.setdefault("epochs_planned", None)
+    card.setdefault("train_seconds", 0.0)
+    card.update({
+        "name": files[0].parent.name,
+        "imgsz": imgsz,
+        "command": command,
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "auto_trust": False,  # a card beside the shipped ones must not trust its files: `inspector model add` does
+        "export": {
+            "source": str(pt.resolve()), "source_sha256": source_sha,
+            "format": "openvino" if int8 else "onnx", "precision": "int8" if int8 else "f32",
+            "calibration": {"data": calibration[0], "images": calibration[1]} if calibration else None,
+            "accuracy": accuracy,
+        },
+        "validation": {},
+        "files": {f.name: {"sha256": sha256_file(f), "bytes": f.stat().st_size} for f in files},
+    })
+    return card
+
+
+def export_card_lines(export: dict) -> list[str]:
+    """The export section of card.md."""
+    lines = ["", "## Export", "",
+             f"- Source: `{export['source']}`, SHA-256 `{export['source_sha256']}`",
+             f"- Format: {export['format']}, precision {export['precision']}"]
+    cal = export.get("calibration")
+    if cal:
+        lines.append(f"- Calibration: {cal['images']} images from {cal['data'] or '?'}")
+    acc = export.get("accuracy")
+    if acc:
+        lines.append(f"- mAP50 on {acc['images']} held-out parts: source {acc['source_map50']:.3f} "
+                     f"({acc['source_backend']}), export {acc['export_map50']:.3f} ({acc['export_backend']})")
+    else:
+        lines.append("- Accuracy against the source: not measured (give --data with held-out parts)")
+    lines += ["- Trust: not trusted by this card; an admin or QC user trusts it with `inspector model add FILE`"]
+    return lines

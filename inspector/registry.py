@@ -56,6 +56,8 @@ class ModelInfo:
 def _card_hashes(card_path: Path) -> dict[str, str]:
     try:
         card = json.loads(card_path.read_text())
+        if card.get("auto_trust") is False:  # an export's card: its files are trusted only by `model add`
+            return {}
         return {v["sha256"]: name for name, v in card.get("files", {}).items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         log.warning("unreadable model card %s", card_path)

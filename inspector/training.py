@@ -14,12 +14,13 @@ import platform
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 from inspector.datasets import load_dataset, to_ultralytics
 from inspector.errors import DatasetError, ModelError
+from inspector.outputs import refuse_trusted_folder
 from inspector.privacy import keep_data_local
 from inspector.registry import sha256_file
 
@@ -67,10 +68,16 @@ def _resolve_base(base: str | None) -> str:
 def train(data: Path | str, out: Path | str, *, base: str | None = None, epochs: int = 50,
           imgsz: int = 320, batch: int = 16, hours: float | None = None, resume: bool = False,
           workers: int = 2, seed: int = 0, name: str | None = None, command: str | None = None,
-          progress: Callable[[TrainProgress], None] | None = None, export_onnx: bool = True) -> dict:
-    """Train and write weights, ONNX and the model card into ``out``; return the card."""
+          progress: Callable[[TrainProgress], None] | None = None, export_onnx: bool = True,
+          trusted: Collection[str] = ()) -> dict:
+    """Train and write weights, ONNX and the model card into ``out``; return the card.
+
+    ``out`` may not hold a ``trusted`` model (by SHA-256), unless resuming the run it holds.
+    """
     keep_data_local()
     out = Path(out)
+    if not (resume and (out / "run" / "weights" / "last.pt").exists()):
+        refuse_trusted_folder(out, trusted)
     name = name or out.name
     run_dir = out / "run"
     started = time.time()
@@ -206,6 +213,10 @@ def write_card(out: Path, card: dict) -> None:
              f"- Date: {card['date']}",
              f"- Command: `{card['command']}`", "", "## Files", ""]
     lines += [f"- `{n}`: {v['bytes']} bytes, SHA-256 `{v['sha256']}`" for n, v in card["files"].items()]
+    if card.get("export"):
+        from inspector.export import export_card_lines
+
+        lines += export_card_lines(card["export"])
     val = card.get("validation") or {}
     if val:
         lines += ["", "## Evaluation", ""]

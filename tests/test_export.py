@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -131,3 +132,138 @@ def test_int8_export_errors(tiny: Tiny, calib: list[Path], tmp_path: Path) -> No
     with pytest.raises(ModelError, match="calibration image"):
         export_int8(tiny.lively, [junk] * 12, tmp_path / "q.xml")
     assert not list(tmp_path.glob("q.*"))
+
+
+# ---- `inspector export` and `inspector train --out` never touch a trusted model ----------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "models"
+SHIPPED_PT = SHIPPED / "parts-v2" / "parts-v2.pt"
+
+
+def _hashes(root: Path) -> dict[str, str]:
+    from inspector.registry import sha256_file
+
+    return {str(f.relative_to(root)): sha256_file(f) for f in sorted(root.rglob("*")) if f.is_file()}
+
+
+def _cli(*args: str) -> int:
+    from inspector.cli import main
+
+    return main([str(a) for a in args])
+
+
+def _station_starts(tmp_path: Path, *model: str) -> int:
+    """`inspector run` on three sample images with the default (or given) model."""
+    src = tmp_path / "three"
+    src.mkdir(exist_ok=True)
+    for f in sorted((ROOT / "sample_images").glob("*.jpg"))[:3]:
+        shutil.copy(f, src)
+    return _cli("run", "--source", src, "--db", f"sqlite:///{tmp_path / 'station.db'}", "--quiet", *model)
+
+
+def test_exporting_the_shipped_model_leaves_models_untouched(tmp_path: Path, synth_data: Path, capsys) -> None:
+    from inspector.registry import ModelRegistry, sha256_file
+
+    before = _hashes(SHIPPED)
+    out = tmp_path / "exp"
+    assert _cli("export", "--model", SHIPPED_PT, "--imgsz", "96", "--data", synth_data, "--out", out) == 0
+    printed = capsys.readouterr().out
+    assert _hashes(SHIPPED) == before  # no file changed, none added
+    made = out / "parts-v2.onnx"
+    assert sorted(p.name for p in out.iterdir()) == ["card.json", "card.md", "parts-v2.onnx"]
+    card = json.loads((out / "card.json").read_text())
+    assert card["export"]["source_sha256"] == sha256_file(SHIPPED_PT)
+    assert (card["export"]["format"], card["export"]["precision"], card["imgsz"]) == ("onnx", "f32", 96)
+    assert card["files"]["parts-v2.onnx"]["sha256"] == sha256_file(made)
+    acc = card["export"]["accuracy"]
+    assert acc["images"] > 0 and 0 <= acc["source_map50"] <= 1 and 0 <= acc["export_map50"] <= 1
+    assert "held-out parts" in (out / "card.md").read_text()
+    # not trusted: the command says how, and the station refuses it until then
+    assert f"inspector model add {made} --user NAME" in printed
+    assert sha256_file(made) not in ModelRegistry().trusted()
+    assert _station_starts(tmp_path) == 0
+    assert _station_starts(tmp_path, "--model", str(made)) == 2
+    assert "not in the model registry" in capsys.readouterr().err
+    # a second export to the same place is refused without --force, and nothing is touched
+    made_hash = sha256_file(made)
+    assert _cli("export", "--model", SHIPPED_PT, "--imgsz", "64", "--out", out) == 2
+    err = capsys.readouterr().err
+    assert "already exists" in err and "--force" in err, err
+    assert sha256_file(made) == made_hash
+    assert _cli("export", "--model", SHIPPED_PT, "--imgsz", "64", "--out", out, "--force") == 0
+    assert sha256_file(made) != made_hash and json.loads((out / "card.json").read_text())["imgsz"] == 64
+    assert _hashes(SHIPPED) == before
+
+
+def test_int8_export_of_the_shipped_model(tmp_path: Path, synth_data: Path) -> None:
+    before = _hashes(SHIPPED)
+    out = tmp_path / "int8"
+    assert _cli("export", "--model", SHIPPED_PT, "--imgsz", "96", "--int8", "--data", synth_data,
+                "--calibration", "20", "--out", out) == 0
+    assert _hashes(SHIPPED) == before
+    assert sorted(p.name for p in out.iterdir()) == ["card.json", "card.md", "parts-v2_int8.bin", "parts-v2_int8.xml"]
+    card = json.loads((out / "card.json").read_text())
+    assert card["export"]["precision"] == "int8" and card["export"]["calibration"] == {"data": str(synth_data),
+                                                                                        "images": 20}
+    assert card["export"]["accuracy"]["export_backend"] == "openvino"
+
+
+@pytest.fixture
+def models_copy(tmp_path: Path, monkeypatch) -> Path:
+    """The shipped models/ tree, same layout, in tmp_path, as the station's shipped models."""
+    copy = tmp_path / "models"
+    shutil.copytree(SHIPPED, copy)
+    monkeypatch.setenv("INSPECTOR_MODELS_DIR", str(copy))
+    return copy
+
+
+def test_default_out_is_a_new_untrusted_folder_beside_the_model(models_copy: Path, tmp_path: Path, capsys) -> None:
+    from inspector.registry import ModelRegistry, sha256_file
+
+    before = _hashes(models_copy)
+    assert _cli("export", "--model", models_copy / "parts-v2" / "parts-v2.pt", "--imgsz", "64") == 0
+    out = models_copy / "parts-v2-onnx-f32"
+    after = _hashes(models_copy)
+    assert {k: v for k, v in after.items() if k in before} == before
+    assert sorted(set(after) - set(before)) == [f"parts-v2-onnx-f32/{n}" for n in ("card.json", "card.md",
+                                                                                    "parts-v2.onnx")]
+    # its card sits beside the shipped ones, yet does not make it trusted
+    assert sha256_file(out / "parts-v2.onnx") not in ModelRegistry().trusted()
+    assert _station_starts(tmp_path) == 0  # the shipped default still loads
+    capsys.readouterr()
+    assert _cli("export", "--model", models_copy / "parts-v2" / "parts-v2.pt", "--imgsz", "64") == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("how", ["shipped card", "registry"])
+def test_nothing_is_written_into_a_trusted_model_folder(models_copy: Path, tmp_path: Path, synth_data: Path,
+                                                        capsys, how: str) -> None:
+    from inspector.registry import ModelRegistry
+
+    folder = models_copy / "parts-v2"
+    if how == "registry":
+        folder = tmp_path / "mine"
+        folder.mkdir()
+        (folder / "mine.pt").write_bytes(b"weights registered by an admin")
+        ModelRegistry().add(folder / "mine.pt", actor="test")
+    before = _hashes(folder)
+    for args in (["export", "--model", SHIPPED_PT, "--imgsz", "64", "--out", folder, "--force"],
+                 ["train", "--data", synth_data, "--epochs", "1", "--imgsz", "64", "--out", folder]):
+        assert _cli(*args) == 2, args
+        err = capsys.readouterr().err
+        assert "refusing to write into" in err and "trusted model" in err, err
+        assert _hashes(folder) == before
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--int8"], "--int8 needs --data"),
+    (["--model", "models/parts-v2/parts-v2.onnx"], "needs the model's .pt"),
+    (["--imgsz", "100"], "multiple of 32"),
+])
+def test_export_bad_inputs_exit_2_with_one_line(tmp_path: Path, capsys, args: list[str], fragment: str) -> None:
+    args = [str(ROOT / a) if a.startswith("models/") else a for a in args]
+    assert _cli("export", "--out", tmp_path / "x", *args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and fragment in err[0], err
+    assert not (tmp_path / "x").exists()

@@ -37,9 +37,9 @@ def _train(a: argparse.Namespace) -> int:
         print(f"epoch {p.epoch}/{p.epochs} loss {p.loss:.3f}{m} ETA {p.eta_s / 60:.1f} min", flush=True)
 
     cmd = "inspector " + " ".join(shlex.quote(x) for x in sys.argv[1:])
-    card = train(a.data, a.out, base=a.base, epochs=a.epochs, imgsz=a.imgsz, batch=a.batch, hours=a.hours,
-                 resume=a.resume, command=cmd, progress=progress)
     reg = ModelRegistry()
+    card = train(a.data, a.out, base=a.base, epochs=a.epochs, imgsz=a.imgsz, batch=a.batch, hours=a.hours,
+                 resume=a.resume, command=cmd, progress=progress, trusted=reg.trusted())
     for f in card["files"]:
         reg.add(Path(a.out) / f, actor="inspector train")
     print(f"model written to {a.out}: {', '.join(card['files'])} (registered as trusted)")
@@ -90,26 +90,39 @@ def _record_in_card(detector, result: dict) -> None:
 
 
 def _export(a: argparse.Namespace) -> int:
-    from inspector.export import export_int8, export_onnx
-    from inspector.registry import ModelRegistry, resolve_model
+    from inspector.export import default_export_dir, export_model
+    from inspector.registry import ModelRegistry, read_card, resolve_model
 
     reg = ModelRegistry()
     pt = resolve_model(a.model, (".pt",))
+    if pt.suffix != ".pt":
+        raise ConfigError(f"{pt}: export needs the model's .pt weights.")
     reg.check(pt)
-    onnx = export_onnx(pt, a.imgsz, None)
-    reg.add(onnx, actor="inspector export")
-    print(f"wrote {onnx}")
-    if a.int8:
+    out = Path(a.out) if a.out else default_export_dir(pt, a.int8)
+    calib, held_out, ds = [], (), None
+    if a.int8 and not a.data:
+        raise ConfigError("--int8 needs --data: a data set whose training images calibrate the INT8 model.")
+    if a.int8 and a.calibration < MIN_CALIBRATION:
+        raise ConfigError(f"--calibration = {a.calibration}: must be at least {MIN_CALIBRATION}")
+    if a.data:
         from inspector.datasets import load_dataset
 
-        if a.calibration < MIN_CALIBRATION:
-            raise ConfigError(f"--calibration = {a.calibration}: must be at least {MIN_CALIBRATION}")
-        calib = [im.path for im in load_dataset(a.data).split("train")] if a.data else []
-        q = export_int8(onnx, calib, subset_size=a.calibration)  # a larger set is thinned evenly
-        for f in ([q, q.with_suffix(".bin")] if q.suffix == ".xml" else [q]):
-            if f.exists():
-                reg.add(f, actor="inspector export")
-        print(f"wrote {q}")
+        ds = load_dataset(a.data)
+        calib = [im.path for im in ds.splits.get("train", ())]
+        held_out = ds.splits.get("val", ())
+    imgsz = a.imgsz or int(read_card(pt).get("imgsz") or 320)
+    cmd = "inspector " + " ".join(shlex.quote(x) for x in sys.argv[1:])
+    card = export_model(pt, out, trusted=reg.trusted(), imgsz=imgsz, int8=a.int8, calibration=calib,
+                        subset_size=a.calibration, held_out=held_out, dataset=ds, data_name=str(a.data or ""),
+                        force=a.force, command=cmd)
+    model = out / next(iter(card["files"]))
+    acc = card["export"]["accuracy"]
+    print(f"wrote {model} and its card ({out / 'card.md'})")
+    if acc:
+        print(f"mAP50 on {acc['images']} held-out parts: source {acc['source_map50']:.3f}, "
+              f"export {acc['export_map50']:.3f}")
+    print(f"not trusted yet: after checking its card, an admin or QC user trusts it with\n"
+          f"  inspector model add {shlex.quote(str(model))} --user NAME")
     return 0
 
 
@@ -122,7 +135,8 @@ def register(sub) -> None:
 
     t = sub.add_parser("train", help="train or fine-tune a detector on a data set")
     t.add_argument("--data", required=True, help="data.yaml, Pascal VOC folder or YOLO folder")
-    t.add_argument("--out", required=True, help="output folder, e.g. models/NAME")
+    t.add_argument("--out", required=True, help="new output folder, e.g. models/NAME (never one that holds a "
+                   "trusted model)")
     t.add_argument("--base", default=None, help="pretrained .pt to fine-tune (default: yolo11n.yaml from scratch)")
     t.add_argument("--epochs", type=int, default=50)
     t.add_argument("--imgsz", type=int, default=320)
@@ -143,11 +157,16 @@ def register(sub) -> None:
     e.set_defaults(func=_evaluate)
 
     x = sub.add_parser("export", help="export a model to ONNX (optionally INT8)")
-    x.add_argument("--model", default=None)
+    x.add_argument("--model", default=None, help="trusted .pt file or model folder (default: the shipped model)")
     x.add_argument("--format", default="onnx", choices=["onnx"])
-    x.add_argument("--imgsz", type=int, default=320)
-    x.add_argument("--int8", action="store_true", help="also write an INT8 model calibrated on --data")
-    x.add_argument("--data", default=None, help="calibration data set (its train split)")
+    x.add_argument("--imgsz", type=int, default=None, help="input size (default: the model card's)")
+    x.add_argument("--int8", action="store_true", help="write an INT8 OpenVINO model calibrated on --data instead")
+    x.add_argument("--data", default=None, help="data set: calibration on its train split, and source vs "
+                   "export mAP50 on its held-out (val) parts")
+    x.add_argument("--out", default=None, help="new folder for the export and its card (default: beside the "
+                   "model's folder, e.g. models/parts-v2-onnx-f32)")
+    x.add_argument("--force", action="store_true", help="replace files of an earlier export there "
+                   "(never a trusted model)")
     x.add_argument("--calibration", type=int, default=CALIBRATION_IMAGES,
                    help="number of calibration images, taken evenly from the train split")
     x.set_defaults(func=_export)
