@@ -13,12 +13,14 @@ Only numpy and OpenCV are used; worker processes are started with ``spawn``.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
 import os
+import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,8 @@ SURFACES: tuple[str, ...] = ("brushed_metal", "cast_metal", "rolled_steel", "pla
                              "print", "perforated", "noise")
 DEFAULT_SIZE = 320
 _BOX_LEVEL = 0.3  # a pixel belongs to a defect's box where its weight reaches this
+MIN_CHANGE = 6.0  # grey levels a defect must change on average over its pixels, at least ...
+VISIBILITY = 0.8  # ... and this share of the standard deviation of the texture under it
 
 
 @dataclass(frozen=True)
@@ -105,8 +109,12 @@ def _rotate(img: np.ndarray, angle: float) -> np.ndarray:
     return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
 
 
+@functools.lru_cache(maxsize=8)
 def _grid(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel x and y coordinates (shared: never write into them)."""
     yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
+    xx.setflags(write=False)
+    yy.setflags(write=False)
     return xx, yy
 
 
@@ -122,11 +130,11 @@ def _hue_tint(rng: np.random.Generator, saturation: float) -> np.ndarray:
 
 def _colour(grey: np.ndarray, tint: np.ndarray, second: np.ndarray | None = None,
             tint2: np.ndarray | None = None) -> np.ndarray:
-    img = grey[..., None] * tint
-    if second is not None and tint2 is not None:
-        m = second[..., None]
-        img = img * (1 - m) + grey[..., None] * tint2 * m
-    return img
+    """A BGR image: ``grey`` times ``tint``, or times ``tint2`` where ``second`` (0..1) says so."""
+    grey = grey.astype(np.float32, copy=False)
+    if second is None or tint2 is None:
+        return cv2.merge([grey * float(t) for t in tint])
+    return cv2.merge([grey * (float(t) + second * float(t2 - t)) for t, t2 in zip(tint, tint2)])
 
 
 def _metal_tint(rng: np.random.Generator) -> np.ndarray:
@@ -494,7 +502,7 @@ def _extra(rng: np.random.Generator, s: float) -> tuple[np.ndarray, Painter]:
     if rng.random() < 0.3:  # spatter: several droplets
         for _ in range(int(rng.integers(3, 12))):
             p = rng.normal(side / 2, s / 5, 2).clip(3, side - 4)
-            cv2.circle(canvas, (int(p[0]), int(p[1])), max(1, int(rng.uniform(1, s / 8))), 255, -1, cv2.LINE_AA)
+            cv2.circle(canvas, (int(p[0]), int(p[1])), max(1, int(rng.uniform(1, max(1.5, s / 8)))), 255, -1, cv2.LINE_AA)
     else:
         _blob(canvas, rng, s * 0.5, s * rng.uniform(0.3, 0.5), float(rng.uniform(0, math.pi)))
     w = canvas.astype(np.float32) / 255
@@ -579,13 +587,23 @@ def _place(img: np.ndarray, taken: np.ndarray, part: np.ndarray | None, cls: int
     if np.any(taken[iy0:iy1, ix0:ix1][cv2.dilate(on.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0]):
         return None
     roi = img[iy0:iy1, ix0:ix1]
-    img[iy0:iy1, ix0:ix1] = paint(roi, wv, rng)
+    painted = paint(roi, wv, rng)
+    if not _visible(roi, painted, on):
+        return None
+    img[iy0:iy1, ix0:ix1] = painted
     ys, xs = np.nonzero(on)
     box = CorpusBox(cls, ix0 + int(xs.min()), iy0 + int(ys.min()), ix0 + int(xs.max()) + 1, iy0 + int(ys.max()) + 1)
     if box.x2 - box.x1 < 2 or box.y2 - box.y1 < 2:
         return None
     taken[box.y1:box.y2, box.x1:box.x2] = 1
     return box
+
+
+def _visible(before: np.ndarray, after: np.ndarray, on: np.ndarray) -> bool:
+    """Whether a defect stands out of the texture around it enough to be labelled (no invisible labels)."""
+    change = float(np.abs(after - before)[on].mean())
+    texture = float(before.mean(axis=2).std())
+    return change >= max(MIN_CHANGE, VISIBILITY * texture)
 
 
 def _camera(img: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -597,7 +615,8 @@ def _camera(img: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
     else:
         cx, cy = rng.uniform(0.2, 0.8, 2) * n
         light = 1 - rng.uniform(0, 0.6) * (((xx - cx) ** 2 + (yy - cy) ** 2) / (n * n))
-    img = img * (light[..., None] * rng.uniform(0.7, 1.25)) + rng.uniform(-20, 20)
+    light = (light * rng.uniform(0.7, 1.25)).astype(np.float32)
+    img = cv2.multiply(img, cv2.merge([light, light, light])) + rng.uniform(-20, 20)
     r = rng.random()
     if r < 0.35:
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 1.6))
@@ -677,38 +696,54 @@ def write_range(out: str, seed: int, start: int, stop: int, size: int = DEFAULT_
 
 
 def write_corpus(out: Path | str, count: int, seed: int = 0, *, size: int = DEFAULT_SIZE, val_every: int = 20,
-                 workers: int | None = None, progress: Callable[[int, int], None] | None = None) -> dict:
-    """Write ``count`` images as a YOLO folder (images/, labels/, classes.txt, splits/) plus an
-    Ultralytics ``data.yaml``; every ``val_every``-th image goes to the validation split."""
+                 workers: int | None = None, time_budget_s: float | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> dict:
+    """Write up to ``count`` images as a YOLO folder (images/, labels/, classes.txt, splits/) plus an
+    Ultralytics ``data.yaml``; every ``val_every``-th image goes to the validation split.
+
+    With ``time_budget_s``, work not started when the budget runs out is dropped: the corpus holds
+    the chunks finished by then (its ``count`` says how many)."""
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}")
     if size < 64:
         raise ValueError(f"size must be at least 64 px, got {size}")
+    started = time.monotonic()
     root = Path(out)
     (root / "images").mkdir(parents=True, exist_ok=True)
     (root / "labels").mkdir(parents=True, exist_ok=True)
     workers = max(1, min(workers or os.cpu_count() or 1, count))
-    chunk = max(1, min(500, math.ceil(count / (workers * 4))))
+    chunk = max(1, min(250, math.ceil(count / (workers * 4))))
     ranges = [(a, min(count, a + chunk)) for a in range(0, count, chunk)]
+
+    def over() -> bool:
+        return time_budget_s is not None and time.monotonic() - started > time_budget_s
+
     meta: list[dict] = []
     if workers == 1:
         for a, b in ranges:
+            if over():
+                break
             meta += write_range(str(root), seed, a, b, size)
             if progress:
-                progress(b, count)
+                progress(len(meta), count)
     else:
         import multiprocessing
 
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = [pool.submit(write_range, str(root), seed, a, b, size) for a, b in ranges]
-            done = 0
-            for f in futures:
-                part = f.result()
-                meta += part
-                done += len(part)
+            for f in as_completed(futures):
+                if f.cancelled():
+                    continue
+                meta += f.result()
                 if progress:
-                    progress(done, count)
-    return _write_index(root, meta, seed, size, val_every)
+                    progress(len(meta), count)
+                if over():
+                    for g in futures:
+                        g.cancel()
+    meta.sort(key=lambda m: m["stem"])
+    info = _write_index(root, meta, seed, size, val_every)
+    info["seconds"] = round(time.monotonic() - started, 1)
+    return info
 
 
 def _write_index(root: Path, meta: list[dict], seed: int, size: int, val_every: int) -> dict:
