@@ -163,7 +163,7 @@ def _evaluate(weights: str, data: Path, imgsz: int, a: argparse.Namespace) -> di
     r = m.val(data=str(data), split="val", imgsz=imgsz, batch=32, device=a.device, plots=False, verbose=False,
               workers=a.workers)
     names = r.names
-    per_class = {names[int(c)]: round(float(ap), 4) for c, ap in zip(r.box.ap_class_index, r.box.ap50)}
+    per_class = {names[int(c)]: round(float(ap), 4) for c, ap in zip(r.box.ap_class_index, r.box.ap50, strict=True)}
     return {"map50": round(float(r.box.map50), 4), "map50_95": round(float(r.box.map), 4),
             "per_class_ap50": per_class}
 

@@ -134,7 +134,7 @@ def _colour(grey: np.ndarray, tint: np.ndarray, second: np.ndarray | None = None
     grey = grey.astype(np.float32, copy=False)
     if second is None or tint2 is None:
         return cv2.merge([grey * float(t) for t in tint])
-    return cv2.merge([grey * (float(t) + second * float(t2 - t)) for t, t2 in zip(tint, tint2)])
+    return cv2.merge([grey * (float(t) + second * float(t2 - t)) for t, t2 in zip(tint, tint2, strict=True)])
 
 
 def _metal_tint(rng: np.random.Generator) -> np.ndarray:
@@ -502,7 +502,8 @@ def _extra(rng: np.random.Generator, s: float) -> tuple[np.ndarray, Painter]:
     if rng.random() < 0.3:  # spatter: several droplets
         for _ in range(int(rng.integers(3, 12))):
             p = rng.normal(side / 2, s / 5, 2).clip(3, side - 4)
-            cv2.circle(canvas, (int(p[0]), int(p[1])), max(1, int(rng.uniform(1, max(1.5, s / 8)))), 255, -1, cv2.LINE_AA)
+            r = max(1, int(rng.uniform(1, max(1.5, s / 8))))
+            cv2.circle(canvas, (int(p[0]), int(p[1])), r, 255, -1, cv2.LINE_AA)
     else:
         _blob(canvas, rng, s * 0.5, s * rng.uniform(0.3, 0.5), float(rng.uniform(0, math.pi)))
     w = canvas.astype(np.float32) / 255
@@ -638,9 +639,12 @@ def _camera(img: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
     return out
 
 
-def render(seed: int, index: int, size: int = DEFAULT_SIZE) -> CorpusImage:
-    """One image of the corpus; depends only on (seed, index, size)."""
-    rng = np.random.default_rng([seed, index])
+def render(seed: int, index: int, size: int = DEFAULT_SIZE, with_defects: bool = True) -> CorpusImage:
+    """One image of the corpus; depends only on (seed, index, size).
+
+    Surface, defects and camera draw from three separate random streams, so ``with_defects=False``
+    gives the same picture without its defects (the defect-free twin)."""
+    rng = np.random.default_rng([seed, index, 0])
     surface = SURFACES[int(rng.choice(len(SURFACES), p=_SURFACE_WEIGHTS))]
     img = _SURFACE_FUNCS[surface](rng, size).astype(np.float32)
     part = _part_edge(rng, size)
@@ -648,8 +652,18 @@ def render(seed: int, index: int, size: int = DEFAULT_SIZE) -> CorpusImage:
         bg = rng.uniform(10, 90) + _fractal(rng, size, 6, 2, 0.5)[..., None] * 10
         m = part.astype(np.float32)[..., None] / 255
         img = img * m + bg * (1 - m)
+    boxes: list[CorpusBox] = []
+    if with_defects:
+        boxes = _add_defects(img, part, np.random.default_rng([seed, index, 1]), size)
+    cam = np.random.default_rng([seed, index, 2])
+    out = _camera(img, cam, size)
+    quality = int(cam.integers(45, 96))
+    return CorpusImage(out, surface, tuple(boxes), quality)
+
+
+def _add_defects(img: np.ndarray, part: np.ndarray | None, rng: np.random.Generator, size: int) -> list[CorpusBox]:
     taken = np.zeros((size, size), np.uint8)
-    wanted = 0 if rng.random() < 0.08 else int(min(6, 1 + rng.geometric(0.45) - 1))
+    wanted = 0 if rng.random() < 0.08 else int(min(6, rng.geometric(0.45)))
     if wanted and rng.random() < 0.3:  # several defects of one kind, as real images often have
         kinds = [int(rng.integers(len(CLASSES)))] * wanted
     else:
@@ -661,9 +675,7 @@ def render(seed: int, index: int, size: int = DEFAULT_SIZE) -> CorpusImage:
             if box is not None:
                 boxes.append(box)
                 break
-    out = _camera(img, rng, size)
-    quality = int(rng.integers(45, 96))
-    return CorpusImage(out, surface, tuple(boxes), quality)
+    return boxes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -715,8 +727,8 @@ def write_corpus(out: Path | str, count: int, seed: int = 0, *, size: int = DEFA
     chunk = max(1, min(250, math.ceil(count / (workers * 4))))
     ranges = [(a, min(count, a + chunk)) for a in range(0, count, chunk)]
 
-    def over() -> bool:
-        return time_budget_s is not None and time.monotonic() - started > time_budget_s
+    def over() -> bool:  # the first chunk is always written, so a corpus is never empty
+        return bool(meta) and time_budget_s is not None and time.monotonic() - started > time_budget_s
 
     meta: list[dict] = []
     if workers == 1:
@@ -749,12 +761,15 @@ def write_corpus(out: Path | str, count: int, seed: int = 0, *, size: int = DEFA
 def _write_index(root: Path, meta: list[dict], seed: int, size: int, val_every: int) -> dict:
     stems = [m["stem"] for m in meta]
     val = [s for i, s in enumerate(stems) if val_every > 0 and i % val_every == val_every - 1]
+    if not val and val_every > 0 and len(stems) > 1:
+        val = stems[-1:]  # an empty split file is an error to the data set reader
     vs = set(val)
     train = [s for s in stems if s not in vs]
     (root / "classes.txt").write_text("".join(c + "\n" for c in CLASSES))
     (root / "splits").mkdir(exist_ok=True)
     (root / "splits" / "train.txt").write_text("".join(s + "\n" for s in train))
-    (root / "splits" / "val.txt").write_text("".join(s + "\n" for s in val))
+    if val:
+        (root / "splits" / "val.txt").write_text("".join(s + "\n" for s in val))
     # Ultralytics reads image lists; labels are found by swapping images/ for labels/
     (root / "yolo_train.txt").write_text("".join(f"./images/{s}.jpg\n" for s in train))
     (root / "yolo_val.txt").write_text("".join(f"./images/{s}.jpg\n" for s in (val or train[:1])))
@@ -768,7 +783,7 @@ def _write_index(root: Path, meta: list[dict], seed: int, size: int, val_every: 
         for c in m["classes"]:
             per_class[c] += 1
     info = {"generator": "inspector corpus", "seed": seed, "count": len(meta), "size": size,
-            "classes": list(CLASSES), "boxes_per_class": dict(zip(CLASSES, per_class)),
+            "classes": list(CLASSES), "boxes_per_class": dict(zip(CLASSES, per_class, strict=True)),
             "images_per_surface": per_surface, "train": len(train), "val": len(val)}
     (root / "corpus.json").write_text(json.dumps(info, indent=1))
     return info
