@@ -9,7 +9,7 @@ One run, time-boxed phase by phase, on a machine with a GPU and no network:
 4. evaluate both best.pt on splits/val.txt and print one JSON line; copy the pre-trained base
    (optimizer stripped) and the JSON to $OUT.
 
-    python3 gpu_pretrain.py [--total-s 470] [--count 40000] [--device 0]
+    python3 gpu_pretrain.py [--total-s 470] [--count 50000] [--device 0]
     python3 gpu_pretrain.py --smoke            # tiny sizes on the CPU: proves the script end to end
     python bench/gpu_pretrain.py --stage DIR --wheels WHEELDIR   # (here) lay out DIR for the device
 
@@ -30,6 +30,13 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 T0 = time.monotonic()
+# What the device tool runs, from the repository root, with carry=[".gpu"] and timeout_s about 540
+RUN_COMMAND = (
+    "cd .gpu && python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade "
+    "--target /tmp/site whl/*.whl && export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 YOLO_OFFLINE=1 "
+    "MPLBACKEND=Agg && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; nproc; "
+    "timeout -k 5 495 python3 gpu_pretrain.py --total-s 470 > $OUT/log.txt 2>&1; rc=$?; "
+    "grep -aE '^\\[ *[0-9.]+s|^\\{|Error|Traceback' $OUT/log.txt | tail -n 60; echo rc=$rc; exit $rc")
 
 
 def say(msg: str) -> None:
@@ -72,6 +79,7 @@ def stage(dest: Path, wheels: Path | None, neu: Path) -> None:
                 f"{b.cls} {(b.x1 + b.x2) / 2 / im.width:.6f} {(b.y1 + b.y2) / 2 / im.height:.6f} "
                 f"{(b.x2 - b.x1) / im.width:.6f} {(b.y2 - b.y1) / im.height:.6f}\n" for b in im.boxes))
     (out / "classes.txt").write_text("".join(c + "\n" for c in ds.classes))
+    (dest / "RUN.txt").write_text(RUN_COMMAND + "\n")
     print(f"staged {dest}: NEU-DET {len(ds.splits['train'])} train / {len(ds.splits['val'])} val, "
           f"classes {', '.join(ds.classes)}")
 
@@ -187,6 +195,9 @@ def run(a: argparse.Namespace) -> dict:
                            val_every=a.val_every, time_budget_s=a.gen_s)
     result["corpus"] = {k: info[k] for k in ("count", "train", "val", "seconds", "boxes_per_class",
                                               "images_per_surface")}
+    result["corpus"]["ms_per_image_per_process"] = round(info["seconds"] / max(1, info["count"]) * 1000
+                                                         * a.gen_workers, 2)
+    _save(result, out)
     say(f"corpus: {info['count']} images in {info['seconds']} s "
         f"({info['seconds'] / max(1, info['count']) * 1000 * a.gen_workers:.1f} ms per image per process)")
 
@@ -215,6 +226,7 @@ def run(a: argparse.Namespace) -> dict:
     strip_optimizer(str(base))
     result["pretrain"]["base_bytes"] = base.stat().st_size
     say(f"pre-trained: {pre['epochs']} epochs, corpus val mAP50 {pre.get('map50')}, base {base.stat().st_size} bytes")
+    _save(result, out)
 
     # 3. NEU-DET twice, same settings and budget
     neu_yaml = _neu_yaml(Path(a.neu), work, 40 if a.smoke else None)
@@ -264,11 +276,11 @@ def main() -> int:
     ap.add_argument("--device", default=None)
     ap.add_argument("--work", default="/tmp/gpu_pretrain")
     ap.add_argument("--out", default=None, help="default: $OUT")
-    ap.add_argument("--count", type=int, default=40000)
+    ap.add_argument("--count", type=int, default=50000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--imgsz", type=int, default=320)
     ap.add_argument("--neu-imgsz", type=int, default=320)
-    ap.add_argument("--val-every", type=int, default=40)
+    ap.add_argument("--val-every", type=int, default=100)
     ap.add_argument("--gen-workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--workers", type=int, default=14, help="Ultralytics data loader workers")
     ap.add_argument("--batch", type=int, default=128)
