@@ -517,15 +517,15 @@ def _rolled_in(rng: np.random.Generator, s: float) -> tuple[np.ndarray, Painter]
     ca, sa = math.cos(angle), math.sin(angle)
     for _ in range(int(rng.integers(8, 50))):
         p = rng.uniform(4, side - 4, 2)
-        ln = rng.uniform(2, max(3.0, s / 8))
-        wd = max(0.6, ln * rng.uniform(0.1, 0.35))
+        ln = rng.uniform(2, max(3.0, s / 11))
+        wd = max(0.6, ln * rng.uniform(0.08, 0.25))
         poly = np.array([[-ln, -wd], [ln, -wd * rng.uniform(0.3, 1)], [ln, wd], [-ln, wd * rng.uniform(0.3, 1)]])
         rot = poly @ np.array([[ca, sa], [-sa, ca]]) + p
         cv2.fillPoly(canvas, [rot.round().astype(np.int32)], 255, cv2.LINE_AA)
-    w = canvas.astype(np.float32) / 255
+    w = cv2.GaussianBlur(canvas, (3, 3), 0).astype(np.float32) / 255
     if rng.random() < 0.5:
         return w, _add(-abs(_contrast(rng, 12, 70)))
-    return w, _relief_painter(-1, rng.uniform(10, 40), -abs(_contrast(rng, 12, 70)))
+    return w, _relief_painter(-1, rng.uniform(5, 25), -abs(_contrast(rng, 12, 70)))
 
 
 _DEFECT_FUNCS: tuple[Callable[[np.random.Generator, float], tuple[np.ndarray, Painter]], ...] = (
