@@ -136,8 +136,11 @@ def _neu_yaml(neu: Path, work: Path, limit: int | None) -> Path:
     return y
 
 
-def _train(base: str, data: Path, name: str, work: Path, seconds: float, a: argparse.Namespace,
-           **extra) -> dict:
+def _train(base: str, data: Path, name: str, work: Path, seconds: float, epochs_guess: int,
+           a: argparse.Namespace, **extra) -> dict:
+    """Train for ``seconds`` of Ultralytics' time mode. ``epochs_guess`` (what should fit) only sets what
+    Ultralytics decides before its first epoch, as in a normal run: the 'auto' optimizer (AdamW below
+    10k iterations, else SGD) and the warm-up; after the first epoch it fits epochs and schedule to the time."""
     from ultralytics import YOLO
 
     t = time.monotonic()
@@ -146,7 +149,7 @@ def _train(base: str, data: Path, name: str, work: Path, seconds: float, a: argp
                 workers=a.workers, project=str(work / "runs"), name=name, exist_ok=True, plots=False,
                 verbose=False, amp=a.device != "cpu", seed=0, deterministic=False, val=True,
                 patience=1000, cache=("ram" if not a.smoke else False))
-    args["epochs"] = 1000  # Ultralytics fits the epochs and the schedule to ``time`` after the first epoch
+    args["epochs"] = epochs_guess
     args["time"] = seconds / 3600
     args.update(extra)
     model.train(**args)
@@ -161,7 +164,9 @@ def _train(base: str, data: Path, name: str, work: Path, seconds: float, a: argp
         pass
     took = time.monotonic() - t
     say(f"{name}: {epochs} epochs in {took:.0f} s (train budget {seconds:.0f} s)")
-    return {"best": str(best), "epochs": epochs, "seconds": round(took, 1), "budget_s": round(seconds, 1)}
+    opt = getattr(getattr(model, "trainer", None), "optimizer", None)
+    return {"best": str(best), "epochs": epochs, "seconds": round(took, 1), "budget_s": round(seconds, 1),
+            "optimizer": type(opt).__name__ if opt is not None else None}
 
 
 def _evaluate(weights: str, data: Path, imgsz: int, a: argparse.Namespace) -> dict:
@@ -215,7 +220,8 @@ def run(a: argparse.Namespace) -> dict:
     neu_total = 2 * (a.neu_s + a.neu_overhead_s)
     pre_s = max(30.0, min(a.pretrain_s, left() - neu_total - a.pretrain_overhead_s))
     say(f"pre-training yolo11n.yaml on the corpus for {pre_s:.0f} s ({left():.0f} s left in all)")
-    pre = _train("yolo11n.yaml", work / "corpus" / "data.yaml", "pretrain", work, pre_s, a, imgsz=a.imgsz,
+    pre = _train("yolo11n.yaml", work / "corpus" / "data.yaml", "pretrain", work, pre_s, a.pre_epochs, a,
+                 imgsz=a.imgsz,
                  batch=a.batch, close_mosaic=a.pre_close_mosaic, warmup_epochs=1.0)
     pre.update(_final_metrics(Path(pre["best"]).parent.parent))
     result["pretrain"] = pre
@@ -234,7 +240,7 @@ def run(a: argparse.Namespace) -> dict:
         budget = max(20.0, min(a.neu_s, (left() - a.neu_overhead_s) if arm == "neu_pretrained"
                                else (left() - a.neu_overhead_s * 2) / 2))
         say(f"{arm}: from {Path(start).name} for {budget:.0f} s")
-        r = _train(start, neu_yaml, arm, work, budget, a, imgsz=a.neu_imgsz, batch=a.neu_batch)
+        r = _train(start, neu_yaml, arm, work, budget, a.neu_epochs, a, imgsz=a.neu_imgsz, batch=a.neu_batch)
         r.update(_evaluate(r["best"], neu_yaml, a.neu_imgsz, a))
         result[arm] = r
         say(f"{arm}: mAP50 {r['map50']}, mAP50-95 {r['map50_95']}, {r['epochs']} epochs")
@@ -290,6 +296,8 @@ def main() -> int:
     ap.add_argument("--pretrain-s", type=float, default=200, help="pre-training loop time, at most")
     ap.add_argument("--pretrain-overhead-s", type=float, default=35, help="caching, final validation")
     ap.add_argument("--pre-close-mosaic", type=int, default=2)
+    ap.add_argument("--pre-epochs", type=int, default=10, help="epochs expected to fit the pre-training time")
+    ap.add_argument("--neu-epochs", type=int, default=30, help="epochs expected to fit each NEU run's time")
     ap.add_argument("--neu-s", type=float, default=75, help="each NEU-DET run's training loop time")
     ap.add_argument("--neu-overhead-s", type=float, default=20, help="each NEU run's setup and evaluation")
     a = ap.parse_args()
