@@ -90,7 +90,8 @@ def stage(dest: Path, wheels: Path | None, neu: Path) -> None:
 def _offline_ultralytics() -> None:
     """Keep Ultralytics from reaching for the network or for polars."""
     os.environ.setdefault("YOLO_OFFLINE", "1")
-    sys.modules.setdefault("polars", None)  # type: ignore[arg-type]  # import polars -> ImportError
+    for absent in ("polars", "ultralytics_platform"):  # not on the device: behave the same here
+        sys.modules.setdefault(absent, None)  # type: ignore[arg-type]  # import -> ImportError
     import ultralytics.data.utils as du
     import ultralytics.engine.trainer as tr
 
@@ -148,7 +149,7 @@ def _train(base: str, data: Path, name: str, work: Path, seconds: float, epochs_
     args = dict(data=str(data), imgsz=extra.pop("imgsz"), batch=extra.pop("batch"), device=a.device,
                 workers=a.workers, project=str(work / "runs"), name=name, exist_ok=True, plots=False,
                 verbose=False, amp=a.device != "cpu", seed=0, deterministic=False, val=True,
-                patience=1000, cache=("ram" if not a.smoke else False))
+                patience=1000, cache="ram")
     args["epochs"] = epochs_guess
     args["time"] = seconds / 3600
     args.update(extra)
@@ -311,7 +312,7 @@ def main() -> int:
         a.imgsz = a.neu_imgsz = 128
         a.val_every = 5
         a.gen_workers = min(a.gen_workers, 2)
-        a.workers = 1
+        a.workers = 2
         a.batch = a.neu_batch = 16
         a.gen_s, a.pretrain_s, a.neu_s = 20, 12, 8
         a.pretrain_overhead_s, a.neu_overhead_s, a.total_s = 10, 10, 120
