@@ -81,6 +81,12 @@ def _text(exc: BaseException) -> str:
     return re.split(r"\s*\[(?:SQL|parameters):", line)[0].strip() or type(orig).__name__
 
 
+def safe_text(exc: BaseException) -> str:
+    """An exception's first line for a screen or a log line: never an SQL statement, its parameters (a password
+    hash) or a password in a URL."""
+    return re.sub(r"(://[^:/@\[\s]*:)[^@\s]*@", r"\1***@", _text(exc))
+
+
 def _errno(exc: BaseException) -> int | None:
     e: BaseException | None = exc
     while e is not None:

@@ -14,6 +14,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.schema import InspectionRecord, Review
+from db.writes import write
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +83,9 @@ def apply_retention(sessions: sessionmaker[Session], base: Path, subdir: str, ca
                     break
                 chosen.append((rid, rel))
                 total -= _size(base / rel)
-            with sessions() as s, s.begin():
-                s.execute(update(InspectionRecord).where(InspectionRecord.id.in_([r for r, _ in chosen]))
-                          .values(image_path=None))
+            ids = [r for r, _ in chosen]
+            write(sessions, lambda s, ids=ids: s.execute(update(InspectionRecord).where(InspectionRecord.id.in_(ids))
+                                                        .values(image_path=None)), "Applying the image size cap")
             for _, rel in chosen:  # the rows no longer name them: safe to delete now
                 try:
                     (base / rel).unlink(missing_ok=True)

@@ -167,7 +167,7 @@ class Station:
         """The image namespace, the outbox (a database server only), the backlog of an earlier run forwarded,
         the clean-up after a crash, and this run's row; every write retried, every failure one sentence."""
         from db import ModelRepo, RunRepo
-        from db.failures import sqlite_path
+        from db.failures import mask_url, sqlite_path
         from db.outbox import Outbox
         from db.writes import write
 
@@ -190,7 +190,7 @@ class Station:
 
         def start(s) -> tuple[int, str]:
             mv = ModelRepo.get_or_create(s, name, str(self.model_path), self.model_sha, list(card.get("classes", [])))
-            run = RunRepo.start(s, self.source.name, recipe, cfg.recipe.name, mv.id, cfg.run.station,
+            run = RunRepo.start(s, mask_url(self.source.name), recipe, cfg.recipe.name, mv.id, cfg.run.station,
                                 cfg.run.mode.value)
             return run.id, mv.name
 
