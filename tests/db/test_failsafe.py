@@ -127,8 +127,8 @@ def test_an_existing_database_upgrades_and_gets_an_identity(sqlite_url, tmp_path
     path = Path(sqlite_url.removeprefix("sqlite:///"))
     from alembic import command
 
-    from db.migrate import alembic_config
     from db.engine import make_engine
+    from db.migrate import alembic_config
 
     engine = make_engine(sqlite_url)
     cfg = alembic_config(sqlite_url)
