@@ -1,0 +1,162 @@
+"""`inspector run`, `report` and `audit verify` when storage misbehaves, as a user meets it: several real processes
+on one SQLite file, a file locked by another program, bad database addresses, a full disk at start-up, a
+PostgreSQL password that must never be printed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.model
+
+
+def inspector(*args, timeout=180, **kw):
+    return subprocess.run([sys.executable, "-m", "inspector.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env=dict(os.environ), **kw)
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory, synth_data):
+    folder = tmp_path_factory.mktemp("parts")
+    for f in sorted((synth_data / "images").glob("*.jpg"))[:8]:
+        shutil.copy(f, folder)
+    return folder
+
+
+BAD_URLS = ["postgresql://u:s3cretpw@127.0.0.1:notaport/db", "postgresql://u:s3cretpw@[::1/db",
+            "postgresql://u:s3cretpw@127.0.0.1:1/db"]
+
+
+@pytest.mark.parametrize("url", BAD_URLS)
+@pytest.mark.parametrize("command", [["run", "--max-frames", "2"], ["report", "--out", "r.pdf"], ["audit", "verify"]])
+def test_a_bad_database_address_is_one_sentence_exit_2_and_no_password(url, command, parts, tiny_model, tmp_path):
+    extra = ["--source", str(parts), "--model", str(tiny_model)] if command[0] == "run" else []
+    r = inspector(*command, *extra, "--db", url, cwd=tmp_path, timeout=60)
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, out
+    assert "Traceback" not in out and "s3cretpw" not in out
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "u:***@" in errors[0], out
+
+
+def test_the_run_summary_never_prints_the_database_password(parts, tiny_model, tmp_path):
+    """The real PostgreSQL test server: the summary line and --json name the database with its password masked."""
+    from tests.db.conftest import backend_url
+
+    gen = backend_url("postgresql", tmp_path)
+    url = next(gen)
+    try:
+        password = __import__("sqlalchemy").engine.make_url(url).password
+        assert password
+        r = inspector("run", "--source", str(parts), "--model", str(tiny_model), "--db", url, "--json", "--quiet")
+        assert r.returncode == 0, r.stderr
+        summary = json.loads(r.stdout.strip().splitlines()[-1])
+        assert f":{password}@" not in r.stdout + r.stderr
+        assert ":***@" in summary["db"] and summary["outbox"] == 0
+        assert "***@" in r.stdout.splitlines()[-2]
+    finally:
+        gen.close()
+
+
+def test_several_runs_on_one_sqlite_file_all_end_cleanly(parts, tiny_model, tmp_path):
+    """A long looping run and short runs started beside it, on one file: no 'database is locked', no traceback,
+    and none marks the long run, still alive, interrupted; the long run ends 'stopped'."""
+    db = tmp_path / "two.db"
+    common = ["--model", str(tiny_model), "--db", f"sqlite:///{db}"]
+    long = subprocess.Popen([sys.executable, "-m", "inspector.cli", "run", "--source", str(parts), "--loop",
+                             "--quiet", *common], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ))
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (not db.exists() or _count(db, "inspections") < 5):
+            assert long.poll() is None, long.communicate()[1]
+            time.sleep(0.3)
+        for _ in range(3):
+            r = inspector("run", "--source", str(parts), "--max-frames", "5", "--quiet", *common)
+            assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+            assert long.poll() is None, "the long run died while the short ones ran"
+        runs = _rows(db, "select id, end_reason from runs order by id")
+        assert runs[0][1] is None, "a short run closed the long, live run"
+        assert [reason for _, reason in runs[1:]] == ["finished"] * 3
+    finally:
+        long.send_signal(signal.SIGTERM)
+        out, err = long.communicate(timeout=60)
+    assert long.returncode == 0 and "Traceback" not in err, err
+    assert _rows(db, "select end_reason from runs order by id limit 1")[0][0] == "stopped"
+
+
+def test_a_database_locked_for_25_s_is_one_sentence_and_no_open_run(parts, tiny_model, tmp_path):
+    db = tmp_path / "locked.db"
+    url = f"sqlite:///{db}"
+    assert inspector("run", "--source", str(parts), "--max-frames", "1", "--quiet", "--model", str(tiny_model),
+                     "--db", url).returncode == 0
+    holder = subprocess.Popen([sys.executable, "-c", "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], "
+                               "isolation_level=None); c.execute('BEGIN EXCLUSIVE'); print('held', flush=True); "
+                               "time.sleep(25)", str(db)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        r = inspector("run", "--source", str(parts), "--max-frames", "3", "--quiet", "--model", str(tiny_model),
+                      "--db", url, timeout=120)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "locked" in errors[0]
+    assert _rows(db, "select count(*) from runs where ended_at is null")[0][0] == 0, "a run was left open"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 512 KB file system (tmpfs), where this machine allows mounting one."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root on Linux): " + r.stderr.decode().strip())
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_a_full_disk_at_start_up_is_one_sentence(parts, tiny_model, small_disk):
+    db = small_disk / "full.db"
+    url = f"sqlite:///{db}"
+    assert inspector("run", "--source", str(parts), "--max-frames", "1", "--quiet", "--model", str(tiny_model),
+                     "--db", url).returncode == 0
+    fd = os.open(small_disk / "filler", os.O_WRONLY | os.O_CREAT)
+    try:  # fill every last block
+        while True:
+            os.write(fd, b"\0" * 1024)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    r = inspector("run", "--source", str(parts), "--max-frames", "2", "--quiet", "--model", str(tiny_model),
+                  "--db", url)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "full" in errors[0], r.stderr
+
+
+def _rows(db: Path, sql: str):
+    con = sqlite3.connect(db, timeout=10)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def _count(db: Path, table: str) -> int:
+    try:
+        return _rows(db, f"select count(*) from {table}")[0][0]
+    except sqlite3.OperationalError:
+        return 0
