@@ -31,10 +31,10 @@ def url_of(sessions: sessionmaker[Session]) -> str:
     return bind.url.render_as_string(hide_password=False) if bind is not None else "(unknown)"
 
 
-def retrying(fn: Callable[[], T], url: str, doing: str, wait_s: float = LOCK_WAIT_S) -> T:
+def retrying(fn: Callable[[], T], url: str, doing: str, wait_s: float | None = None) -> T:
     """``fn()``, run again with back-off (50 ms doubling to 0.8 s) while the database is locked, for up to
     ``wait_s`` seconds; any database failure then becomes StorageError ("<doing> failed: ...")."""
-    deadline = time.monotonic() + wait_s
+    deadline = time.monotonic() + (LOCK_WAIT_S if wait_s is None else wait_s)
     delay = FIRST_DELAY_S
     while True:
         try:
@@ -50,7 +50,7 @@ def retrying(fn: Callable[[], T], url: str, doing: str, wait_s: float = LOCK_WAI
             raise err from e
 
 
-def write(sessions: sessionmaker[Session], fn: Callable[[Session], T], doing: str, wait_s: float = LOCK_WAIT_S) -> T:
+def write(sessions: sessionmaker[Session], fn: Callable[[Session], T], doing: str, wait_s: float | None = None) -> T:
     """``fn(session)`` in one transaction, committed; retried as a whole while the database is locked."""
     def once() -> T:
         with sessions() as s, s.begin():

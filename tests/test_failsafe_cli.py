@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.db.conftest import private_pg  # noqa: F401 - the fixture
+
 pytestmark = pytest.mark.model
 
 
@@ -160,3 +162,51 @@ def _count(db: Path, table: str) -> int:
         return _rows(db, f"select count(*) from {table}")[0][0]
     except sqlite3.OperationalError:
         return 0
+
+
+def test_a_station_keeps_inspecting_while_postgresql_is_down(private_pg, parts, tiny_model, tmp_path):  # noqa: F811
+    """The whole station on a real private PostgreSQL server that is stopped after the first parts and started
+    again: the parts in between wait in the outbox (shown in the figures), go to the server in order once it is
+    back, each exactly once, with its image on disk; the run ends 'finished'."""
+    import threading
+
+    from inspector.cli.station import Station, StationSpec
+    from inspector.config import Config
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(40):
+        shutil.copy(sorted(parts.glob("*.jpg"))[i % 8], folder / f"{i:03d}.jpg")
+    cfg = Config()
+    cfg = cfg.model_copy(update={"storage": cfg.storage.model_copy(update={"data_dir": tmp_path / "data"}),
+                                 "model": cfg.model.model_copy(update={"path": tiny_model, "backend": "ultralytics"})})
+    backlog: list[int] = []
+    state = {"stopped": False}
+    station: Station | None = None
+
+    def committed(items) -> None:
+        if not state["stopped"]:
+            state["stopped"] = True
+            private_pg.stop("immediate")
+            threading.Timer(4.0, private_pg.start).start()
+        time.sleep(0.15)  # the line's pace: the outage spans many parts
+        if station is not None:
+            backlog.append(station.backlog())
+
+    station = Station(StationSpec(str(folder), private_pg.url, cfg), on_committed=committed)
+    station.start()
+    assert station.runner.join(timeout=180) and station.runner.error is None, station.runner.error
+    assert max(backlog) > 0, "nothing went to the outbox while the server was down"
+    time.sleep(4.5)  # the server is back
+    station.finish("finished")
+    assert station.backlog() == 0
+    from sqlalchemy import create_engine, text
+
+    eng = create_engine(private_pg.url.replace("postgresql://", "postgresql+psycopg2://"))
+    with eng.connect() as conn:
+        rows = conn.execute(text("SELECT seq, image_path FROM inspections WHERE run_id = :r ORDER BY id"),
+                            {"r": station.run_id}).all()
+        end = conn.execute(text("SELECT end_reason FROM runs WHERE id = :r"), {"r": station.run_id}).scalar()
+    eng.dispose()
+    assert [r.seq for r in rows] == list(range(40)) and end == "finished"
+    assert all((tmp_path / "data" / r.image_path).is_file() for r in rows if r.image_path)

@@ -10,6 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
+import sqlite3
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -231,3 +234,21 @@ def private_pg() -> Iterator[PrivatePostgres]:
         yield server
     finally:
         server.close()
+
+
+def hold_lock(db: Path, seconds: float) -> threading.Thread:
+    """Another program holding the SQLite file's write lock for ``seconds`` (a real second connection)."""
+    ready = threading.Event()
+
+    def hold() -> None:
+        con = sqlite3.connect(db, isolation_level=None)
+        con.execute("BEGIN EXCLUSIVE")
+        ready.set()
+        time.sleep(seconds)
+        con.execute("ROLLBACK")
+        con.close()
+
+    t = threading.Thread(target=hold, daemon=True)
+    t.start()
+    assert ready.wait(5)
+    return t

@@ -7,8 +7,6 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-import sqlite3
-import threading
 import time
 from pathlib import Path
 
@@ -27,25 +25,7 @@ from inspector.auth import Actor, Role
 from inspector.cli.station import image_namespace, reconcile
 from inspector.errors import StorageError
 from inspector.images import ImageStore
-from tests.db.conftest import backend_url
-
-
-def hold_lock(db: Path, seconds: float) -> threading.Thread:
-    """Another program holding the SQLite file's write lock for ``seconds`` (a real second connection)."""
-    ready = threading.Event()
-
-    def hold() -> None:
-        con = sqlite3.connect(db, isolation_level=None)
-        con.execute("BEGIN EXCLUSIVE")
-        ready.set()
-        time.sleep(seconds)
-        con.execute("ROLLBACK")
-        con.close()
-
-    t = threading.Thread(target=hold, daemon=True)
-    t.start()
-    assert ready.wait(5)
-    return t
+from tests.db.conftest import backend_url, hold_lock
 
 
 @pytest.fixture
