@@ -114,8 +114,9 @@ def storage_error(exc: BaseException, url: str, doing: str) -> StorageError:
     if is_locked(exc):
         return StorageError(f"{doing} failed: the database {where} is locked by another program; "
                             "close the other program or wait for it to finish, then try again.")
-    if code == errno.ENOSPC or any(s in low for s in _FULL):
-        free = free_mb(path)
+    free = free_mb(path)
+    if code == errno.ENOSPC or any(s in low for s in _FULL) or ("disk i/o error" in low and free is not None
+                                                                 and free < 1):
         room = f" ({free:.1f} MB free)" if free is not None else ""
         return StorageError(f"{doing} failed: the disk holding the database {where} is full{room}; "
                             "free some space and try again.")

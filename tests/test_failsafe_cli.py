@@ -17,13 +17,10 @@ from pathlib import Path
 import pytest
 
 from tests.db.conftest import private_pg  # noqa: F401 - the fixture
+from tests.test_cli import inspector
+from tests.test_storage_faults import small_disk  # noqa: F401 - the fixture: a real small file system
 
 pytestmark = pytest.mark.model
-
-
-def inspector(*args, timeout=180, **kw):
-    return subprocess.run([sys.executable, "-m", "inspector.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env=dict(os.environ), **kw)
 
 
 @pytest.fixture(scope="module")
@@ -96,48 +93,44 @@ def test_several_runs_on_one_sqlite_file_all_end_cleanly(parts, tiny_model, tmp_
     assert _rows(db, "select end_reason from runs order by id limit 1")[0][0] == "stopped"
 
 
-def test_a_database_locked_for_25_s_is_one_sentence_and_no_open_run(parts, tiny_model, tmp_path):
+def test_a_database_locked_for_25_s_mid_run_is_one_sentence_and_the_run_is_closed(parts, tiny_model, tmp_path):
+    """Another program takes the file while a run writes and keeps it 25 s: the run stops with one sentence (after
+    retrying for 20 s), no traceback, exit 2, and its end is still recorded once the file is free again."""
     db = tmp_path / "locked.db"
-    url = f"sqlite:///{db}"
-    assert inspector("run", "--source", str(parts), "--max-frames", "1", "--quiet", "--model", str(tiny_model),
-                     "--db", url).returncode == 0
-    holder = subprocess.Popen([sys.executable, "-c", "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], "
-                               "isolation_level=None); c.execute('BEGIN EXCLUSIVE'); print('held', flush=True); "
-                               "time.sleep(25)", str(db)], stdout=subprocess.PIPE, text=True)
+    run = subprocess.Popen([sys.executable, "-m", "inspector.cli", "run", "--source", str(parts), "--loop", "--quiet",
+                            "--model", str(tiny_model), "--db", f"sqlite:///{db}"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, env=dict(os.environ))
     try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (not db.exists() or _count(db, "inspections") < 5):
+            assert run.poll() is None, run.communicate()[1]
+            time.sleep(0.3)
+        holder = subprocess.Popen([sys.executable, "-c", "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], "
+                                   "isolation_level=None); c.execute('BEGIN EXCLUSIVE'); print('held', flush=True); "
+                                   "time.sleep(25)", str(db)], stdout=subprocess.PIPE, text=True)
         assert holder.stdout.readline().strip() == "held"
-        r = inspector("run", "--source", str(parts), "--max-frames", "3", "--quiet", "--model", str(tiny_model),
-                      "--db", url, timeout=120)
+        out, err = run.communicate(timeout=120)
+        holder.wait(timeout=60)
     finally:
-        holder.kill()
-        holder.wait()
-    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
-    errors = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and "locked" in errors[0]
-    assert _rows(db, "select count(*) from runs where ended_at is null")[0][0] == 0, "a run was left open"
+        run.kill()
+    assert run.returncode == 2 and "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "locked" in errors[0], err
+    (reason,) = _rows(db, "select end_reason from runs")[0]
+    assert reason is not None and reason.startswith("error: ") and "locked" in reason, "the run was left open"
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 512 KB file system (tmpfs), where this machine allows mounting one."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mnt)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (needs root on Linux): " + r.stderr.decode().strip())
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
-
-
-def test_a_full_disk_at_start_up_is_one_sentence(parts, tiny_model, small_disk):
+@pytest.mark.parametrize("free_kb", [8, 40])
+def test_a_full_disk_at_start_up_is_one_sentence(free_kb, parts, tiny_model, small_disk):  # noqa: F811
+    """The disk holding the database has (almost) no room left when a run starts: one sentence, exit 2."""
     db = small_disk / "full.db"
     url = f"sqlite:///{db}"
     assert inspector("run", "--source", str(parts), "--max-frames", "1", "--quiet", "--model", str(tiny_model),
                      "--db", url).returncode == 0
     fd = os.open(small_disk / "filler", os.O_WRONLY | os.O_CREAT)
-    try:  # fill every last block
-        while True:
-            os.write(fd, b"\0" * 1024)
+    try:  # fill it up to the last few blocks
+        while shutil.disk_usage(small_disk).free > free_kb * 1024:
+            os.write(fd, b"\0" * 4096)
     except OSError:
         pass
     finally:
