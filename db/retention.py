@@ -43,8 +43,10 @@ def _files(folder: Path) -> dict[str, Path]:
 
 
 def apply_retention(sessions: sessionmaker[Session], base: Path, subdir: str, cap_bytes: int,
-                    batch: int = 500) -> RetentionReport:
-    """Bring the image folder ``base/subdir`` under ``cap_bytes`` (0 = no cap) and remove orphans.
+                    batch: int = 500, waiting: set[str] | frozenset[str] = frozenset()) -> RetentionReport:
+    """Bring the image folder ``base/subdir`` under ``cap_bytes`` (0 = no cap) and remove orphans. Only images
+    under ``subdir`` (this database's and station's own folder) count and are deleted; ``waiting`` names the
+    images of records still in the outbox, which are not orphans.
 
     Call it from the run's single writer thread (or with no run going): a file written for a row not
     yet committed would otherwise look like an orphan.
@@ -52,7 +54,7 @@ def apply_retention(sessions: sessionmaker[Session], base: Path, subdir: str, ca
     folder = base / subdir if subdir else base
     with sessions() as s:
         named = {p for (p,) in s.execute(select(InspectionRecord.image_path)
-                                          .where(InspectionRecord.image_path.is_not(None)))}
+                                          .where(InspectionRecord.image_path.is_not(None)))} | set(waiting)
     orphans = 0
     total = 0
     for p in _files(folder).values():
@@ -71,6 +73,8 @@ def apply_retention(sessions: sessionmaker[Session], base: Path, subdir: str, ca
         reviewed = exists().where(Review.inspection_id == InspectionRecord.id)
         deletable = (select(InspectionRecord.id, InspectionRecord.image_path)
                      .where(InspectionRecord.verdict == "PASS", InspectionRecord.image_path.is_not(None), ~reviewed)
+                     .where(InspectionRecord.image_path.startswith(f"{subdir}/", autoescape=True) if subdir
+                            else InspectionRecord.image_path.is_not(None))
                      .order_by(InspectionRecord.created_at, InspectionRecord.id))
         while total > cap_bytes:
             with sessions() as s:

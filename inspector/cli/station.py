@@ -115,7 +115,9 @@ class RetainingWriter:
                 from db.retention import apply_retention
 
                 self._since = 0
-                apply_retention(self.sessions, self.base, self.subdir, self.cap_bytes)
+                outbox = self.inner.outbox
+                waiting = outbox.image_paths() if outbox is not None and outbox.size() else set()
+                apply_retention(self.sessions, self.base, self.subdir, self.cap_bytes, waiting=waiting)
         return ids
 
 
@@ -175,7 +177,7 @@ class Station:
         self.base, legacy = image_base(spec.db_url, cfg)
         self.subdir = image_namespace(self.sessions, legacy, cfg.run.station)
         self.outbox = None if sqlite_path(spec.db_url) is not None or spec.db_url.startswith("sqlite") \
-            else Outbox(self.base / self.subdir / "outbox.sqlite")
+            else Outbox(self.base / f"{self.subdir}.outbox" / "outbox.sqlite")  # beside the images, not among them
         waiting: set[str] = set()
         if self.outbox is not None and self.outbox.size():
             try:

@@ -176,7 +176,7 @@ def test_postgres_stopped_and_started_mid_run_loses_nothing(private_pg, tmp_path
     base = tmp_path / "data"
     ns = image_namespace(sessions, "images", "line-1")
     writer = DbWriter(sessions, run_id, ImageStore(base, ns, run_tag=f"run-{run_id}"),
-                      Outbox(base / ns / "outbox.sqlite"), retry_every_s=0.3)
+                      Outbox(base / f"{ns}.outbox" / "outbox.sqlite"), retry_every_s=0.3)
     seen_backlog = []
 
     def at(n: int) -> None:
@@ -203,3 +203,28 @@ def test_postgres_stopped_and_started_mid_run_loses_nothing(private_pg, tmp_path
     assert len({r.uid for r in rows}) == n
     missing = [r.image_path for r in rows if r.image_path and not (base / r.image_path).is_file()]
     assert not missing, f"rows name images that are not on disk: {missing[:3]}"
+
+
+def test_the_size_cap_keeps_the_outbox_and_its_images_and_other_folders(sqlite_url, tmp_path, mk):
+    """Records waiting for the server name images no row names yet: the size cap's orphan sweep keeps them, and
+    it never looks outside this database's and station's own folder."""
+    from db.retention import apply_retention
+
+    engine = open_database(sqlite_url)
+    sessions = session_factory(engine)
+    run_id = mk.start_run(sessions)
+    base = tmp_path / "data"
+    ns = image_namespace(sessions, "images", "line-1")
+    store = ImageStore(base, ns, run_tag=f"run-{run_id}")
+    waiting = [store.save(mk.inspection(q, image=np.full((8, 8, 3), q, np.uint8))) for q in range(3)]
+    box = Outbox(base / f"{ns}.outbox" / "outbox.sqlite")
+    box.put(run_id, [inspection_rows(run_id, mk.inspection(q), p, f"{q:032x}") for q, p in enumerate(waiting)])
+    other = base / "images" / "another-db" / "line-1" / "x.jpg"
+    other.parent.mkdir(parents=True)
+    other.write_bytes(b"another database's part")
+    stray = base / ns / "stray.jpg"
+    stray.write_bytes(b"orphan")
+    rep = apply_retention(sessions, base, ns, cap_bytes=1, waiting=box.image_paths())
+    engine.dispose()
+    assert rep.orphans_removed == 1 and not stray.exists()
+    assert all((base / p).is_file() for p in waiting) and box.path.is_file() and other.is_file()
