@@ -228,3 +228,19 @@ def test_the_size_cap_keeps_the_outbox_and_its_images_and_other_folders(sqlite_u
     engine.dispose()
     assert rep.orphans_removed == 1 and not stray.exists()
     assert all((base / p).is_file() for p in waiting) and box.path.is_file() and other.is_file()
+
+
+def test_a_camera_password_never_reaches_the_runs_table_or_a_report(sessions, mk, tmp_path):
+    """A run whose source was recorded with a password (before this version masked it) reads back masked."""
+    from db.export import make_report
+    from db.schema import Run as RunRow
+
+    run_id = mk.start_run(sessions)
+    with sessions() as s, s.begin():
+        s.get(RunRow, run_id).source = "rtsp://admin:hunter22@10.0.0.7/stream1"
+        InspectionRepo.add_many(s, run_id, [(mk.inspection(0), None)])
+    with sessions() as s:
+        assert RunRepo.get(s, run_id).source == "rtsp://admin:***@10.0.0.7/stream1"
+    out = tmp_path / "r.csv"
+    make_report(sessions, "csv", out, image_root=tmp_path)
+    assert "hunter22" not in out.read_text() and "admin:***@" in out.read_text()
