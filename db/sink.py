@@ -25,6 +25,8 @@ from inspector.types import Inspection
 
 log = logging.getLogger(__name__)
 
+MAX_RETRY_WAIT_S = 30.0
+
 
 class ImageStore(Protocol):
     """Saves an inspection's frame durably and returns its path relative to ``root`` (None: not kept)."""
@@ -48,6 +50,7 @@ class DbWriter:
         self.retry_every_s = retry_every_s
         self._url = url_of(session_factory)
         self._next_try = 0.0
+        self._wait_s = retry_every_s
 
     def backlog(self) -> int:
         """Records waiting in the outbox for the database server."""
@@ -75,7 +78,7 @@ class DbWriter:
                             f"Saving {len(inspections)} inspection record(s)")
         except Exception as e:
             if self.outbox is not None and unreachable(e):
-                self._next_try = time.monotonic() + self.retry_every_s
+                self._later()
                 return self._to_outbox(entries)
             # The transaction did not commit: the images go, so that no file is left without its row.
             self._delete([p for p in paths if p])
@@ -95,7 +98,7 @@ class DbWriter:
         return [0] * len(entries)
 
     def forward(self, force: bool = False) -> bool:
-        """Send the outbox's backlog (at most every ``retry_every_s`` unless ``force``); True when it is empty."""
+        """Send the outbox's backlog (once its back-off has passed, or now with ``force``); True when it is empty."""
         if self.outbox is None or not self.outbox.size():
             return True
         if not force and time.monotonic() < self._next_try:
@@ -103,14 +106,21 @@ class DbWriter:
         try:
             self.outbox.forward(self.session_factory)
         except SQLAlchemyError as e:
-            self._next_try = time.monotonic() + self.retry_every_s
+            self._later()
             if not unreachable(e):
                 raise StorageError(f"Forwarding the outbox {self.outbox.path} to {mask_url(self._url)} failed "
                                    f"({type(e).__name__}); see the log for details.") from e
             log.info("the database %s still cannot be reached; %d record(s) wait", mask_url(self._url),
                      self.outbox.size())
             return False
+        self._wait_s = self.retry_every_s
         return True
+
+    def _later(self) -> None:
+        """The next try after a back-off (``retry_every_s`` doubling to 30 s), so that a server that cannot be
+        reached at all (a connection time-out each try) does not hold the line's writer most of the time."""
+        self._next_try = time.monotonic() + self._wait_s
+        self._wait_s = min(self._wait_s * 2, MAX_RETRY_WAIT_S)
 
     def _save_images(self, inspections: list[Inspection]) -> list[str | None]:
         store = self.image_store
