@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 
 def sign_in(sessions, name: str, password: str, now: dt.datetime | None = None) -> Actor:
     """Check a sign-in in its own transaction, so a failure is counted even though it raises."""
-    with sessions.begin() as s:
-        result = check_login(s, name, password, now)
+    from db.writes import write
+
+    result = write(sessions, lambda s: check_login(s, name, password, now), "Signing in")
     if isinstance(result, PermissionDenied):
         raise result
     return result

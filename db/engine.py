@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from db.failures import is_locked, mask_url, sqlite_path, storage_error
+from db.failures import is_locked, mask_url, parse_url, sqlite_path, storage_error
 from inspector.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -32,11 +32,7 @@ def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, echo: bool 
     Raises StorageError (one sentence naming the URL, password masked) when the URL is invalid, the
     driver is missing or the database cannot be opened.
     """
-    try:
-        u = make_url(url)
-    except ArgumentError as e:
-        raise StorageError(f"The database address {mask_url(url)!r} is not a valid URL; write it as "
-                           "sqlite:///path/to/inspector.db or postgresql://user:password@host/name.") from e
+    u = parse_url(url)
     backend = u.get_backend_name()
     try:
         if backend == "sqlite":
@@ -45,7 +41,7 @@ def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, echo: bool 
             u = _pg_driver(u)
             # a server that is down should be reported in seconds, not after the TCP time-out
             args = {} if "connect_timeout" in u.query else {"connect_timeout": 10}
-            engine = create_engine(u, pool_pre_ping=True, echo=echo, connect_args=args)
+            engine = create_engine(u, pool_pre_ping=True, echo=echo, connect_args=args, hide_parameters=True)
         else:
             raise StorageError(f"The database address {mask_url(url)} uses {backend!r}, which Inspector does not "
                                "support; use sqlite:///path/to/inspector.db or postgresql://user:password@host/name.")
@@ -76,7 +72,7 @@ def _sqlite_engine(u: URL, url: str, busy_timeout_ms: int, echo: bool) -> Engine
         kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
     else:
         _prepare_file(path, url)
-    engine = create_engine(u, echo=echo, **kwargs)
+    engine = create_engine(u, echo=echo, hide_parameters=True, **kwargs)
     _configure_sqlite(engine, busy_timeout_ms, in_memory=path is None)
     return engine
 

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.failures import mask_url
 from db.reporting import inspection_conds, report_data
 from db.repositories._common import loads
 from db.repositories.queries import INSPECTIONS, D, I, R, latest_review_verdict
@@ -71,7 +72,7 @@ def _boxes(session: Session, ids: list[int]) -> dict[int, list[tuple[int, Box]]]
 def iter_export_rows(session: Session, since: dt.datetime | None = None, until: dt.datetime | None = None,
                      run_id: int | None = None, batch: int = BATCH) -> Iterator[ExportRow]:
     """Every inspection of the period with its final verdict and boxes, oldest first."""
-    runs = {r.id: (r.station, r.source) for r in session.execute(select(Run.id, Run.station, Run.source))}
+    runs = {r.id: (r.station, mask_url(r.source)) for r in session.execute(select(Run.id, Run.station, Run.source))}
     cols = [I.run_id, I.frame_name, I.verdict, latest_review_verdict().label("final"), I.reasons, I.latency_ms,
             I.model_sha256, I.image_path]
     for rows in _batches(session, inspection_conds(since, until, run_id), cols, batch):

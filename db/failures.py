@@ -7,8 +7,8 @@ import re
 import shutil
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from inspector.errors import StorageError
 
@@ -23,16 +23,39 @@ _NO_SERVER = ("could not connect", "connection refused", "could not translate ho
 
 
 def mask_url(url: str) -> str:
-    """The URL with its password replaced by ``***``, fit for messages and logs."""
+    """The URL with its password replaced by ``***``, fit for messages and logs (the one mask function)."""
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # not a URL at all: mask anything that looks like user:password@
-        return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+        return re.sub(r"(://[^:/@\[]*:)[^@]*@", r"\1***@", str(url))
+
+
+def mask_text(text: str, url: str) -> str:
+    """``text`` with every occurrence of ``url`` (and of its password) masked."""
+    out = str(text).replace(url, mask_url(url))
+    try:
+        pw = make_url(url).password
+    except Exception:
+        m = re.search(r"://[^:/@\[]*:([^@]*)@", url)
+        pw = m.group(1) if m else None
+    return out.replace(str(pw), "***") if pw else out
+
+
+def parse_url(url: str) -> URL:
+    """The parsed database URL; StorageError (one sentence, password masked) when it is not a valid one."""
+    try:
+        u = make_url(url)
+        _ = u.port  # a port that is not a number fails in the parser above; keep the check explicit
+    except (ArgumentError, ValueError, TypeError) as e:
+        raise StorageError(f"The database address {mask_url(url)!r} is not a valid URL (check the host and the port "
+                           "number); write it as sqlite:///path/to/inspector.db or "
+                           "postgresql://user:password@host:5432/name.") from e
+    return u
 
 
 def sqlite_path(url: str) -> Path | None:
     """The file of an SQLite URL, or None for another backend or an in-memory database."""
-    u = make_url(url)
+    u = parse_url(url)
     if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:" or u.database.startswith("file:"):
         return None
     return Path(u.database)
@@ -52,8 +75,16 @@ def free_mb(path: Path | None) -> float | None:
 
 
 def _text(exc: BaseException) -> str:
+    """The driver's first line, without any SQL statement or parameters SQLAlchemy appends."""
     orig = getattr(exc, "orig", None) or exc
-    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+    line = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+    return re.split(r"\s*\[(?:SQL|parameters):", line)[0].strip() or type(orig).__name__
+
+
+def safe_text(exc: BaseException) -> str:
+    """An exception's first line for a screen or a log line: never an SQL statement, its parameters (a password
+    hash) or a password in a URL."""
+    return re.sub(r"(://[^:/@\[\s]*:)[^@\s]*@", r"\1***@", _text(exc))
 
 
 def _errno(exc: BaseException) -> int | None:
@@ -83,8 +114,9 @@ def storage_error(exc: BaseException, url: str, doing: str) -> StorageError:
     if is_locked(exc):
         return StorageError(f"{doing} failed: the database {where} is locked by another program; "
                             "close the other program or wait for it to finish, then try again.")
-    if code == errno.ENOSPC or any(s in low for s in _FULL):
-        free = free_mb(path)
+    free = free_mb(path)
+    if code == errno.ENOSPC or any(s in low for s in _FULL) or ("disk i/o error" in low and free is not None
+                                                                 and free < 1):
         room = f" ({free:.1f} MB free)" if free is not None else ""
         return StorageError(f"{doing} failed: the disk holding the database {where} is full{room}; "
                             "free some space and try again.")

@@ -14,6 +14,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.schema import InspectionRecord, Review
+from db.writes import write
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,10 @@ def _files(folder: Path) -> dict[str, Path]:
 
 
 def apply_retention(sessions: sessionmaker[Session], base: Path, subdir: str, cap_bytes: int,
-                    batch: int = 500) -> RetentionReport:
-    """Bring the image folder ``base/subdir`` under ``cap_bytes`` (0 = no cap) and remove orphans.
+                    batch: int = 500, waiting: set[str] | frozenset[str] = frozenset()) -> RetentionReport:
+    """Bring the image folder ``base/subdir`` under ``cap_bytes`` (0 = no cap) and remove orphans. Only images
+    under ``subdir`` (this database's and station's own folder) count and are deleted; ``waiting`` names the
+    images of records still in the outbox, which are not orphans.
 
     Call it from the run's single writer thread (or with no run going): a file written for a row not
     yet committed would otherwise look like an orphan.
@@ -51,7 +54,7 @@ def apply_retention(sessions: sessionmaker[Session], base: Path, subdir: str, ca
     folder = base / subdir if subdir else base
     with sessions() as s:
         named = {p for (p,) in s.execute(select(InspectionRecord.image_path)
-                                          .where(InspectionRecord.image_path.is_not(None)))}
+                                          .where(InspectionRecord.image_path.is_not(None)))} | set(waiting)
     orphans = 0
     total = 0
     for p in _files(folder).values():
@@ -70,6 +73,8 @@ def apply_retention(sessions: sessionmaker[Session], base: Path, subdir: str, ca
         reviewed = exists().where(Review.inspection_id == InspectionRecord.id)
         deletable = (select(InspectionRecord.id, InspectionRecord.image_path)
                      .where(InspectionRecord.verdict == "PASS", InspectionRecord.image_path.is_not(None), ~reviewed)
+                     .where(InspectionRecord.image_path.startswith(f"{subdir}/", autoescape=True) if subdir
+                            else InspectionRecord.image_path.is_not(None))
                      .order_by(InspectionRecord.created_at, InspectionRecord.id))
         while total > cap_bytes:
             with sessions() as s:
@@ -82,9 +87,9 @@ def apply_retention(sessions: sessionmaker[Session], base: Path, subdir: str, ca
                     break
                 chosen.append((rid, rel))
                 total -= _size(base / rel)
-            with sessions() as s, s.begin():
-                s.execute(update(InspectionRecord).where(InspectionRecord.id.in_([r for r, _ in chosen]))
-                          .values(image_path=None))
+            ids = [r for r, _ in chosen]
+            write(sessions, lambda s, ids=ids: s.execute(update(InspectionRecord).where(InspectionRecord.id.in_(ids))
+                                                        .values(image_path=None)), "Applying the image size cap")
             for _, rel in chosen:  # the rows no longer name them: safe to delete now
                 try:
                     (base / rel).unlink(missing_ok=True)

@@ -55,6 +55,15 @@ class Base(DeclarativeBase):
     })
 
 
+class DatabaseInfo(Base):
+    """Facts about the database itself; ``db_id`` (made once by migration 0002) names its image folder."""
+
+    __tablename__ = "database_info"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
 class ModelVersion(Base):
     __tablename__ = "model_versions"
 
@@ -79,6 +88,10 @@ class Run(Base):
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     end_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # the process that owns the run while it is open: closed as interrupted only once provably gone
+    host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    process_started: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class InspectionRecord(Base):
@@ -96,9 +109,12 @@ class InspectionRecord(Base):
     image_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     frame_name: Mapped[str] = mapped_column(Text, default="")
     model_sha256: Mapped[str] = mapped_column(String(64), default="")
+    # made when the part was inspected: a forward retried after a lost acknowledgement is not doubled
+    uid: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
     __table_args__ = (
         CheckConstraint(_in("verdict", VERDICTS), name="verdict"),
+        Index("ix_inspections_uid", uid, unique=True),
         CheckConstraint("seq >= 0", name="seq"),
         CheckConstraint("latency_ms >= 0", name="latency"),
         # newest first (the review table's default order) and its keyset continuation

@@ -1,22 +1,31 @@
 """The one database writer of a run: images first (temporary name, fsync, rename), then the rows in one
 transaction. Nothing is half-written: when the transaction fails, the images it would have named go again.
+
+With an outbox (a database server), a write whose connection fails goes to the local outbox instead, images
+kept, and the backlog is forwarded in order before anything newer once the server answers (``db.outbox``).
 """
 
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.failures import free_mb, storage_error
-from db.repositories.inspections import InspectionRepo
+from db.failures import free_mb, mask_url
+from db.outbox import Outbox, unreachable
+from db.repositories.inspections import InspectionRepo, Rows, inspection_rows
+from db.writes import retrying, url_of
 from inspector.errors import StorageError
 from inspector.types import Inspection
 
 log = logging.getLogger(__name__)
+
+MAX_RETRY_WAIT_S = 30.0
 
 
 class ImageStore(Protocol):
@@ -32,12 +41,20 @@ class ImageStore(Protocol):
 class DbWriter:
     """Writes finished inspections of one run; used by the runner's single writer thread."""
 
-    def __init__(self, session_factory: sessionmaker[Session], run_id: int, image_store: ImageStore | None) -> None:
+    def __init__(self, session_factory: sessionmaker[Session], run_id: int, image_store: ImageStore | None,
+                 outbox: Outbox | None = None, retry_every_s: float = 2.0) -> None:
         self.session_factory = session_factory
         self.run_id = run_id
         self.image_store = image_store
-        bind = session_factory.kw.get("bind")
-        self._url = str(bind.url) if bind is not None else "(unknown)"
+        self.outbox = outbox
+        self.retry_every_s = retry_every_s
+        self._url = url_of(session_factory)
+        self._next_try = 0.0
+        self._wait_s = retry_every_s
+
+    def backlog(self) -> int:
+        """Records waiting in the outbox for the database server."""
+        return self.outbox.size() if self.outbox is not None else 0
 
     def record(self, inspection: Inspection) -> None:
         """The ``Sink`` verb: one inspection, committed before returning."""
@@ -47,23 +64,63 @@ class DbWriter:
         """Save the images, then insert all rows in one transaction and commit; returns the new ids.
 
         Raises StorageError (disk full, read-only folder, locked database, ...) with nothing left behind.
+        Returns 0 as the id of an inspection that went to the outbox (it has no id on the server yet).
         """
         if not inspections:
             return []
         paths = self._save_images(inspections)
+        entries = [inspection_rows(self.run_id, insp, path, uuid.uuid4().hex)
+                   for insp, path in zip(inspections, paths, strict=True)]
+        if self.outbox is not None and self.outbox.size() and not self.forward():
+            return self._to_outbox(entries)  # after what waits already: the order is kept
         try:
-            with self.session_factory() as session, session.begin():
-                ids = InspectionRepo.add_many(session, self.run_id, list(zip(inspections, paths, strict=True)))
+            return retrying(lambda: self._commit(entries), self._url,
+                            f"Saving {len(inspections)} inspection record(s)")
         except Exception as e:
-            # The transaction did not commit (or we cannot know that it did): the images go, so that no
-            # file is left without its row. An image named by a row that did commit is found at start-up.
+            if self.outbox is not None and unreachable(e):
+                self._later()
+                return self._to_outbox(entries)
+            # The transaction did not commit: the images go, so that no file is left without its row.
             self._delete([p for p in paths if p])
-            if isinstance(e, SQLAlchemyError):
-                err = storage_error(e, self._url, f"Saving {len(inspections)} inspection record(s)")
-                log.error("%s", err, exc_info=True)
-                raise err from e
             raise
-        return ids
+
+    def _commit(self, entries: list[Rows]) -> list[int]:
+        with self.session_factory() as session, session.begin():
+            return InspectionRepo.add_rows(session, entries)
+
+    def _to_outbox(self, entries: list[Rows]) -> list[int]:
+        assert self.outbox is not None
+        first = self.outbox.size() == 0
+        self.outbox.put(self.run_id, entries)
+        if first:
+            log.warning("the database %s cannot be reached: records wait in the outbox %s and are sent when it "
+                        "answers again", mask_url(self._url), self.outbox.path)
+        return [0] * len(entries)
+
+    def forward(self, force: bool = False) -> bool:
+        """Send the outbox's backlog (once its back-off has passed, or now with ``force``); True when it is empty."""
+        if self.outbox is None or not self.outbox.size():
+            return True
+        if not force and time.monotonic() < self._next_try:
+            return False
+        try:
+            self.outbox.forward(self.session_factory)
+        except SQLAlchemyError as e:
+            self._later()
+            if not unreachable(e):
+                raise StorageError(f"Forwarding the outbox {self.outbox.path} to {mask_url(self._url)} failed "
+                                   f"({type(e).__name__}); see the log for details.") from e
+            log.info("the database %s still cannot be reached; %d record(s) wait", mask_url(self._url),
+                     self.outbox.size())
+            return False
+        self._wait_s = self.retry_every_s
+        return True
+
+    def _later(self) -> None:
+        """The next try after a back-off (``retry_every_s`` doubling to 30 s), so that a server that cannot be
+        reached at all (a connection time-out each try) does not hold the line's writer most of the time."""
+        self._next_try = time.monotonic() + self._wait_s
+        self._wait_s = min(self._wait_s * 2, MAX_RETRY_WAIT_S)
 
     def _save_images(self, inspections: list[Inspection]) -> list[str | None]:
         store = self.image_store

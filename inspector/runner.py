@@ -42,12 +42,14 @@ class RunStats:
     latency_p50_ms: float
     latency_p99_ms: float
     first_verdict_s: float | None
+    outbox: int = 0  # records waiting for the database server (store-and-forward), set by the station
 
     def status_line(self) -> str:
         """The live metrics in one line (status bar, log)."""
+        waiting = f", {self.outbox} record(s) waiting for the database" if self.outbox else ""
         return (f"camera {self.camera_fps:.1f} fps, inspected {self.fps:.1f}/s, skipped "
                 f"{self.skipped / self.elapsed_s:.1f}/s, inference {self.inference_ms:.1f} ms, "
-                f"latency p50 {self.latency_p50_ms:.0f} ms p99 {self.latency_p99_ms:.0f} ms")
+                f"latency p50 {self.latency_p50_ms:.0f} ms p99 {self.latency_p99_ms:.0f} ms{waiting}")
 
 
 @dataclass

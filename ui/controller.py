@@ -44,6 +44,8 @@ class StationLike(Protocol):
 
     def finish(self, reason: str) -> None: ...
 
+    def stats(self) -> Any: ...  # the runner's RunStats with the outbox's backlog
+
 
 StationFactory = Callable[..., StationLike]  # (spec, on_committed=, on_error=, on_camera=) -> Station
 
@@ -187,7 +189,7 @@ class LiveController(QObject):
             err = station.runner.error
             why = f"error: {operator_message(err)}" if err is not None else reason
             station.finish(why)
-            return RunEnd(why, station.runner.stats())
+            return RunEnd(why, station.stats())
 
         run_job(self.pool, finish, self._finished, self._finish_failed, "closing the run")
 
@@ -209,7 +211,7 @@ class LiveController(QObject):
         station = self.station
         if station is None:
             return
-        self.stats.emit(station.runner.stats())
+        self.stats.emit(station.stats())
         if not station.runner.running and self.state in ("running", "paused"):
             self._begin_finish("finished")
 

@@ -11,7 +11,8 @@ from ui import theme
 from ui.controller import RunInfo
 
 ROWS = (("state", "Run"), ("fps", "Frames/s"), ("inference", "Inference"), ("latency", "Latency p50/p99"),
-        ("model", "Model"), ("camera", "Camera"), ("mode", "Mode"), ("skipped", "Skipped"), ("source", "Source"))
+        ("model", "Model"), ("camera", "Camera"), ("mode", "Mode"), ("skipped", "Skipped"),
+        ("outbox", "Waiting for DB"), ("source", "Source"))
 
 STATE_TEXT = {"idle": "stopped", "starting": "starting…", "running": "running", "paused": "paused",
               "stopping": "stopping…"}
@@ -90,6 +91,7 @@ class HealthPanel(QFrame):
         self.set_value("inference", f"{st.inference_ms:.1f} ms")
         self.set_value("latency", f"{st.latency_p50_ms:.0f} / {st.latency_p99_ms:.0f} ms")
         self.set_value("skipped", f"{st.skipped:,}", WARN if st.skipped else None)
+        self.set_value("outbox", f"{st.outbox:,} in the outbox" if st.outbox else "0", WARN if st.outbox else None)
 
     def show_camera(self, state: CameraState) -> None:
         last = self._camera

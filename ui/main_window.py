@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from db.failures import mask_url
 from inspector.config import Config, config_from_dict
 from inspector.errors import ConfigError
 from inspector.sources import VIDEO_SUFFIXES
@@ -221,8 +222,9 @@ class MainWindow(QMainWindow):
         model = str(cfg.model.path) if cfg.model.path else "shipped model"
         recipe = str(self.recipe_path) if self.recipe_path else cfg.recipe.name
         loop = " (loop)" if self.spec.loop else ""
-        self.selection.setText(f"Source: {short(self.spec.source, 60)}{loop}   ·   Model: {short(model, 50)}   ·   "
-                               f"Recipe: {short(recipe, 40)}   ·   Database: {short(self.spec.db_url, 60)}")
+        source = short(mask_url(self.spec.source), 60)
+        self.selection.setText(f"Source: {source}{loop}   ·   Model: {short(model, 50)}   ·   "
+                               f"Recipe: {short(recipe, 40)}   ·   Database: {short(mask_url(self.spec.db_url), 60)}")
 
     # view -------------------------------------------------------------------------------------
     def toggle_kiosk(self) -> None:

@@ -19,7 +19,9 @@ def operator_message(e: BaseException) -> str:
         return str(e)
     if isinstance(e, OSError):
         return f"{e.strerror or e} ({e.filename or 'file system'}); check the disk and the folder's permissions."
-    return f"Unexpected error: {type(e).__name__}: {e}. The details are in the log file."
+    from db.failures import safe_text
+
+    return f"Unexpected error: {type(e).__name__}: {safe_text(e)}. The details are in the log file."
 
 
 class _Signals(QObject):

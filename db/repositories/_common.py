@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from db.dto import DetectionDTO, ModelVersionDTO, ReviewDTO, RunDTO, UserDTO
+from db.failures import mask_url
 from db.schema import DetectionRecord, ModelVersion, Review, Run, User
 from inspector.types import Verdict
 
@@ -38,7 +39,7 @@ def model_dto(m: ModelVersion) -> ModelVersionDTO:
 
 
 def run_dto(r: Run) -> RunDTO:
-    return RunDTO(id=r.id, source=r.source, recipe=loads(r.recipe, {}), recipe_name=r.recipe_name,
+    return RunDTO(id=r.id, source=mask_url(r.source), recipe=loads(r.recipe, {}), recipe_name=r.recipe_name,
                   model_id=r.model_id, station=r.station, mode=r.mode, started_at=r.started_at,
                   ended_at=r.ended_at, end_reason=r.end_reason)
 

@@ -28,11 +28,22 @@ from inspector.types import Inspection, Verdict
 MAX_PAGE = 10_000
 
 
-def _row_values(run_id: int, insp: Inspection, image_path: str | None) -> dict[str, Any]:
+Rows = tuple[dict[str, Any], list[dict[str, Any]]]  # an inspection's row and its detections' rows
+
+
+def _row_values(run_id: int, insp: Inspection, image_path: str | None, uid: str | None = None) -> dict[str, Any]:
     sha = insp.model_sha256 or (insp.detections.model_sha256 if insp.detections is not None else "")
     return {"run_id": run_id, "seq": insp.seq, "created_at": insp.started_at, "verdict": insp.verdict.value,
             "reasons": dumps(list(insp.reasons)), "latency_ms": float(insp.latency_ms), "image_path": image_path,
-            "frame_name": insp.frame_name, "model_sha256": sha}
+            "frame_name": insp.frame_name, "model_sha256": sha, "uid": uid}
+
+
+def inspection_rows(run_id: int, insp: Inspection, image_path: str | None, uid: str | None = None) -> Rows:
+    """The values ``add_rows`` inserts for one inspection (plain values: the outbox stores them as JSON)."""
+    boxes = [{"created_at": insp.started_at, "cls": d.cls, "label": d.label, "confidence": float(d.confidence),
+              "x1": float(d.x1), "y1": float(d.y1), "x2": float(d.x2), "y2": float(d.y2)}
+             for d in (insp.detections or ())]
+    return _row_values(run_id, insp, image_path, uid), boxes
 
 
 def _insert_sqlite(session: Session, rows: list[dict[str, Any]]) -> list[int]:
@@ -56,21 +67,30 @@ class InspectionRepo:
     def add_many(session: Session, run_id: int, items: Sequence[tuple[Inspection, str | None]]) -> list[int]:
         """Insert inspections (with their image paths, relative to the image folder) and their detections,
         as a few multi-row statements; returns their ids in the order given."""
-        if not items:
+        return InspectionRepo.add_rows(session, [inspection_rows(run_id, insp, path) for insp, path in items])
+
+    @staticmethod
+    def add_rows(session: Session, entries: Sequence[Rows]) -> list[int]:
+        """Insert rows made by ``inspection_rows`` as a few multi-row statements; returns the ids in order."""
+        if not entries:
             return []
-        rows = [_row_values(run_id, insp, path) for insp, path in items]
+        rows = [row for row, _ in entries]
         if session.get_bind().dialect.name == "sqlite":
             ids = _insert_sqlite(session, rows)
         else:
             stmt = insert(INSPECTIONS).returning(INSPECTIONS.c.id, sort_by_parameter_order=True)
             ids = list(session.execute(stmt, rows).scalars())
-        boxes = [{"inspection_id": iid, "created_at": insp.started_at, "cls": d.cls, "label": d.label,
-                  "confidence": float(d.confidence), "x1": float(d.x1), "y1": float(d.y1), "x2": float(d.x2),
-                  "y2": float(d.y2)}
-                 for iid, (insp, _) in zip(ids, items, strict=True) for d in (insp.detections or ())]
+        boxes = [{**box, "inspection_id": iid} for iid, (_, bs) in zip(ids, entries, strict=True) for box in bs]
         if boxes:
             session.execute(insert(DETECTIONS), boxes)
         return ids
+
+    @staticmethod
+    def existing_uids(session: Session, uids: Sequence[str]) -> set[str]:
+        """Which of these inspection keys are stored already (a forward whose acknowledgement was lost)."""
+        if not uids:
+            return set()
+        return set(session.scalars(select(INSPECTIONS.c.uid).where(INSPECTIONS.c.uid.in_(list(uids)))))
 
     @staticmethod
     def page(session: Session, filters: InspectionFilter | None = None, limit: int = 50,

@@ -12,8 +12,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from db.dto import ModelVersionDTO, RunDTO
+from db.owner import Owner, is_gone, this_process
 from db.repositories._common import dumps, model_dto, run_dto, utcnow
-from db.schema import InspectionRecord, ModelVersion, Run
+from db.schema import DatabaseInfo, InspectionRecord, ModelVersion, Run
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,18 @@ END_REASONS = ("finished", "stopped", "interrupted")
 def _check_end_reason(reason: str) -> None:
     if reason not in END_REASONS and not (reason.startswith("error: ") and len(reason) > len("error: ")):
         raise ValueError(f"expected an end reason among {list(END_REASONS)} or 'error: <what>', got {reason!r}")
+
+
+def database_id(session: Session) -> str:
+    """This database's identity (a uuid made once by migration 0002, kept in ``database_info``)."""
+    found = session.get(DatabaseInfo, "db_id")
+    if found is None:  # a database made by ``create_all`` in a test, not by the migrations
+        import uuid
+
+        found = DatabaseInfo(key="db_id", value=uuid.uuid4().hex)
+        session.add(found)
+        session.flush()
+    return found.value
 
 
 class ModelRepo:
@@ -62,11 +75,14 @@ class RunRepo:
 
     @staticmethod
     def start(session: Session, source: str, recipe_json: str | Mapping[str, Any], recipe_name: str, model_id: int,
-              station: str = "", mode: str = "") -> RunDTO:
-        """A new run, started now. ``recipe_json`` is the recipe as JSON text (or a mapping)."""
+              station: str = "", mode: str = "", owner: Owner | None = None) -> RunDTO:
+        """A new run, started now and owned by ``owner`` (default: this process). ``recipe_json`` is the recipe
+        as JSON text (or a mapping)."""
         recipe = json.loads(recipe_json) if isinstance(recipe_json, str) else dict(recipe_json)
+        owner = owner or this_process()
         run = Run(source=str(source), recipe=dumps(recipe), recipe_name=recipe_name, model_id=model_id,
-                  station=station, mode=mode, started_at=utcnow())
+                  station=station, mode=mode, started_at=utcnow(), host=owner.host, pid=owner.pid,
+                  process_started=owner.started)
         session.add(run)
         session.flush()
         return run_dto(run)
@@ -87,23 +103,27 @@ class RunRepo:
         return run_dto(run)
 
     @staticmethod
-    def close_interrupted(session: Session, station: str | None = None) -> int:
-        """End every run left open by a crash at its last inspection (or its start); returns how many.
+    def close_interrupted(session: Session, station: str | None = None) -> list[int]:
+        """End, at its last inspection (or its start), every open run whose process is provably gone (see
+        ``db.owner``); returns their ids. A run whose process still runs (another ``inspector run`` on the
+        same database) or runs on another host is left open.
 
-        Call it at start-up, before starting a run. ``station`` limits it to this station's runs (a
-        shared PostgreSQL database holds other stations' live runs).
+        Call it at start-up, before starting a run. ``station`` limits it to this station's runs.
         """
+        query = select(Run.id, Run.host, Run.pid, Run.process_started).where(Run.ended_at.is_(None))
+        if station is not None:
+            query = query.where(Run.station == station)
+        gone = [rid for rid, host, pid, started in session.execute(query) if is_gone(host, pid, started)]
+        if not gone:
+            return []
         last = (select(func.max(InspectionRecord.created_at)).where(InspectionRecord.run_id == Run.id)
                 .scalar_subquery())
-        stmt = (update(Run).where(Run.ended_at.is_(None))
+        stmt = (update(Run).where(Run.ended_at.is_(None), Run.id.in_(gone))
                 .values(ended_at=func.coalesce(last, Run.started_at), end_reason="interrupted")
                 .execution_options(synchronize_session=False))
-        if station is not None:
-            stmt = stmt.where(Run.station == station)
-        n = session.execute(stmt).rowcount  # type: ignore[attr-defined]
-        if n:
-            log.warning("closed %d interrupted run(s)", n)
-        return int(n or 0)
+        session.execute(stmt)
+        log.warning("closed %d interrupted run(s): %s", len(gone), gone)
+        return gone
 
     @staticmethod
     def get(session: Session, run_id: int) -> RunDTO | None:

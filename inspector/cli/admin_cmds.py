@@ -57,8 +57,9 @@ def _user_add(a: argparse.Namespace) -> int:
         actor = None if first else signed_in(a, sessions, "users")
         password = os.environ.get("INSPECTOR_NEW_PASSWORD") or _password(f"new password for {a.name}: ")
         try:
-            with sessions.begin() as s:
-                u = create_user(s, actor, a.name, a.role, password)
+            from db.writes import write
+
+            u = write(sessions, lambda s: create_user(s, actor, a.name, a.role, password), f"Adding the user {a.name}")
         except ValueError as e:
             raise ConfigError(str(e)) from None
         print(f"user {u.name} added with role {u.role}")

@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+from db.failures import mask_url
 from inspector.cli.station import DEFAULT_SOURCE, Station, StationSpec, default_db_url
 from inspector.config import Config, load_config, load_recipe
 from inspector.errors import ConfigError
@@ -135,18 +136,19 @@ def run(a: argparse.Namespace) -> int:
             if time.monotonic() - last_log >= 10:
                 last_log = time.monotonic()
                 cam = f"; camera {camera[-1].state}, {camera[-1].health()}" if camera else ""
-                log.info("%s mode: %s%s", spec.config.run.mode.value, station.runner.stats().status_line(), cam)
+                log.info("%s mode: %s%s", spec.config.run.mode.value, station.stats().status_line(), cam)
     finally:
         signal.signal(signal.SIGINT, old)
         err = station.runner.error
         station.finish(f"error: {err}" if err else stop_reason[0])
     if err is not None:
         raise err if isinstance(err, Exception) else RuntimeError(str(err))
-    st = station.runner.stats()
+    st = station.stats()
     c = st.counts
     summary = {"frames": st.inspected, "pass": c[Verdict.PASS.value], "fail": c[Verdict.FAIL.value],
                "review": c[Verdict.REVIEW.value], "not_inspected": c[Verdict.NOT_INSPECTED.value],
-               "fps": round(st.fps, 2), "db": spec.db_url, "run_id": station.run_id, "skipped": st.skipped,
+               "fps": round(st.fps, 2), "db": mask_url(spec.db_url), "run_id": station.run_id, "skipped": st.skipped,
+               "outbox": st.outbox,
                "inference_ms": round(st.inference_ms, 2), "latency_p50_ms": round(st.latency_p50_ms, 1),
                "latency_p99_ms": round(st.latency_p99_ms, 1)}
     if camera:
@@ -158,7 +160,10 @@ def run(a: argparse.Namespace) -> int:
     yield_txt = f"{100 * summary['pass'] / judged:.1f}%" if judged else "n/a"
     print(f"{summary['frames']} parts: {summary['pass']} pass, {summary['fail']} fail, {summary['review']} review, "
           f"{summary['not_inspected']} not inspected; yield {yield_txt}; {summary['fps']:.1f} parts/s; "
-          f"run {station.run_id} in {spec.db_url}", flush=True)
+          f"run {station.run_id} in {mask_url(spec.db_url)}", flush=True)
+    if st.outbox:
+        print(f"outbox: {st.outbox} record(s) wait for the database in {station.outbox.path}; "  # type: ignore
+              "the next start on this station sends them", flush=True)
     if camera:
         print(f"camera: {camera[-1].health()}", flush=True)
     if a.json:

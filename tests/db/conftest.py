@@ -1,7 +1,8 @@
 """Fixtures for the persistence tests: real SQLite files in tmp_path; PostgreSQL when one is reachable.
 
-Tests that take the ``db_url`` fixture run on SQLite and, when ``INSPECTOR_TEST_PG_URL`` names a
-reachable server, on PostgreSQL too (each test starts from an empty schema there).
+Tests that take the ``db_url`` fixture run on SQLite and, when ``INSPECTOR_TEST_PG_URL`` is set, on
+PostgreSQL too (each test starts from an empty schema there). Unset, the PostgreSQL cases are skipped;
+set, an unreachable server is a failure, never a skip.
 """
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
+import sqlite3
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +49,13 @@ def pg_unreachable() -> str | None:
     return None
 
 
+def require_pg(reason: str) -> None:
+    """Skip without a PostgreSQL test server; where ``INSPECTOR_TEST_PG_URL`` is set (CI), a broken server fails."""
+    if os.environ.get(PG_ENV):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 def _pg(url: str) -> Engine:
     return create_engine(url.replace("postgresql://", "postgresql+psycopg2://", 1))
 
@@ -56,7 +67,7 @@ def backend_url(kind: str, folder: Path) -> Iterator[str]:
         return
     reason = pg_unreachable()
     if reason:
-        pytest.skip(reason)
+        require_pg(reason)
     base = os.environ[PG_ENV]
     schema = f"t_{uuid.uuid4().hex[:12]}"
     eng = _pg(base)
@@ -156,3 +167,88 @@ def mk() -> type[Helpers]:
 def pg_url(tmp_path: Path) -> Iterator[str]:
     """A fresh schema on the PostgreSQL test server; skips with the reason when there is none."""
     yield from backend_url("postgresql", tmp_path)
+
+
+PG_BIN = Path(os.environ.get("INSPECTOR_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of the test's own (initdb + pg_ctl in a temporary folder, a free port), so that
+    stopping it disturbs no other test. As root the server runs as the ``postgres`` user."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self.folder = Path(tempfile.mkdtemp(prefix="inspector-pg-"))
+        self.folder.chmod(0o777)  # the postgres user writes here
+        self.data = self.folder / "data"
+        self.port = _free_port()
+        self.url = f"postgresql://postgres:s3cret@127.0.0.1:{self.port}/postgres"
+        self._pg(["initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync"])
+        self.start()
+
+    def _pg(self, args: list[str], check: bool = True) -> None:
+        import subprocess
+
+        cmd = [str(PG_BIN / args[0]), *args[1:]]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"{' '.join(args[:2])} failed: {r.stderr.strip() or r.stdout.strip()}")
+
+    def start(self) -> None:
+        opts = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._pg(["pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.folder / "log"), "-w", "start"])
+
+    def stop(self, mode: str = "immediate") -> None:
+        """``immediate``: the server dies as in a power cut (connections cut, no goodbye)."""
+        self._pg(["pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop"], check=False)
+
+    def close(self) -> None:
+        import shutil
+
+        self.stop("immediate")
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def private_pg() -> Iterator[PrivatePostgres]:
+    """A private PostgreSQL server; skipped without its binaries unless INSPECTOR_TEST_PG_URL is set (CI)."""
+    if not (PG_BIN / "initdb").is_file() or not (PG_BIN / "pg_ctl").is_file():
+        require_pg(f"no PostgreSQL server binaries in {PG_BIN} (install postgresql or set INSPECTOR_TEST_PG_BIN)")
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        require_pg("psycopg2 is not installed (pip install psycopg2-binary)")
+    server = PrivatePostgres()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def hold_lock(db: Path, seconds: float) -> threading.Thread:
+    """Another program holding the SQLite file's write lock for ``seconds`` (a real second connection)."""
+    ready = threading.Event()
+
+    def hold() -> None:
+        con = sqlite3.connect(db, isolation_level=None)
+        con.execute("BEGIN EXCLUSIVE")
+        ready.set()
+        time.sleep(seconds)
+        con.execute("ROLLBACK")
+        con.close()
+
+    t = threading.Thread(target=hold, daemon=True)
+    t.start()
+    assert ready.wait(5)
+    return t

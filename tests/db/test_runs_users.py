@@ -3,10 +3,32 @@
 from __future__ import annotations
 
 import datetime as dt
+import socket
+import subprocess
+import sys
 
 import pytest
 
 from db import InspectionRepo, ModelRepo, RunRepo, UserRepo
+from db.owner import Owner, this_process
+from db.schema import Run
+
+
+def ended_process() -> Owner:
+    """The owner of a run whose process really ran and has ended."""
+    psutil = pytest.importorskip("psutil")
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
+    started = psutil.Process(proc.pid).create_time()
+    proc.wait()
+    return Owner(socket.gethostname(), proc.pid, started)
+
+
+def orphan_run(sessions, run_id: int) -> None:
+    """Give a run the owner of an ended process, as after a crash."""
+    owner = ended_process()
+    with sessions() as s, s.begin():
+        run = s.get(Run, run_id)
+        run.host, run.pid, run.process_started = owner.host, owner.pid, owner.started
 
 
 def test_model_versions_are_one_per_content(sessions):
@@ -46,14 +68,16 @@ def test_ending_an_unknown_run(sessions):
 def test_close_interrupted_ends_open_runs_at_their_last_inspection(sessions, run_id, mk):
     with sessions() as s, s.begin():
         model_id = RunRepo.get(s, run_id).model_id
-        empty = RunRepo.start(s, "cam", "{}", "r", model_id).id
-        done = RunRepo.start(s, "cam", "{}", "r", model_id).id
+        gone = ended_process()
+        empty = RunRepo.start(s, "cam", "{}", "r", model_id, owner=gone).id
+        done = RunRepo.start(s, "cam", "{}", "r", model_id, owner=gone).id
         RunRepo.end(s, done, "finished")
         InspectionRepo.add_many(s, run_id, [(mk.inspection(q), None) for q in (1, 5, 3)])
+    orphan_run(sessions, run_id)
     with sessions() as s, s.begin():
-        assert RunRepo.close_interrupted(s) == 2
+        assert sorted(RunRepo.close_interrupted(s)) == sorted([run_id, empty])
     with sessions() as s, s.begin():
-        assert RunRepo.close_interrupted(s) == 0
+        assert RunRepo.close_interrupted(s) == []
         runs = {r.id: r for r in RunRepo.list(s)}
     assert runs[run_id].end_reason == "interrupted"
     assert runs[run_id].ended_at == mk.T0 + dt.timedelta(seconds=5)
@@ -63,9 +87,36 @@ def test_close_interrupted_ends_open_runs_at_their_last_inspection(sessions, run
 
 
 def test_close_interrupted_can_spare_other_stations(sessions, run_id):
+    orphan_run(sessions, run_id)
     with sessions() as s, s.begin():
-        assert RunRepo.close_interrupted(s, station="line-2") == 0
-        assert RunRepo.close_interrupted(s, station="line-1") == 1
+        assert RunRepo.close_interrupted(s, station="line-2") == []
+        assert RunRepo.close_interrupted(s, station="line-1") == [run_id]
+
+
+def test_close_interrupted_spares_runs_whose_process_still_runs(sessions, run_id):
+    """Another live process (a real one), this process, another host: none of their runs is closed. A reused
+    process id (same pid, another start time) and an ended process are."""
+    psutil = pytest.importorskip("psutil")
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live_owner = Owner(socket.gethostname(), live.pid, psutil.Process(live.pid).create_time())
+        reused = Owner(socket.gethostname(), live.pid, live_owner.started - 3600)
+        with sessions() as s, s.begin():
+            model_id = RunRepo.get(s, run_id).model_id
+            ids = {name: RunRepo.start(s, "cam", "{}", "r", model_id, owner=o).id
+                   for name, o in [("live", live_owner), ("me", this_process()), ("reused", reused),
+                                   ("ended", ended_process()),
+                                   ("elsewhere", Owner("another-host.example", 1, 0.0))]}
+        with sessions() as s, s.begin():
+            closed = RunRepo.close_interrupted(s)
+        assert sorted(closed) == sorted([ids["reused"], ids["ended"]])
+        live.kill()
+        live.wait()
+        with sessions() as s, s.begin():
+            assert RunRepo.close_interrupted(s) == [ids["live"]]
+    finally:
+        live.kill()
+        live.wait()
 
 
 def test_users(sessions):

@@ -133,31 +133,22 @@ def test_totals_refuse_counts_that_do_not_add_up(kwargs, message):
 
 def test_postgresql_gives_the_same_report(qc_db, tmp_path):
     """The same parts and reviews stored in PostgreSQL make the same report as in SQLite."""
-    import os
-
-    url = os.environ.get("INSPECTOR_TEST_PG_URL")
-    if not url:
-        pytest.skip("no PostgreSQL test server: set INSPECTOR_TEST_PG_URL to run this")
-    from sqlalchemy import create_engine, text
-
-    from db.schema import Base
+    from tests.db.conftest import backend_url
     from tests.reports.conftest import build_qc_db
 
+    # a schema of its own on the test server (skipped without INSPECTOR_TEST_PG_URL; set, a failure is a failure)
+    schema = backend_url("postgresql", tmp_path)
+    url = next(schema)
     try:
-        eng = create_engine(url.replace("postgresql://", "postgresql+psycopg2://", 1))
-        with eng.begin() as conn:
-            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-            Base.metadata.drop_all(conn)
-        eng.dispose()
-    except Exception as e:  # noqa: BLE001 - an unreachable server is a skip, not a failure
-        pytest.skip(f"PostgreSQL test server not reachable: {e}")
-    build_qc_db(tmp_path, url=url)
-    reports = []
-    for u in (qc_db.url, url):
-        engine = open_database(u)
-        with session_factory(engine)() as s, s.begin():
-            reports.append(report_data(s, T0 - dt.timedelta(days=3), T0 + dt.timedelta(days=1), now=T0))
-            reports.append(report_data(s, now=T0))
-        engine.dispose()
+        build_qc_db(tmp_path, url=url)
+        reports = []
+        for u in (qc_db.url, url):
+            engine = open_database(u)
+            with session_factory(engine)() as s, s.begin():
+                reports.append(report_data(s, T0 - dt.timedelta(days=3), T0 + dt.timedelta(days=1), now=T0))
+                reports.append(report_data(s, now=T0))
+            engine.dispose()
+    finally:
+        schema.close()
     lite, lite_all, pg, pg_all = reports
     assert pg == lite and pg_all == lite_all

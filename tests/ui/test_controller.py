@@ -48,6 +48,9 @@ class FakeStation:
     def stop(self):
         self.runner.stop()
 
+    def stats(self):
+        return self.runner.stats()
+
     def finish(self, reason):
         self.ended.append(reason)
 

@@ -89,6 +89,16 @@ def test_counters_and_health_follow_the_stats(window):
     assert h.value("fps").startswith("24.0") and h.value("inference") == "11.5 ms" and h.value("skipped") == "3"
     assert h.value("model") == "parts-v1 · " + "ab" * 6
     assert h.value("mode").startswith("part")
+    assert h.value("outbox") == "0"
+
+
+def test_health_shows_the_records_waiting_for_the_database(window):
+    window.controller.started.emit(info())
+    st = RunStats(frames=50, inspected=48, counts={"PASS": 48}, skipped=0, elapsed_s=2.0, fps=24.0, camera_fps=25.0,
+                  inference_ms=11.5, latency_p50_ms=40, latency_p99_ms=90, first_verdict_s=0.4, outbox=1234)
+    window.controller.stats.emit(st)
+    assert window.live.health.value("outbox") == "1,234 in the outbox"
+    assert "1234 record(s) waiting for the database" in st.status_line()
 
 
 @pytest.mark.parametrize("state, text", [

@@ -311,3 +311,32 @@ def test_export_for_training(qtbot, qc, open_tab, tmp_path):
     reviewed = {qc.ids[q] for q in qc.reviewed_seqs}
     assert exported and exported <= reviewed  # only reviewed parts (those with a final PASS/FAIL and a box)
     assert f"Data set written to {made[0]}: {len(exported)} images" in tab.jobbar.text.text()
+
+
+def test_the_windows_writes_wait_out_a_lock_and_a_save_that_fails_says_not_saved(qtbot, qc, open_tab, monkeypatch):
+    """The line's writer holds the file: the first administrator is still created (retried with back-off); a review
+    that cannot be saved at all is 'Not saved' with one sentence, never 'Cannot load' nor SQL."""
+    from pathlib import Path
+
+    import db.writes
+    from tests.db.conftest import hold_lock
+    from ui.review.service import Accounts
+
+    path = Path(qc.url.removeprefix("sqlite:///"))
+    holder = hold_lock(path, 1.5)
+    actor = Accounts(Database(qc.url, path.parent)).create_first_admin("first-admin", PASSWORD)
+    holder.join()
+    assert actor.role == Role.ADMIN
+
+    tab = open_tab()
+    tab.set_actor(actor)
+    monkeypatch.setattr(db.writes, "LOCK_WAIT_S", 0.5)
+    before = reviews(qc)
+    holder = hold_lock(path, 4)
+    key(qtbot, tab, Qt.Key.Key_C)
+    qtbot.waitUntil(lambda: tab.error.message != "", timeout=10_000)
+    holder.join()
+    msg = tab.error.message
+    assert msg.startswith("Not saved:") and "locked" in msg and "Cannot load" not in msg, msg
+    assert "INSERT" not in msg and "[SQL" not in msg
+    assert reviews(qc) == before

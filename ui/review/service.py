@@ -28,6 +28,7 @@ from db import (
     session_factory,
 )
 from db.accounts import create_user, has_users, sign_in
+from db.writes import write
 from inspector.auth import Actor, Role
 from inspector.types import Verdict
 
@@ -115,8 +116,8 @@ def review(db: Database, inspection_id: int, actor: Actor, action: str, new_verd
            reason: str = "", detail: dict[str, Any] | None = None) -> InspectionDetail:
     """Append one review (the repository checks the actor's role) and return the inspection as it now reads."""
     sessions = db.sessions()
-    with sessions() as s, s.begin():
-        ReviewRepo.add(s, inspection_id, actor, action, new_verdict, reason, detail)
+    write(sessions, lambda s: ReviewRepo.add(s, inspection_id, actor, action, new_verdict, reason, detail),
+          "Saving the review")
     with sessions() as s:
         found = InspectionRepo.get(s, inspection_id)
     assert found is not None  # it was just reviewed
@@ -138,8 +139,8 @@ class Accounts:
 
     def create_first_admin(self, name: str, password: str) -> Actor:
         """Create the first user (an admin, as the rules require) and sign them in."""
-        with self.db.sessions()() as s, s.begin():
-            create_user(s, None, name.strip(), Role.ADMIN, password)
+        write(self.db.sessions(), lambda s: create_user(s, None, name.strip(), Role.ADMIN, password),
+              "Creating the first administrator")
         return self.sign_in(name, password)
 
 

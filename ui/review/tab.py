@@ -543,7 +543,7 @@ class ReviewTab(QWidget):
         elif isinstance(e, (ValueError, LookupError)):
             self.error.show_error(f"Not saved: {e}")
         else:
-            self._show_failure(e)
+            self.error.show_error(f"Not saved: {operator_message(e)}")
 
     # export for training ------------------------------------------------------------------------
     def export_training(self, folder: Path | None = None) -> None:
