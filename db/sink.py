@@ -32,9 +32,11 @@ class ImageStore(Protocol):
 class DbWriter:
     """Writes finished inspections of one run; used by the runner's single writer thread."""
 
-    def __init__(self, session_factory: sessionmaker[Session], run_id: int, image_store: ImageStore | None) -> None:
+    def __init__(self, session_factory: sessionmaker[Session], run_id: int, image_store: ImageStore | None,
+                 recipe_sha256: str = "") -> None:
         self.session_factory = session_factory
         self.run_id = run_id
+        self.recipe_sha256 = recipe_sha256
         self.image_store = image_store
         bind = session_factory.kw.get("bind")
         self._url = str(bind.url) if bind is not None else "(unknown)"
@@ -53,7 +55,8 @@ class DbWriter:
         paths = self._save_images(inspections)
         try:
             with self.session_factory() as session, session.begin():
-                ids = InspectionRepo.add_many(session, self.run_id, list(zip(inspections, paths, strict=True)))
+                ids = InspectionRepo.add_many(session, self.run_id, list(zip(inspections, paths, strict=True)),
+                                             self.recipe_sha256)
         except Exception as e:
             # The transaction did not commit (or we cannot know that it did): the images go, so that no
             # file is left without its row. An image named by a row that did commit is found at start-up.

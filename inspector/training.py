@@ -2,7 +2,9 @@
 
 ``train`` converts any supported data set into a cache, trains (from ``yolo11n.yaml`` when no base
 file is given: nothing is downloaded), keeps the best weights if interrupted, exports ONNX and
-writes ``card.md`` and ``card.json`` beside the weights in the output folder.
+writes ``card.md`` and ``card.json`` beside the weights in the output folder. A base or resumed
+``.pt`` is a pickle: it is loaded only when its hash is trusted or the weights-only loader reads it
+(``ModelRegistry.check_or_vet``), so no code in it runs.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 from inspector.datasets import load_dataset, to_ultralytics
 from inspector.errors import DatasetError, ModelError
 from inspector.privacy import keep_data_local
-from inspector.registry import sha256_file
+from inspector.registry import ModelRegistry, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +69,14 @@ def _resolve_base(base: str | None) -> str:
 def train(data: Path | str, out: Path | str, *, base: str | None = None, epochs: int = 50,
           imgsz: int = 320, batch: int = 16, hours: float | None = None, resume: bool = False,
           workers: int = 2, seed: int = 0, name: str | None = None, command: str | None = None,
-          progress: Callable[[TrainProgress], None] | None = None, export_onnx: bool = True) -> dict:
-    """Train and write weights, ONNX and the model card into ``out``; return the card."""
+          progress: Callable[[TrainProgress], None] | None = None, export_onnx: bool = True,
+          registry: ModelRegistry | None = None) -> dict:
+    """Train and write weights, ONNX and the model card into ``out``; return the card.
+
+    ``registry``: the hashes trusted on the station (default: the shipped ones); any other ``.pt``
+    must pass the weights-only loader. ModelError for a file that does not.
+    """
+    registry = registry or ModelRegistry()
     keep_data_local()
     out = Path(out)
     name = name or out.name
@@ -85,9 +93,12 @@ def train(data: Path | str, out: Path | str, *, base: str | None = None, epochs:
     if resume:
         if not last.exists():
             raise ModelError(f"nothing to resume in {out}: no {last}.")
+        registry.check_or_vet(last)
         model = YOLO(str(last))
     else:
         base_ref = _resolve_base(base)
+        if base_ref.lower().endswith(".pt"):
+            registry.check_or_vet(Path(base_ref))
         try:
             model = YOLO(base_ref)
         except Exception as e:  # a corrupt or foreign file: Ultralytics raises many kinds

@@ -23,16 +23,20 @@ from db.repositories.queries import (
     verdict_counts_queries,
 )
 from db.schema import DetectionRecord, ModelVersion, Review, Run
+from db.seal import inspection_fields, key, seal_values
 from inspector.types import Inspection, Verdict
 
 MAX_PAGE = 10_000
 
 
-def _row_values(run_id: int, insp: Inspection, image_path: str | None) -> dict[str, Any]:
+def _row_values(run_id: int, insp: Inspection, image_path: str | None, recipe_sha256: str,
+                key: bytes) -> dict[str, Any]:
     sha = insp.model_sha256 or (insp.detections.model_sha256 if insp.detections is not None else "")
-    return {"run_id": run_id, "seq": insp.seq, "created_at": insp.started_at, "verdict": insp.verdict.value,
-            "reasons": dumps(list(insp.reasons)), "latency_ms": float(insp.latency_ms), "image_path": image_path,
-            "frame_name": insp.frame_name, "model_sha256": sha}
+    row = {"run_id": run_id, "seq": insp.seq, "created_at": insp.started_at, "verdict": insp.verdict.value,
+           "reasons": dumps(list(insp.reasons)), "latency_ms": float(insp.latency_ms), "image_path": image_path,
+           "frame_name": insp.frame_name, "model_sha256": sha, "recipe_sha256": recipe_sha256}
+    row["mac"] = seal_values(key, inspection_fields, row)
+    return row
 
 
 def _insert_sqlite(session: Session, rows: list[dict[str, Any]]) -> list[int]:
@@ -48,17 +52,20 @@ def _insert_sqlite(session: Session, rows: list[dict[str, Any]]) -> list[int]:
 
 class InspectionRepo:
     @staticmethod
-    def add(session: Session, run_id: int, inspection: Inspection, image_path: str | None) -> int:
+    def add(session: Session, run_id: int, inspection: Inspection, image_path: str | None,
+            recipe_sha256: str = "") -> int:
         """Insert one inspection and its detections; returns its id."""
-        return InspectionRepo.add_many(session, run_id, [(inspection, image_path)])[0]
+        return InspectionRepo.add_many(session, run_id, [(inspection, image_path)], recipe_sha256)[0]
 
     @staticmethod
-    def add_many(session: Session, run_id: int, items: Sequence[tuple[Inspection, str | None]]) -> list[int]:
+    def add_many(session: Session, run_id: int, items: Sequence[tuple[Inspection, str | None]],
+                 recipe_sha256: str = "") -> list[int]:
         """Insert inspections (with their image paths, relative to the image folder) and their detections,
-        as a few multi-row statements; returns their ids in the order given."""
+        as a few multi-row statements, each row sealed (``db.seal``); returns their ids in the order given."""
         if not items:
             return []
-        rows = [_row_values(run_id, insp, path) for insp, path in items]
+        k = key(session)
+        rows = [_row_values(run_id, insp, path, recipe_sha256, k) for insp, path in items]
         if session.get_bind().dialect.name == "sqlite":
             ids = _insert_sqlite(session, rows)
         else:

@@ -28,22 +28,52 @@ def _synth(a: argparse.Namespace) -> int:
     return 0
 
 
+def _station(a: argparse.Namespace):
+    """(engine, sessions, registry) of the station's database: the models it trusts."""
+    from inspector.cli.station import default_db_url, open_db, trusted_models
+
+    engine, sessions = open_db(getattr(a, "db", None) or default_db_url())
+    try:
+        registry = trusted_models(sessions)
+    except Exception:
+        engine.dispose()
+        raise
+    return engine, sessions, registry
+
+
 def _train(a: argparse.Namespace) -> int:
-    from inspector.registry import ModelRegistry
+    from db import TrustRepo
+    from db.accounts import has_users
+    from inspector.cli.admin_cmds import signed_in
     from inspector.training import TrainProgress, train
 
     def progress(p: TrainProgress) -> None:
         m = f" mAP50 {p.map50:.3f}" if p.map50 is not None else ""
         print(f"epoch {p.epoch}/{p.epochs} loss {p.loss:.3f}{m} ETA {p.eta_s / 60:.1f} min", flush=True)
 
-    cmd = "inspector " + " ".join(shlex.quote(x) for x in sys.argv[1:])
-    card = train(a.data, a.out, base=a.base, epochs=a.epochs, imgsz=a.imgsz, batch=a.batch, hours=a.hours,
-                 resume=a.resume, command=cmd, progress=progress)
-    reg = ModelRegistry()
-    for f in card["files"]:
-        reg.add(Path(a.out) / f, actor="inspector train")
-    print(f"model written to {a.out}: {', '.join(card['files'])} (registered as trusted)")
-    return 0
+    engine, sessions, registry = _station(a)
+    try:
+        with sessions.begin() as s:
+            users = has_users(s)
+        # registering the output is a QC action: signed in before the hours of training, not after
+        actor = signed_in(a, sessions, "train") if a.user or not users else None
+        cmd = "inspector " + " ".join(shlex.quote(x) for x in sys.argv[1:])
+        card = train(a.data, a.out, base=a.base, epochs=a.epochs, imgsz=a.imgsz, batch=a.batch, hours=a.hours,
+                     resume=a.resume, command=cmd, progress=progress, registry=registry)
+        files = ", ".join(card["files"])
+        if actor is None:
+            print(f"model written to {a.out}: {files}. Not trusted on this station: a signed-in QC or admin user "
+                  f"can trust it with 'inspector model add {Path(a.out) / next(iter(card['files']))} --user NAME' "
+                  "(or train with --user NAME).")
+            return 0
+        with sessions.begin() as s:
+            for name, f in card["files"].items():
+                TrustRepo.add(s, actor, "model", f["sha256"], name, {"file": str((Path(a.out) / name).resolve()),
+                                                                      "trained_by": "inspector train"})
+        print(f"model written to {a.out}: {files} (trusted on this station by {actor.name})")
+        return 0
+    finally:
+        engine.dispose()
 
 
 def _evaluate(a: argparse.Namespace) -> int:
@@ -59,7 +89,9 @@ def _evaluate(a: argparse.Namespace) -> int:
                                                      ("backend", a.backend)) if v is not None})
     ds = load_dataset(a.data)
     images = ds.split(a.split)
-    detector = load_detector(mcfg, conf=0.001)
+    engine, _, registry = _station(a)
+    engine.dispose()
+    detector = load_detector(mcfg, conf=0.001, registry=registry)
     report = evaluate(detector, ds, images, Recipe(recipe_cfg), _progress_line("images"),
                       split=a.split or ("val" if ds.has_split_files else "all"))
     print(format_report(report))
@@ -91,13 +123,13 @@ def _record_in_card(detector, result: dict) -> None:
 
 def _export(a: argparse.Namespace) -> int:
     from inspector.export import export_int8, export_onnx
-    from inspector.registry import ModelRegistry, resolve_model
+    from inspector.registry import resolve_model
 
-    reg = ModelRegistry()
     pt = resolve_model(a.model, (".pt",))
-    reg.check(pt)
+    engine, _, registry = _station(a)
+    engine.dispose()
+    registry.check_or_vet(pt)  # a trusted hash, or a checkpoint the weights-only loader reads: no code runs
     onnx = export_onnx(pt, a.imgsz, None)
-    reg.add(onnx, actor="inspector export")
     print(f"wrote {onnx}")
     if a.int8:
         from inspector.datasets import load_dataset
@@ -106,10 +138,9 @@ def _export(a: argparse.Namespace) -> int:
             raise ConfigError(f"--calibration = {a.calibration}: must be at least {MIN_CALIBRATION}")
         calib = [im.path for im in load_dataset(a.data).split("train")] if a.data else []
         q = export_int8(onnx, calib, subset_size=a.calibration)  # a larger set is thinned evenly
-        for f in ([q, q.with_suffix(".bin")] if q.suffix == ".xml" else [q]):
-            if f.exists():
-                reg.add(f, actor="inspector export")
         print(f"wrote {q}")
+    print("exported files are not trusted yet: a signed-in admin trusts each with 'inspector model add FILE "
+          "--user NAME'", file=sys.stderr)
     return 0
 
 
@@ -129,6 +160,10 @@ def register(sub) -> None:
     t.add_argument("--batch", type=int, default=16)
     t.add_argument("--hours", type=float, default=None, help="time budget; epochs are fitted to it")
     t.add_argument("--resume", action="store_true", help="continue a stopped run in --out")
+    t.add_argument("--db", default=None, help="the station's database, which trusts models (default: sqlite in "
+                   "the user's data folder)")
+    t.add_argument("--user", default=None, help="QC or admin user who trusts the new model on the station "
+                   "(without it, once the station has users, the model is written but not trusted)")
     t.set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="mAP and part-level figures on a labelled data set")
@@ -140,6 +175,7 @@ def register(sub) -> None:
     e.add_argument("--backend", default=None, choices=["auto", "onnxruntime", "openvino", "ultralytics"])
     e.add_argument("--json", action="store_true")
     e.add_argument("--card", action="store_true", help="record the command and its figures in the model's card")
+    e.add_argument("--db", default=None, help="the station's database, which trusts models")
     e.set_defaults(func=_evaluate)
 
     x = sub.add_parser("export", help="export a model to ONNX (optionally INT8)")
@@ -150,5 +186,6 @@ def register(sub) -> None:
     x.add_argument("--data", default=None, help="calibration data set (its train split)")
     x.add_argument("--calibration", type=int, default=CALIBRATION_IMAGES,
                    help="number of calibration images, taken evenly from the train split")
+    x.add_argument("--db", default=None, help="the station's database, which trusts models")
     x.set_defaults(func=_export)
 

@@ -11,11 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from inspector.config import Config
+from inspector.config import Config, RecipeConfig
 from inspector.detector import load_detector, pick_model
 from inspector.images import ImageStore, orphans
 from inspector.pipeline import Pipeline, TimedDetector
-from inspector.registry import ModelRegistry, data_home, read_card
+from inspector.registry import ModelRegistry, data_home, read_card, recipe_sha256
 from inspector.rules import Recipe
 from inspector.runner import Runner
 from inspector.sources import CameraState, open_source
@@ -81,6 +81,26 @@ def reconcile(sessions, base: Path, subdir: str, station: str) -> None:
     log.warning("closed %d interrupted run(s); removed %d orphan image file(s)", len(open_ids), removed)
 
 
+def station_trust(sessions, cfg: Config, registry: ModelRegistry | None = None) -> tuple[ModelRegistry, str]:
+    """The models this station's database trusts, and the recipe's hash (PermissionDenied for a recipe that
+    is not registered once the station has users)."""
+    from db import TrustRepo
+
+    sha = recipe_sha256(cfg.recipe.model_dump(mode="json"))
+    default = recipe_sha256(RecipeConfig().model_dump(mode="json"))
+    with sessions.begin() as s:
+        TrustRepo.allow_recipe(s, sha, cfg.recipe.name, default)
+    return registry or trusted_models(sessions), sha
+
+
+def trusted_models(sessions) -> ModelRegistry:
+    """The shipped models and those this station's database trusts (sealed rows only)."""
+    from db import TrustRepo
+
+    with sessions.begin() as s:
+        return ModelRegistry(TrustRepo.trusted(s, "model"))
+
+
 class RetainingWriter:
     """The run's writer, enforcing the image size cap every ``every`` parts, on the writer thread."""
 
@@ -108,23 +128,23 @@ class Station:
                  on_error: Callable[[Exception], None] | None = None,
                  on_camera: Callable[[CameraState], None] | None = None,
                  registry: ModelRegistry | None = None) -> None:
-        from db import DbWriter, ModelRepo, RunRepo
+        from db import AuditRepo, DbWriter, ModelRepo, RunRepo
 
         cfg = spec.config
         self.spec = spec
-        self.registry = registry or ModelRegistry()
-        # the model: resolved and its hash checked here, loaded on the inference thread
         self.model_path, self.backend = pick_model(cfg.model)
-        self.model_sha = self.registry.check(self.model_path)
-        card = read_card(self.model_path)
         self.config = cfg
         self.recipe = Recipe(cfg.recipe)
-        self.source = open_source(spec.source, cfg.camera, spec.loop, on_camera)
+        self.engine, self.sessions = open_db(spec.db_url)
         try:
-            self.engine, self.sessions = open_db(spec.db_url)
+            # trust: the model's hash and the recipe checked against this station's database, before any load
+            self.registry, self.recipe_sha = station_trust(self.sessions, cfg, registry)
+            self.model_sha = self.registry.check(self.model_path)
+            self.source = open_source(spec.source, cfg.camera, spec.loop, on_camera)
         except Exception:
-            self.source.close()
+            self.engine.dispose()
             raise
+        card = read_card(self.model_path)
         self.base, self.subdir = image_base(spec.db_url, cfg)
         reconcile(self.sessions, self.base, self.subdir, cfg.run.station)
         with self.sessions.begin() as s:
@@ -133,11 +153,14 @@ class Station:
                                          list(card.get("classes", [])))
             run = RunRepo.start(s, self.source.name, json.dumps(cfg.recipe.model_dump(mode="json")),
                                 cfg.recipe.name, mv.id, cfg.run.station, cfg.run.mode.value)
+            AuditRepo.append(s, actor=f"station:{cfg.run.station}", action="run.start", target=f"run:{run.id}",
+                             detail={"model_sha256": self.model_sha, "recipe_sha256": self.recipe_sha,
+                                     "recipe": cfg.recipe.name})
         self.run_id = run.id
         self.model_name = mv.name
         store = ImageStore(self.base, self.subdir, cfg.storage.save_images, cfg.storage.jpeg_quality, f"run-{run.id}",
                            cfg.storage.keep_pass_fraction)
-        self.writer = RetainingWriter(DbWriter(self.sessions, run.id, store), self.sessions, self.base, self.subdir,
+        self.writer = RetainingWriter(DbWriter(self.sessions, run.id, store, self.recipe_sha), self.sessions, self.base, self.subdir,
                                       int(cfg.storage.max_images_mb * 1e6))
         model_cfg = cfg.model.model_copy(update={"path": self.model_path})
         def pipeline() -> Pipeline:
