@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from inspector.errors import StorageError
+from tests.conftest import trust_models
 
 pytestmark = pytest.mark.model
 
@@ -43,7 +44,7 @@ def _station(tmp_path, src, model, data_dir):
     cfg = Config()
     cfg = cfg.model_copy(update={"storage": cfg.storage.model_copy(update={"data_dir": data_dir}),
                                  "model": cfg.model.model_copy(update={"path": model, "backend": "ultralytics"})})
-    return Station(StationSpec(str(src), f"sqlite:///{tmp_path / 'f.db'}", cfg))
+    return Station(StationSpec(str(src), trust_models(f"sqlite:///{tmp_path / 'f.db'}", model), cfg))
 
 
 def _check_sound(db: Path, data_dir: Path):
@@ -84,7 +85,7 @@ def test_cli_full_disk_exit_2_no_traceback(tmp_path, small_disk, synth_data, tin
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[storage]\ndata_dir = "{small_disk.as_posix()}"\n[model]\nbackend = "ultralytics"\n')
     r = subprocess.run([sys.executable, "-m", "inspector.cli", "run", "--source", str(_folder(tmp_path, synth_data)),
-                        "--model", str(tiny_model), "--db", f"sqlite:///{tmp_path / 'c.db'}", "--config", str(cfg),
+                        "--model", str(tiny_model), "--db", trust_models(f"sqlite:///{tmp_path / 'c.db'}", tiny_model), "--config", str(cfg),
                         "--quiet"], capture_output=True, text=True, timeout=180)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "full" in r.stderr

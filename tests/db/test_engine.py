@@ -143,7 +143,7 @@ NEXT_REVISION = '''
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
+revision = "9999"
 down_revision = "{head}"
 branch_labels = None
 depends_on = None
@@ -171,21 +171,22 @@ def test_an_older_file_is_backed_up_then_upgraded(sqlite_url, tmp_path, monkeypa
     # a newer Inspector: the same migrations plus one more
     newer = tmp_path / "migrations"
     shutil.copytree(db.migrate.MIGRATIONS, newer, ignore=shutil.ignore_patterns("__pycache__"))
-    (newer / "versions" / "0002_operator.py").write_text(NEXT_REVISION.format(head=head_revision()))
+    (newer / "versions" / "9999_operator.py").write_text(NEXT_REVISION.format(head=head_revision()))
+    head = head_revision()
     monkeypatch.setattr(db.migrate, "MIGRATIONS", newer)
 
     engine = open_database(sqlite_url)
     try:
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "9999"
             assert "operator" in {c["name"] for c in inspect(conn).get_columns("runs")}
             assert conn.execute(text("SELECT count(*) FROM runs")).scalar() == 1
     finally:
         engine.dispose()
-    backup = Path(sqlite_url.removeprefix("sqlite:///")).with_name("inspector.db.bak-0001")
+    backup = Path(sqlite_url.removeprefix("sqlite:///")).with_name(f"inspector.db.bak-{head}")
     assert backup.is_file()
     con = sqlite3.connect(backup)
-    assert con.execute("SELECT version_num FROM alembic_version").fetchone() == ("0001",)
+    assert con.execute("SELECT version_num FROM alembic_version").fetchone() == (head,)
     assert con.execute("SELECT count(*) FROM runs").fetchone() == (1,)
     con.close()
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import QC
+from tests.conftest import QC, staff
 
 T0 = dt.datetime(2026, 3, 2, 6, 0, tzinfo=dt.timezone.utc)
 SHA = "cd" * 32
@@ -115,6 +115,7 @@ def build_qc_db(folder: Path, n: int = 48, seed: int = 11, url: str | None = Non
     passes = [q for q, v in db.machine.items() if v == "PASS"]
     reviews_ = [q for q, v in db.machine.items() if v == "REVIEW"]
     with sessions() as s, s.begin():
+        staff(s)
         # an escape: the machine passed it, QC found a dent and failed it
         ReviewRepo.add(s, ids[passes[0]], QC("qc-anna"), "missed_defect", "FAIL", "dent at the rim",
                        {"label": "dent", "x1": 40, "y1": 50, "x2": 90, "y2": 95})
