@@ -35,6 +35,6 @@ from db.sink import DbWriter, ImageStore
 __all__ = [
     "AuditEntryDTO", "AuditReport", "AuditRepo", "DbWriter", "DetectionDTO", "ImageStore", "InspectionDetail",
     "InspectionFilter", "InspectionRepo", "InspectionRow", "ModelRepo", "ModelVersionDTO", "PageCursor", "ReviewDTO",
-    "ReviewRepo", "RunDTO", "RunRepo", "TrustRepo", "UserDTO", "UserRepo", "authorize", "VerdictCounts", "make_engine", "mask_url",
-    "open_database", "session_factory",
+    "ReviewRepo", "RunDTO", "RunRepo", "TrustRepo", "UserDTO", "UserRepo", "VerdictCounts", "authorize", "make_engine",
+    "mask_url", "open_database", "session_factory",
 ]

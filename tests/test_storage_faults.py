@@ -84,8 +84,9 @@ def test_read_only_image_folder(tmp_path, small_disk, synth_data, tiny_model):
 def test_cli_full_disk_exit_2_no_traceback(tmp_path, small_disk, synth_data, tiny_model):
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[storage]\ndata_dir = "{small_disk.as_posix()}"\n[model]\nbackend = "ultralytics"\n')
+    db = trust_models(f"sqlite:///{tmp_path / 'c.db'}", tiny_model)
     r = subprocess.run([sys.executable, "-m", "inspector.cli", "run", "--source", str(_folder(tmp_path, synth_data)),
-                        "--model", str(tiny_model), "--db", trust_models(f"sqlite:///{tmp_path / 'c.db'}", tiny_model), "--config", str(cfg),
+                        "--model", str(tiny_model), "--db", db, "--config", str(cfg),
                         "--quiet"], capture_output=True, text=True, timeout=180)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "full" in r.stderr

@@ -168,7 +168,8 @@ def test_a_forged_card_named_by_the_environment_is_not_trusted(tmp_path, station
     card["files"]["parts-v2.onnx"]["sha256"] = sha256_file(onnx)
     (fake / "card.json").write_text(json.dumps(card))
     monkeypatch.setenv("INSPECTOR_MODELS_DIR", str(tmp_path / "ship"))
-    rc = main(["run", "--source", str(synth_data / "images"), "--max-frames", "3", "--model", str(onnx), "--db", station])
+    rc = main(["run", "--source", str(synth_data / "images"), "--max-frames", "3", "--model", str(onnx),
+               "--db", station])
     assert rc == 2 and "not in the model registry" in capsys.readouterr().err
     assert count(tmp_path / "station.db") == 0
 

@@ -63,7 +63,28 @@ def build_window(spec: StationSpec, config_path: Path | str | None = None) -> Ma
             continue
         if tab is not None:
             window.add_tab(tab, title)
+    _guard_settings(window, spec)
     return window
+
+
+def _guard_settings(window: MainWindow, spec: StationSpec) -> None:
+    """Settings that change verdicts or storage: the user signed in on the review screen, checked and audited."""
+    from db import open_database, session_factory
+    from ui.settings_guard import settings_guard
+
+    signed: list = [None]
+    for i in range(window.tabs.count()):
+        changed = getattr(window.tabs.widget(i), "actor_changed", None)
+        if changed is not None:
+            changed.connect(lambda actor: signed.__setitem__(0, actor))
+    opened: list = []
+
+    def sessions():  # opened on first use, on the pool thread
+        if not opened:
+            opened.append(session_factory(open_database(spec.db_url)))
+        return opened[0]
+
+    window.settings_guard = settings_guard(sessions, lambda: signed[0])
 
 
 def freeze_after_warm_up(controller: LiveController) -> None:

@@ -160,8 +160,8 @@ class Station:
         self.model_name = mv.name
         store = ImageStore(self.base, self.subdir, cfg.storage.save_images, cfg.storage.jpeg_quality, f"run-{run.id}",
                            cfg.storage.keep_pass_fraction)
-        self.writer = RetainingWriter(DbWriter(self.sessions, run.id, store, self.recipe_sha), self.sessions, self.base, self.subdir,
-                                      int(cfg.storage.max_images_mb * 1e6))
+        self.writer = RetainingWriter(DbWriter(self.sessions, run.id, store, self.recipe_sha), self.sessions,
+                                      self.base, self.subdir, int(cfg.storage.max_images_mb * 1e6))
         model_cfg = cfg.model.model_copy(update={"path": self.model_path})
         def pipeline() -> Pipeline:
             detector = load_detector(model_cfg, self.recipe.detector_floor, self.registry)
