@@ -38,7 +38,7 @@ def export_onnx(pt: Path, imgsz: int, out: Path | None = None) -> Path:
         # export from a copy: Ultralytics writes beside its input, which may be read-only or shared
         src = Path(tmp) / pt.name
         shutil.copy2(pt, src)
-        check_pickle(src)  # the copy Ultralytics reads: nothing in it can run
+        check_pickle(src, pt)  # the copy Ultralytics reads: nothing in it can run
         try:
             made = YOLO(str(src), task="detect").export(format="onnx", imgsz=imgsz, dynamic=False, simplify=True,
                                                         opset=OPSET, half=False, int8=False, nms=False,

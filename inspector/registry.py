@@ -168,15 +168,16 @@ def _resolve(name: str) -> Any:
     return getattr(obj, attr)
 
 
-def check_pickle(path: Path) -> None:
+def check_pickle(path: Path, shown: Path | None = None) -> None:
     """Unpickle ``path`` with PyTorch's weights-only loader, allowing only layer and checkpoint classes.
 
     Nothing in the file can run: a global outside the allow-list (a pickled ``os.system`` call, say)
-    stops the loader before it is called. ModelError for such a file, or one that is no checkpoint.
+    stops the loader before it is called. ModelError for such a file, or one that is no checkpoint
+    (naming ``shown``, the user's file, when ``path`` is a private copy of it).
     """
     import torch
 
-    refuse = ModelError(f"refusing to load {path}: it is not a registered model and it is not a plain PyTorch "
+    refuse = ModelError(f"refusing to load {shown or path}: it is not a registered model and it is not a plain PyTorch "
                         "checkpoint (it may hold code). A signed-in admin can trust a file they know with "
                         "'inspector model add FILE --user NAME'.")
     try:
@@ -194,7 +195,7 @@ def check_pickle(path: Path) -> None:
     except Exception as e:  # noqa: BLE001 - any failure of the safe loader is a refusal
         raise refuse from e
     if not isinstance(ckpt, dict) or not any(k in ckpt for k in ("model", "ema")):
-        raise ModelError(f"{path} is a PyTorch file but not a YOLO checkpoint (no 'model' in it).")
+        raise ModelError(f"{shown or path} is a PyTorch file but not a YOLO checkpoint (no 'model' in it).")
 
 
 def recipe_sha256(recipe: Mapping[str, Any]) -> str:

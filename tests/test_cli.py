@@ -134,7 +134,8 @@ def test_camera_run_reports_reconnects_and_stalls_per_hour(tmp_path, tiny_model,
     monkeypatch.setattr(sources, "opencv_opener", lambda target, cfg: device)
     cfg = tmp_path / "cam.toml"
     cfg.write_text("[camera]\nread_timeout_s = 0.5\nreconnect_initial_s = 0.05\n")
-    rc = main(["run", "--source", "0", "--model", str(tiny_model), "--db", f"sqlite:///{tmp_path / 'c.db'}",
+    rc = main(["run", "--source", "0", "--model", str(tiny_model), "--db",
+               trust_models(f"sqlite:///{tmp_path / 'c.db'}", tiny_model),
                "--config", str(cfg), "--max-frames", "20", "--json", "--quiet"])
     out = capsys.readouterr().out.strip().splitlines()
     assert rc == 0
