@@ -19,10 +19,10 @@ from inspector.integrity import seal, sealed, station_key
 log = logging.getLogger(__name__)
 
 
-def key(session: Session) -> bytes:
+def key(session: Session, create: bool = True) -> bytes:
     """The sealing key: the session factory's ``info["seal_key"]`` if given, else the data folder's."""
     given = session.info.get("seal_key")
-    return given if given else station_key()
+    return given if given else station_key(create=create)
 
 
 def _t(value: dt.datetime | None) -> str:

@@ -33,8 +33,8 @@ def key_path(home: Path | None = None) -> Path:
     return (home or data_home()) / KEY_FILE
 
 
-def station_key(home: Path | None = None) -> bytes:
-    """The sealing key of this data folder, created (owner-only) when there is none yet."""
+def station_key(home: Path | None = None, create: bool = True) -> bytes:
+    """The sealing key of this data folder, created (owner-only) when there is none yet and ``create``."""
     path = key_path(home)
     with _lock:
         key = _cache.get(path)
@@ -43,6 +43,10 @@ def station_key(home: Path | None = None) -> bytes:
         try:
             key = bytes.fromhex(path.read_text().strip())
         except FileNotFoundError:
+            if not create:
+                raise StorageError(f"the station's sealing key {path} is missing, so no seal can be checked: "
+                                   "restore it from the backup (it was deleted or this is another data "
+                                   "folder)") from None
             key = _create(path)
         except (OSError, ValueError) as e:
             raise StorageError(f"The station's sealing key {path} is unreadable ({e}); restore it from the "

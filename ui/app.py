@@ -68,15 +68,24 @@ def build_window(spec: StationSpec, config_path: Path | str | None = None) -> Ma
 
 
 def _guard_settings(window: MainWindow, spec: StationSpec) -> None:
-    """Settings that change verdicts or storage: the user signed in on the review screen, checked and audited."""
+    """Settings that change verdicts or storage, and report files: the user signed in on the review screen,
+    checked (and, for settings, audited)."""
     from db import open_database, session_factory
     from ui.settings_guard import settings_guard
 
     signed: list = [None]
-    for i in range(window.tabs.count()):
-        changed = getattr(window.tabs.widget(i), "actor_changed", None)
+    tabs = [window.tabs.widget(i) for i in range(window.tabs.count())]
+
+    def set_actor(actor: object) -> None:
+        signed[0] = actor
+        for tab in tabs:
+            if hasattr(tab, "actor") and not hasattr(tab, "actor_changed"):
+                tab.actor = actor  # the reports screen writes report files as the signed-in user
+
+    for tab in tabs:
+        changed = getattr(tab, "actor_changed", None)
         if changed is not None:
-            changed.connect(lambda actor: signed.__setitem__(0, actor))
+            changed.connect(set_actor)
     opened: list = []
 
     def sessions():  # opened on first use, on the pool thread

@@ -24,6 +24,7 @@ from db.dto import AuditEntryDTO, AuditReport
 from db.repositories._common import dumps, loads, utcnow
 from db.schema import ZERO_HASH, AuditAnchor, AuditEntry, Run, TrustedFile, User
 from db.seal import anchor_fields, anchor_sealed, key, verify_seals
+from inspector.errors import StorageError
 from inspector.integrity import seal
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,11 @@ class AuditRepo:
                                             e.prev_hash) != e.hash:
                 problem(f"entry {e.id}: its content does not match its hash (the entry was changed)")
             prev, expected_id = e.hash, e.id + 1
+        try:
+            key(session, create=False)
+        except StorageError as e:  # the seals cannot be checked: that is no "OK"
+            problem(str(e))
+            return AuditReport(ok=False, entries=n, problems=tuple(problems))
         anchor = session.get(AuditAnchor, ANCHOR_ID)
         if anchor is None:
             problem("the audit anchor is missing: it was deleted, so deleted entries cannot be ruled out")

@@ -160,3 +160,13 @@ def test_a_broken_user_seal_refuses_the_sign_in(db_url, engine, sessions, mk):
     mk.raw_execute(db_url, engine, "UPDATE users SET role = 'admin' WHERE name = 'otto'")
     with pytest.raises(PermissionDenied, match="changed outside Inspector"):
         sign_in(sessions, "otto", "password2")
+
+
+def test_a_missing_key_file_is_no_ok(sessions, station, monkeypatch, tmp_path):
+    """Deleting the key (or checking from another data folder) cannot make a database pass."""
+    import inspector.integrity as integrity
+
+    monkeypatch.setenv("INSPECTOR_HOME", str(tmp_path / "elsewhere"))
+    monkeypatch.setattr(integrity, "_cache", {})
+    assert any("sealing key" in p and "missing" in p for p in problems(sessions))
+    assert not (tmp_path / "elsewhere" / integrity.KEY_FILE).exists(), "verify never makes a key"
