@@ -170,3 +170,45 @@ def test_a_missing_key_file_is_no_ok(sessions, station, monkeypatch, tmp_path):
     monkeypatch.setattr(integrity, "_cache", {})
     assert any("sealing key" in p and "missing" in p for p in problems(sessions))
     assert not (tmp_path / "elsewhere" / integrity.KEY_FILE).exists(), "verify never makes a key"
+
+
+def test_rows_of_an_older_database_are_sealed_at_the_upgrade(tmp_path, mk):
+    """A database written before 0003 (users, parts, an audit entry) verifies after the upgrade, and an edit
+    made after it shows."""
+    import sqlite3
+
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from db import open_database, session_factory
+    from db.migrate import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = create_engine(url)
+    with old.begin() as conn:
+        cfg = alembic_config(url)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
+    old.dispose()
+    con = sqlite3.connect(tmp_path / "old.db")
+    con.executescript("""
+        insert into users (name, role, password_hash, failed_attempts, created_at)
+            values ('boss', 'admin', 'scrypt$x', 0, '2026-01-02 03:04:05.000000');
+        insert into model_versions (name, path, sha256, classes, created_at)
+            values ('m', 'm.onnx', 'ab', '[]', '2026-01-02 03:04:05.000000');
+        insert into runs (source, recipe, recipe_name, model_id, station, mode, started_at)
+            values ('folder', '{}', 'default', 1, 'st', 'part', '2026-01-02 03:04:05.000000');
+        insert into inspections (run_id, seq, created_at, verdict, reasons, latency_ms, frame_name, model_sha256)
+            values (1, 0, '2026-01-02 03:04:06.000000', 'FAIL', '["scratch"]', 3.0, 'a.jpg', 'ab');
+    """)
+    con.commit()
+    con.close()
+    engine = open_database(url)  # backs up, upgrades to head and seals what is there
+    try:
+        sessions = session_factory(engine)
+        with sessions() as s:
+            assert AuditRepo.verify(s).ok, AuditRepo.verify(s).problems
+        mk.raw_execute(url, engine, "UPDATE inspections SET verdict = 'PASS'")
+        assert any("inspection 1" in p for p in problems(sessions))
+    finally:
+        engine.dispose()
