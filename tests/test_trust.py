@@ -92,6 +92,16 @@ def test_the_safe_loader_refuses_code_and_reads_a_clean_checkpoint(tmp_path, tor
     torch.save(torch.load(PACKAGE_MODELS / "parts-v2" / "parts-v2.pt", weights_only=False), clean)
     assert sha256_file(clean) != sha256_file(PACKAGE_MODELS / "parts-v2" / "parts-v2.pt")
     check_pickle(clean)
+    from inspector.errors import ModelError
+    from inspector.registry import ModelRegistry
+
+    registry = ModelRegistry()
+    assert registry.check_or_vet(clean) == sha256_file(clean)  # a user's base such as yolo11n.pt: accepted
+    with pytest.raises(ModelError, match="not in the model registry"):
+        registry.check(clean)  # but it does not judge parts until someone trusts it
+    with pytest.raises(ModelError, match="not a plain PyTorch checkpoint"):
+        registry.check_or_vet(evil)
+    assert not marker.exists()
 
 
 def test_a_loader_function_allowed_by_module_is_still_refused(tmp_path):
