@@ -94,6 +94,7 @@ def _guard_settings(window: MainWindow, spec: StationSpec) -> None:
         return opened[0]
 
     window.settings_guard = settings_guard(sessions, lambda: signed[0])
+    window.destroyed.connect(lambda *_: opened and opened[0].kw["bind"].dispose())
 
 
 def freeze_after_warm_up(controller: LiveController) -> None:
