@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 from inspector.errors import InspectorError
 from inspector.export import export_int8, export_onnx
 from inspector.fast_detector import FastDetector, auto_threads
-from inspector.registry import read_card, resolve_model
+from inspector.registry import check_pickle, read_card, resolve_model
 
 EVAL_CONF = 0.001
 
@@ -184,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         write_dataset(work / "frames", a.frames, 2024)
         local_pt = work / pt.name
         shutil.copy2(pt, local_pt)
+        check_pickle(local_pt)  # the copy Ultralytics reads below: no code in it can run
         onnx = export_onnx(local_pt, imgsz, work / "fp32.onnx")
         from ultralytics import YOLO
 

@@ -27,13 +27,15 @@ from db.repositories import (
     ModelRepo,
     ReviewRepo,
     RunRepo,
+    TrustRepo,
     UserRepo,
+    authorize,
 )
 from db.sink import DbWriter, ImageStore
 
 __all__ = [
     "AuditEntryDTO", "AuditReport", "AuditRepo", "DbWriter", "DetectionDTO", "ImageStore", "InspectionDetail",
     "InspectionFilter", "InspectionRepo", "InspectionRow", "ModelRepo", "ModelVersionDTO", "PageCursor", "ReviewDTO",
-    "ReviewRepo", "RunDTO", "RunRepo", "UserDTO", "UserRepo", "VerdictCounts", "make_engine", "mask_url",
-    "open_database", "session_factory",
+    "ReviewRepo", "RunDTO", "RunRepo", "TrustRepo", "UserDTO", "UserRepo", "VerdictCounts", "authorize", "make_engine",
+    "mask_url", "open_database", "session_factory",
 ]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import secrets
 
 from sqlalchemy.orm import Session
 
 from db.dto import UserDTO
 from db.repositories import AuditRepo, UserRepo
-from inspector.auth import LOCKOUT_S, MAX_FAILURES, Actor, Role, hash_password, require, verify_password
+from inspector.auth import LOCKOUT_S, MAX_FAILURES, Actor, Role, hash_password, verify_password
 from inspector.errors import PermissionDenied
 
 log = logging.getLogger(__name__)
@@ -36,10 +37,15 @@ def check_login(session: Session, name: str, password: str, now: dt.datetime | N
         verify_password(password, "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAA")  # same cost either way
         AuditRepo.append(session, actor=name or "?", action="login.failed", target="user:unknown")
         return PermissionDenied("wrong user name or password.")
+    if not UserRepo.is_sealed(session, name):
+        AuditRepo.append(session, actor=name, action="login.refused", target=f"user:{name}",
+                         detail={"seal": "broken"})
+        return PermissionDenied(f"the account {name!r} was changed outside Inspector; an admin must check "
+                                "'inspector audit verify'.")
     if user.locked(now):
         AuditRepo.append(session, actor=name, action="login.refused", target=f"user:{name}", detail={"locked": True})
-        return PermissionDenied(f"{name} is locked after {MAX_FAILURES} failed sign-ins; try again later "
-                               "or ask an admin.")
+        return PermissionDenied(f"{name} is locked after {MAX_FAILURES} failed sign-ins; try again later, "
+                                "ask an admin, or use the recovery code with 'inspector user recover NAME'.")
     if not verify_password(password, user.password_hash):
         after = UserRepo.record_failure(session, name, max_attempts=MAX_FAILURES,
                                         lock_for=dt.timedelta(seconds=LOCKOUT_S), now=now)
@@ -51,20 +57,32 @@ def check_login(session: Session, name: str, password: str, now: dt.datetime | N
     return Actor(user.name, Role(user.role))
 
 
-def create_user(session: Session, actor: Actor | None, name: str, role: Role | str, password: str) -> UserDTO:
-    """Add a user. Only an admin may, except for the very first user, who must be an admin."""
+def new_recovery_code() -> tuple[str, str]:
+    """(code to show once, its hash to store)."""
+    code = "-".join(secrets.token_hex(3) for _ in range(4))
+    return code, hash_password(code)
+
+
+def create_user(session: Session, actor: Actor | None, name: str, role: Role | str,
+                password: str) -> tuple[UserDTO, str | None]:
+    """Add a user (``UserRepo.add`` checks the actor). The first user, an admin, also gets a one-time
+    recovery code: returned here to be shown once, stored only hashed."""
     role = Role(role)
-    if UserRepo.list(session):
-        require(actor, "users")
-        who = actor.name  # type: ignore[union-attr]
-    else:
-        if role != Role.ADMIN:
-            raise PermissionDenied("the first user must be an admin (role 'admin').")
-        who = name
-    user = UserRepo.add(session, name, role.value, hash_password(password))
-    AuditRepo.append(session, actor=who, action="user.add", target=f"user:{name}", detail={"role": role.value})
-    return user
+    code, code_hash = new_recovery_code() if not has_users(session) else (None, None)
+    user = UserRepo.add(session, actor, name, role.value, hash_password(password), code_hash)
+    return user, code
+
+
+def recover(sessions, name: str, code: str, new_password: str) -> str:
+    """Reset a (locked-out) user's password with their recovery code, in its own transaction; returns the new
+    code. PermissionDenied for a wrong or used code, after the attempt is audited."""
+    new_code, new_hash = new_recovery_code()
+    with sessions.begin() as s:
+        user = UserRepo.recover(s, name, code, hash_password(new_password), new_hash)
+    if user is None:
+        raise PermissionDenied("wrong user name or recovery code (each code works once).")
+    return new_code
 
 
 def has_users(session: Session) -> bool:
-    return bool(UserRepo.list(session))
+    return UserRepo.exists(session)

@@ -9,7 +9,18 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -111,6 +122,9 @@ class InspectionRecord(Base):
     model_sha256: Mapped[str] = mapped_column(String(64), default="")
     # made when the part was inspected: a forward retried after a lost acknowledgement is not doubled
     uid: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # trust (issue 12): the recipe that judged the part, and the seal over what decides its verdict
+    recipe_sha256: Mapped[str] = mapped_column(String(64), default="")
+    mac: Mapped[str] = mapped_column(String(64), default="")
 
     __table_args__ = (
         CheckConstraint(_in("verdict", VERDICTS), name="verdict"),
@@ -163,6 +177,7 @@ class Review(Base):
     new_verdict: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text, default="")
     detail: Mapped[str] = mapped_column(Text, default="{}")
+    mac: Mapped[str] = mapped_column(String(64), default="")
 
     __table_args__ = (
         CheckConstraint(_in("action", REVIEW_ACTIONS), name="action"),
@@ -200,6 +215,7 @@ class AuditAnchor(Base):
     entries: Mapped[int] = mapped_column(Integer, default=0)
     last_id: Mapped[int] = mapped_column(Integer, default=0)
     last_hash: Mapped[str] = mapped_column(String(64), default=ZERO_HASH)
+    mac: Mapped[str] = mapped_column(String(64), default="")
 
 
 class User(Base):
@@ -212,5 +228,27 @@ class User(Base):
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    recovery_hash: Mapped[str | None] = mapped_column(Text, nullable=True)
+    mac: Mapped[str] = mapped_column(String(64), default="")
 
     __table_args__ = (CheckConstraint(_in("role", ROLES), name="role"),)
+
+
+TRUST_KINDS = ("model", "recipe")
+
+
+class TrustedFile(Base):
+    """A model or recipe hash a signed-in user trusted on this station; sealed, and audited when added."""
+
+    __tablename__ = "trusted_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    sha256: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(Text, default="")
+    added_by: Mapped[str] = mapped_column(String(200))
+    added_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    mac: Mapped[str] = mapped_column(String(64), default="")
+
+    __table_args__ = (CheckConstraint(_in("kind", TRUST_KINDS), name="kind"),
+                      UniqueConstraint("kind", "sha256", name="uq_trusted_files_kind_sha256"))

@@ -42,9 +42,10 @@ class DbWriter:
     """Writes finished inspections of one run; used by the runner's single writer thread."""
 
     def __init__(self, session_factory: sessionmaker[Session], run_id: int, image_store: ImageStore | None,
-                 outbox: Outbox | None = None, retry_every_s: float = 2.0) -> None:
+                 outbox: Outbox | None = None, retry_every_s: float = 2.0, recipe_sha256: str = "") -> None:
         self.session_factory = session_factory
         self.run_id = run_id
+        self.recipe_sha256 = recipe_sha256
         self.image_store = image_store
         self.outbox = outbox
         self.retry_every_s = retry_every_s
@@ -69,7 +70,7 @@ class DbWriter:
         if not inspections:
             return []
         paths = self._save_images(inspections)
-        entries = [inspection_rows(self.run_id, insp, path, uuid.uuid4().hex)
+        entries = [inspection_rows(self.run_id, insp, path, uuid.uuid4().hex, self.recipe_sha256)
                    for insp, path in zip(inspections, paths, strict=True)]
         if self.outbox is not None and self.outbox.size() and not self.forward():
             return self._to_outbox(entries)  # after what waits already: the order is kept

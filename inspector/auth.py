@@ -1,8 +1,12 @@
 """Local users and roles: who may do what, and slow salted password hashes (standard library scrypt).
 
-Roles: ``operator`` (run, view), ``qc`` (review, override, export, train), ``admin`` (users,
-recipes, models, settings). Every protected action calls ``require`` at the engine/database
-boundary, not only in the window; a fresh install runs as the station's operator without a password.
+Roles: ``operator`` (run, view), ``qc`` (review, override, export, report, train, recipes),
+``admin`` (users, models, settings). Every protected action calls ``require`` on the actor that the
+database resolved from its users table (``db.repositories.users.authorize``): the repositories for
+users, reviews and trust decisions do it themselves, and the commands for train (registering its
+output), report and export-dataset do it before they start. While the station's database has no
+user (a fresh install), whoever runs Inspector acts as ``FRESH_INSTALL``, an admin, as the audit
+trail records; the first user added must be an admin.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ ACTIONS: dict[str, Role] = {
     "train": Role.QC,
     "report": Role.QC,
     "users": Role.ADMIN,
-    "recipe": Role.ADMIN,
+    "recipe": Role.QC,
     "model": Role.ADMIN,
     "settings": Role.ADMIN,
 }
@@ -60,6 +64,8 @@ class Actor:
 
 
 STATION_OPERATOR = Actor("station-operator", Role.OPERATOR)
+#: who acts while the station's database has no users
+FRESH_INSTALL = Actor("local-admin (no users yet)", Role.ADMIN)
 
 
 def allowed(actor: Actor, action: str) -> bool:

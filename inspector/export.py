@@ -2,7 +2,8 @@
 
 ``export_onnx`` goes through Ultralytics (static shape, opset 17, simplified), so the file carries
 the class names in its metadata. ``export_int8`` quantises that ONNX file post-training with NNCF on
-calibration images, leaving the box-decoding tail of the head in float.
+calibration images, leaving the box-decoding tail of the head in float. The ``.pt`` is copied and the
+copy read with the weights-only loader (``registry.check_pickle``) before Ultralytics loads it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 from inspector.errors import ModelError
 from inspector.outputs import check_new_files
 from inspector.privacy import keep_data_local
+from inspector.registry import check_pickle
 
 if TYPE_CHECKING:
     from inspector.datasets import Dataset, LabelledImage
@@ -42,6 +44,7 @@ def export_onnx(pt: Path, imgsz: int, out: Path | None = None) -> Path:
         # export from a copy: Ultralytics writes beside its input, which may be read-only or shared
         src = Path(tmp) / pt.name
         shutil.copy2(pt, src)
+        check_pickle(src, pt)  # the copy Ultralytics reads: nothing in it can run
         try:
             made = YOLO(str(src), task="detect").export(format="onnx", imgsz=imgsz, dynamic=False, simplify=True,
                                                         opset=OPSET, half=False, int8=False, nms=False,

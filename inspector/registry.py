@@ -1,18 +1,22 @@
 """Which model files may be loaded: a ``.pt`` is a pickle that runs code, so only known hashes load.
 
-Trusted hashes are those in the cards of the shipped models (``models/*/card.json``) and those an
-authorised user registered (``inspector model add``, or ``inspector train``), kept in
-``models.json`` in the user's data folder.
+Trusted hashes are those in the cards of the models shipped inside the installed package
+(``models/*/card.json`` beside this package; no environment variable adds to them) and those that
+the composition root read from the station's database (``inspector model add``, sealed and audited
+there). A ``.pt`` that is not trusted may still be read by ``check_pickle``, which unpickles only
+an allow-list of PyTorch and Ultralytics layer classes, so no code in it can run.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import hashlib
 import json
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -29,14 +33,16 @@ def data_home() -> Path:
     return Path(env) if env else Path(platformdirs.user_data_dir("inspector", appauthor=False))
 
 
+PACKAGE_MODELS = Path(__file__).resolve().parent.parent / "models"
+
+
 def shipped_models_dir() -> Path:
+    """Where the default model is looked for (INSPECTOR_MODELS_DIR may move it; it never adds trust)."""
     env = os.environ.get("INSPECTOR_MODELS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "models"
+    return Path(env) if env else PACKAGE_MODELS
 
 
 def sha256_file(path: Path) -> str:
-    import hashlib
-
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -64,52 +70,140 @@ def _card_hashes(card_path: Path) -> dict[str, str]:
         return {}
 
 
-class ModelRegistry:
-    def __init__(self, registry_file: Path | None = None, shipped_dir: Path | None = None) -> None:
-        self.file = registry_file or data_home() / "models.json"
-        self.shipped_dir = shipped_dir or shipped_models_dir()
+def shipped_hashes() -> dict[str, str]:
+    """sha256 -> card name, from the cards of the models installed with this package only."""
+    out: dict[str, str] = {}
+    for card in sorted(PACKAGE_MODELS.glob("*/card.json")):
+        for h in _card_hashes(card):
+            out[h] = f"shipped card {card.parent.name}"
+    return out
 
-    def _entries(self) -> dict[str, dict]:
-        try:
-            return json.loads(self.file.read_text())
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError):
-            log.warning("model registry %s is unreadable; only shipped models are trusted", self.file)
-            return {}
+
+_warned_legacy = False
+
+
+def _warn_legacy_registry() -> None:
+    global _warned_legacy
+    legacy = data_home() / "models.json"
+    if not _warned_legacy and legacy.exists():
+        _warned_legacy = True
+        log.warning("%s is no longer read: models are trusted in the station's database; re-add each with "
+                    "'inspector model add FILE --user NAME'", legacy)
+
+
+class ModelRegistry:
+    """The shipped hashes plus ``trusted`` (sha256 -> where from), read by the caller from the station's
+    database."""
+
+    def __init__(self, trusted: Mapping[str, str] | None = None) -> None:
+        self.extra = dict(trusted or {})
+        _warn_legacy_registry()
 
     def trusted(self) -> dict[str, str]:
         """sha256 -> where it was trusted from."""
-        out = {h: f"registry ({v.get('name', '')})" for h, v in self._entries().items()}
-        if self.shipped_dir.is_dir():
-            for card in sorted(self.shipped_dir.glob("*/card.json")):
-                for h in _card_hashes(card):
-                    out[h] = f"shipped card {card.parent.name}"
-        return out
+        return {**self.extra, **shipped_hashes()}
 
-    def add(self, path: Path, actor: str = "local", name: str | None = None) -> str:
-        path = Path(path)
-        if not path.is_file():
-            raise ModelError(f"model file not found: {path}")
-        h = sha256_file(path)
-        entries = self._entries()
-        entries[h] = {"name": name or path.name, "path": str(path.resolve()), "added_by": actor,
-                      "added_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.file.with_name(self.file.name + ".tmp")
-        tmp.write_text(json.dumps(entries, indent=1))
-        tmp.replace(self.file)
+    def allow(self, path: Path, why: str) -> str:
+        """Trust a file this process made itself, for this registry object only (benchmarks); its hash."""
+        h = sha256_file(Path(path))
+        self.extra[h] = why
         return h
+
+    def is_trusted(self, sha256: str) -> bool:
+        return sha256 in self.trusted()
 
     def check(self, path: Path) -> str:
         """Return the file's SHA-256 if trusted; raise ModelError otherwise."""
         h = sha256_file(path)
         if h not in self.trusted():
             raise ModelError(
-                f"refusing to load {path}: its SHA-256 ({h[:12]}...) is not in the model registry. "
-                "The file may have been changed or come from elsewhere; an admin can trust it with "
-                "'inspector model add FILE'.")
+                f"refusing to load {path}: its SHA-256 ({h[:12]}...) is not in the model registry of this "
+                "station's database. The file may have been changed or come from elsewhere; a signed-in admin "
+                "can trust it with 'inspector model add FILE --user NAME'.")
         return h
+
+    def check_or_vet(self, path: Path) -> str:
+        """A trusted hash, or a ``.pt`` that ``check_pickle`` reads safely; ModelError otherwise."""
+        path = Path(path)
+        h = sha256_file(path)
+        if h in self.trusted():
+            return h
+        if path.suffix.lower() == ".pt":
+            check_pickle(path)
+            log.info("%s is not registered but holds only allowed layer classes: loading it", path)
+            return h
+        return self.check(path)
+
+
+#: module prefixes of the classes a YOLO checkpoint may hold; anything else (os.system, eval, ...) is refused
+_SAFE_MODULES = ("torch.nn.modules.", "ultralytics.nn.modules.", "ultralytics.nn.tasks.")
+_SAFE_NAMES = frozenset({
+    "ultralytics.utils.IterableSimpleNamespace", "collections.OrderedDict", "builtins.set", "builtins.frozenset",
+    "builtins.slice", "builtins.range", "builtins.complex", "builtins.bytearray", "types.SimpleNamespace",
+    "argparse.Namespace", "pathlib.PosixPath", "pathlib.WindowsPath", "torch.optim.sgd.SGD",
+    "torch.optim.adamw.AdamW", "torch.optim.adam.Adam", "numpy.dtype", "numpy.core.multiarray._reconstruct",
+    "numpy._core.multiarray._reconstruct", "numpy.ndarray", "numpy.core.multiarray.scalar",
+    "numpy._core.multiarray.scalar", "torch.Size", "torch.device",
+})
+
+
+def _allowed_global(name: str) -> bool:
+    """An exact safe name, or a layer class (never a function: ``ultralytics.nn.tasks`` has loaders)."""
+    if name in _SAFE_NAMES:
+        return True
+    if not name.startswith(_SAFE_MODULES):
+        return False
+    import torch
+
+    try:
+        obj = _resolve(name)
+    except (ImportError, AttributeError):
+        return False
+    return isinstance(obj, type) and issubclass(obj, torch.nn.Module)
+
+
+def _resolve(name: str) -> Any:
+    import importlib
+
+    module, _, attr = name.rpartition(".")
+    obj: Any = importlib.import_module(module)
+    return getattr(obj, attr)
+
+
+def check_pickle(path: Path, shown: Path | None = None) -> None:
+    """Unpickle ``path`` with PyTorch's weights-only loader, allowing only layer and checkpoint classes.
+
+    Nothing in the file can run: a global outside the allow-list (a pickled ``os.system`` call, say)
+    stops the loader before it is called. ModelError for such a file, or one that is no checkpoint
+    (naming ``shown``, the user's file, when ``path`` is a private copy of it).
+    """
+    import torch
+
+    refuse = ModelError(f"refusing to load {shown or path}: it is not a registered model and it is not a plain PyTorch "
+                        "checkpoint (it may hold code). A signed-in admin can trust a file they know with "
+                        "'inspector model add FILE --user NAME'.")
+    try:
+        wanted = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    except Exception as e:  # noqa: BLE001 - not a zip checkpoint (a bare pickle, junk): refused, never unpickled
+        raise refuse from e
+    if not all(_allowed_global(g) for g in wanted):
+        log.warning("%s names classes outside the allow-list: %s", path,
+                    ", ".join(g for g in wanted if not _allowed_global(g))[:500])
+        raise refuse
+    try:
+        allowed = [_resolve(g) for g in wanted]
+        with torch.serialization.safe_globals(allowed):
+            ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any failure of the safe loader is a refusal
+        raise refuse from e
+    if not isinstance(ckpt, dict) or not any(k in ckpt for k in ("model", "ema")):
+        raise ModelError(f"{shown or path} is a PyTorch file but not a YOLO checkpoint (no 'model' in it).")
+
+
+def recipe_sha256(recipe: Mapping[str, Any]) -> str:
+    """The hash that identifies a recipe: SHA-256 of its values as canonical JSON (not of its file)."""
+    text = json.dumps(dict(recipe), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def default_model_dir() -> Path:

@@ -2,7 +2,9 @@
 
 ``train`` converts any supported data set into a cache, trains (from ``yolo11n.yaml`` when no base
 file is given: nothing is downloaded), keeps the best weights if interrupted, exports ONNX and
-writes ``card.md`` and ``card.json`` beside the weights in the output folder.
+writes ``card.md`` and ``card.json`` beside the weights in the output folder. A base or resumed
+``.pt`` is a pickle: it is loaded only when its hash is trusted or the weights-only loader reads it
+(``ModelRegistry.check_or_vet``), so no code in it runs.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import platform
 import shutil
 import sys
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from inspector.datasets import load_dataset, to_ultralytics
 from inspector.errors import DatasetError, ModelError
 from inspector.outputs import refuse_trusted_folder
 from inspector.privacy import keep_data_local
-from inspector.registry import sha256_file
+from inspector.registry import ModelRegistry, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -69,15 +71,18 @@ def train(data: Path | str, out: Path | str, *, base: str | None = None, epochs:
           imgsz: int = 320, batch: int = 16, hours: float | None = None, resume: bool = False,
           workers: int = 2, seed: int = 0, name: str | None = None, command: str | None = None,
           progress: Callable[[TrainProgress], None] | None = None, export_onnx: bool = True,
-          trusted: Collection[str] = ()) -> dict:
+          registry: ModelRegistry | None = None) -> dict:
     """Train and write weights, ONNX and the model card into ``out``; return the card.
 
-    ``out`` may not hold a ``trusted`` model (by SHA-256), unless resuming the run it holds.
+    ``registry``: the hashes trusted on the station (default: the shipped ones); any other ``.pt``
+    must pass the weights-only loader. ModelError for a file that does not. ``out`` may not hold a
+    trusted model, unless resuming the run it holds.
     """
+    registry = registry or ModelRegistry()
     keep_data_local()
     out = Path(out)
     if not (resume and (out / "run" / "weights" / "last.pt").exists()):
-        refuse_trusted_folder(out, trusted)
+        refuse_trusted_folder(out, registry.trusted())
     name = name or out.name
     run_dir = out / "run"
     started = time.time()
@@ -92,9 +97,12 @@ def train(data: Path | str, out: Path | str, *, base: str | None = None, epochs:
     if resume:
         if not last.exists():
             raise ModelError(f"nothing to resume in {out}: no {last}.")
+        registry.check_or_vet(last)
         model = YOLO(str(last))
     else:
         base_ref = _resolve_base(base)
+        if base_ref.lower().endswith(".pt"):
+            registry.check_or_vet(Path(base_ref))
         try:
             model = YOLO(base_ref)
         except Exception as e:  # a corrupt or foreign file: Ultralytics raises many kinds

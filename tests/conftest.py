@@ -35,16 +35,40 @@ def synth_data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, synth_data, inspector_home) -> Path:
-    """A real YOLO model, trained here on generated parts (a few epochs, 160 px), trusted in the registry."""
-    from inspector.registry import ModelRegistry
+    """A real YOLO model, trained here on generated parts (a few epochs, 160 px), trusted in the session's
+    default station database (``trust_models`` trusts it in another)."""
+    from inspector.cli.station import default_db_url
     from inspector.training import train
 
     out = tmp_path_factory.mktemp("models") / "tiny"
     card = train(synth_data, out, epochs=2, imgsz=160, batch=16, workers=0)
-    reg = ModelRegistry()
-    for f in card["files"]:
-        reg.add(out / f, actor="test fixture")
+    trust_models(default_db_url(), *(out / f for f in card["files"]))
     return out / "tiny.pt"
+
+
+def trust_models(db_url: str, *files: Path) -> str:
+    """Trust model files on the station database at ``db_url`` (made if new, no users: a fresh install)."""
+    from db import TrustRepo
+    from inspector.cli.station import open_db
+    from inspector.registry import sha256_file
+
+    engine, sessions = open_db(db_url)
+    try:
+        with sessions.begin() as s:
+            for f in files:
+                for g in ([f, f.with_suffix(".onnx")] if f.suffix == ".pt" and f.with_suffix(".onnx").exists()
+                          else [f]):
+                    TrustRepo.add(s, None, "model", sha256_file(g), g.name)
+    finally:
+        engine.dispose()
+    return db_url
+
+
+def trusted_registry(*files: Path):
+    """A ModelRegistry that trusts these files besides the shipped ones (for code that loads a detector)."""
+    from inspector.registry import ModelRegistry, sha256_file
+
+    return ModelRegistry({sha256_file(f): "test" for f in files})
 
 
 class ScriptedDetector:
@@ -73,6 +97,22 @@ def part_image() -> np.ndarray:
     from inspector.synth import render_part
 
     return render_part(np.random.default_rng(3), defective=False).image
+
+
+REVIEWERS = ("qc-anna", "qc-ben", "qc", "qc-mia")
+
+
+def staff(session) -> None:
+    """The reviewers the tests sign reviews as, as users of the database (an admin adds them): reviews
+    resolve their author from the users table. Idempotent."""
+    from db import UserRepo
+    from inspector.auth import Actor, Role
+
+    if UserRepo.get(session, "root-admin") is None:
+        UserRepo.add(session, None, "root-admin", "admin", "scrypt$test")
+    for name in REVIEWERS:
+        if UserRepo.get(session, name) is None:
+            UserRepo.add(session, Actor("root-admin", Role.ADMIN), name, "qc", "scrypt$test")
 
 
 def QC(name: str = "qc-anna"):  # noqa: N802 - reads like a role badge in the tests

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import trust_models
+
 pytestmark = pytest.mark.model
 
 
@@ -39,6 +41,7 @@ def rows(db: Path, sql: str):
 
 def test_run_records_every_image_and_prints_json(tmp_path, parts, tiny_model):
     db = tmp_path / "a.db"
+    trust_models(f"sqlite:///{db}", tiny_model)
     r = inspector("run", "--source", str(parts), "--model", str(tiny_model), "--db", f"sqlite:///{db}", "--json")
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout.strip().splitlines()[-1])
@@ -73,7 +76,8 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, parts, tiny_model, args, frag
     (ro / "x").write_text("a file where a folder should be")
     subst = {"{junk}": str(junk), "{missing}": str(tmp_path / "none.pt"), "{badconfig}": str(bad), "{ro}": str(ro)}
     args = [subst.get(a, a).replace("{ro}", str(ro)) for a in args]
-    base = {"--source": str(parts), "--model": str(tiny_model), "--db": f"sqlite:///{tmp_path / 'ok.db'}"}
+    base = {"--source": str(parts), "--model": str(tiny_model),
+            "--db": trust_models(f"sqlite:///{tmp_path / 'ok.db'}", tiny_model)}
     for i in range(0, len(args) - 1, 2):
         base[args[i]] = args[i + 1]
     flat = [x for kv in base.items() for x in kv]
@@ -91,6 +95,7 @@ def test_sigkill_mid_run_leaves_a_sound_database(tmp_path, parts, tiny_model):
         for f in sorted(parts.glob("part_*.jpg")):
             shutil.copy(f, src / f"{i:03d}_{f.name}")
     db = tmp_path / "k.db"
+    trust_models(f"sqlite:///{db}", tiny_model)
     cmd = [sys.executable, "-m", "inspector.cli", "run", "--source", str(src), "--model", str(tiny_model),
            "--db", f"sqlite:///{db}"]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -129,7 +134,8 @@ def test_camera_run_reports_reconnects_and_stalls_per_hour(tmp_path, tiny_model,
     monkeypatch.setattr(sources, "opencv_opener", lambda target, cfg: device)
     cfg = tmp_path / "cam.toml"
     cfg.write_text("[camera]\nread_timeout_s = 0.5\nreconnect_initial_s = 0.05\n")
-    rc = main(["run", "--source", "0", "--model", str(tiny_model), "--db", f"sqlite:///{tmp_path / 'c.db'}",
+    rc = main(["run", "--source", "0", "--model", str(tiny_model), "--db",
+               trust_models(f"sqlite:///{tmp_path / 'c.db'}", tiny_model),
                "--config", str(cfg), "--max-frames", "20", "--json", "--quiet"])
     out = capsys.readouterr().out.strip().splitlines()
     assert rc == 0

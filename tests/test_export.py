@@ -48,7 +48,8 @@ def test_onnx_export_is_static_opset17_with_class_names(tiny: Tiny, tmp_path: Pa
     assert det.imgsz == 128 and det.classes == tiny.classes
 
 
-@pytest.mark.parametrize("what,imgsz,match", [("missing", 160, "not found"), ("corrupt", 160, "cannot export"),
+@pytest.mark.parametrize("what,imgsz,match", [("missing", 160, "not found"),
+                                              ("corrupt", 160, "bad.pt: it is not a registered model"),
                                               ("ok", 100, "multiple of 32")])
 def test_onnx_export_errors(tiny: Tiny, tmp_path: Path, what: str, imgsz: int, match: str) -> None:
     pt = {"missing": tmp_path / "none.pt", "ok": tiny.pt}.get(what, tmp_path / "bad.pt")
@@ -239,14 +240,15 @@ def test_default_out_is_a_new_untrusted_folder_beside_the_model(models_copy: Pat
 @pytest.mark.parametrize("how", ["shipped card", "registry"])
 def test_nothing_is_written_into_a_trusted_model_folder(models_copy: Path, tmp_path: Path, synth_data: Path,
                                                         capsys, how: str) -> None:
-    from inspector.registry import ModelRegistry
+    from inspector.cli.station import default_db_url
+    from tests.conftest import trust_models
 
     folder = models_copy / "parts-v2"
     if how == "registry":
         folder = tmp_path / "mine"
         folder.mkdir()
         (folder / "mine.pt").write_bytes(b"weights registered by an admin")
-        ModelRegistry().add(folder / "mine.pt", actor="test")
+        trust_models(default_db_url(), folder / "mine.pt")  # trusted in the station's database
     before = _hashes(folder)
     for args in (["export", "--model", SHIPPED_PT, "--imgsz", "64", "--out", folder, "--force"],
                  ["train", "--data", synth_data, "--epochs", "1", "--imgsz", "64", "--out", folder]):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import trust_models
 from tests.db.conftest import private_pg  # noqa: F401 - the fixture
 from tests.test_cli import inspector
 from tests.test_storage_faults import small_disk  # noqa: F401 - the fixture: a real small file system
@@ -56,6 +57,7 @@ def test_the_run_summary_never_prints_the_database_password(parts, tiny_model, t
     try:
         password = __import__("sqlalchemy").engine.make_url(url).password
         assert password
+        trust_models(url, tiny_model)
         r = inspector("run", "--source", str(parts), "--model", str(tiny_model), "--db", url, "--json", "--quiet")
         assert r.returncode == 0, r.stderr
         summary = json.loads(r.stdout.strip().splitlines()[-1])
@@ -71,6 +73,7 @@ def test_several_runs_on_one_sqlite_file_all_end_cleanly(parts, tiny_model, tmp_
     and none marks the long run, still alive, interrupted; the long run ends 'stopped'."""
     db = tmp_path / "two.db"
     common = ["--model", str(tiny_model), "--db", f"sqlite:///{db}"]
+    trust_models(f"sqlite:///{db}", tiny_model)
     long = subprocess.Popen([sys.executable, "-m", "inspector.cli", "run", "--source", str(parts), "--loop",
                              "--quiet", *common], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ))
@@ -97,6 +100,7 @@ def test_a_database_locked_for_25_s_mid_run_is_one_sentence_and_the_run_is_close
     """Another program takes the file while a run writes and keeps it 25 s: the run stops with one sentence (after
     retrying for 20 s), no traceback, exit 2, and its end is still recorded once the file is free again."""
     db = tmp_path / "locked.db"
+    trust_models(f"sqlite:///{db}", tiny_model)
     run = subprocess.Popen([sys.executable, "-m", "inspector.cli", "run", "--source", str(parts), "--loop", "--quiet",
                             "--model", str(tiny_model), "--db", f"sqlite:///{db}"], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
@@ -125,6 +129,7 @@ def test_a_full_disk_at_start_up_is_one_sentence(free_kb, parts, tiny_model, sma
     """The disk holding the database has (almost) no room left when a run starts: one sentence, exit 2."""
     db = small_disk / "full.db"
     url = f"sqlite:///{db}"
+    trust_models(url, tiny_model)
     assert inspector("run", "--source", str(parts), "--max-frames", "1", "--quiet", "--model", str(tiny_model),
                      "--db", url).returncode == 0
     fd = os.open(small_disk / "filler", os.O_WRONLY | os.O_CREAT)
@@ -186,6 +191,7 @@ def test_a_station_keeps_inspecting_while_postgresql_is_down(private_pg, parts, 
         if station is not None:
             backlog.append(station.backlog())
 
+    trust_models(private_pg.url, tiny_model)
     station = Station(StationSpec(str(folder), private_pg.url, cfg), on_committed=committed)
     station.start()
     assert station.runner.join(timeout=180) and station.runner.error is None, station.runner.error

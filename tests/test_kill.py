@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import trust_models
+
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
 
@@ -24,6 +26,7 @@ def test_ten_random_kills(tmp_path, synth_data, tiny_model):
     for i in range(5000):  # more than a run gets through before its kill (1,500 no longer were)
         shutil.copy(imgs[i % len(imgs)], src / f"{i:04d}.jpg")
     db = tmp_path / "k.db"
+    trust_models(f"sqlite:///{db}", tiny_model)
     rng = random.Random(20261128)
     reported: set[str] = set()
     cmd = [sys.executable, "-m", "inspector.cli", "run", "--source", str(src), "--model", str(tiny_model.parent),

@@ -8,7 +8,7 @@ from inspector.errors import ModelError
 from inspector.pipeline import Pipeline
 from inspector.rules import Recipe
 from inspector.types import Frame, Verdict
-from tests.conftest import ScriptedDetector
+from tests.conftest import ScriptedDetector, trusted_registry
 
 
 def frame(img, seq=0, error=None):
@@ -58,7 +58,8 @@ def test_real_model_on_real_images(tiny_model, synth_data):
     from inspector.detector import load_detector
     from inspector.sources import FolderSource
 
-    det = load_detector(ModelConfig(path=tiny_model, backend="ultralytics"), conf=0.001)
+    det = load_detector(ModelConfig(path=tiny_model, backend="ultralytics"), conf=0.001,
+                        registry=trusted_registry(tiny_model))
     p = Pipeline(det, Recipe(RecipeConfig()))
     src = FolderSource(synth_data / "images")
     results = [p.inspect(src.read()) for _ in range(5)]

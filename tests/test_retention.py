@@ -9,7 +9,7 @@ from db.retention import apply_retention
 from inspector.config import SaveImages
 from inspector.images import ImageStore
 from inspector.types import Detections, Inspection, Verdict
-from tests.conftest import QC
+from tests.conftest import QC, staff
 
 
 def _insp(seq, verdict, t0, img):
@@ -35,6 +35,7 @@ def test_fill_past_the_cap(tmp_path):
     one = (tmp_path / items[0][1]).stat().st_size
     protected_pass = ids[verdicts.index(Verdict.PASS)]
     with sessions.begin() as s:
+        staff(s)
         ReviewRepo.add(s, protected_pass, QC("qc-anna"), "confirm")
     (tmp_path / "r-images" / "stray.jpg").write_bytes(b"orphan")
     cap = one * 35

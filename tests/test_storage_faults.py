@@ -11,16 +11,17 @@ from pathlib import Path
 import pytest
 
 from inspector.errors import StorageError
+from tests.conftest import trust_models
 
 pytestmark = pytest.mark.model
 
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A real 256 KB file system (tmpfs), where this machine allows mounting one."""
+    """A real 1 MB file system (tmpfs), where this machine allows mounting one."""
     mnt = tmp_path / "small"
     mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1024k", "tmpfs", str(mnt)], capture_output=True)
     if r.returncode != 0:
         pytest.skip("cannot mount a small tmpfs here (needs root on Linux): " + r.stderr.decode().strip())
     yield mnt
@@ -43,7 +44,7 @@ def _station(tmp_path, src, model, data_dir):
     cfg = Config()
     cfg = cfg.model_copy(update={"storage": cfg.storage.model_copy(update={"data_dir": data_dir}),
                                  "model": cfg.model.model_copy(update={"path": model, "backend": "ultralytics"})})
-    return Station(StationSpec(str(src), f"sqlite:///{tmp_path / 'f.db'}", cfg))
+    return Station(StationSpec(str(src), trust_models(f"sqlite:///{tmp_path / 'f.db'}", model), cfg))
 
 
 def _check_sound(db: Path, data_dir: Path):
@@ -83,8 +84,9 @@ def test_read_only_image_folder(tmp_path, small_disk, synth_data, tiny_model):
 def test_cli_full_disk_exit_2_no_traceback(tmp_path, small_disk, synth_data, tiny_model):
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[storage]\ndata_dir = "{small_disk.as_posix()}"\n[model]\nbackend = "ultralytics"\n')
+    db = trust_models(f"sqlite:///{tmp_path / 'c.db'}", tiny_model)
     r = subprocess.run([sys.executable, "-m", "inspector.cli", "run", "--source", str(_folder(tmp_path, synth_data)),
-                        "--model", str(tiny_model), "--db", f"sqlite:///{tmp_path / 'c.db'}", "--config", str(cfg),
+                        "--model", str(tiny_model), "--db", db, "--config", str(cfg),
                         "--quiet"], capture_output=True, text=True, timeout=180)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "full" in r.stderr

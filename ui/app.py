@@ -63,7 +63,38 @@ def build_window(spec: StationSpec, config_path: Path | str | None = None) -> Ma
             continue
         if tab is not None:
             window.add_tab(tab, title)
+    _guard_settings(window, spec)
     return window
+
+
+def _guard_settings(window: MainWindow, spec: StationSpec) -> None:
+    """Settings that change verdicts or storage, and report files: the user signed in on the review screen,
+    checked (and, for settings, audited)."""
+    from db import open_database, session_factory
+    from ui.settings_guard import settings_guard
+
+    signed: list = [None]
+    tabs = [window.tabs.widget(i) for i in range(window.tabs.count())]
+
+    def set_actor(actor: object) -> None:
+        signed[0] = actor
+        for tab in tabs:
+            if hasattr(tab, "actor") and not hasattr(tab, "actor_changed"):
+                tab.actor = actor  # the reports screen writes report files as the signed-in user
+
+    for tab in tabs:
+        changed = getattr(tab, "actor_changed", None)
+        if changed is not None:
+            changed.connect(set_actor)
+    opened: list = []
+
+    def sessions():  # opened on first use, on the pool thread
+        if not opened:
+            opened.append(session_factory(open_database(spec.db_url)))
+        return opened[0]
+
+    window.settings_guard = settings_guard(sessions, lambda: signed[0])
+    window.destroyed.connect(lambda *_: opened and opened[0].kw["bind"].dispose())
 
 
 def freeze_after_warm_up(controller: LiveController) -> None:

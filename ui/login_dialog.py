@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QVBoxLayout,
     QWidget,
 )
@@ -127,7 +128,22 @@ class LoginDialog(QDialog):
         self.actor = actor
         log.info("signed in as %s (%s)", actor.name, actor.role.value)
         self.signed_in.emit(actor)
+        self._show_recovery_code(actor.name)
         self.accept()
+
+    def _show_recovery_code(self, name: str) -> None:
+        """The first admin's one-time recovery code, shown once (not modal: nothing waits on it)."""
+        code = getattr(self.accounts, "recovery_code", None)
+        if not code:
+            return
+        self.accounts.recovery_code = None  # type: ignore[attr-defined]
+        box = QMessageBox(QMessageBox.Icon.Information, "Recovery code",
+                          f"Recovery code for {name}: {code}\n\nWrite it down and keep it offline: it is shown only "
+                          f"now. If {name} is locked out, 'inspector user recover {name}' takes it once.",
+                          parent=self.parentWidget())
+        box.setModal(False)
+        box.show()
+        self.recovery_box = box
 
     def _failed(self, e: BaseException) -> None:
         self._set_busy(False)

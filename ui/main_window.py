@@ -70,6 +70,7 @@ class MainWindow(QMainWindow):
         self.settings_path = Path(settings_path)
         self.recipe_path: Path | None = None
         self.settings: SettingsDialog | None = None
+        self.settings_guard = None  # set by the composition root: who may change verdict or storage settings
         self._closing = False
         self._restart = False
         self.tabs = QTabWidget()
@@ -241,7 +242,8 @@ class MainWindow(QMainWindow):
     def open_settings(self) -> SettingsDialog:
         if self.settings is not None:
             self.settings.close()
-        self.settings = SettingsDialog(self.spec.config, self.settings_path, self.controller.pool, self)
+        self.settings = SettingsDialog(self.spec.config, self.settings_path, self.controller.pool, self,
+                                       guard=self.settings_guard)
         self.settings.saved.connect(self.set_config)
         self.settings.show()
         return self.settings

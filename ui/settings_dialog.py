@@ -2,7 +2,8 @@
 
 The editors hold text; the whole tree is validated by pydantic (``inspector.config.Config``) and each
 error is shown under its field. Only a valid configuration is written (by ``save_config`` on a pool
-thread, atomically): a wrong value saves nothing.
+thread, atomically): a wrong value saves nothing. A ``guard`` (``ui.settings_guard``) checks, on that
+thread, that the signed-in user may change what changed, and audits it; a refusal saves nothing.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import re
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -138,8 +140,9 @@ class SettingsDialog(QDialog):
     saved = Signal(object)
 
     def __init__(self, config: Config, path: Path, pool: QThreadPool | None = None,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, guard: Callable[[Config, Config], None] | None = None) -> None:
         super().__init__(parent)
+        self.guard = guard
         self.setWindowTitle("Settings")
         self.resize(820, 680)
         self.config = config
@@ -252,9 +255,11 @@ class SettingsDialog(QDialog):
             return
         self.buttons.setEnabled(False)
         self.status.setText(f"Saving to {self.path}…")
-        path = self.path
+        path, old, guard = self.path, self.config, self.guard
 
         def write() -> Config:
+            if guard is not None:
+                guard(old, cfg)  # PermissionDenied: nothing saved
             path.parent.mkdir(parents=True, exist_ok=True)
             save_config(cfg, path)
             return cfg

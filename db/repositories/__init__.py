@@ -5,7 +5,8 @@ from db.repositories.inspections import InspectionRepo
 from db.repositories.queries import InspectionFilter
 from db.repositories.reviews import ReviewRepo
 from db.repositories.runs import END_REASONS, ModelRepo, RunRepo
-from db.repositories.users import UserRepo
+from db.repositories.trust import TrustRepo
+from db.repositories.users import UserRepo, authorize
 
 __all__ = ["AuditRepo", "END_REASONS", "InspectionFilter", "InspectionRepo", "ModelRepo", "ReviewRepo", "RunRepo",
-           "UserRepo", "entry_hash"]
+           "TrustRepo", "UserRepo", "authorize", "entry_hash"]

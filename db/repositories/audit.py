@@ -2,8 +2,11 @@
 
 Each entry's hash is sha256 over canonical JSON of (id, created_at ISO, actor, action, target,
 detail, prev_hash); the first entry's prev_hash is 64 zeros. ``audit_anchor`` keeps the count and
-the last hash. Someone who rewrites the whole chain and the anchor is not caught: for that, copy
-the anchor's hash somewhere else (a report, a printout) from time to time.
+the last hash, sealed with the station's key (``inspector.integrity``, a file outside the database):
+rewriting the chain, or cutting its tail and moving the anchor back, needs that key. ``verify`` also
+checks the seals of inspections, reviews, users and trusted files (``db.seal``). Someone holding
+both the database and the key is not caught: for that, the chain head printed on every report can
+be compared with a copy kept elsewhere.
 """
 
 from __future__ import annotations
@@ -14,12 +17,15 @@ import json
 import logging
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from db.dto import AuditEntryDTO, AuditReport
 from db.repositories._common import dumps, loads, utcnow
-from db.schema import ZERO_HASH, AuditAnchor, AuditEntry
+from db.schema import ZERO_HASH, AuditAnchor, AuditEntry, Run, TrustedFile, User
+from db.seal import anchor_fields, anchor_sealed, key, verify_seals
+from inspector.errors import StorageError
+from inspector.integrity import seal
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +68,17 @@ class AuditRepo:
                            prev_hash=prev, hash=digest)
         session.add(entry)
         session.flush()
+        entries = session.execute(select(anchors.c.entries).where(anchors.c.id == ANCHOR_ID)).scalar_one() + 1
+        mac = seal(key(session), *anchor_fields(_Anchor(entries, new_id, digest)))
         session.execute(update(anchors).where(anchors.c.id == ANCHOR_ID)
-                        .values(entries=anchors.c.entries + 1, last_id=new_id, last_hash=digest))
+                        .values(entries=entries, last_id=new_id, last_hash=digest, mac=mac))
         return _dto(entry)
+
+    @staticmethod
+    def head(session: Session) -> tuple[int, str]:
+        """(entries, last hash) of the chain as the anchor records it: print it where it can be compared later."""
+        anchor = session.get(AuditAnchor, ANCHOR_ID)
+        return (0, ZERO_HASH) if anchor is None else (anchor.entries, anchor.last_hash)
 
     @staticmethod
     def list(session: Session, limit: int = 200, before_id: int | None = None) -> list[AuditEntryDTO]:
@@ -77,7 +91,7 @@ class AuditRepo:
     @staticmethod
     def verify(session: Session) -> AuditReport:
         """Walk the chain: a changed row breaks its hash, a deleted row leaves an id gap and a broken link,
-        a deleted tail disagrees with the anchor."""
+        a deleted tail disagrees with the anchor, a moved anchor breaks its seal; then check every sealed row."""
         problems: list[str] = []
 
         def problem(text: str) -> None:
@@ -101,15 +115,38 @@ class AuditRepo:
                                             e.prev_hash) != e.hash:
                 problem(f"entry {e.id}: its content does not match its hash (the entry was changed)")
             prev, expected_id = e.hash, e.id + 1
+        try:
+            key(session, create=False)
+        except StorageError as e:  # the seals cannot be checked: that is no "OK"
+            problem(str(e))
+            return AuditReport(ok=False, entries=n, problems=tuple(problems))
         anchor = session.get(AuditAnchor, ANCHOR_ID)
         if anchor is None:
-            if n:
-                problem("the audit anchor is missing, so deleted entries at the end cannot be ruled out")
+            problem("the audit anchor is missing: it was deleted, so deleted entries cannot be ruled out")
+        elif not _anchor_ok(session, anchor):
+            problem("the audit anchor's seal does not match: the anchor was rewritten outside Inspector "
+                    "(entries deleted or the chain replaced)")
         elif anchor.last_hash != prev or anchor.last_id != expected_id - 1:
             problem(f"the trail ends at entry {expected_id - 1}, but the anchor records its end at entry "
                     f"{anchor.last_id}: entries at the end were deleted")
         elif anchor.entries != n:
             problem(f"the trail has {n} entries, but the anchor records {anchor.entries}: entries were deleted")
+        verify_seals(session, problem)
         if problems:
-            log.warning("audit trail: %d problem(s), first: %s", len(problems), problems[0])
+            log.info("audit trail: %d problem(s), first: %s", len(problems), problems[0])
         return AuditReport(ok=not problems, entries=n, problems=tuple(problems))
+
+
+class _Anchor:
+    def __init__(self, entries: int, last_id: int, last_hash: str) -> None:
+        self.entries, self.last_id, self.last_hash = entries, last_id, last_hash
+
+
+def _anchor_ok(session: Session, anchor: AuditAnchor) -> bool:
+    """A sealed anchor, or the unsealed empty one a new database starts with while nothing else was written:
+    once users, runs or trusted files exist, audit entries were written and the anchor was sealed."""
+    if anchor_sealed(session, anchor):
+        return True
+    if anchor.mac or anchor.entries or anchor.last_id or anchor.last_hash != ZERO_HASH:
+        return False
+    return not any(session.execute(select(func.count()).select_from(t)).scalar() for t in (User, Run, TrustedFile))

@@ -23,6 +23,7 @@ from db.repositories.queries import (
     verdict_counts_queries,
 )
 from db.schema import DetectionRecord, ModelVersion, Review, Run
+from db.seal import inspection_fields, key, seal_values
 from inspector.types import Inspection, Verdict
 
 MAX_PAGE = 10_000
@@ -31,19 +32,21 @@ MAX_PAGE = 10_000
 Rows = tuple[dict[str, Any], list[dict[str, Any]]]  # an inspection's row and its detections' rows
 
 
-def _row_values(run_id: int, insp: Inspection, image_path: str | None, uid: str | None = None) -> dict[str, Any]:
+def _row_values(run_id: int, insp: Inspection, image_path: str | None, uid: str | None = None,
+                recipe_sha256: str = "") -> dict[str, Any]:
     sha = insp.model_sha256 or (insp.detections.model_sha256 if insp.detections is not None else "")
     return {"run_id": run_id, "seq": insp.seq, "created_at": insp.started_at, "verdict": insp.verdict.value,
             "reasons": dumps(list(insp.reasons)), "latency_ms": float(insp.latency_ms), "image_path": image_path,
-            "frame_name": insp.frame_name, "model_sha256": sha, "uid": uid}
+            "frame_name": insp.frame_name, "model_sha256": sha, "uid": uid, "recipe_sha256": recipe_sha256}
 
 
-def inspection_rows(run_id: int, insp: Inspection, image_path: str | None, uid: str | None = None) -> Rows:
+def inspection_rows(run_id: int, insp: Inspection, image_path: str | None, uid: str | None = None,
+                    recipe_sha256: str = "") -> Rows:
     """The values ``add_rows`` inserts for one inspection (plain values: the outbox stores them as JSON)."""
     boxes = [{"created_at": insp.started_at, "cls": d.cls, "label": d.label, "confidence": float(d.confidence),
               "x1": float(d.x1), "y1": float(d.y1), "x2": float(d.x2), "y2": float(d.y2)}
              for d in (insp.detections or ())]
-    return _row_values(run_id, insp, image_path, uid), boxes
+    return _row_values(run_id, insp, image_path, uid, recipe_sha256), boxes
 
 
 def _insert_sqlite(session: Session, rows: list[dict[str, Any]]) -> list[int]:
@@ -59,22 +62,27 @@ def _insert_sqlite(session: Session, rows: list[dict[str, Any]]) -> list[int]:
 
 class InspectionRepo:
     @staticmethod
-    def add(session: Session, run_id: int, inspection: Inspection, image_path: str | None) -> int:
+    def add(session: Session, run_id: int, inspection: Inspection, image_path: str | None,
+            recipe_sha256: str = "") -> int:
         """Insert one inspection and its detections; returns its id."""
-        return InspectionRepo.add_many(session, run_id, [(inspection, image_path)])[0]
+        return InspectionRepo.add_many(session, run_id, [(inspection, image_path)], recipe_sha256)[0]
 
     @staticmethod
-    def add_many(session: Session, run_id: int, items: Sequence[tuple[Inspection, str | None]]) -> list[int]:
+    def add_many(session: Session, run_id: int, items: Sequence[tuple[Inspection, str | None]],
+                 recipe_sha256: str = "") -> list[int]:
         """Insert inspections (with their image paths, relative to the image folder) and their detections,
         as a few multi-row statements; returns their ids in the order given."""
-        return InspectionRepo.add_rows(session, [inspection_rows(run_id, insp, path) for insp, path in items])
+        return InspectionRepo.add_rows(session, [inspection_rows(run_id, insp, path, None, recipe_sha256)
+                                                 for insp, path in items])
 
     @staticmethod
     def add_rows(session: Session, entries: Sequence[Rows]) -> list[int]:
-        """Insert rows made by ``inspection_rows`` as a few multi-row statements; returns the ids in order."""
+        """Insert rows made by ``inspection_rows`` as a few multi-row statements, each row sealed at insert
+        (``db.seal``, so a row forwarded from the outbox is sealed too); returns the ids in order."""
         if not entries:
             return []
-        rows = [row for row, _ in entries]
+        k = key(session)
+        rows = [{**row, "mac": seal_values(k, inspection_fields, row)} for row, _ in entries]
         if session.get_bind().dialect.name == "sqlite":
             ids = _insert_sqlite(session, rows)
         else:

@@ -11,8 +11,10 @@ from sqlalchemy.orm import Session
 from db.dto import ReviewDTO
 from db.repositories._common import dumps, review_dto, utcnow, verdict
 from db.repositories.audit import AuditRepo
+from db.repositories.users import authorize
 from db.schema import REVIEW_ACTIONS, InspectionRecord, Review
-from inspector.auth import Actor, require
+from db.seal import review_fields, seal_row
+from inspector.auth import Actor
 from inspector.types import Verdict
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,9 @@ class ReviewRepo:
             raise ValueError(f"expected a review action among {list(REVIEW_ACTIONS)}, got {action!r}")
         if not isinstance(reviewer, Actor):
             raise ValueError(f"expected the reviewing Actor (name and role), got {reviewer!r}")
-        require(reviewer, "override" if action == "override" else "review")
+        # the role comes from the users table, not from the Actor the caller built
+        reviewer = authorize(session, reviewer, "override" if action == "override" else "review",
+                             fresh_install=False)
         reason = (reason or "").strip()
         if action == "override" and not reason:
             raise ValueError("expected a reason for an override, got an empty one")
@@ -51,6 +55,7 @@ class ReviewRepo:
         review = Review(inspection_id=inspection_id, inspection_created_at=created, reviewer=reviewer.name,
                         created_at=utcnow(), action=action, old_verdict=old.value, new_verdict=new.value,
                         reason=reason, detail=dumps(detail or {}))
+        seal_row(session, review_fields, review)
         session.add(review)
         session.flush()
         AuditRepo.append(session, actor=reviewer.name, action=f"review.{action}", target=f"inspection:{inspection_id}",

@@ -1,4 +1,9 @@
-"""User accounts as stored strings. Password hashing and the lock-out policy's use live in the engine."""
+"""User accounts as stored strings, and who is acting: the role always comes from this table.
+
+Every change of a name, role, password or recovery code is checked against the acting user's role
+as stored here (not as the caller claims), sealed (``db.seal``) and audited in the same transaction.
+Password hashing and the lock-out policy's use live in the engine.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,11 @@ from sqlalchemy.orm import Session
 
 from db.dto import UserDTO
 from db.repositories._common import user_dto, utcnow
+from db.repositories.audit import AuditRepo
 from db.schema import ROLES, User
+from db.seal import row_sealed, seal_row, user_fields
+from inspector.auth import FRESH_INSTALL, Actor, Role, require, verify_password
+from inspector.errors import PermissionDenied
 
 
 def _check_role(role: str) -> None:
@@ -17,19 +26,68 @@ def _check_role(role: str) -> None:
         raise ValueError(f"expected a role among {list(ROLES)}, got {role!r}")
 
 
+def authorize(session: Session, actor: Actor | None, action: str, fresh_install: bool = True) -> Actor:
+    """The acting user as the users table knows them, allowed to do ``action``; PermissionDenied otherwise.
+
+    While the table is empty (a fresh install) whoever runs Inspector acts as ``FRESH_INSTALL`` (an
+    admin) when ``fresh_install`` allows it. Once users exist, an actor must be one of them, with the
+    role the table gives (and a sealed row): a claimed role counts for nothing.
+    """
+    if not UserRepo.exists(session):
+        if fresh_install:
+            return require(FRESH_INSTALL, action)
+        raise PermissionDenied(f"'{action}' needs a signed-in user, and this station has no users yet: "
+                               "add an admin with 'inspector user add NAME --role admin'.")
+    if actor is None:
+        return require(None, action)
+    user = UserRepo._find(session, actor.name)
+    if user is None:
+        raise PermissionDenied(f"{actor.name!r} is not a user of this station.")
+    if not row_sealed(session, user_fields, user):
+        raise PermissionDenied(f"the account {actor.name!r} was changed outside Inspector (its seal does not "
+                               "match); an admin must check 'inspector audit verify'.")
+    if user.role != Role(actor.role).value:
+        raise PermissionDenied(f"{actor.name} is {user.role} on this station, not {Role(actor.role).value}.")
+    return require(Actor(user.name, Role(user.role)), action)
+
+
 class UserRepo:
     @staticmethod
-    def add(session: Session, name: str, role: str, password_hash: str) -> UserDTO:
-        """A new user; ValueError for an empty or taken name or an unknown role."""
+    def add(session: Session, actor: Actor | None, name: str, role: str, password_hash: str,
+            recovery_hash: str | None = None) -> UserDTO:
+        """A new user, added by ``actor`` (an admin); the very first user must be an admin and adds themself.
+
+        ValueError for an empty or taken name or an unknown role; PermissionDenied for an actor who may not.
+        """
         _check_role(role)
         if not name or not name.strip():
             raise ValueError(f"expected a non-empty user name, got {name!r}")
+        if UserRepo.exists(session):
+            who = authorize(session, actor, "users").name
+        elif role != Role.ADMIN.value:
+            raise PermissionDenied("the first user must be an admin (role 'admin').")
+        else:
+            who = name
         if UserRepo._find(session, name) is not None:
             raise ValueError(f"expected a new user name, got {name!r}, which exists")
-        user = User(name=name, role=role, password_hash=password_hash, failed_attempts=0, created_at=utcnow())
+        user = User(name=name, role=role, password_hash=password_hash, failed_attempts=0, created_at=utcnow(),
+                    recovery_hash=recovery_hash)
+        seal_row(session, user_fields, user)
         session.add(user)
         session.flush()
+        AuditRepo.append(session, actor=who, action="user.add", target=f"user:{name}", detail={"role": role})
         return user_dto(user)
+
+    @staticmethod
+    def exists(session: Session) -> bool:
+        """Whether the station has any user (no user: a fresh install)."""
+        return session.execute(select(User.id).limit(1)).first() is not None
+
+    @staticmethod
+    def is_sealed(session: Session, name: str) -> bool:
+        """Whether the user's row is as Inspector last wrote it."""
+        user = UserRepo._need(session, name)
+        return row_sealed(session, user_fields, user)
 
     @staticmethod
     def get(session: Session, name: str) -> UserDTO | None:
@@ -61,18 +119,55 @@ class UserRepo:
         return user_dto(user)
 
     @staticmethod
-    def set_password(session: Session, name: str, password_hash: str) -> UserDTO:
+    def set_password(session: Session, actor: Actor | None, name: str, password_hash: str) -> UserDTO:
+        """A new password, set by the user themself or by an admin; audited."""
+        who = authorize(session, actor, "view" if actor is not None and actor.name == name else "users",
+                        fresh_install=False)
         user = UserRepo._need(session, name)
         user.password_hash = password_hash
+        seal_row(session, user_fields, user)
         session.flush()
+        AuditRepo.append(session, actor=who.name, action="user.password", target=f"user:{name}")
         return user_dto(user)
 
     @staticmethod
-    def set_role(session: Session, name: str, role: str) -> UserDTO:
+    def set_role(session: Session, actor: Actor | None, name: str, role: str) -> UserDTO:
+        """A new role, set by an admin; audited. The last admin cannot be demoted."""
         _check_role(role)
+        who = authorize(session, actor, "users", fresh_install=False)
         user = UserRepo._need(session, name)
+        old = user.role
+        admins = len(session.execute(select(User.id).where(User.role == Role.ADMIN.value).limit(2)).all())
+        if old == Role.ADMIN.value and role != old and admins < 2:
+            raise PermissionDenied(f"{name} is the only admin: make another admin first.")
         user.role = role
+        seal_row(session, user_fields, user)
         session.flush()
+        AuditRepo.append(session, actor=who.name, action="user.role", target=f"user:{name}",
+                         detail={"old_role": old, "new_role": role})
+        return user_dto(user)
+
+    @staticmethod
+    def recover(session: Session, name: str, code: str, password_hash: str,
+                new_recovery_hash: str) -> UserDTO | None:
+        """Unlock a user with their one-time recovery code: new password, new code, audited either way.
+
+        None for a wrong or used code (the failed attempt is audited: the caller commits, then refuses).
+        """
+        user = UserRepo._find(session, name)
+        ok = (user is not None and user.recovery_hash is not None and row_sealed(session, user_fields, user)
+              and verify_password(code, user.recovery_hash))
+        if not ok or user is None:
+            AuditRepo.append(session, actor=name or "?", action="user.recover.failed", target=f"user:{name}")
+            return None
+        user.password_hash = password_hash
+        user.recovery_hash = new_recovery_hash
+        user.failed_attempts = 0
+        user.locked_until = None
+        seal_row(session, user_fields, user)
+        session.flush()
+        AuditRepo.append(session, actor=name, action="user.recover", target=f"user:{name}",
+                         detail={"note": "recovery code used; a new one was issued"})
         return user_dto(user)
 
     @staticmethod

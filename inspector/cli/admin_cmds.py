@@ -1,8 +1,9 @@
-"""Admin commands: ``inspector user add|list`` and ``inspector model add``.
+"""Admin commands: ``inspector user add|list|role|recover``, ``inspector model add`` and ``inspector recipe add``.
 
-While no user exists (a fresh install), whoever has a shell on the station acts as its
-administrator, as the audit log records; once users exist, these commands need ``--user`` and that
-user's password (asked for, or read from INSPECTOR_PASSWORD for scripts).
+While the station's database has no user (a fresh install), whoever has a shell on the station acts
+as its administrator, as the audit log records; once users exist, these commands need ``--user`` and
+that user's password (asked for, or read from INSPECTOR_PASSWORD for scripts). The repositories check
+the role again from the users table and audit each change in the same transaction.
 """
 
 from __future__ import annotations
@@ -13,19 +14,21 @@ import os
 import sys
 from pathlib import Path
 
-from inspector.auth import Actor, Role, require
+from inspector.auth import FRESH_INSTALL, Actor, Role, require
 from inspector.errors import ConfigError, PermissionDenied
 
-FRESH_INSTALL_ACTOR = Actor("local-admin (no users yet)", Role.ADMIN)
+
+def _secret(prompt: str, env: str) -> str:
+    value = os.environ.get(env)
+    if value:
+        return value
+    if not sys.stdin.isatty():
+        raise PermissionDenied(f"{prompt.rstrip(': ')} is needed: run in a terminal or set {env}.")
+    return getpass.getpass(prompt)
 
 
 def _password(prompt: str) -> str:
-    env = os.environ.get("INSPECTOR_PASSWORD")
-    if env:
-        return env
-    if not sys.stdin.isatty():
-        raise PermissionDenied("a password is needed: run in a terminal or set INSPECTOR_PASSWORD.")
-    return getpass.getpass(prompt)
+    return _secret(prompt, "INSPECTOR_PASSWORD")
 
 
 def _sessions(a: argparse.Namespace):
@@ -35,16 +38,22 @@ def _sessions(a: argparse.Namespace):
 
 
 def signed_in(a: argparse.Namespace, sessions, action: str) -> Actor:
-    """The actor for a protected command: a signed-in user, or the local admin on a fresh install."""
+    """The actor for a protected command: a signed-in user, or the local admin while the station has no users."""
     from db.accounts import has_users, sign_in
 
     with sessions.begin() as s:
         if not has_users(s):
-            return require(FRESH_INSTALL_ACTOR, action)
+            return require(FRESH_INSTALL, action)
     if not getattr(a, "user", None):
-        raise PermissionDenied(f"'{action}' needs a signed-in user: add --user NAME.")
+        raise PermissionDenied(f"'{action}' needs a signed-in user with the {_role(action)} role: add --user NAME.")
     password = _password(f"password for {a.user}: ")
     return require(sign_in(sessions, a.user, password), action)
+
+
+def _role(action: str) -> str:
+    from inspector.auth import ACTIONS
+
+    return ACTIONS[action].value
 
 
 def _user_add(a: argparse.Namespace) -> int:
@@ -55,17 +64,25 @@ def _user_add(a: argparse.Namespace) -> int:
         with sessions.begin() as s:
             first = not has_users(s)
         actor = None if first else signed_in(a, sessions, "users")
-        password = os.environ.get("INSPECTOR_NEW_PASSWORD") or _password(f"new password for {a.name}: ")
+        password = _secret(f"new password for {a.name}: ", "INSPECTOR_NEW_PASSWORD")
         try:
             from db.writes import write
 
-            u = write(sessions, lambda s: create_user(s, actor, a.name, a.role, password), f"Adding the user {a.name}")
+            u, code = write(sessions, lambda s: create_user(s, actor, a.name, a.role, password),
+                            f"Adding the user {a.name}")
         except ValueError as e:
             raise ConfigError(str(e)) from None
         print(f"user {u.name} added with role {u.role}")
+        if code:
+            _show_code(u.name, code)
         return 0
     finally:
         engine.dispose()
+
+
+def _show_code(name: str, code: str) -> None:
+    print(f"recovery code for {name}: {code}\n  shown once: keep it offline. If {name} is locked out or forgets the "
+          f"password, 'inspector user recover {name}' takes it (once) and gives a new one.")
 
 
 def _user_list(a: argparse.Namespace) -> int:
@@ -81,40 +98,119 @@ def _user_list(a: argparse.Namespace) -> int:
         engine.dispose()
 
 
-def _model_add(a: argparse.Namespace) -> int:
-    from db import AuditRepo
-    from inspector.registry import ModelRegistry
+def _user_role(a: argparse.Namespace) -> int:
+    from db import UserRepo
 
     engine, sessions = _sessions(a)
     try:
-        actor = signed_in(a, sessions, "model")
-        h = ModelRegistry().add(Path(a.file), actor=actor.name)
-        with sessions.begin() as s:
-            AuditRepo.append(s, actor=actor.name, action="model.trust", target=f"model:{h}",
-                             detail={"file": str(Path(a.file).resolve())})
-        print(f"trusted {a.file} (sha256 {h})")
+        actor = signed_in(a, sessions, "users")
+        try:
+            with sessions.begin() as s:
+                u = UserRepo.set_role(s, actor, a.name, a.role)
+        except (ValueError, LookupError) as e:
+            raise ConfigError(str(e)) from None
+        print(f"user {u.name} is now {u.role}")
         return 0
     finally:
         engine.dispose()
 
 
+def _user_recover(a: argparse.Namespace) -> int:
+    from db.accounts import recover
+
+    engine, sessions = _sessions(a)
+    try:
+        code = _secret(f"recovery code for {a.name}: ", "INSPECTOR_RECOVERY_CODE")
+        password = _secret(f"new password for {a.name}: ", "INSPECTOR_NEW_PASSWORD")
+        try:
+            new_code = recover(sessions, a.name, code.strip(), password)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        print(f"{a.name}: password reset and lock cleared (recorded in the audit log); the old code no longer works")
+        _show_code(a.name, new_code)
+        return 0
+    finally:
+        engine.dispose()
+
+
+def _model_add(a: argparse.Namespace) -> int:
+    from db import TrustRepo
+    from inspector.registry import sha256_file
+
+    path = Path(a.file)
+    if not path.is_file():
+        raise ConfigError(f"model file not found: {path}")
+    engine, sessions = _sessions(a)
+    try:
+        actor = signed_in(a, sessions, "model")
+        h = sha256_file(path)
+        with sessions.begin() as s:
+            new = TrustRepo.add(s, actor, "model", h, path.name, {"file": str(path.resolve())})
+        print(f"{'trusted' if new else 'already trusted:'} {path} (sha256 {h}) on this station's database")
+        return 0
+    finally:
+        engine.dispose()
+
+
+def _recipe_add(a: argparse.Namespace) -> int:
+    from db import TrustRepo
+    from inspector.config import load_recipe
+    from inspector.registry import recipe_sha256
+
+    recipe = load_recipe(a.file)
+    h = recipe_sha256(recipe.model_dump(mode="json"))
+    engine, sessions = _sessions(a)
+    try:
+        actor = signed_in(a, sessions, "recipe")
+        with sessions.begin() as s:
+            new = TrustRepo.add(s, actor, "recipe", h, recipe.name,
+                                {"file": str(Path(a.file).resolve()), "values": recipe.model_dump(mode="json")})
+        print(f"{'registered' if new else 'already registered:'} recipe {recipe.name!r} (sha256 {h}) on this "
+              "station's database")
+        return 0
+    finally:
+        engine.dispose()
+
+
+def _db_user(p: argparse.ArgumentParser, who: str) -> None:
+    p.add_argument("--db", default=None, help="the station's database (default: sqlite in the user's data folder)")
+    p.add_argument("--user", default=None, help=f"the signed-in {who} doing this (needed once users exist)")
+
+
 def register(sub) -> None:
     u = sub.add_parser("user", help="local users and roles")
     usub = u.add_subparsers(dest="user_command", required=True)
-    ua = usub.add_parser("add", help="add a user (the first one must be an admin)")
+    ua = usub.add_parser("add", help="add a user (the first one must be an admin, and gets a recovery code)")
     ua.add_argument("name")
     ua.add_argument("--role", choices=[r.value for r in Role], default=Role.OPERATOR.value)
-    ua.add_argument("--db", default=None)
-    ua.add_argument("--user", default=None, help="the admin doing this (needed once users exist)")
+    _db_user(ua, "admin")
     ua.set_defaults(func=_user_add)
     ul = usub.add_parser("list", help="list users")
     ul.add_argument("--db", default=None)
     ul.set_defaults(func=_user_list)
+    ur = usub.add_parser("role", help="change a user's role (admin)")
+    ur.add_argument("name")
+    ur.add_argument("role", choices=[r.value for r in Role])
+    _db_user(ur, "admin")
+    ur.set_defaults(func=_user_role)
+    uc = usub.add_parser("recover", help="reset a locked-out user's password with their one-time recovery code "
+                         "(INSPECTOR_RECOVERY_CODE, INSPECTOR_NEW_PASSWORD, or asked for)")
+    uc.add_argument("name")
+    uc.add_argument("--db", default=None)
+    uc.set_defaults(func=_user_recover)
 
     m = sub.add_parser("model", help="trusted model files")
     msub = m.add_subparsers(dest="model_command", required=True)
-    ma = msub.add_parser("add", help="trust a model file: its SHA-256 goes into the registry (admin)")
+    ma = msub.add_parser("add", help="trust a model file on this station: its SHA-256 goes into the database, "
+                         "audited (admin)")
     ma.add_argument("file")
-    ma.add_argument("--db", default=None, help="database holding the users and the audit log")
-    ma.add_argument("--user", default=None, help="admin user (needed once users exist)")
+    _db_user(ma, "admin")
     ma.set_defaults(func=_model_add)
+
+    r = sub.add_parser("recipe", help="registered recipes")
+    rsub = r.add_subparsers(dest="recipe_command", required=True)
+    ra = rsub.add_parser("add", help="register a recipe file on this station: its SHA-256 and author go into the "
+                         "audit trail (QC or admin)")
+    ra.add_argument("file")
+    _db_user(ra, "QC or admin")
+    ra.set_defaults(func=_recipe_add)

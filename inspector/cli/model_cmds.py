@@ -28,22 +28,52 @@ def _synth(a: argparse.Namespace) -> int:
     return 0
 
 
+def _station(a: argparse.Namespace):
+    """(engine, sessions, registry) of the station's database: the models it trusts."""
+    from inspector.cli.station import default_db_url, open_db, trusted_models
+
+    engine, sessions = open_db(getattr(a, "db", None) or default_db_url())
+    try:
+        registry = trusted_models(sessions)
+    except Exception:
+        engine.dispose()
+        raise
+    return engine, sessions, registry
+
+
 def _train(a: argparse.Namespace) -> int:
-    from inspector.registry import ModelRegistry
+    from db import TrustRepo
+    from db.accounts import has_users
+    from inspector.cli.admin_cmds import signed_in
     from inspector.training import TrainProgress, train
 
     def progress(p: TrainProgress) -> None:
         m = f" mAP50 {p.map50:.3f}" if p.map50 is not None else ""
         print(f"epoch {p.epoch}/{p.epochs} loss {p.loss:.3f}{m} ETA {p.eta_s / 60:.1f} min", flush=True)
 
-    cmd = "inspector " + " ".join(shlex.quote(x) for x in sys.argv[1:])
-    reg = ModelRegistry()
-    card = train(a.data, a.out, base=a.base, epochs=a.epochs, imgsz=a.imgsz, batch=a.batch, hours=a.hours,
-                 resume=a.resume, command=cmd, progress=progress, trusted=reg.trusted())
-    for f in card["files"]:
-        reg.add(Path(a.out) / f, actor="inspector train")
-    print(f"model written to {a.out}: {', '.join(card['files'])} (registered as trusted)")
-    return 0
+    engine, sessions, registry = _station(a)
+    try:
+        with sessions.begin() as s:
+            users = has_users(s)
+        # registering the output is a QC action: signed in before the hours of training, not after
+        actor = signed_in(a, sessions, "train") if a.user or not users else None
+        cmd = "inspector " + " ".join(shlex.quote(x) for x in sys.argv[1:])
+        card = train(a.data, a.out, base=a.base, epochs=a.epochs, imgsz=a.imgsz, batch=a.batch, hours=a.hours,
+                     resume=a.resume, command=cmd, progress=progress, registry=registry)
+        files = ", ".join(card["files"])
+        if actor is None:
+            print(f"model written to {a.out}: {files}. Not trusted on this station: a signed-in QC or admin user "
+                  f"can trust it with 'inspector model add {Path(a.out) / next(iter(card['files']))} --user NAME' "
+                  "(or train with --user NAME).")
+            return 0
+        with sessions.begin() as s:
+            for name, f in card["files"].items():
+                TrustRepo.add(s, actor, "model", f["sha256"], name, {"file": str((Path(a.out) / name).resolve()),
+                                                                      "trained_by": "inspector train"})
+        print(f"model written to {a.out}: {files} (trusted on this station by {actor.name})")
+        return 0
+    finally:
+        engine.dispose()
 
 
 def _evaluate(a: argparse.Namespace) -> int:
@@ -59,7 +89,9 @@ def _evaluate(a: argparse.Namespace) -> int:
                                                      ("backend", a.backend)) if v is not None})
     ds = load_dataset(a.data)
     images = ds.split(a.split)
-    detector = load_detector(mcfg, conf=0.001)
+    engine, _, registry = _station(a)
+    engine.dispose()
+    detector = load_detector(mcfg, conf=0.001, registry=registry)
     report = evaluate(detector, ds, images, Recipe(recipe_cfg), _progress_line("images"),
                       split=a.split or ("val" if ds.has_split_files else "all"))
     print(format_report(report))
@@ -91,13 +123,14 @@ def _record_in_card(detector, result: dict) -> None:
 
 def _export(a: argparse.Namespace) -> int:
     from inspector.export import default_export_dir, export_model
-    from inspector.registry import ModelRegistry, read_card, resolve_model
+    from inspector.registry import read_card, resolve_model
 
-    reg = ModelRegistry()
     pt = resolve_model(a.model, (".pt",))
     if pt.suffix != ".pt":
         raise ConfigError(f"{pt}: export needs the model's .pt weights.")
-    reg.check(pt)
+    engine, _, registry = _station(a)
+    engine.dispose()
+    registry.check_or_vet(pt)  # a trusted hash, or a checkpoint the weights-only loader reads: no code runs
     out = Path(a.out) if a.out else default_export_dir(pt, a.int8)
     calib, held_out, ds = [], (), None
     if a.int8 and not a.data:
@@ -112,7 +145,7 @@ def _export(a: argparse.Namespace) -> int:
         held_out = ds.splits.get("val", ())
     imgsz = a.imgsz or int(read_card(pt).get("imgsz") or 320)
     cmd = "inspector " + " ".join(shlex.quote(x) for x in sys.argv[1:])
-    card = export_model(pt, out, trusted=reg.trusted(), imgsz=imgsz, int8=a.int8, calibration=calib,
+    card = export_model(pt, out, trusted=registry.trusted(), imgsz=imgsz, int8=a.int8, calibration=calib,
                         subset_size=a.calibration, held_out=held_out, dataset=ds, data_name=str(a.data or ""),
                         force=a.force, command=cmd)
     model = out / next(iter(card["files"]))
@@ -143,6 +176,10 @@ def register(sub) -> None:
     t.add_argument("--batch", type=int, default=16)
     t.add_argument("--hours", type=float, default=None, help="time budget; epochs are fitted to it")
     t.add_argument("--resume", action="store_true", help="continue a stopped run in --out")
+    t.add_argument("--db", default=None, help="the station's database, which trusts models (default: sqlite in "
+                   "the user's data folder)")
+    t.add_argument("--user", default=None, help="QC or admin user who trusts the new model on the station "
+                   "(without it, once the station has users, the model is written but not trusted)")
     t.set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="mAP and part-level figures on a labelled data set")
@@ -154,6 +191,7 @@ def register(sub) -> None:
     e.add_argument("--backend", default=None, choices=["auto", "onnxruntime", "openvino", "ultralytics"])
     e.add_argument("--json", action="store_true")
     e.add_argument("--card", action="store_true", help="record the command and its figures in the model's card")
+    e.add_argument("--db", default=None, help="the station's database, which trusts models")
     e.set_defaults(func=_evaluate)
 
     x = sub.add_parser("export", help="export a model to ONNX (optionally INT8)")
@@ -169,5 +207,6 @@ def register(sub) -> None:
                    "(never a trusted model)")
     x.add_argument("--calibration", type=int, default=CALIBRATION_IMAGES,
                    help="number of calibration images, taken evenly from the train split")
+    x.add_argument("--db", default=None, help="the station's database, which trusts models")
     x.set_defaults(func=_export)
 

@@ -31,6 +31,11 @@ def _add_db(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=argparse.SUPPRESS, help="configuration file (TOML), for the image folder")
 
 
+def _add_user(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--user", default=None, help="the signed-in QC or admin user (needed once the station has users; "
+                   "password from INSPECTOR_PASSWORD or asked for)")
+
+
 def _add_period(p: argparse.ArgumentParser) -> None:
     p.add_argument("--since", type=_time, default=None, help="first time included (ISO 8601; UTC unless a zone "
                    "is given)")
@@ -45,6 +50,7 @@ def register(sub) -> None:  # noqa: ANN001 - argparse's private subparsers type
     r.add_argument("--format", choices=["pdf", "html", "csv"], default=None,
                    help="output format (default: from the --out suffix, else pdf)")
     r.add_argument("--out", required=True, help="file to write; CSV also writes <name>_detections.csv beside it")
+    _add_user(r)
     r.set_defaults(func=report)
 
     a = sub.add_parser("audit", help="audit trail commands")
@@ -59,6 +65,7 @@ def register(sub) -> None:  # noqa: ANN001 - argparse's private subparsers type
     e.add_argument("--out", required=True, help="new or empty folder to write")
     e.add_argument("--reviewed-only", action="store_true", help="only parts that QC reviewed (default: every part "
                    "with a stored image, the machine's boxes standing where no review corrected them)")
+    _add_user(e)
     e.set_defaults(func=export_dataset)
 
 
@@ -118,8 +125,10 @@ def report(a: argparse.Namespace) -> int:
     engine, sessions = _open(url)
     started = time.monotonic()
     try:
+        _sign_in(a, sessions, "report")
         result = make_report(sessions, fmt, out, since=a.since, until=a.until, run_id=a.run,
                              image_root=_image_root(url, a), progress=_progress("rows"))
+        head = _chain_head(sessions)
     finally:
         engine.dispose()
     took = time.monotonic() - started
@@ -130,7 +139,24 @@ def report(a: argparse.Namespace) -> int:
               f"{t.not_inspected} not inspected; yield {y} ({took:.1f} s)")
     else:
         print(f"wrote {out} ({result} inspections) and {detections_path(out)} ({took:.1f} s)")
+    print(head)
     return 0
+
+
+def _sign_in(a: argparse.Namespace, sessions, action: str) -> None:  # noqa: ANN001
+    """A QC action: signed in once the station has users (``inspector.auth``)."""
+    from inspector.cli.admin_cmds import signed_in
+
+    signed_in(a, sessions, action)
+
+
+def _chain_head(sessions) -> str:  # noqa: ANN001
+    """The audit chain's head, to be kept with the report and compared later ('audit verify' prints it too)."""
+    from db import AuditRepo
+
+    with sessions() as s:
+        n, h = AuditRepo.head(s)
+    return f"audit chain head: entry {n}, sha256 {h}"
 
 
 def audit_verify(a: argparse.Namespace) -> int:
@@ -140,10 +166,12 @@ def audit_verify(a: argparse.Namespace) -> int:
     try:
         with sessions() as s, s.begin():
             rep = AuditRepo.verify(s)
+        head = _chain_head(sessions)
     finally:
         engine.dispose()
     if rep.ok:
-        print(f"audit log OK: {rep.entries} entries")
+        print(f"audit log OK: {rep.entries} entries; inspections, reviews, users and trusted files sealed")
+        print(head)
         return 0
     print(f"audit log TAMPERED: {len(rep.problems)} problem(s) in {rep.entries} entries")
     for p in rep.problems:
@@ -158,6 +186,7 @@ def export_dataset(a: argparse.Namespace) -> int:
     url = _db_url(a)
     engine, sessions = _open(url)
     try:
+        _sign_in(a, sessions, "export")
         summary = job(sessions, Path(a.out), _image_root(url, a), since=a.since, until=a.until,
                       reviewed_only=a.reviewed_only, progress=_progress("parts"))
     finally:

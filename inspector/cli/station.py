@@ -13,12 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from inspector.config import Config
+from inspector.config import Config, RecipeConfig
 from inspector.detector import load_detector, pick_model
 from inspector.errors import StorageError
 from inspector.images import ImageStore, orphans
 from inspector.pipeline import Pipeline, TimedDetector
-from inspector.registry import ModelRegistry, data_home, read_card
+from inspector.registry import ModelRegistry, data_home, read_card, recipe_sha256
 from inspector.rules import Recipe
 from inspector.runner import Runner, RunStats
 from inspector.sources import CameraState, open_source
@@ -99,6 +99,26 @@ def reconcile(sessions, base: Path, subdir: str, station: str, waiting: set[str]
     log.warning("closed %d interrupted run(s); removed %d orphan image file(s)", len(open_ids), removed)
 
 
+def station_trust(sessions, cfg: Config, registry: ModelRegistry | None = None) -> tuple[ModelRegistry, str]:
+    """The models this station's database trusts, and the recipe's hash (PermissionDenied for a recipe that
+    is not registered once the station has users)."""
+    from db import TrustRepo
+    from db.writes import write
+
+    sha = recipe_sha256(cfg.recipe.model_dump(mode="json"))
+    default = recipe_sha256(RecipeConfig().model_dump(mode="json"))
+    write(sessions, lambda s: TrustRepo.allow_recipe(s, sha, cfg.recipe.name, default), "Checking the recipe")
+    return registry or trusted_models(sessions), sha
+
+
+def trusted_models(sessions) -> ModelRegistry:
+    """The shipped models and those this station's database trusts (sealed rows only)."""
+    from db import TrustRepo
+    from db.writes import write
+
+    return ModelRegistry(write(sessions, lambda s: TrustRepo.trusted(s, "model"), "Reading the trusted models"))
+
+
 class RetainingWriter:
     """The run's writer, enforcing the image size cap every ``every`` parts, on the writer thread."""
 
@@ -132,28 +152,27 @@ class Station:
 
         cfg = spec.config
         self.spec = spec
-        self.registry = registry or ModelRegistry()
-        # the model: resolved and its hash checked here, loaded on the inference thread
         self.model_path, self.backend = pick_model(cfg.model)
-        self.model_sha = self.registry.check(self.model_path)
-        card = read_card(self.model_path)
         self.config = cfg
         self.recipe = Recipe(cfg.recipe)
-        self.source = open_source(spec.source, cfg.camera, spec.loop, on_camera)
+        self.engine, self.sessions = open_db(spec.db_url)
         try:
-            self.engine, self.sessions = open_db(spec.db_url)
+            # trust: the model's hash and the recipe checked against this station's database, before any load
+            self.registry, self.recipe_sha = station_trust(self.sessions, cfg, registry)
+            self.model_sha = self.registry.check(self.model_path)
+            self.source = open_source(spec.source, cfg.camera, spec.loop, on_camera)
         except Exception:
-            self.source.close()
+            self.engine.dispose()
             raise
         try:
-            self._prepare_storage(spec, card)
+            self._prepare_storage(spec, read_card(self.model_path))
         except Exception:
             self.source.close()
             self.engine.dispose()
             raise
         store = ImageStore(self.base, self.subdir, cfg.storage.save_images, cfg.storage.jpeg_quality,
                            f"run-{self.run_id}", cfg.storage.keep_pass_fraction)
-        self.db_writer = DbWriter(self.sessions, self.run_id, store, self.outbox)
+        self.db_writer = DbWriter(self.sessions, self.run_id, store, self.outbox, recipe_sha256=self.recipe_sha)
         self.writer = RetainingWriter(self.db_writer, self.sessions, self.base, self.subdir,
                                       int(cfg.storage.max_images_mb * 1e6))
         model_cfg = cfg.model.model_copy(update={"path": self.model_path})
@@ -168,7 +187,7 @@ class Station:
     def _prepare_storage(self, spec: StationSpec, card: dict) -> None:
         """The image namespace, the outbox (a database server only), the backlog of an earlier run forwarded,
         the clean-up after a crash, and this run's row; every write retried, every failure one sentence."""
-        from db import ModelRepo, RunRepo
+        from db import AuditRepo, ModelRepo, RunRepo
         from db.failures import mask_url, sqlite_path
         from db.outbox import Outbox
         from db.writes import write
@@ -194,6 +213,9 @@ class Station:
             mv = ModelRepo.get_or_create(s, name, str(self.model_path), self.model_sha, list(card.get("classes", [])))
             run = RunRepo.start(s, mask_url(self.source.name), recipe, cfg.recipe.name, mv.id, cfg.run.station,
                                 cfg.run.mode.value)
+            AuditRepo.append(s, actor=f"station:{cfg.run.station}", action="run.start", target=f"run:{run.id}",
+                             detail={"model_sha256": self.model_sha, "recipe_sha256": self.recipe_sha,
+                                     "recipe": cfg.recipe.name})
             return run.id, mv.name
 
         self.run_id, self.model_name = write(self.sessions, start, "Starting the run")

@@ -39,7 +39,7 @@ def test_a_write_waits_out_a_lock_held_for_a_while(lite):
     _url, sessions, path = lite
     t0 = time.monotonic()
     holder = hold_lock(path, 1.5)
-    user = write(sessions, lambda s: create_user(s, None, "anna", Role.ADMIN, "long enough pw 1"), "Adding anna",
+    user, _ = write(sessions, lambda s: create_user(s, None, "anna", Role.ADMIN, "long enough pw 1"), "Adding anna",
                  wait_s=15)
     holder.join()
     assert user.name == "anna" and time.monotonic() - t0 >= 1.2

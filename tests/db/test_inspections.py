@@ -8,7 +8,7 @@ import pytest
 
 from db import InspectionFilter, InspectionRepo, ReviewRepo, RunRepo, VerdictCounts, open_database, session_factory
 from inspector.types import Verdict
-from tests.conftest import QC
+from tests.conftest import QC, staff
 
 P, F, R, N = Verdict.PASS, Verdict.FAIL, Verdict.REVIEW, Verdict.NOT_INSPECTED
 
@@ -28,6 +28,7 @@ def seed(sessions, run_id, mk) -> dict[int, int]:
         stored = InspectionRepo.add_many(s, run_id, [(mk.inspection(q, v, lb), f"img/{q}.jpg" if q % 2 else None)
                                                      for q, (v, lb) in PARTS.items()])
         by_seq = dict(zip(PARTS, stored, strict=True))
+        staff(s)
         for seq, action, new in REVIEWS:
             ReviewRepo.add(s, by_seq[seq], QC("qc-anna"), action, new, reason="looked again")
     return by_seq

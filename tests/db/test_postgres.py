@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from db import AuditRepo, InspectionFilter, InspectionRepo, ReviewRepo, open_database, session_factory
 from inspector.errors import StorageError
 from inspector.types import Verdict
-from tests.conftest import QC
+from tests.conftest import QC, staff
 
 
 def test_a_bare_postgresql_url_uses_psycopg2_and_reaches_head(pg_url):
@@ -46,6 +46,7 @@ def test_round_trip_of_a_thousand_parts(pg_url, mk):
              for q in range(1000)]
     with sessions() as s, s.begin():
         ids = InspectionRepo.add_many(s, run_id, items)
+        staff(s)
         ReviewRepo.add(s, ids[990], QC("qc"), "override", "PASS", "a drop of oil")
     with sessions() as s:
         fails = list(InspectionRepo.iterate(s, InspectionFilter(verdict="FAIL", label="hole"), batch=7))

@@ -7,12 +7,13 @@ from sqlalchemy import text
 
 from db import AuditRepo, InspectionRepo, ReviewRepo
 from inspector.types import Verdict
-from tests.conftest import QC
+from tests.conftest import QC, staff
 
 
 @pytest.fixture
 def fail_id(sessions, run_id, mk) -> int:
     with sessions() as s, s.begin():
+        staff(s)
         return InspectionRepo.add(s, run_id, mk.inspection(7, Verdict.FAIL, ("scratch",)), "img/7.jpg")
 
 
@@ -38,7 +39,7 @@ def test_reviews_never_touch_the_inspection_and_the_latest_wins(engine, sessions
     assert made[2].detail == drawn
     with sessions() as s:
         detail = InspectionRepo.get(s, fail_id)
-        audit = AuditRepo.list(s)
+        audit = [e for e in AuditRepo.list(s) if e.action.startswith("review.")]
         assert ReviewRepo.final_verdict(s, fail_id) is Verdict.FAIL
     assert detail is not None and detail.row.machine_verdict is Verdict.FAIL and detail.row.reviewed
     assert [r.action for r in detail.reviews] == ["override", "false_detection", "missed_defect", "confirm"]
@@ -61,7 +62,7 @@ def test_bad_reviews_are_refused_and_leave_nothing(sessions, fail_id, action, ne
         ReviewRepo.add(s, fail_id, QC("qc-anna"), action, new, reason)
     with sessions() as s:
         assert ReviewRepo.for_inspection(s, fail_id) == []
-        assert AuditRepo.list(s) == []
+        assert [e for e in AuditRepo.list(s) if e.action.startswith("review.")] == []
 
 
 def test_unknown_inspection_and_missing_reviewer(sessions, fail_id):
@@ -73,20 +74,57 @@ def test_unknown_inspection_and_missing_reviewer(sessions, fail_id):
 
 
 def test_role_is_checked_at_the_database_boundary(sessions, fail_id):
-    from inspector.auth import STATION_OPERATOR
+    from db import UserRepo
+    from inspector.auth import STATION_OPERATOR, Actor, Role
     from inspector.errors import PermissionDenied
 
     with sessions() as s, s.begin():
+        UserRepo.add(s, Actor("root-admin", Role.ADMIN), "otto", "operator", "scrypt$test")
+    with sessions() as s, s.begin():
         with pytest.raises(PermissionDenied, match="review"):
-            ReviewRepo.add(s, fail_id, STATION_OPERATOR, "confirm")
-        with pytest.raises(PermissionDenied, match="override"):
+            ReviewRepo.add(s, fail_id, Actor("otto", Role.OPERATOR), "confirm")
+        with pytest.raises(PermissionDenied, match="not a user"):
             ReviewRepo.add(s, fail_id, STATION_OPERATOR, "override", "PASS", "looks fine")
         assert ReviewRepo.for_inspection(s, fail_id) == []
 
 
+@pytest.mark.parametrize("claim, error", [
+    (("mallory", "admin"), "not a user"),  # issue 12.6: absent from users, claiming ADMIN
+    (("otto", "admin"), "is operator on this station"),  # a user claiming a role they do not have
+    (("otto", "qc"), "is operator on this station"),
+])
+def test_a_claimed_role_counts_for_nothing(sessions, fail_id, claim, error):
+    from db import UserRepo
+    from inspector.auth import Actor, Role
+    from inspector.errors import PermissionDenied
+
+    with sessions() as s, s.begin():
+        UserRepo.add(s, Actor("root-admin", Role.ADMIN), "otto", "operator", "scrypt$test")
+    with sessions() as s, s.begin(), pytest.raises(PermissionDenied, match=error):
+        ReviewRepo.add(s, fail_id, Actor(claim[0], Role(claim[1])), "override", "PASS", "looks fine")
+    with sessions() as s:
+        assert ReviewRepo.final_verdict(s, fail_id) is Verdict.FAIL
+
+
+def test_a_role_raised_in_the_table_is_refused(engine, sessions, fail_id):
+    """update users set role='admin' behind Inspector's back: the broken seal refuses the account."""
+    from db import UserRepo
+    from inspector.auth import Actor, Role
+    from inspector.errors import PermissionDenied
+
+    with sessions() as s, s.begin():
+        UserRepo.add(s, Actor("root-admin", Role.ADMIN), "otto", "operator", "scrypt$test")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE users SET role = 'qc' WHERE name = 'otto'"))
+    with sessions() as s, s.begin(), pytest.raises(PermissionDenied, match="changed outside Inspector"):
+        ReviewRepo.add(s, fail_id, Actor("otto", Role.QC), "override", "PASS", "looks fine")
+
+
 def test_a_failed_transaction_keeps_neither_review_nor_audit(sessions, fail_id):
+    with sessions() as s:
+        entries = AuditRepo.verify(s).entries
     with pytest.raises(RuntimeError), sessions() as s, s.begin():
         ReviewRepo.add(s, fail_id, QC("qc"), "override", "PASS", "fine")
         raise RuntimeError("the caller changed its mind")
     with sessions() as s:
-        assert ReviewRepo.for_inspection(s, fail_id) == [] and AuditRepo.verify(s).entries == 0
+        assert ReviewRepo.for_inspection(s, fail_id) == [] and AuditRepo.verify(s).entries == entries

@@ -12,6 +12,7 @@ import pytest
 from db import InspectionRepo, ModelRepo, RunRepo, UserRepo
 from db.owner import Owner, this_process
 from db.schema import Run
+from inspector.auth import Actor, Role
 
 
 def ended_process() -> Owner:
@@ -121,13 +122,15 @@ def test_close_interrupted_spares_runs_whose_process_still_runs(sessions, run_id
 
 def test_users(sessions):
     now = dt.datetime(2024, 5, 1, 12, tzinfo=dt.timezone.utc)
+    boss = Actor("boss", Role.ADMIN)
     with sessions() as s, s.begin():
-        UserRepo.add(s, "anna", "qc", "scrypt$abc")
-        UserRepo.add(s, "otto", "operator", "scrypt$def")
+        UserRepo.add(s, None, "boss", "admin", "scrypt$000")
+        UserRepo.add(s, boss, "anna", "qc", "scrypt$abc")
+        UserRepo.add(s, boss, "otto", "operator", "scrypt$def")
         with pytest.raises(ValueError, match="exists"):
-            UserRepo.add(s, "anna", "admin", "x")
+            UserRepo.add(s, boss, "anna", "admin", "x")
         with pytest.raises(ValueError, match="role"):
-            UserRepo.add(s, "eve", "root", "x")
+            UserRepo.add(s, boss, "eve", "root", "x")
         for _ in range(2):
             u = UserRepo.record_failure(s, "anna", max_attempts=3, now=now)
         assert u.failed_attempts == 2 and u.locked_until is None
@@ -137,9 +140,9 @@ def test_users(sessions):
     with sessions() as s, s.begin():
         u = UserRepo.record_success(s, "anna")
         assert (u.failed_attempts, u.locked_until) == (0, None)
-        assert UserRepo.set_role(s, "otto", "admin").role == "admin"
-        assert UserRepo.set_password(s, "otto", "new").password_hash == "new"
-        assert [x.name for x in UserRepo.list(s)] == ["anna", "otto"]
+        assert UserRepo.set_role(s, boss, "otto", "admin").role == "admin"
+        assert UserRepo.set_password(s, boss, "otto", "new").password_hash == "new"
+        assert [x.name for x in UserRepo.list(s)] == ["anna", "boss", "otto"]
         assert UserRepo.get(s, "nobody") is None
         assert "scrypt" not in repr(UserRepo.get(s, "anna")), "the hash stays out of logs"
         with pytest.raises(LookupError):

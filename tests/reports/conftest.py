@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import QC
+from tests.conftest import QC, staff
 
 T0 = dt.datetime(2026, 3, 2, 6, 0, tzinfo=dt.timezone.utc)
 SHA = "cd" * 32
@@ -65,8 +65,11 @@ def _plan(n: int, rng: np.random.Generator) -> list[tuple[str, list[tuple[str, f
     return out
 
 
-def build_qc_db(folder: Path, n: int = 48, seed: int = 11, url: str | None = None) -> QcDb:
-    """The database (an SQLite file in ``folder`` unless ``url`` names another), images in ``folder``."""
+def build_qc_db(folder: Path, n: int = 48, seed: int = 11, url: str | None = None, users: bool = False) -> QcDb:
+    """The database (an SQLite file in ``folder`` unless ``url`` names another), images in ``folder``.
+
+    ``users=False`` (the default): the QC accounts that wrote the reviews are removed afterwards, so that
+    commands and the window meet a station without users (no sign-in; the first one creates an admin)."""
     from sqlalchemy import text
 
     from db import InspectionRepo, ModelRepo, ReviewRepo, RunRepo, open_database, session_factory
@@ -115,6 +118,7 @@ def build_qc_db(folder: Path, n: int = 48, seed: int = 11, url: str | None = Non
     passes = [q for q, v in db.machine.items() if v == "PASS"]
     reviews_ = [q for q, v in db.machine.items() if v == "REVIEW"]
     with sessions() as s, s.begin():
+        staff(s)
         # an escape: the machine passed it, QC found a dent and failed it
         ReviewRepo.add(s, ids[passes[0]], QC("qc-anna"), "missed_defect", "FAIL", "dent at the rim",
                        {"label": "dent", "x1": 40, "y1": 50, "x2": 90, "y2": 95})
@@ -128,6 +132,9 @@ def build_qc_db(folder: Path, n: int = 48, seed: int = 11, url: str | None = Non
         ReviewRepo.add(s, ids[reviews_[0]], QC("qc-ben"), "override", "FAIL", "real defect")
         if len(reviews_) > 1:
             ReviewRepo.add(s, ids[reviews_[1]], QC("qc-ben"), "override", "PASS", "within tolerance")
+    if not users:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM users"))
     engine.dispose()
     db.reviewed_seqs = [passes[0], passes[1], fails[0], fails[1], reviews_[0]] + reviews_[1:2]
     return db

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import trust_models
 from ui.app import drop_foreign_qt_plugins
 
 drop_foreign_qt_plugins()  # before pytest-qt creates the QApplication (opencv points Qt at its own plugins)
@@ -33,11 +34,15 @@ def make_spec(tmp_path):
     from inspector.cli.station import StationSpec
     from inspector.config import Config, config_from_dict
 
-    def make(source: Path | str, model: Path | None, loop: bool = False, db: str = "t.db") -> StationSpec:
+    def make(source: Path | str, model: Path | None, loop: bool = False, db: str = "t.db",
+             trusted: bool = True) -> StationSpec:
         data = Config().model_dump(mode="python")
         data["model"]["path"] = model
         data["camera"].update(open_timeout_s=1.0, read_timeout_s=1.0, reconnect_initial_s=0.05, reconnect_max_s=0.1)
-        return StationSpec(str(source), f"sqlite:///{(tmp_path / db).as_posix()}", config_from_dict(data), loop=loop)
+        url = f"sqlite:///{(tmp_path / db).as_posix()}"
+        if model is not None and trusted:  # the station's database trusts the model (issue 12)
+            trust_models(url, Path(model))
+        return StationSpec(str(source), url, config_from_dict(data), loop=loop)
 
     return make
 

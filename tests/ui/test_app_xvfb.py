@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import trust_models
 from tests.ui.conftest import db_rows
 
 APP_SECONDS = 12
@@ -39,6 +40,7 @@ def test_the_app_opens_inspects_and_closes_on_sigterm(tmp_path, tiny_model):
         pytest.skip("xvfb-run is not installed (apt-get install xvfb); CI installs it")
     shot = tmp_path / "live.png"
     db = tmp_path / "app.db"
+    trust_models(f"sqlite:///{db}", tiny_model)
     can_shoot = bool(shutil.which("import") and shutil.which("identify"))
     script = (f'"{sys.executable}" -m inspector.cli --db "sqlite:///{db}" --model "{tiny_model}" & p=$!; '
               f"sleep {APP_SECONDS}; "

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from inspector.types import Verdict
+from tests.conftest import trust_models
 from tests.ui.conftest import db_rows, run_until_idle
 
 pytestmark = pytest.mark.model
@@ -90,12 +91,13 @@ def test_a_bad_model_file_is_shown_and_the_window_stays_usable(qtbot, open_windo
                                                                tiny_model):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a model")
-    w = open_window(make_spec(parts, bad))
+    w = open_window(make_spec(parts, bad, trusted=False))
     w.start()
     run_until_idle(qtbot, w)
     assert "not in the model registry" in w.live.error.message
     assert w.actions_by_name["start"].isEnabled()
-    w.set_model(tiny_model)  # pick another and start again
+    trust_models(f"sqlite:///{(tmp_path / 't.db').as_posix()}", tiny_model)
+    w.set_model(tiny_model)  # pick another (trusted on the station) and start again
     w.start()
     qtbot.waitUntil(lambda: w.live.last is not None, timeout=60_000)
     assert w.live.error.message == ""

@@ -133,3 +133,30 @@ def test_period_choices(choice, since, until):
     got = period(choice, now, now, now)
     want = tuple(None if t is None else t.astimezone() for t in (since, until))
     assert got == want
+
+
+def test_writing_a_report_file_needs_a_signed_in_qc_once_the_station_has_users(qtbot, tmp_path):
+    """Issue 12.7 in the window: as on the command line, a report is a QC action."""
+    from db import UserRepo, open_database, session_factory
+    from inspector.auth import Actor, Role
+    from tests.reports.conftest import build_qc_db
+    from ui.reports.tab import ReportsTab
+    from ui.review.service import Database
+
+    qc = build_qc_db(tmp_path, n=12, seed=5)
+    engine = open_database(qc.url)
+    with session_factory(engine).begin() as s:
+        UserRepo.add(s, None, "boss", "admin", "scrypt$test")
+        UserRepo.add(s, Actor("boss", Role.ADMIN), "anna", "qc", "scrypt$test")
+    engine.dispose()
+    tab = ReportsTab(Database(qc.url, tmp_path))
+    qtbot.addWidget(tab)
+    out = tmp_path / "r.csv"
+    tab.export("csv", out)
+    qtbot.waitUntil(lambda: not tab.jobbar.running, timeout=10_000)
+    assert not out.exists()
+    tab.actor = Actor("anna", Role.QC)
+    tab.export("csv", out)
+    qtbot.waitUntil(lambda: not tab.jobbar.running, timeout=10_000)
+    assert out.exists()
+    tab.shutdown()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QDateTime, Qt
 
-from tests.conftest import QC
+from tests.conftest import QC, staff
 from ui.review.service import Database
 from ui.review.tab import PAGE_SIZE, ReviewTab
 
@@ -54,6 +54,7 @@ def build(folder: Path) -> str:
         for run_id, batch in items.items():
             ids += InspectionRepo.add_many(s, run_id, batch)
     with sessions() as s, s.begin():
+        staff(s)
         for n, iid in enumerate(ids[::13]):
             machine = s.execute(text("SELECT verdict FROM inspections WHERE id=:i"),
                                 {"i": iid}).scalar()

@@ -100,3 +100,62 @@ def test_the_window_saves_to_the_config_file_and_uses_it_next_start(qtbot, tmp_p
     d.save()
     qtbot.waitUntil(lambda: w.spec.config.recipe.name == "bracket-B", timeout=5000)
     assert load_config(path).recipe.name == "bracket-B"
+
+
+@pytest.fixture
+def station_db(tmp_path):
+    """A station database with an admin, a QC and an operator (issue 12.5)."""
+    from db import UserRepo, open_database, session_factory
+    from inspector.auth import Actor, Role
+
+    engine = open_database(f"sqlite:///{tmp_path / 'station.db'}")
+    sessions = session_factory(engine)
+    with sessions.begin() as s:
+        UserRepo.add(s, None, "boss", "admin", "scrypt$test")
+        UserRepo.add(s, Actor("boss", Role.ADMIN), "anna", "qc", "scrypt$test")
+    yield sessions
+    engine.dispose()
+
+
+def test_verdict_settings_need_a_signed_in_user_and_are_audited(qtbot, saved, station_db):
+    """Issue 12.5: fail_conf saved while not signed in was how a lax recipe got in; camera settings stay free."""
+    from db import AuditRepo, TrustRepo
+    from inspector.auth import STATION_OPERATOR, Actor, Role
+    from inspector.registry import recipe_sha256
+    from ui.settings_guard import settings_guard
+
+    who = [STATION_OPERATOR]
+    before = saved.read_bytes()
+    d = SettingsDialog(load_config(saved), saved, guard=settings_guard(lambda: station_db, lambda: who[0]))
+    qtbot.addWidget(d)
+    d.fields[("recipe", "fail_conf")].editor.setText("0.9")
+    d.fields[("recipe", "review_conf")].editor.setText("0.85")
+    d.save()
+    qtbot.waitUntil(lambda: "Not saved" in d.status.text(), timeout=5000)
+    assert "signed-in" in d.status.text() and saved.read_bytes() == before
+    got = []
+    d.saved.connect(got.append)
+    who[0] = Actor("anna", Role.QC)
+    d.save()
+    qtbot.waitUntil(lambda: bool(got), timeout=5000)
+    assert load_config(saved).recipe.fail_conf == 0.9
+    with station_db() as s:
+        entry = next(e for e in AuditRepo.list(s) if e.action == "settings.change")
+        trusted = TrustRepo.trusted(s, "recipe")
+        assert AuditRepo.verify(s).ok
+    assert entry.actor == "anna" and entry.detail["recipe.fail_conf"] == {"old": 0.5, "new": 0.9}
+    assert recipe_sha256(got[0].recipe.model_dump(mode="json")) in trusted
+
+
+def test_operator_settings_stay_free(qtbot, saved, station_db):
+    from inspector.auth import STATION_OPERATOR
+    from ui.settings_guard import settings_guard
+
+    d = SettingsDialog(load_config(saved), saved, guard=settings_guard(lambda: station_db, lambda: STATION_OPERATOR))
+    qtbot.addWidget(d)
+    got = []
+    d.saved.connect(got.append)
+    d.fields[("camera", "open_timeout_s")].editor.setText("7")
+    d.save()
+    qtbot.waitUntil(lambda: bool(got), timeout=5000)
+    assert load_config(saved).camera.open_timeout_s == 7

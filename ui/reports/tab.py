@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inspector.auth import STATION_OPERATOR, Actor
 from inspector.reports import ReportData
 from inspector.reports.data import fmt_pct, models_text
 from inspector.types import Verdict
@@ -81,6 +82,7 @@ class ReportsTab(QWidget):
         self.jobs = jobs or QThreadPool(self)
         self.jobs.setMaxThreadCount(1)
         self.data: ReportData | None = None
+        self.actor: Actor | None = None  # who signed in (review screen); writing a report file is a QC action
         self.loaded_at = 0.0
         self._jobs = CountedJobs(self.pool)
         self._token = 0
@@ -255,7 +257,7 @@ class ReportsTab(QWidget):
         out = Path(out)
         self.last_folder = out.parent
         since, until, run_id = self.bounds()
-        db = self.db
+        db, actor = self.db, self.actor
         cancel = self.jobbar.start(f"Writing {out.name}…")
         relay = ProgressRelay(self)
         relay.progress.connect(self.jobbar.set_progress)
@@ -263,8 +265,11 @@ class ReportsTab(QWidget):
             b.setEnabled(False)
 
         def work() -> Any:
+            from db import authorize
             from db.export import make_report
 
+            with db.sessions().begin() as s:  # once the station has users: a signed-in QC (inspector.auth)
+                authorize(s, None if actor == STATION_OPERATOR else actor, "report")
             return make_report(db.sessions(), fmt, out, since=since, until=until, run_id=run_id,
                                image_root=db.image_root, progress=relay, cancel=cancel)
 

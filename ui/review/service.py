@@ -129,6 +129,7 @@ class Accounts:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.recovery_code: str | None = None
 
     def has_users(self) -> bool:
         with self.db.sessions()() as s:
@@ -138,9 +139,11 @@ class Accounts:
         return sign_in(self.db.sessions(), name.strip(), password)
 
     def create_first_admin(self, name: str, password: str) -> Actor:
-        """Create the first user (an admin, as the rules require) and sign them in."""
-        write(self.db.sessions(), lambda s: create_user(s, None, name.strip(), Role.ADMIN, password),
-              "Creating the first administrator")
+        """Create the first user (an admin, as the rules require) and sign them in; ``recovery_code`` then holds
+        their one-time recovery code, to be shown once."""
+        _, self.recovery_code = write(self.db.sessions(), lambda s: create_user(s, None, name.strip(), Role.ADMIN,
+                                                                                 password),
+                                      "Creating the first administrator")
         return self.sign_in(name, password)
 
 

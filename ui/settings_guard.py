@@ -1,0 +1,58 @@
+"""Who may save which settings: sections that change verdicts or storage need a signed-in user with the
+right role and leave an audit entry; the others (camera, run) stay free for the operator.
+
+The check runs on a pool thread, in one transaction with its audit entry (and, for a changed recipe, its
+registration as a trusted recipe, so that the next run accepts it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from inspector.auth import STATION_OPERATOR, Actor
+from inspector.config import Config
+from inspector.registry import recipe_sha256
+
+log = logging.getLogger(__name__)
+
+#: section -> the action (inspector.auth.ACTIONS) a change to it needs
+PROTECTED: dict[str, str] = {"recipe": "recipe", "quality": "settings", "model": "settings", "storage": "settings"}
+
+
+def changes(old: Config, new: Config) -> dict[str, dict[str, Any]]:
+    """"section.field" -> {"old", "new"} for every protected field that differs."""
+    out: dict[str, dict[str, Any]] = {}
+    for section in PROTECTED:
+        a, b = getattr(old, section).model_dump(mode="json"), getattr(new, section).model_dump(mode="json")
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                out[f"{section}.{key}"] = {"old": a.get(key), "new": b.get(key)}
+    return out
+
+
+def settings_guard(sessions: Callable[[], Any], actor: Callable[[], Actor | None]) -> Callable[[Config, Config], None]:
+    """A guard for ``SettingsDialog``: raises PermissionDenied (nothing saved) unless ``actor()`` may make
+    the protected changes; records them in the audit trail otherwise."""
+
+    def guard(old: Config, new: Config) -> None:
+        from db import AuditRepo, TrustRepo, authorize
+
+        changed = changes(old, new)
+        if not changed:
+            return
+        who = actor()
+        who = None if who == STATION_OPERATOR else who
+        with sessions().begin() as s:
+            acted = who
+            for action in sorted({PROTECTED[k.split(".")[0]] for k in changed}):
+                acted = authorize(s, who, action)
+            assert acted is not None
+            if any(k.startswith("recipe.") for k in changed):
+                TrustRepo.add(s, acted, "recipe", recipe_sha256(new.recipe.model_dump(mode="json")), new.recipe.name,
+                              {"from": "settings"})
+            AuditRepo.append(s, actor=acted.name, action="settings.change", target="settings", detail=changed)
+        log.info("settings changed by %s: %s", acted.name, ", ".join(changed))
+
+    return guard
