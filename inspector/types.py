@@ -55,6 +55,16 @@ class Frame:
 
 
 @dataclass(frozen=True)
+class Gap:
+    """A live source without a picture for now (a stall, a drop, a reconnect): an event, not a part.
+
+    ``since`` is when the last picture came (``time.monotonic()``); the source counts and logs the gap."""
+
+    reason: str
+    since: float
+
+
+@dataclass(frozen=True)
 class Detection:
     """One box in pixel coordinates of the frame, with its class and confidence."""
 

@@ -119,6 +119,8 @@ class Station:
         card = read_card(self.model_path)
         self.config = cfg
         self.recipe = Recipe(cfg.recipe)
+        if card.get("classes"):
+            self.recipe.check_classes(list(card["classes"]), self.model_path.name)
         self.source = open_source(spec.source, cfg.camera, spec.loop, on_camera)
         try:
             self.engine, self.sessions = open_db(spec.db_url)
@@ -142,7 +144,9 @@ class Station:
         model_cfg = cfg.model.model_copy(update={"path": self.model_path})
         def pipeline() -> Pipeline:
             detector = load_detector(model_cfg, self.recipe.detector_floor, self.registry)
-            return Pipeline(TimedDetector(detector, cfg.model.timeout_s), self.recipe, cfg.quality)
+            self.recipe.check_classes(detector.classes, self.model_path.name)
+            return Pipeline(TimedDetector(detector, cfg.model.timeout_s), self.recipe, cfg.quality,
+                            cfg.quality.min_side_px or cfg.model.imgsz // 4)
 
         self.runner = Runner(self.source, pipeline,
                              self.writer, cfg.run.mode, cfg.run.queue_size, spec.max_frames, on_committed, on_error)
