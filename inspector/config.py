@@ -103,7 +103,7 @@ class QualityConfig(_Section):
     frozen_frames: int = Field(
         25, ge=0, description="A live stream repeating the same content this many times is frozen (0 = off).")
     frozen_diff: float = Field(
-        1.5, ge=0, le=255,
+        3.0, ge=0, le=255,
         description="Pictures whose 64x64 grey thumbnails differ by at most this mean grey level count as the "
                     "same content (tolerates encoder and sensor noise; a moving part differs by far more).")
     min_side_px: int = Field(

@@ -103,8 +103,10 @@ class FolderSource:
         seq = self._i
         self._i += 1
         img, err, jpeg = read_image(path)
-        # the full path, so a QC engineer can always find the part's original picture
-        return Frame(img, seq, self.name, time.time(), path.resolve().as_posix(), err, jpeg)
+        # the full path, so a QC engineer can always find the part's original picture (a broken
+        # link is named as it is, not as its missing target)
+        full = path.resolve() if path.exists() else path.absolute()
+        return Frame(img, seq, self.name, time.time(), full.as_posix(), err, jpeg)
 
     def close(self) -> None:
         pass
@@ -399,20 +401,20 @@ class LiveSource:
             self._gap = (self._last_picture, why)
             log.warning("camera %s: no pictures (%s)", self.name, why)
 
-    def _end_gap(self, now: float) -> None:
+    def _end_gap(self, now: float, how: str = "pictures again") -> None:
         if self._gap is None:
             return
         since, why = self._gap
         self._gap = None
         self.gap_s += now - since
-        log.warning("camera %s: pictures again after a gap of %.1f s (%s)", self.name, now - since, why)
+        log.warning("camera %s: %s after a gap of %.1f s (%s)", self.name, how, now - since, why)
         st = self.state
         self._set_state(st.state, st.attempt, st.reason)
 
     def read(self) -> Frame | Gap | None:
         while True:
             if self.state.state == "stopped" and self._frames.empty():
-                self._end_gap(time.monotonic())
+                self._end_gap(time.monotonic(), "stopped")
                 return None
             try:
                 item = self._frames.get(self.cfg.read_timeout_s)
@@ -423,7 +425,7 @@ class LiveSource:
                 self._set_state(st.state, st.attempt, st.reason)  # the screen's stall count and rate
                 return Gap(self._gap[1] if self._gap else "camera stall", self._last_picture)
             if item is None:
-                self._end_gap(time.monotonic())
+                self._end_gap(time.monotonic(), "stopped")
                 return None
             if isinstance(item, str):
                 self._begin_gap(item)
@@ -445,8 +447,7 @@ class LiveSource:
             if thread.is_alive():
                 log.warning("camera %s: the reader did not stop within %.0f s", self.name, limit)
         self._join_openers()
-        if self._gap is not None:
-            self._end_gap(time.monotonic())
+        self._end_gap(time.monotonic(), "closed")
         self._set_state("stopped", reason="closed")
 
     def _join_openers(self) -> None:
