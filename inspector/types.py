@@ -28,7 +28,10 @@ def _need(cond: bool, what: str, got: object) -> None:
 
 @dataclass(frozen=True, eq=False)
 class Frame:
-    """One captured image (BGR, uint8, HxWx3) or, with ``image=None``, a gap with its reason."""
+    """One captured image (BGR, uint8, HxWx3) or, with ``image=None``, a gap with its reason.
+
+    An image with an ``error`` decoded but its decoder reported it damaged: kept for the record, never
+    judged."""
 
     image: np.ndarray | None
     seq: int
