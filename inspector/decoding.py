@@ -132,15 +132,14 @@ def structure_problem(data: bytes) -> str | None:
     return None
 
 
-def decode_bytes(data: np.ndarray, name: str) -> tuple[np.ndarray | None, str | None]:
+def decode_bytes(raw: bytes, name: str) -> tuple[np.ndarray | None, str | None]:
     """Decode an encoded image; (image, None) or (None, reason). A partial decode is refused."""
-    raw = data.tobytes()
     problem = structure_problem(raw)
     if problem:
         return None, f"image incomplete: {name}: {problem}"
     try:  # one decode: OpenCV checks the header's size against OPENCV_IO_MAX_IMAGE_PIXELS first
         with native_messages() as msgs:
-            img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+            img = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
     except cv2.error:  # OpenCV refuses absurd sizes and some malformed headers with an exception
         return None, (f"cannot decode {name}: image too large (over {MAX_PIXELS // 1_000_000} megapixels) "
                       "or malformed")

@@ -47,14 +47,13 @@ def read_image(path: Path) -> tuple[np.ndarray | None, str | None, bytes | None]
     if special:
         return None, special, None
     try:
-        data = np.fromfile(str(path), np.uint8)
+        raw = path.read_bytes()
     except OSError as e:
         return None, f"cannot read {path.name}: {e.strerror or e}", None
-    if data.size == 0:
+    if not raw:
         return None, f"empty file {path.name}", None
-    img, err = decode_bytes(data, path.name)
-    jpeg = data.tobytes() if img is not None and data[:3].tobytes() == JPEG_MAGIC else None
-    return img, err, jpeg
+    img, err = decode_bytes(raw, path.name)
+    return img, err, raw if img is not None and raw[:3] == JPEG_MAGIC else None
 
 
 def _not_a_file(path: Path) -> str | None:
