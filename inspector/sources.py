@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".wmv", ".mpg", ".mpeg", ".webm"}
+EXACT_COUNT_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi"}  # containers that index every frame
 
 
 def decode_image(path: Path) -> tuple[np.ndarray | None, str | None]:
@@ -135,6 +136,10 @@ class VideoSource:
         if msgs:
             log.warning("video %s: the demuxer reported %s", self.path.name, " | ".join(self._container_notes))
         self.declared = max(0, int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+        # MP4/MOV/AVI index every frame; elsewhere (MKV, WebM, TS) the count is duration x rate, which a
+        # variable frame rate makes too high: a shortfall there counts only when the file also complained
+        self._exact_count = self.path.suffix.lower() in EXACT_COUNT_SUFFIXES
+        self._complained = bool(msgs)
         self._seq = 0
         self._in_file = 0
         self._damaged = False  # a frame since the last keyframe was damaged: its successors are too
@@ -161,7 +166,7 @@ class VideoSource:
         if msgs:
             log.warning("video %s frame %d: the decoder reported %s", self.path.name, self._in_file - 1,
                         " | ".join(msgs.lines))
-            self._damaged = True
+            self._damaged = self._complained = True
             return f"video frame damaged: the decoder reported {msgs.first!r}"
         if self._damaged and self._frame_type() != "I":
             return "video frame predicted from a damaged frame (no keyframe since)"
@@ -174,7 +179,8 @@ class VideoSource:
         return chr(code) if 0 < code < 128 else "?"
 
     def _check_complete(self, last_message: str) -> None:
-        if self.declared and self._in_file < self.declared:
+        short = self.declared and self._in_file < self.declared
+        if short and (self._exact_count or self._complained or last_message):
             notes = [*self._container_notes, last_message] if last_message else self._container_notes
             why = f" ({'; '.join(notes)})" if notes else ""
             raise SourceIncomplete(f"video {self.path.name} ended early: read {self._in_file} of the "

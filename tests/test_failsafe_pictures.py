@@ -205,6 +205,24 @@ def test_a_video_that_ends_before_its_declared_frames_says_read_n_of_m(tmp_path)
     assert f"read {len(frames)} of the 30 frames" in str(err)
 
 
+@pytest.mark.skipif(not shutil.which("ffmpeg"), reason="ffmpeg is not installed (CI installs it)")
+def test_an_estimated_frame_count_alone_does_not_make_a_whole_video_incomplete(tmp_path):
+    """MKV stores no frame count: OpenCV estimates duration x rate, too high for a variable frame rate.
+    A whole such file is read to its end without complaint; the same file cut in half is incomplete."""
+    src = tmp_path / "src.mp4"
+    _write_video(src, _parts(30))
+    vfr = tmp_path / "vfr.mkv"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(src), "-r", "29.97", "-c:v", "mpeg4",
+                    str(vfr)], check=True, timeout=120)
+    frames, err = _read_all(VideoSource(vfr))
+    assert err is None and len(frames) == 30 and not any(f.error for f in frames)
+    data = vfr.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) // 2])
+    frames, err = _read_all(VideoSource(cut))
+    assert err is not None and "read" in str(err)
+
+
 # a frozen stream, really encoded -----------------------------------------------------------------
 
 needs_ffmpeg = pytest.mark.skipif(not shutil.which("ffmpeg"), reason="ffmpeg is not installed (CI installs it)")
