@@ -428,3 +428,27 @@ def test_run_of_a_video_read_in_part_says_read_n_of_m_and_exits_3(tmp_path):
     with sqlite3.connect(tmp_path / "v.db") as con:
         (reason,), = con.execute("select end_reason from runs").fetchall()
     assert reason.startswith("error: ") and "read 12 of the 24 frames" in reason
+
+
+@pytest.mark.model
+def test_a_camera_that_gives_up_ends_the_run_with_exit_3_and_says_why(tmp_path, tiny_model, monkeypatch, capsys):
+    import inspector.sources as sources
+    from inspector.cli import main
+    from tests.fakes import FakeCameraDevice
+
+    device = FakeCameraDevice([["frame"] * 5 + ["drop"], None, None])
+    monkeypatch.setattr(sources, "opencv_opener", lambda target, cfg: device)
+    cfg = tmp_path / "cam.toml"
+    cfg.write_text("[camera]\nread_timeout_s = 0.5\nreconnect_initial_s = 0.05\nmax_reconnects = 2\n")
+    rc = main(["run", "--source", "0", "--model", str(tiny_model), "--db", f"sqlite:///{tmp_path / 'c.db'}",
+               "--config", str(cfg), "--json", "--quiet"])
+    out, err = capsys.readouterr()
+    assert rc == 3
+    assert "the camera stopped: camera dropped; gave up after 2 attempts" in err
+    summary = _summary(out)
+    assert summary["not_inspected"] == 0 and summary["camera_gaps"] == 1 and "gave up" in summary["incomplete"]
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "c.db") as con:
+        (reason,), = con.execute("select end_reason from runs").fetchall()
+    assert reason == "error: the camera stopped: camera dropped; gave up after 2 attempts"

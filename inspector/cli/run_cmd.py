@@ -19,7 +19,7 @@ from inspector.types import Inspection, Verdict
 
 log = logging.getLogger(__name__)
 
-EXIT_INCOMPLETE = 3  # the run ended before its source did (a damaged video): what was read is recorded
+EXIT_INCOMPLETE = 3  # the run ended before its source did (a damaged video, a camera that gave up)
 
 
 def add_source_options(p: argparse.ArgumentParser, for_run: bool = False) -> None:
@@ -112,10 +112,13 @@ def run(a: argparse.Namespace) -> int:
                 print(_line(rid, insp), flush=True)
 
     camera: list[CameraState] = []
+    camera_lost: list[str] = []  # why the camera stopped, when it gave up (not closed by the run)
 
     def on_camera(state: CameraState) -> None:  # the watchdog's state: the log, and the summary's rates
         last = camera[-1] if camera else None
         camera[:] = [state]
+        if state.state == "stopped" and state.reason != "closed":
+            camera_lost[:] = [f"the camera stopped: {state.reason}"]
         if last is not None and (last.state, last.attempt) == (state.state, state.attempt) \
                 and state.stalls != last.stalls:
             log.warning("camera stall: %s", state.health())
@@ -145,8 +148,11 @@ def run(a: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGINT, old)
         err = station.runner.error
+        if err is None and camera_lost and stop_reason[0] == "finished":
+            err = SourceIncomplete(camera_lost[0])
         incomplete = isinstance(err, SourceIncomplete)
-        station.finish(f"error: {err}" if err else stop_reason[0])  # an incomplete video: "error: ... read N of M ..."
+        # an incomplete source ends as "error: ... read N of M ..." / "error: the camera stopped: ..."
+        station.finish(f"error: {err}" if err else stop_reason[0])
     if err is not None and not incomplete:
         raise err if isinstance(err, Exception) else RuntimeError(str(err))
     _summary(a, spec, station, camera, str(err) if incomplete else None)
