@@ -3,8 +3,8 @@
 ``begin``/``finish`` split the same work in two, so that a runner can hand the next frame to a
 queued detector before it takes this frame's result (``inspect`` is ``finish(begin(frame))``).
 
-Frames that cannot be judged (no image, damaged, too small, black, blank, frozen, model error) become NOT_INSPECTED
-with their reason: never a silent PASS.
+Frames that cannot be judged (no image, damaged, too small, black, blank, frozen, model error)
+become NOT_INSPECTED with their reason: never a silent PASS.
 """
 
 from __future__ import annotations
