@@ -102,6 +102,13 @@ class QualityConfig(_Section):
         8.0, ge=0, le=255, description="A frame darker than this on average is black: NOT_INSPECTED.")
     frozen_frames: int = Field(
         25, ge=0, description="A live stream repeating the same content this many times is frozen (0 = off).")
+    frozen_diff: float = Field(
+        3.0, ge=0, le=255,
+        description="Pictures whose 64x64 grey thumbnails differ by at most this mean grey level count as the "
+                    "same content (tolerates encoder and sensor noise; a moving part differs by far more).")
+    min_side_px: int = Field(
+        0, ge=0, description="Pictures whose shorter side is below this many pixels are NOT_INSPECTED; "
+                             "0 means a quarter of model.imgsz.")
 
 
 class CameraConfig(_Section):

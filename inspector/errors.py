@@ -15,6 +15,10 @@ class SourceError(InspectorError):
     """A frame source cannot be opened."""
 
 
+class SourceIncomplete(SourceError):
+    """A source ended before all it declared was read (a video cut short or damaged)."""
+
+
 class CameraError(SourceError):
     """A camera or stream failed and could not be brought back."""
 

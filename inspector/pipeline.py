@@ -3,14 +3,13 @@
 ``begin``/``finish`` split the same work in two, so that a runner can hand the next frame to a
 queued detector before it takes this frame's result (``inspect`` is ``finish(begin(frame))``).
 
-Frames that cannot be judged (no image, black, blank, frozen, model error) become NOT_INSPECTED
-with their reason: never a silent PASS.
+Frames that cannot be judged (no image, damaged, too small, black, blank, frozen, model error)
+become NOT_INSPECTED with their reason: never a silent PASS.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -26,10 +25,21 @@ from inspector.types import Detections, Frame, Inspection, Verdict
 log = logging.getLogger(__name__)
 
 
-def frame_problem(image: np.ndarray, q: QualityConfig) -> str | None:
+DEFAULT_MIN_SIDE_PX = 80  # a quarter of the default model input (320 px)
+
+
+def thumbnail(image: np.ndarray) -> np.ndarray:
+    """The 64x64 grey picture the quality checks look at."""
+    return cv2.cvtColor(cv2.resize(image, (64, 64), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+
+
+def frame_problem(image: np.ndarray, q: QualityConfig, grey: np.ndarray | None = None,
+                  min_side_px: int = 0) -> str | None:
     """Why this frame cannot be judged, or None. Cheap: runs on a small thumbnail."""
-    small = cv2.resize(image, (64, 64), interpolation=cv2.INTER_AREA)
-    grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+    h, w = image.shape[:2]
+    if min(h, w) < min_side_px:
+        return f"image too small ({w}x{h} px, the shorter side must be at least {min_side_px} px)"
+    grey = thumbnail(image) if grey is None else grey
     mean, std = cv2.meanStdDev(grey)
     if float(mean[0][0]) < q.min_brightness:
         return f"black frame (brightness {float(mean[0][0]):.1f} below {q.min_brightness:g})"
@@ -106,21 +116,29 @@ class Job:
 class Pipeline:
     """One part at a time: quality gate, detector, recipe."""
 
-    def __init__(self, detector: Detector, rule: Rule, quality: QualityConfig | None = None) -> None:
+    def __init__(self, detector: Detector, rule: Rule, quality: QualityConfig | None = None,
+                 min_side_px: int | None = None) -> None:
         self.detector = detector
         self.rule = rule
         self.quality = quality or QualityConfig()
+        # smaller pictures are not judged: the model would upscale a few pixels into a confident PASS
+        self.min_side_px = min_side_px if min_side_px is not None else (self.quality.min_side_px
+                                                                        or DEFAULT_MIN_SIDE_PX)
         # how many frames may be between ``begin`` and ``finish`` at once (the detector's queue)
         self.depth = max(1, int(detector.depth)) if isinstance(detector, AsyncDetector) else 1
-        self._last_digest: bytes | None = None
+        self._still: np.ndarray | None = None  # the thumbnail the stream has kept showing
         self._repeats = 0
 
-    def _frozen(self, frame: Frame) -> bool:
-        if self.quality.frozen_frames <= 0 or frame.image is None:
+    def _frozen(self, grey: np.ndarray) -> bool:
+        """The same content (within ``frozen_diff``: encoder noise is not a change) ``frozen_frames``
+        times after the picture it started with; compared with that first picture, so a slow drift is
+        not taken for a still scene frame by frame."""
+        if self.quality.frozen_frames <= 0:
             return False
-        digest = hashlib.blake2b(frame.image[::4, ::4].tobytes(), digest_size=16).digest()
-        self._repeats = self._repeats + 1 if digest == self._last_digest else 0
-        self._last_digest = digest
+        if self._still is not None and float(cv2.absdiff(grey, self._still).mean()) <= self.quality.frozen_diff:
+            self._repeats += 1
+        else:
+            self._still, self._repeats = grey, 0
         return self._repeats >= self.quality.frozen_frames
 
     def _not_inspected(self, frame: Frame, reason: str, t0: float, started: dt.datetime) -> Inspection:
@@ -138,12 +156,14 @@ class Pipeline:
         """
         t0 = time.perf_counter()
         job = Job(frame, t0, dt.datetime.now(dt.timezone.utc))
-        if frame.image is None:
+        if frame.image is None or frame.error:  # a gap, or a picture its decoder reported damaged
             job.done = self._not_inspected(frame, frame.error or "no image", t0, job.started)
             return job
-        problem = frame_problem(frame.image, self.quality)
-        if problem is None and live and self._frozen(frame):
-            problem = f"frozen stream (same picture {self._repeats + 1} times in a row)"
+        grey = thumbnail(frame.image)
+        problem = frame_problem(frame.image, self.quality, grey, self.min_side_px)
+        if problem is None and live and self._frozen(grey):
+            problem = (f"frozen stream (the same picture {self._repeats + 1} times in a row, within "
+                       f"{self.quality.frozen_diff:g} grey levels)")
         if problem:
             job.done = self._not_inspected(frame, problem, t0, job.started)
             return job

@@ -6,17 +6,18 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from inspector.types import Detections, Frame, Inspection, Verdict
+from inspector.types import Detections, Frame, Gap, Inspection, Verdict
 
 
 @runtime_checkable
 class FrameSource(Protocol):
-    """Yields frames; ``read()`` returns None at the end of a finite source."""
+    """Yields frames; ``read()`` returns None at the end of a finite source, and a live source returns
+    a ``Gap`` while it has no picture (an event it counts, not a part: the caller reads on)."""
 
     name: str
     live: bool  # a camera or stream (frames can be dropped, the content can freeze), not a folder/file
 
-    def read(self) -> Frame | None: ...
+    def read(self) -> Frame | Gap | None: ...
 
     def close(self) -> None: ...
 

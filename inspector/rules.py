@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from inspector.config import RecipeConfig
+from inspector.errors import ConfigError
 from inspector.types import Detection, Detections, Verdict
 
 
@@ -20,6 +22,14 @@ class Recipe:
 
     def __init__(self, cfg: RecipeConfig) -> None:
         self.cfg = cfg
+
+    def check_classes(self, known: Sequence[str], model: str = "the model") -> None:
+        """A per-class rule must name a class the model reports: a misspelt one would never apply."""
+        unknown = sorted(set(self.cfg.classes) - set(known))
+        if unknown:
+            names = ", ".join(f"[classes.{n}]" for n in unknown)
+            raise ConfigError(f"recipe {self.cfg.name!r}: {names} names no class of {model}; its classes are "
+                              f"{', '.join(known) or '(none)'}.")
 
     def thresholds(self, label: str) -> ClassThresholds:
         c = self.cfg.classes.get(label)

@@ -22,7 +22,7 @@ from inspector.config import RunMode
 from inspector.errors import InspectorError
 from inspector.pipeline import Pipeline
 from inspector.ports import BatchSink, FrameSource
-from inspector.types import Frame, Inspection, Verdict
+from inspector.types import Frame, Gap, Inspection, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +183,8 @@ class Runner:
                 frame = self.source.read()
                 if frame is None:
                     break
+                if isinstance(frame, Gap):  # a live source without pictures for now: counted there
+                    continue
                 n += 1
                 with self._lock:
                     self._meter.frames_read += 1

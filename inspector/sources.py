@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import stat
 import threading
 import time
 from collections import deque
@@ -21,15 +22,15 @@ import cv2
 import numpy as np
 
 from inspector.config import CameraConfig
-from inspector.errors import SourceError
-from inspector.types import Frame
+from inspector.decoding import JPEG_MAGIC, decode_bytes, native_messages, tidy
+from inspector.errors import SourceError, SourceIncomplete
+from inspector.types import Frame, Gap
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".wmv", ".mpg", ".mpeg", ".webm"}
-JPEG_MAGIC = b"\xff\xd8\xff"
-MAX_PIXELS = 80_000_000  # larger images are refused as not inspectable rather than exhausting memory
+EXACT_COUNT_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi"}  # containers that index every frame
 
 
 def decode_image(path: Path) -> tuple[np.ndarray | None, str | None]:
@@ -39,28 +40,38 @@ def decode_image(path: Path) -> tuple[np.ndarray | None, str | None]:
 
 
 def read_image(path: Path) -> tuple[np.ndarray | None, str | None, bytes | None]:
-    """``decode_image``, plus the file's bytes when the file is a JPEG (so that it can be stored as is)."""
+    """``decode_image``, plus the file's bytes when the file is a JPEG (so that it can be stored as is).
+
+    Only a regular file is opened: a folder, a broken link or a FIFO named like an image is a reason,
+    never a read that blocks."""
+    special = _not_a_file(path)
+    if special:
+        return None, special, None
     try:
-        data = np.fromfile(str(path), np.uint8)
+        raw = path.read_bytes()
     except OSError as e:
         return None, f"cannot read {path.name}: {e.strerror or e}", None
-    if data.size == 0:
+    if not raw:
         return None, f"empty file {path.name}", None
-    img, err = _decode(data, path)
-    jpeg = data.tobytes() if img is not None and data[:3].tobytes() == JPEG_MAGIC else None
-    return img, err, jpeg
+    img, err = decode_bytes(raw, path.name)
+    return img, err, raw if img is not None and raw[:3] == JPEG_MAGIC else None
 
 
-def _decode(data: np.ndarray, path: Path) -> tuple[np.ndarray | None, str | None]:
-    # check the header's size before decoding, so a tiny file claiming a huge picture is refused
-    try:  # one decode: OpenCV checks the header's size against OPENCV_IO_MAX_IMAGE_PIXELS first
-        img = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    except cv2.error:  # OpenCV refuses absurd sizes and some malformed headers with an exception
-        return None, f"cannot decode {path.name}: image too large (over {MAX_PIXELS // 1_000_000} megapixels) " \
-                     "or malformed"
-    if img is None:
-        return None, f"cannot decode {path.name}: not an image or corrupt"
-    return img, None
+def _not_a_file(path: Path) -> str | None:
+    """Why ``path`` is not a regular file that can be read (without opening it), or None."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return f"{path.name} is a broken link or was removed" if path.is_symlink() else f"{path.name} was removed"
+    except OSError as e:
+        return f"cannot read {path.name}: {e.strerror or e}"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return f"{path.name} is a folder, not an image file"
+    if stat.S_ISFIFO(mode):
+        return f"{path.name} is a pipe (FIFO), not an image file"
+    return f"{path.name} is not a regular file"
 
 
 class FolderSource:
@@ -72,7 +83,9 @@ class FolderSource:
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise SourceError(f"image folder not found: {self.folder}")
-        self.files = sorted(p for p in self.folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        # every entry named like an image, files or not: a folder, a broken link or a FIFO is a part
+        # that could not be inspected, recorded with its reason
+        self.files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.files:
             raise SourceError(f"no image files in {self.folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))}).")
         self.name = str(self.folder)
@@ -90,15 +103,22 @@ class FolderSource:
         seq = self._i
         self._i += 1
         img, err, jpeg = read_image(path)
-        # the full path, so a QC engineer can always find the part's original picture
-        return Frame(img, seq, self.name, time.time(), path.resolve().as_posix(), err, jpeg)
+        # the full path, so a QC engineer can always find the part's original picture (a broken
+        # link is named as it is, not as its missing target)
+        full = path.resolve() if path.exists() else path.absolute()
+        return Frame(img, seq, self.name, time.time(), full.as_posix(), err, jpeg)
 
     def close(self) -> None:
         pass
 
 
 class VideoSource:
-    """Every frame of a video file; each frame is one part."""
+    """Every frame of a video file; each frame is one part.
+
+    The decoder runs on the reading thread (one decoder thread), so what it reports on stderr belongs
+    to the frame just read: a frame it reports damaged is NOT_INSPECTED, and so is every frame after it
+    until the next keyframe (they are predicted from the damaged one). A file that ends before the
+    frames its container declares raises ``SourceIncomplete`` ("read N of M")."""
 
     live = False
 
@@ -108,28 +128,76 @@ class VideoSource:
             raise SourceError(f"video file not found: {self.path}")
         self.name = str(self.path)
         self.loop = loop
-        self._cap = cv2.VideoCapture(str(self.path))
+        with native_messages() as msgs:
+            self._cap = _open_video(self.path)
         if not self._cap.isOpened():
             raise SourceError(f"cannot open video {self.path}: unreadable or unsupported format.")
+        self._container_notes = [tidy(x) for x in msgs.lines]
+        if msgs:
+            log.warning("video %s: the demuxer reported %s", self.path.name, " | ".join(self._container_notes))
+        self.declared = max(0, int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+        # MP4/MOV/AVI index every frame; elsewhere (MKV, WebM, TS) the count is duration x rate, which a
+        # variable frame rate makes too high: a shortfall there counts only when the file also complained
+        self._exact_count = self.path.suffix.lower() in EXACT_COUNT_SUFFIXES
+        self._complained = bool(msgs)
         self._seq = 0
         self._in_file = 0
+        self._damaged = False  # a frame since the last keyframe was damaged: its successors are too
 
     def read(self) -> Frame | None:
-        ok, img = self._cap.read()
+        with native_messages() as msgs:
+            ok, img = self._cap.read()
         if not ok:
+            self._check_complete(msgs.first)
             if self.loop and self._in_file > 0:
                 self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                self._in_file = 0
-                ok, img = self._cap.read()
+                self._in_file, self._damaged = 0, False
+                with native_messages() as msgs:
+                    ok, img = self._cap.read()
             if not ok:
                 return None
         seq = self._seq
         self._seq += 1
         self._in_file += 1
-        return Frame(img, seq, self.name, time.time(), f"frame {seq}")
+        return Frame(img, seq, self.name, time.time(), f"frame {seq}", self._damage(msgs))
+
+    def _damage(self, msgs) -> str | None:
+        """Why this frame cannot be judged although it decoded, or None."""
+        if msgs:
+            log.warning("video %s frame %d: the decoder reported %s", self.path.name, self._in_file - 1,
+                        " | ".join(msgs.lines))
+            self._damaged = self._complained = True
+            return f"video frame damaged: the decoder reported {msgs.first!r}"
+        if self._damaged and self._frame_type() != "I":
+            return "video frame predicted from a damaged frame (no keyframe since)"
+        self._damaged = False
+        return None
+
+    def _frame_type(self) -> str:
+        prop = getattr(cv2, "CAP_PROP_FRAME_TYPE", None)  # OpenCV >= 4.9; without it: never a keyframe
+        code = int(self._cap.get(prop)) if prop is not None else 0
+        return chr(code) if 0 < code < 128 else "?"
+
+    def _check_complete(self, last_message: str) -> None:
+        short = self.declared and self._in_file < self.declared
+        if short and (self._exact_count or self._complained or last_message):
+            notes = [*self._container_notes, last_message] if last_message else self._container_notes
+            why = f" ({'; '.join(notes)})" if notes else ""
+            raise SourceIncomplete(f"video {self.path.name} ended early: read {self._in_file} of the "
+                                   f"{self.declared} frames its container declares; the file is damaged or "
+                                   f"cut short{why}.")
 
     def close(self) -> None:
         self._cap.release()
+
+
+def _open_video(path: Path) -> cv2.VideoCapture:
+    """FFmpeg with one decoder thread (errors reported with their frame), else any backend."""
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
+    if cap.isOpened():
+        return cap
+    cap.release()
+    return cv2.VideoCapture(str(path))
 
 
 class Capture(Protocol):
@@ -150,19 +218,25 @@ class CameraState:
     reconnects: int = 0
     stalls: int = 0
     uptime_s: float = 0.0  # since the source was opened, when this state was reported
+    gaps: int = 0  # times without pictures (a drop, a stall, garbage): events, not parts
+    gap_s: float = 0.0  # their total duration (those that have ended)
 
     def per_hour(self, count: int) -> float:
         """A count as a rate per hour of this camera's time (0 before any time has passed)."""
         return count * 3600.0 / self.uptime_s if self.uptime_s > 0 else 0.0
 
     def health(self) -> str:
-        """'2 reconnects, 1 stall in 0:41:07 (2.9/h, 1.5/h)': the watchdog's counts and rates."""
-        if not (self.reconnects or self.stalls):
+        """'2 reconnects, 1 stall in 0:41:07 (2.9/h, 1.5/h); 3 gaps, 12.5 s without pictures': the
+        watchdog's counts and rates."""
+        if not (self.reconnects or self.stalls or self.gaps):
             return "no reconnects or stalls"
         t = int(self.uptime_s)
-        return (f"{self.reconnects} reconnect{'s' * (self.reconnects != 1)}, {self.stalls} "
+        text = (f"{self.reconnects} reconnect{'s' * (self.reconnects != 1)}, {self.stalls} "
                 f"stall{'s' * (self.stalls != 1)} in {t // 3600}:{t // 60 % 60:02d}:{t % 60:02d} "
                 f"({self.per_hour(self.reconnects):.1f}/h, {self.per_hour(self.stalls):.1f}/h)")
+        if self.gaps:
+            text += f"; {self.gaps} gap{'s' * (self.gaps != 1)}, {self.gap_s:.1f} s without pictures"
+        return text
 
 
 def opencv_opener(target: str | int, cfg: CameraConfig) -> Callable[[], Capture]:
@@ -212,7 +286,12 @@ class _NewestFrames:
 
 
 class LiveSource:
-    """A camera or stream with a watchdog: timed reads off the caller's thread, reconnect with back-off."""
+    """A camera or stream with a watchdog: timed reads off the caller's thread, reconnect with back-off.
+
+    A free-running camera's gap (a drop, a stall, a garbage frame) is an event: counted, reported in
+    the camera state and logged with its duration when pictures come back; ``read`` returns a ``Gap``
+    while it lasts (so the caller can stop), never a part. ``close`` ends the reader thread and waits
+    for it, so that no thread is inside FFmpeg when the interpreter exits."""
 
     live = True
 
@@ -227,25 +306,46 @@ class LiveSource:
         self._seq = 0
         self.reconnects = 0
         self.stalls = 0
+        self.gaps = 0
+        self.gap_s = 0.0
+        self._gap: tuple[float, str] | None = None  # (since, why) of the gap in progress
+        self._last_picture = time.monotonic()
+        self._openers: list[threading.Thread] = []
         self._opened_at = time.monotonic()
         self.state = CameraState("connecting")
         cap = self._open()
         if cap is None:
+            self._join_openers()
             raise SourceError(f"cannot open camera/stream {name} within {cfg.open_timeout_s:g} s.")
         self._thread = threading.Thread(target=self._loop, args=(cap,), name=f"capture {name}", daemon=True)
         self._thread.start()
 
     def _set_state(self, state: str, attempt: int = 0, reason: str = "") -> None:
         self.state = CameraState(state, attempt, reason, self.reconnects, self.stalls,
-                                 time.monotonic() - self._opened_at)
+                                 time.monotonic() - self._opened_at, self.gaps, self.gap_s)
         if self._on_state:
             self._on_state(self.state)
 
     def _open(self) -> Capture | None:
         box: list = []
-        t = threading.Thread(target=lambda: box.append(self._opener()), daemon=True)
+        lock = threading.Lock()
+        gave_up = threading.Event()
+
+        def open_() -> None:
+            cap = self._opener()
+            with lock:
+                if not gave_up.is_set():
+                    box.append(cap)
+                    return
+            cap.release()  # opened after its caller gave up waiting: nobody will read it
+
+        t = threading.Thread(target=open_, name=f"open {self.name}", daemon=True)
+        self._openers = [o for o in self._openers if o.is_alive()] + [t]
         t.start()
         t.join(self.cfg.open_timeout_s)
+        with lock:
+            if not box:
+                gave_up.set()
         if not box or not box[0].isOpened():
             if box:
                 box[0].release()
@@ -259,21 +359,25 @@ class LiveSource:
         self._frames.put(item)
 
     def _loop(self, cap: Capture) -> None:
-        while not self._stop.is_set():
-            ok, img = cap.read()
-            if self._stop.is_set():
-                break
-            if ok and isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8:
-                self._put(img)
-                continue
-            if ok:  # garbage from the driver: report it, keep going
-                self._put(f"unusable frame from camera ({getattr(img, 'shape', type(img).__name__)})")
-                continue
-            cap.release()
-            cap = self._reconnect("camera dropped")
-            if cap is None:
-                return
-        cap.release()
+        try:
+            while not self._stop.is_set():
+                ok, img = cap.read()
+                if self._stop.is_set():
+                    break
+                if ok and isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3 \
+                        and img.dtype == np.uint8:
+                    self._put(img)
+                    continue
+                if ok:  # garbage from the driver: report it, keep going
+                    self._put(f"unusable frame from camera ({getattr(img, 'shape', type(img).__name__)})")
+                    continue
+                cap.release()
+                cap = self._reconnect("camera dropped")
+                if cap is None:
+                    return
+        finally:
+            if cap is not None:
+                cap.release()
 
     def _reconnect(self, why: str) -> Capture | None:
         delay = self.cfg.reconnect_initial_s
@@ -296,27 +400,64 @@ class LiveSource:
             delay = min(delay * 2, self.cfg.reconnect_max_s)
         return None
 
-    def read(self) -> Frame | None:
-        if self.state.state == "stopped" and self._frames.empty():
-            return None
-        try:
-            item = self._frames.get(self.cfg.read_timeout_s)
-        except queue.Empty:
-            self.stalls += 1
-            item = f"camera stall: no frame for {self.cfg.read_timeout_s:g} s"
-            st = self.state
-            self._set_state(st.state, st.attempt, st.reason)  # the screen's stall count and rate
-        if item is None:
-            return None
-        seq = self._seq
-        self._seq += 1
-        if isinstance(item, str):
-            return Frame(None, seq, self.name, time.time(), f"frame {seq}", item)
-        return Frame(item, seq, self.name, time.time(), f"frame {seq}")
+    def _begin_gap(self, why: str) -> None:
+        if self._gap is None:
+            self.gaps += 1
+            self._gap = (self._last_picture, why)
+            log.warning("camera %s: no pictures (%s)", self.name, why)
+
+    def _end_gap(self, now: float, how: str = "pictures again") -> None:
+        if self._gap is None:
+            return
+        since, why = self._gap
+        self._gap = None
+        self.gap_s += now - since
+        log.warning("camera %s: %s after a gap of %.1f s (%s)", self.name, how, now - since, why)
+        st = self.state
+        self._set_state(st.state, st.attempt, st.reason)
+
+    def read(self) -> Frame | Gap | None:
+        while True:
+            if self.state.state == "stopped" and self._frames.empty():
+                self._end_gap(time.monotonic(), "stopped")
+                return None
+            try:
+                item = self._frames.get(self.cfg.read_timeout_s)
+            except queue.Empty:
+                self.stalls += 1
+                self._begin_gap(f"camera stall: no frame for {self.cfg.read_timeout_s:g} s")
+                st = self.state
+                self._set_state(st.state, st.attempt, st.reason)  # the screen's stall count and rate
+                return Gap(self._gap[1] if self._gap else "camera stall", self._last_picture)
+            if item is None:
+                self._end_gap(time.monotonic(), "stopped")
+                return None
+            if isinstance(item, str):
+                self._begin_gap(item)
+                continue
+            now = time.monotonic()
+            self._end_gap(now)
+            self._last_picture = now
+            seq = self._seq
+            self._seq += 1
+            return Frame(item, seq, self.name, time.time(), f"frame {seq}")
 
     def close(self) -> None:
+        """Stop the reader and wait for it (and for a reconnect still opening), bounded by the timeouts."""
         self._stop.set()
+        limit = self.cfg.read_timeout_s + self.cfg.open_timeout_s + 2.0
+        thread = getattr(self, "_thread", None)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(limit)
+            if thread.is_alive():
+                log.warning("camera %s: the reader did not stop within %.0f s", self.name, limit)
+        self._join_openers()
+        self._end_gap(time.monotonic(), "closed")
         self._set_state("stopped", reason="closed")
+
+    def _join_openers(self) -> None:
+        for t in self._openers:
+            t.join(self.cfg.open_timeout_s + 1.0)
 
 
 class SyntheticSource:

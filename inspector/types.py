@@ -28,7 +28,10 @@ def _need(cond: bool, what: str, got: object) -> None:
 
 @dataclass(frozen=True, eq=False)
 class Frame:
-    """One captured image (BGR, uint8, HxWx3) or, with ``image=None``, a gap with its reason."""
+    """One captured image (BGR, uint8, HxWx3) or, with ``image=None``, a gap with its reason.
+
+    An image with an ``error`` decoded but its decoder reported it damaged: kept for the record, never
+    judged."""
 
     image: np.ndarray | None
     seq: int
@@ -52,6 +55,16 @@ class Frame:
     @property
     def ok(self) -> bool:
         return self.image is not None
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A live source without a picture for now (a stall, a drop, a reconnect): an event, not a part.
+
+    ``since`` is when the last picture came (``time.monotonic()``); the source counts and logs the gap."""
+
+    reason: str
+    since: float
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,7 @@ def test_sigkill_mid_run_leaves_a_sound_database(tmp_path, parts, tiny_model):
 
 def test_camera_run_reports_reconnects_and_stalls_per_hour(tmp_path, tiny_model, monkeypatch, capsys):
     """A camera that drops once and hangs once: the run goes on, and the summary gives the watchdog's
-    counts and rates (a fake camera stands in for the absent hardware)."""
+    counts and rates and the gaps (a fake camera stands in for the absent hardware)."""
     import inspector.sources as sources
     from inspector.cli import main
     from tests.fakes import FakeCameraDevice
@@ -142,5 +142,6 @@ def test_camera_run_reports_reconnects_and_stalls_per_hour(tmp_path, tiny_model,
     summary = json.loads(out[-1])
     assert summary["frames"] == 20 and summary["camera_reconnects"] == 1 and summary["camera_stalls"] >= 1
     assert summary["camera_reconnects_per_hour"] > 0 and summary["camera_stalls_per_hour"] > 0
-    assert summary["not_inspected"] >= 2  # the drop and the stall are on record, never a PASS
-    assert any(line.startswith("camera: 1 reconnect, ") and "/h" in line for line in out)
+    # the drop and the stall are gaps of a free-running camera: events on record, never parts (nor PASS)
+    assert summary["camera_gaps"] >= 2 and summary["camera_gap_s"] > 0 and summary["not_inspected"] == 0
+    assert any(line.startswith("camera: 1 reconnect, ") and "/h" in line and "gaps" in line for line in out)

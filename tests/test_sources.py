@@ -29,7 +29,7 @@ def test_folder_source_sorted_with_corrupt_files_as_gaps(tmp_path, part_image):
     assert [f.name.rsplit("/", 1)[-1] for f in frames] == ["a.jpg", "b_corrupt.jpg", "c_empty.png", "d.png"]
     assert all(f.name.startswith("/") or ":" in f.name for f in frames)  # full paths, to find the original
     assert [f.ok for f in frames] == [True, False, False, True]
-    assert "cannot decode" in frames[1].error and "empty file" in frames[2].error
+    assert "image incomplete" in frames[1].error and "empty file" in frames[2].error
     assert [f.seq for f in frames] == [0, 1, 2, 3]
 
 
@@ -73,38 +73,58 @@ def test_empty_folder_and_unreadable_video(tmp_path):
 FAST = CameraConfig(open_timeout_s=1, read_timeout_s=0.3, reconnect_initial_s=0.05, reconnect_max_s=0.1)
 
 
-def test_live_source_drop_garbage_and_recovery():
+def _read_pictures(src, n: int, limit: int = 40) -> list:
+    """The next ``n`` pictures (``Gap`` ticks skipped), and the gaps seen on the way."""
+    from inspector.types import Gap
+
+    got, gaps = [], []
+    for _ in range(limit):
+        item = src.read()
+        if item is None:
+            break
+        (gaps if isinstance(item, Gap) else got).append(item)
+        if len(got) == n:
+            break
+    return got, gaps
+
+
+def test_live_source_drop_garbage_and_recovery_are_gaps_not_parts():
+    """A free-running camera's drop and garbage frame are events (counted, timed), never parts."""
     device = FakeCameraDevice([["frame", "garbage", "frame", "drop"], None, ["frame"] * 50])
     states = []
     src = LiveSource("fake", device, FAST, on_state=states.append)
-    got = [src.read() for _ in range(6)]
+    got, _ = _read_pictures(src, 4)
     src.close()
-    errors = [f.error for f in got if not f.ok]
-    assert any("unusable frame" in e for e in errors)
-    assert any("camera dropped" in e for e in errors)
+    assert all(f.ok for f in got) and [f.seq for f in got] == [0, 1, 2, 3]  # parts numbered without holes
     assert src.reconnects == 1
+    assert src.gaps == 2  # the garbage frame and the drop
+    assert src.gap_s > 0.05  # the drop lasted at least the reconnect back-off
     assert any(s.state == "reconnecting" for s in states)
-    assert sum(f.ok for f in got) >= 3
-    assert [f.seq for f in got] == list(range(6))
+    assert states[-1].gaps == 2 and "2 gaps" in states[-1].health()
 
 
-def test_live_source_hang_is_a_stall_not_a_substitute_frame():
+def test_live_source_hang_is_a_stall_and_a_gap_not_a_substitute_frame():
+    from inspector.types import Gap
+
     device = FakeCameraDevice([["frame", "hang:1.0", "frame"]])
     states = []
     src = LiveSource("fake", device, FAST, on_state=states.append)
     first = src.read()
     t0 = time.monotonic()
     second = src.read()
+    third, _ = _read_pictures(src, 1)
     src.close()
     assert first.ok
-    assert not second.ok and "stall" in second.error
-    assert time.monotonic() - t0 < 0.9
-    assert src.stalls == 1
+    assert isinstance(second, Gap) and "stall" in second.reason  # the caller gets control back, no part
+    assert time.monotonic() - t0 < 2.5
+    assert third[0].ok and third[0].seq == 1
+    assert src.stalls >= 1 and src.gaps == 1
     # the stall is reported at once, with the camera's time so far: a rate per hour on screen
     stalled = [s for s in states if s.stalls == 1 and s.state == "running"]
     assert stalled and 0.2 < stalled[0].uptime_s < 5
     assert stalled[0].per_hour(stalled[0].stalls) == pytest.approx(3600 / stalled[0].uptime_s)
     assert "1 stall in 0:00:00" in stalled[0].health()
+    assert 0.7 < src.gap_s < 2.5  # logged and counted with its duration when pictures came back
 
 
 def test_camera_state_rates():
@@ -122,11 +142,10 @@ def test_live_source_gives_up_after_max_reconnects():
     device = FakeCameraDevice([["drop"], None, None, None])
     states = []
     src = LiveSource("fake", device, cfg, on_state=states.append)
-    frames = []
-    while (f := src.read()) is not None and len(frames) < 10:
-        frames.append(f)
+    got, gaps = _read_pictures(src, 10)
     assert states[-1].state == "stopped" and "gave up after 2" in states[-1].reason
-    assert all(not f.ok for f in frames)
+    assert got == [] and src.read() is None  # no part was made of the outage
+    assert src.gaps == 1
 
 
 def test_camera_that_never_opens():
@@ -144,14 +163,13 @@ def test_frame_rejects_bad_images():
 
 
 def test_a_flooding_camera_cannot_push_a_drop_notice_out():
-    """Frames flood in right after a reconnect: the gap is still on record (newest wins among
-    pictures only)."""
+    """Frames flood in right after a reconnect: the gap is still counted (newest wins among pictures only)."""
     device = FakeCameraDevice([["frame", "drop"], ["frame"] * 500])
     src = LiveSource("fake", device, FAST)
     time.sleep(0.5)  # let the camera reconnect and flood the buffer
-    got = [src.read() for _ in range(4)]
+    got, _ = _read_pictures(src, 3)
     src.close()
-    assert any(not f.ok and "camera dropped" in f.error for f in got), [f.error for f in got]
+    assert len(got) == 3 and src.gaps == 1
 
 
 def test_newest_frames_buffer_keeps_notices_and_drops_old_pictures():

@@ -14,11 +14,13 @@ from pathlib import Path
 from db.failures import mask_url
 from inspector.cli.station import DEFAULT_SOURCE, Station, StationSpec, default_db_url
 from inspector.config import Config, load_config, load_recipe
-from inspector.errors import ConfigError
+from inspector.errors import ConfigError, SourceIncomplete
 from inspector.sources import CameraState
 from inspector.types import Inspection, Verdict
 
 log = logging.getLogger(__name__)
+
+EXIT_INCOMPLETE = 3  # the run ended before its source did (a damaged video, a camera that gave up)
 
 
 def add_source_options(p: argparse.ArgumentParser, for_run: bool = False) -> None:
@@ -84,7 +86,11 @@ def spec_from_args(a: argparse.Namespace) -> StationSpec:
     if getattr(a, "max_frames", None) is not None and a.max_frames < 1:
         raise ConfigError(f"--max-frames = {a.max_frames}: must be at least 1")
     db = getattr(a, "db", None) or cfg.storage.db_url or default_db_url()
-    return StationSpec(getattr(a, "source", None) or DEFAULT_SOURCE, db, cfg,
+    source = getattr(a, "source", None)
+    if source is not None and not source.strip():
+        raise ConfigError("--source is empty: give an image folder, a video file, a camera index or a URL "
+                          "(leave the option out for the sample images).")
+    return StationSpec(source or DEFAULT_SOURCE, db, cfg,
                        getattr(a, "max_frames", None), getattr(a, "loop", False))
 
 
@@ -107,10 +113,13 @@ def run(a: argparse.Namespace) -> int:
                 print(_line(rid, insp), flush=True)
 
     camera: list[CameraState] = []
+    camera_lost: list[str] = []  # why the camera stopped, when it gave up (not closed by the run)
 
     def on_camera(state: CameraState) -> None:  # the watchdog's state: the log, and the summary's rates
         last = camera[-1] if camera else None
         camera[:] = [state]
+        if state.state == "stopped" and state.reason != "closed":
+            camera_lost[:] = [f"the camera stopped: {state.reason}"]
         if last is not None and (last.state, last.attempt) == (state.state, state.attempt) \
                 and state.stalls != last.stalls:
             log.warning("camera stall: %s", state.health())
@@ -140,9 +149,22 @@ def run(a: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGINT, old)
         err = station.runner.error
+        if err is None and camera_lost and stop_reason[0] == "finished":
+            err = SourceIncomplete(camera_lost[0])
+        incomplete = isinstance(err, SourceIncomplete)
+        # an incomplete source ends as "error: ... read N of M ..." / "error: the camera stopped: ..."
         station.finish(f"error: {err}" if err else stop_reason[0])
-    if err is not None:
+    if err is not None and not incomplete:
         raise err if isinstance(err, Exception) else RuntimeError(str(err))
+    _summary(a, spec, station, camera, str(err) if incomplete else None)
+    if incomplete:  # what was read is on record; the run did not see all of its source
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return EXIT_INCOMPLETE
+    return 0
+
+
+def _summary(a: argparse.Namespace, spec: StationSpec, station: Station, camera: list[CameraState],
+             incomplete: str | None) -> None:
     st = station.stats()
     c = st.counts
     summary = {"frames": st.inspected, "pass": c[Verdict.PASS.value], "fail": c[Verdict.FAIL.value],
@@ -155,7 +177,10 @@ def run(a: argparse.Namespace) -> int:
         cam = camera[-1]
         summary.update(camera_reconnects=cam.reconnects, camera_stalls=cam.stalls,
                        camera_reconnects_per_hour=round(cam.per_hour(cam.reconnects), 2),
-                       camera_stalls_per_hour=round(cam.per_hour(cam.stalls), 2))
+                       camera_stalls_per_hour=round(cam.per_hour(cam.stalls), 2),
+                       camera_gaps=cam.gaps, camera_gap_s=round(cam.gap_s, 1))
+    if incomplete:
+        summary["incomplete"] = incomplete
     judged = summary["frames"] - summary["not_inspected"]
     yield_txt = f"{100 * summary['pass'] / judged:.1f}%" if judged else "n/a"
     print(f"{summary['frames']} parts: {summary['pass']} pass, {summary['fail']} fail, {summary['review']} review, "
@@ -168,7 +193,6 @@ def run(a: argparse.Namespace) -> int:
         print(f"camera: {camera[-1].health()}", flush=True)
     if a.json:
         print(json.dumps(summary), flush=True)
-    return 0
 
 
 def open_window(a: argparse.Namespace) -> int:

@@ -155,6 +155,9 @@ class Station:
         self.model_path, self.backend = pick_model(cfg.model)
         self.config = cfg
         self.recipe = Recipe(cfg.recipe)
+        card = read_card(self.model_path)
+        if card.get("classes"):
+            self.recipe.check_classes(list(card["classes"]), self.model_path.name)
         self.engine, self.sessions = open_db(spec.db_url)
         try:
             # trust: the model's hash and the recipe checked against this station's database, before any load
@@ -165,7 +168,7 @@ class Station:
             self.engine.dispose()
             raise
         try:
-            self._prepare_storage(spec, read_card(self.model_path))
+            self._prepare_storage(spec, card)
         except Exception:
             self.source.close()
             self.engine.dispose()
@@ -178,7 +181,9 @@ class Station:
         model_cfg = cfg.model.model_copy(update={"path": self.model_path})
         def pipeline() -> Pipeline:
             detector = load_detector(model_cfg, self.recipe.detector_floor, self.registry)
-            return Pipeline(TimedDetector(detector, cfg.model.timeout_s), self.recipe, cfg.quality)
+            self.recipe.check_classes(detector.classes, self.model_path.name)
+            return Pipeline(TimedDetector(detector, cfg.model.timeout_s), self.recipe, cfg.quality,
+                            cfg.quality.min_side_px or cfg.model.imgsz // 4)
 
         self.runner = Runner(self.source, pipeline,
                              self.writer, cfg.run.mode, cfg.run.queue_size, spec.max_frames, on_committed, on_error)

@@ -82,4 +82,8 @@ def test_a_display_that_does_not_answer_is_one_line_not_an_abort(tmp_path):
     r = subprocess.run([sys.executable, "-m", "inspector.cli", "--db", f"sqlite:///{tmp_path / 'n.db'}"],
                        capture_output=True, text=True, timeout=60, env=_env(DISPLAY=":87"))
     assert r.returncode == 2, r.stderr[-1000:]
-    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "cannot connect to the display" in r.stderr
+    # one line either way: the display does not answer, or (where Qt's xcb libraries are missing) the
+    # line names those libraries instead
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()], r.stderr[-1000:]
+    assert "cannot connect to the display" in r.stderr or "X11 plugin does not load" in r.stderr, r.stderr[-1000:]
+    assert "Traceback" not in r.stderr
