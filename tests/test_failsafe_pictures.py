@@ -434,8 +434,10 @@ def test_run_of_a_video_read_in_part_says_read_n_of_m_and_exits_3(tmp_path):
 def test_a_camera_that_gives_up_ends_the_run_with_exit_3_and_says_why(tmp_path, tiny_model, monkeypatch, capsys):
     import inspector.sources as sources
     from inspector.cli import main
+    from tests.conftest import trust_models
     from tests.fakes import FakeCameraDevice
 
+    trust_models(f"sqlite:///{tmp_path / 'c.db'}", tiny_model)
     device = FakeCameraDevice([["frame"] * 5 + ["drop"], None, None])
     monkeypatch.setattr(sources, "opencv_opener", lambda target, cfg: device)
     cfg = tmp_path / "cam.toml"
