@@ -208,6 +208,15 @@ def x11_problem(plugin: Path | None = None) -> str | None:
     return None
 
 
+def show_on_screen(window: MainWindow) -> None:
+    """Maximised on the primary screen; without a window manager (kiosk PCs, Xvfb) the geometry is set here,
+    since nothing else maximises the window."""
+    screen = QApplication.primaryScreen()
+    if screen is not None:
+        window.setGeometry(screen.availableGeometry())
+    window.showMaximized()
+
+
 def run_app(spec: StationSpec, config_path: Path | str | None = None, autostart: bool = True) -> int:
     """Open the window and start inspecting; returns the exit code once the window is closed."""
     drop_foreign_qt_plugins()
@@ -224,10 +233,7 @@ def run_app(spec: StationSpec, config_path: Path | str | None = None, autostart:
     window = build_window(spec, config_path)
     install_signal_handlers(window)
     install_excepthook(window)
-    screen = app.primaryScreen()
-    if screen is not None:
-        window.setGeometry(screen.availableGeometry())  # no window manager (kiosk PCs, Xvfb) maximises nothing
-    window.showMaximized()
+    show_on_screen(window)
     if autostart:
         QTimer.singleShot(0, window.start)
     code = app.exec()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -27,6 +28,23 @@ VERDICT_COLOURS: dict[Verdict | None, tuple[str, str]] = {
 VERDICT_TEXT = {Verdict.PASS: "PASS", Verdict.FAIL: "FAIL", Verdict.REVIEW: "REVIEW",
                 Verdict.NOT_INSPECTED: "NOT INSPECTED"}
 
+# Not colour alone (red-green colour blindness makes PASS and FAIL one colour): each verdict has its own
+# shape before the word, and the banner its own fill pattern (FAIL hatched, REVIEW dotted).
+VERDICT_MARK = {Verdict.PASS: "\u2714", Verdict.FAIL: "\u2716", Verdict.REVIEW: "\u25c6",
+                Verdict.NOT_INSPECTED: "\u2014"}
+VERDICT_PATTERN: dict[Verdict | None, Qt.BrushStyle] = {Verdict.FAIL: Qt.BrushStyle.BDiagPattern,
+                                                        Verdict.REVIEW: Qt.BrushStyle.Dense6Pattern}
+
+
+def verdict_label(v: Verdict) -> str:
+    """The verdict as the screens write it: its shape, then its word ("\u2716 FAIL")."""
+    return f"{VERDICT_MARK[v]} {VERDICT_TEXT[v]}"
+
+def part_name(run_id: int | None, seq: int) -> str:
+    """One part identity on every screen (live, strip, review): the run and the part's sequence in it."""
+    return f"run {run_id} part {seq + 1}" if run_id is not None else f"part {seq + 1}"
+
+
 # box colours by class index (distinct on dark and light parts)
 CLASS_COLOURS = ("#ff4d4f", "#ffb020", "#36cfc9", "#b37feb", "#73d13d", "#ff85c0", "#40a9ff", "#ffd666")
 ROI_COLOUR = "#3d8bfd"
@@ -40,7 +58,7 @@ STYLE = f"""
 QMainWindow, QDialog {{ background: {BG}; }}
 QWidget {{ color: {TEXT}; }}
 QToolBar {{ background: {PANEL}; border: none; border-bottom: 1px solid {PANEL_EDGE}; spacing: 4px; padding: 4px; }}
-QToolBar QToolButton {{ padding: 6px 10px; border-radius: 4px; }}
+QToolBar QToolButton {{ padding: 5px 7px; border-radius: 4px; }}
 QToolBar QToolButton:hover {{ background: #2b3139; }}
 QToolBar QToolButton:checked {{ background: #36404b; }}
 QToolBar QToolButton:disabled {{ color: #5c646e; }}

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from db import InspectionDetail
 from inspector.types import Verdict
 from ui import theme
+from ui.elided import ElidedLabel
 from ui.review.canvas import CanvasBox, ReviewCanvas
 from ui.review.model import verdict_colour
 from ui.review.service import Shown, local_text
@@ -104,15 +105,15 @@ def _title(text: str) -> QLabel:
 class VerdictChip(QLabel):
     def __init__(self) -> None:
         super().__init__()
-        self.setFont(QFont(self.font().family(), 15, QFont.Weight.Bold))
+        self.setFont(QFont(self.font().family(), 13, QFont.Weight.Bold))
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setMinimumWidth(110)
+        self.setMinimumWidth(90)
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
 
     def show_verdict(self, caption: str, v: Verdict | None) -> None:
         bg, fg = theme.VERDICT_COLOURS[v]
-        self.setText(f"{caption} {theme.VERDICT_TEXT[v]}" if v is not None else caption)
-        self.setStyleSheet(f"background: {bg}; color: {fg}; padding: 4px 12px; border-radius: 5px;")
+        self.setText(f"{caption} {theme.verdict_label(v)}" if v is not None else caption)
+        self.setStyleSheet(f"background: {bg}; color: {fg}; padding: 4px 8px; border-radius: 5px;")
 
 
 class DetailPanel(QWidget):
@@ -127,24 +128,24 @@ class DetailPanel(QWidget):
         self.final = VerdictChip()
         self.arrow = QLabel("→")
         self.arrow.setFont(QFont(self.font().family(), 16))
-        self.title = QLabel("No inspection selected")
-        self.title.setMinimumWidth(60)
-        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.title = ElidedLabel("No inspection selected", mode=Qt.TextElideMode.ElideMiddle)
         self.title.setFont(QFont(self.font().family(), 13, QFont.Weight.Bold))
-        self.subtitle = QLabel("")
+        self.subtitle = ElidedLabel("")
         self.subtitle.setStyleSheet(f"color: {theme.MUTED};")
         self.subtitle.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.subtitle.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         names = QVBoxLayout()
         names.setSpacing(0)
         names.addWidget(self.title)
         names.addWidget(self.subtitle)
-        head = QHBoxLayout()
-        head.addWidget(self.machine)
-        head.addWidget(self.arrow)
-        head.addWidget(self.final)
-        head.addSpacing(10)
-        head.addLayout(names, 1)
+        chips = QHBoxLayout()
+        chips.addWidget(self.machine)
+        chips.addWidget(self.arrow)
+        chips.addWidget(self.final)
+        chips.addStretch(1)
+        head = QVBoxLayout()  # the verdicts, then the part's name under them: both readable on a narrow pane
+        head.setSpacing(4)
+        head.addLayout(chips)
+        head.addLayout(names)
 
         self.canvas = ReviewCanvas()
         self.canvas.box_clicked.connect(self.select_detection)
@@ -192,7 +193,12 @@ class DetailPanel(QWidget):
 
         self.split = QSplitter(Qt.Orientation.Vertical)
         self.split.addWidget(self.canvas)
-        self.split.addWidget(facts)
+        facts_area = QScrollArea()  # a short screen scrolls the facts instead of squeezing the image away
+        facts_area.setWidgetResizable(True)
+        facts_area.setFrameShape(QFrame.Shape.NoFrame)
+        facts_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        facts_area.setWidget(facts)
+        self.split.addWidget(facts_area)
         self.split.setStretchFactor(0, 3)
         self.split.setStretchFactor(1, 2)
         self.split.setChildrenCollapsible(False)
@@ -229,8 +235,8 @@ class DetailPanel(QWidget):
         r = d.row
         self.machine.show_verdict("Model", r.machine_verdict)
         self.final.show_verdict("Final", r.final_verdict)
-        self.title.setText(f"Part #{r.seq + 1} · {r.frame_name}")
-        self.subtitle.setText(f"{local_text(r.created_at)} · run {r.run_id} · {d.run.station or 'station'} · "
+        self.title.setText(theme.part_name(r.run_id, r.seq).capitalize())
+        self.subtitle.setText(f"{r.frame_name} · {local_text(r.created_at)} · {d.run.station or 'station'} · "
                               f"record {r.id}")
         if same and previous is not None:
             self.canvas.set_boxes(canvas_boxes(d))

@@ -37,13 +37,14 @@ from inspector.auth import STATION_OPERATOR, Actor, require
 from inspector.errors import InspectorError, PermissionDenied
 from inspector.types import Verdict
 from ui import theme
+from ui.elided import ElidedLabel
 from ui.live_view import ErrorBanner
 from ui.login_dialog import LoginDialog
 from ui.review import service
 from ui.review.detail import DetailPanel, false_ids
 from ui.review.dialogs import ClassDialog, ReasonDialog
 from ui.review.filters import FilterBar
-from ui.review.model import COLUMNS, DEFECTS, InspectionTableModel
+from ui.review.model import COLUMNS, DEFECTS, PART, InspectionTableModel
 from ui.review.progress import JobBar, ProgressRelay
 from ui.review.service import Accounts, Database, Shown
 from ui.workers import CountedJobs, operator_message, run_job
@@ -51,6 +52,8 @@ from ui.workers import CountedJobs, operator_message, run_job
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 100
+TABLE_WIDTH = 620  # the review table's columns, all visible
+DETAIL_MIN_WIDTH = 340
 HINT = "J/K next/previous · [ ] pages · 1-9 pick a box · +/- or wheel zoom · drag to pan · R refresh"
 ACTION_DONE = {"confirm": "Confirmed", "override": "Overridden", "false_detection": "Marked a false detection on",
                "missed_defect": "Added a missed defect to"}
@@ -129,11 +132,14 @@ class ReviewTab(QWidget):
         t.setShowGrid(False)
         t.setWordWrap(False)
         t.verticalHeader().hide()
-        t.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        t.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)  # narrow screens scroll to a column
         t.verticalHeader().setDefaultSectionSize(28)
         h = t.horizontalHeader()
         h.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         h.setSectionResizeMode(DEFECTS, QHeaderView.ResizeMode.Stretch)
+        h.setSectionResizeMode(PART, QHeaderView.ResizeMode.Interactive)  # file names vary: elided, not wide
+        h.resizeSection(PART, 120)
+        t.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         h.setHighlightSections(False)
         t.setStyleSheet(f"QTableView {{ background: #0f1113; alternate-background-color: #15181c; border: 1px solid "
                         f"{theme.PANEL_EDGE}; selection-background-color: #2a4a7a; }}"
@@ -168,7 +174,7 @@ class ReviewTab(QWidget):
         split.setStretchFactor(0, 1)
         split.setStretchFactor(1, 1)
         split.setChildrenCollapsible(False)
-        split.setSizes([860, 700])
+        split.setSizes([900, 660])  # in proportion: the table keeps its verdict columns on a 1024 px screen
         self.split = split
 
         self.buttons = {
@@ -185,22 +191,24 @@ class ReviewTab(QWidget):
                                      self.export_training)
         self.user = QLabel("")
         self.sign_button = _button("Sign in", "Sign in as a QC user", self.toggle_sign_in)
-        self.status = QLabel(HINT)
+        self.status = ElidedLabel(HINT)
         self.status.setStyleSheet(f"color: {theme.MUTED};")
-        self.status.setMinimumWidth(40)
-        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         bar = QFrame()
         bar.setObjectName("panel")
-        bl = QHBoxLayout(bar)
-        bl.setContentsMargins(10, 6, 10, 6)
+        rows = QVBoxLayout(bar)  # two rows: the actions, then who acts and what happened (fits 1024 px)
+        rows.setContentsMargins(10, 6, 10, 6)
+        rows.setSpacing(4)
+        bl = QHBoxLayout()
         for key in ("confirm", "pass", "fail", "false", "missed", "boxes"):
             bl.addWidget(self.buttons[key])
-        bl.addSpacing(10)
-        bl.addWidget(self.status, 1)
-        bl.addWidget(self.user)
-        bl.addWidget(self.sign_button)
-        bl.addSpacing(10)
+        bl.addStretch(1)
         bl.addWidget(self.export_button)
+        who = QHBoxLayout()
+        who.addWidget(self.status, 1)
+        who.addWidget(self.user)
+        who.addWidget(self.sign_button)
+        rows.addLayout(bl)
+        rows.addLayout(who)
         self.jobbar = JobBar()
 
         lay = QVBoxLayout(self)
@@ -236,6 +244,9 @@ class ReviewTab(QWidget):
         super().showEvent(e)
         if not self.loaded:
             self.loaded = True
+            total = self.split.width()  # the table gets what its verdict columns need on a narrow screen
+            left = max(int(total * 0.55), min(TABLE_WIDTH, total - DETAIL_MIN_WIDTH))
+            self.split.setSizes([left, total - left])
             self.refresh()
             self.table.setFocus()
         elif self.page_index == 0 and self.idle:
@@ -534,7 +545,8 @@ class ReviewTab(QWidget):
         if shown is not None and shown.detail.row.id == row.id:
             self.detail.show_part(Shown(found, shown.image, shown.note), keep_view=True)
         self.error.clear()
-        self._say(f"{ACTION_DONE[action]} part #{row.seq + 1}: now {theme.VERDICT_TEXT[row.final_verdict]}.")
+        self._say(f"{ACTION_DONE[action]} {theme.part_name(row.run_id, row.seq)}: now "
+                  f"{theme.verdict_label(row.final_verdict)}.")
 
     def _review_failed(self, e: BaseException) -> None:
         self._say("")
