@@ -15,13 +15,13 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QScrollArea, QVBoxLayout, QWi
 
 from inspector.types import Verdict
 from ui import theme
-from ui.theme import part_name
 from ui.bridge import LiveResult
 from ui.controller import LiveController, RunEnd, RunInfo
 from ui.counters import CountersPanel
 from ui.failures import FailureStrip, PartDialog
 from ui.health import HealthPanel
 from ui.live_view import LAST_PART, ErrorBanner, FrameCanvas, VerdictBanner
+from ui.theme import part_name
 
 SIDE_WIDTH = 430
 COMPACT_SIDE_WIDTH = 300

@@ -232,18 +232,26 @@ class MainWindow(QMainWindow):
     # view -------------------------------------------------------------------------------------
     def toggle_kiosk(self) -> None:
         kiosk = not self.isFullScreen()
-        if not kiosk:  # normal letters before the bars come back: together they must not outgrow the screen
-            self.live.set_kiosk(False)
-        for w in (self.menuBar(), self.toolbar, self.statusBar(), self.tabs.tabBar()):
-            w.setVisible(not kiosk)
+        self.actions_by_name["kiosk"].setChecked(kiosk)
         if kiosk:
+            self._show_bars(False)
             self.live.set_kiosk(True)
             self.tabs.setCurrentWidget(self.live)
             self.showFullScreen()
-        else:
-            self.showMaximized()
-            self.setGeometry(self.screen().availableGeometry())  # without a window manager nothing maximises
-        self.actions_by_name["kiosk"].setChecked(kiosk)
+            return
+        # normal letters first, and the bars only once the layout has taken them in: kiosk's letters with the
+        # bars would ask for more than the screen's height, and without a window manager the window grows
+        self.live.set_kiosk(False)
+        QTimer.singleShot(0, self._leave_kiosk)
+
+    def _leave_kiosk(self) -> None:
+        self._show_bars(True)
+        self.showMaximized()
+        self.setGeometry(self.screen().availableGeometry())  # without a window manager nothing maximises
+
+    def _show_bars(self, shown: bool) -> None:
+        for w in (self.menuBar(), self.toolbar, self.statusBar(), self.tabs.tabBar()):
+            w.setVisible(shown)
 
     def open_settings(self) -> SettingsDialog:
         if self.settings is not None:

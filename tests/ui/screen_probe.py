@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QPoint, QRect, Qt
+from PySide6.QtCore import QEvent, QPoint, QRect, Qt
 from PySide6.QtWidgets import (
     QAbstractButton,
     QAbstractScrollArea,
@@ -115,12 +115,21 @@ def review_columns(tab) -> dict:
     return out
 
 
+def settle() -> None:
+    """Lay out what the last events changed (parts keep arriving: a text set just now is not laid out yet)."""
+    for _ in range(4):
+        QApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest.value)
+
+
 def view(window, screen, name: str, shots: Path) -> dict:
     pump(1.0)
+    settle()
     geo = window.frameGeometry()
     shot = shots / f"{name}.png"
     screen.grabWindow(0).save(str(shot))
-    return {"name": name, "window": geo.getRect(), "screen": screen.geometry().getRect(), "clipped": clipped(window),
+    hint = window.minimumSizeHint()
+    return {"name": name, "window": geo.getRect(), "min": [hint.width(), hint.height()],
+            "screen": screen.geometry().getRect(), "clipped": clipped(window),
             "banner": window.live.banner.title.text(), "banner_line": window.live.banner.reasons.text(),
             "letter_px": window.live.banner.title.font().pixelSize(), "shot": str(shot)}
 
