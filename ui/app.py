@@ -63,6 +63,8 @@ def build_window(spec: StationSpec, config_path: Path | str | None = None) -> Ma
             continue
         if tab is not None:
             window.add_tab(tab, title)
+            if hasattr(tab, "refresh_choices"):  # a new run is in the run filters at once
+                controller.started.connect(lambda _info, tab=tab: tab.refresh_choices())
     _guard_settings(window, spec)
     return window
 

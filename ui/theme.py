@@ -6,6 +6,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
+from inspector import palette
 from inspector.types import Verdict
 
 BG = "#121417"
@@ -45,13 +46,12 @@ def part_name(run_id: int | None, seq: int) -> str:
     return f"run {run_id} part {seq + 1}" if run_id is not None else f"part {seq + 1}"
 
 
-# box colours by class index (distinct on dark and light parts)
-CLASS_COLOURS = ("#ff4d4f", "#ffb020", "#36cfc9", "#b37feb", "#73d13d", "#ff85c0", "#40a9ff", "#ffd666")
 ROI_COLOUR = "#3d8bfd"
 
 
 def class_colour(cls: int) -> QColor:
-    return QColor(CLASS_COLOURS[cls % len(CLASS_COLOURS)])
+    """Box colour by class index, from the palette the reports use too (inspector/palette.py)."""
+    return QColor(palette.class_colour(cls))
 
 
 STYLE = f"""

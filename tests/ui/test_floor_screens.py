@@ -233,3 +233,64 @@ def test_the_window_is_never_larger_than_a_small_screen(window):
     hint = window.minimumSizeHint()
     assert hint.width() <= 1024 and hint.height() <= 720 - 20, hint
     assert window.live.minimumSizeHint().boundedTo(QSize(1024, 600)) == window.live.minimumSizeHint()
+
+
+def test_a_new_run_is_in_the_run_filters_without_refresh(qtbot, tmp_path, make_spec):
+    from dataclasses import replace
+
+    from db import ModelRepo, RunRepo, open_database, session_factory
+    from tests.reports.conftest import build_qc_db
+    from ui.app import build_window
+
+    qc = build_qc_db(tmp_path, n=24, seed=4)
+    spec = replace(make_spec(tmp_path, None), db_url=qc.url)
+    w = build_window(spec, tmp_path / "settings.toml")
+    qtbot.addWidget(w)
+    w.show()
+    review, reports = w.tabs.widget(1), w.tabs.widget(2)
+    w.tabs.setCurrentWidget(review)
+    qtbot.waitUntil(lambda: review.idle and review.filters.run.count() == 2, timeout=10_000)
+    w.tabs.setCurrentWidget(reports)
+    qtbot.waitUntil(lambda: reports.idle and reports.run.count() == 1, timeout=10_000)
+    sessions = session_factory(open_database(qc.url))
+    with sessions() as s, s.begin():
+        mv = ModelRepo.get_or_create(s, "parts-test", "/m/parts-test.pt", "c" * 64, ["dent"])
+        run = RunRepo.start(s, "camera:0", "{}", "default", mv.id, "line-2", "part")
+    w.controller.started.emit(info(run_id=run.id))  # the live screen started it
+    qtbot.waitUntil(lambda: review.filters.run.findData(run.id) > 0 and reports.run.findData(run.id) >= 0,
+                    timeout=10_000)
+    review.shutdown()
+    reports.shutdown()
+
+
+def test_one_palette_for_the_window_and_the_reports(tmp_path):
+    import cv2
+    import numpy as np
+
+    from inspector import palette
+    from inspector.reports.data import Box, Failure
+    from inspector.reports.gallery import annotated_jpeg
+
+    for cls in range(len(palette.CLASS_COLOURS) + 2):
+        assert theme.class_colour(cls).name() == palette.class_colour(cls)
+    img = np.full((200, 200, 3), 128, np.uint8)
+    cv2.imwrite(str(tmp_path / "p.png"), img)
+    import datetime as dt
+
+    box = Box("crack", 0.9, 50, 50, 150, 150, cls=2)
+    jpeg = annotated_jpeg(Failure(1, dt.datetime.now(dt.timezone.utc), 1, "p.png", 0.9, "p.png", (box,)), tmp_path)
+    drawn = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    b, g, r = (int(x) for x in drawn[100, 50])  # on the box's left edge
+    want = palette.class_colour_bgr(2)
+    assert max(abs(b - want[0]), abs(g - want[1]), abs(r - want[2])) < 40, ((b, g, r), want)
+
+
+def test_report_files_and_screens_name_one_time_zone():
+    import datetime as dt
+
+    from inspector.clock import station_time, zone_text
+    from inspector.reports.data import fmt_time
+
+    t = dt.datetime(2026, 11, 30, 5, 30, tzinfo=dt.timezone.utc)
+    assert fmt_time(t) == station_time(t) == t.astimezone().strftime("%Y-%m-%d %H:%M")
+    assert zone_text(t).startswith("UTC")

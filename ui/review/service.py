@@ -30,6 +30,7 @@ from db import (
 from db.accounts import create_user, has_users, sign_in
 from db.writes import write
 from inspector.auth import Actor, Role
+from inspector.clock import station_time
 from inspector.types import Verdict
 
 
@@ -151,4 +152,4 @@ def local_text(t: dt.datetime | None, seconds: bool = True) -> str:
     """A stored (UTC) time in the station's local time, for the screen."""
     if t is None:
         return "–"
-    return t.astimezone().strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    return station_time(t, seconds)

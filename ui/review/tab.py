@@ -258,11 +258,15 @@ class ReviewTab(QWidget):
 
     def refresh(self) -> None:
         """The filter's choices and the newest page again (new parts arrive while a run goes on)."""
-        db = self.db
-        self._jobs.run(lambda: service.choices(db), self.filters.set_choices, self._show_failure, "review choices")
+        self.refresh_choices()
         keep = self.current_row()
         self._starts = [None]
         self.load_page(0, keep.id if keep is not None else "first")
+
+    def refresh_choices(self) -> None:
+        """The runs and classes to filter by again (a run started on the live screen shows without Refresh)."""
+        db = self.db
+        self._jobs.run(lambda: service.choices(db), self.filters.set_choices, self._show_failure, "review choices")
 
     def _filters_changed(self) -> None:
         self._starts = [None]
