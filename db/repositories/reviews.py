@@ -9,10 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.dto import ReviewDTO
-from db.repositories._common import dumps, review_dto, utcnow, verdict
+from db.repositories._common import dumps, loads, review_dto, utcnow, verdict
 from db.repositories.audit import AuditRepo
 from db.repositories.users import authorize
-from db.schema import REVIEW_ACTIONS, InspectionRecord, Review
+from db.schema import REVIEW_ACTIONS, DetectionRecord, InspectionRecord, Review
 from db.seal import review_fields, seal_row
 from inspector.auth import Actor
 from inspector.types import Verdict
@@ -52,6 +52,12 @@ class ReviewRepo:
         new = old if new_verdict is None else verdict(new_verdict)
         if action == "confirm" and new != old:
             raise ValueError(f"expected a confirm to keep the verdict {old.value}, got {new.value}: use an override")
+        if action == "confirm" and old == Verdict.REVIEW:
+            raise ValueError("a REVIEW part needs a decision, not a confirm: override it to PASS or FAIL with a reason")
+        if action == "override" and new == old:
+            raise ValueError(f"the part is already {old.value}: an override to {new.value} would change nothing")
+        if action == "false_detection":
+            ReviewRepo._check_open_box(session, inspection_id, (detail or {}).get("detection_id"))
         review = Review(inspection_id=inspection_id, inspection_created_at=created, reviewer=reviewer.name,
                         created_at=utcnow(), action=action, old_verdict=old.value, new_verdict=new.value,
                         reason=reason, detail=dumps(detail or {}))
@@ -62,6 +68,20 @@ class ReviewRepo:
                          detail={"review_id": review.id, "old_verdict": old.value, "new_verdict": new.value,
                                  "reason": reason, "detail": detail or {}})
         return review_dto(review)
+
+    @staticmethod
+    def _check_open_box(session: Session, inspection_id: int, detection_id: Any) -> None:
+        """A false detection names a box of this inspection that is not marked false already."""
+        if not isinstance(detection_id, int):
+            raise ValueError(f"expected the detection id of a false detection, got {detection_id!r}")
+        owner = session.execute(select(DetectionRecord.inspection_id)
+                                .where(DetectionRecord.id == detection_id)).scalar()
+        if owner != inspection_id:
+            raise ValueError(f"expected a box of inspection {inspection_id}, got detection {detection_id}")
+        for (text,) in session.execute(select(Review.detail).where(Review.inspection_id == inspection_id,
+                                                                   Review.action == "false_detection")):
+            if (loads(text, {}) or {}).get("detection_id") == detection_id:
+                raise ValueError(f"box {detection_id} is already marked as a false detection")
 
     @staticmethod
     def final_verdict(session: Session, inspection_id: int) -> Verdict:

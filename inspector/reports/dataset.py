@@ -1,9 +1,11 @@
 """Reviewed parts as a YOLO training set (``images/`` + ``labels/`` + ``classes.txt``), the layout that
 ``inspector train --data DIR`` reads as it is.
 
-Labels are the machine's boxes corrected by QC: a "false_detection" review removes the box it names,
-a "missed_defect" review adds the box it drew. A part finally FAIL without any box left cannot teach
-the model anything and is counted as "needs a box" instead.
+Labels follow the final decision: the machine's boxes corrected by QC (a "false_detection" review removes
+the box it names, a "missed_defect" review adds the box it drew), and a part finally PASS (as judged, or
+overridden to PASS: "not a crack") is a clean negative with an empty label file, whatever boxes the
+model drew on it. A part finally FAIL without any box left cannot teach the model anything and is
+counted as "needs a box" instead.
 """
 
 from __future__ import annotations
@@ -99,6 +101,11 @@ def corrected_boxes(part: PartForTraining) -> list[Box]:
     return list(boxes.values())
 
 
+def training_boxes(part: PartForTraining) -> list[Box]:
+    """The labels the part teaches: none for a part finally PASS (a clean negative), else the corrected boxes."""
+    return [] if part.final_verdict == "PASS" else corrected_boxes(part)
+
+
 def _yolo_lines(boxes: list[Box], w: int, h: int, index: dict[str, int], classes: list[str]) -> list[str]:
     lines = []
     for b in boxes:
@@ -157,11 +164,10 @@ def _one(part: PartForTraining, tmp: Path, image_root: Path, names: list[str], i
     if part.final_verdict not in ("PASS", "FAIL"):
         s["skipped_unjudged"] += 1
         return
-    boxes = corrected_boxes(part)
+    boxes = training_boxes(part)
     if part.final_verdict == "FAIL" and not boxes:
         s["needs_box"] += 1
         return
-    # A part overridden to PASS keeps the boxes no review removed: the defects are there, only tolerated.
     src = Path(image_root) / part.image_path if part.image_path else None
     try:
         data = src.read_bytes() if src is not None else b""

@@ -39,6 +39,11 @@ def false_ids(d: InspectionDetail) -> dict[int, str]:
             if r.action == "false_detection" and "detection_id" in r.detail}
 
 
+def drawn_reviews(d: InspectionDetail) -> list:
+    """The reviews in which QC drew a missed defect (with a usable box), oldest first."""
+    return [r for r in d.reviews if r.action == "missed_defect" and {"label", "x1", "y1", "x2", "y2"} <= set(r.detail)]
+
+
 def canvas_boxes(d: InspectionDetail) -> tuple[CanvasBox, ...]:
     """The model's boxes (greyed when QC rejected them) and the boxes QC drew for missed defects."""
     rejected = false_ids(d)
@@ -46,12 +51,11 @@ def canvas_boxes(d: InspectionDetail) -> tuple[CanvasBox, ...]:
     out = [CanvasBox(b.id, b.cls, f"{n}. {b.label} {b.confidence:.2f}" + (" ✗" if b.id in rejected else ""),
                      b.x1, b.y1, b.x2, b.y2, "false" if b.id in rejected else "machine")
            for n, b in enumerate(d.detections, 1)]
-    for r in d.reviews:
-        if r.action == "missed_defect" and {"label", "x1", "y1", "x2", "y2"} <= set(r.detail):
-            label = str(r.detail["label"])
-            cls = classes.index(label) if label in classes else 0
-            out.append(CanvasBox(None, cls, f"+ {label} (QC)", float(r.detail["x1"]), float(r.detail["y1"]),
-                                 float(r.detail["x2"]), float(r.detail["y2"]), "missed"))
+    for r in drawn_reviews(d):
+        label = str(r.detail["label"])
+        cls = classes.index(label) if label in classes else 0
+        out.append(CanvasBox(None, cls, f"+ {label} (QC)", float(r.detail["x1"]), float(r.detail["y1"]),
+                             float(r.detail["x2"]), float(r.detail["y2"]), "missed"))
     return tuple(out)
 
 
@@ -254,9 +258,10 @@ class DetailPanel(QWidget):
 
     def _fill_detections(self, d: InspectionDetail) -> None:
         rejected = false_ids(d)
+        drawn = drawn_reviews(d)
         t = self.detections
         t.blockSignals(True)
-        t.setRowCount(len(d.detections))
+        t.setRowCount(len(d.detections) + len(drawn))
         for i, b in enumerate(d.detections):
             colour = theme.class_colour(b.cls) if b.id not in rejected else QColor(theme.MUTED)
             t.setItem(i, 0, _item(str(i + 1)))
@@ -267,6 +272,16 @@ class DetailPanel(QWidget):
             if b.id in rejected:
                 t.item(i, 4).setToolTip(f"Marked as a false detection by {rejected[b.id]}")
             t.item(i, 0).setData(Qt.ItemDataRole.UserRole, b.id)
+        classes = list(d.model.classes) if d.model is not None else []
+        for i, r in enumerate(drawn, len(d.detections)):  # the boxes QC drew, as the image shows them
+            label, x = str(r.detail["label"]), {k: float(r.detail[k]) for k in ("x1", "y1", "x2", "y2")}
+            colour = theme.class_colour(classes.index(label) if label in classes else 0)
+            t.setItem(i, 0, _item("+"))
+            t.setItem(i, 1, _item(label, colour))
+            t.setItem(i, 2, _item("QC", None, True))
+            t.setItem(i, 3, _item(f"{x['x1']:.0f},{x['y1']:.0f} – {x['x2']:.0f},{x['y2']:.0f}"))
+            t.setItem(i, 4, _item("+ drawn"))
+            t.item(i, 4).setToolTip(f"Drawn as a missed defect by {r.reviewer}")
         t.clearSelection()
         t.blockSignals(False)
 
@@ -293,9 +308,10 @@ class DetailPanel(QWidget):
 
     def selected_detection(self) -> int | None:
         rows = self.detections.selectionModel().selectedRows()
-        if not rows or self.shown is None:
-            return None
-        return self.detection_ids()[rows[0].row()]
+        ids = self.detection_ids()
+        if not rows or self.shown is None or rows[0].row() >= len(ids):
+            return None  # nothing, or a box QC drew (not the model's)
+        return ids[rows[0].row()]
 
     def select_detection(self, detection_id: int | None) -> None:
         ids = self.detection_ids()

@@ -89,6 +89,11 @@ def page(db: Database, f: InspectionFilter, limit: int, after: PageCursor | None
         return InspectionRepo.page(s, f, limit, after)
 
 
+def count(db: Database, f: InspectionFilter) -> int:
+    with db.sessions()() as s:
+        return InspectionRepo.count(s, f)
+
+
 def load_image(db: Database, rel: str | None) -> tuple[QImage | None, str]:
     """The stored image (a QImage may be built off the GUI thread; a QPixmap may not)."""
     if not rel:

@@ -40,7 +40,7 @@ from ui.elided import ElidedLabel
 from ui.live_view import ErrorBanner
 from ui.login_dialog import LoginDialog
 from ui.review import service
-from ui.review.detail import DetailPanel, false_ids
+from ui.review.detail import DetailPanel, drawn_reviews, false_ids
 from ui.review.dialogs import ClassDialog, ReasonDialog
 from ui.review.filters import FilterBar
 from ui.review.model import COLUMNS, DEFECTS, PART, InspectionTableModel
@@ -105,6 +105,7 @@ class ReviewTab(QWidget):
         self._filter = InspectionFilter()
         self._starts: list[PageCursor | None] = [None]  # the cursor each page visited so far starts after
         self.page_index = 0
+        self.total: int | None = None  # rows the filter matches, once counted
         self.has_next = False
         self._page_token = 0
         self._select: str | int = "first"
@@ -284,6 +285,15 @@ class ReviewTab(QWidget):
         self.page_label.setText("Loading…")
         self._jobs.run(lambda: service.page(db, f, PAGE_SIZE + 1, after),
                   lambda rows: self._page_loaded(token, index, rows), self._show_failure, "review page")
+        if index == 0:  # the total, once per filter (and refresh): "rows 1–100 of 6,508"
+            self.total = None
+            self._jobs.run(lambda: service.count(db, f), lambda n: self._counted(token, n), self._show_failure,
+                           "review count")
+
+    def _counted(self, token: int, n: int) -> None:
+        if token == self._page_token:
+            self.total = n
+            self._show_paging()
 
     def _page_loaded(self, token: int, index: int, rows: list[InspectionRow]) -> None:
         if token != self._page_token:
@@ -310,7 +320,8 @@ class ReviewTab(QWidget):
     def _show_paging(self) -> None:
         n = self.model.rowCount()
         first = self.page_index * PAGE_SIZE
-        self.page_label.setText(f"Page {self.page_index + 1} · rows {first + 1}–{first + n}" if n
+        of = f" of {self.total:,}" if self.total is not None else ""
+        self.page_label.setText(f"Page {self.page_index + 1} · rows {first + 1:,}–{first + n:,}{of}" if n
                                 else f"Page {self.page_index + 1} · no rows")
         self.newer.setEnabled(self.page_index > 0)
         self.older.setEnabled(self.has_next)
@@ -442,12 +453,22 @@ class ReviewTab(QWidget):
 
     # review actions -----------------------------------------------------------------------------
     def confirm(self) -> None:
-        if self._needs_part():
-            self.with_reviewer(lambda: self._submit("confirm"), "Confirming a verdict needs a QC user.")
+        if not self._needs_part():
+            return
+        d = self.shown_current()
+        if d is not None and d.row.final_verdict == Verdict.REVIEW:
+            self._say("A REVIEW part needs a decision: P to pass it or F to fail it, with a reason.")
+            return
+        self.with_reviewer(lambda: self._submit("confirm"), "Confirming a verdict needs a QC user.")
 
     def override(self, verdict: Verdict) -> None:
-        if self._needs_part():
-            self.with_reviewer(lambda: self._ask_reason(verdict), "Changing a verdict needs a QC user.")
+        if not self._needs_part():
+            return
+        d = self.shown_current()
+        if d is not None and d.row.final_verdict == verdict:
+            self._say(f"This part is already {theme.verdict_label(verdict)}: nothing to change.")
+            return
+        self.with_reviewer(lambda: self._ask_reason(verdict), "Changing a verdict needs a QC user.")
 
     def false_detection(self) -> None:
         d = self.shown_current() if self._needs_part() else None
@@ -463,6 +484,9 @@ class ReviewTab(QWidget):
                 self._say("Pick the box first: 1-9 or a click on it, then X.")
                 return
             chosen = open_ones[0]
+        if chosen in false_ids(d):
+            self._say("This box is already marked as a false detection.")
+            return
         detection_id = chosen
         self.with_reviewer(lambda: self._submit("false_detection", detail={"detection_id": detection_id}),
                            "Marking a false detection needs a QC user.")
@@ -548,8 +572,14 @@ class ReviewTab(QWidget):
         if shown is not None and shown.detail.row.id == row.id:
             self.detail.show_part(Shown(found, shown.image, shown.note), keep_view=True)
         self.error.clear()
-        self._say(f"{ACTION_DONE[action]} {theme.part_name(row.run_id, row.seq)}: now "
-                  f"{theme.verdict_label(row.final_verdict)}.")
+        now = theme.verdict_label(row.final_verdict)
+        said = f"{ACTION_DONE[action]} {theme.part_name(row.run_id, row.seq)}: now {now}."
+        if action == "false_detection" and row.final_verdict != Verdict.PASS and found.detections and \
+                len(false_ids(found)) == len(found.detections) and not drawn_reviews(found):
+            said += " No box is left: P to pass the part, or D to draw the defect (the export needs one)."
+        self._say(said)
+        if action == "confirm" and shown is not None and shown.detail.row.id == row.id:
+            self.next_row()  # C: confirmed, on to the next part
 
     def _review_failed(self, e: BaseException) -> None:
         self._say("")
