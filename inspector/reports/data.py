@@ -144,6 +144,14 @@ class ExportRow(NamedTuple):
     model_sha256: str
     image_path: str | None
     boxes: tuple[Box, ...]
+    # the latest review (empty when none) and the boxes as reviewed: QC marks per machine box ("" or
+    # "false"), and the boxes QC drew for missed defects
+    reviewer: str = ""
+    decision: str = ""  # "confirm FAIL", "override PASS", "false_detection FAIL", ...
+    review_reason: str = ""
+    reviewed_at: dt.datetime | None = None
+    box_marks: tuple[str, ...] = ()
+    drawn: tuple[Box, ...] = ()
 
     @property
     def defects(self) -> str:

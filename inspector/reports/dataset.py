@@ -63,7 +63,7 @@ class DatasetSummary:
                 f"{self.missing_image} without a stored image skipped")
 
 
-def _box_from(detail: Mapping[str, Any]) -> Box | None:
+def drawn_box(detail: Mapping[str, Any]) -> Box | None:
     src = detail.get("box", detail)
     try:
         label = str(src.get("label") or detail.get("label") or "").strip()
@@ -93,7 +93,7 @@ def corrected_boxes(part: PartForTraining) -> list[Box]:
                 log.warning("inspection %s: a false_detection review names no detection id", part.inspection_id)
             boxes.pop(("d", did), None)
         elif r.action == "missed_defect":
-            b = _box_from(r.detail)
+            b = drawn_box(r.detail)
             if b is None:
                 log.warning("inspection %s: a missed_defect review has no usable box", part.inspection_id)
             else:
