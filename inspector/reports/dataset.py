@@ -24,6 +24,7 @@ import numpy as np
 from inspector.errors import InspectorError
 from inspector.reports.data import Box
 from inspector.reports.output import Progress, check
+from inspector.reviewing import standing
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class ReviewStep:
     action: str
     new_verdict: str
     detail: Mapping[str, Any]
+    id: int | None = None  # the review's id (an undo names the one it takes back)
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ def _detection_id(detail: Mapping[str, Any]) -> int | None:
 def corrected_boxes(part: PartForTraining) -> list[Box]:
     """The machine's boxes, less those QC marked false, plus those QC drew."""
     boxes: dict[object, Box] = {("d", did): b for did, b in part.detections}
-    for k, r in enumerate(part.reviews):
+    for k, r in enumerate(standing(part.reviews)):
         if r.action == "false_detection":
             did = _detection_id(r.detail)
             if did is None:

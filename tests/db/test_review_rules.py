@@ -117,3 +117,51 @@ def test_the_training_export_follows_the_final_decision(tmp_path):
     assert [ln.split()[0] for ln in lines] == ["0", "1"]  # the scratch kept, the false dent gone, the drawn dent
     assert abs(float(lines[1].split()[1]) - 50 / 64) < 1e-3
     assert summary.images == 2 and summary.empty_labels == 1 and summary.boxes == 2
+
+
+def test_undo_takes_back_ones_own_last_review_with_a_new_record(sessions, parts, tmp_path):
+    from tests.conftest import QC as qc_actor
+
+    iid = parts["review"]
+    scratch, dent = detection_ids(sessions, iid)
+    add(sessions, iid, "false_detection", detail={"detection_id": dent})
+    add(sessions, iid, "override", "PASS", "not a crack")
+    with sessions() as s, s.begin():
+        with pytest.raises(ValueError, match="only they can undo"):
+            ReviewRepo.undo_last(s, iid, qc_actor("qc-ben"))
+    with sessions() as s, s.begin():
+        undo = ReviewRepo.undo_last(s, iid, qc_actor("qc-anna"))
+    assert (undo.action, undo.old_verdict, undo.new_verdict) == ("override", Verdict.PASS, Verdict.REVIEW)
+    with sessions() as s, s.begin():
+        with pytest.raises(ValueError, match="already an undo"):
+            ReviewRepo.undo_last(s, iid, qc_actor("qc-anna"))
+    add(sessions, iid, "override", "FAIL", "scratch is real")  # decided again
+    with sessions() as s, s.begin():
+        ReviewRepo.undo_last(s, iid, qc_actor("qc-anna"))  # takes back the FAIL: REVIEW again
+    with sessions() as s:
+        assert ReviewRepo.final_verdict(s, iid) is Verdict.REVIEW
+        assert [r.action for r in ReviewRepo.for_inspection(s, iid)] == ["false_detection", "override", "override",
+                                                                         "override", "override"]  # all appended
+    with sessions() as s:
+        reviews = ReviewRepo.for_inspection(s, iid)
+    assert reviews[-1].detail == {"undoes": reviews[-2].id} and reviews[-1].reason == f"undo of review {reviews[-2].id}"
+    assert scratch != dent
+
+
+def test_an_undone_false_mark_gives_the_box_back_everywhere(sessions, parts, tmp_path):
+    from tests.conftest import QC as qc_actor
+
+    iid = parts["fail"]
+    (box,) = detection_ids(sessions, iid)
+    add(sessions, iid, "false_detection", detail={"detection_id": box})
+    with sessions() as s, s.begin():
+        ReviewRepo.undo_last(s, iid, qc_actor("qc-anna"))
+    add(sessions, iid, "false_detection", detail={"detection_id": box})  # may be marked again: it stands no more
+    with sessions() as s, s.begin():
+        ReviewRepo.undo_last(s, iid, qc_actor("qc-anna"))
+    out = tmp_path / "r.csv"
+    with sessions() as s:
+        write_csv(out, iter_export_rows(s))
+    with open(detections_path(out), encoding="utf-8-sig", newline="") as f:
+        marks = [d["qc"] for d in csv.DictReader(f) if int(d["inspection_id"]) == iid]
+    assert marks == [""]  # the box as the model found it: no false mark stands

@@ -64,3 +64,18 @@ def test_a_box_is_marked_false_once_and_a_drawn_box_is_listed(qtbot, qc, open_ta
     t = tab.detail.detections
     assert (t.item(1, 1).text(), t.item(1, 4).text()) == ("dent", "+ drawn")
     assert t.item(1, 3).text() == "10,12 – 40,44" and "qc-otto" in t.item(1, 4).toolTip()
+
+
+def test_u_undoes_ones_own_last_review_as_a_new_record(qtbot, qc, open_tab):  # noqa: F811
+    tab = open_tab()
+    signed_in(qc, tab)
+    seq = unreviewed(qc, "FAIL")[0]
+    go_to(qtbot, tab, qc.ids[seq])
+    key(qtbot, tab, Qt.Key.Key_1)
+    key(qtbot, tab, Qt.Key.Key_X)
+    assert tab.detail.detections.item(0, 4).text() == "✗ false"
+    n = len(reviews(qc))
+    key(qtbot, tab, Qt.Key.Key_U)
+    assert len(reviews(qc)) == n + 1  # appended, nothing edited or deleted
+    assert tab.detail.detections.item(0, 4).text() == ""  # the box stands again
+    assert "Undid your last review" in tab.status.text() and "undid review" in tab.detail.history.text()

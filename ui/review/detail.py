@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from db import InspectionDetail
+from inspector.reviewing import UNDOES, standing
 from inspector.types import Verdict
 from ui import theme
 from ui.elided import ElidedLabel
@@ -35,13 +36,14 @@ ACTION_TEXT = {"confirm": "Confirmed", "override": "Override", "false_detection"
 
 def false_ids(d: InspectionDetail) -> dict[int, str]:
     """Detection id -> reviewer, for the boxes QC marked as false detections."""
-    return {int(r.detail["detection_id"]): r.reviewer for r in d.reviews
+    return {int(r.detail["detection_id"]): r.reviewer for r in standing(d.reviews)
             if r.action == "false_detection" and "detection_id" in r.detail}
 
 
 def drawn_reviews(d: InspectionDetail) -> list:
     """The reviews in which QC drew a missed defect (with a usable box), oldest first."""
-    return [r for r in d.reviews if r.action == "missed_defect" and {"label", "x1", "y1", "x2", "y2"} <= set(r.detail)]
+    return [r for r in standing(d.reviews)
+            if r.action == "missed_defect" and {"label", "x1", "y1", "x2", "y2"} <= set(r.detail)]
 
 
 def canvas_boxes(d: InspectionDetail) -> tuple[CanvasBox, ...]:
@@ -61,6 +63,8 @@ def canvas_boxes(d: InspectionDetail) -> tuple[CanvasBox, ...]:
 
 def review_text(r_detail: dict, action: str, d: InspectionDetail | None = None) -> str:
     """The review's ``detail`` in words: which box was false (numbered as on the image), where QC drew one."""
+    if UNDOES in r_detail:
+        return f"undid review {r_detail[UNDOES]}"
     if action == "false_detection" and "detection_id" in r_detail:
         boxes = d.detections if d is not None else ()
         n = next((k for k, b in enumerate(boxes, 1) if b.id == r_detail["detection_id"]), None)

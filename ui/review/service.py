@@ -130,6 +130,16 @@ def review(db: Database, inspection_id: int, actor: Actor, action: str, new_verd
     return found
 
 
+def undo(db: Database, inspection_id: int, actor: Actor) -> InspectionDetail:
+    """Take back ``actor``'s last review of the inspection with a new record; the inspection as it now reads."""
+    sessions = db.sessions()
+    write(sessions, lambda s: ReviewRepo.undo_last(s, inspection_id, actor), "Undoing the review")
+    with sessions() as s:
+        found = InspectionRepo.get(s, inspection_id)
+    assert found is not None
+    return found
+
+
 class Accounts:
     """Signing in for the QC screens (blocking: scrypt and a database write)."""
 

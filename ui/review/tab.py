@@ -2,7 +2,8 @@
 
 Keyboard first: J/K (or Down/Up) next/previous, C confirm, P/F override to PASS/FAIL (with a reason),
 X the selected box is a false detection, D draw a missed defect, B boxes on/off, +/-/0 zoom, 1-9 pick a
-box, ] / [ older/newer page, R refresh. Every query and review runs on a one-thread pool,
+box, ] / [ older/newer page, R refresh, U (or Ctrl+Z) undo your last review of the part (a new record).
+Every query and review runs on a one-thread pool,
 in order; a review appends to the reviews table and never edits the inspection.
 """
 
@@ -55,7 +56,7 @@ TABLE_WIDTH = 620  # the review table's columns, all visible
 DETAIL_MIN_WIDTH = 340
 HINT = "J/K next/previous · [ ] pages · 1-9 pick a box · +/- or wheel zoom · drag to pan · R refresh"
 ACTION_DONE = {"confirm": "Confirmed", "override": "Overridden", "false_detection": "Marked a false detection on",
-               "missed_defect": "Added a missed defect to"}
+               "missed_defect": "Added a missed defect to", "undo": "Undid your last review of"}
 
 
 class PageTable(QTableView):
@@ -186,6 +187,7 @@ class ReviewTab(QWidget):
             "missed": _button("Missed defect  D", "Draw a box around a defect the model missed (D)",
                               self.missed_defect),
             "boxes": _button("Boxes  B", "Show or hide the boxes (B)", self.detail.canvas.toggle_boxes),
+            "undo": _button("Undo  U", "Take back your last review of this part, with a new record (U)", self.undo),
         }
         self.export_button = _button("Export for training…", "The reviewed parts as a YOLO data set",
                                      self.export_training)
@@ -204,6 +206,7 @@ class ReviewTab(QWidget):
         bl.addStretch(1)
         bl.addWidget(self.export_button)
         who = QHBoxLayout()
+        who.addWidget(self.buttons["undo"])
         who.addWidget(self.status, 1)
         who.addWidget(self.user)
         who.addWidget(self.sign_button)
@@ -229,7 +232,7 @@ class ReviewTab(QWidget):
             ("+", lambda: self.detail.canvas.zoom_by(1.25)), ("=", lambda: self.detail.canvas.zoom_by(1.25)),
             ("-", lambda: self.detail.canvas.zoom_by(0.8)), ("0", self.detail.canvas.reset_view),
             ("Esc", lambda: self.detail.canvas.set_drawing(False)), ("R", self.refresh),
-            ("]", self.next_page), ("[", self.previous_page),
+            ("]", self.next_page), ("[", self.previous_page), ("U", self.undo), ("Ctrl+Z", self.undo),
         ]
         keys += [(str(n), lambda n=n: self.detail.select_nth(n)) for n in range(1, 10)]
         self.shortcuts = {}
@@ -499,6 +502,24 @@ class ReviewTab(QWidget):
             self._say("There is no stored image to draw on.")
             return
         self.with_reviewer(lambda: self.detail.canvas.set_drawing(True), "Adding a missed defect needs a QC user.")
+
+    def undo(self) -> None:
+        """Your last review of this part is taken back by a new, appended record (nothing is edited)."""
+        d = self.shown_current() if self._needs_part() else None
+        if d is None:
+            return
+        if not d.reviews:
+            self._say("This part has no review to undo.")
+            return
+        iid = d.row.id
+
+        def submit() -> None:
+            actor, db = self.actor, self.db
+            self._say("Saving…")
+            self._jobs.run(lambda: service.undo(db, iid, actor), lambda found: self._reviewed("undo", found),
+                           self._review_failed, "review undo")
+
+        self.with_reviewer(submit, "Undoing a review needs the QC user who made it.")
 
     def _needs_part(self) -> bool:
         if self.shown_current() is None:
