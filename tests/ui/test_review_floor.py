@@ -79,3 +79,24 @@ def test_u_undoes_ones_own_last_review_as_a_new_record(qtbot, qc, open_tab):  # 
     assert len(reviews(qc)) == n + 1  # appended, nothing edited or deleted
     assert tab.detail.detections.item(0, 4).text() == ""  # the box stands again
     assert "Undid your last review" in tab.status.text() and "undid review" in tab.detail.history.text()
+
+
+def test_the_class_picker_does_not_cover_the_drawn_box(qtbot, qc, open_tab):  # noqa: F811
+    from PySide6.QtCore import QPoint, QRect
+
+    tab = open_tab()
+    tab.resize(1000, 640)  # a panel PC: the image sits in the middle, where a dialog opens by default
+    tab.split.setSizes([560, 440])
+    signed_in(qc, tab)
+    go_to(qtbot, tab, qc.ids[unreviewed(qc, "FAIL")[0]])
+    key(qtbot, tab, Qt.Key.Key_D)
+    canvas = tab.detail.canvas
+    w, h = canvas.image_size  # a large defect: most of the part
+    a, b = canvas.to_screen(w * 0.05, h * 0.05).toPoint(), canvas.to_screen(w * 0.95, h * 0.95).toPoint()
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=a)
+    qtbot.mouseMove(canvas, QPoint((a.x() + b.x()) // 2, (a.y() + b.y()) // 2))
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=b)
+    qtbot.waitUntil(lambda: tab.dialog is not None and tab.dialog.isVisible(), timeout=5_000)
+    box = QRect(canvas.mapToGlobal(a), canvas.mapToGlobal(b)).normalized()
+    assert not tab.dialog.frameGeometry().intersects(box)
+    tab.dialog.reject()

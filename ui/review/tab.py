@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, Qt, QThreadPool, Signal
+from PySide6.QtCore import QModelIndex, QPoint, QRect, Qt, QThreadPool, Signal
 from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -565,6 +565,17 @@ class ReviewTab(QWidget):
         dlg.finished.connect(self._dialog_closed)
         self.dialog = dlg
         dlg.open()
+        self._beside_box(dlg, x1, y1, x2, y2)
+
+    def _beside_box(self, dlg: QWidget, x1: float, y1: float, x2: float, y2: float) -> None:
+        """The class picker over the table, not over the box just drawn (the reviewer sees what they label)."""
+        canvas = self.detail.canvas
+        box = QRect(canvas.mapToGlobal(canvas.to_screen(x1, y1).toPoint()),
+                    canvas.mapToGlobal(canvas.to_screen(x2, y2).toPoint())).normalized()
+        spot = self.table.mapToGlobal(QPoint(10, 10))
+        dlg.move(spot)
+        if dlg.frameGeometry().intersects(box):  # a table narrower than the dialog: go below the box instead
+            dlg.move(spot.x(), box.bottom() + 10)
 
     def filters_labels(self) -> list[str]:
         combo = self.filters.label
