@@ -7,6 +7,7 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
 from inspector import palette
+from inspector.identity import part_name  # noqa: F401 - the screens' part names come from here
 from inspector.types import Verdict
 
 BG = "#121417"
@@ -40,11 +41,6 @@ VERDICT_PATTERN: dict[Verdict | None, Qt.BrushStyle] = {Verdict.FAIL: Qt.BrushSt
 def verdict_label(v: Verdict) -> str:
     """The verdict as the screens write it: its shape, then its word ("\u2716 FAIL")."""
     return f"{VERDICT_MARK[v]} {VERDICT_TEXT[v]}"
-
-def part_name(run_id: int | None, seq: int) -> str:
-    """One part identity on every screen (live, strip, review): the run and the part's sequence in it."""
-    return f"run {run_id} part {seq + 1}" if run_id is not None else f"part {seq + 1}"
-
 
 ROI_COLOUR = "#3d8bfd"
 

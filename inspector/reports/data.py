@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from inspector.clock import station_time, zone_text
+from inspector.identity import part_name
 
 
 def _need(cond: bool, what: str, got: object) -> None:
@@ -95,6 +96,12 @@ class Failure:
     max_confidence: float
     image_path: str | None  # relative to the image folder (the database's folder for SQLite)
     boxes: tuple[Box, ...]
+    seq: int = -1  # the part's sequence in its run (-1: unknown)
+
+    @property
+    def name(self) -> str:
+        """The part as the window names it ("run 3 part 412"), or its record id where the sequence is unknown."""
+        return part_name(self.run_id, self.seq) if self.seq >= 0 else f"record {self.inspection_id}"
 
 
 @dataclass(frozen=True)

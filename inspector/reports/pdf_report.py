@@ -23,6 +23,7 @@ from reportlab.platypus import (
 )
 
 from inspector.clock import zone_text
+from inspector.identity import short_file
 from inspector.reports.data import ReportData, fmt_pct, fmt_time, models_text, period_text
 from inspector.reports.gallery import annotated_jpeg
 from inspector.reports.output import atomic_files, check
@@ -138,8 +139,8 @@ def _gallery(d: ReportData, image_root: Path | None, cancel: threading.Event | N
             pic = _p("<i>image not stored</i>", "small")
         top = max(f.boxes, key=lambda b: b.confidence) if f.boxes else None
         what = f"{escape(top.label)} {top.confidence:.2f}" if top else "-"
-        cap = _p(f"<b>#{f.inspection_id}</b> &middot; {what}<br/>{fmt_time(f.created_at, True)} &middot; "
-                 f"{escape(f.frame_name[:40])}", "small")
+        cap = _p(f"<b>{escape(f.name)}</b> &middot; {what}<br/>{fmt_time(f.created_at, True)} &middot; "
+                 f"{escape(short_file(f.frame_name))}", "small")
         cells.append([pic, cap])
     rows = [cells[i:i + cols] for i in range(0, len(cells), cols)]
     rows[-1] += [""] * (cols - len(rows[-1]))

@@ -294,3 +294,17 @@ def test_report_files_and_screens_name_one_time_zone():
     t = dt.datetime(2026, 11, 30, 5, 30, tzinfo=dt.timezone.utc)
     assert fmt_time(t) == station_time(t) == t.astimezone().strftime("%Y-%m-%d %H:%M")
     assert zone_text(t).startswith("UTC")
+
+
+def test_one_part_name_on_screens_and_in_reports():
+    import datetime as dt
+
+    from inspector.identity import part_name, short_file
+    from inspector.reports.data import Failure
+
+    f = Failure(812, dt.datetime.now(dt.timezone.utc), 3, "/data/line/part_20261130_0612_0411.png", 0.9, None, (),
+                seq=411)
+    assert f.name == part_name(3, 411) == theme.part_name(3, 411) == "run 3 part 412"
+    assert short_file(f.frame_name) == "part_20261130_0612_0411.png"  # the name, not a cut path
+    long = "x" * 30 + "_camera-2_" + "y" * 30 + ".png"
+    assert len(short_file(long)) == 40 and short_file(long).endswith(".png")
