@@ -12,13 +12,13 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.failures import mask_url
-from db.reporting import inspection_conds, report_data
+from db.reporting import _utc, inspection_conds, report_data
 from db.repositories._common import loads
 from db.repositories.queries import INSPECTIONS, D, I, R, latest_review_verdict
 from db.schema import ModelVersion, Run
@@ -34,6 +34,8 @@ from inspector.reports import (
     write_pdf,
     write_yolo_dataset,
 )
+from inspector.reports.dataset import drawn_box
+from inspector.reviewing import standing
 
 BATCH = 2000
 Progress = Callable[[int, int], None]
@@ -76,13 +78,46 @@ def iter_export_rows(session: Session, since: dt.datetime | None = None, until: 
     cols = [I.run_id, I.frame_name, I.verdict, latest_review_verdict().label("final"), I.reasons, I.latency_ms,
             I.model_sha256, I.image_path]
     for rows in _batches(session, inspection_conds(since, until, run_id), cols, batch):
-        boxes = _boxes(session, [r[0] for r in rows])
+        ids = [r[0] for r in rows]
+        boxes = _boxes(session, ids)
+        reviews = _reviews(session, ids)
         for iid, created, run_id, frame, machine, final, reasons, latency, sha, image in rows:
             station, source = runs.get(run_id, ("", ""))
-            found = boxes.get(iid)
+            found = boxes.get(iid) or []
+            steps = reviews.get(iid, [])
+            latest = steps[-1] if steps else None
+            kept = standing(steps)  # an undone review and its undo count for nothing
+            false = {s.detail.get("detection_id") for s in kept if s.action == "false_detection"}
             yield ExportRow(iid, created, run_id, station, source, frame, machine, final or machine, final is not None,
-                            tuple(loads(reasons, [])), latency, sha, image,
-                            tuple(b for _, b in found) if found else ())
+                            tuple(loads(reasons, [])), latency, sha, image, tuple(b for _, b in found),
+                            latest.reviewer if latest else "",
+                            f"{latest.action} {latest.new_verdict}" if latest else "",
+                            latest.reason if latest else "", _utc(latest.created_at) if latest else None,
+                            tuple("false" if did in false else "" for did, _ in found),
+                            tuple(b for s in kept if s.action == "missed_defect"
+                                  for b in [drawn_box(s.detail)] if b is not None))
+
+
+class _Reviewed(NamedTuple):
+    id: int
+    reviewer: str
+    action: str
+    new_verdict: str
+    reason: str
+    created_at: dt.datetime
+    detail: dict[str, Any]
+
+
+def _reviews(session: Session, ids: list[int]) -> dict[int, list[_Reviewed]]:
+    """The reviews of these inspections, oldest first."""
+    out: dict[int, list[_Reviewed]] = defaultdict(list)
+    for rv in session.execute(select(R.inspection_id, R.id, R.reviewer, R.action, R.new_verdict, R.reason,
+                                     R.created_at, R.detail).where(R.inspection_id.in_(ids))
+                              .order_by(R.inspection_id, R.id)):
+        out[rv.inspection_id].append(_Reviewed(rv.id, rv.reviewer, rv.action, rv.new_verdict, rv.reason or "",
+                                               rv.created_at, loads(rv.detail, {}) or {}))
+    return out
+
 
 
 def _training_conds(since: dt.datetime | None, until: dt.datetime | None, reviewed_only: bool) -> list[Any]:
@@ -107,9 +142,10 @@ def iter_training_parts(session: Session, since: dt.datetime | None = None, unti
         ids = [r.id for r in rows]
         boxes = _boxes(session, ids)
         reviews: dict[int, list[ReviewStep]] = defaultdict(list)
-        for rv in session.execute(select(R.inspection_id, R.action, R.new_verdict, R.detail)
+        for rv in session.execute(select(R.inspection_id, R.id, R.action, R.new_verdict, R.detail)
                                   .where(R.inspection_id.in_(ids)).order_by(R.inspection_id, R.id)):
-            reviews[rv.inspection_id].append(ReviewStep(rv.action, rv.new_verdict, loads(rv.detail, {}) or {}))
+            reviews[rv.inspection_id].append(ReviewStep(rv.action, rv.new_verdict, loads(rv.detail, {}) or {},
+                                                        rv.id))
         for r in rows:
             steps = tuple(reviews.get(r.id, ()))
             final = steps[-1].new_verdict if steps else r.verdict

@@ -138,6 +138,11 @@ class RunConfig(_Section):
     station: str = Field("station-1", min_length=1, description="Name of this inspection station in reports.")
 
 
+class DisplayConfig(_Section):
+    fail_hold_s: float = Field(
+        1.5, ge=0, le=60, description="Seconds a FAIL stays on the live banner before a newer part replaces it.")
+
+
 class Config(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig, description="The detector.")
     recipe: RecipeConfig = Field(default_factory=RecipeConfig, description="How detections become a verdict.")
@@ -145,6 +150,7 @@ class Config(_Section):
     camera: CameraConfig = Field(default_factory=CameraConfig, description="Cameras and streams.")
     storage: StorageConfig = Field(default_factory=StorageConfig, description="Database and images.")
     run: RunConfig = Field(default_factory=RunConfig, description="The runner.")
+    display: DisplayConfig = Field(default_factory=DisplayConfig, description="The live screen.")
 
 
 def _explain(e: ValidationError, where: str) -> ConfigError:

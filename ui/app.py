@@ -63,6 +63,8 @@ def build_window(spec: StationSpec, config_path: Path | str | None = None) -> Ma
             continue
         if tab is not None:
             window.add_tab(tab, title)
+            if hasattr(tab, "refresh_choices"):  # a new run is in the run filters at once
+                controller.started.connect(lambda _info, tab=tab: tab.refresh_choices())
     _guard_settings(window, spec)
     return window
 
@@ -208,6 +210,15 @@ def x11_problem(plugin: Path | None = None) -> str | None:
     return None
 
 
+def show_on_screen(window: MainWindow) -> None:
+    """Maximised on the primary screen; without a window manager (kiosk PCs, Xvfb) the geometry is set here,
+    since nothing else maximises the window."""
+    screen = QApplication.primaryScreen()
+    if screen is not None:
+        window.setGeometry(screen.availableGeometry())
+    window.showMaximized()
+
+
 def run_app(spec: StationSpec, config_path: Path | str | None = None, autostart: bool = True) -> int:
     """Open the window and start inspecting; returns the exit code once the window is closed."""
     drop_foreign_qt_plugins()
@@ -224,10 +235,7 @@ def run_app(spec: StationSpec, config_path: Path | str | None = None, autostart:
     window = build_window(spec, config_path)
     install_signal_handlers(window)
     install_excepthook(window)
-    screen = app.primaryScreen()
-    if screen is not None:
-        window.setGeometry(screen.availableGeometry())  # no window manager (kiosk PCs, Xvfb) maximises nothing
-    window.showMaximized()
+    show_on_screen(window)
     if autostart:
         QTimer.singleShot(0, window.start)
     code = app.exec()

@@ -29,8 +29,18 @@ class CountersPanel(QWidget):
         for i, (key, caption, colour) in enumerate(TILES):
             tile = Tile(caption, colour)
             self.tiles[key] = tile
-            grid.addWidget(tile, i // 2, i % 2)
+            grid.addWidget(tile, 0, i)  # one row: the side column keeps its height for health
+        self.compact: bool | None = None
+        self.set_compact(False)
         self.reset()
+
+    def set_compact(self, compact: bool) -> None:
+        """Smaller figures for panel-PC screens (1024 or 1280 px wide)."""
+        if compact == self.compact:
+            return
+        self.compact = compact
+        for tile in self.tiles.values():
+            tile.set_point_size(18 if compact else 28)
 
     def reset(self) -> None:
         for key, tile in self.tiles.items():

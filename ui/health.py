@@ -75,6 +75,19 @@ class HealthPanel(QFrame):
         colour = {"running": OK, "paused": WARN, "starting": WARN, "stopping": WARN}.get(state, theme.MUTED)
         self.set_value("state", STATE_TEXT.get(state, state), colour)
 
+    def show_starting(self) -> None:
+        """A new start: nothing of the previous run is left on screen."""
+        for key in ("fps", "inference", "latency", "skipped", "outbox", "mode", "source"):
+            self.set_value(key, "–")
+        self.set_value("model", "checking…", WARN)
+        self.set_value("camera", "–")
+
+    def show_not_ready(self) -> None:
+        """The station could not be built (refused model, camera that does not open): no model runs."""
+        self.set_value("model", "not loaded", BAD)
+        if self._camera is None:
+            self.set_value("camera", "–")
+
     def show_run(self, info: RunInfo) -> None:
         self.set_value("model", f"{info.model_name} · {info.model_sha[:12]}")
         self.set_value("mode", f"{info.mode} · recipe {info.recipe_name}")

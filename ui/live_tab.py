@@ -1,54 +1,77 @@
-"""The "Live" tab: verdict banner, current frame, counters, health and the last failures.
+"""The "Live" tab: verdict banner, counters, current frame, health and the last failures.
 
-It takes the ``LiveController`` in its constructor and only listens to its signals.
+It takes the ``LiveController`` in its constructor and only listens to its signals. The banner has one
+rendering per state of the line: STARTING, RUNNING (the verdict of the newest part), PAUSED, STOPPING,
+STOPPED and NOT READY (with the reason); outside RUNNING the last verdict shows only as "last part".
+The layout follows the screen: the counters run in one row under the banner, the health column scrolls
+when the screen is short, and the letter sizes follow the tab's size (much larger in kiosk).
 """
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QHBoxLayout, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QShowEvent
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QScrollArea, QVBoxLayout, QWidget
 
 from inspector.types import Verdict
+from ui import theme
 from ui.bridge import LiveResult
 from ui.controller import LiveController, RunEnd, RunInfo
 from ui.counters import CountersPanel
 from ui.failures import FailureStrip, PartDialog
 from ui.health import HealthPanel
-from ui.live_view import ErrorBanner, FrameCanvas, VerdictBanner
+from ui.live_view import LAST_PART, ErrorBanner, FrameCanvas, VerdictBanner
+from ui.theme import part_name
 
 SIDE_WIDTH = 430
+COMPACT_SIDE_WIDTH = 300
+COMPACT_WIDTH = 1400  # below this screen size (panel PCs: 1024x768, 1280x720) side column and tiles shrink
+COMPACT_HEIGHT = 800
+
+
+def letter_pixels(screen_height: int, kiosk: bool) -> int:
+    """The banner's letter height on a screen ``screen_height`` pixels high: in kiosk about a sixth of it
+    (about 180 px, 5 cm, on a 24" 1080p screen: readable from 5 m), else about a sixteenth. From the
+    screen, not the tab: the tab's size follows the letters, and must not feed back into them."""
+    if kiosk:
+        return int(max(72, min(260, screen_height * 0.17)))
+    return int(max(34, min(84, screen_height * 0.06)))
 
 
 class LiveTab(QWidget):
-    def __init__(self, controller: LiveController, parent: QWidget | None = None) -> None:
+    def __init__(self, controller: LiveController, parent: QWidget | None = None, fail_hold_s: float = 0.0) -> None:
         super().__init__(parent)
         self.controller = controller
         self.error = ErrorBanner()
-        self.banner = VerdictBanner()
+        self.banner = VerdictBanner(hold_s=fail_hold_s)
         self.canvas = FrameCanvas()
         self.counters = CountersPanel()
         self.health = HealthPanel()
         self.strip = FailureStrip()
         self.roi: tuple[float, float, float, float] | None = None
         self.last: LiveResult | None = None
+        self.run_id: int | None = None
         self.dialog: PartDialog | None = None
+        self.kiosk = False
+        self._failure: str | None = None
 
-        side = QVBoxLayout()
-        side.setSpacing(10)
-        side.addWidget(self.counters)
-        side.addWidget(self.health)
-        side.addStretch(1)
-        side_box = QWidget()
-        side_box.setLayout(side)
-        side_box.setFixedWidth(SIDE_WIDTH)
+        side = QScrollArea()  # a short screen scrolls the health rows instead of squeezing them
+        side.setWidgetResizable(True)
+        side.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        side.setFrameShape(QFrame.Shape.NoFrame)
+        side.setWidget(self.health)
+        side.setFixedWidth(SIDE_WIDTH)
+        self.side = side
         middle = QHBoxLayout()
         middle.setSpacing(10)
         middle.addWidget(self.canvas, 1)
-        middle.addWidget(side_box)
+        middle.addWidget(side)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(10, 10, 10, 10)
-        lay.setSpacing(10)
+        lay.setSpacing(8)
         lay.addWidget(self.error)
         lay.addWidget(self.banner)
+        lay.addWidget(self.counters)
         lay.addLayout(middle, 1)
         lay.addWidget(self.strip)
 
@@ -59,44 +82,102 @@ class LiveTab(QWidget):
         controller.state_changed.connect(self._state_changed)
         controller.started.connect(self._started)
         controller.finished.connect(self._finished)
-        controller.failed.connect(self.error.show_error)
+        controller.failed.connect(self._failed)
         self.strip.opened.connect(self.open_part)
         self.canvas.resized.connect(controller.set_display_size)
 
+    # sizes --------------------------------------------------------------------------------------
+    def set_kiosk(self, kiosk: bool) -> None:
+        self.kiosk = kiosk
+        self.fit_screen()
+
+    def showEvent(self, e: QShowEvent) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(e)
+        self.fit_screen()
+
+    def fit_screen(self) -> None:
+        """Sizes for the screen the window is on."""
+        screen = self.screen()
+        geo = screen.geometry() if self.kiosk else screen.availableGeometry()
+        width, height = geo.width(), geo.height()
+        compact = width < COMPACT_WIDTH or height < COMPACT_HEIGHT
+        self.banner.set_letter_size(letter_pixels(height, self.kiosk))
+        self.counters.set_compact(compact and not self.kiosk)
+        self.side.setFixedWidth(COMPACT_SIDE_WIDTH if compact else SIDE_WIDTH)
+        self.side.setVisible(not (self.kiosk and height < 900))
+
+    # parts --------------------------------------------------------------------------------------
     def show_results(self, results: tuple[LiveResult, ...]) -> None:
         for r in results:
             if r.verdict == Verdict.FAIL and r.thumb is not None:
-                self.strip.add(r)
+                self.strip.add(r, part_name(self.run_id, r.seq))
         last = results[-1]
         self.last = last
         self.canvas.show_result(last)
-        self.banner.show_verdict(last.verdict, last.reasons)
+        state = self.controller.state
+        if state == "paused":  # parts already read are still judged: they show as the last part
+            self.banner.show_idle("PAUSED", self._idle_line("Space to resume"))
+        elif state == "stopping":
+            self.banner.show_idle("STOPPING", self._idle_line("writing the last parts"))
+        else:
+            self.banner.show_verdict(last.verdict, last.reasons)
+
+    def last_part_text(self) -> str:
+        """'last part: run 3 part 12 ✖ FAIL', or '' before the first part."""
+        if self.last is None:
+            return ""
+        return f"{LAST_PART}: {part_name(self.run_id, self.last.seq)} {theme.verdict_label(self.last.verdict)}"
 
     def open_part(self, result: LiveResult) -> PartDialog:
         if self.dialog is not None:
             self.dialog.close()
-        self.dialog = PartDialog(result, self.roi, self)
+        self.dialog = PartDialog(result, self.roi, self, part_name(self.run_id, result.seq))
         self.dialog.show()
         return self.dialog
 
+    # the line's state ---------------------------------------------------------------------------
+    def _idle_line(self, *parts: str) -> str:
+        return " · ".join(p for p in (*parts, self.last_part_text()) if p)
+
     def _started(self, info: RunInfo) -> None:
         self.error.clear()
-        self.counters.reset()
-        self.strip.clear()
+        self._failure = None
+        self.run_id = info.run_id
         self.health.show_run(info)
         self.roi = info.roi
         self.canvas.set_roi(info.roi)
-        self.canvas.show_result(None)
         self.canvas.set_placeholder("Loading the model…")
-        self.banner.show_idle("STARTING", f"Run {info.run_id} · {info.source}")
+        self.banner.show_idle("RUNNING", f"Run {info.run_id} · {info.source} · waiting for the first part")
 
     def _finished(self, end: RunEnd) -> None:
+        if end.reason.startswith("error"):
+            self.banner.show_idle("NOT READY", self._idle_line(end.reason.removeprefix("error: ")))
+        else:
+            self.banner.show_idle("STOPPED", self._idle_line(f"run {end.reason}", "F5 to start"))
         if self.last is None:
             self.canvas.set_placeholder("No part was inspected. Choose a source and press F5 to start.")
-            self.banner.show_idle("STOPPED", end.reason)
+
+    def _failed(self, message: str) -> None:
+        self.error.show_error(message)
+        self._failure = message
+        if self.controller.state == "idle":  # the station could not be built: nothing runs
+            self.banner.show_idle("NOT READY", message)
+            self.health.show_not_ready()
 
     def _state_changed(self, state: str) -> None:
         self.health.show_state(state)
         if state == "starting":
             self.last = None
+            self.run_id = None
+            self.counters.reset()
+            self.strip.clear()
+            self.canvas.show_result(None)
+            self.canvas.set_placeholder("Starting…")
+            self.health.show_starting()
             self.banner.show_idle("STARTING", "Opening the database, checking the model and the source…")
+        elif state == "paused":
+            self.banner.show_idle("PAUSED", self._idle_line("Space to resume"))
+        elif state == "running" and self.last is not None:  # resumed
+            self.banner.show_verdict(self.last.verdict, self.last.reasons)
+        elif state == "stopping":
+            self.banner.show_idle("STOPPING", self._idle_line("writing the last parts"))

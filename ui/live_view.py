@@ -9,12 +9,13 @@ from __future__ import annotations
 import time
 
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen, QPixmap
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QImage, QPainter, QPen, QPixmap, QTransform
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
 from inspector.types import Verdict
 from ui import theme
 from ui.bridge import LiveResult
+from ui.elided import ElidedLabel
 
 MAX_FPS = 30
 
@@ -27,7 +28,7 @@ class FrameCanvas(QWidget):
     def __init__(self, parent: QWidget | None = None, throttle: bool = True) -> None:
         super().__init__(parent)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setMinimumSize(320, 240)
+        self.setMinimumSize(240, 150)
         self.result: LiveResult | None = None
         self.roi: tuple[float, float, float, float] | None = None
         self.placeholder = "No part yet: press F5 to start"
@@ -137,51 +138,119 @@ class FrameCanvas(QWidget):
             p.drawText(label, Qt.AlignmentFlag.AlignCenter, text)
 
 
-class VerdictBanner(QFrame):
-    """The verdict in letters readable from three metres, in its colour, with the reasons in one line."""
+LAST_PART = "last part"
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+
+class VerdictBanner(QFrame):
+    """The verdict in letters readable from across the line: its shape (check mark, cross, diamond, dash), its
+    word, its colour and, for FAIL and REVIEW, a fill pattern, so no verdict is told by colour alone. When
+    the line is not inspecting, the banner names its state (STOPPED, PAUSED, STARTING, NOT READY) and the
+    last verdict only as "last part". A FAIL stays up at least ``hold_s`` even when the next parts come
+    faster than a person reads; the parts that came meanwhile show once the hold ends (the newest one)."""
+
+    def __init__(self, parent: QWidget | None = None, hold_s: float = 0.0) -> None:
         super().__init__(parent)
         self.setObjectName("verdictBanner")
         self.verdict: Verdict | None = None
+        self.state = "READY"
+        self.hold_s = hold_s
+        self._held_until = 0.0
+        self._pending: tuple[Verdict, tuple[str, ...] | str] | None = None
+        self._hold = QTimer(self)
+        self._hold.setSingleShot(True)
+        self._hold.timeout.connect(self._release)
+        self.mark = QLabel("")
+        self.mark.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.title = QLabel("READY")
-        self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        f = QFont(self.font().family(), 60, QFont.Weight.Black)
-        self.title.setFont(f)
-        self.reasons = QLabel("Waiting for the first part")
+        self.title.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        self.reasons = ElidedLabel("Waiting for the first part")
         self.reasons.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.reasons.setFont(QFont(self.font().family(), 17))
-        self.reasons.setTextFormat(Qt.TextFormat.PlainText)
-        self.reasons.setMinimumWidth(100)
-        self.reasons.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        head = QHBoxLayout()
+        head.setSpacing(18)
+        head.addStretch(1)
+        head.addWidget(self.mark)
+        head.addWidget(self.title)
+        head.addStretch(1)
         lay = QVBoxLayout(self)
-        lay.setContentsMargins(16, 6, 16, 10)
+        lay.setContentsMargins(16, 4, 16, 8)
         lay.setSpacing(0)
-        lay.addWidget(self.title)
+        lay.addLayout(head)
         lay.addWidget(self.reasons)
+        self.set_letter_size(40)  # the live tab sizes it to the screen once shown
         self._paint(None)
 
+    def set_letter_size(self, pixels: int) -> None:
+        """The verdict's letter height in pixels (the live tab sizes it to the screen; kiosk much larger)."""
+        f = QFont(self.font().family())
+        f.setPixelSize(max(12, pixels))
+        f.setWeight(QFont.Weight.Black)
+        self.title.setFont(f)
+        self.mark.setFont(f)
+        r = QFont(self.font().family())
+        r.setPixelSize(max(13, min(40, pixels // 3)))
+        self.reasons.setFont(r)
+
     def show_verdict(self, verdict: Verdict | None, reasons: tuple[str, ...] | str) -> None:
+        now = time.monotonic()
+        if verdict not in (None, Verdict.FAIL) and self.verdict == Verdict.FAIL and now < self._held_until:
+            self._pending = (verdict, reasons)  # the FAIL stays readable; the newest part shows after
+            if not self._hold.isActive():
+                self._hold.start(max(1, int((self._held_until - now) * 1000)))
+            return
+        self._pending = None
         text = reasons if isinstance(reasons, str) else " · ".join(reasons)
-        title = theme.VERDICT_TEXT.get(verdict, "READY") if verdict is not None else None
+        self.state = "INSPECTING"
         if verdict != self.verdict:
             self._paint(verdict)
         self.verdict = verdict
-        if title is not None:
-            self.title.setText(title)
+        if verdict is not None:
+            self.mark.setText(theme.VERDICT_MARK[verdict])
+            self.mark.show()
+            self.title.setText(theme.VERDICT_TEXT[verdict])
+            if verdict == Verdict.FAIL and self.hold_s > 0:
+                self._held_until = now + self.hold_s
         self.reasons.setText(text)
-        self.reasons.setToolTip(text)
+
+    def _release(self) -> None:
+        pending, self._pending = self._pending, None
+        self._held_until = 0.0
+        if pending is not None and self.state == "INSPECTING":
+            self.show_verdict(*pending)
 
     def show_idle(self, title: str, line: str) -> None:
+        """The line's state instead of a verdict: STARTING, STOPPED, PAUSED, NOT READY, STOPPING."""
+        self._pending = None
+        self._hold.stop()
+        self._held_until = 0.0
         self._paint(None)
+        self.state = title
         self.verdict = None
+        self.mark.setText("")
+        self.mark.hide()
         self.title.setText(title)
         self.reasons.setText(line)
 
     def _paint(self, verdict: Verdict | None) -> None:
         bg, fg = theme.VERDICT_COLOURS[verdict]
+        self._pattern = theme.VERDICT_PATTERN.get(verdict)
+        self._pattern_colour = QColor(fg)
+        self._pattern_colour.setAlpha(70)
         self.setStyleSheet(f"QFrame#verdictBanner {{ background: {bg}; border-radius: 8px; }}"
                            f"QFrame#verdictBanner QLabel {{ color: {fg}; background: transparent; }}")
+        self.update()
+
+    def paintEvent(self, e) -> None:  # noqa: N802 - Qt's name
+        super().paintEvent(e)
+        if self._pattern is None:
+            return
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        brush = QBrush(self._pattern_colour, self._pattern)
+        brush.setTransform(QTransform().scale(3, 3))  # a coarse pattern reads from a distance
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(brush)
+        p.drawRoundedRect(QRectF(self.rect()), 8, 8)
+        p.end()
 
 
 class ErrorBanner(QFrame):

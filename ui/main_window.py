@@ -17,7 +17,6 @@ from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
     QInputDialog,
-    QLabel,
     QMainWindow,
     QStyle,
     QTabWidget,
@@ -30,6 +29,7 @@ from inspector.config import Config, config_from_dict
 from inspector.errors import ConfigError
 from inspector.sources import VIDEO_SUFFIXES
 from ui.controller import LiveController, RunEnd
+from ui.elided import ElidedLabel
 from ui.health import short
 from ui.live_tab import LiveTab
 from ui.settings_dialog import SettingsDialog
@@ -64,7 +64,8 @@ class MainWindow(QMainWindow):
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Inspector")
-        self.resize(1560, 960)
+        screen = self.screen().availableGeometry()  # never larger than the screen (panel PCs: 1024x768)
+        self.resize(min(1560, screen.width()), min(960, screen.height()))
         self.controller = controller
         self.spec = spec
         self.settings_path = Path(settings_path)
@@ -76,11 +77,11 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.setCentralWidget(self.tabs)
-        self.live = LiveTab(controller)
+        self.live = LiveTab(controller, fail_hold_s=spec.config.display.fail_hold_s)
         self.add_tab(self.live, "Live")
         self.actions_by_name: dict[str, QAction] = {}
         self._build_actions()
-        self.selection = QLabel()
+        self.selection = ElidedLabel(mode=Qt.TextElideMode.ElideMiddle)
         self.statusBar().addPermanentWidget(self.selection, 1)
         self._show_selection()
         controller.state_changed.connect(self._state_changed)
@@ -184,6 +185,7 @@ class MainWindow(QMainWindow):
 
     def set_config(self, cfg: Config) -> None:
         self.spec = replace(self.spec, config=cfg)
+        self.live.banner.hold_s = cfg.display.fail_hold_s
         self._show_selection()
         self.statusBar().showMessage(f"Settings saved to {self.settings_path}; they apply from the next start.", 10000)
 
@@ -230,14 +232,26 @@ class MainWindow(QMainWindow):
     # view -------------------------------------------------------------------------------------
     def toggle_kiosk(self) -> None:
         kiosk = not self.isFullScreen()
-        for w in (self.menuBar(), self.toolbar, self.statusBar(), self.tabs.tabBar()):
-            w.setVisible(not kiosk)
+        self.actions_by_name["kiosk"].setChecked(kiosk)
         if kiosk:
+            self._show_bars(False)
+            self.live.set_kiosk(True)
             self.tabs.setCurrentWidget(self.live)
             self.showFullScreen()
-        else:
-            self.showNormal()
-        self.actions_by_name["kiosk"].setChecked(kiosk)
+            return
+        # normal letters first, and the bars only once the layout has taken them in: kiosk's letters with the
+        # bars would ask for more than the screen's height, and without a window manager the window grows
+        self.live.set_kiosk(False)
+        QTimer.singleShot(0, self._leave_kiosk)
+
+    def _leave_kiosk(self) -> None:
+        self._show_bars(True)
+        self.showMaximized()
+        self.setGeometry(self.screen().availableGeometry())  # without a window manager nothing maximises
+
+    def _show_bars(self, shown: bool) -> None:
+        for w in (self.menuBar(), self.toolbar, self.statusBar(), self.tabs.tabBar()):
+            w.setVisible(shown)
 
     def open_settings(self) -> SettingsDialog:
         if self.settings is not None:

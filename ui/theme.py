@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
+from inspector import palette
+from inspector.identity import part_name  # noqa: F401 - the screens' part names come from here
 from inspector.types import Verdict
 
 BG = "#121417"
@@ -27,20 +30,31 @@ VERDICT_COLOURS: dict[Verdict | None, tuple[str, str]] = {
 VERDICT_TEXT = {Verdict.PASS: "PASS", Verdict.FAIL: "FAIL", Verdict.REVIEW: "REVIEW",
                 Verdict.NOT_INSPECTED: "NOT INSPECTED"}
 
-# box colours by class index (distinct on dark and light parts)
-CLASS_COLOURS = ("#ff4d4f", "#ffb020", "#36cfc9", "#b37feb", "#73d13d", "#ff85c0", "#40a9ff", "#ffd666")
+# Not colour alone (red-green colour blindness makes PASS and FAIL one colour): each verdict has its own
+# shape before the word, and the banner its own fill pattern (FAIL hatched, REVIEW dotted).
+VERDICT_MARK = {Verdict.PASS: "\u2714", Verdict.FAIL: "\u2716", Verdict.REVIEW: "\u25c6",
+                Verdict.NOT_INSPECTED: "\u2014"}
+VERDICT_PATTERN: dict[Verdict | None, Qt.BrushStyle] = {Verdict.FAIL: Qt.BrushStyle.BDiagPattern,
+                                                        Verdict.REVIEW: Qt.BrushStyle.Dense6Pattern}
+
+
+def verdict_label(v: Verdict) -> str:
+    """The verdict as the screens write it: its shape, then its word ("\u2716 FAIL")."""
+    return f"{VERDICT_MARK[v]} {VERDICT_TEXT[v]}"
+
 ROI_COLOUR = "#3d8bfd"
 
 
 def class_colour(cls: int) -> QColor:
-    return QColor(CLASS_COLOURS[cls % len(CLASS_COLOURS)])
+    """Box colour by class index, from the palette the reports use too (inspector/palette.py)."""
+    return QColor(palette.class_colour(cls))
 
 
 STYLE = f"""
 QMainWindow, QDialog {{ background: {BG}; }}
 QWidget {{ color: {TEXT}; }}
 QToolBar {{ background: {PANEL}; border: none; border-bottom: 1px solid {PANEL_EDGE}; spacing: 4px; padding: 4px; }}
-QToolBar QToolButton {{ padding: 6px 10px; border-radius: 4px; }}
+QToolBar QToolButton {{ padding: 5px 7px; border-radius: 4px; }}
 QToolBar QToolButton:hover {{ background: #2b3139; }}
 QToolBar QToolButton:checked {{ background: #36404b; }}
 QToolBar QToolButton:disabled {{ color: #5c646e; }}

@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout
 
 from inspector.types import Verdict
 from ui import theme
+from ui.elided import ElidedLabel
 
 VERDICT_TILES = (("inspected", "Inspected", theme.TEXT),
                  ("pass", "Pass", theme.VERDICT_COLOURS[Verdict.PASS][0]),
@@ -29,7 +30,7 @@ class Tile(QFrame):
         self.value.setFont(QFont(self.font().family(), point_size, QFont.Weight.Bold))
         self.value.setStyleSheet(f"color: {colour}; background: transparent;")
         self.value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        cap = QLabel(caption.upper())
+        cap = ElidedLabel(caption.upper())
         cap.setObjectName("caption")
         cap.setStyleSheet("background: transparent;")
         lay = QVBoxLayout(self)
@@ -37,3 +38,6 @@ class Tile(QFrame):
         lay.setSpacing(0)
         lay.addWidget(cap)
         lay.addWidget(self.value)
+
+    def set_point_size(self, point_size: int) -> None:
+        self.value.setFont(QFont(self.font().family(), point_size, QFont.Weight.Bold))

@@ -60,6 +60,9 @@ def _insert_sqlite(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     return ids
 
 
+COUNT_ALL = 2**62  # a limit no table reaches: the page query counts every match
+
+
 class InspectionRepo:
     @staticmethod
     def add(session: Session, run_id: int, inspection: Inspection, image_path: str | None,
@@ -111,6 +114,14 @@ class InspectionRepo:
             return []
         ids = [row[0] for row in session.execute(q)]
         return InspectionRepo.rows(session, ids)
+
+    @staticmethod
+    def count(session: Session, filters: InspectionFilter | None = None) -> int:
+        """How many rows the filter matches (the page walk without its limit)."""
+        q = page_ids_query(filters or InspectionFilter(), COUNT_ALL, None)
+        if q is None:
+            return 0
+        return int(session.execute(select(func.count()).select_from(q.subquery())).scalar() or 0)
 
     @staticmethod
     def iterate(session: Session, filters: InspectionFilter | None = None,

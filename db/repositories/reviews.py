@@ -12,9 +12,10 @@ from db.dto import ReviewDTO
 from db.repositories._common import dumps, review_dto, utcnow, verdict
 from db.repositories.audit import AuditRepo
 from db.repositories.users import authorize
-from db.schema import REVIEW_ACTIONS, InspectionRecord, Review
+from db.schema import REVIEW_ACTIONS, DetectionRecord, InspectionRecord, Review
 from db.seal import review_fields, seal_row
 from inspector.auth import Actor
+from inspector.reviewing import UNDOES, standing
 from inspector.types import Verdict
 
 log = logging.getLogger(__name__)
@@ -52,16 +53,63 @@ class ReviewRepo:
         new = old if new_verdict is None else verdict(new_verdict)
         if action == "confirm" and new != old:
             raise ValueError(f"expected a confirm to keep the verdict {old.value}, got {new.value}: use an override")
+        if action == "confirm" and old == Verdict.REVIEW:
+            raise ValueError("a REVIEW part needs a decision, not a confirm: override it to PASS or FAIL with a reason")
+        if action == "override" and new == old:
+            raise ValueError(f"the part is already {old.value}: an override to {new.value} would change nothing")
+        if action == "false_detection":
+            ReviewRepo._check_open_box(session, inspection_id, (detail or {}).get("detection_id"))
+        return ReviewRepo._append(session, inspection_id, created, reviewer, action, old, new, reason, detail or {})
+
+    @staticmethod
+    def _append(session: Session, inspection_id: int, created: Any, reviewer: Actor, action: str, old: Verdict,
+                new: Verdict, reason: str, detail: dict[str, Any]) -> ReviewDTO:
         review = Review(inspection_id=inspection_id, inspection_created_at=created, reviewer=reviewer.name,
                         created_at=utcnow(), action=action, old_verdict=old.value, new_verdict=new.value,
-                        reason=reason, detail=dumps(detail or {}))
+                        reason=reason, detail=dumps(detail))
         seal_row(session, review_fields, review)
         session.add(review)
         session.flush()
         AuditRepo.append(session, actor=reviewer.name, action=f"review.{action}", target=f"inspection:{inspection_id}",
                          detail={"review_id": review.id, "old_verdict": old.value, "new_verdict": new.value,
-                                 "reason": reason, "detail": detail or {}})
+                                 "reason": reason, "detail": detail})
         return review_dto(review)
+
+    @staticmethod
+    def undo_last(session: Session, inspection_id: int, reviewer: Actor) -> ReviewDTO:
+        """Take back one's own last review of this inspection with a new record (the same action, its
+        ``detail`` naming the review undone; the verdict back to what it was). Only the inspection's
+        latest review may be undone, and only by who made it; ValueError otherwise."""
+        if not isinstance(reviewer, Actor):
+            raise ValueError(f"expected the reviewing Actor (name and role), got {reviewer!r}")
+        reviews = ReviewRepo.for_inspection(session, inspection_id)
+        if not reviews:
+            raise ValueError(f"inspection {inspection_id} has no review to undo")
+        last = reviews[-1]
+        if UNDOES in last.detail:
+            raise ValueError("the last review of this part is already an undo; nothing more to undo")
+        reviewer = authorize(session, reviewer, "override" if last.action == "override" else "review",
+                             fresh_install=False)
+        if last.reviewer != reviewer.name:
+            raise ValueError(f"the last review of this part is {last.reviewer}'s: only they can undo it")
+        created = session.execute(select(InspectionRecord.created_at)
+                                  .where(InspectionRecord.id == inspection_id)).scalar()
+        detail = {**{k: v for k, v in last.detail.items() if k == "detection_id"}, UNDOES: last.id}
+        return ReviewRepo._append(session, inspection_id, created, reviewer, last.action, last.new_verdict,
+                                  last.old_verdict, f"undo of review {last.id}", detail)
+
+    @staticmethod
+    def _check_open_box(session: Session, inspection_id: int, detection_id: Any) -> None:
+        """A false detection names a box of this inspection that is not marked false already."""
+        if not isinstance(detection_id, int):
+            raise ValueError(f"expected the detection id of a false detection, got {detection_id!r}")
+        owner = session.execute(select(DetectionRecord.inspection_id)
+                                .where(DetectionRecord.id == detection_id)).scalar()
+        if owner != inspection_id:
+            raise ValueError(f"expected a box of inspection {inspection_id}, got detection {detection_id}")
+        for r in standing(ReviewRepo.for_inspection(session, inspection_id)):
+            if r.action == "false_detection" and r.detail.get("detection_id") == detection_id:
+                raise ValueError(f"box {detection_id} is already marked as a false detection")
 
     @staticmethod
     def final_verdict(session: Session, inspection_id: int) -> Verdict:

@@ -1,7 +1,8 @@
 """CSV export: one row per inspection, and one row per detection in ``<name>_detections.csv`` beside it.
 
 UTF-8 with a byte-order mark and CRLF line ends, so Excel opens it with the right characters; times
-in ISO 8601 (UTC). Rows are streamed: memory stays flat however many there are.
+in ISO 8601 (UTC). The reviewer's marks are in both: who decided what, why and when, and each box as
+reviewed. Rows are streamed: memory stays flat however many there are.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from inspector.reports.data import ExportRow
 from inspector.reports.output import Progress, atomic_files, check
 
 COLUMNS = ("inspection_id", "time", "run_id", "station", "source", "frame", "machine_verdict", "final_verdict",
-           "reviewed", "reasons", "latency_ms", "model_sha256", "image_path", "defects")
-DETECTION_COLUMNS = ("inspection_id", "time", "frame", "final_verdict", "label", "confidence", "x1", "y1", "x2", "y2")
+           "reviewed", "reasons", "latency_ms", "model_sha256", "image_path", "defects", "reviewer", "decision",
+           "review_reason", "review_time")
+DETECTION_COLUMNS = ("inspection_id", "time", "frame", "final_verdict", "label", "confidence", "x1", "y1", "x2", "y2",
+                     "qc")  # qc: "" as the model found it, "false" (QC rejected it), "drawn" (QC added it)
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 PROGRESS_EVERY = 10_000
 
@@ -35,7 +38,20 @@ def text(value: str | None) -> str:
 def inspection_line(r: ExportRow) -> list[object]:
     return [r.inspection_id, r.created_at.isoformat(), r.run_id, text(r.station), text(r.source), text(r.frame_name),
             r.machine_verdict, r.final_verdict, "yes" if r.reviewed else "no", text("; ".join(r.reasons)),
-            f"{r.latency_ms:.2f}", r.model_sha256, text(r.image_path), r.defects]
+            f"{r.latency_ms:.2f}", r.model_sha256, text(r.image_path), r.defects, text(r.reviewer), r.decision,
+            text(r.review_reason), r.reviewed_at.isoformat() if r.reviewed_at is not None else ""]
+
+
+def detection_lines(r: ExportRow) -> list[list[object]]:
+    """The boxes as reviewed: the model's (marked "false" where QC rejected them) and those QC drew."""
+    when, frame = r.created_at.isoformat(), text(r.frame_name)
+    marks = r.box_marks or ("",) * len(r.boxes)
+    lines: list[list[object]] = [[r.inspection_id, when, frame, r.final_verdict, b.label, f"{b.confidence:.4f}",
+                                  f"{b.x1:.1f}", f"{b.y1:.1f}", f"{b.x2:.1f}", f"{b.y2:.1f}", mark]
+                                 for b, mark in zip(r.boxes, marks, strict=True)]
+    lines += [[r.inspection_id, when, frame, r.final_verdict, b.label, "", f"{b.x1:.1f}", f"{b.y1:.1f}",
+               f"{b.x2:.1f}", f"{b.y2:.1f}", "drawn"] for b in r.drawn]
+    return lines
 
 
 def write_csv(out: Path, rows: Iterable[ExportRow], total: int | None = None, progress: Progress | None = None,
@@ -51,11 +67,10 @@ def write_csv(out: Path, rows: Iterable[ExportRow], total: int | None = None, pr
         dets.writerow(DETECTION_COLUMNS)
         for r in rows:
             main.writerow(inspection_line(r))
-            if r.boxes:
-                when, frame = r.created_at.isoformat(), text(r.frame_name)
-                dets.writerows([r.inspection_id, when, frame, r.final_verdict, b.label, f"{b.confidence:.4f}",
-                                f"{b.x1:.1f}", f"{b.y1:.1f}", f"{b.x2:.1f}", f"{b.y2:.1f}"] for b in r.boxes)
-                n_boxes += len(r.boxes)
+            if r.boxes or r.drawn:
+                lines = detection_lines(r)
+                dets.writerows(lines)
+                n_boxes += len(lines)
             n += 1
             if n % PROGRESS_EVERY == 0:
                 check(cancel)

@@ -1,7 +1,7 @@
 """The plain values a report is made of. ``db.reporting`` fills them; the renderers only read them.
 
 Every figure of a report (PDF, HTML) comes from one ``ReportData``, so the formats cannot disagree.
-Times are timezone-aware UTC.
+Times are timezone-aware UTC; people read them in the station's zone (inspector/clock.py).
 """
 
 from __future__ import annotations
@@ -10,6 +10,9 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
+
+from inspector.clock import station_time, zone_text
+from inspector.identity import part_name
 
 
 def _need(cond: bool, what: str, got: object) -> None:
@@ -79,6 +82,7 @@ class Box:
     y1: float
     x2: float
     y2: float
+    cls: int = -1  # the model's class index (its colour); -1 where unknown
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,12 @@ class Failure:
     max_confidence: float
     image_path: str | None  # relative to the image folder (the database's folder for SQLite)
     boxes: tuple[Box, ...]
+    seq: int = -1  # the part's sequence in its run (-1: unknown)
+
+    @property
+    def name(self) -> str:
+        """The part as the window names it ("run 3 part 412"), or its record id where the sequence is unknown."""
+        return part_name(self.run_id, self.seq) if self.seq >= 0 else f"record {self.inspection_id}"
 
 
 @dataclass(frozen=True)
@@ -141,6 +151,14 @@ class ExportRow(NamedTuple):
     model_sha256: str
     image_path: str | None
     boxes: tuple[Box, ...]
+    # the latest review (empty when none) and the boxes as reviewed: QC marks per machine box ("" or
+    # "false"), and the boxes QC drew for missed defects
+    reviewer: str = ""
+    decision: str = ""  # "confirm FAIL", "override PASS", "false_detection FAIL", ...
+    review_reason: str = ""
+    reviewed_at: dt.datetime | None = None
+    box_marks: tuple[str, ...] = ()
+    drawn: tuple[Box, ...] = ()
 
     @property
     def defects(self) -> str:
@@ -156,7 +174,7 @@ class ExportRow(NamedTuple):
 def fmt_time(t: dt.datetime | None, seconds: bool = False) -> str:
     if t is None:
         return "-"
-    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    return station_time(t, seconds)  # the station's zone, named beside it (zone_text), as on the screen
 
 
 def fmt_pct(v: float | None) -> str:
@@ -164,7 +182,7 @@ def fmt_pct(v: float | None) -> str:
 
 
 def period_text(d: ReportData) -> str:
-    return f"{fmt_time(d.period_start)} to {fmt_time(d.period_end)} UTC"
+    return f"{fmt_time(d.period_start)} to {fmt_time(d.period_end)} {zone_text(d.period_end)}"
 
 
 def models_text(d: ReportData) -> str:
@@ -176,10 +194,11 @@ def bucket_labels(points: tuple[YieldPoint, ...], most: int = 12) -> list[str]:
     day when the series spans more than one."""
     if not points:
         return []
-    one_day = points[0].start.date() == points[-1].start.date()
+    starts = [p.start.astimezone() for p in points]  # the station's zone, as the rest of the report
+    one_day = starts[0].date() == starts[-1].date()
     every = max(1, -(-len(points) // most))
-    return [(p.start.strftime("%H:%M") if one_day else p.start.strftime("%m-%d %H:%M")) if i % every == 0 else ""
-            for i, p in enumerate(points)]
+    return [(t.strftime("%H:%M") if one_day else t.strftime("%m-%d %H:%M")) if i % every == 0 else ""
+            for i, t in enumerate(starts)]
 
 
 def count_axis(top: float) -> tuple[float, float]:

@@ -1,9 +1,11 @@
 """Reviewed parts as a YOLO training set (``images/`` + ``labels/`` + ``classes.txt``), the layout that
 ``inspector train --data DIR`` reads as it is.
 
-Labels are the machine's boxes corrected by QC: a "false_detection" review removes the box it names,
-a "missed_defect" review adds the box it drew. A part finally FAIL without any box left cannot teach
-the model anything and is counted as "needs a box" instead.
+Labels follow the final decision: the machine's boxes corrected by QC (a "false_detection" review removes
+the box it names, a "missed_defect" review adds the box it drew), and a part finally PASS (as judged, or
+overridden to PASS: "not a crack") is a clean negative with an empty label file, whatever boxes the
+model drew on it. A part finally FAIL without any box left cannot teach the model anything and is
+counted as "needs a box" instead.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 from inspector.errors import InspectorError
 from inspector.reports.data import Box
 from inspector.reports.output import Progress, check
+from inspector.reviewing import standing
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,7 @@ class ReviewStep:
     action: str
     new_verdict: str
     detail: Mapping[str, Any]
+    id: int | None = None  # the review's id (an undo names the one it takes back)
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ class DatasetSummary:
                 f"{self.missing_image} without a stored image skipped")
 
 
-def _box_from(detail: Mapping[str, Any]) -> Box | None:
+def drawn_box(detail: Mapping[str, Any]) -> Box | None:
     src = detail.get("box", detail)
     try:
         label = str(src.get("label") or detail.get("label") or "").strip()
@@ -84,19 +88,24 @@ def _detection_id(detail: Mapping[str, Any]) -> int | None:
 def corrected_boxes(part: PartForTraining) -> list[Box]:
     """The machine's boxes, less those QC marked false, plus those QC drew."""
     boxes: dict[object, Box] = {("d", did): b for did, b in part.detections}
-    for k, r in enumerate(part.reviews):
+    for k, r in enumerate(standing(part.reviews)):
         if r.action == "false_detection":
             did = _detection_id(r.detail)
             if did is None:
                 log.warning("inspection %s: a false_detection review names no detection id", part.inspection_id)
             boxes.pop(("d", did), None)
         elif r.action == "missed_defect":
-            b = _box_from(r.detail)
+            b = drawn_box(r.detail)
             if b is None:
                 log.warning("inspection %s: a missed_defect review has no usable box", part.inspection_id)
             else:
                 boxes[("r", k)] = b
     return list(boxes.values())
+
+
+def training_boxes(part: PartForTraining) -> list[Box]:
+    """The labels the part teaches: none for a part finally PASS (a clean negative), else the corrected boxes."""
+    return [] if part.final_verdict == "PASS" else corrected_boxes(part)
 
 
 def _yolo_lines(boxes: list[Box], w: int, h: int, index: dict[str, int], classes: list[str]) -> list[str]:
@@ -157,11 +166,10 @@ def _one(part: PartForTraining, tmp: Path, image_root: Path, names: list[str], i
     if part.final_verdict not in ("PASS", "FAIL"):
         s["skipped_unjudged"] += 1
         return
-    boxes = corrected_boxes(part)
+    boxes = training_boxes(part)
     if part.final_verdict == "FAIL" and not boxes:
         s["needs_box"] += 1
         return
-    # A part overridden to PASS keeps the boxes no review removed: the defects are there, only tolerated.
     src = Path(image_root) / part.image_path if part.image_path else None
     try:
         data = src.read_bytes() if src is not None else b""

@@ -7,17 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from inspector.reports.data import Failure
+from inspector.palette import class_colour_bgr
+from inspector.reports.data import Box, Failure
 
 log = logging.getLogger(__name__)
 
-# one colour per class name, stable between runs (BGR)
-_PALETTE = ((40, 40, 220), (0, 140, 255), (200, 120, 0), (160, 40, 160), (60, 170, 60), (0, 200, 200),
-            (120, 80, 200), (80, 80, 80))
-
-
-def colour(label: str) -> tuple[int, int, int]:
-    return _PALETTE[sum(label.encode()) % len(_PALETTE)]
+def colour(box: Box) -> tuple[int, int, int]:
+    """The box's class colour (BGR), the window's own (one palette: inspector/palette.py)."""
+    return class_colour_bgr(box.cls, box.label)
 
 
 def load_image(root: Path | None, rel: str | None) -> np.ndarray | None:
@@ -53,7 +50,7 @@ def annotated_jpeg(failure: Failure, root: Path | None, max_side: int = 480, qua
     thick = max(2, round(max(img.shape[:2]) / 200))
     font_scale = max(0.4, max(img.shape[:2]) / 900)
     for b in failure.boxes:
-        c = colour(b.label)
+        c = colour(b)
         p1 = (round(b.x1 * scale), round(b.y1 * scale))
         p2 = (round(b.x2 * scale), round(b.y2 * scale))
         cv2.rectangle(img, p1, p2, c, thick)

@@ -7,6 +7,8 @@ import threading
 from html import escape
 from pathlib import Path
 
+from inspector.clock import zone_text
+from inspector.identity import short_file
 from inspector.reports.data import (
     ParetoItem,
     ReportData,
@@ -106,15 +108,17 @@ def _gallery(d: ReportData, image_root: Path | None, cancel: threading.Event | N
                f'{base64.b64encode(jpg).decode()}">' if jpg else '<div class="noimg">image not stored</div>')
         top = max(f.boxes, key=lambda b: b.confidence) if f.boxes else None
         what = f"{escape(top.label)} {top.confidence:.2f}" if top else "-"
-        figs.append(f"<figure>{pic}<figcaption><b>#{f.inspection_id}</b> &middot; {what}<br>"
-                    f"{fmt_time(f.created_at, True)} &middot; {escape(f.frame_name)}</figcaption></figure>")
+        figs.append(f"<figure>{pic}<figcaption><b>{escape(f.name)}</b> &middot; {what}<br>"
+                    f"{fmt_time(f.created_at, True)} &middot; <span title=\"{escape(f.frame_name)}\">"
+                    f"{escape(short_file(f.frame_name))}</span></figcaption></figure>")
     return f'<div class="gallery">{"".join(figs)}</div>'
 
 
 def render_html(d: ReportData, image_root: Path | None = None, cancel: threading.Event | None = None) -> str:
     t = d.totals
     meta = [("Period", period_text(d)), ("Station", ", ".join(d.stations) or "-"), ("Model version", models_text(d)),
-            ("Runs", ", ".join(map(str, d.runs)) or "-"), ("Generated", f"{fmt_time(d.generated_at)} UTC")]
+            ("Runs", ", ".join(map(str, d.runs)) or "-"),
+            ("Generated", f"{fmt_time(d.generated_at)} {zone_text(d.generated_at)}")]
     kpis = [("Inspected", str(t.inspected), ""), ("Pass", str(t.passed), "pass"), ("Fail", str(t.failed), "fail"),
             ("Review", str(t.review), ""), ("Not inspected", str(t.not_inspected), ""),
             ("Yield", fmt_pct(t.yield_pct), "")]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import threading
 from pathlib import Path
@@ -23,6 +22,8 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from inspector.clock import zone_text
+from inspector.identity import short_file
 from inspector.reports.data import ReportData, fmt_pct, fmt_time, models_text, period_text
 from inspector.reports.gallery import annotated_jpeg
 from inspector.reports.output import atomic_files, check
@@ -53,7 +54,7 @@ def _header(d: ReportData) -> list:
     runs = ", ".join(str(r) for r in d.runs) or "-"
     rows = [("Period", period_text(d)), ("Station", ", ".join(d.stations) or "-"),
             ("Model version", models_text(d)), ("Run" if len(d.runs) == 1 else "Runs", runs),
-            ("Generated", f"{fmt_time(d.generated_at)} UTC")]
+            ("Generated", f"{fmt_time(d.generated_at)} {zone_text(d.generated_at)}")]
     t = Table([[_p(k, "key"), _p(escape(v), "cell")] for k, v in rows], colWidths=[32 * mm, WIDTH - 32 * mm])
     t.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
                            ("TOPPADDING", (0, 0), (-1, -1), 2), ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
@@ -115,7 +116,7 @@ def _yield(d: ReportData) -> list:
     worst = min(judged, key=lambda p: p.totals.yield_pct or 0.0) if judged else None
     note = ""
     if worst is not None:
-        note = (f"Lowest: {fmt_pct(worst.totals.yield_pct)} in the {d.bucket_name} from {fmt_time(worst.start)} UTC "
+        note = (f"Lowest: {fmt_pct(worst.totals.yield_pct)} in the {d.bucket_name} from {fmt_time(worst.start)} "
                 f"({worst.totals.failed} fail, {worst.totals.review} review of {worst.totals.inspected}).")
     return [KeepTogether([head, yield_drawing(d.yield_series, d.bucket_hours, WIDTH), _p(note, "small")])]
 
@@ -138,8 +139,8 @@ def _gallery(d: ReportData, image_root: Path | None, cancel: threading.Event | N
             pic = _p("<i>image not stored</i>", "small")
         top = max(f.boxes, key=lambda b: b.confidence) if f.boxes else None
         what = f"{escape(top.label)} {top.confidence:.2f}" if top else "-"
-        cap = _p(f"<b>#{f.inspection_id}</b> &middot; {what}<br/>{fmt_time(f.created_at, True)} &middot; "
-                 f"{escape(f.frame_name[:40])}", "small")
+        cap = _p(f"<b>{escape(f.name)}</b> &middot; {what}<br/>{fmt_time(f.created_at, True)} &middot; "
+                 f"{escape(short_file(f.frame_name))}", "small")
         cells.append([pic, cap])
     rows = [cells[i:i + cols] for i in range(0, len(cells), cols)]
     rows[-1] += [""] * (cols - len(rows[-1]))
@@ -187,5 +188,5 @@ def write_pdf(data: ReportData, out: Path, image_root: Path | None = None,
                                 bottomMargin=16 * mm, title="Quality Inspection Report", author="Inspector",
                                 subject=period_text(data))
         doc.footer = (f"Period {period_text(data)}  |  generated "
-                      f"{data.generated_at.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
+                      f"{fmt_time(data.generated_at)} {zone_text(data.generated_at)}")
         doc.build(story, onFirstPage=_page, onLaterPages=_page)

@@ -78,7 +78,9 @@ def test_csv_round_trips(qc_db, tmp_path):
     with open(detections_path(out), newline="", encoding="utf-8-sig") as f:
         dets = list(csv.DictReader(f))
     [(n_det,)] = qc_db.sql("SELECT count(*) FROM detections")
-    assert len(dets) == n_det
+    [(n_drawn,)] = qc_db.sql("SELECT count(*) FROM reviews WHERE action = 'missed_defect'")
+    assert len([d for d in dets if d["qc"] != "drawn"]) == n_det  # every box the model drew, as reviewed
+    assert len([d for d in dets if d["qc"] == "drawn"]) == n_drawn > 0  # and those QC drew
 
 
 def test_html_states_the_same_totals(qc_db, tmp_path):

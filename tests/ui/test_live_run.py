@@ -47,7 +47,9 @@ def test_a_folder_runs_to_the_end_and_the_counters_match_the_database(qtbot, ope
     assert db_rows(db, "select end_reason from runs") == [("finished",)]
     sha = db_rows(db, "select sha256 from model_versions")[0][0]
     assert w.live.health.value("model").endswith(sha[:12])
-    assert w.live.banner.title.text() in ("PASS", "FAIL", "REVIEW", "NOT INSPECTED")
+    # the line has stopped: the banner says so, and shows the last verdict only as "last part"
+    assert w.live.banner.title.text() == "STOPPED"
+    assert "last part: run 1 part 12 " in w.live.banner.reasons.text()
     assert w.live.canvas.result is not None and w.live.canvas.result.image is not None
     assert w.actions_by_name["start"].isEnabled()
 

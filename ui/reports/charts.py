@@ -10,6 +10,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from inspector.clock import station_time
 from inspector.reports import ParetoItem, YieldPoint
 from inspector.reports.data import count_axis
 from ui import theme
@@ -156,4 +157,4 @@ class BarChart(QWidget):
 
 
 def when_text(t: dt.datetime | None) -> str:
-    return "–" if t is None else t.astimezone().strftime("%Y-%m-%d %H:%M")
+    return "–" if t is None else station_time(t)

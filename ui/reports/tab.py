@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.auth import STATION_OPERATOR, Actor
+from inspector.clock import zone_text
 from inspector.reports import ReportData
 from inspector.reports.data import fmt_pct, models_text
 from inspector.types import Verdict
@@ -187,10 +188,15 @@ class ReportsTab(QWidget):
     def idle(self) -> bool:
         return self._jobs.in_flight == 0
 
+    def refresh_choices(self) -> None:
+        """The runs to choose from again (a run started on the live screen shows without Refresh)."""
+        db = self.db
+        self._jobs.run(lambda: service.choices(db), self._set_runs, self._failed, "report runs")
+
     def refresh(self) -> None:
         db = self.db
         self.loaded_at = time.monotonic()
-        self._jobs.run(lambda: service.choices(db), self._set_runs, self._failed, "report runs")
+        self.refresh_choices()
         since, until, run_id = self.bounds()
         if self.choice.currentData() == "run" and run_id is None:
             return
@@ -233,7 +239,8 @@ class ReportsTab(QWidget):
             self.tiles[key].value.setText(f"{v:,}")
         self.tiles["yield"].value.setText(fmt_pct(t.yield_pct).replace("%", " %"))
         runs = ", ".join(str(r) for r in d.runs[:12]) + (" …" if len(d.runs) > 12 else "")
-        self.summary.setText(f"{when_text(d.period_start)} to {when_text(d.period_end)} (local time)   ·   "
+        period = f"{when_text(d.period_start)} to {when_text(d.period_end)} ({zone_text(d.period_end)})"
+        self.summary.setText(f"{period}   ·   "
                              f"Station: {', '.join(d.stations) or '–'}   ·   Model: {models_text(d)}   ·   "
                              f"Runs: {runs or '–'}")
         self.pareto.set_series(pareto_series(d.pareto) if d.pareto else None)

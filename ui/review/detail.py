@@ -22,8 +22,10 @@ from PySide6.QtWidgets import (
 )
 
 from db import InspectionDetail
+from inspector.reviewing import UNDOES, standing
 from inspector.types import Verdict
 from ui import theme
+from ui.elided import ElidedLabel
 from ui.review.canvas import CanvasBox, ReviewCanvas
 from ui.review.model import verdict_colour
 from ui.review.service import Shown, local_text
@@ -34,8 +36,14 @@ ACTION_TEXT = {"confirm": "Confirmed", "override": "Override", "false_detection"
 
 def false_ids(d: InspectionDetail) -> dict[int, str]:
     """Detection id -> reviewer, for the boxes QC marked as false detections."""
-    return {int(r.detail["detection_id"]): r.reviewer for r in d.reviews
+    return {int(r.detail["detection_id"]): r.reviewer for r in standing(d.reviews)
             if r.action == "false_detection" and "detection_id" in r.detail}
+
+
+def drawn_reviews(d: InspectionDetail) -> list:
+    """The reviews in which QC drew a missed defect (with a usable box), oldest first."""
+    return [r for r in standing(d.reviews)
+            if r.action == "missed_defect" and {"label", "x1", "y1", "x2", "y2"} <= set(r.detail)]
 
 
 def canvas_boxes(d: InspectionDetail) -> tuple[CanvasBox, ...]:
@@ -45,17 +53,18 @@ def canvas_boxes(d: InspectionDetail) -> tuple[CanvasBox, ...]:
     out = [CanvasBox(b.id, b.cls, f"{n}. {b.label} {b.confidence:.2f}" + (" ✗" if b.id in rejected else ""),
                      b.x1, b.y1, b.x2, b.y2, "false" if b.id in rejected else "machine")
            for n, b in enumerate(d.detections, 1)]
-    for r in d.reviews:
-        if r.action == "missed_defect" and {"label", "x1", "y1", "x2", "y2"} <= set(r.detail):
-            label = str(r.detail["label"])
-            cls = classes.index(label) if label in classes else 0
-            out.append(CanvasBox(None, cls, f"+ {label} (QC)", float(r.detail["x1"]), float(r.detail["y1"]),
-                                 float(r.detail["x2"]), float(r.detail["y2"]), "missed"))
+    for r in drawn_reviews(d):
+        label = str(r.detail["label"])
+        cls = classes.index(label) if label in classes else 0
+        out.append(CanvasBox(None, cls, f"+ {label} (QC)", float(r.detail["x1"]), float(r.detail["y1"]),
+                             float(r.detail["x2"]), float(r.detail["y2"]), "missed"))
     return tuple(out)
 
 
 def review_text(r_detail: dict, action: str, d: InspectionDetail | None = None) -> str:
     """The review's ``detail`` in words: which box was false (numbered as on the image), where QC drew one."""
+    if UNDOES in r_detail:
+        return f"undid review {r_detail[UNDOES]}"
     if action == "false_detection" and "detection_id" in r_detail:
         boxes = d.detections if d is not None else ()
         n = next((k for k, b in enumerate(boxes, 1) if b.id == r_detail["detection_id"]), None)
@@ -104,15 +113,15 @@ def _title(text: str) -> QLabel:
 class VerdictChip(QLabel):
     def __init__(self) -> None:
         super().__init__()
-        self.setFont(QFont(self.font().family(), 15, QFont.Weight.Bold))
+        self.setFont(QFont(self.font().family(), 13, QFont.Weight.Bold))
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setMinimumWidth(110)
+        self.setMinimumWidth(90)
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
 
     def show_verdict(self, caption: str, v: Verdict | None) -> None:
         bg, fg = theme.VERDICT_COLOURS[v]
-        self.setText(f"{caption} {theme.VERDICT_TEXT[v]}" if v is not None else caption)
-        self.setStyleSheet(f"background: {bg}; color: {fg}; padding: 4px 12px; border-radius: 5px;")
+        self.setText(f"{caption} {theme.verdict_label(v)}" if v is not None else caption)
+        self.setStyleSheet(f"background: {bg}; color: {fg}; padding: 4px 8px; border-radius: 5px;")
 
 
 class DetailPanel(QWidget):
@@ -127,24 +136,24 @@ class DetailPanel(QWidget):
         self.final = VerdictChip()
         self.arrow = QLabel("→")
         self.arrow.setFont(QFont(self.font().family(), 16))
-        self.title = QLabel("No inspection selected")
-        self.title.setMinimumWidth(60)
-        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.title = ElidedLabel("No inspection selected", mode=Qt.TextElideMode.ElideMiddle)
         self.title.setFont(QFont(self.font().family(), 13, QFont.Weight.Bold))
-        self.subtitle = QLabel("")
+        self.subtitle = ElidedLabel("")
         self.subtitle.setStyleSheet(f"color: {theme.MUTED};")
         self.subtitle.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.subtitle.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         names = QVBoxLayout()
         names.setSpacing(0)
         names.addWidget(self.title)
         names.addWidget(self.subtitle)
-        head = QHBoxLayout()
-        head.addWidget(self.machine)
-        head.addWidget(self.arrow)
-        head.addWidget(self.final)
-        head.addSpacing(10)
-        head.addLayout(names, 1)
+        chips = QHBoxLayout()
+        chips.addWidget(self.machine)
+        chips.addWidget(self.arrow)
+        chips.addWidget(self.final)
+        chips.addStretch(1)
+        head = QVBoxLayout()  # the verdicts, then the part's name under them: both readable on a narrow pane
+        head.setSpacing(4)
+        head.addLayout(chips)
+        head.addLayout(names)
 
         self.canvas = ReviewCanvas()
         self.canvas.box_clicked.connect(self.select_detection)
@@ -192,7 +201,12 @@ class DetailPanel(QWidget):
 
         self.split = QSplitter(Qt.Orientation.Vertical)
         self.split.addWidget(self.canvas)
-        self.split.addWidget(facts)
+        facts_area = QScrollArea()  # a short screen scrolls the facts instead of squeezing the image away
+        facts_area.setWidgetResizable(True)
+        facts_area.setFrameShape(QFrame.Shape.NoFrame)
+        facts_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        facts_area.setWidget(facts)
+        self.split.addWidget(facts_area)
         self.split.setStretchFactor(0, 3)
         self.split.setStretchFactor(1, 2)
         self.split.setChildrenCollapsible(False)
@@ -229,8 +243,8 @@ class DetailPanel(QWidget):
         r = d.row
         self.machine.show_verdict("Model", r.machine_verdict)
         self.final.show_verdict("Final", r.final_verdict)
-        self.title.setText(f"Part #{r.seq + 1} · {r.frame_name}")
-        self.subtitle.setText(f"{local_text(r.created_at)} · run {r.run_id} · {d.run.station or 'station'} · "
+        self.title.setText(theme.part_name(r.run_id, r.seq).capitalize())
+        self.subtitle.setText(f"{r.frame_name} · {local_text(r.created_at)} · {d.run.station or 'station'} · "
                               f"record {r.id}")
         if same and previous is not None:
             self.canvas.set_boxes(canvas_boxes(d))
@@ -248,9 +262,10 @@ class DetailPanel(QWidget):
 
     def _fill_detections(self, d: InspectionDetail) -> None:
         rejected = false_ids(d)
+        drawn = drawn_reviews(d)
         t = self.detections
         t.blockSignals(True)
-        t.setRowCount(len(d.detections))
+        t.setRowCount(len(d.detections) + len(drawn))
         for i, b in enumerate(d.detections):
             colour = theme.class_colour(b.cls) if b.id not in rejected else QColor(theme.MUTED)
             t.setItem(i, 0, _item(str(i + 1)))
@@ -261,6 +276,16 @@ class DetailPanel(QWidget):
             if b.id in rejected:
                 t.item(i, 4).setToolTip(f"Marked as a false detection by {rejected[b.id]}")
             t.item(i, 0).setData(Qt.ItemDataRole.UserRole, b.id)
+        classes = list(d.model.classes) if d.model is not None else []
+        for i, r in enumerate(drawn, len(d.detections)):  # the boxes QC drew, as the image shows them
+            label, x = str(r.detail["label"]), {k: float(r.detail[k]) for k in ("x1", "y1", "x2", "y2")}
+            colour = theme.class_colour(classes.index(label) if label in classes else 0)
+            t.setItem(i, 0, _item("+"))
+            t.setItem(i, 1, _item(label, colour))
+            t.setItem(i, 2, _item("QC", None, True))
+            t.setItem(i, 3, _item(f"{x['x1']:.0f},{x['y1']:.0f} – {x['x2']:.0f},{x['y2']:.0f}"))
+            t.setItem(i, 4, _item("+ drawn"))
+            t.item(i, 4).setToolTip(f"Drawn as a missed defect by {r.reviewer}")
         t.clearSelection()
         t.blockSignals(False)
 
@@ -287,9 +312,10 @@ class DetailPanel(QWidget):
 
     def selected_detection(self) -> int | None:
         rows = self.detections.selectionModel().selectedRows()
-        if not rows or self.shown is None:
-            return None
-        return self.detection_ids()[rows[0].row()]
+        ids = self.detection_ids()
+        if not rows or self.shown is None or rows[0].row() >= len(ids):
+            return None  # nothing, or a box QC drew (not the model's)
+        return ids[rows[0].row()]
 
     def select_detection(self, detection_id: int | None) -> None:
         ids = self.detection_ids()

@@ -35,11 +35,13 @@ def to_aware(q: QDateTime) -> dt.datetime:
     return dt.datetime.fromtimestamp(q.toSecsSinceEpoch()).astimezone()
 
 
-def _combo(items: list[tuple[str, Any]], min_width: int = 120) -> QComboBox:
+def _combo(items: list[tuple[str, Any]], min_width: int = 96) -> QComboBox:
     c = QComboBox()
     for text, value in items:
         c.addItem(text, value)
     c.setMinimumWidth(min_width)
+    c.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    c.setMinimumContentsLength(8)  # long run names do not widen the bar; the list shows them whole
     return c
 
 
@@ -64,35 +66,38 @@ class FilterBar(QWidget):
         for e in (self.since, self.until):
             e.setCalendarPopup(True)
             e.setDisplayFormat("yyyy-MM-dd HH:mm")
-        self.run = _combo([("All runs", None)], 260)
+        self.run = _combo([("All runs", None)], 160)
         self.machine = _combo(_verdicts("any"))
         self.final = _combo(_verdicts("any"))
         self.label = _combo([("Any class", None)])
-        self.reviewed = _combo([("Reviewed or not", None), ("Reviewed", True), ("Not reviewed", False)], 140)
+        self.reviewed = _combo([("Reviewed or not", None), ("Reviewed", True), ("Not reviewed", False)], 120)
+        self.reviewed.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setHorizontalSpacing(8)
         grid.setVerticalSpacing(6)
-        row1 = QHBoxLayout()
+        row1 = QHBoxLayout()  # three short rows: the bar fits a 1024 px screen's half
         row1.addWidget(self.period)
         row1.addWidget(self.since)
         self.to_label = QLabel("to")
         row1.addWidget(self.to_label)
         row1.addWidget(self.until)
         row1.addStretch(1)
-        row1.addWidget(self._caption("Run"))
-        row1.addWidget(self.run)
+        row1.addWidget(self.reviewed)
         row2 = QHBoxLayout()
-        row2.addWidget(self._caption("Model said"))
-        row2.addWidget(self.machine)
-        row2.addWidget(self._caption("Final"))
-        row2.addWidget(self.final)
-        row2.addWidget(self._caption("Class"))
-        row2.addWidget(self.label)
-        row2.addStretch(1)
-        row2.addWidget(self.reviewed)
+        row2.addWidget(self._caption("Run"))
+        row2.addWidget(self.run, 1)
+        row3 = QHBoxLayout()
+        row3.addWidget(self._caption("Model said"))
+        row3.addWidget(self.machine)
+        row3.addWidget(self._caption("Final"))
+        row3.addWidget(self.final)
+        row3.addWidget(self._caption("Class"))
+        row3.addWidget(self.label)
+        row3.addStretch(1)
         grid.addLayout(row1, 0, 0)
         grid.addLayout(row2, 1, 0)
+        grid.addLayout(row3, 2, 0)
         for c in (self.period, self.run, self.machine, self.final, self.label, self.reviewed):
             c.currentIndexChanged.connect(self._changed)
         for e in (self.since, self.until):

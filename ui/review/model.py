@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
@@ -82,7 +83,11 @@ class InspectionTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.FontRole and col == FINAL:
             return self._bold
         if role == Qt.ItemDataRole.ToolTipRole:
-            return local_text(r.created_at) if col == TIME else ("\n".join(r.reasons) or None)
+            if col == TIME:
+                return local_text(r.created_at)
+            if col == PART:
+                return f"{theme.part_name(r.run_id, r.seq)} · {r.frame_name}"
+            return "\n".join(r.reasons) or None
         if role == Qt.ItemDataRole.TextAlignmentRole and col in (RUN, REVIEWED):
             return int(Qt.AlignmentFlag.AlignCenter)
         if role == ROW_ROLE:
@@ -96,7 +101,7 @@ class InspectionTableModel(QAbstractTableModel):
         if col == RUN:
             return str(r.run_id)
         if col == PART:
-            return f"#{r.seq + 1}  {r.frame_name}"
+            return f"#{r.seq + 1}  {PurePath(r.frame_name).name}"  # the whole path is in the tooltip
         if col == MACHINE:
             return theme.VERDICT_TEXT[r.machine_verdict]
         if col == FINAL:

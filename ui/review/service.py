@@ -30,6 +30,7 @@ from db import (
 from db.accounts import create_user, has_users, sign_in
 from db.writes import write
 from inspector.auth import Actor, Role
+from inspector.clock import station_time
 from inspector.types import Verdict
 
 
@@ -88,6 +89,11 @@ def page(db: Database, f: InspectionFilter, limit: int, after: PageCursor | None
         return InspectionRepo.page(s, f, limit, after)
 
 
+def count(db: Database, f: InspectionFilter) -> int:
+    with db.sessions()() as s:
+        return InspectionRepo.count(s, f)
+
+
 def load_image(db: Database, rel: str | None) -> tuple[QImage | None, str]:
     """The stored image (a QImage may be built off the GUI thread; a QPixmap may not)."""
     if not rel:
@@ -124,6 +130,16 @@ def review(db: Database, inspection_id: int, actor: Actor, action: str, new_verd
     return found
 
 
+def undo(db: Database, inspection_id: int, actor: Actor) -> InspectionDetail:
+    """Take back ``actor``'s last review of the inspection with a new record; the inspection as it now reads."""
+    sessions = db.sessions()
+    write(sessions, lambda s: ReviewRepo.undo_last(s, inspection_id, actor), "Undoing the review")
+    with sessions() as s:
+        found = InspectionRepo.get(s, inspection_id)
+    assert found is not None
+    return found
+
+
 class Accounts:
     """Signing in for the QC screens (blocking: scrypt and a database write)."""
 
@@ -151,4 +167,4 @@ def local_text(t: dt.datetime | None, seconds: bool = True) -> str:
     """A stored (UTC) time in the station's local time, for the screen."""
     if t is None:
         return "–"
-    return t.astimezone().strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    return station_time(t, seconds)

@@ -2,7 +2,8 @@
 
 Keyboard first: J/K (or Down/Up) next/previous, C confirm, P/F override to PASS/FAIL (with a reason),
 X the selected box is a false detection, D draw a missed defect, B boxes on/off, +/-/0 zoom, 1-9 pick a
-box, ] / [ older/newer page, R refresh. Every query and review runs on a one-thread pool,
+box, ] / [ older/newer page, R refresh, U (or Ctrl+Z) undo your last review of the part (a new record).
+Every query and review runs on a one-thread pool,
 in order; a review appends to the reviews table and never edits the inspection.
 """
 
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, Qt, QThreadPool, Signal
+from PySide6.QtCore import QModelIndex, QPoint, QRect, Qt, QThreadPool, Signal
 from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -25,7 +26,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPushButton,
-    QSizePolicy,
     QSplitter,
     QTableView,
     QVBoxLayout,
@@ -37,13 +37,14 @@ from inspector.auth import STATION_OPERATOR, Actor, require
 from inspector.errors import InspectorError, PermissionDenied
 from inspector.types import Verdict
 from ui import theme
+from ui.elided import ElidedLabel
 from ui.live_view import ErrorBanner
 from ui.login_dialog import LoginDialog
 from ui.review import service
-from ui.review.detail import DetailPanel, false_ids
+from ui.review.detail import DetailPanel, drawn_reviews, false_ids
 from ui.review.dialogs import ClassDialog, ReasonDialog
 from ui.review.filters import FilterBar
-from ui.review.model import COLUMNS, DEFECTS, InspectionTableModel
+from ui.review.model import COLUMNS, DEFECTS, PART, InspectionTableModel
 from ui.review.progress import JobBar, ProgressRelay
 from ui.review.service import Accounts, Database, Shown
 from ui.workers import CountedJobs, operator_message, run_job
@@ -51,9 +52,11 @@ from ui.workers import CountedJobs, operator_message, run_job
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 100
+TABLE_WIDTH = 620  # the review table's columns, all visible
+DETAIL_MIN_WIDTH = 340
 HINT = "J/K next/previous · [ ] pages · 1-9 pick a box · +/- or wheel zoom · drag to pan · R refresh"
 ACTION_DONE = {"confirm": "Confirmed", "override": "Overridden", "false_detection": "Marked a false detection on",
-               "missed_defect": "Added a missed defect to"}
+               "missed_defect": "Added a missed defect to", "undo": "Undid your last review of"}
 
 
 class PageTable(QTableView):
@@ -103,6 +106,7 @@ class ReviewTab(QWidget):
         self._filter = InspectionFilter()
         self._starts: list[PageCursor | None] = [None]  # the cursor each page visited so far starts after
         self.page_index = 0
+        self.total: int | None = None  # rows the filter matches, once counted
         self.has_next = False
         self._page_token = 0
         self._select: str | int = "first"
@@ -129,11 +133,14 @@ class ReviewTab(QWidget):
         t.setShowGrid(False)
         t.setWordWrap(False)
         t.verticalHeader().hide()
-        t.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        t.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)  # narrow screens scroll to a column
         t.verticalHeader().setDefaultSectionSize(28)
         h = t.horizontalHeader()
         h.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         h.setSectionResizeMode(DEFECTS, QHeaderView.ResizeMode.Stretch)
+        h.setSectionResizeMode(PART, QHeaderView.ResizeMode.Interactive)  # file names vary: elided, not wide
+        h.resizeSection(PART, 120)
+        t.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         h.setHighlightSections(False)
         t.setStyleSheet(f"QTableView {{ background: #0f1113; alternate-background-color: #15181c; border: 1px solid "
                         f"{theme.PANEL_EDGE}; selection-background-color: #2a4a7a; }}"
@@ -168,7 +175,7 @@ class ReviewTab(QWidget):
         split.setStretchFactor(0, 1)
         split.setStretchFactor(1, 1)
         split.setChildrenCollapsible(False)
-        split.setSizes([860, 700])
+        split.setSizes([900, 660])  # in proportion: the table keeps its verdict columns on a 1024 px screen
         self.split = split
 
         self.buttons = {
@@ -180,27 +187,31 @@ class ReviewTab(QWidget):
             "missed": _button("Missed defect  D", "Draw a box around a defect the model missed (D)",
                               self.missed_defect),
             "boxes": _button("Boxes  B", "Show or hide the boxes (B)", self.detail.canvas.toggle_boxes),
+            "undo": _button("Undo  U", "Take back your last review of this part, with a new record (U)", self.undo),
         }
         self.export_button = _button("Export for training…", "The reviewed parts as a YOLO data set",
                                      self.export_training)
         self.user = QLabel("")
         self.sign_button = _button("Sign in", "Sign in as a QC user", self.toggle_sign_in)
-        self.status = QLabel(HINT)
+        self.status = ElidedLabel(HINT)
         self.status.setStyleSheet(f"color: {theme.MUTED};")
-        self.status.setMinimumWidth(40)
-        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         bar = QFrame()
         bar.setObjectName("panel")
-        bl = QHBoxLayout(bar)
-        bl.setContentsMargins(10, 6, 10, 6)
+        rows = QVBoxLayout(bar)  # two rows: the actions, then who acts and what happened (fits 1024 px)
+        rows.setContentsMargins(10, 6, 10, 6)
+        rows.setSpacing(4)
+        bl = QHBoxLayout()
         for key in ("confirm", "pass", "fail", "false", "missed", "boxes"):
             bl.addWidget(self.buttons[key])
-        bl.addSpacing(10)
-        bl.addWidget(self.status, 1)
-        bl.addWidget(self.user)
-        bl.addWidget(self.sign_button)
-        bl.addSpacing(10)
+        bl.addStretch(1)
         bl.addWidget(self.export_button)
+        who = QHBoxLayout()
+        who.addWidget(self.buttons["undo"])
+        who.addWidget(self.status, 1)
+        who.addWidget(self.user)
+        who.addWidget(self.sign_button)
+        rows.addLayout(bl)
+        rows.addLayout(who)
         self.jobbar = JobBar()
 
         lay = QVBoxLayout(self)
@@ -221,7 +232,7 @@ class ReviewTab(QWidget):
             ("+", lambda: self.detail.canvas.zoom_by(1.25)), ("=", lambda: self.detail.canvas.zoom_by(1.25)),
             ("-", lambda: self.detail.canvas.zoom_by(0.8)), ("0", self.detail.canvas.reset_view),
             ("Esc", lambda: self.detail.canvas.set_drawing(False)), ("R", self.refresh),
-            ("]", self.next_page), ("[", self.previous_page),
+            ("]", self.next_page), ("[", self.previous_page), ("U", self.undo), ("Ctrl+Z", self.undo),
         ]
         keys += [(str(n), lambda n=n: self.detail.select_nth(n)) for n in range(1, 10)]
         self.shortcuts = {}
@@ -236,6 +247,9 @@ class ReviewTab(QWidget):
         super().showEvent(e)
         if not self.loaded:
             self.loaded = True
+            total = self.split.width()  # the table gets what its verdict columns need on a narrow screen
+            left = max(int(total * 0.55), min(TABLE_WIDTH, total - DETAIL_MIN_WIDTH))
+            self.split.setSizes([left, total - left])
             self.refresh()
             self.table.setFocus()
         elif self.page_index == 0 and self.idle:
@@ -248,11 +262,15 @@ class ReviewTab(QWidget):
 
     def refresh(self) -> None:
         """The filter's choices and the newest page again (new parts arrive while a run goes on)."""
-        db = self.db
-        self._jobs.run(lambda: service.choices(db), self.filters.set_choices, self._show_failure, "review choices")
+        self.refresh_choices()
         keep = self.current_row()
         self._starts = [None]
         self.load_page(0, keep.id if keep is not None else "first")
+
+    def refresh_choices(self) -> None:
+        """The runs and classes to filter by again (a run started on the live screen shows without Refresh)."""
+        db = self.db
+        self._jobs.run(lambda: service.choices(db), self.filters.set_choices, self._show_failure, "review choices")
 
     def _filters_changed(self) -> None:
         self._starts = [None]
@@ -270,6 +288,15 @@ class ReviewTab(QWidget):
         self.page_label.setText("Loading…")
         self._jobs.run(lambda: service.page(db, f, PAGE_SIZE + 1, after),
                   lambda rows: self._page_loaded(token, index, rows), self._show_failure, "review page")
+        if index == 0:  # the total, once per filter (and refresh): "rows 1–100 of 6,508"
+            self.total = None
+            self._jobs.run(lambda: service.count(db, f), lambda n: self._counted(token, n), self._show_failure,
+                           "review count")
+
+    def _counted(self, token: int, n: int) -> None:
+        if token == self._page_token:
+            self.total = n
+            self._show_paging()
 
     def _page_loaded(self, token: int, index: int, rows: list[InspectionRow]) -> None:
         if token != self._page_token:
@@ -296,7 +323,8 @@ class ReviewTab(QWidget):
     def _show_paging(self) -> None:
         n = self.model.rowCount()
         first = self.page_index * PAGE_SIZE
-        self.page_label.setText(f"Page {self.page_index + 1} · rows {first + 1}–{first + n}" if n
+        of = f" of {self.total:,}" if self.total is not None else ""
+        self.page_label.setText(f"Page {self.page_index + 1} · rows {first + 1:,}–{first + n:,}{of}" if n
                                 else f"Page {self.page_index + 1} · no rows")
         self.newer.setEnabled(self.page_index > 0)
         self.older.setEnabled(self.has_next)
@@ -428,12 +456,22 @@ class ReviewTab(QWidget):
 
     # review actions -----------------------------------------------------------------------------
     def confirm(self) -> None:
-        if self._needs_part():
-            self.with_reviewer(lambda: self._submit("confirm"), "Confirming a verdict needs a QC user.")
+        if not self._needs_part():
+            return
+        d = self.shown_current()
+        if d is not None and d.row.final_verdict == Verdict.REVIEW:
+            self._say("A REVIEW part needs a decision: P to pass it or F to fail it, with a reason.")
+            return
+        self.with_reviewer(lambda: self._submit("confirm"), "Confirming a verdict needs a QC user.")
 
     def override(self, verdict: Verdict) -> None:
-        if self._needs_part():
-            self.with_reviewer(lambda: self._ask_reason(verdict), "Changing a verdict needs a QC user.")
+        if not self._needs_part():
+            return
+        d = self.shown_current()
+        if d is not None and d.row.final_verdict == verdict:
+            self._say(f"This part is already {theme.verdict_label(verdict)}: nothing to change.")
+            return
+        self.with_reviewer(lambda: self._ask_reason(verdict), "Changing a verdict needs a QC user.")
 
     def false_detection(self) -> None:
         d = self.shown_current() if self._needs_part() else None
@@ -449,6 +487,9 @@ class ReviewTab(QWidget):
                 self._say("Pick the box first: 1-9 or a click on it, then X.")
                 return
             chosen = open_ones[0]
+        if chosen in false_ids(d):
+            self._say("This box is already marked as a false detection.")
+            return
         detection_id = chosen
         self.with_reviewer(lambda: self._submit("false_detection", detail={"detection_id": detection_id}),
                            "Marking a false detection needs a QC user.")
@@ -461,6 +502,24 @@ class ReviewTab(QWidget):
             self._say("There is no stored image to draw on.")
             return
         self.with_reviewer(lambda: self.detail.canvas.set_drawing(True), "Adding a missed defect needs a QC user.")
+
+    def undo(self) -> None:
+        """Your last review of this part is taken back by a new, appended record (nothing is edited)."""
+        d = self.shown_current() if self._needs_part() else None
+        if d is None:
+            return
+        if not d.reviews:
+            self._say("This part has no review to undo.")
+            return
+        iid = d.row.id
+
+        def submit() -> None:
+            actor, db = self.actor, self.db
+            self._say("Saving…")
+            self._jobs.run(lambda: service.undo(db, iid, actor), lambda found: self._reviewed("undo", found),
+                           self._review_failed, "review undo")
+
+        self.with_reviewer(submit, "Undoing a review needs the QC user who made it.")
 
     def _needs_part(self) -> bool:
         if self.shown_current() is None:
@@ -506,6 +565,17 @@ class ReviewTab(QWidget):
         dlg.finished.connect(self._dialog_closed)
         self.dialog = dlg
         dlg.open()
+        self._beside_box(dlg, x1, y1, x2, y2)
+
+    def _beside_box(self, dlg: QWidget, x1: float, y1: float, x2: float, y2: float) -> None:
+        """The class picker over the table, not over the box just drawn (the reviewer sees what they label)."""
+        canvas = self.detail.canvas
+        box = QRect(canvas.mapToGlobal(canvas.to_screen(x1, y1).toPoint()),
+                    canvas.mapToGlobal(canvas.to_screen(x2, y2).toPoint())).normalized()
+        spot = self.table.mapToGlobal(QPoint(10, 10))
+        dlg.move(spot)
+        if dlg.frameGeometry().intersects(box):  # a table narrower than the dialog: go below the box instead
+            dlg.move(spot.x(), box.bottom() + 10)
 
     def filters_labels(self) -> list[str]:
         combo = self.filters.label
@@ -534,7 +604,14 @@ class ReviewTab(QWidget):
         if shown is not None and shown.detail.row.id == row.id:
             self.detail.show_part(Shown(found, shown.image, shown.note), keep_view=True)
         self.error.clear()
-        self._say(f"{ACTION_DONE[action]} part #{row.seq + 1}: now {theme.VERDICT_TEXT[row.final_verdict]}.")
+        now = theme.verdict_label(row.final_verdict)
+        said = f"{ACTION_DONE[action]} {theme.part_name(row.run_id, row.seq)}: now {now}."
+        if action == "false_detection" and row.final_verdict != Verdict.PASS and found.detections and \
+                len(false_ids(found)) == len(found.detections) and not drawn_reviews(found):
+            said += " No box is left: P to pass the part, or D to draw the defect (the export needs one)."
+        self._say(said)
+        if action == "confirm" and shown is not None and shown.detail.row.id == row.id:
+            self.next_row()  # C: confirmed, on to the next part
 
     def _review_failed(self, e: BaseException) -> None:
         self._say("")
