@@ -44,7 +44,7 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
 
-    from inspector.cli.station import Station, StationSpec
+    from station import Station, StationSpec
     from inspector.config import Config, SaveImages
 
     tmp = Path(tempfile.mkdtemp(prefix="inspector-soak-"))

@@ -38,7 +38,7 @@ def _folder(tmp_path, synth_data, n=60):
 
 
 def _station(tmp_path, src, model, data_dir):
-    from inspector.cli.station import Station, StationSpec
+    from station import Station, StationSpec
     from inspector.config import Config
 
     cfg = Config()

@@ -20,7 +20,7 @@ from types import TracebackType
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QWidget
 
-from inspector.cli.station import DEFAULT_SOURCE, Station, StationSpec
+from station import DEFAULT_SOURCE, Station, StationSpec
 from inspector.errors import InspectorError
 from inspector.registry import data_home
 from ui.controller import LiveController

@@ -22,7 +22,7 @@ from ui.bridge import RunnerBridge
 from ui.workers import operator_message, run_job
 
 if TYPE_CHECKING:  # the spec is data here; only the composition root (ui/app.py) builds stations
-    from inspector.cli.station import StationSpec
+    from station import StationSpec
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ JOIN_TIMEOUT_S = 60.0
 
 
 class StationLike(Protocol):
-    """What the controller needs of ``inspector.cli.station.Station``."""
+    """What the controller needs of ``station.Station``."""
 
     run_id: int
     model_name: str
