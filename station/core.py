@@ -199,7 +199,7 @@ class Station:
 
         cfg = spec.config
         self.base, legacy = image_base(spec.db_url, cfg)
-        self.subdir = image_namespace(self.sessions, legacy, cfg.run.station)
+        self.subdir = image_namespace(self.sessions, legacy, cfg.station_name)
         self.outbox = None if sqlite_path(spec.db_url) is not None or spec.db_url.startswith("sqlite") \
             else Outbox(self.base / f"{self.subdir}.outbox" / "outbox.sqlite")  # beside the images, not among them
         waiting: set[str] = set()
@@ -210,15 +210,15 @@ class Station:
                 log.warning("the outbox %s could not be forwarded yet (%s); %d record(s) wait",
                             self.outbox.path, type(e).__name__, self.outbox.size())
             waiting = self.outbox.image_paths()
-        reconcile(self.sessions, self.base, self.subdir, cfg.run.station, waiting)
+        reconcile(self.sessions, self.base, self.subdir, cfg.station_name, waiting)
         name = self.model_path.parent.name if self.model_path.parent.name != "models" else self.model_path.stem
         recipe = json.dumps(cfg.recipe.model_dump(mode="json"))
 
         def start(s) -> tuple[int, str]:
             mv = ModelRepo.get_or_create(s, name, str(self.model_path), self.model_sha, list(card.get("classes", [])))
-            run = RunRepo.start(s, mask_url(self.source.name), recipe, cfg.recipe.name, mv.id, cfg.run.station,
+            run = RunRepo.start(s, mask_url(self.source.name), recipe, cfg.recipe.name, mv.id, cfg.station_name,
                                 cfg.run.mode.value)
-            AuditRepo.append(s, actor=f"station:{cfg.run.station}", action="run.start", target=f"run:{run.id}",
+            AuditRepo.append(s, actor=f"station:{cfg.station_name}", action="run.start", target=f"run:{run.id}",
                              detail={"model_sha256": self.model_sha, "recipe_sha256": self.recipe_sha,
                                      "recipe": cfg.recipe.name})
             return run.id, mv.name
