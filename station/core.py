@@ -163,6 +163,10 @@ class Station:
             # trust: the model's hash and the recipe checked against this station's database, before any load
             self.registry, self.recipe_sha = station_trust(self.sessions, cfg, registry)
             self.model_sha = self.registry.check(self.model_path)
+            self.line = self._line(cfg)
+            if self.line is not None:
+                on_camera = self._camera_to_line(on_camera)
+                on_committed = self._committed_to_line(on_committed)
             self.source = open_source(spec.source, cfg.camera, spec.loop, on_camera)
         except Exception:
             self.engine.dispose()
@@ -186,8 +190,39 @@ class Station:
                             cfg.quality.min_side_px or cfg.model.imgsz // 4)
 
         self.runner = Runner(self.source, pipeline,
-                             self.writer, cfg.run.mode, cfg.run.queue_size, spec.max_frames, on_committed, on_error)
+                             self.writer, cfg.run.mode, cfg.run.queue_size, spec.max_frames, on_committed, on_error,
+                             desk=self.line.desk if self.line is not None else None)
         self._ended = False
+
+    def _line(self, cfg: Config):
+        """The line's links from ``[line]`` (None when there are none and nothing triggers)."""
+        from station.line import LineLink
+
+        if cfg.line.trigger.value == "none" and not any((cfg.line.mqtt, cfg.line.opcua, cfg.line.modbus)):
+            return None
+        return LineLink(cfg, self.model_sha)
+
+    def _camera_to_line(self, on_camera):
+        line = self.line
+
+        def camera(state: CameraState) -> None:
+            line.camera(state)
+            if on_camera is not None:
+                on_camera(state)
+        return camera
+
+    def _committed_to_line(self, on_committed):
+        line = self.line
+
+        def committed(items: list[tuple[int, Inspection]]) -> None:
+            line.on_committed(items)  # the PLC first: it is waiting
+            if on_committed is not None:
+                on_committed(items)
+        return committed
+
+    def line_status(self) -> dict | None:
+        """The line's connections and figures (None without a line)."""
+        return self.line.status() if self.line is not None else None
 
     def _prepare_storage(self, spec: StationSpec, card: dict) -> None:
         """The image namespace, the outbox (a database server only), the backlog of an earlier run forwarded,
@@ -226,6 +261,8 @@ class Station:
         self.run_id, self.model_name = write(self.sessions, start, "Starting the run")
 
     def start(self) -> None:
+        if self.line is not None:
+            self.line.start(self.runner)
         self.runner.start()
 
     def stop(self) -> None:
@@ -255,6 +292,8 @@ class Station:
         from db.writes import write
 
         self._ended = True
+        if self.line is not None:  # the PLC hears at once that this station no longer inspects
+            self.line.close("stopped" if not reason.startswith("error") else reason[:200])
         try:
             deadline = time.monotonic() + forward_wait_s
             while not self.db_writer.forward(force=True) and time.monotonic() < deadline:
