@@ -67,6 +67,7 @@ class MqttLink:
         self._unacked: set[int] = set()
         self._reconnects = 0
         self._ever = False
+        self._closing = False
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cfg.client_id or f"inspector-{station}",
                         protocol=mqtt.MQTTv311, clean_session=True)
         if cfg.user:
@@ -115,6 +116,8 @@ class MqttLink:
         deadline = time.monotonic() + 2.0
         while self._unacked and self._connected and time.monotonic() < deadline:
             time.sleep(0.02)  # the last results' acknowledgements
+        with self._lock:
+            self._closing = True
         self._client.disconnect()
         self._client.loop_stop()
 
@@ -153,8 +156,9 @@ class MqttLink:
         with self._lock:
             was = self._connected
             self._connected = False
-            self._detail = f"disconnected ({reason_code}); reconnecting with back-off up to 30 s"
-        if was:
+            self._detail = "closed" if self._closing else \
+                f"disconnected ({reason_code}); reconnecting with back-off up to 30 s"
+        if was and not self._closing:
             log.warning("MQTT link to %s lost: %s", self.name, reason_code)
 
     def _message_cb(self, client, userdata, msg) -> None:  # noqa: ARG002
