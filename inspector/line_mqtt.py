@@ -50,6 +50,17 @@ def parse_trigger(payload: bytes, at: float) -> Trigger:
     return Trigger(pid, at, data, "mqtt")
 
 
+def _no_delay(client, userdata, sock) -> None:  # noqa: ARG001
+    """Send small packets at once: with Nagle's algorithm a result waits for the TCP acknowledgement of the
+    trigger's PUBACK (up to 40 ms of the broker's delayed ACK)."""
+    import socket
+
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):
+        pass
+
+
 class MqttLink:
     """``LineInput`` and ``LineOutput`` over one MQTT broker."""
 
@@ -82,6 +93,7 @@ class MqttLink:
         c.max_queued_messages_set(MAX_QUEUED)
         c.on_connect, c.on_disconnect = self._connected_cb, self._disconnected_cb
         c.on_message, c.on_publish = self._message_cb, self._published_cb
+        c.on_socket_open = _no_delay
         self._client = c
         self._keepalive = cfg.keepalive_s
 
