@@ -92,8 +92,8 @@ def _open(url: str):  # noqa: ANN202
 
 
 def _image_root(url: str, a: argparse.Namespace) -> Path:
-    from station import image_base
     from inspector.config import load_config
+    from station import image_base
 
     return image_base(url, load_config(getattr(a, "config", None)))[0]
 

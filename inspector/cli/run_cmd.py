@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 from db.failures import mask_url
-from station import DEFAULT_SOURCE, Station, StationSpec, default_db_url
 from inspector.config import Config, load_config, load_recipe
 from inspector.errors import ConfigError, SourceIncomplete
 from inspector.sources import CameraState
 from inspector.types import Inspection, Verdict
+from station import DEFAULT_SOURCE, Station, StationSpec, default_db_url
 
 log = logging.getLogger(__name__)
 
