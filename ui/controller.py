@@ -46,6 +46,8 @@ class StationLike(Protocol):
 
     def stats(self) -> Any: ...  # the runner's RunStats with the outbox's backlog
 
+    def line_status(self) -> dict | None: ...  # the line's connections and figures (None: no line)
+
 
 StationFactory = Callable[..., StationLike]  # (spec, on_committed=, on_error=, on_camera=) -> Station
 
@@ -88,6 +90,7 @@ class LiveController(QObject):
     results = Signal(object)  # tuple[LiveResult, ...]
     camera = Signal(object)  # CameraState
     stats = Signal(object)  # RunStats
+    line = Signal(object)  # the line's status dict (station.line.LineLink.status()), None without a line
 
     def __init__(self, station_factory: StationFactory, pool: QThreadPool | None = None,
                  parent: QObject | None = None) -> None:
@@ -212,6 +215,8 @@ class LiveController(QObject):
         if station is None:
             return
         self.stats.emit(station.stats())
+        line_status = getattr(station, "line_status", None)
+        self.line.emit(line_status() if line_status is not None else None)
         if not station.runner.running and self.state in ("running", "paused"):
             self._begin_finish("finished")
 

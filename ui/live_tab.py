@@ -13,6 +13,7 @@ from ui.controller import LiveController, RunEnd, RunInfo
 from ui.counters import CountersPanel
 from ui.failures import FailureStrip, PartDialog
 from ui.health import HealthPanel
+from ui.io_panel import IoPanel, LinkDownBanner
 from ui.live_view import ErrorBanner, FrameCanvas, VerdictBanner
 
 SIDE_WIDTH = 430
@@ -27,6 +28,8 @@ class LiveTab(QWidget):
         self.canvas = FrameCanvas()
         self.counters = CountersPanel()
         self.health = HealthPanel()
+        self.io = IoPanel()
+        self.link_banner = LinkDownBanner()
         self.strip = FailureStrip()
         self.roi: tuple[float, float, float, float] | None = None
         self.last: LiveResult | None = None
@@ -36,6 +39,7 @@ class LiveTab(QWidget):
         side.setSpacing(10)
         side.addWidget(self.counters)
         side.addWidget(self.health)
+        side.addWidget(self.io)
         side.addStretch(1)
         side_box = QWidget()
         side_box.setLayout(side)
@@ -47,6 +51,7 @@ class LiveTab(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(10, 10, 10, 10)
         lay.setSpacing(10)
+        lay.addWidget(self.link_banner)
         lay.addWidget(self.error)
         lay.addWidget(self.banner)
         lay.addLayout(middle, 1)
@@ -56,6 +61,8 @@ class LiveTab(QWidget):
         controller.stats.connect(self.counters.show_stats)
         controller.stats.connect(self.health.show_stats)
         controller.camera.connect(self.health.show_camera)
+        controller.line.connect(self.io.show_status)
+        controller.line.connect(self.link_banner.show_status)
         controller.state_changed.connect(self._state_changed)
         controller.started.connect(self._started)
         controller.finished.connect(self._finished)
@@ -91,6 +98,7 @@ class LiveTab(QWidget):
         self.banner.show_idle("STARTING", f"Run {info.run_id} · {info.source}")
 
     def _finished(self, end: RunEnd) -> None:
+        self.link_banner.show_status(None)  # the run closed its links: nothing is down now
         if self.last is None:
             self.canvas.set_placeholder("No part was inspected. Choose a source and press F5 to start.")
             self.banner.show_idle("STOPPED", end.reason)
