@@ -271,3 +271,20 @@ def test_a_station_that_dies_is_offline_by_its_last_will(broker, tmp_path):
         if p.poll() is None:
             p.kill()
         plc.close()
+
+
+def test_inspector_run_reports_the_line_in_its_summary(broker, tmp_path):
+    cfg = tmp_path / "line.toml"
+    cfg.write_text(f'[station]\nname = "t"\n[line.mqtt]\nurl = "mqtt://127.0.0.1:{broker.port}"\n')
+    plc = Plc(broker.port)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "inspector", "run", "--source", str(SAMPLES), "--max-frames", "6",
+                          "--quiet", "--json", "--config", str(cfg), "--db", f"sqlite:///{tmp_path / 'l.db'}"],
+                         env=env, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    line = summary["line"]
+    assert line["trigger"] == "none" and line["answered"] == 6 and line["links"][0]["name"].startswith("mqtt ")
+    assert "line: trigger none, 0 trigger(s), 6 answered" in out.stdout
+    plc.wait(lambda: len(plc.all) == 6, timeout=10, what="six free-running results")
+    plc.close()
