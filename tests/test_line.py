@@ -202,3 +202,12 @@ def test_the_station_name_is_one_setting():
     import socket
 
     assert config_from_dict({}).station_name == socket.gethostname()
+
+
+@pytest.mark.parametrize("section", ["opcua", "modbus"])
+def test_a_protocol_not_built_yet_is_refused_not_ignored(section):
+    from station.line import LineLink
+
+    cfg = config_from_dict({"line": {"trigger": section, section: {}}})
+    with pytest.raises(ConfigError, match=f"no {section} server yet"):
+        LineLink(cfg, "0" * 64)
