@@ -92,10 +92,11 @@ class LinkStatus:
     detail: str  # "connected", or why not and what the adapter does about it
     unacknowledged: int = 0  # results sent and not yet acknowledged (QoS 1 PUBACK, Modbus ResultAck)
     reconnects: int = 0
+    missed: int = 0  # triggers this link could not take (Modbus: a Trigger while Busy)
 
     def payload(self) -> dict[str, Any]:
         return {"name": self.name, "connected": self.connected, "detail": self.detail,
-                "unacknowledged": self.unacknowledged, "reconnects": self.reconnects}
+                "unacknowledged": self.unacknowledged, "reconnects": self.reconnects, "missed": self.missed}
 
 
 class TriggerDesk:
