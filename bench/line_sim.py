@@ -128,8 +128,11 @@ def simulate_mqtt(host: str, port: int, parts: int, rate: float, wait_s: float) 
 def simulate_modbus(port: int, parts: int, rate: float, wait_s: float) -> dict:
     """The handshake as a PLC runs it: PartId, Trigger; poll ResultValid; read the verdict; ResultAck.
     A Modbus PLC triggers the next part only once the last is answered: a slower station is lost parts."""
+    import logging
+
     from pymodbus.client import ModbusTcpClient
 
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # "connection refused" until the station listens
     plc = ModbusTcpClient("127.0.0.1", port=port)
     end = time.monotonic() + 180
     while not (plc.connect() and plc.read_coils(0, count=9).bits[1]):  # Ready

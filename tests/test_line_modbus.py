@@ -3,6 +3,7 @@ handshake coil by coil, checked against the database."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from pathlib import Path
@@ -36,6 +37,7 @@ def modbus_station(tmp_path):
     st = Station(StationSpec(str(SAMPLES), f"sqlite:///{tmp_path / 'mb.db'}", cfg, loop=True))
     st.start()
     plc = ModbusTcpClient("127.0.0.1", port=port)
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # "connection refused" until the station listens
     wait(lambda: plc.connect(), 20, "the server")
     yield st, plc, tmp_path / "mb.db"
     plc.close()
