@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import Qt, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from inspector.cli.station import DEFAULT_SOURCE, StationSpec
     from inspector.config import Config, config_from_dict
+    from station import DEFAULT_SOURCE, StationSpec
     from ui.app import build_window, drop_foreign_qt_plugins
     from ui.theme import apply_theme
 

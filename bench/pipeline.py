@@ -80,8 +80,8 @@ def _queued_fps(det, frames: list[np.ndarray], rounds: int = 3) -> float:
 def _pipeline_fps(folder: Path, model: Path, db_dir: Path, n: int, db_name: str = "bench.db") -> tuple[float, dict]:
     """Run the real station (folder -> model -> rules -> SQLite + JPEGs) headless over ``n`` frames
     (the folder looped, as the model-only rounds loop it); return parts/s."""
-    from inspector.cli.station import Station, StationSpec
     from inspector.config import Config
+    from station import Station, StationSpec
 
     cfg = Config().model_copy(update={"model": Config().model.model_copy(update={"path": model})})
     spec = StationSpec(str(folder), f"sqlite:///{(db_dir / db_name).as_posix()}", cfg, max_frames=n, loop=True)

@@ -44,8 +44,8 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
 
-    from inspector.cli.station import Station, StationSpec
     from inspector.config import Config, SaveImages
+    from station import Station, StationSpec
 
     tmp = Path(tempfile.mkdtemp(prefix="inspector-soak-"))
     cfg = Config()

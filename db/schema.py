@@ -125,9 +125,13 @@ class InspectionRecord(Base):
     # trust (issue 12): the recipe that judged the part, and the seal over what decides its verdict
     recipe_sha256: Mapped[str] = mapped_column(String(64), default="")
     mac: Mapped[str] = mapped_column(String(64), default="")
+    # the line (issue 13): the PLC's part id (unique within a run) and the trigger's other keys as JSON
+    part_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    trigger: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
         CheckConstraint(_in("verdict", VERDICTS), name="verdict"),
+        Index("ix_inspections_run_part", run_id, part_id, unique=True),
         Index("ix_inspections_uid", uid, unique=True),
         CheckConstraint("seq >= 0", name="seq"),
         CheckConstraint("latency_ms >= 0", name="latency"),

@@ -135,7 +135,73 @@ class RunConfig(_Section):
     mode: RunMode = Field(
         RunMode.PART, description="part: every frame is a part, none dropped; stream: newest frame wins.")
     queue_size: int = Field(8, ge=1, le=1024, description="Frames waiting between stages.")
-    station: str = Field("station-1", min_length=1, description="Name of this inspection station in reports.")
+    station: str | None = Field(
+        None, min_length=1, description="Older name of [station] name, still read; leave empty and set the "
+                                        "station's name in [station].")
+
+
+class StationConfig(_Section):
+    name: str | None = Field(
+        None, min_length=1, max_length=200,
+        description="Name of this inspection station (reports, image folder, line topics); empty means the host "
+                    "name.")
+
+
+class LineTrigger(str, Enum):
+    NONE = "none"
+    MQTT = "mqtt"
+    OPCUA = "opcua"
+    MODBUS = "modbus"
+
+
+class LineMqttConfig(_Section):
+    url: str = Field(
+        ..., pattern=r"^mqtts?://[^/\s:]+(:\d{1,5})?/?$",
+        description="Broker address: mqtt://host:1883, or mqtts://host:8883 for TLS.")
+    user: str = Field("", description="User name at the broker (empty: none).")
+    password: str = Field("", description="Password at the broker.")
+    ca_file: Path | None = Field(None, description="CA certificate (PEM) the broker's TLS certificate is checked "
+                                                   "against; empty means the system's.")
+    cert_file: Path | None = Field(None, description="Client certificate (PEM) for brokers that ask for one.")
+    key_file: Path | None = Field(None, description="Private key (PEM) of the client certificate.")
+    tls_insecure: bool = Field(False, description="Accept a broker certificate whose host name does not match "
+                                                  "(testing only).")
+    client_id: str = Field("", description="MQTT client id; empty means inspector-<station>.")
+    keepalive_s: int = Field(10, ge=2, le=3600,
+                             description="Keep-alive: the broker publishes the last will (ready: false, offline) "
+                                         "after about 1.5 times this without a word from the station.")
+
+
+class LineOpcuaConfig(_Section):
+    endpoint: str = Field("opc.tcp://0.0.0.0:4840", pattern=r"^opc\.tcp://",
+                          description="Endpoint the station's OPC UA server listens on.")
+    user: str = Field("", description="User name a client must give (empty: anonymous, if allowed).")
+    password: str = Field("", description="Password of that user.")
+    allow_anonymous: bool = Field(False, description="Let clients connect without a user name.")
+    security: str = Field("none", pattern="^(none|basic256sha256_sign|basic256sha256_signandencrypt)$",
+                          description="Security policy: none, basic256sha256_sign or basic256sha256_signandencrypt.")
+
+
+class LineModbusConfig(_Section):
+    host: str = Field("0.0.0.0", min_length=1, description="Address the Modbus TCP server listens on.")
+    port: int = Field(5020, ge=1, le=65535, description="TCP port of the Modbus server (502 needs privileges).")
+
+
+class LineConfig(_Section):
+    trigger: LineTrigger = Field(
+        LineTrigger.NONE, description="Where part triggers come from: none (free-running), mqtt, opcua or modbus.")
+    trigger_timeout_s: float = Field(
+        2.0, gt=0, le=60, description="A trigger whose picture cannot be had within this many seconds is answered "
+                                      "NOT_INSPECTED.")
+    mqtt: LineMqttConfig | None = Field(None, description="MQTT link (no section: no MQTT).")
+    opcua: LineOpcuaConfig | None = Field(None, description="OPC UA server (no section: none).")
+    modbus: LineModbusConfig | None = Field(None, description="Modbus TCP server (no section: none).")
+
+    @model_validator(mode="after")
+    def _trigger_has_link(self):
+        if self.trigger != LineTrigger.NONE and getattr(self, self.trigger.value) is None:
+            raise ValueError(f"trigger = {self.trigger.value!r} needs a [line.{self.trigger.value}] section")
+        return self
 
 
 class DisplayConfig(_Section):
@@ -151,6 +217,22 @@ class Config(_Section):
     storage: StorageConfig = Field(default_factory=StorageConfig, description="Database and images.")
     run: RunConfig = Field(default_factory=RunConfig, description="The runner.")
     display: DisplayConfig = Field(default_factory=DisplayConfig, description="The live screen.")
+    station: StationConfig = Field(default_factory=StationConfig, description="This station.")
+    line: LineConfig = Field(default_factory=LineConfig, description="Triggers from and results to the PLC.")
+
+    @model_validator(mode="after")
+    def _one_station_name(self):
+        if self.station.name and self.run.station and self.station.name != self.run.station:
+            raise ValueError(f"[station] name = {self.station.name!r} and the older run.station = "
+                             f"{self.run.station!r} disagree: keep [station] name and remove run.station")
+        return self
+
+    @property
+    def station_name(self) -> str:
+        """[station] name, else the older run.station, else the host name."""
+        import socket
+
+        return self.station.name or self.run.station or socket.gethostname() or "station"
 
 
 def _explain(e: ValidationError, where: str) -> ConfigError:

@@ -144,7 +144,7 @@ class Pipeline:
     def _not_inspected(self, frame: Frame, reason: str, t0: float, started: dt.datetime) -> Inspection:
         return Inspection(frame.seq, frame.source, Verdict.NOT_INSPECTED, (reason,), None, started,
                           (time.perf_counter() - t0) * 1000, frame.name, getattr(self.detector, "sha256", ""),
-                          frame.image, frame.jpeg)
+                          frame.image, frame.jpeg, frame.trigger)
 
     def inspect(self, frame: Frame, live: bool = False) -> Inspection:
         return self.finish(self.begin(frame, live))
@@ -189,7 +189,8 @@ class Pipeline:
         verdict, reasons = self.rule.evaluate(detections)
         f = job.frame
         return Inspection(f.seq, f.source, verdict, reasons, detections, job.started,
-                          (time.perf_counter() - job.t0) * 1000, f.name, detections.model_sha256, f.image, f.jpeg)
+                          (time.perf_counter() - job.t0) * 1000, f.name, detections.model_sha256, f.image, f.jpeg,
+                          f.trigger)
 
     def _model_error(self, job: Job, e: ModelError) -> Inspection:
         log.error("model error on frame %s: %s", job.frame.seq, e)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from inspector.types import Detections, Frame, Gap, Inspection, Verdict
+from inspector.types import Detections, Frame, Gap, Inspection, Trigger, Verdict
+
+if TYPE_CHECKING:
+    from inspector.line import LineResult, LineState, LinkStatus
 
 
 @runtime_checkable
@@ -81,3 +85,27 @@ class BatchSink(Protocol):
     """Stores finished inspections durably, in order; returns their record ids once committed."""
 
     def write_batch(self, inspections: list[Inspection]) -> list[int]: ...
+
+
+@runtime_checkable
+class LineInput(Protocol):
+    """Triggers from the line (a PLC over MQTT, OPC UA, Modbus): ``listen`` hands each one to ``on_trigger``
+    (on the adapter's own thread; the callback never blocks)."""
+
+    name: str
+
+    def listen(self, on_trigger: Callable[[Trigger], None]) -> None: ...
+
+
+@runtime_checkable
+class LineOutput(Protocol):
+    """Tells the line the station's ready state and each committed result; ``send`` never blocks inspection
+    (a link that is down queues or drops, and says so in ``link()``)."""
+
+    name: str
+
+    def send(self, item: LineState | LineResult) -> None: ...
+
+    def link(self) -> LinkStatus: ...
+
+    def close(self, last: LineState) -> None: ...

@@ -10,6 +10,7 @@ committed, so whatever was reported survives a crash.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -20,9 +21,10 @@ from dataclasses import dataclass, field
 
 from inspector.config import RunMode
 from inspector.errors import InspectorError
+from inspector.line import TriggerDesk
 from inspector.pipeline import Pipeline
 from inspector.ports import BatchSink, FrameSource
-from inspector.types import Frame, Gap, Inspection, Verdict
+from inspector.types import Frame, Gap, Inspection, Trigger, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +74,10 @@ class Runner:
     def __init__(self, source: FrameSource, pipeline_factory: Callable[[], Pipeline], sink: BatchSink,
                  mode: RunMode = RunMode.PART, queue_size: int = 8, max_frames: int | None = None,
                  on_committed: Callable[[list[tuple[int, Inspection]]], None] | None = None,
-                 on_error: Callable[[Exception], None] | None = None, batch_max: int = 64) -> None:
+                 on_error: Callable[[Exception], None] | None = None, batch_max: int = 64,
+                 desk: TriggerDesk | None = None) -> None:
         self.source = source
+        self.desk = desk  # triggered acquisition: a picture per trigger, none without one
         self.pipeline_factory = pipeline_factory
         self.sink = sink
         self.mode = mode
@@ -90,6 +94,8 @@ class Runner:
         # its frames inspected and written; a failed writer, nothing more can be stored)
         self._infer_down = threading.Event()
         self._writer_down = threading.Event()
+        self._captured = threading.Event()  # the capture thread is done: no more pictures
+        self._last_seq = 0
         self._meter = _Meter()
         self._lock = threading.Lock()
         self.error: Exception | None = None
@@ -98,7 +104,10 @@ class Runner:
     # control -------------------------------------------------------------------------------
     def start(self) -> None:
         self._meter = _Meter()
-        for target, name in ((self._capture, "capture"), (self._infer, "inference"), (self._write, "writer")):
+        threads = [(self._capture, "capture"), (self._infer, "inference"), (self._write, "writer")]
+        if self.desk is not None:
+            threads.append((self._answer_due, "triggers"))
+        for target, name in threads:
             down = {"inference": self._infer_down, "writer": self._writer_down}.get(name)
             t = threading.Thread(target=self._guard(target, down), name=f"inspector-{name}", daemon=True)
             self._threads.append(t)
@@ -120,6 +129,15 @@ class Runner:
         for t in self._threads:
             t.join(None if end is None else max(0.0, end - time.monotonic()))
         return not any(t.is_alive() for t in self._threads)
+
+    @property
+    def paused(self) -> bool:
+        return self._paused.is_set()
+
+    @property
+    def ready(self) -> bool:
+        """The model is loaded and nothing has failed."""
+        return self._ready.is_set() and self.error is None
 
     @property
     def running(self) -> bool:
@@ -151,7 +169,7 @@ class Runner:
 
     # threads -------------------------------------------------------------------------------
     def _put_frame(self, frame: Frame) -> None:
-        if self.mode == RunMode.STREAM:
+        if self.mode == RunMode.STREAM and self.desk is None:  # a triggered picture is a part: never dropped
             while True:
                 try:
                     self._frames.put_nowait(frame)
@@ -173,6 +191,9 @@ class Runner:
     def _capture(self) -> None:
         self._ready.wait()
         try:
+            if self.desk is not None:
+                self._capture_triggered()
+                return
             n = 0
             while not self._stop.is_set() and self.error is None:
                 if self._paused.is_set():
@@ -191,13 +212,76 @@ class Runner:
                 self._put_frame(frame)
         finally:
             self.source.close()
-            while True:
-                try:
-                    self._frames.put(_END, timeout=0.1)
+            self._captured.set()
+            if self.desk is None:  # with triggers, the triggers thread ends the frames after the last answer
+                self._end_frames()
+
+    def _end_frames(self) -> None:
+        while True:
+            try:
+                self._frames.put(_END, timeout=0.1)
+                break
+            except queue.Full:
+                if self.error is not None:
                     break
-                except queue.Full:
-                    if self.error is not None:
-                        break
+
+    def _capture_triggered(self) -> None:
+        """A picture per trigger: a folder or video gives its next picture; a live source keeps capturing and
+        a trigger takes the first picture taken after it (never one from before it)."""
+        assert self.desk is not None
+        live = bool(getattr(self.source, "live", False))
+        n = 0
+        while not self._stop.is_set() and self.error is None:
+            if self._paused.is_set():
+                time.sleep(0.05)
+                continue
+            if self.max_frames is not None and n >= self.max_frames:
+                break
+            if live:
+                frame = self.source.read()
+                if frame is None:
+                    break
+                if isinstance(frame, Gap):
+                    continue
+                trig = self.desk.claim(frame.timestamp)
+                if trig is None:
+                    continue  # no part in front of the camera: not inspected, not counted
+            else:
+                trig = self.desk.take(0.05)
+                if trig is None:
+                    continue
+                frame = self.source.read()
+                if frame is None:
+                    self._put_missed(trig, "the source has no more pictures")
+                    break
+                if isinstance(frame, Gap):
+                    self._put_missed(trig, f"no picture: {frame.reason}")
+                    continue
+            n += 1
+            self._last_seq = frame.seq
+            with self._lock:
+                self._meter.frames_read += 1
+            self._put_frame(dataclasses.replace(frame, trigger=trig))
+
+    def _put_missed(self, trig: Trigger, reason: str) -> None:
+        """A trigger without a picture becomes a part NOT_INSPECTED with ``reason``: recorded and answered."""
+        name = f"part {trig.part_id}" if trig.part_id else "triggered part"
+        self._put_frame(Frame(None, self._last_seq, self.source.name, trig.at, name, reason, trigger=trig))
+
+    def _answer_due(self) -> None:
+        """Triggers refused or timed out become NOT_INSPECTED parts; once capture ends, those still waiting
+        too, and then the frames end."""
+        assert self.desk is not None
+        try:
+            self._ready.wait()
+            while not self._captured.is_set():
+                for trig, why in self.desk.due(0.05):
+                    self._put_missed(trig, why)
+        finally:
+            why = "the run ended before a picture was taken" if self.error is None else f"not inspected: {self.error}"
+            for trig, reason in self.desk.close(why):
+                self._put_missed(trig, reason)
+            self._end_frames()
 
     def _infer(self) -> None:
         try:

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import cv2
 import numpy as np
@@ -251,6 +251,19 @@ def opencv_opener(target: str | int, cfg: CameraConfig) -> Callable[[], Capture]
     return open_
 
 
+class _Shot(NamedTuple):
+    """A picture as the reader thread got it, with when (``time.time()``): a trigger takes only a picture
+    taken after it, however long the picture then waited in the buffer."""
+
+    image: np.ndarray
+    at: float
+
+
+def _is_picture(item) -> bool:
+    """Not a notice (``str``) nor the end (None)."""
+    return item is not None and not isinstance(item, str)
+
+
 class _NewestFrames:
     """The capture buffer of a live source: at most ``size`` pictures (a new one pushes out the oldest
     picture), and every notice (a ``str``) kept in its place, up to a bound a sane camera never reaches."""
@@ -265,8 +278,8 @@ class _NewestFrames:
     def put(self, item) -> None:
         with self._cond:
             items = self._items
-            if isinstance(item, np.ndarray):
-                pictures = [i for i, x in enumerate(items) if isinstance(x, np.ndarray)]
+            if _is_picture(item):
+                pictures = [i for i, x in enumerate(items) if _is_picture(x)]
                 if len(pictures) >= self.size:
                     del items[pictures[0]]
             elif len(items) >= self.MAX_NOTICES:
@@ -356,7 +369,7 @@ class LiveSource:
     def _put(self, item) -> None:
         """Newest wins among pictures: a full buffer drops its oldest picture, never a notice (a drop,
         a reconnect, garbage), which must reach the record even when the camera floods frames after it."""
-        self._frames.put(item)
+        self._frames.put(_Shot(item, time.time()) if isinstance(item, np.ndarray) else item)
 
     def _loop(self, cap: Capture) -> None:
         try:
@@ -440,7 +453,7 @@ class LiveSource:
             self._last_picture = now
             seq = self._seq
             self._seq += 1
-            return Frame(item, seq, self.name, time.time(), f"frame {seq}")
+            return Frame(item.image, seq, self.name, item.at, f"frame {seq}")
 
     def close(self) -> None:
         """Stop the reader and wait for it (and for a reconnect still opening), bounded by the timeouts."""

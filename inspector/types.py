@@ -41,6 +41,7 @@ class Frame:
     error: str | None = None
     # the picture's file bytes when it arrived as a JPEG file: stored as they came, never re-encoded
     jpeg: bytes | None = field(default=None, repr=False, compare=False)
+    trigger: Trigger | None = None  # the line's trigger this picture was taken for (triggered acquisition)
 
     def __post_init__(self) -> None:
         _need(isinstance(self.seq, int) and self.seq >= 0, "a sequence number >= 0", self.seq)
@@ -55,6 +56,24 @@ class Frame:
     @property
     def ok(self) -> bool:
         return self.image is not None
+
+
+@dataclass(frozen=True, eq=False)
+class Trigger:
+    """One part announced by the line (a PLC): take the first picture after ``at`` (``time.time()``).
+
+    ``part_id`` is the PLC's name for the part (None when the trigger gave none); ``extra`` holds the
+    trigger message's other keys, kept with the record; ``via`` is the protocol it came by."""
+
+    part_id: str | None
+    at: float
+    extra: dict = field(default_factory=dict)
+    via: str = ""
+
+    def __post_init__(self) -> None:
+        _need(self.part_id is None or (isinstance(self.part_id, str) and 0 < len(self.part_id) <= 200),
+              "a part_id of 1 to 200 characters or None", self.part_id)
+        _need(isinstance(self.extra, dict), "a dict of extra trigger keys", type(self.extra))
 
 
 @dataclass(frozen=True)
@@ -132,6 +151,7 @@ class Inspection:
     model_sha256: str = ""
     image: np.ndarray | None = field(default=None, repr=False, compare=False)
     jpeg: bytes | None = field(default=None, repr=False, compare=False)  # see Frame.jpeg
+    trigger: Trigger | None = None  # see Frame.trigger
 
     def __post_init__(self) -> None:
         _need(isinstance(self.verdict, Verdict), "a Verdict", self.verdict)

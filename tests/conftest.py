@@ -37,8 +37,8 @@ def synth_data(tmp_path_factory) -> Path:
 def tiny_model(tmp_path_factory, synth_data, inspector_home) -> Path:
     """A real YOLO model, trained here on generated parts (a few epochs, 160 px), trusted in the session's
     default station database (``trust_models`` trusts it in another)."""
-    from inspector.cli.station import default_db_url
     from inspector.training import train
+    from station import default_db_url
 
     out = tmp_path_factory.mktemp("models") / "tiny"
     card = train(synth_data, out, epochs=2, imgsz=160, batch=16, workers=0)
@@ -49,8 +49,8 @@ def tiny_model(tmp_path_factory, synth_data, inspector_home) -> Path:
 def trust_models(db_url: str, *files: Path) -> str:
     """Trust model files on the station database at ``db_url`` (made if new, no users: a fresh install)."""
     from db import TrustRepo
-    from inspector.cli.station import open_db
     from inspector.registry import sha256_file
+    from station import open_db
 
     engine, sessions = open_db(db_url)
     try:

@@ -240,7 +240,7 @@ def test_default_out_is_a_new_untrusted_folder_beside_the_model(models_copy: Pat
 @pytest.mark.parametrize("how", ["shipped card", "registry"])
 def test_nothing_is_written_into_a_trusted_model_folder(models_copy: Path, tmp_path: Path, synth_data: Path,
                                                         capsys, how: str) -> None:
-    from inspector.cli.station import default_db_url
+    from station import default_db_url
     from tests.conftest import trust_models
 
     folder = models_copy / "parts-v2"

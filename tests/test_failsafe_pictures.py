@@ -442,7 +442,10 @@ def test_a_camera_that_gives_up_ends_the_run_with_exit_3_and_says_why(tmp_path, 
     monkeypatch.setattr(sources, "opencv_opener", lambda target, cfg: device)
     cfg = tmp_path / "cam.toml"
     cfg.write_text("[camera]\nread_timeout_s = 0.5\nreconnect_initial_s = 0.05\nmax_reconnects = 2\n")
-    rc = main(["run", "--source", "0", "--model", str(tiny_model), "--db", f"sqlite:///{tmp_path / 'c.db'}",
+    from tests.conftest import trust_models
+
+    db = trust_models(f"sqlite:///{tmp_path / 'c.db'}", tiny_model)  # a new database trusts nothing yet
+    rc = main(["run", "--source", "0", "--model", str(tiny_model), "--db", db,
                "--config", str(cfg), "--json", "--quiet"])
     out, err = capsys.readouterr()
     assert rc == 3

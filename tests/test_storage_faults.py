@@ -38,8 +38,8 @@ def _folder(tmp_path, synth_data, n=60):
 
 
 def _station(tmp_path, src, model, data_dir):
-    from inspector.cli.station import Station, StationSpec
     from inspector.config import Config
+    from station import Station, StationSpec
 
     cfg = Config()
     cfg = cfg.model_copy(update={"storage": cfg.storage.model_copy(update={"data_dir": data_dir}),

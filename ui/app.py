@@ -20,9 +20,9 @@ from types import TracebackType
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QWidget
 
-from inspector.cli.station import DEFAULT_SOURCE, Station, StationSpec
 from inspector.errors import InspectorError
 from inspector.registry import data_home
+from station import DEFAULT_SOURCE, Station, StationSpec
 from ui.controller import LiveController
 from ui.main_window import MainWindow
 from ui.theme import apply_theme

@@ -22,7 +22,7 @@ from ui.bridge import RunnerBridge
 from ui.workers import operator_message, run_job
 
 if TYPE_CHECKING:  # the spec is data here; only the composition root (ui/app.py) builds stations
-    from inspector.cli.station import StationSpec
+    from station import StationSpec
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ JOIN_TIMEOUT_S = 60.0
 
 
 class StationLike(Protocol):
-    """What the controller needs of ``inspector.cli.station.Station``."""
+    """What the controller needs of ``station.Station``."""
 
     run_id: int
     model_name: str
@@ -45,6 +45,8 @@ class StationLike(Protocol):
     def finish(self, reason: str) -> None: ...
 
     def stats(self) -> Any: ...  # the runner's RunStats with the outbox's backlog
+
+    def line_status(self) -> dict | None: ...  # the line's connections and figures (None: no line)
 
 
 StationFactory = Callable[..., StationLike]  # (spec, on_committed=, on_error=, on_camera=) -> Station
@@ -88,6 +90,7 @@ class LiveController(QObject):
     results = Signal(object)  # tuple[LiveResult, ...]
     camera = Signal(object)  # CameraState
     stats = Signal(object)  # RunStats
+    line = Signal(object)  # the line's status dict (station.line.LineLink.status()), None without a line
 
     def __init__(self, station_factory: StationFactory, pool: QThreadPool | None = None,
                  parent: QObject | None = None) -> None:
@@ -212,6 +215,8 @@ class LiveController(QObject):
         if station is None:
             return
         self.stats.emit(station.stats())
+        line_status = getattr(station, "line_status", None)
+        self.line.emit(line_status() if line_status is not None else None)
         if not station.runner.running and self.state in ("running", "paused"):
             self._begin_finish("finished")
 

@@ -20,6 +20,7 @@ from ui.controller import LiveController, RunEnd, RunInfo
 from ui.counters import CountersPanel
 from ui.failures import FailureStrip, PartDialog
 from ui.health import HealthPanel
+from ui.io_panel import IoPanel, LinkDownBanner
 from ui.live_view import LAST_PART, ErrorBanner, FrameCanvas, VerdictBanner
 from ui.theme import part_name
 
@@ -47,6 +48,8 @@ class LiveTab(QWidget):
         self.canvas = FrameCanvas()
         self.counters = CountersPanel()
         self.health = HealthPanel()
+        self.io = IoPanel()
+        self.link_banner = LinkDownBanner()
         self.strip = FailureStrip()
         self.roi: tuple[float, float, float, float] | None = None
         self.last: LiveResult | None = None
@@ -55,11 +58,18 @@ class LiveTab(QWidget):
         self.kiosk = False
         self._failure: str | None = None
 
+        column = QWidget()  # health and the line's I/O, one column that scrolls on a short screen
+        col = QVBoxLayout(column)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.setSpacing(10)
+        col.addWidget(self.health)
+        col.addWidget(self.io)
+        col.addStretch(1)
         side = QScrollArea()  # a short screen scrolls the health rows instead of squeezing them
         side.setWidgetResizable(True)
         side.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         side.setFrameShape(QFrame.Shape.NoFrame)
-        side.setWidget(self.health)
+        side.setWidget(column)
         side.setFixedWidth(SIDE_WIDTH)
         self.side = side
         middle = QHBoxLayout()
@@ -69,6 +79,7 @@ class LiveTab(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(10, 10, 10, 10)
         lay.setSpacing(8)
+        lay.addWidget(self.link_banner)
         lay.addWidget(self.error)
         lay.addWidget(self.banner)
         lay.addWidget(self.counters)
@@ -79,6 +90,8 @@ class LiveTab(QWidget):
         controller.stats.connect(self.counters.show_stats)
         controller.stats.connect(self.health.show_stats)
         controller.camera.connect(self.health.show_camera)
+        controller.line.connect(self.io.show_status)
+        controller.line.connect(self.link_banner.show_status)
         controller.state_changed.connect(self._state_changed)
         controller.started.connect(self._started)
         controller.finished.connect(self._finished)
@@ -150,6 +163,7 @@ class LiveTab(QWidget):
         self.banner.show_idle("RUNNING", f"Run {info.run_id} · {info.source} · waiting for the first part")
 
     def _finished(self, end: RunEnd) -> None:
+        self.link_banner.show_status(None)  # the run closed its links: nothing is down now
         if end.reason.startswith("error"):
             self.banner.show_idle("NOT READY", self._idle_line(end.reason.removeprefix("error: ")))
         else:

@@ -35,7 +35,7 @@ from ui.live_tab import LiveTab
 from ui.settings_dialog import SettingsDialog
 
 if TYPE_CHECKING:  # the spec is data here; only the composition root (ui/app.py) builds stations
-    from inspector.cli.station import StationSpec
+    from station import StationSpec
 
 log = logging.getLogger(__name__)
 

@@ -58,8 +58,8 @@ def _kind(annotation: Any) -> tuple[str, Any]:
         return "bool", None
     if origin is tuple:
         return "tuple", None
-    if origin is dict:
-        return "dict", None
+    if origin is dict or (isinstance(origin, type) and issubclass(origin, BaseModel)):
+        return "dict", None  # a sub-section ([line.mqtt]) is edited as JSON too
     return "text", None
 
 
@@ -102,6 +102,8 @@ class _Field:
             return ""
         if self.kind == "tuple":
             return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+        if self.kind == "dict" and isinstance(value, BaseModel):
+            return json.dumps(value.model_dump(mode="json", exclude_none=True))
         if self.kind == "dict":
             return json.dumps({k: (v.model_dump(exclude_none=True) if isinstance(v, BaseModel) else v)
                                for k, v in value.items()}) if value else ""
@@ -114,7 +116,7 @@ class _Field:
         if self.kind == "bool":
             return self.editor.isChecked()
         text = self.editor.text().strip()
-        if text == "" and (self.optional or self.kind == "dict"):
+        if text == "" and (self.optional or self.kind == "dict"):  # an empty sub-section: none
             return None if self.optional else {}
         if self.kind == "tuple":
             return [p.strip() for p in text.strip("()[]").split(",")]

@@ -37,7 +37,16 @@ def _row_values(run_id: int, insp: Inspection, image_path: str | None, uid: str 
     sha = insp.model_sha256 or (insp.detections.model_sha256 if insp.detections is not None else "")
     return {"run_id": run_id, "seq": insp.seq, "created_at": insp.started_at, "verdict": insp.verdict.value,
             "reasons": dumps(list(insp.reasons)), "latency_ms": float(insp.latency_ms), "image_path": image_path,
-            "frame_name": insp.frame_name, "model_sha256": sha, "uid": uid, "recipe_sha256": recipe_sha256}
+            "frame_name": insp.frame_name, "model_sha256": sha, "uid": uid, "recipe_sha256": recipe_sha256,
+            **_trigger_values(insp)}
+
+
+def _trigger_values(insp: Inspection) -> dict[str, Any]:
+    """The trigger's part id and other keys (with the protocol it came by), None for a free-running part."""
+    t = insp.trigger
+    if t is None:
+        return {"part_id": None, "trigger": None}
+    return {"part_id": t.part_id, "trigger": dumps({**t.extra, "via": t.via, "at": t.at})}
 
 
 def inspection_rows(run_id: int, insp: Inspection, image_path: str | None, uid: str | None = None,

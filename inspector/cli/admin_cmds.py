@@ -32,7 +32,7 @@ def _password(prompt: str) -> str:
 
 
 def _sessions(a: argparse.Namespace):
-    from inspector.cli.station import default_db_url, open_db
+    from station import default_db_url, open_db
 
     return open_db(getattr(a, "db", None) or default_db_url())
 

@@ -30,7 +30,7 @@ def _synth(a: argparse.Namespace) -> int:
 
 def _station(a: argparse.Namespace):
     """(engine, sessions, registry) of the station's database: the models it trusts."""
-    from inspector.cli.station import default_db_url, open_db, trusted_models
+    from station import default_db_url, open_db, trusted_models
 
     engine, sessions = open_db(getattr(a, "db", None) or default_db_url())
     try:

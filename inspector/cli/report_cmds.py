@@ -70,7 +70,7 @@ def register(sub) -> None:  # noqa: ANN001 - argparse's private subparsers type
 
 
 def _db_url(a: argparse.Namespace) -> str:
-    from inspector.cli.station import default_db_url
+    from station import default_db_url
 
     return getattr(a, "db", None) or default_db_url()
 
@@ -92,8 +92,8 @@ def _open(url: str):  # noqa: ANN202
 
 
 def _image_root(url: str, a: argparse.Namespace) -> Path:
-    from inspector.cli.station import image_base
     from inspector.config import load_config
+    from station import image_base
 
     return image_base(url, load_config(getattr(a, "config", None)))[0]
 

@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 from db.failures import mask_url
-from inspector.cli.station import DEFAULT_SOURCE, Station, StationSpec, default_db_url
 from inspector.config import Config, load_config, load_recipe
 from inspector.errors import ConfigError, SourceIncomplete
 from inspector.sources import CameraState
 from inspector.types import Inspection, Verdict
+from station import DEFAULT_SOURCE, Station, StationSpec, default_db_url
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +145,8 @@ def run(a: argparse.Namespace) -> int:
             if time.monotonic() - last_log >= 10:
                 last_log = time.monotonic()
                 cam = f"; camera {camera[-1].state}, {camera[-1].health()}" if camera else ""
+                line = station.line_status()
+                cam += f"; line: {line_text(line)}" if line is not None else ""
                 log.info("%s mode: %s%s", spec.config.run.mode.value, station.stats().status_line(), cam)
     finally:
         signal.signal(signal.SIGINT, old)
@@ -181,6 +183,9 @@ def _summary(a: argparse.Namespace, spec: StationSpec, station: Station, camera:
                        camera_gaps=cam.gaps, camera_gap_s=round(cam.gap_s, 1))
     if incomplete:
         summary["incomplete"] = incomplete
+    line = station.line_status()
+    if line is not None:
+        summary["line"] = line
     judged = summary["frames"] - summary["not_inspected"]
     yield_txt = f"{100 * summary['pass'] / judged:.1f}%" if judged else "n/a"
     print(f"{summary['frames']} parts: {summary['pass']} pass, {summary['fail']} fail, {summary['review']} review, "
@@ -191,8 +196,18 @@ def _summary(a: argparse.Namespace, spec: StationSpec, station: Station, camera:
               "the next start on this station sends them", flush=True)
     if camera:
         print(f"camera: {camera[-1].health()}", flush=True)
+    if line is not None:
+        print(f"line: {line_text(line)}", flush=True)
     if a.json:
         print(json.dumps(summary), flush=True)
+
+
+def line_text(line: dict) -> str:
+    """The line's figures in one line (summary, log)."""
+    links = "; ".join(f"{x['name']} {'connected' if x['connected'] else 'DOWN: ' + x['detail']}"
+                      for x in line["links"]) or "no links"
+    return (f"trigger {line['trigger']}, {line['triggers']} trigger(s), {line['answered']} answered, "
+            f"{line['repeats']} repeat(s), {line['missed']} missed, {line['unacknowledged']} unacknowledged; {links}")
 
 
 def open_window(a: argparse.Namespace) -> int:

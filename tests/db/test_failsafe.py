@@ -22,9 +22,9 @@ from db.schema import Run
 from db.sink import DbWriter
 from db.writes import write
 from inspector.auth import Actor, Role
-from inspector.cli.station import image_namespace, reconcile
 from inspector.errors import StorageError
 from inspector.images import ImageStore
+from station import image_namespace, reconcile
 from tests.db.conftest import backend_url, hold_lock
 
 

@@ -31,8 +31,8 @@ def parts(tmp_path) -> Path:
 @pytest.fixture
 def make_spec(tmp_path):
     """A StationSpec over ``source`` with the given model, a database in tmp_path, fast camera timeouts."""
-    from inspector.cli.station import StationSpec
     from inspector.config import Config, config_from_dict
+    from station import StationSpec
 
     def make(source: Path | str, model: Path | None, loop: bool = False, db: str = "t.db",
              trusted: bool = True) -> StationSpec:

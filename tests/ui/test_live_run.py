@@ -55,7 +55,7 @@ def test_a_folder_runs_to_the_end_and_the_counters_match_the_database(qtbot, ope
 
 
 def test_stop_keeps_every_finished_inspection(qtbot, open_window, make_spec, tiny_model):
-    from inspector.cli.station import DEFAULT_SOURCE
+    from station import DEFAULT_SOURCE
 
     spec = make_spec(DEFAULT_SOURCE, tiny_model, loop=True)
     w = open_window(spec)
@@ -74,7 +74,7 @@ def test_stop_keeps_every_finished_inspection(qtbot, open_window, make_spec, tin
 
 
 def test_closing_the_window_stops_the_run_first(qtbot, open_window, make_spec, tiny_model):
-    from inspector.cli.station import DEFAULT_SOURCE
+    from station import DEFAULT_SOURCE
 
     spec = make_spec(DEFAULT_SOURCE, tiny_model, loop=True)
     w = open_window(spec)
@@ -116,7 +116,7 @@ def test_a_camera_that_cannot_be_opened_is_shown(qtbot, open_window, make_spec, 
 
 def test_a_camera_that_drops_shows_reconnecting_then_stopped(qtbot, open_window, make_spec, tiny_model,
                                                              monkeypatch):
-    import inspector.cli.station as station_mod
+    import station.core as station_mod
     from inspector.config import CameraConfig
     from inspector.sources import LiveSource
     from tests.fakes import FakeCameraDevice
@@ -147,7 +147,7 @@ def test_a_camera_that_drops_shows_reconnecting_then_stopped(qtbot, open_window,
 
 
 def test_choosing_a_source_while_running_restarts_with_it(qtbot, open_window, make_spec, parts, tiny_model):
-    from inspector.cli.station import DEFAULT_SOURCE
+    from station import DEFAULT_SOURCE
 
     spec = make_spec(DEFAULT_SOURCE, tiny_model, loop=True)
     w = open_window(spec)

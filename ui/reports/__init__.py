@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 from PySide6.QtWidgets import QWidget
 
 if TYPE_CHECKING:
-    from inspector.cli.station import StationSpec
+    from station import StationSpec
 
 
 def create_tab(spec: StationSpec) -> QWidget:
     """The reports tab over the station's database (opened on a pool thread when the tab is first shown)."""
-    from inspector.cli.station import image_base
+    from station import image_base
     from ui.reports.tab import ReportsTab
     from ui.review.service import Database
 

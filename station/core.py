@@ -26,7 +26,7 @@ from inspector.types import Inspection
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SOURCE = str(Path(__file__).resolve().parents[2] / "sample_images")
+DEFAULT_SOURCE = str(Path(__file__).resolve().parents[1] / "sample_images")
 
 
 def default_db_url() -> str:
@@ -163,6 +163,10 @@ class Station:
             # trust: the model's hash and the recipe checked against this station's database, before any load
             self.registry, self.recipe_sha = station_trust(self.sessions, cfg, registry)
             self.model_sha = self.registry.check(self.model_path)
+            self.line = self._line(cfg)
+            if self.line is not None:
+                on_camera = self._camera_to_line(on_camera)
+                on_committed = self._committed_to_line(on_committed)
             self.source = open_source(spec.source, cfg.camera, spec.loop, on_camera)
         except Exception:
             self.engine.dispose()
@@ -186,8 +190,39 @@ class Station:
                             cfg.quality.min_side_px or cfg.model.imgsz // 4)
 
         self.runner = Runner(self.source, pipeline,
-                             self.writer, cfg.run.mode, cfg.run.queue_size, spec.max_frames, on_committed, on_error)
+                             self.writer, cfg.run.mode, cfg.run.queue_size, spec.max_frames, on_committed, on_error,
+                             desk=self.line.desk if self.line is not None else None)
         self._ended = False
+
+    def _line(self, cfg: Config):
+        """The line's links from ``[line]`` (None when there are none and nothing triggers)."""
+        from station.line import LineLink
+
+        if cfg.line.trigger.value == "none" and not any((cfg.line.mqtt, cfg.line.opcua, cfg.line.modbus)):
+            return None
+        return LineLink(cfg, self.model_sha)
+
+    def _camera_to_line(self, on_camera):
+        line = self.line
+
+        def camera(state: CameraState) -> None:
+            line.camera(state)
+            if on_camera is not None:
+                on_camera(state)
+        return camera
+
+    def _committed_to_line(self, on_committed):
+        line = self.line
+
+        def committed(items: list[tuple[int, Inspection]]) -> None:
+            line.on_committed(items)  # the PLC first: it is waiting
+            if on_committed is not None:
+                on_committed(items)
+        return committed
+
+    def line_status(self) -> dict | None:
+        """The line's connections and figures (None without a line)."""
+        return self.line.status() if self.line is not None else None
 
     def _prepare_storage(self, spec: StationSpec, card: dict) -> None:
         """The image namespace, the outbox (a database server only), the backlog of an earlier run forwarded,
@@ -199,7 +234,7 @@ class Station:
 
         cfg = spec.config
         self.base, legacy = image_base(spec.db_url, cfg)
-        self.subdir = image_namespace(self.sessions, legacy, cfg.run.station)
+        self.subdir = image_namespace(self.sessions, legacy, cfg.station_name)
         self.outbox = None if sqlite_path(spec.db_url) is not None or spec.db_url.startswith("sqlite") \
             else Outbox(self.base / f"{self.subdir}.outbox" / "outbox.sqlite")  # beside the images, not among them
         waiting: set[str] = set()
@@ -210,15 +245,15 @@ class Station:
                 log.warning("the outbox %s could not be forwarded yet (%s); %d record(s) wait",
                             self.outbox.path, type(e).__name__, self.outbox.size())
             waiting = self.outbox.image_paths()
-        reconcile(self.sessions, self.base, self.subdir, cfg.run.station, waiting)
+        reconcile(self.sessions, self.base, self.subdir, cfg.station_name, waiting)
         name = self.model_path.parent.name if self.model_path.parent.name != "models" else self.model_path.stem
         recipe = json.dumps(cfg.recipe.model_dump(mode="json"))
 
         def start(s) -> tuple[int, str]:
             mv = ModelRepo.get_or_create(s, name, str(self.model_path), self.model_sha, list(card.get("classes", [])))
-            run = RunRepo.start(s, mask_url(self.source.name), recipe, cfg.recipe.name, mv.id, cfg.run.station,
+            run = RunRepo.start(s, mask_url(self.source.name), recipe, cfg.recipe.name, mv.id, cfg.station_name,
                                 cfg.run.mode.value)
-            AuditRepo.append(s, actor=f"station:{cfg.run.station}", action="run.start", target=f"run:{run.id}",
+            AuditRepo.append(s, actor=f"station:{cfg.station_name}", action="run.start", target=f"run:{run.id}",
                              detail={"model_sha256": self.model_sha, "recipe_sha256": self.recipe_sha,
                                      "recipe": cfg.recipe.name})
             return run.id, mv.name
@@ -226,6 +261,8 @@ class Station:
         self.run_id, self.model_name = write(self.sessions, start, "Starting the run")
 
     def start(self) -> None:
+        if self.line is not None:
+            self.line.start(self.runner)
         self.runner.start()
 
     def stop(self) -> None:
@@ -255,6 +292,8 @@ class Station:
         from db.writes import write
 
         self._ended = True
+        if self.line is not None:  # the PLC hears at once that this station no longer inspects
+            self.line.close("stopped" if not reason.startswith("error") else reason[:200])
         try:
             deadline = time.monotonic() + forward_wait_s
             while not self.db_writer.forward(force=True) and time.monotonic() < deadline:
