@@ -70,12 +70,17 @@ class Dataset:
 @dataclass
 class _Problems:
     found: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    sink: dict[str, list[str]] | None = None  # given: problems are collected here instead of raised
 
     def add(self, kind: str, where: str) -> None:
         self.found[kind].append(where)
 
     def raise_if_any(self, root: Path, advice: str) -> None:
         if not self.found:
+            return
+        if self.sink is not None:
+            for kind, where in self.found.items():
+                self.sink.setdefault(kind, []).extend(where)
             return
         lines = [f"{root}: {sum(len(v) for v in self.found.values())} problem(s) in the data set."]
         for kind, where in self.found.items():
@@ -144,8 +149,8 @@ def _assign(images: dict[str, LabelledImage], split_files: dict[str, list[str]] 
     return {k: tuple(v) for k, v in splits.items()}
 
 
-def _load_voc(root: Path) -> Dataset:
-    problems = _Problems()
+def _load_voc(root: Path, sink: dict[str, list[str]] | None = None) -> Dataset:
+    problems = _Problems(sink=sink)
     ann_dir = root / "annotations"
     class_file = root / "classes.txt"
     fixed_classes = [c.strip() for c in _text(class_file).splitlines() if c.strip()] if class_file.exists() else None
@@ -224,8 +229,9 @@ def _parse_yolo_labels(label: Path, w: int, h: int, ncls: int,
     return tuple(boxes)
 
 
-def _load_yolo_folder(root: Path, classes: list[str] | None = None) -> Dataset:
-    problems = _Problems()
+def _load_yolo_folder(root: Path, classes: list[str] | None = None,
+                      sink: dict[str, list[str]] | None = None) -> Dataset:
+    problems = _Problems(sink=sink)
     if classes is None:
         cf = root / "classes.txt"
         if not cf.exists():
@@ -253,7 +259,7 @@ def _load_yolo_folder(root: Path, classes: list[str] | None = None) -> Dataset:
     return Dataset(root, "yolo", tuple(classes), splits, split_files is not None)
 
 
-def _load_data_yaml(path: Path) -> Dataset:
+def _load_data_yaml(path: Path, sink: dict[str, list[str]] | None = None) -> Dataset:
     import yaml
 
     try:
@@ -267,7 +273,7 @@ def _load_data_yaml(path: Path) -> Dataset:
     base = Path(spec.get("path") or path.parent)
     if not base.is_absolute():
         base = path.parent / base
-    problems = _Problems()
+    problems = _Problems(sink=sink)
     splits: dict[str, tuple[LabelledImage, ...]] = {}
     for split in ("train", "val", "test"):
         if split not in spec or spec[split] is None:
@@ -294,24 +300,28 @@ def _load_data_yaml(path: Path) -> Dataset:
     return Dataset(path, "data.yaml", tuple(classes), splits, True)
 
 
-def load_dataset(path: Path | str) -> Dataset:
-    """Read and check a data set in any supported layout; raise DatasetError with a report."""
+def load_dataset(path: Path | str, problems: dict[str, list[str]] | None = None) -> Dataset:
+    """Read and check a data set in any supported layout; raise DatasetError with a report.
+
+    With ``problems`` (a dict), problems in single files (a bad label, an unreadable image) are
+    collected there, kind -> files, and the rest of the data set is returned (``inspector data check``).
+    """
     root = Path(path)
     if not root.exists():
         raise DatasetError(f"data set not found: {root}")
     if root.is_file():
         if root.suffix.lower() in (".yaml", ".yml"):
-            return _load_data_yaml(root)
+            return _load_data_yaml(root, problems)
         raise DatasetError(f"{root}: expected a folder or a data.yaml file.")
     if (root / "data.yaml").exists() and not (root / "images").is_dir():
-        return _load_data_yaml(root / "data.yaml")
+        return _load_data_yaml(root / "data.yaml", problems)
     if not (root / "images").is_dir():
         raise DatasetError(f"{root}: no images/ folder. Expected images/ with annotations/ (Pascal VOC), "
                            "images/ with labels/ and classes.txt (YOLO), or a data.yaml.")
     if (root / "annotations").is_dir():
-        return _load_voc(root)
+        return _load_voc(root, problems)
     if (root / "labels").is_dir():
-        return _load_yolo_folder(root)
+        return _load_yolo_folder(root, sink=problems)
     raise DatasetError(f"{root}: images/ has no labels/ or annotations/ beside it.")
 
 

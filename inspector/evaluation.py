@@ -101,8 +101,12 @@ def _match(pred_boxes: np.ndarray, pred_conf: np.ndarray, gt_boxes: np.ndarray) 
 
 
 def evaluate(detector: Detector, dataset: Dataset, images: tuple[LabelledImage, ...], recipe: Recipe,
-             progress: Callable[[int, int], None] | None = None, split: str = "") -> EvalReport:
-    """Run the detector over the images and compute box and part metrics."""
+             progress: Callable[[int, int], None] | None = None, split: str = "",
+             on_image: Callable[[LabelledImage, Verdict, Detections | None], None] | None = None) -> EvalReport:
+    """Run the detector over the images and compute box and part metrics.
+
+    ``on_image`` (if given) sees each image's verdict and detections (None when it could not be read).
+    """
     ncls = len(dataset.classes)
     name_to_model = {n: i for i, n in enumerate(detector.classes)}
     stats: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(ncls)]
@@ -115,10 +119,14 @@ def evaluate(detector: Detector, dataset: Dataset, images: tuple[LabelledImage, 
         if img is None:
             log.warning("skipping %s: %s", im.path.name, err)
             confusion[truth][Verdict.NOT_INSPECTED.value] += 1
+            if on_image:
+                on_image(im, Verdict.NOT_INSPECTED, None)
             continue
         det: Detections = detector.detect(img)
         verdict, _ = recipe.evaluate(det)
         confusion[truth][verdict.value] += 1
+        if on_image:
+            on_image(im, verdict, det)
         if truth == "defective" and verdict == Verdict.PASS:
             escaped.append(im.path.name)
         for c in range(ncls):

@@ -14,10 +14,12 @@ import json
 import logging
 import platform
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from inspector.datasets import load_dataset, to_ultralytics
@@ -25,10 +27,11 @@ from inspector.errors import DatasetError, ModelError
 from inspector.outputs import refuse_trusted_folder
 from inspector.privacy import keep_data_local
 from inspector.registry import ModelRegistry, sha256_file
+from inspector.train_plan import SCRATCH_BASE, advise_imgsz, choose_base, format_duration, training_seconds
 
 log = logging.getLogger(__name__)
 
-SCRATCH_BASE = "yolo11n.yaml"
+CLOSE_MOSAIC_SHARE = 0.2  # the last fifth of the epochs (however many the budget allows) trains without mosaic
 
 
 @dataclass(frozen=True)
@@ -67,40 +70,103 @@ def _resolve_base(base: str | None) -> str:
     return str(p)
 
 
+@dataclass
+class _Stop:
+    """Why and when the training loop should stop early: the budget's deadline, or Ctrl-C."""
+
+    deadline: float | None = None
+    interrupted: bool = False
+    reason: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def _graceful_sigint(stop: _Stop, say: Callable[[str], None]):
+    """First Ctrl-C: stop after the current step, validate and keep the best; the second stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame) -> None:
+        if stop.interrupted:
+            raise KeyboardInterrupt
+        stop.interrupted = True
+        stop.reason = "Ctrl-C"
+        say("stopping (Ctrl-C): finishing this step, then validating and keeping the best weights so far; "
+            "Ctrl-C again stops at once")
+
+    return signal.signal(signal.SIGINT, handler)
+
+
+def _add_budget_callbacks(model, stop: _Stop) -> None:
+    def on_batch_end(trainer) -> None:
+        if stop.interrupted:
+            trainer.stop = True
+        elif stop.deadline is not None and time.time() > stop.deadline:
+            stop.reason = stop.reason or "time budget"
+            trainer.stop = True
+
+    def on_fit_epoch_end(trainer) -> None:
+        # the budget fixes the number of epochs only after the first one; keep mosaic off for the last fifth
+        if trainer.args.close_mosaic:
+            trainer.args.close_mosaic = max(1, round(CLOSE_MOSAIC_SHARE * trainer.epochs))
+
+    model.add_callback("on_train_batch_end", on_batch_end)
+    model.add_callback("on_fit_epoch_end", on_fit_epoch_end)
+
+
 def train(data: Path | str, out: Path | str, *, base: str | None = None, epochs: int = 50,
-          imgsz: int = 320, batch: int = 16, hours: float | None = None, resume: bool = False,
+          imgsz: int | None = 320, batch: int = 16, hours: float | None = None, resume: bool = False,
           workers: int = 2, seed: int = 0, name: str | None = None, command: str | None = None,
           progress: Callable[[TrainProgress], None] | None = None, export_onnx: bool = True,
-          registry: ModelRegistry | None = None) -> dict:
+          registry: ModelRegistry | None = None, time_budget_s: float | None = None, keep_base: bool = False,
+          say: Callable[[str], None] = log.info) -> dict:
     """Train and write weights, ONNX and the model card into ``out``; return the card.
 
     ``registry``: the hashes trusted on the station (default: the shipped ones); any other ``.pt``
     must pass the weights-only loader. ModelError for a file that does not. ``out`` may not hold a
     trusted model, unless resuming the run it holds.
+    ``time_budget_s`` (or ``hours``) bounds the whole call, validation and export included: the
+    epochs are fitted to it so the learning-rate schedule ends with it. ``imgsz=None`` takes the
+    size the data's box sizes suggest. ``base`` is chosen by ``train_plan.choose_base``.
+    Ctrl-C (SIGINT, in the main thread) stops after the current step and keeps the best weights.
     """
     registry = registry or ModelRegistry()
     keep_data_local()
+    started = time.time()
     out = Path(out)
     if not (resume and (out / "run" / "weights" / "last.pt").exists()):
         refuse_trusted_folder(out, registry.trusted())
     name = name or out.name
     run_dir = out / "run"
-    started = time.time()
+    if hours and not time_budget_s:
+        time_budget_s = hours * 3600
     ds = load_dataset(data)
     if not ds.splits.get("train"):
         raise DatasetError(f"{data}: the training split is empty.")
+    notes: dict = {}
+    if imgsz is None:
+        advice = advise_imgsz(ds)
+        imgsz = advice.imgsz
+        notes["imgsz_note"] = advice.message
+        say(f"image size: {advice.message}")
     data_yaml = to_ultralytics(ds, default_cache_dir())
 
     from ultralytics import YOLO
 
     last = run_dir / "weights" / "last.pt"
     if resume:
-        if not last.exists():
-            raise ModelError(f"nothing to resume in {out}: no {last}.")
-        registry.check_or_vet(last)
-        model = YOLO(str(last))
+        if last.exists():
+            registry.check_or_vet(last)  # a pickle: vetted before anything unpickles it
+        model = _resumable(out, last, YOLO)
+        base_label = "resumed run"
     else:
-        base_ref = _resolve_base(base)
+        choice = choose_base(base, ds.classes, registry.trusted(), keep=keep_base)
+        if choice.note:
+            say(f"base: {choice.note}")
+            notes["base_note"] = choice.note
+        if choice.asked and choice.asked != choice.ref:
+            notes["base_asked"] = choice.asked
+        base_ref = _resolve_base(choice.ref)
+        base_label = _shipped_label(base_ref)
         if base_ref.lower().endswith(".pt"):
             registry.check_or_vet(Path(base_ref))
         try:
@@ -123,11 +189,21 @@ def train(data: Path | str, out: Path | str, *, base: str | None = None, epochs:
         progress(TrainProgress(ep, total, loss, m50, took / ep * (total - ep)))
 
     model.add_callback("on_fit_epoch_end", on_epoch_end)
+    stop = _Stop()
+    _add_budget_callbacks(model, stop)
     args = dict(data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, device="cpu",
                 workers=workers, project=str(out.resolve()), name="run", exist_ok=True, plots=False,
                 verbose=False, amp=False, seed=seed, deterministic=False, val=True, patience=1000)
-    if hours:
-        args["time"] = hours
+    if not base_label.endswith((".yaml", ".yml")) and not resume:
+        args["warmup_epochs"] = 1.0  # a pre-trained start needs a short warm-up; a budget has few epochs
+    if time_budget_s and not resume:
+        loop_s = training_seconds(time_budget_s, time.time() - started)
+        stop.deadline = time.time() + loop_s
+        args["time"] = loop_s / 3600  # Ultralytics refits the epochs (and the LR schedule) after each one
+        notes["time_budget_s"] = round(time_budget_s, 1)
+        say(f"time budget {format_duration(time_budget_s)}: {loop_s / 60:.1f} min of training, the rest for the "
+            "final validation, export and card")
+    old_handler = _graceful_sigint(stop, say)
     interrupted = False
     try:
         if resume:
@@ -137,19 +213,72 @@ def train(data: Path | str, out: Path | str, *, base: str | None = None, epochs:
     except KeyboardInterrupt:
         interrupted = True
         log.warning("training interrupted: keeping the best weights so far")
+    finally:
+        if old_handler is not None:
+            signal.signal(signal.SIGINT, old_handler)
+    interrupted = interrupted or stop.interrupted
     best = run_dir / "weights" / "best.pt"
     if not best.exists():
         best = last
     if not best.exists():
         raise ModelError("training stopped before the first epoch finished: no weights to keep.")
+    reason = stop.reason or ("Ctrl-C" if interrupted else "time budget" if time_budget_s and not resume else "")
+    notes.update(_selection_summary(run_dir, reason))
     return finalize(best, out, name=name, data=Path(data), ds_classes=ds.classes, imgsz=imgsz,
-                    epochs=epochs, base=base or SCRATCH_BASE, command=command, interrupted=interrupted,
-                    seconds=time.time() - started, export_onnx=export_onnx)
+                    epochs=epochs, base=base_label, command=command, interrupted=interrupted,
+                    seconds=time.time() - started, export_onnx=export_onnx, extra=notes)
+
+
+def _shipped_label(ref: str) -> str:
+    """A shipped base as 'models/NAME/FILE' (the same on every machine); anything else as given."""
+    from inspector.registry import shipped_models_dir
+
+    try:
+        rel = Path(ref).resolve().relative_to(shipped_models_dir().resolve())
+    except (ValueError, OSError):
+        return ref
+    return f"models/{rel.as_posix()}"
+
+
+def _resumable(out: Path, last: Path, yolo_cls):
+    """The model of a stopped run that can go on; a clear error when there is none."""
+    if not last.exists():
+        raise ModelError(f"nothing to resume in {out}: no {last}.")
+    try:
+        import torch
+
+        ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    except Exception as e:  # a cut or corrupt checkpoint: torch raises many kinds
+        raise ModelError(f"cannot resume from {last}: the checkpoint is unreadable ({e}).") from e
+    if not isinstance(ckpt, dict) or ckpt.get("optimizer") is None or int(ckpt.get("epoch", -1)) < 0:
+        raise ModelError(f"the run in {out} ended cleanly (budget, Ctrl-C or its last epoch), so there is nothing "
+                         f"to resume; to train further, start a new run with --base {out}.")
+    return yolo_cls(str(last))
+
+
+def _selection_summary(run_dir: Path, stop_reason: str) -> dict:
+    """Epochs done, the best epoch by val mAP50 and the split used to pick it, from Ultralytics' results.csv."""
+    import csv
+
+    try:
+        with open(run_dir / "results.csv", newline="") as f:
+            rows = [{k.strip(): v for k, v in r.items()} for r in csv.DictReader(f)]
+    except OSError:
+        return {}
+    scored = [r for r in rows if r.get("metrics/mAP50(B)") not in (None, "")]
+    if not scored:
+        return {}
+    best = max(scored, key=lambda r: 0.1 * float(r["metrics/mAP50(B)"]) + 0.9 * float(r["metrics/mAP50-95(B)"]))
+    return {"best_epoch": int(float(best["epoch"])), "train_val_map50": round(float(best["metrics/mAP50(B)"]), 4),
+            "train_val_map50_95": round(float(best["metrics/mAP50-95(B)"]), 4),
+            "selection": "the data set's val split picked the best epoch (Ultralytics fitness: 0.1 mAP50 + "
+                         "0.9 mAP50-95); it is not a held-out test",
+            "stopped_by": stop_reason or "last epoch"}
 
 
 def finalize(weights: Path, out: Path, *, name: str, data: Path, ds_classes: tuple[str, ...], imgsz: int,
              epochs: int, base: str, command: str | None, interrupted: bool, seconds: float,
-             export_onnx: bool = True) -> dict:
+             export_onnx: bool = True, extra: dict | None = None) -> dict:
     """Copy the weights to ``out/NAME.pt``, export ONNX, validate, and write the card."""
     from ultralytics import YOLO
     from ultralytics.utils.torch_utils import strip_optimizer
@@ -186,6 +315,7 @@ def finalize(weights: Path, out: Path, *, name: str, data: Path, ds_classes: tup
         "validation": {},
         "files": {f.name: {"sha256": sha256_file(f), "bytes": f.stat().st_size} for f in files},
     }
+    card.update(extra or {})
     write_card(out, card)
     return card
 
@@ -213,18 +343,30 @@ def write_card(out: Path, card: dict) -> None:
     lines = [f"# Model card: {card['name']}", "",
              f"- Task: {card['task']} ({card['architecture']}), image size {card['imgsz']} px",
              f"- Classes: {', '.join(card['classes'])}",
-             f"- Base: {card['base']}",
+             f"- Base: {card['base']}" + (f" ({card['base_note']})" if card.get("base_note") else ""),
              f"- Data: {card['data']}" + (f" ({card['data_note']})" if card.get("data_note") else ""),
              f"- Epochs: {card.get('epochs_done')} done of {card['epochs_planned']} planned"
              + (" (interrupted)" if card.get("interrupted") else ""),
              f"- Training time: {card['train_seconds']:.0f} s on {card.get('machine', '?')}",
              f"- Date: {card['date']}",
-             f"- Command: `{card['command']}`", "", "## Files", ""]
+             f"- Command: `{card['command']}`"]
+    if card.get("selection"):
+        lines += [f"- Best epoch {card.get('best_epoch')}: val mAP50 {card.get('train_val_map50')}, mAP50-95 "
+                  f"{card.get('train_val_map50_95')} ({card['selection']}); stopped by {card.get('stopped_by')}"]
+    if card.get("time_budget_s"):
+        lines += [f"- Time budget: {format_duration(card['time_budget_s'])}"]
+    if card.get("imgsz_note"):
+        lines += [f"- Image size: {card['imgsz_note']}"]
+    lines += ["", "## Files", ""]
     lines += [f"- `{n}`: {v['bytes']} bytes, SHA-256 `{v['sha256']}`" for n, v in card["files"].items()]
     if card.get("export"):
         from inspector.export import export_card_lines
 
         lines += export_card_lines(card["export"])
+    if card.get("role_note"):
+        lines[2:2] = [f"- Role: {card.get('role')}: {card['role_note']}"]
+    if card.get("transfer"):
+        lines += ["", "## Transfer to real defects", "", "```", json.dumps(card["transfer"], indent=2), "```"]
     val = card.get("validation") or {}
     if val:
         lines += ["", "## Evaluation", ""]

@@ -58,8 +58,11 @@ def _train(a: argparse.Namespace) -> int:
         # registering the output is a QC action: signed in before the hours of training, not after
         actor = signed_in(a, sessions, "train") if a.user or not users else None
         cmd = "inspector " + " ".join(shlex.quote(x) for x in sys.argv[1:])
-        card = train(a.data, a.out, base=a.base, epochs=a.epochs, imgsz=a.imgsz, batch=a.batch, hours=a.hours,
-                     resume=a.resume, command=cmd, progress=progress, registry=registry)
+        budget = a.time_budget if a.time_budget is not None else (a.hours * 3600 if a.hours else None)
+        card = train(a.data, a.out, base=a.base, epochs=a.epochs, imgsz=a.imgsz, batch=a.batch,
+                     resume=a.resume, command=cmd, progress=progress, registry=registry, time_budget_s=budget,
+                     keep_base=a.keep_base, say=lambda line: print(line, flush=True))
+        print(_reached(card))
         files = ", ".join(card["files"])
         if actor is None:
             print(f"model written to {a.out}: {files}. Not trusted on this station: a signed-in QC or admin user "
@@ -74,6 +77,29 @@ def _train(a: argparse.Namespace) -> int:
         return 0
     finally:
         engine.dispose()
+
+
+def _reached(card: dict) -> str:
+    """One paragraph: what the run reached and which split chose the kept weights."""
+    done = f"{card.get('epochs_done')} epochs in {card['train_seconds'] / 60:.1f} min"
+    if card.get("time_budget_s"):
+        done += f" (budget {card['time_budget_s'] / 60:.1f} min)"
+    if card.get("interrupted"):
+        done += ", stopped by Ctrl-C"
+    if "train_val_map50" not in card:
+        return f"trained {done}."
+    return (f"trained {done}; kept epoch {card['best_epoch']}: val mAP50 {card['train_val_map50']:.3f}, "
+            f"mAP50-95 {card['train_val_map50_95']:.3f}.\nNote: the val split was used for model selection "
+            "(which epoch is kept), so these figures are optimistic; judge the model on parts it never saw.")
+
+
+def _duration(text: str) -> float:
+    from inspector.train_plan import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _evaluate(a: argparse.Namespace) -> int:
@@ -170,11 +196,19 @@ def register(sub) -> None:
     t.add_argument("--data", required=True, help="data.yaml, Pascal VOC folder or YOLO folder")
     t.add_argument("--out", required=True, help="new output folder, e.g. models/NAME (never one that holds a "
                    "trusted model)")
-    t.add_argument("--base", default=None, help="pretrained .pt to fine-tune (default: yolo11n.yaml from scratch)")
-    t.add_argument("--epochs", type=int, default=50)
-    t.add_argument("--imgsz", type=int, default=320)
+    t.add_argument("--base", default=None, help="pretrained .pt to fine-tune (default: the shipped general surface "
+                   "base; yolo11n.yaml trains from scratch). A trusted model that knows none of the data's classes "
+                   "is replaced by the surface base unless --keep-base")
+    t.add_argument("--keep-base", action="store_true", help="use --base as given, even when it knows none of "
+                   "the data's classes")
+    t.add_argument("--epochs", type=int, default=50, help="epochs (with a time budget: fitted to the budget)")
+    t.add_argument("--imgsz", type=int, default=None, help="image size (default: chosen from the data's image "
+                   "and box sizes, 320 unless the data says otherwise)")
     t.add_argument("--batch", type=int, default=16)
-    t.add_argument("--hours", type=float, default=None, help="time budget; epochs are fitted to it")
+    t.add_argument("--time-budget", type=_duration, default=None, metavar="DURATION",
+                   help="wall time for the whole command, e.g. 45m, 1h30m, 90s, 0.5h: epochs and the learning-"
+                   "rate schedule are fitted to it; the best epoch on the val split is kept")
+    t.add_argument("--hours", type=float, default=None, help="time budget in hours (same as --time-budget)")
     t.add_argument("--resume", action="store_true", help="continue a stopped run in --out")
     t.add_argument("--db", default=None, help="the station's database, which trusts models (default: sqlite in "
                    "the user's data folder)")

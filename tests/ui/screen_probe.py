@@ -145,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     from ui.app import drop_foreign_qt_plugins
 
     drop_foreign_qt_plugins()
-    from station import DEFAULT_SOURCE, StationSpec
     from inspector.config import Config, config_from_dict
+    from station import DEFAULT_SOURCE, StationSpec
     from ui.app import build_window, show_on_screen
     from ui.theme import apply_theme
 

@@ -1,0 +1,365 @@
+"""Learning from the plant's own parts: time budget, Ctrl-C, resume, base choice, image size, the shipped base."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from inspector.datasets import Dataset, GroundTruthBox, LabelledImage
+from inspector.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "models"
+PARTS_PT = SHIPPED / "parts-v2" / "parts-v2.pt"
+SURFACES_PT = SHIPPED / "surfaces-v1" / "surfaces-v1.pt"
+
+
+def _cli_cmd(*args) -> list[str]:
+    return [sys.executable, "-m", "inspector.cli", *map(str, args)]
+
+
+def _env() -> dict:
+    return dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
+def cli(*args, timeout=600):
+    return subprocess.run(_cli_cmd(*args), capture_output=True, text=True, timeout=timeout, env=_env())
+
+
+# ---- the time budget's forms ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text,seconds", [("45m", 2700), ("1h30m", 5400), ("90s", 90), ("0.5h", 1800),
+                                          ("1h", 3600), ("2m30s", 150), ("45", 2700), (" 10M ", 600)])
+def test_duration_forms(text, seconds):
+    from inspector.train_plan import parse_duration
+
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "soon", "45x", "0m", "-5m", "m", "1h-3m", "nan"])
+def test_bad_durations_are_one_sentence(text):
+    from inspector.train_plan import parse_duration
+
+    with pytest.raises(ConfigError, match="time budget"):
+        parse_duration(text)
+
+
+def test_bad_budget_on_the_command_line_is_a_usage_error(synth_data, tmp_path):
+    r = cli("train", "--data", synth_data, "--time-budget", "soon", "--out", tmp_path / "m", timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "45m" in r.stderr
+    assert not (tmp_path / "m").exists()
+
+
+# ---- image size from the data ----------------------------------------------------------------------
+
+def _ds(size: tuple[int, int], boxes_wh: list[tuple[float, float]], n_images: int = 10) -> Dataset:
+    w, h = size
+    ims = []
+    for i in range(n_images):
+        bs = tuple(GroundTruthBox(0, 10, 10, 10 + bw, 10 + bh) for bw, bh in boxes_wh)
+        ims.append(LabelledImage(Path(f"/nonexistent/{i}.jpg"), w, h, bs))
+    return Dataset(Path("/nonexistent"), "yolo", ("defect",), {"train": tuple(ims)})
+
+
+def test_image_size_keeps_320_for_ordinary_data():
+    from inspector.train_plan import advise_imgsz
+
+    a = advise_imgsz(_ds((640, 480), [(80, 60), (120, 40)]))
+    assert a.imgsz == 320 and "at 320" in a.message and a.smallest_px == pytest.approx(20, abs=1)
+
+
+def test_small_defects_on_large_images_ask_for_a_larger_size():
+    from inspector.train_plan import advise_imgsz
+
+    a = advise_imgsz(_ds((2000, 1500), [(20, 20), (30, 20)]))  # 20 px of 2000 -> 3 px at 320
+    assert a.imgsz == 800 and a.smallest_px >= 8
+    assert "3 px at 320" in a.message and "tile" not in a.message
+
+
+def test_defects_too_small_even_at_full_size_suggest_tiling():
+    from inspector.train_plan import advise_imgsz
+
+    a = advise_imgsz(_ds((4000, 3000), [(5, 5)]))
+    assert a.imgsz == 1280 and "tile" in a.message
+
+
+def test_small_images_train_at_their_own_size():
+    from inspector.train_plan import advise_imgsz
+
+    a = advise_imgsz(_ds((200, 200), [(40, 30), (100, 150)]))
+    assert a.imgsz == 224 and "images are 200 px" in a.message
+
+
+# ---- which base to start from ----------------------------------------------------------------------
+
+def _trusted() -> dict:
+    from inspector.registry import ModelRegistry
+
+    return ModelRegistry().trusted()
+
+
+NEU_CLASSES = ("crazing", "inclusion", "patches", "pitted_surface", "rolled-in_scale", "scratches")
+
+
+def test_a_shipped_base_that_knows_none_of_the_classes_gives_way_to_the_surface_base():
+    from inspector.train_plan import choose_base
+
+    c = choose_base(str(PARTS_PT), NEU_CLASSES, _trusted())
+    assert Path(c.ref).resolve() == SURFACES_PT.resolve() and c.asked == str(PARTS_PT)
+    assert "knows none of this data's classes" in c.note and "surfaces-v1" in c.note
+
+
+def test_a_base_that_shares_classes_is_used_as_given():
+    from inspector.train_plan import choose_base
+
+    c = choose_base(str(PARTS_PT), ("scratch", "dent", "burr"), _trusted())
+    assert c.ref == str(PARTS_PT) and c.note == ""
+    # names compare without case and punctuation
+    assert choose_base(str(PARTS_PT), ("Scratch",), _trusted()).ref == str(PARTS_PT)
+
+
+def test_keep_base_scratch_and_untrusted_files_are_used_as_given(tmp_path):
+    from inspector.train_plan import SCRATCH_BASE, choose_base
+
+    assert choose_base(str(PARTS_PT), NEU_CLASSES, _trusted(), keep=True).ref == str(PARTS_PT)
+    assert choose_base(SCRATCH_BASE, NEU_CLASSES, _trusted()).ref == SCRATCH_BASE
+    copy = tmp_path / "parts-v2.pt"
+    copy.write_bytes(PARTS_PT.read_bytes() + b"x")  # not trusted: left for the trust check to refuse
+    assert choose_base(str(copy), NEU_CLASSES, _trusted()).ref == str(copy)
+
+
+def test_no_base_means_the_surface_base():
+    from inspector.train_plan import choose_base
+
+    c = choose_base(None, NEU_CLASSES, _trusted())
+    assert Path(c.ref).resolve() == SURFACES_PT.resolve() and "general surface base" in c.note
+
+
+def test_without_a_shipped_base_no_base_means_scratch(tmp_path, monkeypatch):
+    from inspector.train_plan import SCRATCH_BASE, choose_base
+
+    monkeypatch.setenv("INSPECTOR_MODELS_DIR", str(tmp_path))
+    assert choose_base(None, NEU_CLASSES, {}).ref == SCRATCH_BASE
+
+
+# ---- a second shipped model breaks nothing -----------------------------------------------------------
+
+def test_the_surface_base_is_shipped_and_trusted_but_not_the_default():
+    from inspector.registry import ModelRegistry, default_model_dir, resolve_model, sha256_file
+
+    card = json.loads((SURFACES_PT.parent / "card.json").read_text())
+    assert card["files"]["surfaces-v1.pt"]["sha256"] == sha256_file(SURFACES_PT)
+    assert card["role"] == "base" and card["imgsz"] == 320 and len(card["classes"]) == 8
+    reg = ModelRegistry()
+    reg.check(SURFACES_PT)
+    reg.check(PARTS_PT)
+    assert default_model_dir().name == "parts-v2"
+    assert resolve_model(None) == default_model_dir() / "parts-v2.pt"
+    assert resolve_model(SURFACES_PT.parent) == SURFACES_PT
+    # models/DEFAULT gone: the first card in name order (parts-v2) is still the station's default
+    assert sorted(p.parent.name for p in SHIPPED.glob("*/card.json"))[0] == "parts-v2"
+
+
+# ---- real training runs ------------------------------------------------------------------------------
+
+def _card(out: Path) -> dict:
+    return json.loads((out / "card.json").read_text())
+
+
+def _hash_in_card(out: Path, name: str) -> bool:
+    from inspector.registry import sha256_file
+
+    return _card(out)["files"][name]["sha256"] == sha256_file(out / name)
+
+
+@pytest.mark.model
+def test_time_budget_bounds_the_whole_command_and_keeps_the_best(synth_data, tmp_path):
+    out = tmp_path / "budget"
+    t0 = time.monotonic()
+    r = cli("train", "--data", synth_data, "--time-budget", "40s", "--imgsz", "160", "--out", out, timeout=300)
+    took = time.monotonic() - t0
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert took < 40 + 45, f"a 40 s budget took {took:.0f} s"  # + interpreter start and imports
+    card = _card(out)
+    assert card["time_budget_s"] == 40 and card["stopped_by"] == "time budget"
+    assert card["epochs_done"] >= 1 and 1 <= card["best_epoch"] <= card["epochs_done"]
+    assert card["base"] == "models/surfaces-v1/surfaces-v1.pt" and "general surface base" in card["base_note"]
+    assert "val split" in card["selection"] and _hash_in_card(out, "budget.pt")
+    assert "the val split was used for model selection" in r.stdout and "kept epoch" in r.stdout
+    assert "time budget 40s" in r.stdout and "- Time budget: 40s" in (out / "card.md").read_text()
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float) -> None:
+    end = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        assert time.monotonic() < end, f"{path} never appeared"
+        time.sleep(0.2)
+
+
+@pytest.mark.model
+def test_ctrl_c_stops_cleanly_keeping_the_best_and_writing_the_card(synth_data, tmp_path):
+    out = tmp_path / "stopped"
+    proc = subprocess.Popen(_cli_cmd("train", "--data", synth_data, "--epochs", "60", "--imgsz", "160",
+                                     "--out", out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_env())
+    try:
+        _wait_for(out / "run" / "weights" / "best.pt", proc, 240)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=240)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr[-2000:]
+    assert "Traceback" not in stderr and "stopping (Ctrl-C)" in stdout
+    card = _card(out)
+    assert card["interrupted"] is True and card["stopped_by"] == "Ctrl-C"
+    assert 1 <= card["epochs_done"] < 60 and card["best_epoch"] <= card["epochs_done"]
+    assert _hash_in_card(out, "stopped.pt") and _hash_in_card(out, "stopped.onnx")
+    assert "(interrupted)" in (out / "card.md").read_text()
+    # a run that ended cleanly has nothing to resume: one sentence that says what to do
+    r = cli("train", "--data", synth_data, "--resume", "--out", out, timeout=120)
+    assert r.returncode == 2 and "nothing to resume" in r.stderr and "--base" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.model
+def test_a_killed_run_resumes_to_its_planned_epochs(synth_data, tmp_path):
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(_cli_cmd("train", "--data", synth_data, "--epochs", "4", "--imgsz", "160",
+                                     "--base", "yolo11n.yaml", "--out", out), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        _wait_for(out / "run" / "weights" / "last.pt", proc, 240)
+        proc.kill()  # a power cut: no chance to clean up
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert not (out / "card.json").exists()
+    r = cli("train", "--data", synth_data, "--resume", "--out", out, timeout=400)
+    assert r.returncode == 0, r.stderr[-2000:]
+    card = _card(out)
+    assert card["epochs_done"] == 4 and card["base"] == "resumed run" and _hash_in_card(out, "killed.pt")
+
+
+# ---- inspector data check ----------------------------------------------------------------------------
+
+@pytest.fixture
+def planted(synth_data, tmp_path) -> Path:
+    """The generated parts with fixed splits and planted faults: an exact and a near duplicate of train
+    images in val, an empty label, a corrupt label and an unreadable image."""
+    import shutil
+
+    import cv2
+
+    root = tmp_path / "planted"
+    shutil.copytree(synth_data, root)
+    stems = sorted(p.stem for p in (root / "images").glob("*.jpg"))
+    train, val = stems[:36], stems[36:]
+    a, b = train[0], train[1]
+    shutil.copy(root / "images" / f"{a}.jpg", root / "images" / "dup_exact.jpg")
+    shutil.copy(root / "labels" / f"{a}.txt", root / "labels" / "dup_exact.txt")
+    img = cv2.imread(str(root / "images" / f"{b}.jpg"))
+    small = cv2.resize(img, (img.shape[1] * 3 // 4, img.shape[0] * 3 // 4))
+    near = cv2.resize(small, (img.shape[1], img.shape[0]))
+    cv2.imwrite(str(root / "images" / "dup_near.jpg"), near, [cv2.IMWRITE_JPEG_QUALITY, 60])
+    shutil.copy(root / "labels" / f"{b}.txt", root / "labels" / "dup_near.txt")
+    (root / "labels" / f"{train[2]}.txt").write_text("")  # an empty label: a part with no defect
+    (root / "labels" / f"{train[3]}.txt").write_text("0 0.5 zero 0.1 0.1\n")  # a corrupt label
+    (root / "images" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (root / "labels" / "broken.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    (root / "splits").mkdir()
+    (root / "splits" / "train.txt").write_text("\n".join(train + ["broken"]) + "\n")
+    (root / "splits" / "val.txt").write_text("\n".join(val + ["dup_exact", "dup_near"]) + "\n")
+    return root
+
+
+def test_data_check_finds_planted_duplicates_and_bad_files(planted, tmp_path):
+    png = tmp_path / "check.png"
+    r = cli("data", "check", planted, "--json", "--png", png, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    j = json.loads(r.stdout.strip().splitlines()[-1])
+    d = j["duplicates"]
+    assert [sorted(g["splits"]) for g in d["exact"]] == [["train", "val"]] and d["exact_across_splits"] == 1
+    assert "dup_exact.jpg" in d["exact"][0]["files"]
+    assert d["near_count"] == 1 and d["near_across_splits"] == 1 and "dup_near.jpg" in d["near"][0]["files"]
+    assert d["near"][0]["correlation"] >= 0.93
+    assert any("unreadable image" in k for k in j["problems"]) and "broken.jpg" in str(j["problems"])
+    assert any("malformed label" in k for k in j["problems"])
+    synth = json.loads((planted / "synth.json").read_text())
+    assert j["images"]["total"] == synth["count"] + 2 - 1  # + the two copies, - the corrupt label's image
+    boxes = sum(sum(v["boxes"].values()) for v in j["per_class"].values())
+    labelled = sum(len([ln for ln in p.read_text().splitlines() if ln.strip()])
+                   for p in (planted / "labels").glob("*.txt") if p.stem not in ("broken",))
+    assert boxes == labelled - 1  # the corrupt label's line is not counted
+    assert sum(j["images_without_boxes"].values()) >= 1
+    assert sum(j["box_sizes"]["counts"]) == boxes and j["suggested_imgsz"] == 320
+    assert any("across splits" in a for a in j["advice"]) and any("file problem" in a for a in j["advice"])
+    assert "exact duplicates: 1 group(s), 1 across splits" in r.stdout
+    import cv2
+
+    img = cv2.imread(str(png))
+    assert img is not None and img.shape[:2] == (1000, 1400) and (img < 128).any()
+
+
+def test_data_check_on_clean_data_and_on_a_missing_folder(synth_data, tmp_path):
+    r = cli("data", "check", synth_data, "--json", timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    j = json.loads(r.stdout.strip().splitlines()[-1])
+    assert j["problems"] == {} and j["duplicates"]["exact"] == [] and j["duplicates"]["near_count"] == 0
+    r = cli("data", "check", tmp_path / "nowhere", timeout=60)
+    assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_training_still_refuses_the_data_that_data_check_reports(planted, tmp_path):
+    r = cli("train", "--data", planted, "--epochs", "1", "--out", tmp_path / "m", timeout=120)
+    assert r.returncode == 2 and "unreadable image" in r.stderr
+
+
+# ---- inspector compare --------------------------------------------------------------------------------
+
+def test_compare_pt_and_onnx_side_by_side(synth_data, tmp_path):
+    r = cli("compare", "--champion", PARTS_PT, "--challenger", PARTS_PT.with_suffix(".onnx"), "--data", synth_data,
+            "--json", "--gallery", tmp_path / "g.png", timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    j = json.loads(r.stdout.strip().splitlines()[-1])
+    for side in ("champion", "challenger"):
+        assert {"map50", "part_recall", "false_reject_rate", "escapes"} <= set(j[side])
+    assert j["champion"]["backend"] == "ultralytics" and j["challenger"]["backend"] != "ultralytics"
+    assert j["champion"]["model"].endswith(".pt") and j["challenger"]["model"].endswith(".onnx")
+    assert abs(j["champion"]["map50"] - j["challenger"]["map50"]) < 0.05  # the same model, exported
+    assert j["images"] == 48 and j["split"] == "all"
+    dis = j["disagreements"]
+    assert dis["count"] == len(dis["parts"]) <= 3
+    assert (tmp_path / "g.png").stat().st_size > 0
+
+
+def test_compare_lists_and_draws_the_disagreements(synth_data, tmp_path):
+    r = cli("compare", "--champion", PARTS_PT, "--challenger", SURFACES_PT, "--data", synth_data, "--json",
+            "--gallery", tmp_path / "g.png", timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    j = json.loads(r.stdout.strip().splitlines()[-1])
+    dis = j["disagreements"]
+    assert dis["count"] == len(dis["parts"]) > 0
+    # each listed part really has different verdicts, and the champion's figures match `evaluate`'s
+    assert all(p["champion"] != p["challenger"] for p in dis["parts"])
+    ev = cli("evaluate", "--model", PARTS_PT, "--backend", "ultralytics", "--data", synth_data, "--json")
+    assert json.loads(ev.stdout.strip().splitlines()[-1])["map50"] == j["champion"]["map50"]
+    import cv2
+
+    g = cv2.imread(str(tmp_path / "g.png"))
+    assert g is not None and g.shape[0] > 240
+
+
+def test_compare_refuses_an_untrusted_model_before_judging_anything(synth_data, tmp_path):
+    bad = tmp_path / "challenger.onnx"
+    bad.write_bytes(PARTS_PT.with_suffix(".onnx").read_bytes() + b"\0")
+    r = cli("compare", "--champion", PARTS_PT, "--challenger", bad, "--data", synth_data, "--json", timeout=120)
+    assert r.returncode == 2 and "refusing to load" in r.stderr and "Traceback" not in r.stderr
+    assert "champion" not in r.stderr and r.stdout == ""
