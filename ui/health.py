@@ -32,19 +32,21 @@ def camera_text(state: CameraState) -> tuple[str, str]:
     return f"{state.state}…", WARN
 
 
-class HealthPanel(QFrame):
-    def __init__(self, parent: QWidget | None = None) -> None:
+class RowsPanel(QFrame):
+    """A titled panel of caption/value rows (``rows``: key, caption); values elide nothing, they wrap."""
+
+    def __init__(self, title_text: str, rows, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("panel")
         grid = QGridLayout(self)
         grid.setContentsMargins(12, 8, 12, 10)
         grid.setHorizontalSpacing(12)
         grid.setVerticalSpacing(5)
-        title = QLabel("HEALTH")
+        title = QLabel(title_text)
         title.setObjectName("panelTitle")
         grid.addWidget(title, 0, 0, 1, 2)
         self.values: dict[str, QLabel] = {}
-        for i, (key, caption) in enumerate(ROWS, start=1):
+        for i, (key, caption) in enumerate(rows, start=1):
             cap = QLabel(caption)
             cap.setStyleSheet(f"color: {theme.MUTED}; background: transparent;")
             val = QLabel("–")
@@ -56,6 +58,11 @@ class HealthPanel(QFrame):
             grid.addWidget(val, i, 1)
             self.values[key] = val
         grid.setColumnStretch(1, 1)
+
+
+class HealthPanel(RowsPanel):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("HEALTH", ROWS, parent)
         self._camera: CameraState | None = None
         self.set_value("camera", "– (file source)")
         self.set_value("state", "stopped")

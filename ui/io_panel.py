@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QWidget
 
 from ui import theme
+from ui.health import RowsPanel
 
 OK, WARN, BAD = "#3ccf6e", "#f2a900", "#e5484d"
 ROWS = (("trigger", "Trigger"), ("ready", "Ready"), ("links", "Connection"), ("last_trigger", "Last trigger"),
@@ -32,31 +32,11 @@ def link_lines(status: dict[str, Any]) -> str:
         or "no connection configured"
 
 
-class IoPanel(QFrame):
+class IoPanel(RowsPanel):
     """LINE I/O: hidden while the station has no line."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("panel")
-        grid = QGridLayout(self)
-        grid.setContentsMargins(12, 8, 12, 10)
-        grid.setHorizontalSpacing(12)
-        grid.setVerticalSpacing(5)
-        title = QLabel("LINE I/O")
-        title.setObjectName("panelTitle")
-        grid.addWidget(title, 0, 0, 1, 2)
-        self.values: dict[str, QLabel] = {}
-        for i, (key, caption) in enumerate(ROWS, start=1):
-            cap = QLabel(caption)
-            cap.setStyleSheet(f"color: {theme.MUTED}; background: transparent;")
-            val = QLabel("–")
-            val.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            val.setWordWrap(True)
-            val.setTextFormat(Qt.TextFormat.PlainText)
-            grid.addWidget(cap, i, 0, Qt.AlignmentFlag.AlignTop)
-            grid.addWidget(val, i, 1)
-            self.values[key] = val
-        grid.setColumnStretch(1, 1)
+        super().__init__("LINE I/O", ROWS, parent)
         self.hide()
 
     def _set(self, key: str, text: str, colour: str | None = None) -> None:
