@@ -19,6 +19,7 @@ from inspector.config import ModelConfig, RecipeConfig
 from inspector.datasets import LabelledImage, load_dataset
 from inspector.errors import ConfigError
 from inspector.evaluation import EvalReport, evaluate
+from inspector.images import save_png
 from inspector.registry import ModelRegistry
 from inspector.rules import Recipe
 from inspector.types import Detections, Verdict
@@ -178,9 +179,4 @@ def write_gallery(result: dict, gallery: dict, path: Path | str) -> Path:
                     0.4, (30, 30, 30), 1, cv2.LINE_AA)
         cv2.putText(canvas, f"{p['champion']} vs {p['challenger']}", (x + 4, y + TILE + 32),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 180), 1, cv2.LINE_AA)
-    path = Path(path)
-    ok, buf = cv2.imencode(".png", canvas)
-    if not ok:
-        raise OSError(f"cannot encode {path.name}")
-    path.write_bytes(buf.tobytes())
-    return path
+    return save_png(canvas, path)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from inspector.datasets import Dataset, LabelledImage, load_dataset
+from inspector.images import save_png
 from inspector.sources import decode_image
 from inspector.train_plan import DEFAULT_IMGSZ, MIN_DEFECT_PX, advise_imgsz
 
@@ -306,7 +307,6 @@ def _bars(img: np.ndarray, x0: int, y0: int, w: int, h: int, title: str, labels:
 
 def write_png(r: dict, path: Path | str) -> Path:
     """Draw the report (classes per split, box sizes, duplicates, problems, advice) into a PNG."""
-    import cv2
 
     W, H = 1400, 1000
     img = np.full((H, W, 3), 255, np.uint8)
@@ -341,9 +341,4 @@ def write_png(r: dict, path: Path | str) -> Path:
     for a in r["advice"][:5]:
         _text(img, f"- {a}"[:160], 20, y, 0.5)
         y += 24
-    path = Path(path)
-    ok, buf = cv2.imencode(".png", img)
-    if not ok:
-        raise OSError(f"cannot encode {path.name}")
-    path.write_bytes(buf.tobytes())
-    return path
+    return save_png(img, path)

@@ -80,6 +80,19 @@ class ImageStore:
             log.warning("could not remove %s", rel)
 
 
+def save_png(img, path: Path | str) -> Path:
+    """Write a picture as a PNG file (a report or gallery); StorageError in one sentence when it cannot."""
+    path = Path(path)
+    try:
+        ok, buf = cv2.imencode(".png", img)
+        if not ok:
+            raise OSError(f"cannot encode {path.name}")
+        path.write_bytes(buf.tobytes())
+    except OSError as e:
+        raise StorageError(f"cannot write {path}: {getattr(e, 'strerror', None) or e}.") from e
+    return path
+
+
 def storage_message(root: Path, e: OSError, needed: int = 0) -> str:
     import errno
     import shutil

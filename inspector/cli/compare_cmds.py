@@ -10,7 +10,6 @@ import sys
 def _compare(a: argparse.Namespace) -> int:
     from inspector.compare import compare, format_text, write_gallery
     from inspector.config import load_config, load_recipe
-    from inspector.errors import StorageError
 
     cfg = load_config(a.config)
     recipe_cfg = load_recipe(a.recipe) if a.recipe else cfg.recipe
@@ -23,10 +22,7 @@ def _compare(a: argparse.Namespace) -> int:
                               model_cfg=cfg.model, progress=progress)
     print(format_text(result))
     if a.gallery:
-        try:
-            write_gallery(result, gallery, a.gallery)
-        except OSError as e:
-            raise StorageError(f"cannot write {a.gallery}: {getattr(e, 'strerror', None) or e}.") from e
+        write_gallery(result, gallery, a.gallery)
         print(f"wrote {a.gallery}")
     if a.json:
         print(json.dumps(result))

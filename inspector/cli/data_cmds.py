@@ -17,12 +17,7 @@ def _check(a: argparse.Namespace) -> int:
     report = check_dataset(a.dataset, imgsz=a.imgsz, progress=progress)
     print(format_text(report))
     if a.png:
-        try:
-            write_png(report, a.png)
-        except OSError as e:
-            from inspector.errors import StorageError
-
-            raise StorageError(f"cannot write {a.png}: {getattr(e, 'strerror', None) or e}.") from e
+        write_png(report, a.png)
         print(f"wrote {a.png}")
     if a.json:
         print(json.dumps(report))
