@@ -30,7 +30,10 @@ def user_env(tmp_path: Path) -> dict[str, str]:
     """A user's shell, with the network spy on every Python process."""
     home = tmp_path / "home"
     home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("YOLO_", "NNCF_"))}
+    # A user's shell: none of Inspector's test settings, and no CI marker (OpenVINO's telemetry stays
+    # quiet when it sees CI=true, TF_BUILD or JENKINS_URL; a plant PC has none of them).
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("YOLO_", "NNCF_")) and k not in ("CI", "TF_BUILD", "JENKINS_URL")}
     env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / "config"), XDG_DATA_HOME=str(home / "data"),
                XDG_CACHE_HOME=str(home / "cache"), INSPECTOR_HOME=str(tmp_path / "inspector-home"),
                QT_QPA_PLATFORM="offscreen", NETSPY_LOG=str(tmp_path / "net.log"),
