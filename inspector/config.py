@@ -172,14 +172,40 @@ class LineMqttConfig(_Section):
                                          "after about 1.5 times this without a word from the station.")
 
 
+class OpcuaSecurity(str, Enum):
+    NONE = "none"
+    SIGN = "basic256sha256_sign"
+    SIGN_AND_ENCRYPT = "basic256sha256_signandencrypt"
+
+
 class LineOpcuaConfig(_Section):
-    endpoint: str = Field("opc.tcp://0.0.0.0:4840", pattern=r"^opc\.tcp://",
-                          description="Endpoint the station's OPC UA server listens on.")
+    endpoint: str = Field("opc.tcp://0.0.0.0:4840", pattern=r"^opc\.tcp://[^/\s]+(:\d{1,5})?(/\S*)?$",
+                          description="Endpoint the station's OPC UA server listens on (opc.tcp://host:port).")
     user: str = Field("", description="User name a client must give (empty: anonymous, if allowed).")
     password: str = Field("", description="Password of that user.")
     allow_anonymous: bool = Field(False, description="Let clients connect without a user name.")
-    security: str = Field("none", pattern="^(none|basic256sha256_sign|basic256sha256_signandencrypt)$",
-                          description="Security policy: none, basic256sha256_sign or basic256sha256_signandencrypt.")
+    security: tuple[OpcuaSecurity, ...] = Field(
+        (OpcuaSecurity.SIGN, OpcuaSecurity.SIGN_AND_ENCRYPT), min_length=1,
+        description="Security policies offered: basic256sha256_sign, basic256sha256_signandencrypt; none (no "
+                    "signature, no encryption) only when listed here.")
+    cert_file: Path | None = Field(None, description="The server's certificate (DER or PEM); empty: a self-signed "
+                                                     "one the station makes once in its data folder.")
+    key_file: Path | None = Field(None, description="The private key (PEM) of cert_file.")
+
+    @field_validator("security", mode="before")
+    @classmethod
+    def _one_or_many(cls, v):
+        return (v,) if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _who_may_connect(self):
+        if not self.user and not self.allow_anonymous:
+            raise ValueError("nobody could connect: set user and password, or allow_anonymous = true")
+        if self.user and not self.password:
+            raise ValueError(f"user = {self.user!r} has no password: set password")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together: set both, or neither for a self-signed one")
+        return self
 
 
 class LineModbusConfig(_Section):
@@ -193,6 +219,10 @@ class LineConfig(_Section):
     trigger_timeout_s: float = Field(
         2.0, gt=0, le=60, description="A trigger whose picture cannot be had within this many seconds is answered "
                                       "NOT_INSPECTED.")
+    repeat_window_h: float = Field(
+        24.0, ge=0, le=24 * 366,
+        description="A part_id triggered again is answered with its first result if that was recorded by this "
+                    "station within this many hours (also before a restart); 0: within the current run only.")
     mqtt: LineMqttConfig | None = Field(None, description="MQTT link (no section: no MQTT).")
     opcua: LineOpcuaConfig | None = Field(None, description="OPC UA server (no section: none).")
     modbus: LineModbusConfig | None = Field(None, description="Modbus TCP server (no section: none).")

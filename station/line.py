@@ -36,11 +36,13 @@ def build_links(cfg: Config, offline: LineState) -> list[Any]:
         from inspector.line_modbus import ModbusLink
 
         links.append(ModbusLink(cfg.line.modbus))
-    if cfg.line.opcua is not None:  # not built yet: refused rather than run without it
-        from inspector.errors import ConfigError
+    if cfg.line.opcua is not None:
+        from inspector.line_opcua import OpcuaLink
+        from inspector.registry import data_home
+        from station.core import station_folder
 
-        raise ConfigError("[line.opcua]: this version of Inspector has no OPC UA server yet; use [line.mqtt] or "
-                          "[line.modbus] (see the README, Connect your PLC).")
+        certs = data_home() / "opcua" / station_folder(cfg.station_name)  # its self-signed certificate, if made
+        links.append(OpcuaLink(cfg.line.opcua, cfg.station_name, certs, cfg.line.trigger_timeout_s))
     return links
 
 

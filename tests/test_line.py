@@ -204,10 +204,13 @@ def test_the_station_name_is_one_setting():
     assert config_from_dict({}).station_name == socket.gethostname()
 
 
-@pytest.mark.parametrize("section", ["opcua"])
-def test_a_protocol_not_built_yet_is_refused_not_ignored(section):
-    from station.line import LineLink
-
-    cfg = config_from_dict({"line": {"trigger": section, section: {}}})
-    with pytest.raises(ConfigError, match="no OPC UA server yet"):
-        LineLink(cfg, "0" * 64)
+@pytest.mark.parametrize("opcua, error", [
+    ({}, "nobody could connect"),  # anonymous is off by default: a server nobody may use is refused
+    ({"user": "plc"}, "has no password"),
+    ({"allow_anonymous": True, "security": ["plain"]}, "line.opcua.security"),
+    ({"allow_anonymous": True, "cert_file": "c.der"}, "go together"),
+    ({"allow_anonymous": True, "endpoint": "http://h:1"}, "line.opcua.endpoint"),
+])
+def test_an_opcua_server_nobody_could_use_safely_is_refused(opcua, error):
+    with pytest.raises(ConfigError, match=error):
+        config_from_dict({"line": {"trigger": "opcua", "opcua": opcua}})
