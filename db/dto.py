@@ -161,3 +161,19 @@ class VerdictCounts:
     def yield_pct(self) -> float | None:
         judged = self.inspected - self.not_inspected
         return self.pass_ / judged * 100.0 if judged > 0 else None
+
+
+@dataclass(frozen=True)
+class PartAnswer:
+    """What a station answered for a triggered part (its recorded inspection), to answer a repeat the same way."""
+
+    part_id: str
+    inspection_id: int
+    seq: int
+    verdict: str
+    reasons: tuple[str, ...]
+    defects: tuple[tuple[str, float, float, float, float, float], ...]  # (label, confidence, x1, y1, x2, y2)
+    model_sha256: str
+    recipe: str
+    latency_ms: float
+    created_at: dt.datetime

@@ -61,15 +61,19 @@ class LineResult:
                 "ts": self.ts, "stored": self.stored}
 
 
+def defect(label: str, confidence: float, x1: float, y1: float, x2: float, y2: float) -> dict[str, Any]:
+    """One box as the line is told it."""
+    return {"class": label, "confidence": round(float(confidence), 4),
+            "box": [round(float(v), 1) for v in (x1, y1, x2, y2)]}
+
+
 def result_of(record_id: int, insp: Inspection, recipe: str) -> LineResult:
     """The line's answer for a committed inspection (``record_id`` 0: it went to the outbox).
 
     ``latency_ms`` runs from the trigger (when there was one) to now, else it is the inspection's own."""
     trig = insp.trigger
     latency = (time.time() - trig.at) * 1000 if trig is not None else insp.latency_ms
-    defects = tuple({"class": d.label, "confidence": round(float(d.confidence), 4),
-                     "box": [round(float(v), 1) for v in (d.x1, d.y1, d.x2, d.y2)]}
-                    for d in (insp.detections or ()))
+    defects = tuple(defect(d.label, d.confidence, d.x1, d.y1, d.x2, d.y2) for d in (insp.detections or ()))
     return LineResult(trig.part_id if trig is not None else None, record_id or None, insp.seq,
                       insp.verdict.value, insp.reasons, defects,
                       insp.model_sha256 or (insp.detections.model_sha256 if insp.detections else ""), recipe,

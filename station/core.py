@@ -196,11 +196,13 @@ class Station:
 
     def _line(self, cfg: Config):
         """The line's links from ``[line]`` (None when there are none and nothing triggers)."""
-        from station.line import LineLink
+        from station.line import LineLink, remembered
 
         if cfg.line.trigger.value == "none" and not any((cfg.line.mqtt, cfg.line.opcua, cfg.line.modbus)):
             return None
-        return LineLink(cfg, self.model_sha)
+        answered = [] if cfg.line.trigger.value == "none" else \
+            remembered(self.sessions, cfg.station_name, cfg.line.repeat_window_h)
+        return LineLink(cfg, self.model_sha, answered=answered)
 
     def _camera_to_line(self, on_camera):
         line = self.line

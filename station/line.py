@@ -14,15 +14,31 @@ from collections import OrderedDict
 from typing import Any
 
 from inspector.config import Config, LineTrigger
-from inspector.line import LineResult, LineState, TriggerDesk, result_of, unrecorded
+from inspector.line import LineResult, LineState, TriggerDesk, defect, result_of, unrecorded
 from inspector.ports import LineInput, LineOutput
 from inspector.sources import CameraState
 from inspector.types import Inspection, Trigger, Verdict
 
 log = logging.getLogger(__name__)
 
-KEEP_PARTS = 10_000  # answered part ids remembered for repeats (per run)
+KEEP_PARTS = 10_000  # answered part ids remembered for repeats (also those recorded before a restart)
 STATE_EVERY_S = 0.1  # how often readiness is looked at
+
+
+def remembered(sessions, station: str, window_h: float) -> list[LineResult]:
+    """The answers this station recorded for triggered parts in the last ``window_h`` hours (newest first), so
+    that a part triggered again after a restart gets the same inspection."""
+    from db.repositories.parts import answered_parts
+    from db.writes import write
+
+    if window_h <= 0:
+        return []
+    since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=window_h)
+    found = write(sessions, lambda s: answered_parts(s, station, since, KEEP_PARTS), "Reading the parts answered")
+    return [LineResult(a.part_id, a.inspection_id, a.seq, a.verdict, a.reasons, tuple(defect(*d) for d in a.defects),
+                       a.model_sha256, a.recipe, round(a.latency_ms, 1),
+                       a.created_at.isoformat(timespec="milliseconds"))
+            for a in found]
 
 
 def build_links(cfg: Config, offline: LineState) -> list[Any]:
@@ -49,7 +65,8 @@ def build_links(cfg: Config, offline: LineState) -> list[Any]:
 class LineLink:
     """Triggers in, results and ready state out, for one run."""
 
-    def __init__(self, cfg: Config, model_sha256: str, links: list[Any] | None = None) -> None:
+    def __init__(self, cfg: Config, model_sha256: str, links: list[Any] | None = None,
+                 answered: list[LineResult] = ()) -> None:
         self.recipe, self.model_sha256 = cfg.recipe.name, model_sha256
         self.trigger = cfg.line.trigger
         offline = self._state(False, "offline")
@@ -59,6 +76,8 @@ class LineLink:
         self.desk = TriggerDesk(cfg.line.trigger_timeout_s) if self.trigger != LineTrigger.NONE else None
         self._lock = threading.Lock()
         self._parts: OrderedDict[str, LineResult | int] = OrderedDict()  # answer, or answers owed while in flight
+        for res in reversed(answered[:KEEP_PARTS]):  # recorded before this run (newest first): oldest in first
+            self._parts[res.part_id] = res  # type: ignore[index]
         self._runner: Any = None
         self._camera: CameraState | None = None
         self._closed = threading.Event()
