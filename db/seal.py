@@ -30,9 +30,13 @@ def _t(value: dt.datetime | None) -> str:
 
 
 def inspection_fields(r: Any) -> tuple:
-    """What decides a part's verdict and where it came from (a row, a mapping's attributes)."""
+    """What decides a part's verdict and where it came from (a row, a mapping's attributes); for a triggered
+    part also the PLC's ``part_id`` and the trigger. A row without them (free-running, or written before the
+    line existed) has the fields it always had, so its seal still verifies."""
+    part, trigger = getattr(r, "part_id", None), getattr(r, "trigger", None)
+    line = () if part is None and trigger is None else (part or "", trigger or "")
     return ("inspection", r.run_id, r.seq, _t(r.created_at), r.verdict, r.reasons, r.model_sha256 or "",
-            r.recipe_sha256 or "", r.frame_name or "", r.image_path or "")
+            r.recipe_sha256 or "", r.frame_name or "", r.image_path or "", *line)
 
 
 def review_fields(r: Any) -> tuple:
@@ -74,8 +78,8 @@ def row_sealed(session: Session, fields_of, row: Any) -> bool:
 
 #: table, what its seal covers, how a broken one is described
 _CHECKS = (
-    (InspectionRecord, inspection_fields, "inspection {id}: its verdict, reasons or model/recipe hash were changed "
-                                          "outside Inspector"),
+    (InspectionRecord, inspection_fields, "inspection {id}: its verdict, reasons, model/recipe hash or part id "
+                                          "were changed outside Inspector"),
     (Review, review_fields, "review {id}: changed outside Inspector"),
     (User, user_fields, "user {id}: its name, role, password or recovery code was changed outside Inspector"),
     (TrustedFile, trust_fields, "trusted file {id}: added or changed outside Inspector"),

@@ -230,21 +230,24 @@ class OpcuaLink:
         await obj.add_method(ua.NodeId(f"{base}/Trigger", idx), ua.QualifiedName("Trigger", idx), self._trigger_call,
                              [arg], outs)
 
-    async def _apply(self, names: list[str]) -> None:
-        """Write these variables from ``_values`` (no await yields between them: a reader sees all or none)."""
+    async def _apply(self, names: list[str], answer: LineResult | None = None) -> None:
+        """Write these variables from ``_values`` (no await yields between them: a reader sees all or none),
+        then hand ``answer`` to the Trigger calls waiting for its part (so a call returns after its variables)."""
         server = self._server
-        if server is None:
-            return
-        with self._lock:
-            values = [(n, self._values[n]) for n in names]
-        for name, value in values:
-            await server.write_attribute_value(self._nodes[name], ua.DataValue(ua.Variant(value, VARIABLES[name][0])))
+        if server is not None:
+            with self._lock:
+                values = [(n, self._values[n]) for n in names]
+            for name, value in values:
+                await server.write_attribute_value(self._nodes[name],
+                                                   ua.DataValue(ua.Variant(value, VARIABLES[name][0])))
+        if answer is not None:
+            self._answer_calls(answer)
 
-    def _schedule(self, names: list[str]) -> None:
+    def _schedule(self, names: list[str], answer: LineResult | None = None) -> None:
         loop = self._loop
         if loop is not None and not loop.is_closed():
             try:
-                asyncio.run_coroutine_threadsafe(self._apply(names), loop)
+                asyncio.run_coroutine_threadsafe(self._apply(names, answer), loop)
             except RuntimeError:  # the loop is closing: the values wait for the next start
                 pass
 
@@ -305,13 +308,8 @@ class OpcuaLink:
             v.update(PartId=item.part_id or "", Verdict=item.verdict, Reasons=list(item.reasons),
                      DefectCount=len(item.defects), InspectionId=int(item.inspection_id or 0),
                      LatencyMs=float(item.latency_ms), ResultCounter=(int(v["ResultCounter"]) + 1) & 0xFFFFFFFF)
-        loop = self._loop
-        if loop is not None and not loop.is_closed() and item.part_id:
-            try:
-                loop.call_soon_threadsafe(self._answer_calls, item)
-            except RuntimeError:
-                pass
-        self._schedule(["PartId", "Verdict", "Reasons", "DefectCount", "InspectionId", "LatencyMs", "ResultCounter"])
+        self._schedule(["PartId", "Verdict", "Reasons", "DefectCount", "InspectionId", "LatencyMs", "ResultCounter"],
+                       item if item.part_id else None)
 
     def link(self) -> LinkStatus:
         server = self._server

@@ -268,6 +268,45 @@ def test_a_repeat_after_a_restart_gets_the_same_inspection(ua_station, client_ce
     assert rows[fresh[1]][1:] == ("R2", max(r[2] for r in rows.values())) and rows[fresh[1]][2] not in runs
 
 
+@pytest.mark.parametrize("edit", [
+    "update inspections set part_id = 'OTHER' where part_id = 'U1'",  # the verdict pinned on another part
+    "update inspections set part_id = NULL, trigger = NULL where part_id = 'U1'",  # made to look free-running
+    "update inspections set trigger = '{\"via\": \"opcua\"}' where part_id = 'U1'",
+])
+def test_editing_a_part_id_behind_inspectors_back_is_found_by_audit_verify(ua_station, tmp_path, capsys, edit):
+    """The seal covers part_id and trigger on triggered rows (``inspector audit verify`` on a copy of the
+    station's database, edited in SQL)."""
+    from inspector.cli import main
+
+    copy = tmp_path / "copy.db"
+    with sqlite3.connect(ua_station.db) as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)
+    with sqlite3.connect(copy) as con:
+        [(iid,)] = con.execute("select id from inspections where part_id = 'U1'").fetchall()
+    assert main(["audit", "verify", "--db", f"sqlite:///{copy}"]) == 0, capsys.readouterr().out
+    with sqlite3.connect(copy) as con:
+        con.execute(edit)
+    capsys.readouterr()
+    assert main(["audit", "verify", "--db", f"sqlite:///{copy}"]) == 1
+    out = capsys.readouterr().out
+    assert f"inspection {iid}: " in out and "part id" in out, out
+
+
+def test_a_row_without_a_trigger_is_sealed_over_the_fields_it_always_had():
+    """Rows recorded before the line (and free-running ones) still verify: their sealed fields did not change."""
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from db.seal import inspection_fields
+
+    row = dict(run_id=1, seq=2, created_at=dt.datetime(2026, 1, 1), verdict="PASS", reasons="[]", model_sha256="m",
+               recipe_sha256="r", frame_name="f", image_path=None)
+    before = ("inspection", 1, 2, "2026-01-01T00:00:00.000000", "PASS", "[]", "m", "r", "f", "")
+    assert inspection_fields(SimpleNamespace(**row)) == before  # a row read before migration 0004: no columns
+    assert inspection_fields(SimpleNamespace(**row, part_id=None, trigger=None)) == before
+    assert inspection_fields(SimpleNamespace(**row, part_id="P1", trigger="{}")) == (*before, "P1", "{}")
+
+
 def test_a_port_already_taken_is_one_sentence(tmp_path):
     from inspector.errors import ConfigError
     from station import Station, StationSpec
