@@ -4,10 +4,12 @@
     python bench/line_sim.py --protocol mqtt --parts 300 --rate 10 --json
 
 MQTT: starts Debian's mosquitto on a free port unless --broker mqtt://host:port is given. Modbus TCP:
-the station's server on a free port, the PLC's handshake with a pymodbus client. Prints
-``parts, results, lost, duplicates, not_inspected, trigger_to_result_ms_p50/_p99/_max`` (the time from
-publishing a trigger, or setting the Trigger coil, to receiving the result, on this machine's clock).
-OPC UA is not built yet: that protocol is refused with one sentence.
+the station's server on a free port, the PLC's handshake with a pymodbus client. OPC UA: the station's
+server on a free port (user/password, Basic256Sha256 SignAndEncrypt, its self-signed certificate), an
+asyncua client calling ``Trigger(part_id)`` at the rate (each call its own request on one connection).
+Prints ``parts, results, lost, duplicates, not_inspected, trigger_to_result_ms_p50/_p99/_max`` (the time
+from publishing a trigger, setting the Trigger coil or sending the call, to receiving the result, on this
+machine's clock).
 """
 
 from __future__ import annotations
@@ -56,17 +58,23 @@ def start_broker(folder: Path, nagle: bool = False) -> tuple[subprocess.Popen, i
     sys.exit("error: mosquitto did not start")
 
 
-def start_station(a: argparse.Namespace, folder: Path, url: str = "", modbus_port: int = 0) -> subprocess.Popen:
+OPCUA_USER, OPCUA_PASSWORD = "line-sim", "line-sim-password"
+
+
+def start_station(a: argparse.Namespace, folder: Path, url: str = "", port: int = 0) -> subprocess.Popen:
     cfg = folder / "line.toml"
-    link = (f'[line.mqtt]\nurl = "{url}"\n' if a.protocol == "mqtt"
-            else f'[line.modbus]\nhost = "127.0.0.1"\nport = {modbus_port}\n')
+    link = {"mqtt": f'[line.mqtt]\nurl = "{url}"\n',
+            "modbus": f'[line.modbus]\nhost = "127.0.0.1"\nport = {port}\n',
+            "opcua": f'[line.opcua]\nendpoint = "opc.tcp://127.0.0.1:{port}"\nuser = "{OPCUA_USER}"\n'
+                     f'password = "{OPCUA_PASSWORD}"\n'}[a.protocol]
     cfg.write_text(f'[station]\nname = "sim"\n\n[line]\ntrigger = "{a.protocol}"\ntrigger_timeout_s = {a.timeout}\n\n'
                    + link)
     cmd = [sys.executable, "-m", "inspector", "run", "--source", a.source, "--loop", "--quiet", "--config", str(cfg),
            "--db", f"sqlite:///{folder / 'line.db'}"]
     if a.model:
         cmd += ["--model", a.model]
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "INSPECTOR_HOME": str(folder / "home")}  # its own sealing key and OPC UA certificate
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(folder / "station.log", "w"))
 
 
@@ -116,13 +124,10 @@ def simulate_mqtt(host: str, port: int, parts: int, rate: float, wait_s: float) 
     c.loop_stop()
     c.disconnect()
     with lock:
-        lat = sorted((got[p][0] - t) * 1000 for p, t in sent.items() if p in got)
-        pct = lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))], 1) if lat else None  # noqa: E731
+        lat = [(got[p][0] - t) * 1000 for p, t in sent.items() if p in got]
         return {"parts": parts, "results": sum(len(v) for v in got.values()),
                 "lost": sum(1 for p in sent if p not in got), "duplicates": sum(len(v) - 1 for v in got.values()),
-                "not_inspected": sum(1 for v in verdicts.values() if v == "NOT_INSPECTED"),
-                "trigger_to_result_ms_p50": pct(0.5), "trigger_to_result_ms_p99": pct(0.99),
-                "trigger_to_result_ms_max": round(lat[-1], 1) if lat else None}
+                "not_inspected": sum(1 for v in verdicts.values() if v == "NOT_INSPECTED"), **figures(lat)}
 
 
 def simulate_modbus(port: int, parts: int, rate: float, wait_s: float) -> dict:
@@ -166,11 +171,80 @@ def simulate_modbus(port: int, parts: int, rate: float, wait_s: float) -> dict:
         not_inspected += int(bits[7])
         plc.write_coil(8, True)  # ResultAck
     plc.close()
-    lat.sort()
-    pct = lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))], 1) if lat else None  # noqa: E731
     return {"parts": parts, "results": results, "lost": lost, "duplicates": duplicates,
-            "not_inspected": not_inspected, "trigger_to_result_ms_p50": pct(0.5),
-            "trigger_to_result_ms_p99": pct(0.99), "trigger_to_result_ms_max": round(lat[-1], 1) if lat else None}
+            "not_inspected": not_inspected, **figures(lat)}
+
+
+def figures(lat: list[float]) -> dict:
+    lat = sorted(lat)
+    pct = lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))], 1) if lat else None  # noqa: E731
+    return {"trigger_to_result_ms_p50": pct(0.5), "trigger_to_result_ms_p99": pct(0.99),
+            "trigger_to_result_ms_max": round(lat[-1], 1) if lat else None}
+
+
+def simulate_opcua(port: int, folder: Path, parts: int, rate: float, wait_s: float) -> dict:
+    """Calls ``Trigger(part_id)`` at the rate, each as its own request (not waiting for the previous answer)."""
+    import asyncio
+    import logging
+
+    from asyncua import Client, ua
+    from asyncua.crypto import cert_gen
+    from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    logging.getLogger("asyncua").setLevel(logging.ERROR)
+
+    async def run() -> dict:
+        key, cert = folder / "plc-key.pem", folder / "plc-cert.der"
+        await cert_gen.setup_self_signed_certificate(key, cert, "urn:line-sim:plc", "localhost",
+                                                     [ExtendedKeyUsageOID.CLIENT_AUTH], {"commonName": "line-sim"})
+        end = time.monotonic() + 180
+        while True:
+            c = Client(f"opc.tcp://127.0.0.1:{port}", timeout=wait_s + 5)
+            c.application_uri = "urn:line-sim:plc"
+            c.set_user(OPCUA_USER)
+            c.set_password(OPCUA_PASSWORD)
+            try:
+                await c.set_security(SecurityPolicyBasic256Sha256, str(cert), str(key),
+                                     mode=ua.MessageSecurityMode.SignAndEncrypt)
+                await c.connect()
+                break
+            except OSError:
+                if time.monotonic() > end:
+                    sys.exit("error: the station's OPC UA server never listened")
+                await asyncio.sleep(0.3)
+        idx = await c.get_namespace_index("urn:inspector:line")
+        obj, ready = c.get_node(ua.NodeId("Inspector/sim", idx)), c.get_node(ua.NodeId("Inspector/sim/Ready", idx))
+        while not await ready.read_value():
+            if time.monotonic() > end:
+                sys.exit("error: the station never said Ready")
+            await asyncio.sleep(0.1)
+        lat: list[float] = []
+        answers: dict[str, tuple] = {}
+        lost = 0
+
+        async def one(pid: str) -> None:
+            nonlocal lost
+            sent = time.perf_counter()
+            try:
+                out = await obj.call_method(ua.QualifiedName("Trigger", idx), pid)
+            except Exception:  # noqa: BLE001 - a call without an answer is a lost part
+                lost += 1
+                return
+            lat.append((time.perf_counter() - sent) * 1000)
+            answers[pid] = tuple(out[:2])
+
+        t0, tasks = time.perf_counter(), []
+        for i in range(parts):
+            await asyncio.sleep(max(0.0, t0 + i / rate - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(f"SIM{i:06d}")))
+        await asyncio.gather(*tasks)
+        await c.disconnect()
+        ids = [iid for _, iid in answers.values() if iid]
+        return {"parts": parts, "results": len(answers), "lost": lost, "duplicates": len(ids) - len(set(ids)),
+                "not_inspected": sum(1 for v, _ in answers.values() if v == "NOT_INSPECTED"), **figures(lat)}
+
+    return asyncio.run(run())
 
 
 def main() -> int:
@@ -186,20 +260,18 @@ def main() -> int:
                    help="start mosquitto with its default set_tcp_nodelay false (adds ~40 ms per answer)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
-    if a.protocol == "opcua":
-        print("error: --protocol opcua: this version of Inspector has no OPC UA server yet", file=sys.stderr)
-        return 2
     if a.parts < 1 or a.rate <= 0:
         print("error: --parts must be at least 1 and --rate above 0", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="line-sim-") as tmp:
         folder = Path(tmp)
         broker = None
-        if a.protocol == "modbus":
+        if a.protocol in ("modbus", "opcua"):
             port = free_port()
-            station = start_station(a, folder, modbus_port=port)
+            station = start_station(a, folder, port=port)
             try:
-                out = simulate_modbus(port, a.parts, a.rate, a.timeout + 2)
+                out = simulate_modbus(port, a.parts, a.rate, a.timeout + 2) if a.protocol == "modbus" else \
+                    simulate_opcua(port, folder, a.parts, a.rate, a.timeout + 2)
             finally:
                 station.send_signal(signal.SIGTERM)
                 station.wait(60)
