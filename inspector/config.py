@@ -197,6 +197,11 @@ class LineOpcuaConfig(_Section):
     def _one_or_many(cls, v):
         return (v,) if isinstance(v, str) else v
 
+    @field_validator("cert_file", "key_file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, v):
+        return None if isinstance(v, str) and not v.strip() else v
+
     @model_validator(mode="after")
     def _who_may_connect(self):
         if not self.user and not self.allow_anonymous:

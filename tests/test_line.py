@@ -214,3 +214,10 @@ def test_the_station_name_is_one_setting():
 def test_an_opcua_server_nobody_could_use_safely_is_refused(opcua, error):
     with pytest.raises(ConfigError, match=error):
         config_from_dict({"line": {"trigger": "opcua", "opcua": opcua}})
+
+
+def test_the_readmes_opcua_section_is_a_valid_configuration():
+    opcua = config_from_dict({"line": {"trigger": "opcua", "opcua": {
+        "endpoint": "opc.tcp://0.0.0.0:4840", "user": "plc", "password": "change-me", "allow_anonymous": False,
+        "security": ["basic256sha256_sign", "basic256sha256_signandencrypt"], "cert_file": ""}}}).line.opcua
+    assert opcua.cert_file is None and opcua.key_file is None and "none" not in {p.value for p in opcua.security}
