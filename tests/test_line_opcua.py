@@ -250,6 +250,7 @@ def test_a_client_that_drops_and_comes_back_is_answered(ua_station, client_cert)
     assert repeat == first and second[1] != first[1] and ua_station.rows()[second[1]][1] == "D2"
 
 
+@pytest.mark.slow
 def test_a_repeat_after_a_restart_gets_the_same_inspection(ua_station, client_cert):
     async def trigger(*pids):
         plc = await connect(ua_station.port, client_cert)
@@ -319,6 +320,7 @@ def test_a_port_already_taken_is_one_sentence(tmp_path):
             Station(StationSpec(str(SAMPLES), f"sqlite:///{tmp_path / 'p.db'}", line_config(port), loop=True))
 
 
+@pytest.mark.slow
 def test_a_trigger_while_the_camera_is_down_is_answered_not_inspected(tmp_path, client_cert, monkeypatch):
     import station.core as station_mod
     from inspector.config import CameraConfig
