@@ -154,6 +154,11 @@ class LineTrigger(str, Enum):
     MODBUS = "modbus"
 
 
+def _empty_is_none(v):
+    """A file setting written as "" (as the README's examples do) means none, not the current folder."""
+    return None if isinstance(v, str) and not v.strip() else v
+
+
 class LineMqttConfig(_Section):
     url: str = Field(
         ..., pattern=r"^mqtts?://[^/\s:]+(:\d{1,5})?/?$",
@@ -170,6 +175,9 @@ class LineMqttConfig(_Section):
     keepalive_s: int = Field(10, ge=2, le=3600,
                              description="Keep-alive: the broker publishes the last will (ready: false, offline) "
                                          "after about 1.5 times this without a word from the station.")
+
+    _empty_files_are_none = field_validator("ca_file", "cert_file", "key_file", mode="before")(
+        classmethod(lambda cls, v: _empty_is_none(v)))
 
 
 class OpcuaSecurity(str, Enum):
@@ -197,10 +205,8 @@ class LineOpcuaConfig(_Section):
     def _one_or_many(cls, v):
         return (v,) if isinstance(v, str) else v
 
-    @field_validator("cert_file", "key_file", mode="before")
-    @classmethod
-    def _empty_is_none(cls, v):
-        return None if isinstance(v, str) and not v.strip() else v
+    _empty_files_are_none = field_validator("cert_file", "key_file", mode="before")(
+        classmethod(lambda cls, v: _empty_is_none(v)))
 
     @model_validator(mode="after")
     def _who_may_connect(self):

@@ -56,3 +56,13 @@ def test_recipe_file_top_level_or_table(tmp_path):
     b.write_text("[recipe]\nname = \"tight\"\nfail_conf = 0.4\n")
     assert load_recipe(a) == load_recipe(b)
     assert load_recipe(a).fail_conf == 0.4
+
+
+def test_empty_line_file_settings_mean_none_not_the_current_folder(tmp_path):
+    """The README's examples write ca_file = "" : that is no file, never Path('.')."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[line.mqtt]\nurl = "mqtt://127.0.0.1:1883"\nca_file = ""\ncert_file = ""\nkey_file = " "\n'
+                   '[line.opcua]\nuser = "plc"\npassword = "pw"\ncert_file = ""\nkey_file = ""\n')
+    c = load_config(cfg)
+    assert (c.line.mqtt.ca_file, c.line.mqtt.cert_file, c.line.mqtt.key_file) == (None, None, None)
+    assert (c.line.opcua.cert_file, c.line.opcua.key_file) == (None, None)
