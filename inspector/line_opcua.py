@@ -34,6 +34,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from inspector.config import LineOpcuaConfig, OpcuaSecurity
 from inspector.errors import ConfigError, StorageError
+from inspector.files import write_atomic
 from inspector.line import LineResult, LineState, LinkStatus
 from inspector.types import Trigger, Verdict
 
@@ -98,24 +99,14 @@ def server_certificate(cfg: LineOpcuaConfig, folder: Path, app_uri: str) -> tupl
         c = cert_gen.generate_self_signed_app_certificate(
             k, app_uri, {"commonName": app_uri[:64], "organizationName": "Inspector"}, names,
             extended=[ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH], days=3650)
-        _write_new(key, cert_gen.dump_private_key_as_pem(k), 0o600)
-        _write_new(cert, c.public_bytes(Encoding.DER), 0o644)
+        write_atomic(key, cert_gen.dump_private_key_as_pem(k), 0o600)
+        write_atomic(cert, c.public_bytes(Encoding.DER), 0o644)
     except OSError as e:
         raise StorageError(f"The OPC UA server's certificate could not be written to {folder} ({e}); make that "
                            "folder writable or set [line.opcua] cert_file and key_file.") from e
     log.warning("made a self-signed OPC UA certificate %s (key %s): clients that check the server's certificate "
                 "must trust it", cert, key)
     return cert, key
-
-
-def _write_new(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class _Users:

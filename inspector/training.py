@@ -12,18 +12,21 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import platform
 import shutil
 import signal
 import sys
 import threading
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from inspector.datasets import load_dataset, to_ultralytics
 from inspector.errors import DatasetError, ModelError
+from inspector.files import write_atomic
 from inspector.outputs import refuse_trusted_folder
 from inspector.privacy import keep_data_local
 from inspector.registry import ModelRegistry, sha256_file
@@ -154,6 +157,7 @@ def train(data: Path | str, out: Path | str, *, base: str | None = None, epochs:
 
     last = run_dir / "weights" / "last.pt"
     if resume:
+        _restore_if_cut(last, say)
         if last.exists():
             registry.check_or_vet(last)  # a pickle: vetted before anything unpickles it
         model = _resumable(out, last, YOLO)
@@ -189,6 +193,7 @@ def train(data: Path | str, out: Path | str, *, base: str | None = None, epochs:
         progress(TrainProgress(ep, total, loss, m50, took / ep * (total - ep)))
 
     model.add_callback("on_fit_epoch_end", on_epoch_end)
+    _keep_a_sound_copy(model, last)
     stop = _Stop()
     _add_budget_callbacks(model, stop)
     args = dict(data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, device="cpu",
@@ -238,6 +243,46 @@ def _shipped_label(ref: str) -> str:
     except (ValueError, OSError):
         return ref
     return f"models/{rel.as_posix()}"
+
+
+def _keep_a_sound_copy(model, last: Path) -> None:
+    """After each save of ``last.pt`` (written in place by Ultralytics), copy it atomically to ``last.sound.pt``.
+
+    A power cut while ``last.pt`` is being written leaves it cut short; ``--resume`` then goes on from the
+    copy, one epoch earlier, instead of failing.
+    """
+    def on_model_save(trainer) -> None:
+        try:
+            write_atomic(_sound_copy(last), last.read_bytes())
+        except OSError as e:
+            log.warning("could not keep a copy of %s (%s): a power cut while it is saved would lose the run", last, e)
+
+    model.add_callback("on_model_save", on_model_save)
+
+
+def _sound_copy(last: Path) -> Path:
+    return last.with_name("last.sound.pt")
+
+
+def _intact(path: Path) -> bool:
+    """Whether a checkpoint file is whole (PyTorch checkpoints are zip files: every member's CRC checks)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return z.testzip() is None
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError):
+        return False
+
+
+def _restore_if_cut(last: Path, say: Callable[[str], None]) -> None:
+    """Put the sound copy back in place of a ``last.pt`` that a power cut left damaged."""
+    if not last.exists() or _intact(last):
+        return
+    sound = _sound_copy(last)
+    if not _intact(sound):
+        raise ModelError(f"cannot resume: {last} is damaged (cut short while it was being saved, a power cut?) and "
+                         "there is no sound copy of an earlier epoch; start a new run.")
+    say(f"{last.name} is damaged (cut short while it was being saved); resuming from the copy of the epoch before")
+    os.replace(sound, last)
 
 
 def _resumable(out: Path, last: Path, yolo_cls):

@@ -236,14 +236,18 @@ def test_a_killed_run_resumes_to_its_planned_epochs(synth_data, tmp_path):
                                      "--base", "yolo11n.yaml", "--out", out), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=_env())
     try:
-        _wait_for(out / "run" / "weights" / "last.pt", proc, 240)
+        _wait_for(out / "run" / "weights" / "last.sound.pt", proc, 240)  # one epoch saved whole
         proc.kill()  # a power cut: no chance to clean up
         proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert not (out / "card.json").exists()
+    # ... and the power went while last.pt was being written: it is cut short
+    last = out / "run" / "weights" / "last.pt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
     r = cli("train", "--data", synth_data, "--resume", "--out", out, timeout=400)
     assert r.returncode == 0, r.stderr[-2000:]
+    assert "damaged" in r.stdout + r.stderr and "resuming from the copy" in r.stdout + r.stderr
     card = _card(out)
     assert card["epochs_done"] == 4 and card["base"] == "resumed run" and _hash_in_card(out, "killed.pt")
 
@@ -363,3 +367,12 @@ def test_compare_refuses_an_untrusted_model_before_judging_anything(synth_data, 
     r = cli("compare", "--champion", PARTS_PT, "--challenger", bad, "--data", synth_data, "--json", timeout=120)
     assert r.returncode == 2 and "refusing to load" in r.stderr and "Traceback" not in r.stderr
     assert "champion" not in r.stderr and r.stdout == ""
+
+
+def test_a_cut_checkpoint_without_a_sound_copy_is_one_sentence(synth_data, tmp_path):
+    weights = tmp_path / "cut" / "run" / "weights"
+    weights.mkdir(parents=True)
+    (weights / "last.pt").write_bytes(b"PK\x03\x04" + b"\x00" * 100)  # the start of a zip, then nothing
+    r = cli("train", "--data", synth_data, "--resume", "--out", tmp_path / "cut", timeout=120)
+    assert r.returncode == 2 and "damaged" in r.stderr and "start a new run" in r.stderr, r.stderr[-1000:]
+    assert "Traceback" not in r.stderr
