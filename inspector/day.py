@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from inspector.errors import ConfigError
+
+if TYPE_CHECKING:
+    from inspector.config import Config, RecipeConfig
 
 MAX_TEXT = 100  # lot, work order, product: a label a person types or a PLC sends
 _LABEL = re.compile(r"^(\d{4}-\d{2}-\d{2})/([A-Za-z0-9_-]{1,20})$")
@@ -90,3 +95,40 @@ class PartDay:
     work_order: str = ""
     shift: str = ""
     recipe_sha256: str = ""
+
+
+def product_config(base: Config, name: str | None) -> Config:
+    """``base`` with the product's model (when it names one) and recipe; ``base`` itself for no product."""
+    from inspector.config import config_from_dict
+
+    if not name:
+        return base
+    product = base.products.get(name)
+    if product is None:
+        known = ", ".join(sorted(base.products)) or "none are defined"
+        raise ConfigError(f"no product {name!r} in [products] ({known}).")
+    data = base.model_dump(mode="python")
+    data["recipe"] = product.recipe.model_dump(mode="python")
+    if product.model is not None:
+        data["model"] = {**data["model"], "path": product.model}
+    return config_from_dict(data, f"[products.{name}]")
+
+
+def with_product(base: Config, name: str, recipe: RecipeConfig) -> Config:
+    """``base`` with product ``name``'s recipe replaced (the product editor's save), validated whole."""
+    from inspector.config import config_from_dict
+
+    if name not in base.products:
+        raise ConfigError(f"no product {name!r} in [products].")
+    data = base.model_dump(mode="python")
+    data["products"][name]["recipe"] = recipe.model_dump(mode="python")
+    return config_from_dict(data, f"[products.{name}]")
+
+
+def check_expected(name: str, expected: Iterable[str], known: Iterable[str], model: str) -> None:
+    """A product's expected defect classes must all be classes the model reports."""
+    known = list(known)
+    missing = sorted(set(expected) - set(known))
+    if missing:
+        raise ConfigError(f"product {name!r} expects {', '.join(missing)}, which {model} does not report; its "
+                          f"classes are {', '.join(known) or '(none)'}.")

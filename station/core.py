@@ -16,7 +16,7 @@ from pathlib import Path
 from inspector.alarms import Alarm
 from inspector.auth import Actor
 from inspector.config import Config, RecipeConfig
-from inspector.day import DayContext, Shifts
+from inspector.day import DayContext, Shifts, check_expected, product_config
 from inspector.detector import load_detector, pick_model
 from inspector.errors import StorageError
 from inspector.images import ImageStore, orphans
@@ -26,7 +26,7 @@ from inspector.rules import Recipe
 from inspector.runner import Runner, RunStats
 from inspector.sources import CameraState, open_source
 from inspector.types import Inspection
-from station.day import AlarmDesk, acting, check_expected, product_config, recipe_hash
+from station.day import AlarmDesk, acting, recipe_hash
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +166,7 @@ class Station:
         self.recipe = Recipe(cfg.recipe)
         card = read_card(self.model_path)
         self._check_classes(spec.config, self.product, self.recipe, card, self.model_path.name)
+        self.classes: tuple[str, ...] = tuple(card.get("classes", ()))
         self.engine, self.sessions = open_db(spec.db_url)
         try:
             # trust: the model's hash and the recipe checked against this station's database, before any load
@@ -232,7 +233,8 @@ class Station:
         cfg = product_config(base, name)
         model_path, _ = pick_model(cfg.model)
         recipe = Recipe(cfg.recipe)
-        self._check_classes(base, name, recipe, read_card(model_path), model_path.name)
+        card = read_card(model_path)
+        self._check_classes(base, name, recipe, card, model_path.name)
         sha = recipe_hash(cfg)
         model_sha = self.registry.check(model_path)
         old = self.day
@@ -246,6 +248,7 @@ class Station:
 
         write(self.sessions, record, f"Switching to product {name!r}")
         self.product, self.config, self.recipe, self.recipe_sha = name, cfg, recipe, sha
+        self.classes = tuple(card.get("classes", self.classes))
         self.day = dataclasses.replace(old, product=name, recipe_sha256=sha, shifts=Shifts(cfg.shifts))
         self.runner.switch(self.day, self._pipeline_factory(cfg, model_path, recipe))
         log.info("run %d: product %r (recipe %s, model %s)", self.run_id, name, sha[:12], model_sha[:12])
@@ -317,7 +320,7 @@ class Station:
         from db.outbox import Outbox
         from db.writes import write
 
-        cfg = spec.config
+        cfg = self.config  # with the product applied
         self.base, legacy = image_base(spec.db_url, cfg)
         self.subdir = image_namespace(self.sessions, legacy, cfg.station_name)
         self.outbox = None if sqlite_path(spec.db_url) is not None or spec.db_url.startswith("sqlite") \
@@ -340,7 +343,8 @@ class Station:
                                 cfg.run.mode.value)
             AuditRepo.append(s, actor=f"station:{cfg.station_name}", action="run.start", target=f"run:{run.id}",
                              detail={"model_sha256": self.model_sha, "recipe_sha256": self.recipe_sha,
-                                     "recipe": cfg.recipe.name})
+                                     "recipe": cfg.recipe.name, "product": self.product, "lot": spec.lot,
+                                     "work_order": spec.work_order})
             return run.id, mv.name
 
         self.run_id, self.model_name = write(self.sessions, start, "Starting the run")

@@ -11,49 +11,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from inspector.alarms import Alarm, AlarmWatch
 from inspector.auth import STATION_OPERATOR, Actor
-from inspector.config import Config, RecipeConfig, config_from_dict
-from inspector.errors import ConfigError
+from inspector.config import Config
 from inspector.registry import recipe_sha256
 from inspector.types import Inspection
 
 log = logging.getLogger(__name__)
-
-
-def product_config(base: Config, name: str | None) -> Config:
-    """``base`` with the product's model (when it names one) and recipe; ``base`` itself for no product."""
-    if not name:
-        return base
-    product = base.products.get(name)
-    if product is None:
-        known = ", ".join(sorted(base.products)) or "none are defined"
-        raise ConfigError(f"no product {name!r} in [products] ({known}).")
-    data = base.model_dump(mode="python")
-    data["recipe"] = product.recipe.model_dump(mode="python")
-    if product.model is not None:
-        data["model"] = {**data["model"], "path": product.model}
-    return config_from_dict(data, f"[products.{name}]")
-
-
-def with_product(base: Config, name: str, recipe: RecipeConfig) -> Config:
-    """``base`` with product ``name``'s recipe replaced (the product editor's save), validated whole."""
-    if name not in base.products:
-        raise ConfigError(f"no product {name!r} in [products].")
-    data = base.model_dump(mode="python")
-    data["products"][name]["recipe"] = recipe.model_dump(mode="python")
-    return config_from_dict(data, f"[products.{name}]")
-
-
-def check_expected(name: str, expected: Iterable[str], known: Iterable[str], model: str) -> None:
-    """A product's expected defect classes must all be classes the model reports."""
-    missing = sorted(set(expected) - set(known))
-    if missing:
-        raise ConfigError(f"product {name!r} expects {', '.join(missing)}, which {model} does not report; its "
-                          f"classes are {', '.join(known) or '(none)'}.")
 
 
 def recipe_hash(cfg: Config) -> str:
@@ -107,17 +74,30 @@ class AlarmDesk:
     def acknowledge(self, alarm_id: int, actor: Actor | None) -> str:
         """Record who acknowledged the alarm (PermissionDenied without a user allowed to run the station);
         the rule counts afresh. Returns who acknowledged it."""
-        from db.repositories.alarms import AlarmRepo
-        from db.writes import write
-
-        if alarm_id:
-            rec = write(self.sessions, lambda s: AlarmRepo.acknowledge(s, acting(actor), alarm_id),
-                        f"Acknowledging alarm {alarm_id}")
-            who = rec.acked_by or ""
-        else:
-            who = (actor or STATION_OPERATOR).name
+        who = record_ack(self.sessions, alarm_id, actor) if alarm_id else (actor or STATION_OPERATOR).name
         with self._lock:
             rule = self.rules.pop(alarm_id, None)
             if rule is not None:
                 self.watch.acknowledge(rule)
         return who
+
+
+def record_ack(sessions: Any, alarm_id: int, actor: Actor | None) -> str:
+    """Who acknowledged the alarm, recorded (sealed, audited); PermissionDenied without an allowed user."""
+    from db.repositories.alarms import AlarmRepo
+    from db.writes import write
+
+    rec = write(sessions, lambda s: AlarmRepo.acknowledge(s, acting(actor), alarm_id),
+                f"Acknowledging alarm {alarm_id}")
+    return rec.acked_by or ""
+
+
+def acknowledge_alarm(db_url: str, alarm_id: int, actor: Actor | None) -> str:
+    """Acknowledge an alarm of a run that has ended (no station holds the database any more); returns who."""
+    from db import open_database, session_factory
+
+    engine = open_database(db_url)
+    try:
+        return record_ack(session_factory(engine), alarm_id, actor)
+    finally:
+        engine.dispose()

@@ -95,8 +95,9 @@ def test_changeover_lot_and_alarms_on_a_running_station(station):
 
 def test_a_switch_needs_a_user_and_a_registered_recipe_once_the_station_has_users(tmp_path):
     from db import TrustRepo, UserRepo
+    from inspector.day import product_config
     from station import Station, StationSpec, open_db
-    from station.day import product_config, recipe_hash
+    from station.day import recipe_hash
 
     url = f"sqlite:///{tmp_path / 'users.db'}"
     engine, sessions = open_db(url)
