@@ -166,3 +166,61 @@ def test_product_editor_draws_the_roi_and_saves_thresholds_as_qc_only(qtbot, ope
     assert db_rows(tmp_path, "select added_by from trusted_files where kind = 'recipe'") == [("quinn",)]
     edit = db_rows(tmp_path, "select actor, detail from audit_log where action = 'product.edit'")
     assert edit[0][0] == "quinn" and "recipe.roi" in edit[0][1] and "recipe.classes" in edit[0][1]
+
+
+@pytest.fixture
+def day_db(tmp_path) -> str:
+    """12 parts over two products, two lots and two shifts, in a real SQLite file."""
+    import dataclasses
+    import datetime as dt
+
+    from db import InspectionRepo, ModelRepo, RunRepo, open_database, session_factory
+    from inspector.day import PartDay
+
+    url = f"sqlite:///{(tmp_path / 'review.db').as_posix()}"
+    engine = open_database(url)
+    days = [PartDay("P1", "L1", "WO1", "2026-11-30/A"), PartDay("P2", "L2", "WO2", "2026-11-30/C")]
+    try:
+        with session_factory(engine).begin() as s:
+            model = ModelRepo.get_or_create(s, "m", "m.onnx", "ab" * 32, ["scratch"])
+            run = RunRepo.start(s, "folder", "{}", "default", model.id, "st", "part").id
+            for k in range(12):
+                insp = dataclasses.replace(make_inspection(k, Verdict.PASS if k % 3 else Verdict.NOT_INSPECTED),
+                                           day=days[k % 2], started_at=dt.datetime.now(dt.timezone.utc))
+                InspectionRepo.add(s, run, insp, None)
+    finally:
+        engine.dispose()
+    return url
+
+
+def test_review_and_reports_filter_by_product_lot_and_shift(qtbot, day_db, tmp_path):
+    from ui.reports.tab import ReportsTab
+    from ui.review.service import Database
+    from ui.review.tab import ReviewTab
+
+    review = ReviewTab(Database(day_db, tmp_path))
+    qtbot.addWidget(review)
+    review.show()
+    qtbot.waitUntil(lambda: review.idle and review.total == 12, timeout=15_000)
+    review.filters.day.set(lot="L2")
+    qtbot.waitUntil(lambda: review.idle and review.total == 6, timeout=15_000)
+    review.filters.day.set(lot="", product="P1", shift="2026-11-30/A")
+    qtbot.waitUntil(lambda: review.idle and review.total == 6, timeout=15_000)
+    review.filters.day.set(shift="2026-11-30/C")
+    qtbot.waitUntil(lambda: review.idle and review.total == 0, timeout=15_000)
+    review.shutdown()
+
+    reports = ReportsTab(Database(day_db, tmp_path))
+    qtbot.addWidget(reports)
+    reports.show()
+    qtbot.waitUntil(lambda: reports.idle and reports.data is not None and reports.data.totals.inspected == 12,
+                    timeout=15_000)
+    reports.day.set(product="P2")
+    qtbot.waitUntil(lambda: reports.idle and reports.data.totals.inspected == 6, timeout=15_000)
+    assert reports.data.scope == "product P2" and reports.data.totals.not_inspected == 2
+    reports.export("csv", tmp_path / "p2.csv")
+    qtbot.waitUntil(lambda: not reports.jobbar.running, timeout=30_000)
+    lines = (tmp_path / "p2.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert len(lines) == 7 and lines[0].endswith("product,lot,work_order,shift")
+    assert all(line.endswith("P2,L2,WO2,2026-11-30/C") for line in lines[1:])
+    reports.shutdown()
