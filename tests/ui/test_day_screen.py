@@ -116,9 +116,12 @@ def test_a_switch_asks_for_a_sign_in_and_refuses_an_unregistered_recipe(qtbot, o
     from station import open_db
     from station.day import recipe_hash
 
+    from db.writes import write
+
     engine, sessions = open_db(spec.db_url)
-    with sessions.begin() as s:
-        TrustRepo.add(s, Actor("quinn", Role.QC), "recipe", recipe_hash(product_config(spec.config, "P2")), "p2")
+    write(sessions, lambda s: TrustRepo.add(s, Actor("quinn", Role.QC), "recipe",
+                                            recipe_hash(product_config(spec.config, "P2")), "p2"),
+          "registering p2 while the line writes")
     engine.dispose()
     pick(w, "P2")
     qtbot.waitUntil(lambda: w.spec.product == "P2", timeout=20_000)

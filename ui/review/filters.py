@@ -129,7 +129,6 @@ class FilterBar(QWidget):
         row2 = QHBoxLayout()
         row2.addWidget(self._caption("Run"))
         row2.addWidget(self.run, 1)
-        row2.addWidget(self.day, 2)
         row3 = QHBoxLayout()
         row3.addWidget(self._caption("Model said"))
         row3.addWidget(self.machine)
@@ -141,6 +140,7 @@ class FilterBar(QWidget):
         grid.addLayout(row1, 0, 0)
         grid.addLayout(row2, 1, 0)
         grid.addLayout(row3, 2, 0)
+        grid.addWidget(self.day, 3, 0)  # a row of its own: a lot or shift is read whole
         for c in (self.period, self.run, self.machine, self.final, self.label, self.reviewed):
             c.currentIndexChanged.connect(self._changed)
         for e in (self.since, self.until):
