@@ -164,3 +164,37 @@ def test_runner_stamps_the_day_and_switches_between_parts(part_image):
     with pytest.raises(ValueError, match="lot of at most"):
         DayContext(lot="x" * 101)
     assert np is not None
+
+
+def test_alarms_are_offered_to_line_outputs_that_take_them():
+    from inspector.alarms import Alarm
+    from inspector.config import Config
+    from station.line import LineLink
+
+    class Output:
+        name = "plc"
+
+        def __init__(self) -> None:
+            self.sent: list = []
+
+        def send(self, item) -> None:
+            self.sent.append(item)
+
+        def link(self):
+            return None
+
+        def close(self, last) -> None:
+            pass
+
+    class AlarmOutput(Output):
+        def alarm(self, alarm_id, alarm) -> None:
+            self.sent.append((alarm_id, alarm.rule))
+
+    class Broken(Output):
+        def alarm(self, alarm_id, alarm) -> None:
+            raise OSError("link down")
+
+    plain, taking, broken = Output(), AlarmOutput(), Broken()
+    link = LineLink(Config(), "0" * 64, links=[plain, broken, taking])
+    link.alarm(7, Alarm("fail_streak", "3 FAIL parts in a row"))
+    assert taking.sent == [(7, "fail_streak")] and plain.sent == [], "only an output with the hook is told"
