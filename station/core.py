@@ -225,7 +225,8 @@ class Station:
         """Judge the next parts as product ``name`` (``base``: the configuration that defines it, by default the
         one this station started from), without stopping: checked as a run's start is (recipe registered,
         model trusted, expected classes known), audited, then handed to the runner. Raises one sentence
-        (ConfigError, PermissionDenied, ModelError) and changes nothing when a check fails."""
+        (ConfigError, PermissionDenied, ModelError) and changes nothing when a check fails. ``actor`` must be a
+        user of the station once it has users (a line adapter calling this needs one for the PLC)."""
         from db import AuditRepo, TrustRepo, authorize
         from db.writes import write
 
