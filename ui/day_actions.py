@@ -73,6 +73,7 @@ class DayActions:
         recipe = product_config(self.spec.config, day.product).recipe
         self.live.roi = recipe.roi
         self.live.canvas.set_roi(recipe.roi)
+        self.live.health.set_value("mode", f"{self.spec.config.run.mode.value} · recipe {recipe.name}")
         self._show_selection()
         self.statusBar().showMessage(f"Product {day.product or '(none)'} · recipe {recipe.name} · lot "
                                      f"{day.lot or '-'} · work order {day.work_order or '-'}", 10000)

@@ -97,6 +97,7 @@ def test_operator_switches_product_and_lot_and_acknowledges_an_alarm(qtbot, open
     assert rows[-1] == ("P2", "L-9", "WO-1")
     assert db_rows(tmp_path, "select rule, acked_by from alarms")[0] == ("fail_streak", "local-admin (no users yet)")
     assert w.live.day.chosen_product() == "P2", "the screen shows what the station judges with"
+    assert w.live.health.values["mode"].text().endswith("recipe p2")
 
 
 @pytest.mark.slow
@@ -112,11 +113,10 @@ def test_a_switch_asks_for_a_sign_in_and_refuses_an_unregistered_recipe(qtbot, o
     assert asked and "signed-in user" in asked[0], "the unsigned operator was asked to sign in"
     assert w.live.day.chosen_product() == "" and w.spec.product is None, "a refused switch changes nothing"
     from db import TrustRepo
+    from db.writes import write
     from inspector.day import product_config
     from station import open_db
     from station.day import recipe_hash
-
-    from db.writes import write
 
     engine, sessions = open_db(spec.db_url)
     write(sessions, lambda s: TrustRepo.add(s, Actor("quinn", Role.QC), "recipe",
