@@ -209,6 +209,8 @@ def test_review_and_reports_filter_by_product_lot_and_shift(qtbot, day_db, tmp_p
     qtbot.waitUntil(lambda: review.idle and review.total == 6, timeout=15_000)
     review.filters.day.set(lot="", product="P1", shift="2026-11-30/A")
     qtbot.waitUntil(lambda: review.idle and review.total == 6, timeout=15_000)
+    qtbot.waitUntil(lambda: "product P1 · lot L1 · work order WO1 · shift 2026-11-30/A" in review.detail.info.text(),
+                    timeout=15_000)  # the part's day in its detail
     review.filters.day.set(shift="2026-11-30/C")
     qtbot.waitUntil(lambda: review.idle and review.total == 0, timeout=15_000)
     review.shutdown()
