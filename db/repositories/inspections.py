@@ -102,7 +102,9 @@ class InspectionRepo:
         if not entries:
             return []
         k = key(session)
-        rows = [{**row, "mac": seal_values(k, inspection_fields, row)} for row, _ in entries]
+        # an outbox entry written before schema 0005 has no day columns: NULL, as on the rows of its time
+        rows = [{**dict.fromkeys(DAY_COLUMNS), **row, "mac": seal_values(k, inspection_fields, row)}
+                for row, _ in entries]
         if session.get_bind().dialect.name == "sqlite":
             ids = _insert_sqlite(session, rows)
         else:

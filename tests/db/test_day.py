@@ -129,3 +129,19 @@ def test_rows_sealed_before_0005_still_verify_after_it(tmp_path):
             assert any("inspection 1" in p for p in AuditRepo.verify(s).problems)
     finally:
         engine.dispose()
+
+
+def test_an_outbox_entry_from_before_the_day_columns_is_stored_with_a_mixed_batch(sessions, run_id, mk):
+    """Rows queued by an older version (no day keys) and new ones, forwarded together: both stored, sealed."""
+    from db.repositories.inspections import inspection_rows
+
+    old_row, old_boxes = inspection_rows(run_id, mk.inspection(0), None, "u" * 32)
+    for name in ("product", "lot", "work_order", "shift"):
+        del old_row[name]
+    new = inspection_rows(run_id, dataclasses.replace(mk.inspection(1), day=DAYS[0]), None, "v" * 32)
+    with sessions() as s, s.begin():
+        ids = InspectionRepo.add_rows(s, [(old_row, old_boxes), new])
+    with sessions() as s:
+        rows = InspectionRepo.rows(s, ids)
+        assert [(r.product, r.lot) for r in rows] == [("", ""), ("P1", "L1")]
+        assert AuditRepo.verify(s).ok
