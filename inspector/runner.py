@@ -130,8 +130,9 @@ class Runner:
     def switch(self, context: DayContext, pipeline_factory: Callable[[], Pipeline] | None = None) -> None:
         """From the next part on, stamp ``context`` (and judge with a new pipeline when given: the model is
         built on the inference thread, after the parts already begun are finished with the old one)."""
-        with self._lock:
-            self._switch = (context, pipeline_factory)
+        with self._lock:  # a new pipeline still pending is kept: a lot set just after a product switch
+            pending = self._switch[1] if self._switch is not None else None
+            self._switch = (context, pipeline_factory or pending)
         if not self.running:
             self._take_switch()
 

@@ -151,7 +151,8 @@ def test_runner_stamps_the_day_and_switches_between_parts(part_image):
     runner.start()
     while len(sink.items) < 10:
         time.sleep(0.01)
-    runner.switch(DayContext("P2", "L2", "", "b" * 64, SHIFTS), factory(0.9))
+    runner.switch(DayContext("P2", "L1", "", "b" * 64, SHIFTS), factory(0.9))
+    runner.switch(DayContext("P2", "L2", "", "b" * 64, SHIFTS))  # the lot, set before the switch is taken
     assert runner.join(10)
     days = [(i.day.product, i.day.lot, i.verdict) for i in sink.items]
     assert len(days) == 40 and days[0] == ("P1", "L1", Verdict.FAIL) and days[-1] == ("P2", "L2", Verdict.REVIEW)
