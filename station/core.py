@@ -9,6 +9,7 @@ import dataclasses
 import json
 import logging
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,6 +200,7 @@ class Station:
         self.alarms = AlarmDesk(cfg, self.sessions, self.run_id, listeners)
         self.day = DayContext(self.product, spec.lot, spec.work_order, self.recipe_sha, Shifts(cfg.shifts))
         self.runner.switch(self.day)
+        self._day_lock = threading.Lock()
         self._ended = False
 
     def _pipeline_factory(self, cfg: Config, model_path: Path, recipe: Recipe) -> Callable[[], Pipeline]:
@@ -222,6 +224,16 @@ class Station:
 
     # the plant's day ----------------------------------------------------------------------------
     def switch_product(self, name: str, actor: Actor | None = None, base: Config | None = None) -> DayContext:
+        """See ``_switch_product``; one change of the day at a time (a lot set meanwhile sees the new product)."""
+        with self._day_lock:
+            return self._switch_product(name, actor, base)
+
+    def set_lot(self, lot: str, work_order: str, actor: Actor | None = None) -> DayContext:
+        """The lot and work order of the next parts (audited; ValueError for text that is too long)."""
+        with self._day_lock:
+            return self._set_lot(lot, work_order, actor)
+
+    def _switch_product(self, name: str, actor: Actor | None, base: Config | None) -> DayContext:
         """Judge the next parts as product ``name`` (``base``: the configuration that defines it, by default the
         one this station started from), without stopping: checked as a run's start is (recipe registered,
         model trusted, expected classes known), audited, then handed to the runner. Raises one sentence
@@ -255,8 +267,7 @@ class Station:
         log.info("run %d: product %r (recipe %s, model %s)", self.run_id, name, sha[:12], model_sha[:12])
         return self.day
 
-    def set_lot(self, lot: str, work_order: str, actor: Actor | None = None) -> DayContext:
-        """The lot and work order of the next parts (audited; ValueError for text that is too long)."""
+    def _set_lot(self, lot: str, work_order: str, actor: Actor | None) -> DayContext:
         from db import AuditRepo, authorize
         from db.writes import write
 
