@@ -6,6 +6,7 @@ Build the engine from a composition root with ``open_database(url)``, make sessi
 
 import inspector  # noqa: F401 - the offline guard (inspector.privacy) runs before any third-party import
 from db.dto import (
+    AlarmDTO,
     AuditEntryDTO,
     AuditReport,
     DetectionDTO,
@@ -21,7 +22,9 @@ from db.dto import (
 from db.engine import make_engine, open_database, session_factory
 from db.failures import mask_url
 from db.repositories import (
+    AlarmRepo,
     AuditRepo,
+    DayFilter,
     InspectionFilter,
     InspectionRepo,
     ModelRepo,
@@ -34,8 +37,8 @@ from db.repositories import (
 from db.sink import DbWriter, ImageStore
 
 __all__ = [
-    "AuditEntryDTO", "AuditReport", "AuditRepo", "DbWriter", "DetectionDTO", "ImageStore", "InspectionDetail",
-    "InspectionFilter", "InspectionRepo", "InspectionRow", "ModelRepo", "ModelVersionDTO", "PageCursor", "ReviewDTO",
-    "ReviewRepo", "RunDTO", "RunRepo", "TrustRepo", "UserDTO", "UserRepo", "VerdictCounts", "authorize", "make_engine",
-    "mask_url", "open_database", "session_factory",
+    "AlarmDTO", "AlarmRepo", "AuditEntryDTO", "AuditRepo", "AuditReport", "DayFilter", "DbWriter", "DetectionDTO",
+    "ImageStore", "InspectionDetail", "InspectionFilter", "InspectionRepo", "InspectionRow", "ModelRepo",
+    "ModelVersionDTO", "PageCursor", "ReviewDTO", "ReviewRepo", "RunDTO", "RunRepo", "TrustRepo", "UserDTO",
+    "UserRepo", "VerdictCounts", "authorize", "make_engine", "mask_url", "open_database", "session_factory",
 ]

@@ -61,6 +61,10 @@ class InspectionRow:
     model_sha256: str
     reviewed: bool
     labels: tuple[tuple[str, int], ...] = ()  # (label, number of boxes), sorted by label
+    product: str = ""  # the plant's day when the part was made ("" where not recorded)
+    lot: str = ""
+    work_order: str = ""
+    shift: str = ""
 
     @property
     def cursor(self) -> PageCursor:
@@ -177,3 +181,17 @@ class PartAnswer:
     recipe: str
     latency_ms: float
     created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class AlarmDTO:
+    """An alarm a rule raised, and who acknowledged it when (None: still open)."""
+
+    id: int
+    station: str
+    run_id: int | None
+    rule: str
+    message: str
+    raised_at: dt.datetime
+    acked_by: str | None
+    acked_at: dt.datetime | None

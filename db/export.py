@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.failures import mask_url
 from db.reporting import _utc, inspection_conds, report_data
 from db.repositories._common import loads
-from db.repositories.queries import INSPECTIONS, D, I, R, latest_review_verdict
+from db.repositories.queries import INSPECTIONS, D, DayFilter, I, R, latest_review_verdict
 from db.schema import ModelVersion, Run
 from inspector.reports import (
     Box,
@@ -42,9 +42,9 @@ Progress = Callable[[int, int], None]
 
 
 def count_inspections(session: Session, since: dt.datetime | None = None, until: dt.datetime | None = None,
-                      run_id: int | None = None) -> int:
+                      run_id: int | None = None, day: DayFilter | None = None) -> int:
     return int(session.execute(select(func.count()).select_from(INSPECTIONS)
-                            .where(*inspection_conds(since, until, run_id))).scalar() or 0)
+                            .where(*inspection_conds(since, until, run_id, day))).scalar() or 0)
 
 
 def _batches(session: Session, conds: list[Any], columns: Sequence[Any], batch: int) -> Iterator[Sequence[Any]]:
@@ -72,16 +72,17 @@ def _boxes(session: Session, ids: list[int]) -> dict[int, list[tuple[int, Box]]]
 
 
 def iter_export_rows(session: Session, since: dt.datetime | None = None, until: dt.datetime | None = None,
-                     run_id: int | None = None, batch: int = BATCH) -> Iterator[ExportRow]:
+                     run_id: int | None = None, batch: int = BATCH,
+                     day: DayFilter | None = None) -> Iterator[ExportRow]:
     """Every inspection of the period with its final verdict and boxes, oldest first."""
     runs = {r.id: (r.station, mask_url(r.source)) for r in session.execute(select(Run.id, Run.station, Run.source))}
     cols = [I.run_id, I.frame_name, I.verdict, latest_review_verdict().label("final"), I.reasons, I.latency_ms,
-            I.model_sha256, I.image_path]
-    for rows in _batches(session, inspection_conds(since, until, run_id), cols, batch):
+            I.model_sha256, I.image_path, I.product, I.lot, I.work_order, I.shift]
+    for rows in _batches(session, inspection_conds(since, until, run_id, day), cols, batch):
         ids = [r[0] for r in rows]
         boxes = _boxes(session, ids)
         reviews = _reviews(session, ids)
-        for iid, created, run_id, frame, machine, final, reasons, latency, sha, image in rows:
+        for iid, created, run_id, frame, machine, final, reasons, latency, sha, image, *day_of in rows:
             station, source = runs.get(run_id, ("", ""))
             found = boxes.get(iid) or []
             steps = reviews.get(iid, [])
@@ -95,7 +96,8 @@ def iter_export_rows(session: Session, since: dt.datetime | None = None, until: 
                             latest.reason if latest else "", _utc(latest.created_at) if latest else None,
                             tuple("false" if did in false else "" for did, _ in found),
                             tuple(b for s in kept if s.action == "missed_defect"
-                                  for b in [drawn_box(s.detail)] if b is not None))
+                                  for b in [drawn_box(s.detail)] if b is not None),
+                            *(v or "" for v in day_of))
 
 
 class _Reviewed(NamedTuple):
@@ -167,7 +169,8 @@ def training_classes(session: Session, since: dt.datetime | None = None, until: 
 
 def make_report(sessions: sessionmaker[Session], fmt: str, out: Path, *, since: dt.datetime | None = None,
                 until: dt.datetime | None = None, run_id: int | None = None, image_root: Path | None = None,
-                progress: Progress | None = None, cancel: threading.Event | None = None) -> ReportData | int:
+                progress: Progress | None = None, cancel: threading.Event | None = None,
+                day: DayFilter | None = None) -> ReportData | int:
     """Write one report (``fmt`` pdf, html or csv) to ``out``, whole or not at all.
 
     Returns the ReportData drawn (pdf, html) or the number of CSV rows. ``cancel`` stops it with
@@ -177,10 +180,10 @@ def make_report(sessions: sessionmaker[Session], fmt: str, out: Path, *, since: 
         raise ValueError(f"expected a report format among ['pdf', 'html', 'csv'], got {fmt!r}")
     with sessions() as s, s.begin():
         if fmt == "csv":
-            total = count_inspections(s, since, until, run_id)
-            n, _ = write_csv(out, iter_export_rows(s, since, until, run_id), total, progress, cancel)
+            total = count_inspections(s, since, until, run_id, day)
+            n, _ = write_csv(out, iter_export_rows(s, since, until, run_id, day=day), total, progress, cancel)
             return n
-        data = report_data(s, since, until, run_id)
+        data = report_data(s, since, until, run_id, day=day)
     (write_pdf if fmt == "pdf" else write_html)(data, out, image_root, cancel)
     return data
 

@@ -21,6 +21,7 @@ from db.repositories.queries import (
     INSPECTIONS,
     REVIEWS,
     D,
+    DayFilter,
     I,
     R,
     is_latest_review,
@@ -44,10 +45,12 @@ def window(created: Any, since: dt.datetime | None, until: dt.datetime | None) -
 
 
 def inspection_conds(since: dt.datetime | None, until: dt.datetime | None,
-                     run_id: int | None) -> list[ColumnElement[bool]]:
+                     run_id: int | None, day: DayFilter | None = None) -> list[ColumnElement[bool]]:
     conds = window(I.created_at, since, until)
     if run_id is not None:
         conds.append(I.run_id == run_id)
+    if day:
+        conds.extend(day.conds())
     return conds
 
 
@@ -76,39 +79,51 @@ def _utc(t: dt.datetime | None) -> dt.datetime | None:
 
 
 def report_data(session: Session, since: dt.datetime | None = None, until: dt.datetime | None = None,
-                run_id: int | None = None, worst: int = WORST, now: dt.datetime | None = None) -> ReportData:
-    """Every figure of the report over [since, until) and/or one run. Run it inside one transaction
-    (``with session.begin():``) so that all figures see the same rows."""
+                run_id: int | None = None, worst: int = WORST, now: dt.datetime | None = None,
+                day: DayFilter | None = None) -> ReportData:
+    """Every figure of the report over [since, until) and/or one run (and/or a product, lot, shift). Run it
+    inside one transaction (``with session.begin():``) so that all figures see the same rows."""
     since, until = _utc(since), _utc(until)
-    conds = inspection_conds(since, until, run_id)
+    conds = inspection_conds(since, until, run_id, day)
     first, last, n = session.execute(select(func.min(I.created_at), func.max(I.created_at), func.count())
                                      .where(*conds)).one()
     start, end = since or first, until or last
     hours = 8 if start is not None and end is not None and end - start > SHIFT_AFTER else 1
-    series, escapes = _series(session, since, until, run_id, hours) if n else ([], 0)
+    series, escapes = _series(session, since, until, run_id, hours, day) if n else ([], 0)
     total: Counter[str] = Counter()
     for p in series:
         for v, k in (("PASS", p.totals.passed), ("FAIL", p.totals.failed), ("REVIEW", p.totals.review),
                      ("NOT_INSPECTED", p.totals.not_inspected)):
             total[v] += k
-    reviewed, overrides = _review_counts(session, since, until, run_id) if n else (0, 0)
+    reviewed, overrides = _review_counts(session, since, until, run_id, day) if n else (0, 0)
     runs, stations, models = _provenance(session, conds) if n else ((), (), ())
     return ReportData(
         generated_at=_utc(now) or dt.datetime.now(dt.timezone.utc), period_start=start, period_end=end,
         run_id=run_id, runs=runs, stations=stations, models=models, totals=_totals(total), reviewed=reviewed,
         overrides=overrides, escapes=escapes, pareto=_pareto(session, conds) if n else (), bucket_hours=hours,
-        yield_series=tuple(series), worst=_worst(session, conds, worst) if n and worst > 0 else ())
+        yield_series=tuple(series), worst=_worst(session, conds, worst) if n and worst > 0 else (),
+        scope=scope_text(day))
+
+
+def scope_text(day: DayFilter | None) -> str:
+    """``product P1 · lot L123 · shift 2026-11-30/A`` for the report's header ("" without a filter)."""
+    if not day:
+        return ""
+    return " · ".join(f"{k} {v}" for k, v in (("product", day.product), ("lot", day.lot), ("shift", day.shift)) if v)
 
 
 def _series(session: Session, since: dt.datetime | None, until: dt.datetime | None, run_id: int | None,
-            hours: int) -> tuple[list[YieldPoint], int]:
+            hours: int, day: DayFilter | None = None) -> tuple[list[YieldPoint], int]:
     """Final verdicts per hour/shift, and the escapes (machine PASS, final FAIL)."""
     b = _bucket(session, I.created_at, hours).label("b")
-    machine = select(b, I.verdict, func.count()).where(*inspection_conds(since, until, run_id)).group_by(b, I.verdict)
+    machine = (select(b, I.verdict, func.count()).where(*inspection_conds(since, until, run_id, day))
+               .group_by(b, I.verdict))
     rb = _bucket(session, R.inspection_created_at, hours).label("b")
     rconds = [is_latest_review(), R.new_verdict != I.verdict, *window(R.inspection_created_at, since, until)]
     if run_id is not None:
         rconds.append(I.run_id == run_id)
+    if day:
+        rconds.extend(day.conds())
     changed = (select(rb, I.verdict, R.new_verdict, func.count())
                .select_from(REVIEWS.join(INSPECTIONS, I.id == R.inspection_id)).where(*rconds)
                .group_by(rb, I.verdict, R.new_verdict))
@@ -128,12 +143,12 @@ def _series(session: Session, since: dt.datetime | None, until: dt.datetime | No
 
 
 def _review_counts(session: Session, since: dt.datetime | None, until: dt.datetime | None,
-                   run_id: int | None) -> tuple[int, int]:
+                   run_id: int | None, day: DayFilter | None = None) -> tuple[int, int]:
     conds = window(R.inspection_created_at, since, until)
     src: Any = REVIEWS
-    if run_id is not None:
+    if run_id is not None or day:
         src = REVIEWS.join(INSPECTIONS, I.id == R.inspection_id)
-        conds.append(I.run_id == run_id)
+        conds.extend(inspection_conds(None, None, run_id, day))
     q = select(func.count(func.distinct(R.inspection_id)),
                func.coalesce(func.sum(cast(R.action == "override", Integer)), 0)).select_from(src).where(*conds)
     reviewed, overrides = session.execute(q).one()

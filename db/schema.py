@@ -128,9 +128,19 @@ class InspectionRecord(Base):
     # the line (issue 13): the PLC's part id (unique within a run) and the trigger's other keys as JSON
     part_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     trigger: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # the plant's day (issue 14): what the line made, in which lot and work order, in which shift
+    # ("2026-11-30/A", the date the shift started); NULL before it was recorded
+    product: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    lot: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    work_order: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    shift: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
     __table_args__ = (
         CheckConstraint(_in("verdict", VERDICTS), name="verdict"),
+        # the review filters and reports by product, lot and shift, newest first
+        Index("ix_inspections_product_created", product, created_at, id),
+        Index("ix_inspections_lot_created", lot, created_at, id),
+        Index("ix_inspections_shift_created", shift, created_at, id),
         Index("ix_inspections_run_part", run_id, part_id, unique=True),
         Index("ix_inspections_uid", uid, unique=True),
         CheckConstraint("seq >= 0", name="seq"),
@@ -256,3 +266,25 @@ class TrustedFile(Base):
 
     __table_args__ = (CheckConstraint(_in("kind", TRUST_KINDS), name="kind"),
                       UniqueConstraint("kind", "sha256", name="uq_trusted_files_kind_sha256"))
+
+
+ALARM_RULES = ("fail_streak", "low_yield", "not_inspected")
+
+
+class AlarmRecord(Base):
+    """An alarm a rule raised on a station, and who acknowledged it when (sealed, audited both times)."""
+
+    __tablename__ = "alarms"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    station: Mapped[str] = mapped_column(String(200))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), nullable=True)
+    rule: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    raised_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    acked_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    acked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    mac: Mapped[str] = mapped_column(String(64), default="")
+
+    __table_args__ = (CheckConstraint(_in("rule", ALARM_RULES), name="rule"),
+                      Index("ix_alarms_station_raised", station, raised_at))

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from db.schema import AuditAnchor, InspectionRecord, Review, TrustedFile, User, to_utc_naive
+from db.schema import AlarmRecord, AuditAnchor, InspectionRecord, Review, TrustedFile, User, to_utc_naive
 from inspector.integrity import seal, sealed, station_key
 
 log = logging.getLogger(__name__)
@@ -31,12 +31,23 @@ def _t(value: dt.datetime | None) -> str:
 
 def inspection_fields(r: Any) -> tuple:
     """What decides a part's verdict and where it came from (a row, a mapping's attributes); for a triggered
-    part also the PLC's ``part_id`` and the trigger. A row without them (free-running, or written before the
-    line existed) has the fields it always had, so its seal still verifies."""
+    part also the PLC's ``part_id`` and the trigger, and the day's facts (product, lot, work order, shift) when
+    one is set. A row without them (free-running, or written before the line or the day existed) has the
+    fields it always had, so its seal still verifies."""
     part, trigger = getattr(r, "part_id", None), getattr(r, "trigger", None)
     line = () if part is None and trigger is None else (part or "", trigger or "")
-    return ("inspection", r.run_id, r.seq, _t(r.created_at), r.verdict, r.reasons, r.model_sha256 or "",
+    base = ("inspection", r.run_id, r.seq, _t(r.created_at), r.verdict, r.reasons, r.model_sha256 or "",
             r.recipe_sha256 or "", r.frame_name or "", r.image_path or "", *line)
+    day = tuple(getattr(r, name, None) or "" for name in DAY_COLUMNS)
+    return base + ("day", *day) if any(day) else base
+
+
+DAY_COLUMNS = ("product", "lot", "work_order", "shift")
+
+
+def alarm_fields(r: Any) -> tuple:
+    return ("alarm", r.station, r.run_id or 0, r.rule, r.message, _t(r.raised_at), r.acked_by or "",
+            _t(r.acked_at))
 
 
 def review_fields(r: Any) -> tuple:
@@ -83,6 +94,7 @@ _CHECKS = (
     (Review, review_fields, "review {id}: changed outside Inspector"),
     (User, user_fields, "user {id}: its name, role, password or recovery code was changed outside Inspector"),
     (TrustedFile, trust_fields, "trusted file {id}: added or changed outside Inspector"),
+    (AlarmRecord, alarm_fields, "alarm {id}: changed outside Inspector (its rule, time or acknowledgement)"),
 )
 
 

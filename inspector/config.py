@@ -250,6 +250,32 @@ class DisplayConfig(_Section):
         1.5, ge=0, le=60, description="Seconds a FAIL stays on the live banner before a newer part replaces it.")
 
 
+class ProductConfig(_Section):
+    """One product the line makes: what inspects it and what decides its verdict (``[products.NAME]``)."""
+
+    model: Path | None = Field(None, description="Model file of this product; empty means [model] path.")
+    recipe: RecipeConfig = Field(default_factory=RecipeConfig,
+                                 description="How this product's detections become a verdict (region of interest, "
+                                             "per-class thresholds).")
+    classes: tuple[str, ...] = Field((), description="Defect classes expected on this product; the model must "
+                                                     "report each of them.")
+
+
+_SHIFT = r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$"
+
+
+class AlarmsConfig(_Section):
+    fail_streak: int = Field(0, ge=0, le=10_000, description="Raise an alarm after this many FAIL parts in a row "
+                                                             "(0 = off).")
+    min_yield_pct: float = Field(0.0, ge=0, le=100, description="Raise an alarm when the yield over the last "
+                                                                "yield_window parts is under this (0 = off).")
+    yield_window: int = Field(50, ge=1, le=100_000, description="Parts the yield alarm looks at.")
+    max_not_inspected_pct: float = Field(
+        0.0, ge=0, le=100, description="Raise an alarm when the share of NOT_INSPECTED parts over the last "
+                                       "not_inspected_window parts is over this (0 = off).")
+    not_inspected_window: int = Field(50, ge=1, le=100_000, description="Parts the NOT_INSPECTED alarm looks at.")
+
+
 class Config(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig, description="The detector.")
     recipe: RecipeConfig = Field(default_factory=RecipeConfig, description="How detections become a verdict.")
@@ -260,6 +286,35 @@ class Config(_Section):
     display: DisplayConfig = Field(default_factory=DisplayConfig, description="The live screen.")
     station: StationConfig = Field(default_factory=StationConfig, description="This station.")
     line: LineConfig = Field(default_factory=LineConfig, description="Triggers from and results to the PLC.")
+    products: dict[str, ProductConfig] = Field(
+        default_factory=dict, description="Products by name ([products.NAME]); the operator picks one on the live "
+                                          "screen.")
+    shifts: dict[str, str] = Field(
+        default_factory=dict, description='Shifts by name, as "HH:MM-HH:MM" in the station\'s time zone (a shift '
+                                          'may cross midnight: it belongs to the date it starts).')
+    alarms: AlarmsConfig = Field(default_factory=AlarmsConfig, description="Alarms the operator acknowledges.")
+
+    @field_validator("shifts")
+    @classmethod
+    def _shifts(cls, v: dict[str, str]) -> dict[str, str]:
+        import re
+
+        for name, span in v.items():
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,20}", name):
+                raise ValueError(f"shift name {name!r} must be 1 to 20 letters, digits, '-' or '_'")
+            if not re.fullmatch(_SHIFT, span) or span[:5] == span[6:]:
+                raise ValueError(f"shift {name} = {span!r} must be a span such as \"06:00-14:00\"")
+        return v
+
+    @field_validator("products")
+    @classmethod
+    def _product_names(cls, v: dict[str, ProductConfig]) -> dict[str, ProductConfig]:
+        import re
+
+        for name in v:
+            if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", name):
+                raise ValueError(f"product name {name!r} must be 1 to 100 letters, digits, '.', '-' or '_'")
+        return v
 
     @model_validator(mode="after")
     def _one_station_name(self):

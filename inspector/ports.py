@@ -10,6 +10,7 @@ import numpy as np
 from inspector.types import Detections, Frame, Gap, Inspection, Trigger, Verdict
 
 if TYPE_CHECKING:
+    from inspector.alarms import Alarm
     from inspector.line import LineResult, LineState, LinkStatus
 
 
@@ -109,3 +110,11 @@ class LineOutput(Protocol):
     def link(self) -> LinkStatus: ...
 
     def close(self, last: LineState) -> None: ...
+
+
+@runtime_checkable
+class AlarmOutput(Protocol):
+    """Optional beside ``LineOutput``: an output that takes the station's alarms (``[alarms]``) has this verb;
+    one without it is simply not told (none of the protocol adapters has it yet)."""
+
+    def alarm(self, alarm_id: int, alarm: Alarm) -> None: ...

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from inspector.config import RunMode
+from inspector.day import DayContext
 from inspector.errors import InspectorError
 from inspector.line import TriggerDesk
 from inspector.pipeline import Pipeline
@@ -100,6 +101,8 @@ class Runner:
         self._lock = threading.Lock()
         self.error: Exception | None = None
         self._threads: list[threading.Thread] = []
+        self.context = DayContext()  # stamped on each inspection as it is finished (inference thread)
+        self._switch: tuple[DayContext, Callable[[], Pipeline] | None] | None = None
 
     # control -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -123,6 +126,25 @@ class Runner:
             self._paused.set()
         else:
             self._paused.clear()
+
+    def switch(self, context: DayContext, pipeline_factory: Callable[[], Pipeline] | None = None) -> None:
+        """From the next part on, stamp ``context`` (and judge with a new pipeline when given: the model is
+        built on the inference thread, after the parts already begun are finished with the old one)."""
+        with self._lock:  # a new pipeline still pending is kept: a lot set just after a product switch
+            pending = self._switch[1] if self._switch is not None else None
+            self._switch = (context, pipeline_factory or pending)
+        if not self.running:
+            self._take_switch()
+
+    def _take_switch(self) -> Callable[[], Pipeline] | None:
+        with self._lock:
+            pending, self._switch = self._switch, None
+        if pending is None:
+            return None
+        self.context = pending[0]
+        if pending[1] is not None:
+            self.pipeline_factory = pending[1]
+        return pending[1]
 
     def join(self, timeout: float | None = None) -> bool:
         end = None if timeout is None else time.monotonic() + timeout
@@ -296,6 +318,7 @@ class Runner:
         def finish_oldest() -> None:
             job = jobs.popleft()
             insp = pipeline.finish(job)
+            insp = dataclasses.replace(insp, day=self.context.stamp(insp.started_at))
             with self._lock:
                 if insp.detections is not None:
                     self._meter.infer_ms.append(insp.detections.inference_ms)
@@ -315,6 +338,13 @@ class Runner:
                 item = self._next_frame()
             if item is _END:
                 break
+            if self._switch is not None:  # a changeover: the parts begun are finished as they were begun
+                while jobs:
+                    finish_oldest()
+                factory = self._take_switch()
+                if factory is not None:
+                    pipeline = factory()
+                    depth = pipeline.depth
             jobs.append(pipeline.begin(item, live=live))
         while jobs:
             finish_oldest()

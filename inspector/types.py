@@ -13,6 +13,8 @@ from enum import Enum
 
 import numpy as np
 
+from inspector.day import PartDay
+
 
 class Verdict(str, Enum):
     PASS = "PASS"
@@ -152,6 +154,7 @@ class Inspection:
     image: np.ndarray | None = field(default=None, repr=False, compare=False)
     jpeg: bytes | None = field(default=None, repr=False, compare=False)  # see Frame.jpeg
     trigger: Trigger | None = None  # see Frame.trigger
+    day: PartDay | None = None  # product, lot, work order, shift and recipe, stamped by the runner
 
     def __post_init__(self) -> None:
         _need(isinstance(self.verdict, Verdict), "a Verdict", self.verdict)

@@ -9,11 +9,15 @@ import dataclasses
 import json
 import logging
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from inspector.alarms import Alarm
+from inspector.auth import Actor
 from inspector.config import Config, RecipeConfig
+from inspector.day import DayContext, Shifts, check_expected, product_config
 from inspector.detector import load_detector, pick_model
 from inspector.errors import StorageError
 from inspector.images import ImageStore, orphans
@@ -23,6 +27,7 @@ from inspector.rules import Recipe
 from inspector.runner import Runner, RunStats
 from inspector.sources import CameraState, open_source
 from inspector.types import Inspection
+from station.day import AlarmDesk, acting, recipe_hash
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +70,9 @@ class StationSpec:
     config: Config
     max_frames: int | None = None
     loop: bool = False
+    product: str | None = None  # a [products.NAME] to start with (None: [model] and [recipe] as they are)
+    lot: str = ""
+    work_order: str = ""
 
 
 def open_db(url: str):
@@ -147,17 +155,19 @@ class Station:
     def __init__(self, spec: StationSpec, on_committed: Callable[[list[tuple[int, Inspection]]], None] | None = None,
                  on_error: Callable[[Exception], None] | None = None,
                  on_camera: Callable[[CameraState], None] | None = None,
-                 registry: ModelRegistry | None = None) -> None:
+                 registry: ModelRegistry | None = None,
+                 on_alarm: Callable[[int, Alarm], None] | None = None) -> None:
         from db import DbWriter
 
-        cfg = spec.config
+        cfg = product_config(spec.config, spec.product)
         self.spec = spec
+        self.product = spec.product or ""
         self.model_path, self.backend = pick_model(cfg.model)
         self.config = cfg
         self.recipe = Recipe(cfg.recipe)
         card = read_card(self.model_path)
-        if card.get("classes"):
-            self.recipe.check_classes(list(card["classes"]), self.model_path.name)
+        self._check_classes(spec.config, self.product, self.recipe, card, self.model_path.name)
+        self.classes: tuple[str, ...] = tuple(card.get("classes", ()))
         self.engine, self.sessions = open_db(spec.db_url)
         try:
             # trust: the model's hash and the recipe checked against this station's database, before any load
@@ -167,6 +177,7 @@ class Station:
             if self.line is not None:
                 on_camera = self._camera_to_line(on_camera)
                 on_committed = self._committed_to_line(on_committed)
+            on_committed = self._committed_to_alarms(on_committed)
             self.source = open_source(spec.source, cfg.camera, spec.loop, on_camera)
         except Exception:
             self.engine.dispose()
@@ -182,17 +193,106 @@ class Station:
         self.db_writer = DbWriter(self.sessions, self.run_id, store, self.outbox, recipe_sha256=self.recipe_sha)
         self.writer = RetainingWriter(self.db_writer, self.sessions, self.base, self.subdir,
                                       int(cfg.storage.max_images_mb * 1e6))
-        model_cfg = cfg.model.model_copy(update={"path": self.model_path})
-        def pipeline() -> Pipeline:
-            detector = load_detector(model_cfg, self.recipe.detector_floor, self.registry)
-            self.recipe.check_classes(detector.classes, self.model_path.name)
-            return Pipeline(TimedDetector(detector, cfg.model.timeout_s), self.recipe, cfg.quality,
-                            cfg.quality.min_side_px or cfg.model.imgsz // 4)
-
-        self.runner = Runner(self.source, pipeline,
+        self.runner = Runner(self.source, self._pipeline_factory(cfg, self.model_path, self.recipe),
                              self.writer, cfg.run.mode, cfg.run.queue_size, spec.max_frames, on_committed, on_error,
                              desk=self.line.desk if self.line is not None else None)
+        listeners = [x for x in (on_alarm, self.line.alarm if self.line is not None else None) if x is not None]
+        self.alarms = AlarmDesk(cfg, self.sessions, self.run_id, listeners)
+        self.day = DayContext(self.product, spec.lot, spec.work_order, self.recipe_sha, Shifts(cfg.shifts))
+        self.runner.switch(self.day)
+        self._day_lock = threading.Lock()
         self._ended = False
+
+    def _pipeline_factory(self, cfg: Config, model_path: Path, recipe: Recipe) -> Callable[[], Pipeline]:
+        """Builds the pipeline on the inference thread (the model is created in the thread that uses it)."""
+        model_cfg = cfg.model.model_copy(update={"path": model_path})
+
+        def pipeline() -> Pipeline:
+            detector = load_detector(model_cfg, recipe.detector_floor, self.registry)
+            recipe.check_classes(detector.classes, model_path.name)
+            return Pipeline(TimedDetector(detector, cfg.model.timeout_s), recipe, cfg.quality,
+                            cfg.quality.min_side_px or cfg.model.imgsz // 4)
+        return pipeline
+
+    @staticmethod
+    def _check_classes(base: Config, product: str, recipe: Recipe, card: dict, model: str) -> None:
+        """The recipe's classes and the product's expected ones must be classes the model's card names."""
+        known = list(card.get("classes", []))
+        if known:
+            recipe.check_classes(known, model)
+            check_expected(product, base.products[product].classes if product else (), known, model)
+
+    # the plant's day ----------------------------------------------------------------------------
+    def switch_product(self, name: str, actor: Actor | None = None, base: Config | None = None) -> DayContext:
+        """See ``_switch_product``; one change of the day at a time (a lot set meanwhile sees the new product)."""
+        with self._day_lock:
+            return self._switch_product(name, actor, base)
+
+    def set_lot(self, lot: str, work_order: str, actor: Actor | None = None) -> DayContext:
+        """The lot and work order of the next parts (audited; ValueError for text that is too long)."""
+        with self._day_lock:
+            return self._set_lot(lot, work_order, actor)
+
+    def _switch_product(self, name: str, actor: Actor | None, base: Config | None) -> DayContext:
+        """Judge the next parts as product ``name`` (``base``: the configuration that defines it, by default the
+        one this station started from), without stopping: checked as a run's start is (recipe registered,
+        model trusted, expected classes known), audited, then handed to the runner. Raises one sentence
+        (ConfigError, PermissionDenied, ModelError) and changes nothing when a check fails. ``actor`` must be a
+        user of the station once it has users (a line adapter calling this needs one for the PLC)."""
+        from db import AuditRepo, TrustRepo, authorize
+        from db.writes import write
+
+        base = base or self.spec.config
+        cfg = product_config(base, name)
+        model_path, _ = pick_model(cfg.model)
+        recipe = Recipe(cfg.recipe)
+        card = read_card(model_path)
+        self._check_classes(base, name, recipe, card, model_path.name)
+        sha = recipe_hash(cfg)
+        model_sha = self.registry.check(model_path)
+        old = self.day
+
+        def record(s) -> None:
+            who = authorize(s, acting(actor), "run")
+            TrustRepo.allow_recipe(s, sha, cfg.recipe.name, recipe_hash(Config()))
+            AuditRepo.append(s, actor=who.name, action="product.switch", target=f"run:{self.run_id}",
+                             detail={"product": name, "from": old.product, "recipe": cfg.recipe.name,
+                                     "recipe_sha256": sha, "model_sha256": model_sha})
+
+        write(self.sessions, record, f"Switching to product {name!r}")
+        self.product, self.config, self.recipe, self.recipe_sha = name, cfg, recipe, sha
+        self.classes = tuple(card.get("classes", self.classes))
+        self.day = dataclasses.replace(old, product=name, recipe_sha256=sha, shifts=Shifts(cfg.shifts))
+        self.runner.switch(self.day, self._pipeline_factory(cfg, model_path, recipe))
+        log.info("run %d: product %r (recipe %s, model %s)", self.run_id, name, sha[:12], model_sha[:12])
+        return self.day
+
+    def _set_lot(self, lot: str, work_order: str, actor: Actor | None) -> DayContext:
+        from db import AuditRepo, authorize
+        from db.writes import write
+
+        day = dataclasses.replace(self.day, lot=lot, work_order=work_order)
+
+        def record(s) -> None:
+            who = authorize(s, acting(actor), "run")
+            AuditRepo.append(s, actor=who.name, action="lot.set", target=f"run:{self.run_id}",
+                             detail={"lot": day.lot, "work_order": day.work_order, "product": day.product})
+
+        write(self.sessions, record, "Recording the lot")
+        self.day = day
+        self.runner.switch(day)
+        return day
+
+    def acknowledge_alarm(self, alarm_id: int, actor: Actor | None = None) -> str:
+        """Record who acknowledged the alarm; returns their name."""
+        return self.alarms.acknowledge(alarm_id, actor)
+
+    def _committed_to_alarms(self, on_committed):
+        def committed(items: list[tuple[int, Inspection]]) -> None:
+            if on_committed is not None:
+                on_committed(items)
+            self.alarms.on_committed(items)
+        return committed
 
     def _line(self, cfg: Config):
         """The line's links from ``[line]`` (None when there are none and nothing triggers)."""
@@ -234,7 +334,7 @@ class Station:
         from db.outbox import Outbox
         from db.writes import write
 
-        cfg = spec.config
+        cfg = self.config  # with the product applied
         self.base, legacy = image_base(spec.db_url, cfg)
         self.subdir = image_namespace(self.sessions, legacy, cfg.station_name)
         self.outbox = None if sqlite_path(spec.db_url) is not None or spec.db_url.startswith("sqlite") \
@@ -257,7 +357,8 @@ class Station:
                                 cfg.run.mode.value)
             AuditRepo.append(s, actor=f"station:{cfg.station_name}", action="run.start", target=f"run:{run.id}",
                              detail={"model_sha256": self.model_sha, "recipe_sha256": self.recipe_sha,
-                                     "recipe": cfg.recipe.name})
+                                     "recipe": cfg.recipe.name, "product": self.product, "lot": spec.lot,
+                                     "work_order": spec.work_order})
             return run.id, mv.name
 
         self.run_id, self.model_name = write(self.sessions, start, "Starting the run")

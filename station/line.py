@@ -15,7 +15,7 @@ from typing import Any
 
 from inspector.config import Config, LineTrigger
 from inspector.line import LineResult, LineState, TriggerDesk, defect, result_of, unrecorded
-from inspector.ports import LineInput, LineOutput
+from inspector.ports import AlarmOutput, LineInput, LineOutput
 from inspector.sources import CameraState
 from inspector.types import Inspection, Trigger, Verdict
 
@@ -233,3 +233,14 @@ class LineLink:
                     "unacknowledged": sum(x["unacknowledged"] for x in links),
                     "link_down": any(not x["connected"] for x in links),
                     "last_trigger": self.last_trigger, "last_result": self.last_result}
+
+    def alarm(self, alarm_id: int, alarm: Any) -> None:
+        """Offer an alarm to each output that has an ``alarm(alarm_id, alarm)`` hook (optional: the protocol
+        adapters have none yet, so nothing is sent to them); a failing hook is logged, never raised."""
+        for out in self.outputs:
+            if not isinstance(out, AlarmOutput):
+                continue
+            try:
+                out.alarm(alarm_id, alarm)
+            except Exception:  # noqa: BLE001 - the line's link must not stop the station's writer
+                log.exception("%s could not take the alarm", getattr(out, "name", out))

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 from inspector.errors import InspectorError
 from inspector.registry import data_home
 from station import DEFAULT_SOURCE, Station, StationSpec
+from station.day import acknowledge_alarm
 from ui.controller import LiveController
 from ui.main_window import MainWindow
 from ui.theme import apply_theme
@@ -50,7 +51,7 @@ def config_arg(argv: list[str]) -> str | None:
 
 def build_window(spec: StationSpec, config_path: Path | str | None = None) -> MainWindow:
     """The main window over the real Station (the QApplication must exist)."""
-    controller = LiveController(Station)
+    controller = LiveController(Station, ack_offline=acknowledge_alarm)
     window = MainWindow(controller, spec, settings_path(config_path))
     controller.setParent(window)
     freeze_after_warm_up(controller)
@@ -73,7 +74,8 @@ def _guard_settings(window: MainWindow, spec: StationSpec) -> None:
     """Settings that change verdicts or storage, and report files: the user signed in on the review screen,
     checked (and, for settings, audited)."""
     from db import open_database, session_factory
-    from ui.settings_guard import settings_guard
+    from inspector.auth import STATION_OPERATOR
+    from ui.settings_guard import product_guard, settings_guard
 
     signed: list = [None]
     tabs = [window.tabs.widget(i) for i in range(window.tabs.count())]
@@ -88,6 +90,8 @@ def _guard_settings(window: MainWindow, spec: StationSpec) -> None:
         changed = getattr(tab, "actor_changed", None)
         if changed is not None:
             changed.connect(set_actor)
+            window.with_user = tab.with_reviewer  # the live screen's day actions sign in where review does
+    window.actor = lambda: signed[0] or STATION_OPERATOR
     opened: list = []
 
     def sessions():  # opened on first use, on the pool thread
@@ -96,6 +100,7 @@ def _guard_settings(window: MainWindow, spec: StationSpec) -> None:
         return opened[0]
 
     window.settings_guard = settings_guard(sessions, lambda: signed[0])
+    window.product_guard = product_guard(sessions)
     window.destroyed.connect(lambda *_: opened and opened[0].kw["bind"].dispose())
 
 

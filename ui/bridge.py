@@ -17,6 +17,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
+from inspector.alarms import Alarm
 from inspector.sources import CameraState
 from inspector.types import Detection, Inspection, Verdict
 
@@ -91,12 +92,22 @@ def live_result(record_id: int, insp: Inspection, with_thumb: bool = False,
                       float(insp.latency_ms))
 
 
+@dataclass(frozen=True)
+class AlarmEvent:
+    """An alarm raised on the station, as the screen shows it (``alarm_id`` 0: it could not be recorded)."""
+
+    alarm_id: int
+    rule: str
+    message: str
+
+
 class RunnerBridge(QObject):
     """Pass its methods as the Station's callbacks; connect to its signals (queued) in the GUI thread."""
 
     results = Signal(object)  # tuple[LiveResult, ...]: the failures of a batch, then its newest part
     error = Signal(object)  # the exception that stopped the runner
     camera = Signal(object)  # CameraState
+    alarm = Signal(object)  # AlarmEvent
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -123,3 +134,6 @@ class RunnerBridge(QObject):
 
     def on_camera(self, state: CameraState) -> None:
         self.camera.emit(state)
+
+    def on_alarm(self, alarm_id: int, alarm: Alarm) -> None:
+        self.alarm.emit(AlarmEvent(alarm_id, alarm.rule, alarm.message))

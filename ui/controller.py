@@ -22,6 +22,7 @@ from ui.bridge import RunnerBridge
 from ui.workers import operator_message, run_job
 
 if TYPE_CHECKING:  # the spec is data here; only the composition root (ui/app.py) builds stations
+    from inspector.day import DayContext
     from station import StationSpec
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,17 @@ class StationLike(Protocol):
 
     def line_status(self) -> dict | None: ...  # the line's connections and figures (None: no line)
 
+    # the plant's day (station.Station): each checked and audited, raising one sentence when refused
+    def switch_product(self, name: str, actor: Any = None, base: Any = None) -> DayContext: ...
 
-StationFactory = Callable[..., StationLike]  # (spec, on_committed=, on_error=, on_camera=) -> Station
+    def set_lot(self, lot: str, work_order: str, actor: Any = None) -> DayContext: ...
+
+    def acknowledge_alarm(self, alarm_id: int, actor: Any = None) -> str: ...
+
+
+StationFactory = Callable[..., StationLike]  # (spec, on_committed=, on_error=, on_camera=, on_alarm=) -> Station
+AckOffline = Callable[[str, int, Any], str]  # (database URL, alarm id, actor) -> who: for a run that has ended
+Denied = Callable[[str], None]  # told (GUI thread) when a day action needs a signed-in user
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,8 @@ class RunInfo:
     recipe_name: str
     db_url: str
     roi: tuple[float, float, float, float] | None = None
+    day: DayContext | None = None  # product, lot, work order in force
+    classes: tuple[str, ...] = ()  # the model's classes (the product editor's threshold table)
 
 
 @dataclass(frozen=True)
@@ -91,11 +103,16 @@ class LiveController(QObject):
     camera = Signal(object)  # CameraState
     stats = Signal(object)  # RunStats
     line = Signal(object)  # the line's status dict (station.line.LineLink.status()), None without a line
+    day = Signal(object)  # DayContext: product, lot, work order in force on the running station
+    alarm = Signal(object)  # AlarmEvent raised on the station
+    alarm_acked = Signal(int, str)  # alarm id, who acknowledged it
 
     def __init__(self, station_factory: StationFactory, pool: QThreadPool | None = None,
-                 parent: QObject | None = None) -> None:
+                 parent: QObject | None = None, ack_offline: AckOffline | None = None) -> None:
         super().__init__(parent)
         self._factory = station_factory
+        self._ack_offline = ack_offline
+        self._db_url = ""
         self.pool = pool or QThreadPool(self)
         self.pool.setMaxThreadCount(max(2, self.pool.maxThreadCount()))
         self.state = "idle"
@@ -127,13 +144,14 @@ class LiveController(QObject):
         bridge.results.connect(self.results.emit, queued)
         bridge.camera.connect(self._on_camera, queued)
         bridge.error.connect(self._on_runner_error, queued)
+        bridge.alarm.connect(self.alarm.emit, queued)
         self._bridge = bridge
         self._set_state("starting")
 
         def build() -> tuple[StationLike, RunInfo]:
             ready = prepare_spec(spec, recipe_path)
             station = self._factory(ready, on_committed=bridge.on_committed, on_error=bridge.on_error,
-                                    on_camera=bridge.on_camera)
+                                    on_camera=bridge.on_camera, on_alarm=bridge.on_alarm)
             try:
                 station.start()
             except BaseException:
@@ -142,7 +160,8 @@ class LiveController(QObject):
             cfg = ready.config
             info = RunInfo(station.run_id, getattr(station.runner.source, "name", ready.source),
                            bool(getattr(station.runner.source, "live", False)), cfg.run.mode.value,
-                           station.model_name, station.model_sha, cfg.recipe.name, ready.db_url, cfg.recipe.roi)
+                           station.model_name, station.model_sha, cfg.recipe.name, ready.db_url, cfg.recipe.roi,
+                           getattr(station, "day", None), tuple(getattr(station, "classes", ())))
             return station, info
 
         run_job(self.pool, build, self._built, self._build_failed, "building the station")
@@ -165,9 +184,50 @@ class LiveController(QObject):
     def idle(self) -> bool:
         return self.state == "idle"
 
+    # the plant's day (GUI thread; the checks and records run on the pool) ----------------------------
+    def switch_product(self, name: str, actor: Any, base: Any, denied: Denied | None = None) -> bool:
+        """Switch the running station to product ``name`` (False when no station runs)."""
+        return self._day_job(lambda st: st.switch_product(name, actor, base), self.day.emit, denied,
+                             f"switching to {name}")
+
+    def set_lot(self, lot: str, work_order: str, actor: Any, denied: Denied | None = None) -> bool:
+        return self._day_job(lambda st: st.set_lot(lot, work_order, actor), self.day.emit, denied, "setting the lot")
+
+    def acknowledge_alarm(self, alarm_id: int, actor: Any, denied: Denied | None = None) -> bool:
+        """Record who acknowledged the alarm: on the running station, else in the last run's database."""
+        station, db_url, offline = self.station, self._db_url, self._ack_offline
+
+        def ack() -> str:
+            if station is not None:
+                return station.acknowledge_alarm(alarm_id, actor)
+            if offline is None or not db_url:
+                raise RuntimeError("no database to record the acknowledgement in")
+            return offline(db_url, alarm_id, actor)
+
+        run_job(self.pool, ack, lambda who: self.alarm_acked.emit(alarm_id, who),
+                lambda e: self._day_failed(e, denied), "acknowledging an alarm")
+        return True
+
+    def _day_job(self, act: Callable[[StationLike], Any], done: Callable[[Any], None], denied: Denied | None,
+                 doing: str) -> bool:
+        station = self.station
+        if station is None or self.state not in ("running", "paused"):
+            return False
+        run_job(self.pool, lambda: act(station), done, lambda e: self._day_failed(e, denied), doing)
+        return True
+
+    def _day_failed(self, e: BaseException, denied: Denied | None) -> None:
+        from inspector.errors import PermissionDenied
+
+        if isinstance(e, PermissionDenied) and denied is not None:
+            denied(operator_message(e))
+        else:
+            self.failed.emit(operator_message(e))
+
     # pool results (GUI thread) -------------------------------------------------------------------
     def _built(self, built: tuple[StationLike, RunInfo]) -> None:
         self.station, info = built
+        self._db_url = info.db_url
         self._set_state("running")
         self.started.emit(info)
         self._timer.start()

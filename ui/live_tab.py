@@ -18,6 +18,7 @@ from ui import theme
 from ui.bridge import LiveResult
 from ui.controller import LiveController, RunEnd, RunInfo
 from ui.counters import CountersPanel
+from ui.day_panel import AlarmBanner, DayPanel
 from ui.failures import FailureStrip, PartDialog
 from ui.health import HealthPanel
 from ui.io_panel import IoPanel, LinkDownBanner
@@ -50,6 +51,8 @@ class LiveTab(QWidget):
         self.health = HealthPanel()
         self.io = IoPanel()
         self.link_banner = LinkDownBanner()
+        self.alarms = AlarmBanner()
+        self.day = DayPanel()
         self.strip = FailureStrip()
         self.roi: tuple[float, float, float, float] | None = None
         self.last: LiveResult | None = None
@@ -62,6 +65,7 @@ class LiveTab(QWidget):
         col = QVBoxLayout(column)
         col.setContentsMargins(0, 0, 0, 0)
         col.setSpacing(10)
+        col.addWidget(self.day)
         col.addWidget(self.health)
         col.addWidget(self.io)
         col.addStretch(1)
@@ -80,6 +84,7 @@ class LiveTab(QWidget):
         lay.setContentsMargins(10, 10, 10, 10)
         lay.setSpacing(8)
         lay.addWidget(self.link_banner)
+        lay.addWidget(self.alarms)
         lay.addWidget(self.error)
         lay.addWidget(self.banner)
         lay.addWidget(self.counters)
@@ -96,6 +101,9 @@ class LiveTab(QWidget):
         controller.started.connect(self._started)
         controller.finished.connect(self._finished)
         controller.failed.connect(self._failed)
+        controller.alarm.connect(self.alarms.add)
+        controller.alarm_acked.connect(lambda alarm_id, _who: self.alarms.remove(alarm_id))
+        controller.day.connect(self.day.show_day)
         self.strip.opened.connect(self.open_part)
         self.canvas.resized.connect(controller.set_display_size)
 
@@ -157,6 +165,8 @@ class LiveTab(QWidget):
         self._failure = None
         self.run_id = info.run_id
         self.health.show_run(info)
+        if info.day is not None:
+            self.day.show_day(info.day)
         self.roi = info.roi
         self.canvas.set_roi(info.roi)
         self.canvas.set_placeholder("Loading the model…")

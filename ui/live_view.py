@@ -82,6 +82,11 @@ class FrameCanvas(QWidget):
             self._pixmap_key = key
         return self._pixmap, QRectF((self.width() - w) // 2, (self.height() - h) // 2, w, h), scale
 
+    def image_rect(self) -> QRectF | None:
+        """Where the image is drawn on the canvas (None without one): the region of interest's frame."""
+        placed = self._placed()
+        return None if placed is None else placed[1]
+
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(event)
         self.resized.emit(self.width(), self.height())

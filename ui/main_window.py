@@ -8,6 +8,7 @@ the last parts to be written (without blocking the event loop), then closes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,13 +26,16 @@ from PySide6.QtWidgets import (
 )
 
 from db.failures import mask_url
+from inspector.auth import STATION_OPERATOR, Actor
 from inspector.config import Config, config_from_dict
 from inspector.errors import ConfigError
 from inspector.sources import VIDEO_SUFFIXES
 from ui.controller import LiveController, RunEnd
+from ui.day_actions import DayActions
 from ui.elided import ElidedLabel
 from ui.health import short
 from ui.live_tab import LiveTab
+from ui.product_editor import ProductEditor
 from ui.settings_dialog import SettingsDialog
 
 if TYPE_CHECKING:  # the spec is data here; only the composition root (ui/app.py) builds stations
@@ -59,7 +63,7 @@ MENUS = (("&Run", ("start", "stop", "pause")), ("&Source", ("folder", "video", "
          ("&Model", ("model", "recipe")), ("&View", ("kiosk", "settings")))
 
 
-class MainWindow(QMainWindow):
+class MainWindow(DayActions, QMainWindow):
     def __init__(self, controller: LiveController, spec: StationSpec, settings_path: Path,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -72,6 +76,12 @@ class MainWindow(QMainWindow):
         self.recipe_path: Path | None = None
         self.settings: SettingsDialog | None = None
         self.settings_guard = None  # set by the composition root: who may change verdict or storage settings
+        self.product_guard = None  # set by the composition root: who may change a product's recipe
+        # who acts on the live screen, and how to ask for a sign-in (the composition root wires the review tab's)
+        self.actor: Callable[[], Actor] = lambda: STATION_OPERATOR
+        self.with_user: Callable[[Callable[[], None], str], None] = lambda then, _why: then()
+        self.product_editor: ProductEditor | None = None
+        self.classes: tuple[str, ...] = ()
         self._closing = False
         self._restart = False
         self.tabs = QTabWidget()
@@ -87,6 +97,16 @@ class MainWindow(QMainWindow):
         controller.state_changed.connect(self._state_changed)
         controller.finished.connect(self._finished)
         controller.failed.connect(lambda msg: self.statusBar().showMessage(msg, 10000))
+        controller.failed.connect(lambda _msg: self.live.day.select_product(self.spec.product or ""))
+        controller.started.connect(self._run_started)
+        controller.day.connect(self._day_changed)
+        controller.alarm_acked.connect(lambda i, who: self.statusBar().showMessage(
+            f"Alarm {i} acknowledged by {who}", 10000))
+        self.live.day.product_chosen.connect(self.choose_product)
+        self.live.day.lot_entered.connect(self.enter_lot)
+        self.live.day.edit_requested.connect(self.edit_product)
+        self.live.alarms.acknowledge.connect(self.acknowledge_alarm)
+        self._show_day_choices()
         self._state_changed(controller.state)
 
     # tabs -------------------------------------------------------------------------------------
@@ -185,6 +205,7 @@ class MainWindow(QMainWindow):
 
     def set_config(self, cfg: Config) -> None:
         self.spec = replace(self.spec, config=cfg)
+        self._show_day_choices()
         self.live.banner.hold_s = cfg.display.fail_hold_s
         self._show_selection()
         self.statusBar().showMessage(f"Settings saved to {self.settings_path}; they apply from the next start.", 10000)
@@ -224,6 +245,8 @@ class MainWindow(QMainWindow):
         cfg = self.spec.config
         model = str(cfg.model.path) if cfg.model.path else "shipped model"
         recipe = str(self.recipe_path) if self.recipe_path else cfg.recipe.name
+        if self.spec.product:
+            recipe = f"product {self.spec.product}"
         loop = " (loop)" if self.spec.loop else ""
         source = short(mask_url(self.spec.source), 60)
         self.selection.setText(f"Source: {source}{loop}   ·   Model: {short(model, 50)}   ·   "

@@ -153,8 +153,11 @@ class SettingsDialog(QDialog):
         self.fields: dict[Key, _Field] = {}
         self.section_errors: dict[str, QLabel] = {}
         self.tabs = QTabWidget()
-        for section, sinfo in Config.model_fields.items():
-            self.tabs.addTab(self._section_page(section, sinfo, getattr(config, section)), _title(section))
+        # products and shifts are tables of their own (the config file, the live screen's product editor): kept
+        self.sections = [s for s in Config.model_fields if isinstance(getattr(config, s), BaseModel)]
+        for section in self.sections:
+            self.tabs.addTab(self._section_page(section, Config.model_fields[section], getattr(config, section)),
+                             _title(section))
         self.status = QLabel(f"Saved to {self.path}")
         self.status.setObjectName("fieldHelp")
         self.status.setWordWrap(True)
@@ -205,7 +208,8 @@ class SettingsDialog(QDialog):
             f.set_error(None)
         for label in self.section_errors.values():
             label.hide()
-        data: dict[str, dict[str, Any]] = {s: {} for s in Config.model_fields}
+        data: dict[str, Any] = {s: {} for s in self.sections}
+        data.update({s: getattr(self.config, s) for s in Config.model_fields if s not in self.sections})
         bad = False
         for (section, name), f in self.fields.items():
             try:
@@ -241,7 +245,7 @@ class SettingsDialog(QDialog):
     def _focus_first_error(self) -> None:
         for f in self.fields.values():
             if not f.error.isHidden():
-                self.tabs.setCurrentIndex(list(Config.model_fields).index(f.key[0]))
+                self.tabs.setCurrentIndex(self.sections.index(f.key[0]))
                 f.editor.setFocus()
                 return
 

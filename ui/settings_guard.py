@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from inspector.auth import STATION_OPERATOR, Actor
-from inspector.config import Config
+from inspector.config import Config, RecipeConfig
 from inspector.registry import recipe_sha256
 
 log = logging.getLogger(__name__)
@@ -21,14 +21,18 @@ log = logging.getLogger(__name__)
 PROTECTED: dict[str, str] = {"recipe": "recipe", "quality": "settings", "model": "settings", "storage": "settings"}
 
 
+def diff(prefix: str, a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """"prefix.key" -> {"old", "new"} for every key whose value differs."""
+    return {f"{prefix}.{k}": {"old": a.get(k), "new": b.get(k)}
+            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+
+
 def changes(old: Config, new: Config) -> dict[str, dict[str, Any]]:
     """"section.field" -> {"old", "new"} for every protected field that differs."""
     out: dict[str, dict[str, Any]] = {}
     for section in PROTECTED:
-        a, b = getattr(old, section).model_dump(mode="json"), getattr(new, section).model_dump(mode="json")
-        for key in sorted(set(a) | set(b)):
-            if a.get(key) != b.get(key):
-                out[f"{section}.{key}"] = {"old": a.get(key), "new": b.get(key)}
+        out.update(diff(section, getattr(old, section).model_dump(mode="json"),
+                        getattr(new, section).model_dump(mode="json")))
     return out
 
 
@@ -54,5 +58,26 @@ def settings_guard(sessions: Callable[[], Any], actor: Callable[[], Actor | None
                               {"from": "settings"})
             AuditRepo.append(s, actor=acted.name, action="settings.change", target="settings", detail=changed)
         log.info("settings changed by %s: %s", acted.name, ", ".join(changed))
+
+    return guard
+
+
+def product_guard(sessions: Callable[[], Any]) -> Callable[[str, RecipeConfig, RecipeConfig, Actor | None], str]:
+    """A guard for the product editor: a product's recipe decides verdicts, so a change needs a user allowed to
+    change recipes; the new recipe is registered as trusted (so the station accepts it) and the change audited,
+    in one transaction. Returns who made it; PermissionDenied (nothing saved) otherwise."""
+
+    def guard(name: str, old: RecipeConfig, new: RecipeConfig, actor: Actor | None) -> str:
+        from db import AuditRepo, TrustRepo, authorize
+
+        who = None if actor == STATION_OPERATOR else actor
+        with sessions().begin() as s:
+            acted = authorize(s, who, "recipe")
+            TrustRepo.add(s, acted, "recipe", recipe_sha256(new.model_dump(mode="json")), new.name,
+                          {"from": "product editor", "product": name})
+            AuditRepo.append(s, actor=acted.name, action="product.edit", target=f"product:{name}",
+                             detail=diff("recipe", old.model_dump(mode="json"), new.model_dump(mode="json")))
+        log.info("product %s changed by %s", name, acted.name)
+        return acted.name
 
     return guard

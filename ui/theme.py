@@ -77,6 +77,7 @@ QLineEdit[invalid="true"] {{ border: 1px solid {ERROR}; }}
 QPushButton {{ background: #2b3139; border: 1px solid {PANEL_EDGE}; border-radius: 4px; padding: 6px 16px; }}
 QPushButton:hover {{ background: #36404b; }}
 QPushButton:default {{ border: 1px solid {ACCENT}; }}
+QPushButton:disabled {{ color: #5c646e; }}
 QScrollArea {{ border: none; background: transparent; }}
 QToolTip {{ background: {PANEL}; color: {TEXT}; border: 1px solid {PANEL_EDGE}; }}
 """

@@ -16,6 +16,7 @@ from db.repositories.queries import (
     DETECTIONS,
     INSPECTIONS,
     D,
+    DayFilter,
     I,
     InspectionFilter,
     latest_review_verdict,
@@ -23,7 +24,7 @@ from db.repositories.queries import (
     verdict_counts_queries,
 )
 from db.schema import DetectionRecord, ModelVersion, Review, Run
-from db.seal import inspection_fields, key, seal_values
+from db.seal import DAY_COLUMNS, inspection_fields, key, seal_values
 from inspector.types import Inspection, Verdict
 
 MAX_PAGE = 10_000
@@ -37,8 +38,15 @@ def _row_values(run_id: int, insp: Inspection, image_path: str | None, uid: str 
     sha = insp.model_sha256 or (insp.detections.model_sha256 if insp.detections is not None else "")
     return {"run_id": run_id, "seq": insp.seq, "created_at": insp.started_at, "verdict": insp.verdict.value,
             "reasons": dumps(list(insp.reasons)), "latency_ms": float(insp.latency_ms), "image_path": image_path,
-            "frame_name": insp.frame_name, "model_sha256": sha, "uid": uid, "recipe_sha256": recipe_sha256,
-            **_trigger_values(insp)}
+            "frame_name": insp.frame_name, "model_sha256": sha, "uid": uid,
+            "recipe_sha256": (insp.day.recipe_sha256 if insp.day is not None else "") or recipe_sha256,
+            **_trigger_values(insp), **_day_values(insp)}
+
+
+def _day_values(insp: Inspection) -> dict[str, Any]:
+    """Product, lot, work order and shift as stamped by the runner (NULL where not set)."""
+    day = insp.day
+    return {name: (getattr(day, name) or None) if day is not None else None for name in DAY_COLUMNS}
 
 
 def _trigger_values(insp: Inspection) -> dict[str, Any]:
@@ -94,7 +102,9 @@ class InspectionRepo:
         if not entries:
             return []
         k = key(session)
-        rows = [{**row, "mac": seal_values(k, inspection_fields, row)} for row, _ in entries]
+        # an outbox entry written before schema 0005 has no day columns: NULL, as on the rows of its time
+        rows = [{**dict.fromkeys(DAY_COLUMNS), **row, "mac": seal_values(k, inspection_fields, row)}
+                for row, _ in entries]
         if session.get_bind().dialect.name == "sqlite":
             ids = _insert_sqlite(session, rows)
         else:
@@ -165,7 +175,8 @@ class InspectionRepo:
                 id=r.id, run_id=r.run_id, seq=r.seq, created_at=r.created_at, machine_verdict=Verdict(r.verdict),
                 final_verdict=Verdict(r.final or r.verdict), reasons=tuple(loads(r.reasons, [])),
                 latency_ms=r.latency_ms, image_path=r.image_path, frame_name=r.frame_name,
-                model_sha256=r.model_sha256, reviewed=r.final is not None, labels=tuple(labels.get(i, ()))))
+                model_sha256=r.model_sha256, reviewed=r.final is not None, labels=tuple(labels.get(i, ())),
+                product=r.product or "", lot=r.lot or "", work_order=r.work_order or "", shift=r.shift or ""))
         return out
 
     @staticmethod
@@ -190,9 +201,10 @@ class InspectionRepo:
 
     @staticmethod
     def counts(session: Session, since: dt.datetime | None = None, until: dt.datetime | None = None,
-               run_id: int | None = None) -> VerdictCounts:
-        """Final verdicts (after review) of the inspections in [since, until) and/or one run."""
-        machine_q, changed_q = verdict_counts_queries(since, until, run_id)
+               run_id: int | None = None, day: DayFilter | None = None) -> VerdictCounts:
+        """Final verdicts (after review) of the inspections in [since, until) and/or one run (and product, lot,
+        shift)."""
+        machine_q, changed_q = verdict_counts_queries(since, until, run_id, day)
         tally: Counter[str] = Counter()
         for v, n in session.execute(machine_q):
             tally[v] += n

@@ -36,6 +36,22 @@ R = REVIEWS.c
 
 
 @dataclass(frozen=True)
+class DayFilter:
+    """Product, lot and shift (``2026-11-30/A``) as stored on each inspection; empty fields do not filter."""
+
+    product: str | None = None
+    lot: str | None = None
+    shift: str | None = None
+
+    def conds(self) -> list[ColumnElement[bool]]:
+        return [getattr(I, name) == value for name in ("product", "lot", "shift")
+                if (value := getattr(self, name))]
+
+    def __bool__(self) -> bool:
+        return bool(self.product or self.lot or self.shift)
+
+
+@dataclass(frozen=True)
 class InspectionFilter:
     """What the review table shows. Every field is optional; set fields all apply (AND).
 
@@ -53,6 +69,7 @@ class InspectionFilter:
     reviewed: bool | None = None
     machine_verdict: Verdict | None = None
     final_verdict: Verdict | None = None
+    day: DayFilter | None = None  # product, lot, shift
 
     def __post_init__(self) -> None:
         for name in ("verdict", "machine_verdict", "final_verdict"):
@@ -142,6 +159,9 @@ def _walk(f: InspectionFilter, machine: Verdict | None, reviewed_to: Verdict | N
             w.conds.append(func.coalesce(I.verdict, "") == machine.value)
         else:
             w.conds.append(I.verdict == machine.value)
+    if f.day:
+        w.need_inspections()
+        w.conds.extend(f.day.conds())
     if f.run_id is not None:
         w.need_inspections()
         w.conds.append(I.run_id == f.run_id)
@@ -172,7 +192,7 @@ def page_ids_query(f: InspectionFilter, limit: int, after: PageCursor | None) ->
 
 
 def verdict_counts_queries(since: dt.datetime | None, until: dt.datetime | None,
-                           run_id: int | None) -> tuple[Select[Any], Select[Any]]:
+                           run_id: int | None, day: DayFilter | None = None) -> tuple[Select[Any], Select[Any]]:
     """(machine verdict, n) over the period, and (machine, final, n) of the rows a review changed."""
     conds: list[ColumnElement[bool]] = []
     rconds: list[ColumnElement[bool]] = [is_latest_review(), R.new_verdict != I.verdict]
@@ -185,6 +205,9 @@ def verdict_counts_queries(since: dt.datetime | None, until: dt.datetime | None,
     if run_id is not None:
         conds.append(I.run_id == run_id)
         rconds.append(I.run_id == run_id)
+    if day:
+        conds.extend(day.conds())
+        rconds.extend(day.conds())
     machine = select(I.verdict, func.count()).where(*conds).group_by(I.verdict)
     changed = (select(I.verdict, R.new_verdict, func.count()).select_from(REVIEWS.join(INSPECTIONS,
                                                                                          I.id == R.inspection_id))

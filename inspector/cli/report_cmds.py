@@ -47,6 +47,10 @@ def register(sub) -> None:  # noqa: ANN001 - argparse's private subparsers type
     _add_db(r)
     _add_period(r)
     r.add_argument("--run", type=int, default=None, metavar="ID", help="only this run")
+    r.add_argument("--product", default=None, help="only parts of this product")
+    r.add_argument("--lot", default=None, help="only parts of this lot")
+    r.add_argument("--shift", default=None, metavar="DATE/NAME", help="only parts of this shift, e.g. 2026-11-30/A "
+                   "(a shift that crosses midnight belongs to the date it started)")
     r.add_argument("--format", choices=["pdf", "html", "csv"], default=None,
                    help="output format (default: from the --out suffix, else pdf)")
     r.add_argument("--out", required=True, help="file to write; CSV also writes <name>_detections.csv beside it")
@@ -127,7 +131,7 @@ def report(a: argparse.Namespace) -> int:
     try:
         _sign_in(a, sessions, "report")
         result = make_report(sessions, fmt, out, since=a.since, until=a.until, run_id=a.run,
-                             image_root=_image_root(url, a), progress=_progress("rows"))
+                             image_root=_image_root(url, a), progress=_progress("rows"), day=_day(a))
         head = _chain_head(sessions)
     finally:
         engine.dispose()
@@ -141,6 +145,18 @@ def report(a: argparse.Namespace) -> int:
         print(f"wrote {out} ({result} inspections) and {detections_path(out)} ({took:.1f} s)")
     print(head)
     return 0
+
+
+def _day(a: argparse.Namespace):  # noqa: ANN202 - db.DayFilter, imported late like every db import here
+    """--product, --lot and --shift as a filter; a shift label is checked against the configuration's [shifts]."""
+    from db import DayFilter
+    from inspector.config import load_config
+    from inspector.day import Shifts
+
+    shift = a.shift
+    if shift is not None:
+        shift = Shifts(load_config(getattr(a, "config", None)).shifts).check_label(shift)
+    return DayFilter(a.product or None, a.lot or None, shift)
 
 
 def _sign_in(a: argparse.Namespace, sessions, action: str) -> None:  # noqa: ANN001

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from db.failures import mask_url
 from inspector.config import Config, load_config, load_recipe
+from inspector.day import clean_text
 from inspector.errors import ConfigError, SourceIncomplete
 from inspector.sources import CameraState
 from inspector.types import Inspection, Verdict
@@ -36,6 +37,10 @@ def add_source_options(p: argparse.ArgumentParser, for_run: bool = False) -> Non
                    help="inference backend (default: auto, the fastest installed)")
     p.add_argument("--mode", default=default, choices=["part", "stream"],
                    help="part: every frame is a part, none dropped; stream: newest frame wins")
+    p.add_argument("--product", default=default, help="a product of the configuration's [products.NAME]: its model "
+                                                      "and recipe judge the parts")
+    p.add_argument("--lot", default=default, help="the lot the parts belong to (stored on each inspection)")
+    p.add_argument("--work-order", default=default, help="the work order (stored on each inspection)")
 
 
 def register(sub) -> None:
@@ -90,8 +95,17 @@ def spec_from_args(a: argparse.Namespace) -> StationSpec:
     if source is not None and not source.strip():
         raise ConfigError("--source is empty: give an image folder, a video file, a camera index or a URL "
                           "(leave the option out for the sample images).")
+    product = getattr(a, "product", None) or None
+    if product is not None and product not in cfg.products:
+        raise ConfigError(f"--product {product!r}: not in [products] of the configuration (defined: "
+                          f"{', '.join(sorted(cfg.products)) or 'none'}).")
+    try:
+        lot, order = clean_text(getattr(a, "lot", None) or "", "lot"), clean_text(
+            getattr(a, "work_order", None) or "", "work order")
+    except ValueError as e:
+        raise ConfigError(f"--lot/--work-order: {e}") from None
     return StationSpec(source or DEFAULT_SOURCE, db, cfg,
-                       getattr(a, "max_frames", None), getattr(a, "loop", False))
+                       getattr(a, "max_frames", None), getattr(a, "loop", False), product, lot, order)
 
 
 def _line(rid: int, insp: Inspection) -> str:

@@ -17,7 +17,7 @@ from inspector.reports.output import Progress, atomic_files, check
 
 COLUMNS = ("inspection_id", "time", "run_id", "station", "source", "frame", "machine_verdict", "final_verdict",
            "reviewed", "reasons", "latency_ms", "model_sha256", "image_path", "defects", "reviewer", "decision",
-           "review_reason", "review_time")
+           "review_reason", "review_time", "product", "lot", "work_order", "shift")
 DETECTION_COLUMNS = ("inspection_id", "time", "frame", "final_verdict", "label", "confidence", "x1", "y1", "x2", "y2",
                      "qc")  # qc: "" as the model found it, "false" (QC rejected it), "drawn" (QC added it)
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
@@ -39,7 +39,8 @@ def inspection_line(r: ExportRow) -> list[object]:
     return [r.inspection_id, r.created_at.isoformat(), r.run_id, text(r.station), text(r.source), text(r.frame_name),
             r.machine_verdict, r.final_verdict, "yes" if r.reviewed else "no", text("; ".join(r.reasons)),
             f"{r.latency_ms:.2f}", r.model_sha256, text(r.image_path), r.defects, text(r.reviewer), r.decision,
-            text(r.review_reason), r.reviewed_at.isoformat() if r.reviewed_at is not None else ""]
+            text(r.review_reason), r.reviewed_at.isoformat() if r.reviewed_at is not None else "",
+            text(r.product), text(r.lot), text(r.work_order), r.shift]
 
 
 def detection_lines(r: ExportRow) -> list[list[object]]:

@@ -121,6 +121,7 @@ class ReportData:
     bucket_hours: int  # 1 (per hour) or 8 (per shift, for periods longer than 3 days)
     yield_series: tuple[YieldPoint, ...]
     worst: tuple[Failure, ...]
+    scope: str = ""  # the product, lot and shift the report is limited to ("" for all)
 
     def __post_init__(self) -> None:
         _need(self.bucket_hours in (1, 8), "bucket_hours 1 or 8", self.bucket_hours)
@@ -159,6 +160,10 @@ class ExportRow(NamedTuple):
     reviewed_at: dt.datetime | None = None
     box_marks: tuple[str, ...] = ()
     drawn: tuple[Box, ...] = ()
+    product: str = ""  # the plant's day the part was made in
+    lot: str = ""
+    work_order: str = ""
+    shift: str = ""
 
     @property
     def defects(self) -> str:

@@ -117,7 +117,7 @@ def _gallery(d: ReportData, image_root: Path | None, cancel: threading.Event | N
 def render_html(d: ReportData, image_root: Path | None = None, cancel: threading.Event | None = None) -> str:
     t = d.totals
     meta = [("Period", period_text(d)), ("Station", ", ".join(d.stations) or "-"), ("Model version", models_text(d)),
-            ("Runs", ", ".join(map(str, d.runs)) or "-"),
+            ("Runs", ", ".join(map(str, d.runs)) or "-"), *((("Scope", d.scope),) if d.scope else ()),
             ("Generated", f"{fmt_time(d.generated_at)} {zone_text(d.generated_at)}")]
     kpis = [("Inspected", str(t.inspected), ""), ("Pass", str(t.passed), "pass"), ("Fail", str(t.failed), "fail"),
             ("Review", str(t.review), ""), ("Not inspected", str(t.not_inspected), ""),

@@ -54,6 +54,7 @@ def _header(d: ReportData) -> list:
     runs = ", ".join(str(r) for r in d.runs) or "-"
     rows = [("Period", period_text(d)), ("Station", ", ".join(d.stations) or "-"),
             ("Model version", models_text(d)), ("Run" if len(d.runs) == 1 else "Runs", runs),
+            *((("Scope", d.scope),) if d.scope else ()),
             ("Generated", f"{fmt_time(d.generated_at)} {zone_text(d.generated_at)}")]
     t = Table([[_p(k, "key"), _p(escape(v), "cell")] for k, v in rows], colWidths=[32 * mm, WIDTH - 32 * mm])
     t.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("BOTTOMPADDING", (0, 0), (-1, -1), 2),

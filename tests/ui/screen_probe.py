@@ -27,6 +27,10 @@ from PySide6.QtWidgets import (
 )
 
 SLACK = 3  # pixels of rounding between a size hint and a geometry
+DAY = {"products": {"bracket-A": {"recipe": {"name": "bracket-A", "roi": (0.05, 0.05, 0.95, 0.95)}},
+                    "bracket-B": {"recipe": {"name": "bracket-B", "fail_conf": 0.6}}},
+       "shifts": {"A": "06:00-14:00", "B": "14:00-22:00", "C": "22:00-06:00"},
+       "alarms": {"fail_streak": 3, "min_yield_pct": 80.0, "yield_window": 50}}
 
 
 def pump(seconds: float) -> None:
@@ -131,7 +135,8 @@ def view(window, screen, name: str, shots: Path) -> dict:
     return {"name": name, "window": geo.getRect(), "min": [hint.width(), hint.height()],
             "screen": screen.geometry().getRect(), "clipped": clipped(window),
             "banner": window.live.banner.title.text(), "banner_line": window.live.banner.reasons.text(),
-            "letter_px": window.live.banner.title.font().pixelSize(), "shot": str(shot)}
+            "letter_px": window.live.banner.title.font().pixelSize(), "shot": str(shot),
+            "alarm": window.live.alarms.message, "product": window.live.day.chosen_product()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     data = Config().model_dump(mode="python")
     if a.model:
         data["model"]["path"] = Path(a.model)
-    spec = StationSpec(DEFAULT_SOURCE, a.db, config_from_dict(data), loop=True)
+    data.update(DAY)  # a plant's day: two products, three shifts, alarm rules
+    spec = StationSpec(DEFAULT_SOURCE, a.db, config_from_dict(data), loop=True, product="bracket-A", lot="L-2611",
+                       work_order="WO-4471")
     shots = Path(a.shots)
     shots.mkdir(parents=True, exist_ok=True)
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -176,6 +183,12 @@ def main(argv: list[str] | None = None) -> int:
             v["rows"] = tab.model.rowCount()
         views.append(v)
     window.tabs.setCurrentIndex(0)
+    wait_for(lambda: window.live.alarms.message, 30)  # raised by the [alarms] rules on the sample line
+    v = view(window, screen, "alarm", shots)
+    window.live.alarms.button.click()  # a fresh install: acknowledged without a sign-in, recorded
+    wait_for(lambda: "acknowledged by" in window.statusBar().currentMessage(), 20)
+    v["acked"] = window.statusBar().currentMessage()
+    views.append(v)
     window.toggle_kiosk()
     views.append(view(window, screen, "kiosk", shots))
     window.toggle_kiosk()

@@ -32,7 +32,8 @@ class FullDiskSink(ListSink):
 class FakeStation:
     """What ``Station`` offers the window, over fakes; records how the run was ended."""
 
-    def __init__(self, spec, on_committed=None, on_error=None, on_camera=None, sink=None, count=30, build_s=0.0):
+    def __init__(self, spec, on_committed=None, on_error=None, on_camera=None, sink=None, count=30, build_s=0.0,
+                 on_alarm=None):
         time.sleep(build_s)  # a slow camera open or database migration
         self.built_on = threading.current_thread()
         self.sink = sink or ListSink()

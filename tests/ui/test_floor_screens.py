@@ -52,7 +52,7 @@ def test_every_tab_fits_the_screen_with_nothing_clipped(tmp_path, size):
     assert found["shown_parts"], "the window showed no part"
     sw, sh = (int(x) for x in size.split("x"))
     names = [v["name"] for v in found["views"]]
-    assert names == ["tab-live", "tab-review", "tab-reports", "kiosk", "paused", "stopped"]
+    assert names == ["tab-live", "tab-review", "tab-reports", "alarm", "kiosk", "paused", "stopped"]
     for v in found["views"]:
         x, y, w, h = v["window"]
         assert x >= 0 and y >= 0 and x + w <= sw and y + h <= sh, f"{v['name']}: window {v['window']} on {size}"
@@ -66,6 +66,9 @@ def test_every_tab_fits_the_screen_with_nothing_clipped(tmp_path, size):
     if size != "1024x768":
         assert all(c["visible"] for c in review["columns"].values()), review["columns"]
     assert views["kiosk"]["letter_px"] >= 2.5 * views["tab-live"]["letter_px"]  # kiosk reads from afar
+    assert views["alarm"]["alarm"].startswith("ALARM: ")  # the sample line's yield is under the probe's 80 %
+    assert "acknowledged by local-admin" in views["alarm"]["acked"]
+    assert views["tab-live"]["product"] == "bracket-A"  # the product picked, on the live screen
     assert views["paused"]["banner"] == "PAUSED" and "last part: run " in views["paused"]["banner_line"]
     assert views["stopped"]["banner"] == "STOPPED" and "last part: run " in views["stopped"]["banner_line"]
     keep = os.environ.get("INSPECTOR_SCREENS")

@@ -36,7 +36,7 @@ from ui import theme
 from ui.live_view import ErrorBanner
 from ui.reports.charts import BAD, GOOD, MID, BarChart, pareto_series, when_text, yield_series
 from ui.review import service
-from ui.review.filters import run_text, to_aware
+from ui.review.filters import DayFields, run_text, to_aware
 from ui.review.progress import JobBar, ProgressRelay
 from ui.review.service import Database
 from ui.tiles import VERDICT_TILES, Tile
@@ -129,6 +129,11 @@ class ReportsTab(QWidget):
             b.clicked.connect(lambda _=False, f=fmt: self.export(f))
             top.addWidget(b)
             self.export_buttons[fmt] = b
+        self.day = DayFields()
+        self.day.changed.connect(self.refresh)
+        day_row = QHBoxLayout()
+        day_row.addWidget(self.day)
+        day_row.addStretch(1)
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
         self.summary.setStyleSheet(f"color: {theme.MUTED};")
@@ -151,6 +156,7 @@ class ReportsTab(QWidget):
         lay.setSpacing(10)
         lay.addWidget(self.error)
         lay.addLayout(top)
+        lay.addLayout(day_row)
         lay.addWidget(self.summary)
         lay.addLayout(grid)
         lay.addLayout(charts, 1)
@@ -198,6 +204,7 @@ class ReportsTab(QWidget):
         self.loaded_at = time.monotonic()
         self.refresh_choices()
         since, until, run_id = self.bounds()
+        day = self.day.value()
         if self.choice.currentData() == "run" and run_id is None:
             return
         self._token += 1
@@ -208,7 +215,7 @@ class ReportsTab(QWidget):
             from db.reporting import report_data
 
             with db.sessions()() as s, s.begin():
-                return report_data(s, since, until, run_id, worst=0)
+                return report_data(s, since, until, run_id, worst=0, day=day)
 
         self._jobs.run(work, lambda d: self._show(token, d), self._failed, "report data")
 
@@ -264,6 +271,7 @@ class ReportsTab(QWidget):
         out = Path(out)
         self.last_folder = out.parent
         since, until, run_id = self.bounds()
+        day = self.day.value()
         db, actor = self.db, self.actor
         cancel = self.jobbar.start(f"Writing {out.name}…")
         relay = ProgressRelay(self)
@@ -278,7 +286,7 @@ class ReportsTab(QWidget):
             with db.sessions().begin() as s:  # once the station has users: a signed-in QC (inspector.auth)
                 authorize(s, None if actor == STATION_OPERATOR else actor, "report")
             return make_report(db.sessions(), fmt, out, since=since, until=until, run_id=run_id,
-                               image_root=db.image_root, progress=relay, cancel=cancel)
+                               image_root=db.image_root, progress=relay, cancel=cancel, day=day)
 
         def done(result: Any) -> None:
             self._export_ended(relay)

@@ -256,7 +256,9 @@ class DetailPanel(QWidget):
         model = (f"{d.model.name} · {d.model.sha256[:12]}" if d.model is not None
                  else (r.model_sha256[:12] or "unknown"))
         note = f"\n{shown.note}" if shown.note and shown.image is None else ""
-        self.info.setText(f"Model {model} · recipe {d.run.recipe_name or '–'} · {r.latency_ms:.0f} ms{note}")
+        day = "".join(f" · {k} {v}" for k, v in (("product", r.product), ("lot", r.lot), ("work order", r.work_order),
+                                                  ("shift", r.shift)) if v)
+        self.info.setText(f"Model {model} · recipe {d.run.recipe_name or '–'} · {r.latency_ms:.0f} ms{day}{note}")
         if same and selected is not None:
             self.select_detection(selected)
 

@@ -1,4 +1,5 @@
-"""The review table's filters: period, final verdict, "model said X, QC said Y", defect class, run, reviewed."""
+"""The review table's filters: period, final verdict, "model said X, QC said Y", defect class, run, reviewed,
+and the plant's day (product, lot, shift)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import datetime as dt
 from typing import Any
 
 from PySide6.QtCore import QDateTime, Signal
-from PySide6.QtWidgets import QComboBox, QDateTimeEdit, QGridLayout, QHBoxLayout, QLabel, QWidget
+from PySide6.QtWidgets import QComboBox, QDateTimeEdit, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QWidget
 
-from db import InspectionFilter, RunDTO
+from db import DayFilter, InspectionFilter, RunDTO
 from inspector.types import Verdict
 from ui import theme
 from ui.review.service import Choices, local_text
@@ -54,6 +55,45 @@ def run_text(r: RunDTO) -> str:
     return f"Run {r.id} · {where} · {local_text(r.started_at, seconds=False)}"
 
 
+class DayFields(QWidget):
+    """Product, lot and shift (``2026-11-30/A``) as typed: the plant's day a review list or report is about."""
+
+    changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.fields: dict[str, QLineEdit] = {}
+        for name, hint, width in (("product", "any product", 110), ("lot", "any lot", 90),
+                                  ("shift", "2026-11-30/A", 110)):
+            f = QLineEdit()
+            f.setPlaceholderText(hint)
+            f.setClearButtonEnabled(True)
+            f.setMinimumWidth(width)
+            f.setToolTip(f"Only parts of this {name} (as stored on each part; empty: any)")
+            f.editingFinished.connect(self._edited)
+            lay.addWidget(FilterBar._caption(name.capitalize()))
+            lay.addWidget(f, 1)
+            self.fields[name] = f
+        self._last = self.value()
+
+    def _edited(self) -> None:
+        if self.value() != self._last:
+            self._last = self.value()
+            self.changed.emit()
+
+    def set(self, **values: str) -> None:
+        """Type into the fields (tests, shortcuts) and apply."""
+        for name, text in values.items():
+            self.fields[name].setText(text)
+        self._edited()
+
+    def value(self) -> DayFilter | None:
+        day = DayFilter(**{k: (f.text().strip() or None) for k, f in self.fields.items()})
+        return day if day else None
+
+
 class FilterBar(QWidget):
     changed = Signal()
 
@@ -84,6 +124,8 @@ class FilterBar(QWidget):
         row1.addWidget(self.until)
         row1.addStretch(1)
         row1.addWidget(self.reviewed)
+        self.day = DayFields()
+        self.day.changed.connect(self._changed)
         row2 = QHBoxLayout()
         row2.addWidget(self._caption("Run"))
         row2.addWidget(self.run, 1)
@@ -98,6 +140,7 @@ class FilterBar(QWidget):
         grid.addLayout(row1, 0, 0)
         grid.addLayout(row2, 1, 0)
         grid.addLayout(row3, 2, 0)
+        grid.addWidget(self.day, 3, 0)  # a row of its own: a lot or shift is read whole
         for c in (self.period, self.run, self.machine, self.final, self.label, self.reviewed):
             c.currentIndexChanged.connect(self._changed)
         for e in (self.since, self.until):
@@ -147,4 +190,5 @@ class FilterBar(QWidget):
             since, until = until, since
         return InspectionFilter(since=since, until=until, run_id=self.run.currentData(),
                                 machine_verdict=self.machine.currentData(), final_verdict=self.final.currentData(),
-                                label=self.label.currentData(), reviewed=self.reviewed.currentData())
+                                label=self.label.currentData(), reviewed=self.reviewed.currentData(),
+                                day=self.day.value())
