@@ -1,9 +1,10 @@
 """The MQTT link to the line (paho-mqtt 2.x; the only module that imports it).
 
 Topics, for station ``S``: ``inspector/S/state`` (retained, QoS 1; the broker's last will says
-``ready: false, reason: "offline"``), ``inspector/S/trigger`` (subscribed, QoS 1) and
-``inspector/S/result`` (QoS 1). paho's network thread reconnects with back-off (1 s doubling to 30 s);
-``send`` only queues, so a broker that is away never holds up inspection.
+``ready: false, reason: "offline"``), ``inspector/S/trigger`` (subscribed, QoS 1),
+``inspector/S/result`` (QoS 1) and ``inspector/S/alarm`` (QoS 1: each alarm an ``[alarms]`` rule raises).
+paho's network thread reconnects with back-off (1 s doubling to 30 s); ``send`` only queues, so a broker
+that is away never holds up inspection.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 
+from inspector.alarms import Alarm
 from inspector.config import LineMqttConfig
 from inspector.errors import ConfigError
-from inspector.line import LineResult, LineState, LinkStatus
+from inspector.line import LineResult, LineState, LinkStatus, now_iso
 from inspector.types import Trigger
 
 log = logging.getLogger(__name__)
@@ -33,7 +35,8 @@ def topics(station: str) -> dict[str, str]:
         raise ConfigError(f"[station] name = {station!r} cannot be part of an MQTT topic: use a name without "
                           "'/', '+', '#'.")
     base = f"inspector/{station}"
-    return {"state": f"{base}/state", "trigger": f"{base}/trigger", "result": f"{base}/result"}
+    return {"state": f"{base}/state", "trigger": f"{base}/trigger", "result": f"{base}/result",
+            "alarm": f"{base}/alarm"}
 
 
 def parse_trigger(payload: bytes, at: float) -> Trigger:
@@ -112,6 +115,11 @@ class MqttLink:
             self._publish(self.topics["state"], item.payload(), retain=True)
         else:
             self._publish(self.topics["result"], item.payload(), retain=False)
+
+    def alarm(self, alarm_id: int, alarm: Alarm) -> None:
+        """``inspector/<station>/alarm``, QoS 1, not retained: ``{"alarm_id", "rule", "message", "ts"}``."""
+        self._publish(self.topics["alarm"], {"alarm_id": alarm_id, "rule": alarm.rule, "message": alarm.message,
+                                             "ts": now_iso()}, retain=False)
 
     def link(self) -> LinkStatus:
         with self._lock:

@@ -75,10 +75,12 @@ class Plc:
         self.state: dict = {}
         self.results: dict = {}
         self.all: list[dict] = []
+        self.alarms: list[dict] = []
         self.lock = threading.Lock()
         c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"plc-{free_port()}")
         c.on_message = self._message
-        c.on_connect = lambda c, u, f, rc, p: c.subscribe([(f"{self.base}/state", 1), (f"{self.base}/result", 1)])
+        c.on_connect = lambda c, u, f, rc, p: c.subscribe([(f"{self.base}/state", 1), (f"{self.base}/result", 1),
+                                                           (f"{self.base}/alarm", 1)])
         c.reconnect_delay_set(0.2, 1)
         c.connect("127.0.0.1", port)
         c.loop_start()
@@ -89,6 +91,8 @@ class Plc:
         with self.lock:
             if m.topic.endswith("/state"):
                 self.state = p
+            elif m.topic.endswith("/alarm"):
+                self.alarms.append(p)
             else:
                 self.all.append(p)
                 self.results.setdefault(p["part_id"], []).append(p)
@@ -107,12 +111,13 @@ class Plc:
         self.c.disconnect()
 
 
-def line_config(port: int, trigger: str = "mqtt", timeout_s: float = 2.0, keepalive: int = 10):
+def line_config(port: int, trigger: str = "mqtt", timeout_s: float = 2.0, keepalive: int = 10, **more):
     from inspector.config import config_from_dict
 
     return config_from_dict({"station": {"name": "t"},
                              "line": {"trigger": trigger, "trigger_timeout_s": timeout_s,
-                                      "mqtt": {"url": f"mqtt://127.0.0.1:{port}", "keepalive_s": keepalive}}})
+                                      "mqtt": {"url": f"mqtt://127.0.0.1:{port}", "keepalive_s": keepalive}},
+                             **more})
 
 
 @pytest.fixture
@@ -172,12 +177,19 @@ def test_each_trigger_is_answered_once_after_the_commit_with_the_databases_verdi
 
 def test_free_running_publishes_every_inspection_with_no_part_id(broker, make_station, tmp_path):
     plc = Plc(broker.port)
-    st = make_station(line_config(broker.port, trigger="none"), loop=False)
+    # two FAIL parts in a row raise an alarm, which goes to the line too
+    st = make_station(line_config(broker.port, trigger="none", alarms={"fail_streak": 2}), loop=False)
     assert st.runner.join(60)
     st.finish("finished")
     plc.wait(lambda: len(plc.all) == len(db_rows(tmp_path)), timeout=10, what="every inspection")
     assert {r["part_id"] for r in plc.all} == {None} and len(plc.all) == 40  # the sample folder, once
     assert sorted(r["inspection_id"] for r in plc.all) == sorted(db_rows(tmp_path))
+    con = sqlite3.connect(tmp_path / "line.db")
+    alarms = {r[0]: r[1:] for r in con.execute("select id, rule, message from alarms")}
+    con.close()
+    assert alarms, "the sample folder has FAIL parts in a row: a fail_streak alarm was expected"
+    plc.wait(lambda: len(plc.alarms) == len(alarms), timeout=10, what="every alarm on the line")
+    assert {a["alarm_id"]: (a["rule"], a["message"]) for a in plc.alarms} == alarms
     plc.wait(lambda: plc.state.get("ready") is False and plc.state.get("reason") == "stopped", what="stopped")
     plc.close()
 
