@@ -209,6 +209,15 @@ class DisplayConfig(_Section):
         1.5, ge=0, le=60, description="Seconds a FAIL stays on the live banner before a newer part replaces it.")
 
 
+class ShadowConfig(_Section):
+    model: Path | None = Field(
+        None, description="Challenger model file run in shadow beside the active model on a share of live parts; "
+                          "its verdicts are recorded apart and never judge a part. Empty: no shadow.")
+    share: float = Field(0.2, gt=0, le=1, description="Share of the live parts the challenger also judges.")
+    agreement_parts: int = Field(
+        500, ge=10, le=100000, description="The Models tab shows agreement over this many latest shadow parts.")
+
+
 class Config(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig, description="The detector.")
     recipe: RecipeConfig = Field(default_factory=RecipeConfig, description="How detections become a verdict.")
@@ -219,6 +228,7 @@ class Config(_Section):
     display: DisplayConfig = Field(default_factory=DisplayConfig, description="The live screen.")
     station: StationConfig = Field(default_factory=StationConfig, description="This station.")
     line: LineConfig = Field(default_factory=LineConfig, description="Triggers from and results to the PLC.")
+    shadow: ShadowConfig = Field(default_factory=ShadowConfig, description="A challenger model in shadow mode.")
 
     @model_validator(mode="after")
     def _one_station_name(self):

@@ -100,6 +100,8 @@ class Runner:
         self._lock = threading.Lock()
         self.error: Exception | None = None
         self._threads: list[threading.Thread] = []
+        self._next_pipeline: Pipeline | None = None  # a promoted model, loaded, waiting to be taken between parts
+        self.on_swap: Callable[[Pipeline], None] | None = None  # called on the inference thread after a swap
 
     # control -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -117,6 +119,20 @@ class Runner:
         """Stop reading; what was read is still inspected and written."""
         self._stop.set()
         self._paused.clear()
+
+    def replace_pipeline(self, pipeline: Pipeline) -> None:
+        """Judge the parts not yet begun with ``pipeline`` (its model already loaded and warmed up).
+
+        The inference thread takes it between parts: the parts already at the old model are finished by it
+        first, so no part is ever judged by a half-loaded model, and each keeps the hash of the one that judged it.
+        """
+        with self._lock:
+            self._next_pipeline = pipeline
+
+    def _take_next_pipeline(self) -> Pipeline | None:
+        with self._lock:
+            nxt, self._next_pipeline = self._next_pipeline, None
+        return nxt
 
     def pause(self, paused: bool = True) -> None:
         if paused:
@@ -315,6 +331,13 @@ class Runner:
                 item = self._next_frame()
             if item is _END:
                 break
+            if self._next_pipeline is not None:  # a promotion: the old model finishes its parts, then hands over
+                while jobs:
+                    finish_oldest()
+                pipeline = self._take_next_pipeline() or pipeline
+                depth = pipeline.depth
+                if self.on_swap is not None:
+                    self.on_swap(pipeline)
             jobs.append(pipeline.begin(item, live=live))
         while jobs:
             finish_oldest()

@@ -149,20 +149,26 @@ class Station:
                  on_camera: Callable[[CameraState], None] | None = None,
                  registry: ModelRegistry | None = None) -> None:
         from db import DbWriter
+        from station.models import station_model_config
 
         cfg = spec.config
         self.spec = spec
-        self.model_path, self.backend = pick_model(cfg.model)
-        self.config = cfg
         self.recipe = Recipe(cfg.recipe)
-        card = read_card(self.model_path)
-        if card.get("classes"):
-            self.recipe.check_classes(list(card["classes"]), self.model_path.name)
         self.engine, self.sessions = open_db(spec.db_url)
         try:
+            # the model promoted on this station (issue 15) replaces the configuration's, which is the default
+            model_cfg, self.promotion = station_model_config(self.sessions, cfg.station_name, cfg.model)
+            if self.promotion is not None:
+                cfg = cfg.model_copy(update={"model": model_cfg})
+            self.model_path, self.backend = pick_model(cfg.model)
+            self.config = cfg
+            card = read_card(self.model_path)
+            if card.get("classes"):
+                self.recipe.check_classes(list(card["classes"]), self.model_path.name)
             # trust: the model's hash and the recipe checked against this station's database, before any load
             self.registry, self.recipe_sha = station_trust(self.sessions, cfg, registry)
             self.model_sha = self.registry.check(self.model_path)
+            self._shadow_cfg = self._shadow_model(cfg)
             self.line = self._line(cfg)
             if self.line is not None:
                 on_camera = self._camera_to_line(on_camera)
@@ -183,16 +189,79 @@ class Station:
         self.writer = RetainingWriter(self.db_writer, self.sessions, self.base, self.subdir,
                                       int(cfg.storage.max_images_mb * 1e6))
         model_cfg = cfg.model.model_copy(update={"path": self.model_path})
-        def pipeline() -> Pipeline:
-            detector = load_detector(model_cfg, self.recipe.detector_floor, self.registry)
-            self.recipe.check_classes(detector.classes, self.model_path.name)
-            return Pipeline(TimedDetector(detector, cfg.model.timeout_s), self.recipe, cfg.quality,
-                            cfg.quality.min_side_px or cfg.model.imgsz // 4)
-
-        self.runner = Runner(self.source, pipeline,
+        self.shadow = self._shadow(cfg)
+        if self.shadow is not None:
+            on_committed = self._committed_to_shadow(on_committed)
+        self.runner = Runner(self.source, lambda: self.build_pipeline(model_cfg, self.registry),
                              self.writer, cfg.run.mode, cfg.run.queue_size, spec.max_frames, on_committed, on_error,
                              desk=self.line.desk if self.line is not None else None)
+        self.runner.on_swap = self._swapped
+        self.watcher = self._watcher(cfg)
         self._ended = False
+
+    def build_pipeline(self, model_cfg, registry: ModelRegistry, threads: int | None = None) -> Pipeline:
+        """A pipeline over a trusted model, loaded and warmed up; the recipe's classes checked against it."""
+        if threads is not None:
+            model_cfg = model_cfg.model_copy(update={"threads": threads})
+        detector = load_detector(model_cfg, self.recipe.detector_floor, registry)
+        self.recipe.check_classes(detector.classes, Path(model_cfg.path or "model").name)
+        cfg = self.config
+        return Pipeline(TimedDetector(detector, cfg.model.timeout_s), self.recipe, cfg.quality,
+                        cfg.quality.min_side_px or cfg.model.imgsz // 4)
+
+    # champion and challenger (issue 15) -----------------------------------------------------------------
+    def _watcher(self, cfg: Config):
+        from station.models import PromotionWatcher
+
+        current = self.promotion.sha256 if self.promotion is not None else None
+        return PromotionWatcher(self.sessions, cfg.station_name, current, self.apply_promotion)
+
+    def apply_promotion(self, promotion) -> None:
+        """Load the promoted model on this (the watcher's) thread, then hand it to the inference thread, which
+        takes it between parts. A model that cannot load or lacks the recipe's classes leaves the old one on."""
+        path = Path(promotion.path)
+        model_cfg = self.config.model.model_copy(update={"path": path})
+        registry = trusted_models(self.sessions)  # it may have been trusted after this run started
+        pipeline = self.build_pipeline(model_cfg, registry)
+        log.info("model %s (%s) promoted by %s: taking over from the next part", path.name, promotion.sha256[:12],
+                 promotion.actor)
+        self.runner.replace_pipeline(pipeline)
+
+    def _swapped(self, pipeline: Pipeline) -> None:
+        """On the inference thread, between parts: the new model judges from here on."""
+        sha = getattr(pipeline.detector, "sha256", "")
+        self.model_sha = sha
+        if self.line is not None:
+            self.line.model_sha256 = sha
+        log.warning("run %s: the model %s judges from here on", getattr(self, "run_id", "?"), sha[:12])
+
+    def _shadow_model(self, cfg: Config):
+        """The challenger's model configuration from ``[shadow]`` (None: no shadow), its file found and trusted:
+        a missing or untrusted challenger is one sentence at the start, not a silent thread later."""
+        if cfg.shadow.model is None:
+            return None
+        shadow_cfg = cfg.model.model_copy(update={"path": Path(cfg.shadow.model)})
+        self.registry.check(pick_model(shadow_cfg)[0])
+        return shadow_cfg
+
+    def _shadow(self, cfg: Config):
+        """The challenger on a share of the parts (one inference thread, its own thread), or None."""
+        if self._shadow_cfg is None:
+            return None
+        from station.shadow import Shadow
+
+        shadow_cfg = self._shadow_cfg
+        return Shadow(self.sessions, cfg.station_name, self.run_id,
+                      lambda: self.build_pipeline(shadow_cfg, self.registry, threads=1), cfg.shadow.share)
+
+    def _committed_to_shadow(self, on_committed):
+        shadow = self.shadow
+
+        def committed(items: list[tuple[int, Inspection]]) -> None:
+            if on_committed is not None:
+                on_committed(items)
+            shadow.offer(items)  # never blocks: a busy challenger skips parts
+        return committed
 
     def _line(self, cfg: Config):
         """The line's links from ``[line]`` (None when there are none and nothing triggers)."""
@@ -264,6 +333,9 @@ class Station:
         if self.line is not None:
             self.line.start(self.runner)
         self.runner.start()
+        self.watcher.start()
+        if self.shadow is not None:
+            self.shadow.start()
 
     def stop(self) -> None:
         self.runner.stop()
@@ -292,6 +364,9 @@ class Station:
         from db.writes import write
 
         self._ended = True
+        self.watcher.stop()
+        if self.shadow is not None:
+            self.shadow.stop()
         if self.line is not None:  # the PLC hears at once that this station no longer inspects
             self.line.close("stopped" if not reason.startswith("error") else reason[:200])
         try:

@@ -2,11 +2,12 @@
 
 from db.repositories.audit import AuditRepo, entry_hash
 from db.repositories.inspections import InspectionRepo
+from db.repositories.models import PromotionRepo, ShadowRepo, trusted_model_files
 from db.repositories.queries import InspectionFilter
 from db.repositories.reviews import ReviewRepo
 from db.repositories.runs import END_REASONS, ModelRepo, RunRepo
 from db.repositories.trust import TrustRepo
 from db.repositories.users import UserRepo, authorize
 
-__all__ = ["AuditRepo", "END_REASONS", "InspectionFilter", "InspectionRepo", "ModelRepo", "ReviewRepo", "RunRepo",
-           "TrustRepo", "UserRepo", "authorize", "entry_hash"]
+__all__ = ["AuditRepo", "END_REASONS", "InspectionFilter", "InspectionRepo", "ModelRepo", "PromotionRepo", "ReviewRepo",
+           "RunRepo", "ShadowRepo", "TrustRepo", "UserRepo", "authorize", "entry_hash", "trusted_model_files"]
