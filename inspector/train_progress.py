@@ -30,8 +30,13 @@ class ProgressFile:
 
     def _write(self, event: dict) -> None:
         event = {**event, "t": round(time.time(), 3)}
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(event, default=str) + "\n")
+        line = (json.dumps(event, default=str) + "\n").encode("utf-8")
+        with open(self.path, "a+b") as f:
+            if f.tell() > 0:  # after a line cut by a crash, start a new one
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    line = b"\n" + line
+            f.write(line)
             f.flush()
 
     def note(self, text: str) -> None:
