@@ -95,7 +95,7 @@ def _train_with(a: argparse.Namespace, progress, say, stream) -> int:
         with sessions.begin() as s:
             for name, f in card["files"].items():
                 TrustRepo.add(s, actor, "model", f["sha256"], name, {"file": str((Path(a.out) / name).resolve()),
-                                                                      "trained_by": "inspector train"})
+                                                                      "trained_by": "inspector train"}, "train")
         print(f"model written to {a.out}: {files} (trusted on this station by {actor.name})")
         if stream is not None:
             stream.done(card, Path(a.out), _reached(card), trusted_by=actor.name)
