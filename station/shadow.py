@@ -67,12 +67,15 @@ class Shadow:
         self.skipped = 0  # picked while the challenger was busy: not judged
         self.error: Exception | None = None
         self.model_sha = ""
+        self._ready = threading.Event()  # parts are picked once the challenger is loaded
 
     def start(self) -> None:
         self._thread.start()
 
     def offer(self, items: list[tuple[int, Inspection]]) -> None:
         """Committed parts (id, inspection): a share of those with a picture is handed over, if there is room."""
+        if not self._ready.is_set():
+            return
         for iid, insp in items:
             if insp.image is None or not self.picker.take():
                 continue
@@ -96,6 +99,7 @@ class Shadow:
             log.error("shadow model not started: %s", e)
             return
         self.model_sha = getattr(pipeline.detector, "sha256", "")
+        self._ready.set()
         log.info("shadow model %s judges a %.0f%% share of the parts%s", self.model_sha[:12],
                  self.picker.share * 100, " at a lower priority" if lowered else "")
         pending: list[dict] = []

@@ -203,7 +203,12 @@ def _run(src: Path, url: str, cfg) -> list:
 
     seen: list = []
     st = Station(StationSpec(str(src), url, cfg), on_committed=seen.extend)
+    if st.shadow is not None:  # the parts wait until the challenger is loaded (it skips parts before that)
+        st.runner.pause(True)
     st.start()
+    if st.shadow is not None:
+        assert st.shadow._ready.wait(60)
+        st.runner.pause(False)
     st.runner.join(120)
     st.finish("finished")
     return seen
