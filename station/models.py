@@ -132,6 +132,12 @@ def change_model(sessions, actor: Actor | None, station: str, model: Path, reaso
         raise ConfigError(f"model file not found: {model}")
     sha = sha256_file(model)
     trusted = trusted_models(sessions).trusted()
+    loaded = pick_model(ModelConfig(path=model))[0]  # a .pt runs as the .onnx beside it where one can run
+    if loaded != model and sha in trusted and sha256_file(loaded) not in trusted:
+        from inspector.errors import PermissionDenied
+
+        raise PermissionDenied(f"the station would run {loaded.name} beside {model.name}, and that file is not "
+                               "trusted: trust it too ('inspector model add FILE --user ADMIN') or promote it.")
     current = _sha_or_empty(config_model)
     name = f"{model.parent.name}/{model.name}"
     return write(sessions, lambda s: PromotionRepo.record(s, actor, station, action, sha, str(model.resolve()), name,

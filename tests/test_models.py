@@ -304,3 +304,23 @@ def test_a_progress_file_with_a_cut_last_line_reads_as_far_as_it_is_whole(tmp_pa
     assert st.best_map50 == pytest.approx(0.10) and st.eta_s == 30.0
     pf.failed(ConfigError("the disk is full"))
     assert read_progress(f).status == "failed" and "disk is full" in read_progress(f).error
+
+
+def test_a_pt_whose_onnx_twin_the_station_would_run_is_untrusted_is_not_promoted(tmp_path, tiny_model):
+    from db import TrustRepo
+    from inspector.registry import sha256_file
+    from station.models import change_model
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    pt, onnx = folder / "m.pt", folder / "m.onnx"
+    shutil.copy(tiny_model, pt)
+    onnx.write_bytes(tiny_model.with_suffix(".onnx").read_bytes() + b"\0")  # changed: not the trusted twin
+    engine, sessions = _with_staff(_db(tmp_path))
+    try:
+        with sessions.begin() as s:
+            TrustRepo.add(s, Actor("root-admin", Role.ADMIN), "model", sha256_file(pt), pt.name)
+        with pytest.raises(PermissionDenied, match="would run m.onnx"):
+            change_model(sessions, QC(), "cell-1", pt, "looks good", PARTS_ONNX)
+    finally:
+        engine.dispose()

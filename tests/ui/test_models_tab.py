@@ -53,7 +53,7 @@ def _tab(qtbot, service, actor=None):
 
 def _select(tab, name: str) -> None:
     row = next(i for i, m in enumerate(tab.overview.models) if m.name == name)
-    tab.table.selectRow(row)
+    tab.models_table.selectRow(row)
 
 
 def _active(service):
@@ -71,14 +71,14 @@ def test_only_qc_and_admin_see_the_models_and_promote_or_roll_back(qtbot, servic
     assert not tab.allowed and tab.content.isHidden()
     tab.actor = QC()
     qtbot.waitUntil(lambda: tab.overview is not None and tab.idle, timeout=30000)
-    names = [tab.table.item(r, 1).text() for r in range(tab.table.rowCount())]
+    names = [tab.models_table.item(r, 1).text() for r in range(tab.models_table.rowCount())]
     assert "tiny/tiny.onnx" in names and names[0] == "parts-v2/parts-v2.onnx"
-    assert tab.table.item(0, 0).text() == "●"  # the configuration's model, active before any promotion
+    assert tab.models_table.item(0, 0).text() == "●"  # the configuration's model, active before any promotion
     _select(tab, "tiny/tiny.onnx")
     assert "Classes: scratch" in tab.card.toPlainText() and "never promoted" in tab.card.toPlainText()
     tab.promote(reason="fewer false rejects on lot 12")
     qtbot.waitUntil(lambda: tab.idle and tab.overview.models[0].name == "tiny/tiny.onnx", timeout=30000)
-    assert _active(service).actor == "qc-anna" and tab.table.item(0, 0).text() == "●"
+    assert _active(service).actor == "qc-anna" and tab.models_table.item(0, 0).text() == "●"
     assert "promote by qc-anna" in tab.card.toPlainText()
     assert [label for label, _ in tab.overview.earlier] == ["parts-v2/parts-v2.onnx"]
     tab.rollback(target=tab.overview.earlier[0][1], reason="escapes on lot 13")

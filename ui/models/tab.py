@@ -130,14 +130,14 @@ class ModelsTab(QWidget):
         self.status.setWordWrap(True)
         self.shadow = QLabel("Shadow: none configured")
         self.shadow.setWordWrap(True)
-        self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["", "Model", "SHA-256", "Trusted"])
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        self.table.itemSelectionChanged.connect(self._show_card)
+        self.models_table = QTableWidget(0, 4)
+        self.models_table.setHorizontalHeaderLabels(["", "Model", "SHA-256", "Trusted"])
+        self.models_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.models_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.models_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.models_table.verticalHeader().hide()
+        self.models_table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.models_table.itemSelectionChanged.connect(self._show_card)
         self.card = QTextBrowser()
         self.buttons: dict[str, QPushButton] = {}
         row = QHBoxLayout()
@@ -169,7 +169,7 @@ class ModelsTab(QWidget):
         self.cancel_button.setEnabled(False)
         left = QWidget()
         lv = QVBoxLayout(left)
-        lv.addWidget(self.table, 2)
+        lv.addWidget(self.models_table, 2)
         lv.addWidget(self.card, 3)
         right = QWidget()
         rv = QVBoxLayout(right)
@@ -232,16 +232,16 @@ class ModelsTab(QWidget):
     def _show_overview(self, ov: Overview) -> None:
         keep = self.selected()  # the model selected before, wherever it is listed now
         self.overview = ov
-        self.table.setRowCount(len(ov.models))
+        self.models_table.setRowCount(len(ov.models))
         for r, m in enumerate(ov.models):
             for c, text in enumerate(("●" if m.active else "", m.name, m.sha256[:12], m.trusted_by)):
                 item = QTableWidgetItem(text)
                 item.setToolTip(str(m.path or m.sha256))
-                self.table.setItem(r, c, item)
+                self.models_table.setItem(r, c, item)
             if keep is not None and m.sha256 == keep.sha256:
-                self.table.selectRow(r)
+                self.models_table.selectRow(r)
         if self.selected() is None and ov.models:
-            self.table.selectRow(0)
+            self.models_table.selectRow(0)
         self._show_card()  # the same row may hold a changed model (a promotion adds to its card)
         active = next((m for m in ov.models if m.active), None)
         self.status.setText(f"Station {self.service.station}: active model "
@@ -258,7 +258,7 @@ class ModelsTab(QWidget):
                                 f"passed part(s) and passed {a.challenger_passes} failed one(s).")
 
     def selected(self) -> KnownModel | None:
-        rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
+        rows = self.models_table.selectionModel().selectedRows() if self.models_table.selectionModel() else []
         if not rows or self.overview is None or rows[0].row() >= len(self.overview.models):
             return None
         return self.overview.models[rows[0].row()]
