@@ -159,6 +159,10 @@ class Station:
             # the model promoted on this station (issue 15) replaces the configuration's, which is the default
             model_cfg, self.promotion = station_model_config(self.sessions, cfg.station_name, cfg.model)
             if self.promotion is not None:
+                if cfg.model.path is not None and Path(cfg.model.path).resolve() != Path(model_cfg.path).resolve():
+                    log.warning("%s judges with %s, promoted by %s; the configured model %s is the default only "
+                                "before any promotion ('inspector model list')", cfg.station_name,
+                                self.promotion.name, self.promotion.actor, cfg.model.path)
                 cfg = cfg.model_copy(update={"model": model_cfg})
             self.model_path, self.backend = pick_model(cfg.model)
             self.config = cfg
