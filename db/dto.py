@@ -192,4 +192,3 @@ class VerdictCounts:
     def yield_pct(self) -> float | None:
         judged = self.inspected - self.not_inspected
         return self.pass_ / judged * 100.0 if judged > 0 else None
-
