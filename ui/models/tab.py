@@ -381,6 +381,8 @@ class ModelsTab(QWidget):
         self._run(self.service.latest_job, lambda job: job is not None and self._follow(job), "find training job")
 
     def _follow(self, job: Job) -> None:
+        if self.job is None or self.job.folder != job.folder:
+            self._trusting = False
         self._show_job(job)
         if job.status in ("starting", "training", "cancelling"):
             self._timer.start()
@@ -397,11 +399,13 @@ class ModelsTab(QWidget):
         self.cancel_button.setEnabled(running)
         if job.status not in ("starting", "training", "cancelling"):
             self._timer.stop()
-            if job.status == "done" and not job.state.result.get("trusted_by") and not self._trusting:
+            if (job.status == "done" and not job.state.result.get("trusted_by") and not self._trusting
+                    and job.started_by == self._actor.name):  # only who started it trusts what it wrote
                 self._trust(job)
 
     def _trust(self, job: Job) -> None:
-        """A finished job's files trusted by the QC or admin signed in here (training output is a QC action)."""
+        """A finished job's files trusted by the QC or admin who started it, signed in here (training output is a
+        QC action); anyone else trusts them explicitly ('inspector model add')."""
         self._trusting = True
         actor = self._actor
 
