@@ -99,8 +99,9 @@ def main() -> int:
     out = {"plain_parts_per_s": round(p, 1), "shadow_parts_per_s": round(s, 1), "ratio": round(s / p, 3),
            "share": a.share, "challenger": challenger, "parts": a.parts, "rounds": a.rounds, "cpu": cpu_text(),
            "load": load_text(), "runs": runs}
+    change = (f"{(1 - s / p) * 100:.1f}% fewer parts/s" if s < p else f"{(s / p - 1) * 100:.1f}% more parts/s")
     print(f"without shadow {p:.1f} parts/s, with shadow ({a.share:.0%} of the parts) {s:.1f} parts/s: ratio "
-          f"{s / p:.3f} ({(1 - s / p) * 100:+.1f}% fewer parts/s; target under 5%)")
+          f"{s / p:.3f} ({change} with shadow; target: under 5% fewer)")
     print(f"{out['cpu']}; {out['load']}")
     if a.json:
         print(json.dumps(out))
