@@ -163,3 +163,17 @@ def test_training_runs_in_its_own_process_survives_the_tab_and_cancels_cleanly(q
                     timeout=30000)
     m = next(m for m in again.overview.models if m.name == "from-window/from-window.pt")
     assert m.trusted_by.startswith("qc-anna") and m.card["stopped_by"] == "cancelled"
+
+
+def test_the_health_panel_names_the_model_that_judged_the_newest_part(qtbot):
+    from ui.controller import RunInfo
+    from ui.health import HealthPanel
+
+    panel = HealthPanel()
+    qtbot.addWidget(panel)
+    panel.show_run(RunInfo(3, "parts/", False, "part", "parts-v2", "a" * 64, "default", "sqlite://"))
+    assert panel.value("model") == f"parts-v2 · {'a' * 12}"
+    panel.show_model("b" * 64)  # a promotion took over between two parts
+    assert panel.value("model") == f"promoted · {'b' * 12}"
+    panel.show_model("a" * 64)  # rolled back
+    assert panel.value("model") == f"parts-v2 · {'a' * 12}"
