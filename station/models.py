@@ -184,12 +184,17 @@ class PromotionWatcher:
             self._thread.join(timeout=5)
 
     def _run(self) -> None:
+        failing = False
         while not self._stop.wait(self.poll_s):
             try:
                 promo = active_promotion(self.sessions, self.station)
             except Exception as e:  # noqa: BLE001 - a database hiccup must not stop the line; tried again later
-                log.warning("could not read the active model of %s: %s", self.station, e)
+                if not failing:  # once per outage, not every poll
+                    log.warning("could not read the active model of %s (tried again every %.0f s): %s",
+                                self.station, self.poll_s, e)
+                failing = True
                 continue
+            failing = False
             sha = promo.sha256 if promo is not None else None
             if promo is None or sha == self.current:
                 continue
