@@ -65,6 +65,8 @@ class Shadow:
         self._thread = threading.Thread(target=self._run, name="inspector-shadow", daemon=True)
         self.judged = 0
         self.skipped = 0  # picked while the challenger was busy: not judged
+        self.lost = 0  # judged, but the database did not take them
+        self.lost_warned = False
         self.error: Exception | None = None
         self.model_sha = ""
         self._ready = threading.Event()  # parts are picked once the challenger is loaded
@@ -134,5 +136,10 @@ class Shadow:
 
         try:
             write(self.sessions, lambda s: ShadowRepo.add(s, rows), "Recording shadow verdicts", wait_s=2.0)
+            self.lost_warned = False
         except Exception as e:  # noqa: BLE001 - shadow records are expendable; the line's are not
-            log.warning("%d shadow verdict(s) not recorded: %s", len(rows), e)
+            self.lost += len(rows)
+            if not self.lost_warned:  # once per outage
+                log.warning("%d shadow verdict(s) not recorded (shadow verdicts are not kept for later): %s",
+                            len(rows), e)
+            self.lost_warned = True
