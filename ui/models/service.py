@@ -28,6 +28,7 @@ class Overview:
     agreement: Any  # db.dto.ShadowAgreement
     earlier: tuple[tuple[str, Path], ...]  # (label, file) of models that were active here, newest first
     shadow_model: str
+    config_model: Path  # the configuration's model: active before any promotion
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class ModelsService:
                 path = next((Path(q.path) for q in history if q.sha256 == p.previous_sha256), config_model)
                 earlier.append((f"{path.parent.name}/{path.name}", path))
         shadow = str(self.config.shadow.model) if self.config.shadow.model else ""
-        return Overview(tuple(models), agreement, tuple(earlier), shadow)
+        return Overview(tuple(models), agreement, tuple(earlier), shadow, config_model)
 
     def change(self, actor: Actor | None, model: Path, reason: str, action: str = "promote"):
         return change_model(self.db.sessions(), actor, self.station, model, reason, self.config_model(), action)

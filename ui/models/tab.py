@@ -245,7 +245,7 @@ class ModelsTab(QWidget):
         self._show_card()  # the same row may hold a changed model (a promotion adds to its card)
         active = next((m for m in ov.models if m.active), None)
         self.status.setText(f"Station {self.service.station}: active model "
-                            f"{active.name if active else self.service.config_model().name}. Promote and roll back "
+                            f"{active.name if active else ov.config_model.name}. Promote and roll back "
                             "take effect on a running line between two parts.")
         a = ov.agreement
         if not ov.shadow_model and not a.parts:
@@ -274,7 +274,11 @@ class ModelsTab(QWidget):
         if challenger is None or challenger.path is None:
             self._say("Pick the challenger in the list first.")
             return
-        champion_path = champion.path if champion is not None and champion.path else self.service.config_model()
+        champion_path = champion.path if champion is not None and champion.path else \
+            (self.overview.config_model if self.overview else None)
+        if champion_path is None:
+            self._say("The models are still being read: try again in a moment.")
+            return
         if data is None:
             chosen = QFileDialog.getExistingDirectory(self, "Labelled parts the challenger never trained on")
             if not chosen:
