@@ -177,3 +177,12 @@ def test_the_health_panel_names_the_model_that_judged_the_newest_part(qtbot):
     assert panel.value("model") == f"promoted · {'b' * 12}"
     panel.show_model("a" * 64)  # rolled back
     assert panel.value("model") == f"parts-v2 · {'a' * 12}"
+
+
+@pytest.mark.model
+def test_a_forged_qc_cannot_start_a_training(qtbot, service, synth_data, tmp_path):
+    tab = _tab(qtbot, service, Actor("op", Role.QC))  # the operator claims the QC role
+    tab.train(data=synth_data, budget="5m", name="forged", imgsz=64, epochs=1)
+    qtbot.waitUntil(lambda: tab.idle and tab.error.isVisibleTo(tab), timeout=30000)
+    assert "operator on this station" in tab.error.text.text()
+    assert tab.job is None and not (tmp_path / "jobs").exists()

@@ -91,7 +91,13 @@ class ModelsService:
     # training ---------------------------------------------------------------------------------------
     def start_training(self, actor: Actor, data: Path | None, budget_s: float, name: str,
                        imgsz: int | None = None, epochs: int | None = None) -> Job:
-        """A training job on ``data``, or (None) on the reviewed parts exported first into the job's data folder."""
+        """A training job on ``data``, or (None) on the reviewed parts exported first into the job's data folder.
+
+        PermissionDenied unless the users table lets ``actor`` train (QC or admin), before anything starts."""
+        from db import authorize
+        from db.writes import write
+
+        write(self.db.sessions(), lambda s: authorize(s, actor, "train"), "Checking who trains")
         out = data_home() / "models" / name
         if out.exists() and any(out.iterdir()):
             raise ConfigError(f"a model named {name!r} exists already ({out}): choose another name.")
