@@ -186,3 +186,12 @@ def test_a_forged_qc_cannot_start_a_training(qtbot, service, synth_data, tmp_pat
     qtbot.waitUntil(lambda: tab.idle and tab.error.isVisibleTo(tab), timeout=30000)
     assert "operator on this station" in tab.error.text.text()
     assert tab.job is None and not (tmp_path / "jobs").exists()
+
+
+@pytest.mark.model
+def test_training_on_the_reviewed_parts_of_an_empty_station_is_one_sentence(qtbot, service, tmp_path):
+    tab = _tab(qtbot, service, QC())
+    tab.train(data=None, budget="5m", name="from-reviews")  # "the reviewed parts (export)"
+    qtbot.waitUntil(lambda: tab.idle and tab.error.isVisibleTo(tab), timeout=30000)
+    assert "nothing to train on" in tab.error.text.text() and "0 images" in tab.error.text.text()
+    assert tab.job is None and not (tmp_path / "jobs").exists()

@@ -111,7 +111,10 @@ class ModelsService:
 
         out = data_home() / "datasets" / name
         summary = export_dataset(self.db.sessions(), out, self.db.image_root)
-        log.info("exported the reviewed parts for training: %s", summary)
+        log.info("exported the reviewed parts for training: %s", summary.text())
+        if not summary.boxes:
+            raise ConfigError(f"the reviewed parts give nothing to train on ({summary.text()}): review more parts, "
+                              "or train on a labelled data set folder.")
         return out
 
     def latest_job(self) -> Job | None:
