@@ -86,7 +86,7 @@ def known_models(sessions, station: str, config_model: Path) -> list[KnownModel]
         paths.setdefault(p.sha256, p.path)
     out: dict[str, KnownModel] = {}
     for card_file in sorted(PACKAGE_MODELS.glob("*/card.json")):
-        card = read_card(card_file.parent / "x")
+        card = read_card(card_file)  # the card beside the files it names
         if card.get("auto_trust") is False:
             continue
         for name, f in card.get("files", {}).items():
