@@ -28,17 +28,21 @@ from db.repositories import (
     InspectionFilter,
     InspectionRepo,
     ModelRepo,
+    PromotionRepo,
     ReviewRepo,
     RunRepo,
+    ShadowRepo,
     TrustRepo,
     UserRepo,
     authorize,
+    trusted_model_files,
 )
 from db.sink import DbWriter, ImageStore
 
 __all__ = [
     "AlarmDTO", "AlarmRepo", "AuditEntryDTO", "AuditRepo", "AuditReport", "DayFilter", "DbWriter", "DetectionDTO",
     "ImageStore", "InspectionDetail", "InspectionFilter", "InspectionRepo", "InspectionRow", "ModelRepo",
-    "ModelVersionDTO", "PageCursor", "ReviewDTO", "ReviewRepo", "RunDTO", "RunRepo", "TrustRepo", "UserDTO",
-    "UserRepo", "VerdictCounts", "authorize", "make_engine", "mask_url", "open_database", "session_factory",
+    "ModelVersionDTO", "PageCursor", "PromotionRepo", "ReviewDTO", "ReviewRepo", "RunDTO", "RunRepo", "ShadowRepo",
+    "TrustRepo", "UserDTO", "UserRepo", "VerdictCounts", "authorize", "make_engine", "mask_url", "open_database",
+    "session_factory", "trusted_model_files",
 ]

@@ -23,6 +23,37 @@ class ModelVersionDTO:
 
 
 @dataclass(frozen=True)
+class PromotionDTO:
+    """One promotion or rollback of a station's model (issue 15)."""
+
+    id: int
+    station: str
+    action: str
+    sha256: str
+    path: str
+    name: str
+    previous_sha256: str
+    reason: str
+    actor: str
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class ShadowAgreement:
+    """How often a challenger's shadow verdict agreed with the active model's over the last ``parts`` parts."""
+
+    model_sha256: str
+    parts: int
+    agreed: int
+    challenger_fails: int  # FAIL or REVIEW by the challenger where the active model passed
+    challenger_passes: int  # PASS by the challenger where the active model failed or sent to review
+
+    @property
+    def rate(self) -> float | None:
+        return self.agreed / self.parts if self.parts else None
+
+
+@dataclass(frozen=True)
 class RunDTO:
     id: int
     source: str

@@ -29,6 +29,11 @@ def this_process() -> Owner:
     return Owner(socket.gethostname(), os.getpid(), _start_time(os.getpid()))
 
 
+def process_owner(pid: int) -> Owner:
+    """The owner record of another process of this host (a child this process started, say)."""
+    return Owner(socket.gethostname(), pid, _start_time(pid))
+
+
 def _start_time(pid: int) -> float | None:
     try:
         import psutil

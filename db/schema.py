@@ -288,3 +288,51 @@ class AlarmRecord(Base):
 
     __table_args__ = (CheckConstraint(_in("rule", ALARM_RULES), name="rule"),
                       Index("ix_alarms_station_raised", station, raised_at))
+
+
+PROMOTION_ACTIONS = ("promote", "rollback")
+
+
+class ModelPromotion(Base):
+    """Which model judges a station's parts from when on (issue 15). Append-only and sealed: the latest row of a
+    station whose seal holds names its active model; before any row, the configuration's model is active."""
+
+    __tablename__ = "model_promotions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    station: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(16))
+    sha256: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    previous_sha256: Mapped[str] = mapped_column(String(64), default="")
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    mac: Mapped[str] = mapped_column(String(64), default="")
+
+    __table_args__ = (CheckConstraint(_in("action", PROMOTION_ACTIONS), name="action"),
+                      Index("ix_model_promotions_station", station, id))
+
+
+class ShadowResult(Base):
+    """A challenger's verdict on a live part, beside the active model's (shadow mode). Never a part's verdict."""
+
+    __tablename__ = "shadow_results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    station: Mapped[str] = mapped_column(String(200))
+    run_id: Mapped[int] = mapped_column(Integer)
+    inspection_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: the part waits in the outbox
+    seq: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    model_sha256: Mapped[str] = mapped_column(String(64))
+    verdict: Mapped[str] = mapped_column(String(16))
+    active_sha256: Mapped[str] = mapped_column(String(64))
+    active_verdict: Mapped[str] = mapped_column(String(16))
+    reasons: Mapped[str] = mapped_column(Text, default="[]")
+    latency_ms: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (CheckConstraint(_in("verdict", VERDICTS), name="verdict"),
+                      CheckConstraint(_in("active_verdict", VERDICTS), name="active_verdict"),
+                      Index("ix_shadow_results_station", station, model_sha256, id))

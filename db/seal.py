@@ -13,7 +13,16 @@ from typing import Any
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from db.schema import AlarmRecord, AuditAnchor, InspectionRecord, Review, TrustedFile, User, to_utc_naive
+from db.schema import (
+    AlarmRecord,
+    AuditAnchor,
+    InspectionRecord,
+    ModelPromotion,
+    Review,
+    TrustedFile,
+    User,
+    to_utc_naive,
+)
 from inspector.integrity import seal, sealed, station_key
 
 log = logging.getLogger(__name__)
@@ -63,6 +72,12 @@ def trust_fields(r: Any) -> tuple:
     return ("trust", r.kind, r.sha256, r.name or "", r.added_by, _t(r.added_at))
 
 
+def promotion_fields(r: Any) -> tuple:
+    """Which model a station's parts are judged by, from when, on whose word."""
+    return ("promotion", r.station, r.action, r.sha256, r.path, r.name or "", r.previous_sha256 or "", r.reason,
+            r.actor, _t(r.created_at))
+
+
 def anchor_fields(r: Any) -> tuple:
     return ("anchor", r.entries, r.last_id, r.last_hash)
 
@@ -95,6 +110,7 @@ _CHECKS = (
     (User, user_fields, "user {id}: its name, role, password or recovery code was changed outside Inspector"),
     (TrustedFile, trust_fields, "trusted file {id}: added or changed outside Inspector"),
     (AlarmRecord, alarm_fields, "alarm {id}: changed outside Inspector (its rule, time or acknowledgement)"),
+    (ModelPromotion, promotion_fields, "model promotion {id}: added or changed outside Inspector"),
 )
 
 

@@ -41,6 +41,7 @@ ACTIONS: dict[str, Role] = {
     "users": Role.ADMIN,
     "recipe": Role.QC,
     "model": Role.ADMIN,
+    "promote": Role.QC,  # promote or roll back the model that judges a station's parts (issue 15)
     "settings": Role.ADMIN,
 }
 

@@ -47,11 +47,11 @@ def _backend_for(path: Path) -> str:
 
 
 def _run(model: Path, base_cfg: ModelConfig, ds, images: tuple[LabelledImage, ...], recipe: Recipe, split: str,
-         progress: Callable[[int, int], None] | None) -> _Run:
+         progress: Callable[[int, int], None] | None, registry: ModelRegistry | None = None) -> _Run:
     from inspector.detector import load_detector
 
     cfg = base_cfg.model_copy(update={"path": model, "backend": _backend_for(model)})
-    detector = load_detector(cfg, conf=0.001)  # refuses an untrusted file before loading it
+    detector = load_detector(cfg, conf=0.001, registry=registry)  # refuses an untrusted file before loading it
     verdicts: dict[Path, Verdict] = {}
     dets: dict[Path, Detections | None] = {}
 
@@ -76,13 +76,16 @@ def _side(run: _Run) -> dict:
 
 def compare(champion: Path | str, challenger: Path | str, data: Path | str, *, split: str | None = None,
             recipe_cfg: RecipeConfig | None = None, model_cfg: ModelConfig | None = None,
-            progress: Callable[[str, int, int], None] | None = None) -> tuple[dict, dict]:
-    """Score both models on the same parts; return (the JSON-able result, per-part detections for a gallery)."""
+            progress: Callable[[str, int, int], None] | None = None,
+            registry: ModelRegistry | None = None) -> tuple[dict, dict]:
+    """Score both models on the same parts; return (the JSON-able result, per-part detections for a gallery).
+
+    ``registry``: the models the station trusts (default: the shipped ones only)."""
     champion, challenger = Path(champion), Path(challenger)
     for p in (champion, challenger):
         if not p.is_file():
             raise ConfigError(f"model file not found: {p}")
-    reg = ModelRegistry()
+    reg = registry or ModelRegistry()
     for p in (champion, challenger):
         reg.check(p)  # both trusted before either is loaded or any part is judged
     ds = load_dataset(data)
@@ -93,7 +96,7 @@ def compare(champion: Path | str, challenger: Path | str, data: Path | str, *, s
     runs = []
     for role, model in (("champion", champion), ("challenger", challenger)):
         step = (lambda n, t, role=role: progress(role, n, t)) if progress else None
-        runs.append(_run(model, base, ds, images, recipe, split_name, step))
+        runs.append(_run(model, base, ds, images, recipe, split_name, step, reg))
     a, b = runs
     parts = []
     for im in images:

@@ -276,6 +276,15 @@ class AlarmsConfig(_Section):
     not_inspected_window: int = Field(50, ge=1, le=100_000, description="Parts the NOT_INSPECTED alarm looks at.")
 
 
+class ShadowConfig(_Section):
+    model: Path | None = Field(
+        None, description="Challenger model file run in shadow beside the active model on a share of live parts; "
+                          "its verdicts are recorded apart and never judge a part. Empty: no shadow.")
+    share: float = Field(0.2, gt=0, le=1, description="Share of the live parts the challenger also judges.")
+    agreement_parts: int = Field(
+        500, ge=10, le=100000, description="The Models tab shows agreement over this many latest shadow parts.")
+
+
 class Config(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig, description="The detector.")
     recipe: RecipeConfig = Field(default_factory=RecipeConfig, description="How detections become a verdict.")
@@ -293,6 +302,7 @@ class Config(_Section):
         default_factory=dict, description='Shifts by name, as "HH:MM-HH:MM" in the station\'s time zone (a shift '
                                           'may cross midnight: it belongs to the date it starts).')
     alarms: AlarmsConfig = Field(default_factory=AlarmsConfig, description="Alarms the operator acknowledges.")
+    shadow: ShadowConfig = Field(default_factory=ShadowConfig, description="A challenger model in shadow mode.")
 
     @field_validator("shifts")
     @classmethod

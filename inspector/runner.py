@@ -103,6 +103,7 @@ class Runner:
         self._threads: list[threading.Thread] = []
         self.context = DayContext()  # stamped on each inspection as it is finished (inference thread)
         self._switch: tuple[DayContext, Callable[[], Pipeline] | None] | None = None
+        self.on_swap: Callable[[Pipeline], None] | None = None  # on the inference thread, after a new pipeline
 
     # control -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -120,6 +121,17 @@ class Runner:
         """Stop reading; what was read is still inspected and written."""
         self._stop.set()
         self._paused.clear()
+
+    def replace_pipeline(self, pipeline: Pipeline) -> None:
+        """Judge the parts not yet begun with ``pipeline`` (its model already loaded and warmed up).
+
+        The same hand-over as ``switch`` (the day's context pending with it is kept): the parts already at the
+        old model are finished by it first, so no part is ever judged by a half-loaded model, and each keeps
+        the hash of the one that judged it.
+        """
+        with self._lock:
+            context = self._switch[0] if self._switch is not None else self.context
+        self.switch(context, lambda: pipeline)
 
     def pause(self, paused: bool = True) -> None:
         if paused:
@@ -338,13 +350,15 @@ class Runner:
                 item = self._next_frame()
             if item is _END:
                 break
-            if self._switch is not None:  # a changeover: the parts begun are finished as they were begun
+            if self._switch is not None:  # a changeover or a promotion: the parts begun are finished as begun
                 while jobs:
                     finish_oldest()
                 factory = self._take_switch()
                 if factory is not None:
                     pipeline = factory()
                     depth = pipeline.depth
+                    if self.on_swap is not None:
+                        self.on_swap(pipeline)
             jobs.append(pipeline.begin(item, live=live))
         while jobs:
             finish_oldest()

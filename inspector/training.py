@@ -99,8 +99,12 @@ def _graceful_sigint(stop: _Stop, say: Callable[[str], None]):
     return signal.signal(signal.SIGINT, handler)
 
 
-def _add_budget_callbacks(model, stop: _Stop) -> None:
+def _add_budget_callbacks(model, stop: _Stop, stop_file: Path | None = None) -> None:
     def on_batch_end(trainer) -> None:
+        if stop_file is not None and not stop.interrupted and stop_file.exists():
+            stop.interrupted = True  # a cancel from the window: the same clean stop as Ctrl-C, on any platform
+            stop.reason = "cancelled"
+            log.warning("stopping (%s appeared): validating and keeping the best weights so far", stop_file)
         if stop.interrupted:
             trainer.stop = True
         elif stop.deadline is not None and time.time() > stop.deadline:
@@ -121,7 +125,7 @@ def train(data: Path | str, out: Path | str, *, base: str | None = None, epochs:
           workers: int = 2, seed: int = 0, name: str | None = None, command: str | None = None,
           progress: Callable[[TrainProgress], None] | None = None, export_onnx: bool = True,
           registry: ModelRegistry | None = None, time_budget_s: float | None = None, keep_base: bool = False,
-          say: Callable[[str], None] = log.info) -> dict:
+          say: Callable[[str], None] = log.info, stop_file: Path | None = None) -> dict:
     """Train and write weights, ONNX and the model card into ``out``; return the card.
 
     ``registry``: the hashes trusted on the station (default: the shipped ones); any other ``.pt``
@@ -130,7 +134,8 @@ def train(data: Path | str, out: Path | str, *, base: str | None = None, epochs:
     ``time_budget_s`` (or ``hours``) bounds the whole call, validation and export included: the
     epochs are fitted to it so the learning-rate schedule ends with it. ``imgsz=None`` takes the
     size the data's box sizes suggest. ``base`` is chosen by ``train_plan.choose_base``.
-    Ctrl-C (SIGINT, in the main thread) stops after the current step and keeps the best weights.
+    Ctrl-C (SIGINT, in the main thread), or ``stop_file`` appearing (a cancel from the window), stops after the
+    current step and keeps the best weights.
     """
     registry = registry or ModelRegistry()
     keep_data_local()
@@ -195,7 +200,7 @@ def train(data: Path | str, out: Path | str, *, base: str | None = None, epochs:
     model.add_callback("on_fit_epoch_end", on_epoch_end)
     _keep_a_sound_copy(model, last)
     stop = _Stop()
-    _add_budget_callbacks(model, stop)
+    _add_budget_callbacks(model, stop, Path(stop_file) if stop_file else None)
     args = dict(data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, device="cpu",
                 workers=workers, project=str(out.resolve()), name="run", exist_ok=True, plots=False,
                 verbose=False, amp=False, seed=seed, deterministic=False, val=True, patience=1000)

@@ -159,20 +159,24 @@ class Station:
                  on_alarm: Callable[[int, Alarm], None] | None = None) -> None:
         from db import DbWriter
 
-        cfg = product_config(spec.config, spec.product)
         self.spec = spec
         self.product = spec.product or ""
-        self.model_path, self.backend = pick_model(cfg.model)
-        self.config = cfg
-        self.recipe = Recipe(cfg.recipe)
-        card = read_card(self.model_path)
-        self._check_classes(spec.config, self.product, self.recipe, card, self.model_path.name)
-        self.classes: tuple[str, ...] = tuple(card.get("classes", ()))
         self.engine, self.sessions = open_db(spec.db_url)
         try:
+            # the model promoted on this station (issue 15) replaces [model], the default before any promotion;
+            # a product with a model of its own keeps it
+            self.base_config, self.promotion = self._promoted(spec.config)
+            cfg = product_config(self.base_config, spec.product)
+            self.recipe = Recipe(cfg.recipe)
+            self.model_path, self.backend = pick_model(cfg.model)
+            self.config = cfg
+            card = read_card(self.model_path)
+            self._check_classes(self.base_config, self.product, self.recipe, card, self.model_path.name)
+            self.classes: tuple[str, ...] = tuple(card.get("classes", ()))
             # trust: the model's hash and the recipe checked against this station's database, before any load
             self.registry, self.recipe_sha = station_trust(self.sessions, cfg, registry)
             self.model_sha = self.registry.check(self.model_path)
+            self._shadow_cfg = self._shadow_model(cfg)
             self.line = self._line(cfg)
             if self.line is not None:
                 on_camera = self._camera_to_line(on_camera)
@@ -193,26 +197,33 @@ class Station:
         self.db_writer = DbWriter(self.sessions, self.run_id, store, self.outbox, recipe_sha256=self.recipe_sha)
         self.writer = RetainingWriter(self.db_writer, self.sessions, self.base, self.subdir,
                                       int(cfg.storage.max_images_mb * 1e6))
+        self.shadow = self._shadow(cfg)
+        if self.shadow is not None:
+            on_committed = self._committed_to_shadow(on_committed)
         self.runner = Runner(self.source, self._pipeline_factory(cfg, self.model_path, self.recipe),
                              self.writer, cfg.run.mode, cfg.run.queue_size, spec.max_frames, on_committed, on_error,
                              desk=self.line.desk if self.line is not None else None)
+        self.runner.on_swap = self._swapped
         listeners = [x for x in (on_alarm, self.line.alarm if self.line is not None else None) if x is not None]
         self.alarms = AlarmDesk(cfg, self.sessions, self.run_id, listeners)
         self.day = DayContext(self.product, spec.lot, spec.work_order, self.recipe_sha, Shifts(cfg.shifts))
         self.runner.switch(self.day)
         self._day_lock = threading.Lock()
+        self.watcher = self._watcher(cfg)
         self._ended = False
+
+    def build_pipeline(self, cfg: Config, model_path: Path, recipe: Recipe, registry: ModelRegistry | None = None,
+                       threads: int | None = None) -> Pipeline:
+        """A pipeline over a trusted model, loaded; the recipe's classes checked against it."""
+        update: dict = {"path": model_path} if threads is None else {"path": model_path, "threads": threads}
+        detector = load_detector(cfg.model.model_copy(update=update), recipe.detector_floor, registry or self.registry)
+        recipe.check_classes(detector.classes, model_path.name)
+        return Pipeline(TimedDetector(detector, cfg.model.timeout_s), recipe, cfg.quality,
+                        cfg.quality.min_side_px or cfg.model.imgsz // 4)
 
     def _pipeline_factory(self, cfg: Config, model_path: Path, recipe: Recipe) -> Callable[[], Pipeline]:
         """Builds the pipeline on the inference thread (the model is created in the thread that uses it)."""
-        model_cfg = cfg.model.model_copy(update={"path": model_path})
-
-        def pipeline() -> Pipeline:
-            detector = load_detector(model_cfg, recipe.detector_floor, self.registry)
-            recipe.check_classes(detector.classes, model_path.name)
-            return Pipeline(TimedDetector(detector, cfg.model.timeout_s), recipe, cfg.quality,
-                            cfg.quality.min_side_px or cfg.model.imgsz // 4)
-        return pipeline
+        return lambda: self.build_pipeline(cfg, model_path, recipe)
 
     @staticmethod
     def _check_classes(base: Config, product: str, recipe: Recipe, card: dict, model: str) -> None:
@@ -242,7 +253,7 @@ class Station:
         from db import AuditRepo, TrustRepo, authorize
         from db.writes import write
 
-        base = base or self.spec.config
+        base = self.base_config if base is None else self._on_promoted_model(base)
         cfg = product_config(base, name)
         model_path, _ = pick_model(cfg.model)
         recipe = Recipe(cfg.recipe)
@@ -261,6 +272,7 @@ class Station:
 
         write(self.sessions, record, f"Switching to product {name!r}")
         self.product, self.config, self.recipe, self.recipe_sha = name, cfg, recipe, sha
+        self.model_path = model_path
         self.classes = tuple(card.get("classes", self.classes))
         self.day = dataclasses.replace(old, product=name, recipe_sha256=sha, shifts=Shifts(cfg.shifts))
         self.runner.switch(self.day, self._pipeline_factory(cfg, model_path, recipe))
@@ -292,6 +304,93 @@ class Station:
             if on_committed is not None:
                 on_committed(items)
             self.alarms.on_committed(items)
+        return committed
+
+    # champion and challenger (issue 15) -----------------------------------------------------------------
+    def _watcher(self, cfg: Config):
+        from station.models import PromotionWatcher
+
+        current = self.promotion.sha256 if self.promotion is not None else None
+        return PromotionWatcher(self.sessions, cfg.station_name, current, self.apply_promotion)
+
+    def _promoted(self, cfg: Config) -> tuple[Config, object | None]:
+        """``cfg`` with [model] replaced by the model promoted on this station, and the promotion (None: none)."""
+        from station.models import station_model_config
+
+        model_cfg, promotion = station_model_config(self.sessions, cfg.station_name, cfg.model)
+        if promotion is None:
+            return cfg, None
+        if cfg.model.path is not None and Path(cfg.model.path).resolve() != Path(model_cfg.path).resolve():
+            log.warning("%s judges with %s, promoted by %s; the configured model %s is the default only before any "
+                        "promotion ('inspector model list')", cfg.station_name, promotion.name, promotion.actor,
+                        cfg.model.path)
+        return cfg.model_copy(update={"model": model_cfg}), promotion
+
+    def _on_promoted_model(self, base: Config) -> Config:
+        """A configuration read afresh (the window's) with the model promoted on this station as its [model]."""
+        if self.promotion is None:
+            return base
+        return base.model_copy(update={"model": base.model.model_copy(update={"path": Path(self.promotion.path)})})
+
+    def apply_promotion(self, promotion) -> None:
+        """Load the promoted model on this (the watcher's) thread, then hand it to the inference thread, which
+        takes it between parts. A model that cannot load or lacks the recipe's classes leaves the old one on.
+        A product with a model of its own keeps it: the promotion replaces [model], the other products' model."""
+        path = Path(promotion.path)
+        with self._day_lock:
+            self.promotion = promotion
+            self.base_config = self._on_promoted_model(self.base_config)
+            product, cfg, recipe = self.product, self.config, self.recipe
+        own = self.base_config.products.get(product) if product else None
+        if own is not None and own.model is not None:
+            log.warning("model %s promoted by %s: product %r keeps its own model %s", path.name, promotion.actor,
+                        product, self.base_config.products[product].model)
+            return
+        registry = trusted_models(self.sessions)  # it may have been trusted after this run started
+        pipeline = self.build_pipeline(cfg, path, recipe, registry)
+        with self._day_lock:
+            if self.product != product:  # a changeover meanwhile: the new product's pipeline already has it
+                return
+            self.config = cfg.model_copy(update={"model": cfg.model.model_copy(update={"path": path})})
+            self.model_path = path
+            log.info("model %s (%s) promoted by %s: taking over from the next part", path.name,
+                     promotion.sha256[:12], promotion.actor)
+            self.runner.replace_pipeline(pipeline)
+
+    def _swapped(self, pipeline: Pipeline) -> None:
+        """On the inference thread, between parts: the new model judges from here on."""
+        sha = getattr(pipeline.detector, "sha256", "")
+        self.model_sha = sha
+        if self.line is not None:
+            self.line.model_sha256 = sha
+        log.warning("run %s: the model %s judges from here on", getattr(self, "run_id", "?"), sha[:12])
+
+    def _shadow_model(self, cfg: Config):
+        """The challenger's model configuration from ``[shadow]`` (None: no shadow), its file found and trusted:
+        a missing or untrusted challenger is one sentence at the start, not a silent thread later."""
+        if cfg.shadow.model is None:
+            return None
+        shadow_cfg = cfg.model.model_copy(update={"path": Path(cfg.shadow.model)})
+        self.registry.check(pick_model(shadow_cfg)[0])
+        return shadow_cfg
+
+    def _shadow(self, cfg: Config):
+        """The challenger on a share of the parts (one inference thread, its own thread), or None."""
+        if self._shadow_cfg is None:
+            return None
+        from station.shadow import Shadow
+
+        shadow_path, recipe = Path(self._shadow_cfg.path), self.recipe
+        return Shadow(self.sessions, cfg.station_name, self.run_id,
+                      lambda: self.build_pipeline(cfg, shadow_path, recipe, threads=1), cfg.shadow.share)
+
+    def _committed_to_shadow(self, on_committed):
+        shadow = self.shadow
+
+        def committed(items: list[tuple[int, Inspection]]) -> None:
+            if on_committed is not None:
+                on_committed(items)
+            shadow.offer(items)  # never blocks: a busy challenger skips parts
         return committed
 
     def _line(self, cfg: Config):
@@ -367,6 +466,9 @@ class Station:
         if self.line is not None:
             self.line.start(self.runner)
         self.runner.start()
+        self.watcher.start()
+        if self.shadow is not None:
+            self.shadow.start()
 
     def stop(self) -> None:
         self.runner.stop()
@@ -395,6 +497,9 @@ class Station:
         from db.writes import write
 
         self._ended = True
+        self.watcher.stop()
+        if self.shadow is not None:
+            self.shadow.stop()
         if self.line is not None:  # the PLC hears at once that this station no longer inspects
             self.line.close("stopped" if not reason.startswith("error") else reason[:200])
         try:

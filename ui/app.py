@@ -31,7 +31,7 @@ from ui.workers import operator_message
 
 log = logging.getLogger(__name__)
 
-EXTRA_TABS = (("review", "Review"), ("reports", "Reports"))  # module ui.<name>, tab title
+EXTRA_TABS = (("review", "Review"), ("reports", "Reports"), ("models", "Models"))  # module ui.<name>, tab title
 SIGNAL_POLL_MS = 200
 
 
@@ -67,7 +67,19 @@ def build_window(spec: StationSpec, config_path: Path | str | None = None) -> Ma
             if hasattr(tab, "refresh_choices"):  # a new run is in the run filters at once
                 controller.started.connect(lambda _info, tab=tab: tab.refresh_choices())
     _guard_settings(window, spec)
+    _gate_tabs(window)
     return window
+
+
+def _gate_tabs(window: MainWindow) -> None:
+    """Tabs for some roles only (the Models tab: QC and admin) are shown while such a user is signed in."""
+    for i in range(window.tabs.count()):
+        tab = window.tabs.widget(i)
+        changed = getattr(tab, "access_changed", None)
+        if changed is None:
+            continue
+        window.tabs.setTabVisible(i, bool(tab.allowed))
+        changed.connect(lambda ok, i=i: window.tabs.setTabVisible(i, ok))
 
 
 def _guard_settings(window: MainWindow, spec: StationSpec) -> None:

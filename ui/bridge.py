@@ -41,6 +41,7 @@ class LiveResult:
     image: QImage | None  # detached copy, never modified
     thumb: QImage | None  # only for failures (the strip)
     latency_ms: float
+    model_sha256: str = ""  # the model that judged it (a promotion changes it between two parts)
 
 
 def to_qimage(image: np.ndarray, fit: tuple[int, int] | None = None,
@@ -89,7 +90,7 @@ def live_result(record_id: int, insp: Inspection, with_thumb: bool = False,
         if with_thumb:
             thumb = thumbnail(insp.image)
     return LiveResult(record_id, insp.seq, insp.frame_name, insp.verdict, tuple(insp.reasons), boxes, image, thumb,
-                      float(insp.latency_ms))
+                      float(insp.latency_ms), insp.model_sha256)
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,7 @@ class HealthPanel(RowsPanel):
             self.set_value("camera", "–")
 
     def show_run(self, info: RunInfo) -> None:
+        self._model = (info.model_name, info.model_sha)
         self.set_value("model", f"{info.model_name} · {info.model_sha[:12]}")
         self.set_value("mode", f"{info.mode} · recipe {info.recipe_name}")
         self.set_value("source", short(info.source))
@@ -105,6 +106,14 @@ class HealthPanel(RowsPanel):
         elif self._camera is None:  # the camera reports while the station is built, before this
             self.set_value("camera", "connecting…", WARN)
         self.set_value("skipped", "0")
+
+    def show_model(self, sha: str) -> None:
+        """The model that judged the newest part: after a promotion, another than the run started with."""
+        name, started = getattr(self, "_model", ("", ""))
+        if sha and sha != started:
+            self.set_value("model", f"promoted · {sha[:12]}", WARN)
+        elif sha:
+            self.set_value("model", f"{name} · {sha[:12]}")
 
     def show_stats(self, st: RunStats) -> None:
         self.set_value("fps", f"{st.fps:.1f}  (camera {st.camera_fps:.1f})")

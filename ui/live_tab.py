@@ -133,6 +133,8 @@ class LiveTab(QWidget):
             if r.verdict == Verdict.FAIL and r.thumb is not None:
                 self.strip.add(r, part_name(self.run_id, r.seq))
         last = results[-1]
+        if self.last is None or last.model_sha256 != self.last.model_sha256:
+            self.health.show_model(last.model_sha256)
         self.last = last
         self.canvas.show_result(last)
         state = self.controller.state

@@ -3,6 +3,7 @@
 from db.repositories.alarms import AlarmRepo
 from db.repositories.audit import AuditRepo, entry_hash
 from db.repositories.inspections import InspectionRepo
+from db.repositories.models import PromotionRepo, ShadowRepo, trusted_model_files
 from db.repositories.queries import DayFilter, InspectionFilter
 from db.repositories.reviews import ReviewRepo
 from db.repositories.runs import END_REASONS, ModelRepo, RunRepo
@@ -11,5 +12,6 @@ from db.repositories.users import UserRepo, authorize
 
 __all__ = [
     "AlarmRepo", "AuditRepo", "DayFilter", "END_REASONS", "InspectionFilter", "InspectionRepo", "ModelRepo",
-    "ReviewRepo", "RunRepo", "TrustRepo", "UserRepo", "authorize", "entry_hash",
+    "PromotionRepo", "ReviewRepo", "RunRepo", "ShadowRepo", "TrustRepo", "UserRepo", "authorize", "entry_hash",
+    "trusted_model_files",
 ]

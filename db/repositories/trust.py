@@ -26,16 +26,19 @@ _ACTION = {"model": "model", "recipe": "recipe"}
 class TrustRepo:
     @staticmethod
     def add(session: Session, actor: Actor | None, kind: str, sha256: str, name: str,
-            detail: dict | None = None) -> bool:
+            detail: dict | None = None, action: str | None = None) -> bool:
         """Trust ``sha256`` as a ``kind`` ("model" or "recipe"); False if it was trusted already.
 
-        PermissionDenied unless the users table lets ``actor`` do it (anyone while it has no users).
+        PermissionDenied unless the users table lets ``actor`` do it (anyone while it has no users): the action
+        is ``kind``'s own ("model": admin), or ``"train"`` (QC) for the files a training run just wrote.
         """
+        if action not in (None, "train") or (action == "train" and kind != "model"):
+            raise ValueError(f"expected no action or 'train' for a model, got {action!r} for a {kind}")
         if kind not in TRUST_KINDS:
             raise ValueError(f"expected a kind among {list(TRUST_KINDS)}, got {kind!r}")
         if len(sha256) != 64:
             raise ValueError(f"expected a SHA-256 in hex (64 characters), got {sha256!r}")
-        who = authorize(session, actor, _ACTION[kind])
+        who = authorize(session, actor, action or _ACTION[kind])
         if sha256 in TrustRepo.trusted(session, kind):
             return False
         old = session.scalars(select(TrustedFile).where(TrustedFile.kind == kind, TrustedFile.sha256 == sha256)).first()

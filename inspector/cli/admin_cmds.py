@@ -206,6 +206,9 @@ def register(sub) -> None:
     ma.add_argument("file")
     _db_user(ma, "admin")
     ma.set_defaults(func=_model_add)
+    from inspector.cli import promote_cmds
+
+    promote_cmds.register(msub, _db_user)
 
     r = sub.add_parser("recipe", help="registered recipes")
     rsub = r.add_subparsers(dest="recipe_command", required=True)

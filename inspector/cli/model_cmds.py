@@ -42,14 +42,35 @@ def _station(a: argparse.Namespace):
 
 
 def _train(a: argparse.Namespace) -> int:
-    from db import TrustRepo
-    from db.accounts import has_users
-    from inspector.cli.admin_cmds import signed_in
-    from inspector.training import TrainProgress, train
+    from inspector.train_progress import ProgressFile
+    from inspector.training import TrainProgress
+
+    stream = ProgressFile(a.progress) if a.progress else None
 
     def progress(p: TrainProgress) -> None:
         m = f" mAP50 {p.map50:.3f}" if p.map50 is not None else ""
         print(f"epoch {p.epoch}/{p.epochs} loss {p.loss:.3f}{m} ETA {p.eta_s / 60:.1f} min", flush=True)
+        if stream is not None:
+            stream.epoch(p)
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+        if stream is not None:
+            stream.note(line)
+
+    try:
+        return _train_with(a, progress, say, stream)
+    except Exception as e:
+        if stream is not None:
+            stream.failed(e)
+        raise
+
+
+def _train_with(a: argparse.Namespace, progress, say, stream) -> int:
+    from db import TrustRepo
+    from db.accounts import has_users
+    from inspector.cli.admin_cmds import signed_in
+    from inspector.training import train
 
     engine, sessions, registry = _station(a)
     try:
@@ -61,19 +82,23 @@ def _train(a: argparse.Namespace) -> int:
         budget = a.time_budget if a.time_budget is not None else (a.hours * 3600 if a.hours else None)
         card = train(a.data, a.out, base=a.base, epochs=a.epochs, imgsz=a.imgsz, batch=a.batch,
                      resume=a.resume, command=cmd, progress=progress, registry=registry, time_budget_s=budget,
-                     keep_base=a.keep_base, say=lambda line: print(line, flush=True))
+                     keep_base=a.keep_base, say=say, stop_file=a.stop_file)
         print(_reached(card))
         files = ", ".join(card["files"])
         if actor is None:
             print(f"model written to {a.out}: {files}. Not trusted on this station: a signed-in QC or admin user "
                   f"can trust it with 'inspector model add {Path(a.out) / next(iter(card['files']))} --user NAME' "
                   "(or train with --user NAME).")
+            if stream is not None:
+                stream.done(card, Path(a.out), _reached(card), trusted_by="")
             return 0
         with sessions.begin() as s:
             for name, f in card["files"].items():
                 TrustRepo.add(s, actor, "model", f["sha256"], name, {"file": str((Path(a.out) / name).resolve()),
-                                                                      "trained_by": "inspector train"})
+                                                                      "trained_by": "inspector train"}, "train")
         print(f"model written to {a.out}: {files} (trusted on this station by {actor.name})")
+        if stream is not None:
+            stream.done(card, Path(a.out), _reached(card), trusted_by=actor.name)
         return 0
     finally:
         engine.dispose()
@@ -210,6 +235,10 @@ def register(sub) -> None:
                    "rate schedule are fitted to it; the best epoch on the val split is kept")
     t.add_argument("--hours", type=float, default=None, help="time budget in hours (same as --time-budget)")
     t.add_argument("--resume", action="store_true", help="continue a stopped run in --out")
+    t.add_argument("--progress", default=None, metavar="FILE", help="append the progress as JSON lines to FILE "
+                   "(events start, note, epoch, done, failed): what the window's Models tab reads")
+    t.add_argument("--stop-file", default=None, metavar="FILE", help="stop cleanly (like Ctrl-C: validate and keep "
+                   "the best weights) as soon as FILE exists")
     t.add_argument("--db", default=None, help="the station's database, which trusts models (default: sqlite in "
                    "the user's data folder)")
     t.add_argument("--user", default=None, help="QC or admin user who trusts the new model on the station "

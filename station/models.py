@@ -1,0 +1,206 @@
+"""Champion and challenger on a station: the models it knows, which one is active, promotion and rollback, and the
+watcher that swaps a running station's model when a promotion lands (from the window or the command line).
+
+The active model of a station is its latest sealed promotion in the database (``PromotionRepo``); before any, it is
+the configuration's model. Both fronts call these functions; the repository checks the actor's role and the
+model's trust and audits the change in the same transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from inspector.auth import Actor
+from inspector.config import ModelConfig
+from inspector.detector import pick_model
+from inspector.errors import ConfigError, ModelError
+from inspector.registry import PACKAGE_MODELS, read_card, sha256_file
+
+log = logging.getLogger(__name__)
+
+POLL_S = 2.0  # how often a running station looks for a new promotion
+
+
+@dataclass(frozen=True)
+class KnownModel:
+    """A model file this station may load, with its card and its history here."""
+
+    sha256: str
+    path: Path | None  # None: trusted by hash, but where the file is was not recorded
+    name: str
+    trusted_by: str  # "shipped card NAME" or the user who trusted it
+    card: dict = field(hash=False, compare=False)
+    promoted: tuple[str, ...] = ()  # "promote by qc-anna 2026-11-29 21:40 UTC: reason", newest first
+    active: bool = False
+    exists: bool = True
+
+
+def config_model_file(cfg: ModelConfig) -> Path:
+    """The file the configuration's model means (what runs before any promotion)."""
+    return pick_model(cfg)[0]
+
+
+def active_promotion(sessions, station: str):
+    """The station's active promotion (a ``PromotionDTO``), or None: the configuration's model is active."""
+    from db import PromotionRepo
+    from db.writes import write
+
+    return write(sessions, lambda s: PromotionRepo.active(s, station), "Reading the station's active model")
+
+
+def station_model_config(sessions, station: str, cfg: ModelConfig) -> tuple[ModelConfig, object | None]:
+    """The model configuration a station starts with: the promoted model's file when there is one."""
+    promo = active_promotion(sessions, station)
+    if promo is None:
+        return cfg, None
+    path = Path(promo.path)
+    if not path.is_file():
+        raise ModelError(f"the model promoted on {station} ({path}, by {promo.actor}) is missing: restore the file, "
+                         "or roll back to another model with 'inspector model rollback --user NAME --reason ...'.")
+    return cfg.model_copy(update={"path": path}), promo
+
+
+def _when(t: dt.datetime) -> str:
+    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def known_models(sessions, station: str, config_model: Path) -> list[KnownModel]:
+    """The shipped models and those trusted in the station's database, each with its card, the active one marked."""
+    from db import PromotionRepo, TrustRepo, trusted_model_files
+    from db.writes import write
+
+    def read(s):
+        return (TrustRepo.trusted(s, "model"), trusted_model_files(s), PromotionRepo.history(s, station, 1000))
+
+    trusted, files, history = write(sessions, read, "Reading the station's models")
+    active_sha = history[0].sha256 if history else _sha_or_empty(config_model)
+    promoted: dict[str, list[str]] = {}
+    paths: dict[str, str] = {}
+    for p in history:
+        promoted.setdefault(p.sha256, []).append(f"{p.action} by {p.actor} {_when(p.created_at)}: {p.reason}")
+        paths.setdefault(p.sha256, p.path)
+    out: dict[str, KnownModel] = {}
+    for card_file in sorted(PACKAGE_MODELS.glob("*/card.json")):
+        card = read_card(card_file)  # the card beside the files it names
+        if card.get("auto_trust") is False:
+            continue
+        for name, f in card.get("files", {}).items():
+            path = card_file.parent / name
+            out[f["sha256"]] = KnownModel(f["sha256"], path, f"{card_file.parent.name}/{name}",
+                                          f"shipped card {card_file.parent.name}", card,
+                                          tuple(promoted.get(f["sha256"], ())), f["sha256"] == active_sha,
+                                          path.is_file())
+    for sha, why in trusted.items():
+        if sha in out:
+            continue
+        info = files.get(sha, {})
+        file = info.get("file") or paths.get(sha, "")
+        path = Path(file) if file else None
+        card = read_card(path) if path is not None else {}
+        by = info.get("by") or why
+        when = f" on {_when(info['at'])}" if info.get("at") else ""
+        name = f"{path.parent.name}/{path.name}" if path is not None else why
+        out[sha] = KnownModel(sha, path, name, f"{by}{when}", card, tuple(promoted.get(sha, ())), sha == active_sha,
+                              path is not None and path.is_file())
+    return sorted(out.values(), key=lambda m: (not m.active, m.name))
+
+
+def _sha_or_empty(path: Path) -> str:
+    try:
+        return sha256_file(path)
+    except OSError:
+        return ""
+
+
+def change_model(sessions, actor: Actor | None, station: str, model: Path, reason: str, config_model: Path,
+                 action: str = "promote"):
+    """Promote (or roll back to) the model file ``model`` on ``station``; returns the ``PromotionDTO``.
+
+    PermissionDenied for an actor who may not or an untrusted model; ConfigError for a missing file or reason.
+    """
+    from db import PromotionRepo
+    from db.writes import write
+    from station.core import trusted_models
+
+    model = Path(model)
+    if not model.is_file():
+        raise ConfigError(f"model file not found: {model}")
+    sha = sha256_file(model)
+    trusted = trusted_models(sessions).trusted()
+    loaded = pick_model(ModelConfig(path=model))[0]  # a .pt runs as the .onnx beside it where one can run
+    if loaded != model and sha in trusted and sha256_file(loaded) not in trusted:
+        from inspector.errors import PermissionDenied
+
+        raise PermissionDenied(f"the station would run {loaded.name} beside {model.name}, and that file is not "
+                               "trusted: trust it too ('inspector model add FILE --user ADMIN') or promote it.")
+    current = _sha_or_empty(config_model)
+    name = f"{model.parent.name}/{model.name}"
+    return write(sessions, lambda s: PromotionRepo.record(s, actor, station, action, sha, str(model.resolve()), name,
+                                                          reason, trusted, current),
+                 f"Recording the {action} of {name}")
+
+
+def rollback_target(sessions, station: str, config_model: Path, to: Path | None = None) -> Path:
+    """The file a rollback goes back to: ``to``, or the model that was active before the current promotion."""
+    if to is not None:
+        return Path(to)
+    promo = active_promotion(sessions, station)
+    if promo is None:
+        raise ConfigError(f"nothing to roll back on {station}: no model was promoted; the configuration's model "
+                          f"({config_model}) is active.")
+    from db import PromotionRepo
+    from db.writes import write
+
+    history = write(sessions, lambda s: PromotionRepo.history(s, station, 10_000), "Reading the promotions")
+    for p in history:
+        if p.sha256 == promo.previous_sha256:
+            return Path(p.path)
+    if _sha_or_empty(config_model) == promo.previous_sha256:
+        return config_model
+    raise ConfigError(f"the model active before {promo.name} is no longer known here: name it with --to MODEL.")
+
+
+class PromotionWatcher:
+    """Polls the station's active promotion on its own thread; ``on_change(promotion)`` when it changes."""
+
+    def __init__(self, sessions, station: str, current_sha: str | None, on_change: Callable[[object], None],
+                 poll_s: float = POLL_S) -> None:
+        self.sessions, self.station, self.on_change, self.poll_s = sessions, station, on_change, poll_s
+        self.current = current_sha  # the sha of the promotion applied (None: the configuration's model)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="inspector-promotions", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        failing = False
+        while not self._stop.wait(self.poll_s):
+            try:
+                promo = active_promotion(self.sessions, self.station)
+            except Exception as e:  # noqa: BLE001 - a database hiccup must not stop the line; tried again later
+                if not failing:  # once per outage, not every poll
+                    log.warning("could not read the active model of %s (tried again every %.0f s): %s",
+                                self.station, self.poll_s, e)
+                failing = True
+                continue
+            failing = False
+            sha = promo.sha256 if promo is not None else None
+            if promo is None or sha == self.current:
+                continue
+            self.current = sha
+            try:
+                self.on_change(promo)
+            except Exception as e:  # noqa: BLE001 - the old model keeps judging; the reason is logged
+                log.error("the model promoted on %s (%s) could not be put on the line: %s; the previous model "
+                          "keeps judging", self.station, promo.path, e)

@@ -1,0 +1,326 @@
+"""Champion and challenger on a station: promotion and rollback (who may, which model, audited, sealed), a running
+station taking a promoted model between two parts, the active model surviving a restart, shadow verdicts kept
+apart, and the training progress stream."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from inspector.auth import Actor, Role
+from inspector.errors import ConfigError, PermissionDenied
+from tests.conftest import QC, staff, trust_models
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "sample_images"
+PARTS_ONNX = ROOT / "models" / "parts-v2" / "parts-v2.onnx"
+
+
+@pytest.fixture(scope="session")
+def small_model(tiny_model) -> Path:
+    """A real model of the same classes as the shipped one (the session's tiny model, as ONNX)."""
+    return tiny_model.with_suffix(".onnx")
+
+
+def _db(tmp_path, *models: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'st.db'}"
+    trust_models(url, *models) if models else trust_models(url)
+    return url
+
+
+def _with_staff(url: str):
+    from station import open_db
+
+    engine, sessions = open_db(url)
+    with sessions.begin() as s:
+        staff(s)
+        from db import UserRepo
+
+        if UserRepo.get(s, "op") is None:
+            UserRepo.add(s, Actor("root-admin", Role.ADMIN), "op", "operator", "scrypt$test")
+    return engine, sessions
+
+
+# ---- who may promote, and what ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("actor,reason,trusted,error,words", [
+    (None, "better on lot 12", True, PermissionDenied, "signed-in"),
+    (Actor("ghost", Role.QC), "better on lot 12", True, PermissionDenied, "not a user"),
+    (Actor("op", Role.QC), "better on lot 12", True, PermissionDenied, "operator on this station"),
+    (Actor("op", Role.OPERATOR), "better on lot 12", True, PermissionDenied, "qc role"),
+    (QC(), "  ", True, ConfigError, "needs a reason"),
+    (QC(), "better on lot 12", False, PermissionDenied, "not trusted"),
+])
+def test_a_promotion_needs_a_qc_a_reason_and_a_trusted_model(tmp_path, actor, reason, trusted, error, words):
+    from db import AuditRepo, PromotionRepo
+
+    engine, sessions = _with_staff(_db(tmp_path))
+    try:
+        sha = "ab" * 32
+        with pytest.raises(error, match=words), sessions.begin() as s:
+            PromotionRepo.record(s, actor, "cell-1", "promote", sha, "/m/x.onnx", "m/x.onnx", reason,
+                                 {sha: "test"} if trusted else {})
+        with sessions() as s:
+            assert PromotionRepo.active(s, "cell-1") is None
+            assert not [e for e in AuditRepo.list(s) if e.action.startswith("model.")]
+    finally:
+        engine.dispose()
+
+
+def test_promote_and_roll_back_are_audited_sealed_and_per_station(tmp_path, small_model):
+    from db import AuditRepo, PromotionRepo
+    from station.models import change_model, known_models, rollback_target
+
+    engine, sessions = _with_staff(_db(tmp_path, small_model))
+    try:
+        p = change_model(sessions, QC(), "cell-1", small_model, "fewer false rejects on lot 12", PARTS_ONNX)
+        assert p.previous_sha256 and p.actor == "qc-anna"
+        with pytest.raises(ConfigError, match="already the active model"):
+            change_model(sessions, QC(), "cell-1", small_model, "again", PARTS_ONNX)
+        with sessions() as s:
+            assert PromotionRepo.active(s, "cell-2") is None  # another station keeps its own model
+        listed = {m.name: m for m in known_models(sessions, "cell-1", PARTS_ONNX)}
+        assert listed["tiny/tiny.onnx"].active and not listed["parts-v2/parts-v2.onnx"].active
+        assert "promote by qc-anna" in listed["tiny/tiny.onnx"].promoted[0]
+        back = rollback_target(sessions, "cell-1", PARTS_ONNX)
+        assert back == PARTS_ONNX
+        r = change_model(sessions, Actor("qc-ben", Role.QC), "cell-1", back, "escapes on lot 13", PARTS_ONNX,
+                         "rollback")
+        assert r.action == "rollback" and r.previous_sha256 == p.sha256
+        with sessions() as s:
+            actions = [e.action for e in AuditRepo.list(s)]
+            assert actions[:2] == ["model.rollback", "model.promote"]
+            assert AuditRepo.verify(s).ok
+        with pytest.raises(ConfigError, match="never the model"):
+            change_model(sessions, QC(), "cell-1", PARTS_ONNX.with_suffix(".pt"), "x", PARTS_ONNX, "rollback")
+    finally:
+        engine.dispose()
+
+
+def test_a_promotion_row_forged_in_the_database_is_ignored_and_reported(tmp_path):
+    from sqlalchemy import text
+
+    from db import AuditRepo, PromotionRepo
+
+    engine, sessions = _with_staff(_db(tmp_path))
+    try:
+        with sessions.begin() as s:
+            s.execute(text("INSERT INTO model_promotions (station, action, sha256, path, name, previous_sha256, "
+                           "reason, actor, created_at, mac) VALUES ('cell-1', 'promote', :h, '/evil.onnx', 'evil', "
+                           "'', 'x', 'qc-anna', '2026-11-29 10:00:00', '')"), {"h": "cd" * 32})
+        with sessions() as s:
+            assert PromotionRepo.active(s, "cell-1") is None
+            report = AuditRepo.verify(s)
+        assert not report.ok and any("model promotion" in p for p in report.problems)
+    finally:
+        engine.dispose()
+
+
+# ---- a running station -----------------------------------------------------------------------------------
+
+def _cfg(**sections):
+    from inspector.config import config_from_dict
+
+    return config_from_dict({"station": {"name": "cell-1"}, **sections})
+
+
+def _wait(cond, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+@pytest.mark.model
+def test_a_promotion_takes_effect_between_two_parts_of_a_running_station_and_survives_a_restart(tmp_path,
+                                                                                                  small_model):
+    from db import AuditRepo
+    from inspector.registry import sha256_file
+    from station import Station, StationSpec
+    from station.models import change_model
+
+    url = _db(tmp_path, small_model)
+    engine, sessions = _with_staff(url)
+    engine.dispose()
+    seen: list = []
+    st = Station(StationSpec(str(SAMPLES), url, _cfg(), loop=True), on_committed=seen.extend)
+    st.watcher.poll_s = 0.05
+    old, new = sha256_file(PARTS_ONNX), sha256_file(small_model)
+    assert st.model_sha == old
+    st.start()
+    try:
+        _wait(lambda: len(seen) >= 10, 60, "the first parts")
+        promoted_at = len(seen)
+        change_model(st.sessions, QC(), "cell-1", small_model, "better on lot 12", PARTS_ONNX)
+        _wait(lambda: any(i.model_sha256 == new for _, i in seen[promoted_at:]), 30, "the promoted model")
+        _wait(lambda: len(seen) >= promoted_at + 40, 60, "more parts")
+    finally:
+        st.stop()
+        st.runner.join(30)
+        st.finish("stopped")
+    shas = [i.model_sha256 for _, i in seen]
+    first_new = shas.index(new)
+    # one hand-over between two parts: never back to the old model, never a part without a model
+    assert set(shas[:first_new]) == {old} and set(shas[first_new:]) == {new}
+    assert not [i for _, i in seen if i.verdict.value == "NOT_INSPECTED"]
+    assert st.model_sha == new
+    from sqlalchemy import text
+
+    engine, sessions = _with_staff(url)
+    try:
+        with sessions() as s:  # every stored part keeps the hash of the model that judged it
+            stored = dict(s.execute(text("SELECT id, model_sha256 FROM inspections")).all())
+            swaps = [e for e in AuditRepo.list(s) if e.action == "model.promote"]
+    finally:
+        engine.dispose()
+    assert {iid: i.model_sha256 for iid, i in seen} == {iid: stored[iid] for iid, _ in seen}
+    assert len(swaps) == 1 and swaps[0].detail["reason"] == "better on lot 12"
+    again = Station(StationSpec(str(SAMPLES), url, _cfg(), max_frames=1))  # a restart starts with it
+    try:
+        assert again.model_sha == new and again.promotion is not None
+    finally:
+        again.source.close()
+        again.finish("stopped")
+
+
+def _folder(tmp_path: Path, synth_data: Path, n: int) -> Path:
+    src = tmp_path / "parts"
+    src.mkdir()
+    imgs = sorted((synth_data / "images").glob("*.jpg"))
+    for i in range(n):
+        shutil.copy(imgs[i % len(imgs)], src / f"{i:03d}.jpg")
+    return src
+
+
+def _run(src: Path, url: str, cfg) -> list:
+    from station import Station, StationSpec
+
+    seen: list = []
+    st = Station(StationSpec(str(src), url, cfg), on_committed=seen.extend)
+    if st.shadow is not None:  # the parts wait until the challenger is loaded (it skips parts before that)
+        st.runner.pause(True)
+    st.start()
+    if st.shadow is not None:
+        assert st.shadow._ready.wait(60)
+        st.runner.pause(False)
+    st.runner.join(120)
+    st.finish("finished")
+    return seen
+
+
+@pytest.mark.model
+def test_shadow_verdicts_are_recorded_apart_and_never_change_a_part(tmp_path, synth_data, small_model):
+    from sqlalchemy import text
+
+    from db import ShadowRepo
+    from inspector.registry import sha256_file
+    from station import open_db
+
+    src = _folder(tmp_path, synth_data, 40)
+    plain = _run(src, trust_models(f"sqlite:///{tmp_path / 'plain.db'}"), _cfg())
+    url = f"sqlite:///{tmp_path / 'shadow.db'}"
+    trust_models(url, small_model)
+    shadowed = _run(src, url, _cfg(shadow={"model": str(small_model), "share": 0.5}))
+    # the parts' verdicts and models are the same with and without the challenger beside them
+    assert [(i.frame_name, i.verdict, i.model_sha256) for _, i in shadowed] == \
+        [(i.frame_name, i.verdict, i.model_sha256) for _, i in plain]
+    active, challenger = sha256_file(PARTS_ONNX), sha256_file(small_model)
+    engine, sessions = open_db(url)
+    try:
+        with sessions() as s:
+            rows = s.execute(text("SELECT inspection_id, verdict, active_verdict, model_sha256, active_sha256 "
+                                  "FROM shadow_results")).all()
+            stored = dict(s.execute(text("SELECT id, verdict FROM inspections")).all())
+            agreement = ShadowRepo.agreement(s, "cell-1")
+    finally:
+        engine.dispose()
+    assert 1 <= len(rows) <= 20  # half of 40 parts at most (a busy challenger skips, never delays)
+    assert {r.model_sha256 for r in rows} == {challenger} and {r.active_sha256 for r in rows} == {active}
+    for r in rows:  # each beside the very part it shadowed, whose recorded verdict is the active model's
+        assert stored[r.inspection_id] == r.active_verdict
+    assert agreement.parts == len(rows) and agreement.agreed == sum(r.verdict == r.active_verdict for r in rows)
+    assert all(i.model_sha256 == active for _, i in shadowed)
+
+
+def test_an_untrusted_shadow_model_is_one_sentence_at_the_start(tmp_path, small_model):
+    from inspector.errors import ModelError
+    from station import Station, StationSpec
+
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(small_model.read_bytes() + b"\0")
+    with pytest.raises(ModelError, match="refusing to load"):
+        Station(StationSpec(str(SAMPLES), _db(tmp_path), _cfg(shadow={"model": str(bad)})))
+
+
+# ---- the command line ------------------------------------------------------------------------------------
+
+def test_the_command_line_refuses_an_operator_and_promotes_for_a_qc(tmp_path):
+    from db.accounts import create_user
+    from station import open_db
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    engine, sessions = open_db(url)
+    with sessions.begin() as s:
+        create_user(s, None, "boss", "admin", "boss-password")
+    with sessions.begin() as s:
+        create_user(s, Actor("boss", Role.ADMIN), "olga", "operator", "olga-password")
+        create_user(s, Actor("boss", Role.ADMIN), "quinn", "qc", "quinn-password")
+    engine.dispose()
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+    def cli(user: str, password: str, *args: str):
+        return subprocess.run([sys.executable, "-m", "inspector", "model", *args, "--db", url, "--user", user,
+                               "--station", "cell-1"], capture_output=True, text=True, timeout=120,
+                              env={**env, "INSPECTOR_PASSWORD": password})
+
+    pt = str(PARTS_ONNX.with_suffix(".pt"))
+    r = cli("olga", "olga-password", "promote", pt, "--reason", "I like it")
+    assert r.returncode == 2 and "qc" in r.stderr and "Traceback" not in r.stderr
+    r = cli("quinn", "quinn-password", "promote", pt, "--reason", "same weights, PyTorch backend")
+    assert r.returncode == 0, r.stderr
+    assert "promoted parts-v2/parts-v2.pt" in r.stdout and "by quinn" in r.stdout
+
+
+# ---- the training progress stream ------------------------------------------------------------------------
+
+def test_a_progress_file_with_a_cut_last_line_reads_as_far_as_it_is_whole(tmp_path):
+    from inspector.train_progress import ProgressFile, read_progress
+    from inspector.training import TrainProgress
+
+    f = tmp_path / "p.jsonl"
+    pf = ProgressFile(f)
+    pf.epoch(TrainProgress(1, 5, 3.2, 0.10, 40.0))
+    pf.epoch(TrainProgress(2, 5, 2.9, 0.08, 30.0))
+    with open(f, "a") as fh:
+        fh.write('{"event": "epoch", "epo')  # a crash mid-line
+    st = read_progress(f)
+    assert st.status == "training" and [p.epoch for p in st.epochs] == [1, 2]
+    assert st.best_map50 == pytest.approx(0.10) and st.eta_s == 30.0
+    pf.failed(ConfigError("the disk is full"))
+    assert read_progress(f).status == "failed" and "disk is full" in read_progress(f).error
+
+
+def test_a_pt_whose_onnx_twin_the_station_would_run_is_untrusted_is_not_promoted(tmp_path, tiny_model):
+    from db import TrustRepo
+    from inspector.registry import sha256_file
+    from station.models import change_model
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    pt, onnx = folder / "m.pt", folder / "m.onnx"
+    shutil.copy(tiny_model, pt)
+    onnx.write_bytes(tiny_model.with_suffix(".onnx").read_bytes() + b"\0")  # changed: not the trusted twin
+    engine, sessions = _with_staff(_db(tmp_path))
+    try:
+        with sessions.begin() as s:
+            TrustRepo.add(s, Actor("root-admin", Role.ADMIN), "model", sha256_file(pt), pt.name)
+        with pytest.raises(PermissionDenied, match="would run m.onnx"):
+            change_model(sessions, QC(), "cell-1", pt, "looks good", PARTS_ONNX)
+    finally:
+        engine.dispose()

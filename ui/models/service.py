@@ -1,0 +1,149 @@
+"""The Models tab's side of the station: every method blocks (database, files, model loading, a process start),
+so the tab calls them through ``run_job`` on a pool thread, never on the GUI thread."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from inspector.auth import Actor
+from inspector.config import Config
+from inspector.errors import ConfigError
+from inspector.registry import data_home
+from station.models import KnownModel, change_model, config_model_file, known_models
+from station.training_jobs import Job, JobRequest, cancel_job, list_jobs, read_job, start_job
+from ui.review.service import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Overview:
+    """What the tab lists: the models, the shadow agreement, the earlier models a rollback may go to."""
+
+    models: tuple[KnownModel, ...]
+    agreement: Any  # db.dto.ShadowAgreement
+    earlier: tuple[tuple[str, Path], ...]  # (label, file) of models that were active here, newest first
+    shadow_model: str
+    config_model: Path  # the configuration's model: active before any promotion
+
+
+@dataclass(frozen=True)
+class Comparison:
+    result: dict
+    gallery: Path | None
+
+
+class ModelsService:
+    """The station's models, promotions, shadow figures, comparisons and training jobs (blocking calls)."""
+
+    def __init__(self, db: Database, config: Config, jobs_root: Path | None = None) -> None:
+        self.db = db
+        self.config = config
+        self.station = config.station_name
+        self.jobs_root = jobs_root
+
+    def config_model(self) -> Path:
+        return config_model_file(self.config.model)
+
+    def overview(self) -> Overview:
+        from db import PromotionRepo, ShadowRepo
+        from db.writes import write
+
+        sessions = self.db.sessions()
+        config_model = self.config_model()
+        models = known_models(sessions, self.station, config_model)
+
+        def read(s):
+            return (ShadowRepo.agreement(s, self.station, last=self.config.shadow.agreement_parts),
+                    PromotionRepo.history(s, self.station, 1000))
+
+        agreement, history = write(sessions, read, "Reading the shadow figures")
+        earlier: list[tuple[str, Path]] = []
+        seen = {history[0].sha256} if history else set()
+        for p in history:
+            if p.previous_sha256 and p.previous_sha256 not in seen:
+                seen.add(p.previous_sha256)
+                path = next((Path(q.path) for q in history if q.sha256 == p.previous_sha256), config_model)
+                earlier.append((f"{path.parent.name}/{path.name}", path))
+        shadow = str(self.config.shadow.model) if self.config.shadow.model else ""
+        return Overview(tuple(models), agreement, tuple(earlier), shadow, config_model)
+
+    def change(self, actor: Actor | None, model: Path, reason: str, action: str = "promote"):
+        return change_model(self.db.sessions(), actor, self.station, model, reason, self.config_model(), action)
+
+    def compare(self, champion: Path, challenger: Path, data: Path) -> Comparison:
+        from inspector.compare import compare, write_gallery
+        from station import trusted_models
+
+        registry = trusted_models(self.db.sessions())
+        result, gallery = compare(champion, challenger, data, recipe_cfg=self.config.recipe,
+                                  model_cfg=self.config.model, registry=registry)
+        png = None
+        if result["disagreements"]["count"]:
+            png = Path(tempfile.mkdtemp(prefix="inspector-compare-")) / "disagreements.png"
+            write_gallery(result, gallery, png)
+        return Comparison(result, png)
+
+    # training ---------------------------------------------------------------------------------------
+    def start_training(self, actor: Actor, data: Path | None, budget_s: float, name: str,
+                       imgsz: int | None = None, epochs: int | None = None) -> Job:
+        """A training job on ``data``, or (None) on the reviewed parts exported first into the job's data folder.
+
+        PermissionDenied unless the users table lets ``actor`` train (QC or admin), before anything starts."""
+        from db import authorize
+        from db.writes import write
+
+        write(self.db.sessions(), lambda s: authorize(s, actor, "train"), "Checking who trains")
+        out = data_home() / "models" / name
+        if out.exists() and any(out.iterdir()):
+            raise ConfigError(f"a model named {name!r} exists already ({out}): choose another name.")
+        if data is None:
+            data = self._export_reviewed(name)
+        return start_job(JobRequest(Path(data), out, budget_s, self.db.url, imgsz, epochs), actor.name,
+                         self.jobs_root)
+
+    def _export_reviewed(self, name: str) -> Path:
+        from db.export import export_dataset
+
+        out = data_home() / "datasets" / name
+        summary = export_dataset(self.db.sessions(), out, self.db.image_root)
+        log.info("exported the reviewed parts for training: %s", summary.text())
+        if not summary.boxes:
+            raise ConfigError(f"the reviewed parts give nothing to train on ({summary.text()}): review more parts, "
+                              "or train on a labelled data set folder.")
+        return out
+
+    def latest_job(self) -> Job | None:
+        jobs = list_jobs(self.jobs_root)
+        return jobs[0] if jobs else None
+
+    def refresh_job(self, job: Job) -> Job:
+        return read_job(job.folder)
+
+    def cancel(self, job: Job) -> None:
+        cancel_job(job)
+
+    def trust_output(self, actor: Actor, job: Job) -> int:
+        """Trust what a finished job wrote, as ``actor`` (a QC or admin signed in here); returns how many files."""
+        from db import TrustRepo
+        from db.writes import write
+        from inspector.errors import ModelError
+        from inspector.registry import sha256_file
+
+        result = job.state.result
+        out = Path(result.get("out", ""))
+        files = result.get("files", {})
+        for name, sha in files.items():  # what is trusted is what the job wrote, not a file put there since
+            if sha256_file(out / name) != sha:
+                raise ModelError(f"{out / name} changed after the training wrote it: not trusted.")
+
+        def add(s) -> int:
+            return sum(TrustRepo.add(s, actor, "model", sha, name, {"file": str(out / name),
+                                                                   "trained_by": f"window job {job.folder.name}"},
+                                     "train")
+                       for name, sha in files.items())
+        return write(self.db.sessions(), add, "Trusting the trained model")
