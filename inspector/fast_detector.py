@@ -303,6 +303,9 @@ class FastDetector:
         self.classes: tuple[str, ...] = classes
         self.end2end = meta.get("end2end", "False") == "True"
         self.imgsz = runner.input_hw[0]
+        self.input_hw: tuple[int, int] = runner.input_hw  # (h, w) the model takes: sources decode for it
+        self.precision = precision if self.backend == "openvino" else "f32"
+        self.tune: dict | None = None  # set by load_detector: the tune record applied (or why not)
         if imgsz != self.imgsz:
             log.info("%s has a fixed input size %s: imgsz %d is not used", self.path.name, runner.input_hw, imgsz)
         self.name = self.path.parent.name if self.path.parent.name not in ("models", "") else self.path.stem

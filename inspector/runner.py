@@ -4,8 +4,10 @@ Decoding the next frame, inference on this one and writing the last one overlap;
 detector (OpenVINO) the next frame already waits inside the runtime while Python finishes this one,
 so the model's core never idles between frames. In ``part`` mode
 nothing is dropped (a full queue slows the source); in ``stream`` mode the newest frame wins and
-every dropped frame is counted as skipped. Listeners hear about an inspection only after it is
-committed, so whatever was reported survives a crash.
+every dropped frame is counted as skipped. A source that waits to be read (a folder, a video) is read
+only ``read_ahead`` frames ahead of the model, so that a part's verdict never waits behind a queue of
+parts read long before it (the latency counts from the read to the committed verdict). Listeners hear
+about an inspection only after it is committed, so whatever was reported survives a crash.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ class Runner:
                  mode: RunMode = RunMode.PART, queue_size: int = 8, max_frames: int | None = None,
                  on_committed: Callable[[list[tuple[int, Inspection]]], None] | None = None,
                  on_error: Callable[[Exception], None] | None = None, batch_max: int = 64,
-                 desk: TriggerDesk | None = None) -> None:
+                 desk: TriggerDesk | None = None, read_ahead: int = 1) -> None:
         self.source = source
         self.desk = desk  # triggered acquisition: a picture per trigger, none without one
         self.pipeline_factory = pipeline_factory
@@ -86,6 +88,10 @@ class Runner:
         self.on_error = on_error
         self.batch_max = batch_max
         self._frames: queue.Queue = queue.Queue(maxsize=queue_size)
+        # a source that is read when we like (not live, not triggered): at most ``read_ahead`` frames read and
+        # not yet taken by the model; a token is taken before each read and given back when the model takes it
+        paced = not getattr(source, "live", False) and desk is None and mode == RunMode.PART
+        self._room: threading.Semaphore | None = threading.Semaphore(max(1, read_ahead)) if paced else None
         self._results: queue.Queue = queue.Queue(maxsize=queue_size * 4)
         self._stop = threading.Event()
         self._paused = threading.Event()
@@ -201,10 +207,13 @@ class Runner:
                     continue
                 if self.max_frames is not None and n >= self.max_frames:
                     break
+                if not self._take_room():
+                    break
                 frame = self.source.read()
                 if frame is None:
                     break
                 if isinstance(frame, Gap):  # a live source without pictures for now: counted there
+                    self._give_room()
                     continue
                 n += 1
                 with self._lock:
@@ -215,6 +224,19 @@ class Runner:
             self._captured.set()
             if self.desk is None:  # with triggers, the triggers thread ends the frames after the last answer
                 self._end_frames()
+
+    def _take_room(self) -> bool:
+        """Wait until the model has taken the frames read ahead (paced sources); False when the run stops."""
+        if self._room is None:
+            return True
+        while not self._room.acquire(timeout=0.1):
+            if self._stop.is_set() or self.error is not None:
+                return False
+        return True
+
+    def _give_room(self) -> None:
+        if self._room is not None:
+            self._room.release()
 
     def _end_frames(self) -> None:
         while True:
@@ -299,7 +321,7 @@ class Runner:
             with self._lock:
                 if insp.detections is not None:
                     self._meter.infer_ms.append(insp.detections.inference_ms)
-            self._put_result((insp, time.time() - job.frame.timestamp))
+            self._put_result((insp, job.frame.timestamp))
 
         while True:
             if jobs and len(jobs) >= depth:
@@ -315,6 +337,7 @@ class Runner:
                 item = self._next_frame()
             if item is _END:
                 break
+            self._give_room()  # the source may read the next one while the model works on this one
             jobs.append(pipeline.begin(item, live=live))
         while jobs:
             finish_oldest()
@@ -363,14 +386,15 @@ class Runner:
                 continue
             ids = self.sink.write_batch([i for i, _ in batch])
             now = time.perf_counter()
+            wall = time.time()
             with self._lock:
                 m = self._meter
                 if m.first_verdict is None:
                     m.first_verdict = now - m.started
-                for insp, lag in batch:
+                for insp, read_at in batch:  # latency: from the read (capture) to the committed verdict
                     m.committed += 1
                     m.counts[insp.verdict.value] += 1
-                    m.latency_ms.append(lag * 1000)
+                    m.latency_ms.append(max(0.0, wall - read_at) * 1000)
             if self.on_committed:
                 self.on_committed(list(zip(ids, [i for i, _ in batch], strict=True)))
         with self._lock:

@@ -186,6 +186,13 @@ class Station:
         def pipeline() -> Pipeline:
             detector = load_detector(model_cfg, self.recipe.detector_floor, self.registry)
             self.recipe.check_classes(detector.classes, self.model_path.name)
+            self.tune = {**(getattr(detector, "tune", None) or {"status": "not tunable (the ultralytics backend)"}),
+                         "running": {"backend": getattr(detector, "backend", "ultralytics"),
+                                     "precision": getattr(detector, "precision", "f32"),
+                                     "threads": getattr(detector, "threads", 0)}}
+            decode_for = getattr(self.source, "decode_for", None)
+            if decode_for is not None and getattr(detector, "input_hw", None):  # a folder's JPEGs at the model's scale
+                decode_for(tuple(detector.input_hw))
             return Pipeline(TimedDetector(detector, cfg.model.timeout_s), self.recipe, cfg.quality,
                             cfg.quality.min_side_px or cfg.model.imgsz // 4)
 
@@ -193,6 +200,7 @@ class Station:
                              self.writer, cfg.run.mode, cfg.run.queue_size, spec.max_frames, on_committed, on_error,
                              desk=self.line.desk if self.line is not None else None)
         self._ended = False
+        self.tune: dict | None = None  # the inference configuration chosen for this machine, once the model is loaded
 
     def _line(self, cfg: Config):
         """The line's links from ``[line]`` (None when there are none and nothing triggers)."""
