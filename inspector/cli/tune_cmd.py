@@ -55,7 +55,7 @@ def tune(a: argparse.Namespace) -> int:
 
     if a.images < 10 or a.rounds < 1:
         raise ConfigError("--images must be at least 10 and --rounds at least 1.")
-    cfg = build_config(argparse.Namespace(model=a.model, config=a.config, backend="auto"))
+    cfg = build_config(argparse.Namespace(model=a.model, config=a.config))
     path, backend = pick_model(cfg.model)
     if backend.value == "ultralytics":
         raise ConfigError(f"{path.name}: tuning needs OpenVINO or ONNX Runtime and an ONNX export of the model "
