@@ -126,7 +126,8 @@ def test_tune_on_a_tiny_model_records_only_allowed_choices_and_loading_applies_t
     from tests.conftest import trusted_registry
 
     onnx = tiny_model.with_suffix(".onnx")
-    assert main(["tune", "--model", str(onnx), "--images", "12", "--rounds", "1", "--json"]) == 0
+    assert main(["tune", "--model", str(onnx), "--images", "12", "--rounds", "1", "--backend", "openvino",
+                 "--json"]) == 0
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert record["candidates"] and all("parts_per_s" in c and "allowed" in c for c in record["candidates"])
     chosen = record["chosen"]

@@ -27,6 +27,8 @@ def register(sub) -> None:
                                                 "'inspector synth'")
     t.add_argument("--images", type=int, default=120, help="held-out parts to measure on (default 120)")
     t.add_argument("--rounds", type=int, default=3, help="interleaved speed rounds, median taken (default 3)")
+    t.add_argument("--backend", default="auto", choices=["auto", "openvino", "onnxruntime"],
+                   help="measure only this backend (default: every one installed)")
     t.add_argument("--json", action="store_true", help="end with the record as one JSON line")
     t.set_defaults(func=tune)
 
@@ -71,7 +73,8 @@ def tune(a: argparse.Namespace) -> int:
     sig = cpu_signature()
     tmp = Path(tempfile.mkdtemp(prefix="inspector-tune-"))
     try:
-        record = _measure(a, cfg, path, sha, imgsz, sig, tmp, [b.value for b in available_backends()])
+        backends = [b.value for b in available_backends() if a.backend in ("auto", b.value)]
+        record = _measure(a, cfg, path, sha, imgsz, sig, tmp, backends, tuple(card.get("classes") or ()))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     where = save_record(sha, path.parent.name, sig, record["measured"], record["reference"], record["images"])
@@ -88,12 +91,24 @@ def tune(a: argparse.Namespace) -> int:
     return 0
 
 
-def _measure(a, cfg, path: Path, sha: str, imgsz: int, sig: dict, tmp: Path, backends: list[str]) -> dict:
+def _measure(a, cfg, path: Path, sha: str, imgsz: int, sig: dict, tmp: Path, backends: list[str],
+             classes: tuple[str, ...]) -> dict:
     from inspector.fast_detector import FastDetector
     from inspector.tune import candidates, cores, measure
 
-    probe = FastDetector(path, sha, backend=backends[0], imgsz=imgsz, threads=1)
-    ds, images, reference = _dataset(a, probe.classes, tmp)
+    if not backends:
+        raise ConfigError(f"the {a.backend} backend is not installed here.")
+    loaded: dict = {}
+
+    def detector(c) -> FastDetector:
+        if c not in loaded:
+            loaded[c] = FastDetector(path, sha, backend=c.backend, imgsz=imgsz, conf=0.25, iou=cfg.model.iou,
+                                     threads=c.threads, precision=c.precision)
+        return loaded[c]
+
+    if not classes:
+        classes = FastDetector(path, sha, backend=backends[0], imgsz=imgsz, threads=1).classes
+    ds, images, reference = _dataset(a, classes, tmp)
     folder = tmp / "speed"
     folder.mkdir()
     for i, im in enumerate(images[:60] if images else []):
@@ -105,17 +120,9 @@ def _measure(a, cfg, path: Path, sha: str, imgsz: int, sig: dict, tmp: Path, bac
         folder = tmp / "plain" / "images"
     bf16 = "BF16" in sig.get("openvino", []) and ds is not None
     cands = candidates(cores(), backends, bf16, path.suffix.lower())
-    loaded: dict = {}
-
-    def detector(c, conf: float) -> FastDetector:
-        key = (c, conf)
-        if key not in loaded:
-            loaded[key] = FastDetector(path, sha, backend=c.backend, imgsz=imgsz, conf=conf, iou=cfg.model.iou,
-                                       threads=c.threads, precision=c.precision)
-        return loaded[key]
 
     def speed(c) -> float:
-        return _pipeline_fps(detector(c, 0.25), folder, cfg, n=max(60, len(list(folder.iterdir()))) * 2)
+        return _pipeline_fps(detector(c), folder, cfg, n=max(60, len(list(folder.iterdir()))) * 2)
 
     def accuracy(c) -> tuple[float | None, list[str]]:
         if ds is None:
@@ -124,9 +131,12 @@ def _measure(a, cfg, path: Path, sha: str, imgsz: int, sig: dict, tmp: Path, bac
         from inspector.rules import Recipe
 
         verdicts: list[str] = []
-        rep = evaluate(detector(c, 0.001), ds, images, Recipe(cfg.recipe),
-                       on_image=lambda im, v, d: verdicts.append(v.value))
-        loaded.pop((c, 0.001), None)
+        det = detector(c)
+        det.conf = 0.001  # mAP from every box down to a low confidence, as ``inspector evaluate`` counts it
+        try:
+            rep = evaluate(det, ds, images, Recipe(cfg.recipe), on_image=lambda im, v, d: verdicts.append(v.value))
+        finally:
+            det.conf = 0.25
         return rep.map50, verdicts
 
     measured = measure(cands, speed, accuracy, a.rounds, progress=log.info)
