@@ -47,6 +47,7 @@ class RunStats:
     latency_p99_ms: float
     first_verdict_s: float | None
     outbox: int = 0  # records waiting for the database server (store-and-forward), set by the station
+    setup: str = ""  # the inference configuration running and whether ``inspector tune`` chose it, set by the station
 
     def status_line(self) -> str:
         """The live metrics in one line (status bar, log)."""

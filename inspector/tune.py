@@ -219,6 +219,19 @@ def choice(model_sha256: str, backend: str, threads: int, precision: str, suffix
     return best, shown
 
 
+def setup_text(shown: dict | None) -> str:
+    """One line for the health panel: what runs, and whether the tune record chose it."""
+    if not shown:
+        return ""
+    run = shown.get("running") or {}
+    what = f"{run.get('backend', '?')} {run.get('precision', '?')} x{run.get('threads', '?')}"
+    status = shown.get("status", "")
+    if status == "applied":
+        applied = shown.get("applied") or {}
+        return f"{what} · tuned {str(shown.get('date') or '')[:10]} ({applied.get('parts_per_s')} parts/s measured)"
+    return f"{what} · {status}"
+
+
 # measuring ---------------------------------------------------------------------------------------
 def measure(candidates_: Sequence[Candidate], speed: Callable[[Candidate], float],
             accuracy: Callable[[Candidate], tuple[float | None, list[str]]], rounds: int = 3,

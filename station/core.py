@@ -282,7 +282,9 @@ class Station:
 
     def stats(self) -> RunStats:
         """The runner's figures, with the outbox's backlog."""
-        return dataclasses.replace(self.runner.stats(), outbox=self.backlog())
+        from inspector.tune import setup_text
+
+        return dataclasses.replace(self.runner.stats(), outbox=self.backlog(), setup=setup_text(self.tune))
 
     def finish(self, reason: str, forward_wait_s: float = 15.0) -> None:
         """Record how the run ended (once). A backlog is forwarded first (for up to ``forward_wait_s``); while

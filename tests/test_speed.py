@@ -165,3 +165,21 @@ def test_run_json_reports_latency_throughput_basis_and_tune(tmp_path, tiny_model
         assert key in summary, key
     assert summary["latency_p99_ms"] >= summary["latency_p50_ms"] > 0
     assert summary["tune"]["running"]["backend"] in ("openvino", "onnxruntime")
+
+
+def test_the_health_panel_shows_the_inference_setup_and_whether_tune_chose_it(qtbot):
+    from inspector.runner import RunStats
+    from inspector.tune import setup_text
+    from ui.health import HealthPanel
+
+    shown = {"status": "applied", "date": "2026-11-29T22:00:00Z", "applied": {"parts_per_s": 91.5},
+             "running": {"backend": "openvino", "precision": "bf16", "threads": 1}}
+    panel = HealthPanel()
+    qtbot.addWidget(panel)
+    panel.show_stats(RunStats(frames=5, inspected=5, counts={"PASS": 5}, skipped=0, elapsed_s=1.0, fps=5.0,
+                              camera_fps=5.0, inference_ms=10.0, latency_p50_ms=20, latency_p99_ms=30,
+                              first_verdict_s=0.2, setup=setup_text(shown)))
+    assert panel.value("setup") == "openvino bf16 x1 · tuned 2026-11-29 (91.5 parts/s measured)"
+    untuned = setup_text({"status": "not tuned on this machine for this model: run 'inspector tune'",
+                          "running": {"backend": "openvino", "precision": "bf16", "threads": 1}})
+    assert untuned.endswith("run 'inspector tune'")
