@@ -184,6 +184,9 @@ class Station:
                                       int(cfg.storage.max_images_mb * 1e6))
         model_cfg = cfg.model.model_copy(update={"path": self.model_path})
         def pipeline() -> Pipeline:
+            from inspector.tune_measure import first_start_tune
+
+            first_start_tune(self.model_path, self.model_sha, cfg, self.backend.value)
             detector = load_detector(model_cfg, self.recipe.detector_floor, self.registry)
             self.recipe.check_classes(detector.classes, self.model_path.name)
             self.tune = {**(getattr(detector, "tune", None) or {"status": "not tunable (the ultralytics backend)"}),
