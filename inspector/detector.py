@@ -110,12 +110,12 @@ def load_detector(cfg: ModelConfig, conf: float, registry: ModelRegistry | None 
     from inspector.fast_detector import FastDetector
     from inspector.tune import choice
 
-    threads, precision, name = cfg.threads, cfg.precision, backend.value
+    threads, precision, name, streams = cfg.threads, cfg.precision, backend.value, 1
     tuned, shown = choice(sha, Backend(cfg.backend).value, cfg.threads, cfg.precision, path.suffix.lower())
     if tuned is not None and tuned.backend in {b.value for b in available_backends()}:
-        name, precision, threads = tuned.backend, tuned.precision, tuned.threads
+        name, precision, threads, streams = tuned.backend, tuned.precision, tuned.threads, tuned.streams
         log.info("tuned for this machine: %s", tuned.label)
     det = FastDetector(path, sha, backend=name, imgsz=imgsz, conf=conf, iou=cfg.iou, threads=threads,
-                       precision=precision)
+                       precision=precision, streams=streams)
     det.tune = shown  # what the health panel and the run's summary show
     return det

@@ -38,16 +38,19 @@ class Candidate:
     backend: str
     precision: str
     threads: int
+    streams: int = 1  # OpenVINO: images run at once, ``threads`` shared among them
 
     def __post_init__(self) -> None:
-        if self.backend not in ("openvino", "onnxruntime") or self.precision not in ("f32", "bf16") \
-                or self.threads < 1 or (self.backend == "onnxruntime" and self.precision != "f32"):
-            raise ValueError(f"expected an openvino f32/bf16 or onnxruntime f32 candidate with threads >= 1, "
-                             f"got {self.backend} {self.precision} x{self.threads}")
+        ort_ok = self.backend != "onnxruntime" or (self.precision, self.streams) == ("f32", 1)
+        if self.backend not in ("openvino", "onnxruntime") or self.precision not in ("f32", "bf16") or not ort_ok \
+                or not 1 <= self.streams <= self.threads:
+            raise ValueError("expected an openvino f32/bf16 or onnxruntime f32 candidate with threads >= streams >= 1, "
+                             f"got {self.backend} {self.precision} x{self.threads} streams {self.streams}")
 
     @property
     def label(self) -> str:
-        return f"{self.backend} {self.precision} x{self.threads}"
+        return f"{self.backend} {self.precision} x{self.threads}" + (f" {self.streams} streams" if self.streams > 1
+                                                                       else "")
 
 
 @dataclass(frozen=True)
@@ -122,12 +125,12 @@ def candidates(n_cores: int, backends: Sequence[str], bf16: bool, model_suffix: 
     """Every configuration worth measuring here: f32 first (the reference), bf16 only where the CPU has it,
     ONNX Runtime only for an ONNX file; 1, all-but-one and all cores."""
     threads = sorted({1, max(1, n_cores - 1), max(1, n_cores)})
+    streams = sorted({s for s in (2, n_cores) if 2 <= s <= n_cores})  # one image per core, at once
     out = []
     if "openvino" in backends:
-        for t in threads:
-            out.append(Candidate("openvino", "f32", t))
-        if bf16:
-            out += [Candidate("openvino", "bf16", t) for t in threads]
+        for prec in ("f32", "bf16") if bf16 else ("f32",):
+            out += [Candidate("openvino", prec, t) for t in threads]
+            out += [Candidate("openvino", prec, s, s) for s in streams]
     if "onnxruntime" in backends and model_suffix == ".onnx":
         out += [Candidate("onnxruntime", "f32", t) for t in threads]
     return out
@@ -203,7 +206,7 @@ def choice(model_sha256: str, backend: str, threads: int, precision: str, suffix
     ok = []
     for m in record.get("candidates", []):
         try:
-            c = Candidate(m["backend"], m["precision"], int(m["threads"]))
+            c = Candidate(m["backend"], m["precision"], int(m["threads"]), int(m.get("streams", 1)))
         except (KeyError, TypeError, ValueError):
             continue
         if m.get("allowed") and (precision == "bf16" or c.precision == "f32") \
@@ -214,7 +217,8 @@ def choice(model_sha256: str, backend: str, threads: int, precision: str, suffix
         return None, shown
     _, best, m = max(ok, key=lambda x: x[0])
     shown.update(status="applied", applied={"backend": best.backend, "precision": best.precision,
-                                            "threads": best.threads, "parts_per_s": m.get("parts_per_s"),
+                                            "threads": best.threads, "streams": best.streams,
+                                            "parts_per_s": m.get("parts_per_s"),
                                             "map50": m.get("map50"), "agreement": m.get("agreement")})
     return best, shown
 
@@ -225,6 +229,7 @@ def setup_text(shown: dict | None) -> str:
         return ""
     run = shown.get("running") or {}
     what = f"{run.get('backend', '?')} {run.get('precision', '?')} x{run.get('threads', '?')}"
+    what += f" {run['streams']} streams" if run.get("streams", 1) > 1 else ""
     status = shown.get("status", "")
     if status == "applied":
         applied = shown.get("applied") or {}

@@ -94,7 +94,7 @@ def _measure(data: Path | None, count: int, rounds: int, cfg: Config, path: Path
     def detector(c) -> FastDetector:
         if c not in loaded:
             loaded[c] = FastDetector(path, sha, backend=c.backend, imgsz=imgsz, conf=0.25, iou=cfg.model.iou,
-                                     threads=c.threads, precision=c.precision)
+                                     threads=c.threads, precision=c.precision, streams=c.streams)
         return loaded[c]
 
     if not classes:

@@ -192,7 +192,8 @@ class Station:
             self.tune = {**(getattr(detector, "tune", None) or {"status": "not tunable (the ultralytics backend)"}),
                          "running": {"backend": getattr(detector, "backend", "ultralytics"),
                                      "precision": getattr(detector, "precision", "f32"),
-                                     "threads": getattr(detector, "threads", 0)}}
+                                     "threads": getattr(detector, "threads", 0),
+                                     "streams": getattr(detector, "streams", 1)}}
             decode_for = getattr(self.source, "decode_for", None)
             if decode_for is not None and getattr(detector, "input_hw", None):  # a folder's JPEGs at the model's scale
                 decode_for(tuple(detector.input_hw))

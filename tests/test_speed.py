@@ -105,11 +105,16 @@ def test_tune_refuses_what_costs_accuracy_or_verdicts_and_picks_the_fastest_allo
 
 
 def test_candidates_offer_bf16_only_where_the_cpu_has_it_and_onnxruntime_only_for_onnx():
-    from inspector.tune import candidates
+    from inspector.tune import Candidate, candidates
 
     avx2 = candidates(2, ["openvino", "onnxruntime"], bf16=False)
     assert {c.precision for c in avx2} == {"f32"} and avx2[0].backend == "openvino"
     assert {c.threads for c in avx2} == {1, 2}
+    assert Candidate("openvino", "f32", 2, streams=2) in avx2  # two images at once, a core each
+    assert all(c.streams == 1 for c in avx2 if c.backend == "onnxruntime")
+    assert all(c.streams == 1 for c in candidates(1, ["openvino"], bf16=False))  # one core: one stream
+    with pytest.raises(ValueError, match="threads >= streams"):
+        Candidate("openvino", "f32", 1, streams=2)
     assert any(c.precision == "bf16" for c in candidates(2, ["openvino"], bf16=True))
     assert all(c.backend == "openvino" for c in candidates(4, ["openvino", "onnxruntime"], True, ".xml"))
 
@@ -136,7 +141,8 @@ def test_tune_on_a_tiny_model_records_only_allowed_choices_and_loading_applies_t
     assert load_record(record["model_sha256"]) == record
     det = load_detector(ModelConfig(path=onnx), 0.25, trusted_registry(onnx))
     assert det.tune["status"] == "applied"
-    assert (det.backend, det.precision, det.threads) == (chosen["backend"], chosen["precision"], chosen["threads"])
+    assert (det.backend, det.precision, det.threads, det.streams) == (
+        chosen["backend"], chosen["precision"], chosen["threads"], chosen["streams"])
     fixed = load_detector(ModelConfig(path=onnx, threads=1, backend="openvino"), 0.25, trusted_registry(onnx))
     assert fixed.tune["status"].startswith("tuned, not applied")
 
