@@ -113,6 +113,10 @@ class Job:
     done: Inspection | None = None
     pending: PendingDetections | None = None
 
+    def ready(self) -> bool:
+        """``Pipeline.finish`` would not wait for the model."""
+        return self.done is not None or self.pending is None or self.pending.done()
+
 
 class Pipeline:
     """One part at a time: quality gate, detector, recipe."""

@@ -5,8 +5,9 @@ detector (OpenVINO) the next frame already waits inside the runtime while Python
 so the model's core never idles between frames. In ``part`` mode
 nothing is dropped (a full queue slows the source); in ``stream`` mode the newest frame wins and
 every dropped frame is counted as skipped. A source that waits to be read (a folder, a video) is read
-only ``read_ahead`` frames ahead of the model, so that a part's verdict never waits behind a queue of
-parts read long before it (the latency counts from the read to the committed verdict). Listeners hear
+only as far ahead as the model can take (its queue depth, at least two frames between the read and
+the verdict, plus ``read_ahead``), so that a part's verdict never waits behind a queue of parts read long
+before it (the latency counts from the read to the committed verdict). Listeners hear
 about an inspection only after it is committed, so whatever was reported survives a crash.
 """
 
@@ -78,7 +79,7 @@ class Runner:
                  mode: RunMode = RunMode.PART, queue_size: int = 8, max_frames: int | None = None,
                  on_committed: Callable[[list[tuple[int, Inspection]]], None] | None = None,
                  on_error: Callable[[Exception], None] | None = None, batch_max: int = 64,
-                 desk: TriggerDesk | None = None, read_ahead: int = 1) -> None:
+                 desk: TriggerDesk | None = None, read_ahead: int = 0) -> None:
         self.source = source
         self.desk = desk  # triggered acquisition: a picture per trigger, none without one
         self.pipeline_factory = pipeline_factory
@@ -89,10 +90,12 @@ class Runner:
         self.on_error = on_error
         self.batch_max = batch_max
         self._frames: queue.Queue = queue.Queue(maxsize=queue_size)
-        # a source that is read when we like (not live, not triggered): at most ``read_ahead`` frames read and
-        # not yet taken by the model; a token is taken before each read and given back when the model takes it
-        paced = not getattr(source, "live", False) and desk is None and mode == RunMode.PART
-        self._room: threading.Semaphore | None = threading.Semaphore(max(1, read_ahead)) if paced else None
+        # a source that is read when we like (not live, not triggered) is paced: a token is taken before each
+        # read and given back when that frame's verdict is out of the model; the inference thread makes the
+        # tokens (the model's depth is known there) before the capture thread starts reading
+        self._paced = not getattr(source, "live", False) and desk is None and mode == RunMode.PART
+        self._read_ahead = max(0, read_ahead)
+        self._room: threading.Semaphore | None = None
         self._results: queue.Queue = queue.Queue(maxsize=queue_size * 4)
         self._stop = threading.Event()
         self._paused = threading.Event()
@@ -309,6 +312,8 @@ class Runner:
     def _infer(self) -> None:
         try:
             pipeline = self.pipeline_factory()  # the model is created in the thread that uses it
+            if self._paced:  # frames between the read and the verdict: what the model holds, and one decoding
+                self._room = threading.Semaphore(max(2, pipeline.depth) + self._read_ahead)
         finally:
             self._meter.ready_at = time.perf_counter()
             self._ready.set()
@@ -323,22 +328,26 @@ class Runner:
                 if insp.detections is not None:
                     self._meter.infer_ms.append(insp.detections.inference_ms)
             self._put_result((insp, job.frame.timestamp))
+            self._give_room()  # its verdict is out: the source may read the next one
 
         while True:
             if jobs and len(jobs) >= depth:
                 finish_oldest()
                 continue
-            if jobs:  # with a frame at the model, never sit waiting for the next one: finish this one
+            if jobs:  # with a frame at the model, never sit waiting for the next one: finish this one; a paced
+                # source's next frame is on its way (its read was allowed), so take it as it comes or finish the
+                # oldest once it is done, whichever is first (the model keeps a frame queued either way)
+                paced = self._room is not None and not jobs[0].ready()
                 try:
-                    item = self._frames.get_nowait()
+                    item = self._frames.get(timeout=0.002) if paced else self._frames.get_nowait()
                 except queue.Empty:
-                    finish_oldest()
+                    if not paced:
+                        finish_oldest()
                     continue
             else:
                 item = self._next_frame()
             if item is _END:
                 break
-            self._give_room()  # the source may read the next one while the model works on this one
             jobs.append(pipeline.begin(item, live=live))
         while jobs:
             finish_oldest()

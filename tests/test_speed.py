@@ -189,3 +189,44 @@ def test_the_health_panel_shows_the_inference_setup_and_whether_tune_chose_it(qt
     untuned = setup_text({"status": "not tuned on this machine for this model: run 'inspector tune'",
                           "running": {"backend": "openvino", "precision": "bf16", "threads": 1}})
     assert untuned.endswith("run 'inspector tune'")
+
+
+def test_a_folder_is_read_no_further_ahead_than_the_model_can_take_and_the_model_stays_fed(part_image):
+    """Part mode, a source read at will: a frame is read only when the model holds fewer than its depth of
+    frames not yet judged (so none waits in a long queue), and the model still gets two at once."""
+    import time as _time
+
+    from inspector.config import RunMode
+    from inspector.runner import Runner
+    from inspector.types import Frame
+    from tests.fakes import ListSink, QueuedDetector
+
+    det = QueuedDetector(delay_s=0.004, depth=2)
+    ahead: list[int] = []
+
+    class Folder:
+        live, name = False, "folder"
+
+        def __init__(self, n: int) -> None:
+            self.n, self.i = n, 0
+
+        def read(self):
+            if self.i >= self.n:
+                return None
+            with det._lock:
+                ahead.append(self.i - (det.calls - det.in_flight))  # read before this one, not yet answered
+            self.i += 1
+            return Frame(part_image, self.i - 1, self.name, _time.time(), f"p{self.i - 1}")
+
+        def close(self) -> None:
+            pass
+
+    sink = ListSink()
+    r = Runner(Folder(60), lambda: Pipeline(det, Recipe(RecipeConfig())), sink, RunMode.PART, queue_size=8)
+    r.start()
+    assert r.join(timeout=60)
+    assert r.error is None and len(sink.items) == 60
+    assert max(ahead) <= 2, max(ahead)  # the queue of 8 would let it run 10 ahead
+    assert det.max_in_flight == 2
+    st = r.stats()
+    assert 0 < st.latency_p50_ms <= st.latency_p99_ms
