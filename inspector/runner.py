@@ -6,7 +6,7 @@ so the model's core never idles between frames. In ``part`` mode
 nothing is dropped (a full queue slows the source); in ``stream`` mode the newest frame wins and
 every dropped frame is counted as skipped. A source that waits to be read (a folder, a video) is read
 only as far ahead as the model can take (its queue depth, at least two frames between the read and
-the verdict, plus ``read_ahead``), so that a part's verdict never waits behind a queue of parts read long
+the verdict, plus ``read_ahead``: one, to ride out a moment the reading thread is not scheduled), so that a part's verdict never waits behind a queue of parts read long
 before it (the latency counts from the read to the committed verdict). Listeners hear
 about an inspection only after it is committed, so whatever was reported survives a crash.
 """
@@ -79,7 +79,7 @@ class Runner:
                  mode: RunMode = RunMode.PART, queue_size: int = 8, max_frames: int | None = None,
                  on_committed: Callable[[list[tuple[int, Inspection]]], None] | None = None,
                  on_error: Callable[[Exception], None] | None = None, batch_max: int = 64,
-                 desk: TriggerDesk | None = None, read_ahead: int = 0) -> None:
+                 desk: TriggerDesk | None = None, read_ahead: int = 1) -> None:
         self.source = source
         self.desk = desk  # triggered acquisition: a picture per trigger, none without one
         self.pipeline_factory = pipeline_factory
