@@ -2,13 +2,13 @@
 
 Decoding the next frame, inference on this one and writing the last one overlap; with a queued
 detector (OpenVINO) the next frame already waits inside the runtime while Python finishes this one,
-so the model's core never idles between frames. In ``part`` mode
-nothing is dropped (a full queue slows the source); in ``stream`` mode the newest frame wins and
-every dropped frame is counted as skipped. A source that waits to be read (a folder, a video) is read
-only as far ahead as the model can take (its queue depth, at least two frames between the read and
-the verdict, plus ``read_ahead``: one, to ride out a moment the reading thread is not scheduled), so that a part's verdict never waits behind a queue of parts read long
-before it (the latency counts from the read to the committed verdict). Listeners hear
-about an inspection only after it is committed, so whatever was reported survives a crash.
+so the model's core never idles between frames. In ``part`` mode nothing is dropped (a full queue
+slows the source); in ``stream`` mode the newest frame wins and every dropped frame is counted as
+skipped. A source that waits to be read (a folder, a video) is read only as far ahead as the model can
+take: its queue depth (at least two frames between the read and the verdict) plus ``read_ahead`` (one,
+to ride out a moment the reading thread is not scheduled), so that a part's verdict never waits behind
+a queue of parts read long before it (the latency counts from the read to the committed verdict).
+Listeners hear about an inspection only after it is committed, so whatever was reported survives a crash.
 """
 
 from __future__ import annotations
