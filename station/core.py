@@ -65,6 +65,9 @@ class StationSpec:
     config: Config
     max_frames: int | None = None
     loop: bool = False
+    # a model's first start on this machine runs the short tune first (``model.autotune``): headless runs
+    # only; the window starts at once as configured and shows that ``inspector tune`` has not run
+    first_start_tune: bool = False
 
 
 def open_db(url: str):
@@ -186,7 +189,8 @@ class Station:
         def pipeline() -> Pipeline:
             from inspector.tune_measure import first_start_tune
 
-            first_start_tune(self.model_path, self.model_sha, cfg, self.backend.value)
+            if spec.first_start_tune:
+                first_start_tune(self.model_path, self.model_sha, cfg, self.backend.value)
             detector = load_detector(model_cfg, self.recipe.detector_floor, self.registry)
             self.recipe.check_classes(detector.classes, self.model_path.name)
             self.tune = {**(getattr(detector, "tune", None) or {"status": "not tunable (the ultralytics backend)"}),

@@ -230,3 +230,19 @@ def test_a_folder_is_read_no_further_ahead_than_the_model_can_take_and_the_model
     assert det.max_in_flight == 2
     st = r.stats()
     assert 0 < st.latency_p50_ms <= st.latency_p99_ms
+
+
+@pytest.mark.parametrize("model_upd, env", [
+    ({"threads": 1}, "1"),          # the configuration chose the threads
+    ({"backend": "openvino"}, "1"),  # ... or the backend
+    ({"autotune": False}, "1"),      # turned off
+    ({}, "0"),                       # tests and CI
+])
+def test_the_first_start_tune_runs_only_where_the_choice_is_left_open(model_upd, env, monkeypatch, tmp_path):
+    from inspector.config import Config
+    from inspector.tune_measure import first_start_tune
+
+    monkeypatch.setenv("INSPECTOR_AUTOTUNE", env)
+    cfg = Config()
+    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update=model_upd)})
+    assert first_start_tune(tmp_path / "absent.onnx", "f" * 64, cfg, "openvino") is None

@@ -102,7 +102,9 @@ def _line(rid: int, insp: Inspection) -> str:
 
 
 def run(a: argparse.Namespace) -> int:
-    spec = spec_from_args(a)
+    import dataclasses
+
+    spec = dataclasses.replace(spec_from_args(a), first_start_tune=True)
     lock = threading.Lock()
 
     def committed(items: list[tuple[int, Inspection]]) -> None:
