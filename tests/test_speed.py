@@ -238,11 +238,18 @@ def test_a_folder_is_read_no_further_ahead_than_the_model_can_take_and_the_model
     ({"autotune": False}, "1"),      # turned off
     ({}, "0"),                       # tests and CI
 ])
-def test_the_first_start_tune_runs_only_where_the_choice_is_left_open(model_upd, env, monkeypatch, tmp_path):
+def test_the_first_start_tune_runs_only_where_the_choice_is_left_open(model_upd, env, monkeypatch, tmp_path,
+                                                                     caplog):
     from inspector.config import Config
     from inspector.tune_measure import first_start_tune
 
     monkeypatch.setenv("INSPECTOR_AUTOTUNE", env)
     cfg = Config()
     cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update=model_upd)})
-    assert first_start_tune(tmp_path / "absent.onnx", "f" * 64, cfg, "openvino") is None
+    with caplog.at_level("WARNING"):
+        assert first_start_tune(tmp_path / "absent.onnx", "f" * 64, cfg, "openvino") is None
+    assert not [r for r in caplog.records if "first start" in r.getMessage()]  # it did not begin to tune
+    monkeypatch.setenv("INSPECTOR_AUTOTUNE", "1")
+    with caplog.at_level("WARNING"):  # the choice left open, nothing recorded: it begins (and fails here)
+        first_start_tune(tmp_path / "absent.onnx", "f" * 64, Config(), "openvino")
+    assert [r for r in caplog.records if "first start" in r.getMessage()]
