@@ -67,7 +67,10 @@ def read_scaled(path: Path, target_hw: tuple[int, int] | None) -> tuple[
     img, err = decode_bytes(raw, path.name, reduce)
     if img is None or raw[:3] != JPEG_MAGIC:
         return img, err, None, None
-    full = size if reduce > 1 and size is not None and (img.shape[1], img.shape[0]) != size else None
+    full = None
+    if reduce > 1 and size is not None:
+        w, h = size  # as the frame header says; an EXIF orientation of 90/270 degrees turns the decoded picture
+        full = (w, h) if img.shape[1] == -(-w // reduce) else (h, w)
     return img, err, raw, full
 
 

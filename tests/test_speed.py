@@ -253,3 +253,15 @@ def test_the_first_start_tune_runs_only_where_the_choice_is_left_open(model_upd,
     with caplog.at_level("WARNING"):  # the choice left open, nothing recorded: it begins (and fails here)
         first_start_tune(tmp_path / "absent.onnx", "f" * 64, Config(), "openvino")
     assert [r for r in caplog.records if "first start" in r.getMessage()]
+
+
+def test_a_reduced_decode_of_a_jpeg_turned_by_its_exif_orientation_keeps_its_full_size_turned(tmp_path, big_part):
+    import struct
+
+    raw = _jpeg(big_part)  # 1280x960 in its frame header
+    tiff = b"MM\x00\x2a\x00\x00\x00\x08" + b"\x00\x01" + b"\x01\x12\x00\x03\x00\x00\x00\x01\x00\x06\x00\x00" + b"\0" * 4
+    app1 = b"\xff\xe1" + struct.pack(">H", 2 + 6 + len(tiff)) + b"Exif\x00\x00" + tiff  # orientation 6: 90 degrees
+    (tmp_path / "turned.jpg").write_bytes(raw[:2] + app1 + raw[2:])
+    frame = FolderSource(tmp_path, target_hw=(320, 320)).read()
+    assert frame.image.shape[:2] == (320, 240)  # OpenCV applies the orientation
+    assert frame.full_size == (960, 1280)
