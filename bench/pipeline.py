@@ -5,8 +5,15 @@ of one image at a time and queued two deep as the runner feeds it), full pipelin
 source decoding, inference, rules, SQLite rows and JPEG files), their ratio; Ultralytics' own
 PyTorch and OpenVINO predict on the same frames and model for comparison; INT8 speed and its mAP50
 cost; time to the first verdict; CPU seconds per inspection. ``--json`` makes the last line one JSON object.
+``--size WxH`` makes the frames camera-sized JPEGs (the parts upscaled, as a 5 MP camera sees them).
 
-    python bench/pipeline.py [--frames 200] [--model PATH] [--quick] [--json]
+``--peer`` compares end to end with the 30-line script a plant engineer would write (Ultralytics' OpenVINO
+export, one SQLite commit and one ``cv2.imwrite`` per part: ../shared/acceptance/lib/peer_pipeline.py)
+on the same folders, 320x320 and 2448x2048 (or ``--sizes``), interleaved with ``inspector run``, medians of
+three; JSON keys per size: parts_per_s, peer_parts_per_s, vs_peer, latency_p50_ms, latency_p99_ms.
+
+    python bench/pipeline.py [--frames 200] [--size 2448x2048] [--model PATH] [--quick] [--json]
+    python bench/pipeline.py --peer [--sizes 320x320,2448x2048] [--json]
 """
 
 from __future__ import annotations
@@ -31,15 +38,39 @@ import inspector  # noqa: E402,F401 - the offline guard (inspector.privacy), bef
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+PEER = ROOT.parent / "shared" / "acceptance" / "lib" / "peer_pipeline.py"
+IN_MEMORY = 40  # camera-sized frames kept decoded for the model-only rounds (5 MP: 15 MB each)
 
-def _frames(folder: Path, n: int, seed: int) -> list[np.ndarray]:
+
+def cpu_flags() -> str:
+    from inspector.tune import cpu_flags as flags
+
+    return " ".join(flags()) or "unknown"
+
+
+def _size(text: str) -> tuple[int, int]:
+    w, _, h = text.lower().partition("x")
+    if not (w.isdigit() and h.isdigit() and int(w) >= 32 and int(h) >= 32):
+        raise SystemExit(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 2448x2048")
+    return int(w), int(h)
+
+
+def _frames(folder: Path, n: int, seed: int, size: tuple[int, int] | None = None) -> list[np.ndarray]:
+    """``n`` synthetic parts written as JPEG files (upscaled to ``size`` with sensor-like noise, as the
+    acceptance check makes its 5 MP folder); returns the decoded frames (at most IN_MEMORY when upscaled)."""
     from inspector.synth import generate
 
     folder.mkdir(parents=True, exist_ok=True)
     frames = []
+    rng = np.random.default_rng(seed)
     for stem, part in generate(n, seed):
-        cv2.imwrite(str(folder / f"{stem}.jpg"), part.image, [cv2.IMWRITE_JPEG_QUALITY, 92])
-        frames.append(part.image)
+        im = part.image
+        if size is not None and (im.shape[1], im.shape[0]) != size:
+            im = cv2.resize(im, size, interpolation=cv2.INTER_CUBIC)
+            im = np.clip(im.astype(np.int16) + rng.integers(-6, 7, im.shape), 0, 255).astype(np.uint8)
+        cv2.imwrite(str(folder / f"{stem}.jpg"), im, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        if size is None or len(frames) < IN_MEMORY:
+            frames.append(im)
     return frames
 
 
@@ -77,22 +108,23 @@ def _queued_fps(det, frames: list[np.ndarray], rounds: int = 3) -> float:
     return statistics.median(results)
 
 
-def _pipeline_fps(folder: Path, model: Path, db_dir: Path, n: int, db_name: str = "bench.db") -> tuple[float, dict]:
-    """Run the real station (folder -> model -> rules -> SQLite + JPEGs) headless over ``n`` frames
-    (the folder looped, as the model-only rounds loop it); return parts/s."""
-    from inspector.config import Config
-    from station import Station, StationSpec
+def _children_cpu_s() -> float:
+    """CPU seconds of the finished child processes (Unix; 0 where it cannot be read)."""
+    try:
+        import resource
+    except ImportError:
+        return 0.0
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
-    cfg = Config().model_copy(update={"model": Config().model.model_copy(update={"path": model})})
-    spec = StationSpec(str(folder), f"sqlite:///{(db_dir / db_name).as_posix()}", cfg, max_frames=n, loop=True)
-    station = Station(spec)
-    station.start()
-    station.runner.join()
-    station.finish("finished")
-    if station.runner.error:
-        raise station.runner.error
-    st = station.runner.stats()
-    return st.fps, {"inspected": st.inspected, "latency_p50_ms": st.latency_p50_ms}
+
+def _pipeline_fps(folder: Path, model: Path, db_dir: Path, n: int, db_name: str = "bench.db") -> tuple[float, dict]:
+    """Run the real station (folder -> model -> rules -> SQLite + JPEGs) as ``inspector run`` over ``n`` frames
+    (the folder looped, as the model-only rounds loop it); return parts/s. In a process of its own: the
+    model-only rounds' compiled model, idle in this process, would otherwise share the cores with it."""
+    j = _inspector_run(folder, db_dir / db_name.removesuffix(".db"), str(model), ["--loop", "--max-frames", str(n)])
+    return j["fps"], {"inspected": j["frames"], "latency_p50_ms": j["latency_p50_ms"],
+                      "latency_p99_ms": j["latency_p99_ms"]}
 
 
 def _first_verdict_s(folder: Path, model: Path, db_dir: Path) -> float:
@@ -116,7 +148,12 @@ def main() -> int:
     ap.add_argument("--model", default=None, help="model folder or file (default: the shipped model)")
     ap.add_argument("--quick", action="store_true", help="skip the Ultralytics comparisons and INT8")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--size", default=None, help="camera frame size WxH (default: the 320x320 parts as they are)")
+    ap.add_argument("--peer", action="store_true", help="end to end against the 30-line script, both sizes")
+    ap.add_argument("--sizes", default="320x320,2448x2048", help="sizes for --peer (default 320x320,2448x2048)")
     a = ap.parse_args()
+    if a.peer:
+        return _peer_main(a)
 
     from inspector.config import ModelConfig
     from inspector.detector import load_detector
@@ -128,7 +165,10 @@ def main() -> int:
     out: dict = {}
     try:
         folder = tmp / "frames"
-        frames = _frames(folder, a.frames, seed=90210)
+        size = _size(a.size) if a.size else None
+        frames = _frames(folder, a.frames, seed=90210, size=size)
+        out["size"] = f"{frames[0].shape[1]}x{frames[0].shape[0]}"
+        out["cpu_flags"] = cpu_flags()
         model_dir = resolve_model(a.model, (".onnx", ".pt")).parent if a.model is None or Path(a.model).is_dir() \
             else Path(a.model)
         reg = ModelRegistry()
@@ -147,11 +187,14 @@ def main() -> int:
             rounds["one"].append(_fps(det.detect, frames, rounds=1))
             if queued:
                 rounds["queued"].append(_queued_fps(det, frames, rounds=1))
-            cpu0 = time.process_time()  # all threads of this process: capture, inference, writer
-            fps, done = _pipeline_fps(folder, model_dir, tmp, 3 * len(frames), f"bench{i}.db")
-            cpu_s += time.process_time() - cpu0
+            cpu0 = _children_cpu_s()  # the run's process: capture, inference, writer (and its start)
+            fps, done = _pipeline_fps(folder, model_dir, tmp, 3 * a.frames if size is None else a.frames,
+                                      f"bench{i}.db")
+            cpu_s += _children_cpu_s() - cpu0
             inspected += done["inspected"]
             rounds["pipeline"].append(fps)
+            rounds.setdefault("latency_p50", []).append(done["latency_p50_ms"])
+            rounds.setdefault("latency_p99", []).append(done["latency_p99_ms"])
         med = {k: statistics.median(v) for k, v in rounds.items() if v}
         del det
         out["model_fps_one_at_a_time"] = round(med["one"], 2)
@@ -161,13 +204,21 @@ def main() -> int:
         out["pipeline_fps"] = round(p_fps, 2)
         out["pipeline_ratio"] = round(p_fps / out["model_fps"], 3)
         out["cpu_s_per_inspection"] = round(cpu_s / max(inspected, 1), 4)
+        out["latency_p50_ms"] = round(med["latency_p50"], 1)
+        out["latency_p99_ms"] = round(med["latency_p99"], 1)
+        # in model-inference times: one image at a time, the model alone
+        out["latency_p50_in_inference_times"] = round(med["latency_p50"] / (1000 / med["one"]), 2)
         out["first_verdict_s"] = round(_first_verdict_s(folder, model_dir, tmp), 2)
+        flags = f"[{out['size']} frames; CPU flags: {out['cpu_flags']}]"
         print(f"model only ({out['backend']}, {imgsz} px): {out['model_fps']:.1f} frames/s (one image at a time "
-              f"{out['model_fps_one_at_a_time']:.1f}, queued {out['model_fps_queued']:.1f})")
+              f"{out['model_fps_one_at_a_time']:.1f}, queued {out['model_fps_queued']:.1f}) {flags}")
         print(f"full pipeline (folder, rules, SQLite, JPEG files): {out['pipeline_fps']:.1f} frames/s "
-              f"= {out['pipeline_ratio']:.2f}x model-only")
+              f"= {out['pipeline_ratio']:.2f}x model-only {flags}")
+        print(f"latency read -> committed verdict: p50 {out['latency_p50_ms']:.0f} ms "
+              f"({out['latency_p50_in_inference_times']:.1f} inference times), p99 {out['latency_p99_ms']:.0f} ms "
+              f"{flags}")
         print(f"first verdict after {out['first_verdict_s']:.2f} s; {out['cpu_s_per_inspection'] * 1000:.1f} "
-              "CPU-ms per inspection")
+              f"CPU-ms per inspection, the run's start-up included {flags}")
         if not a.quick:
             _compare(out, frames, model_dir, imgsz, reg, tmp)
     finally:
@@ -267,6 +318,66 @@ def _int8_accuracy(out: dict, q: Path, model_dir: Path, reg, tmp: Path) -> None:
     out["int8_map50_drop"] = round(mfp - m8, 4)
     print(f"INT8: {out['int8_fps']:.1f} frames/s = {out['int8_speedup']:.2f}x PyTorch; "
           f"mAP50 {mfp:.3f} -> {m8:.3f} (drop {out['int8_map50_drop']:.3f}) on 300 fresh synthetic parts")
+
+
+def _peer_main(a) -> int:
+    """``inspector run`` and the 30-line script on the same folders, interleaved, medians of three."""
+    if not PEER.is_file():
+        print(f"--peer skipped: the 30-line script is not here ({PEER}); it lives with the acceptance checks.")
+        return 0
+    from inspector.registry import resolve_model
+
+    pt = resolve_model(a.model, (".pt",))
+    out: dict = {"cpu_flags": cpu_flags(), "rounds": 3}
+    tmp = Path(tempfile.mkdtemp(prefix="inspector-peer-"))
+    try:
+        for text in a.sizes.split(","):
+            size = _size(text.strip())
+            n = 300 if size == (320, 320) else 100  # as the acceptance check: 300 small parts, 100 camera frames
+            folder = tmp / f"f{size[0]}x{size[1]}"
+            _frames(folder, n, seed=13013, size=None if size == (320, 320) else size)
+            ours, peer, p50, p99 = [], [], [], []
+            for r in range(3):
+                j = _inspector_run(folder, tmp / f"r{r}", a.model)
+                ours.append(j["fps"])
+                p50.append(j["latency_p50_ms"])
+                p99.append(j["latency_p99_ms"])
+                peer.append(_peer_run(pt, folder, tmp / f"p{r}"))
+            med = statistics.median
+            fig = {"parts_per_s": round(med(ours), 2), "peer_parts_per_s": round(med(peer), 2),
+                   "latency_p50_ms": round(med(p50), 1), "latency_p99_ms": round(med(p99), 1),
+                   "inspector_rounds": ours, "peer_rounds": peer}
+            fig["vs_peer"] = round(fig["parts_per_s"] / fig["peer_parts_per_s"], 3)
+            out[text.strip()] = fig
+            print(f"{text.strip()} ({n} parts): inspector run {fig['parts_per_s']:.1f} parts/s, 30-line script "
+                  f"{fig['peer_parts_per_s']:.1f} = {fig['vs_peer']:.2f}x; latency p50 {fig['latency_p50_ms']:.0f} ms "
+                  f"p99 {fig['latency_p99_ms']:.0f} ms; rounds {ours} vs {peer} [CPU flags: {out['cpu_flags']}]")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if a.json:
+        print(json.dumps(out))
+    return 0
+
+
+def _inspector_run(folder: Path, work: Path, model: str | None, extra: list[str] | None = None) -> dict:
+    work.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "inspector.cli", "run", "--source", str(folder), "--db",
+           f"sqlite:///{(work / 'i.db').as_posix()}", "--json", "--quiet"] + (["--model", model] if model else [])
+    cmd += extra or []
+    p = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    lines = [x for x in p.stdout.splitlines() if x.startswith("{")]
+    if p.returncode or not lines:
+        raise SystemExit(f"inspector run failed ({p.returncode}): {p.stderr.strip()[-400:]}")
+    return json.loads(lines[-1])
+
+
+def _peer_run(pt: Path, folder: Path, work: Path) -> float:
+    p = subprocess.run([sys.executable, str(PEER), str(pt), str(folder), str(work), "320"], capture_output=True,
+                       text=True, env=dict(os.environ, YOLO_OFFLINE="1"))
+    lines = [x for x in p.stdout.splitlines() if x.startswith("{")]
+    if p.returncode or not lines:
+        raise SystemExit(f"the 30-line script failed ({p.returncode}): {p.stderr.strip()[-400:]}")
+    return float(json.loads(lines[-1])["peer_parts_per_s"])
 
 
 if __name__ == "__main__":

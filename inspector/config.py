@@ -93,6 +93,10 @@ class ModelConfig(_Section):
                                        "the same choice Ultralytics' OpenVINO path makes) or f32 (bit-for-bit "
                                        "the PyTorch results, slower).")
     timeout_s: float = Field(10.0, gt=0, description="An inference slower than this marks the part NOT_INSPECTED.")
+    autotune: bool = Field(
+        True, description="At a model's first headless run on this machine (no 'inspector tune' record yet, "
+                          "backend auto, threads 0): a short tune of backends, precisions, threads and streams "
+                          "before the first part (seconds to a minute, once).")
 
 
 class QualityConfig(_Section):

@@ -132,14 +132,67 @@ def structure_problem(data: bytes) -> str | None:
     return None
 
 
-def decode_bytes(raw: bytes, name: str) -> tuple[np.ndarray | None, str | None]:
-    """Decode an encoded image; (image, None) or (None, reason). A partial decode is refused."""
+# libjpeg decodes at 1/2, 1/4 or 1/8 of the size in its inverse DCT: far less work than decoding every
+# pixel and resizing, and an area-averaged (not aliased) picture
+_REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+            8: cv2.IMREAD_REDUCED_COLOR_8}
+# start-of-frame markers (baseline, extended, progressive, lossless, arithmetic variants); not C4/C8/CC
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's frame header, without decoding; None when there is none to read."""
+    if data[:3] != JPEG_MAGIC:
+        return None
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            i += 2
+            continue
+        length = struct.unpack_from(">H", data, i + 2)[0]
+        if marker in _SOF:
+            if i + 9 > n:
+                return None
+            h, w = struct.unpack_from(">HH", data, i + 5)
+            return (w, h) if w and h else None
+        if marker == 0xDA:  # start of scan before any frame header
+            return None
+        i += 2 + length
+    return None
+
+
+def dct_reduction(width: int, height: int, target_hw: tuple[int, int] | None) -> int:
+    """The largest libjpeg scale-down (1, 2, 4 or 8) that still leaves the picture at least as large as the
+    model's letterboxed input (``target_hw``, (h, w)): the model never sees an upscaled picture."""
+    if not target_hw or width <= 0 or height <= 0:
+        return 1
+    th, tw = target_hw
+    r = min(th / height, tw / width)  # the letterbox's gain on the full picture
+    best = 1
+    for s in (2, 4, 8):
+        if s * r <= 1.0:  # the picture at 1/s (w/s x h/s) is no smaller than the letterboxed one (w*r x h*r)
+            best = s
+    return best
+
+
+def decode_bytes(raw: bytes, name: str, reduce: int = 1) -> tuple[np.ndarray | None, str | None]:
+    """Decode an encoded image; (image, None) or (None, reason). A partial decode is refused.
+
+    ``reduce`` (2, 4, 8) decodes a JPEG at that fraction of its size (libjpeg's DCT scaling); other formats
+    are always decoded at full size. The same structure check and decoder messages apply either way."""
     problem = structure_problem(raw)
     if problem:
         return None, f"image incomplete: {name}: {problem}"
+    flag = _REDUCED.get(reduce, cv2.IMREAD_COLOR) if raw[:3] == JPEG_MAGIC else cv2.IMREAD_COLOR
     try:  # one decode: OpenCV checks the header's size against OPENCV_IO_MAX_IMAGE_PIXELS first
         with native_messages() as msgs:
-            img = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
+            img = cv2.imdecode(np.frombuffer(raw, np.uint8), flag)
     except cv2.error:  # OpenCV refuses absurd sizes and some malformed headers with an exception
         return None, (f"cannot decode {name}: image too large (over {MAX_PIXELS // 1_000_000} megapixels) "
                       "or malformed")

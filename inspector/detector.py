@@ -32,6 +32,7 @@ class UltralyticsDetector:
         self.path = Path(path)
         self.sha256 = sha256
         self.imgsz, self.conf, self.iou = imgsz, conf, iou
+        self.input_hw = (imgsz, imgsz)  # the longest side Ultralytics letterboxes to
         try:
             self._model = YOLO(str(self.path), task="detect")
             names = self._model.names
@@ -107,6 +108,14 @@ def load_detector(cfg: ModelConfig, conf: float, registry: ModelRegistry | None 
     if backend == Backend.ULTRALYTICS:
         return UltralyticsDetector(path, sha, imgsz, conf, cfg.iou)
     from inspector.fast_detector import FastDetector
+    from inspector.tune import choice
 
-    return FastDetector(path, sha, backend=backend.value, imgsz=imgsz, conf=conf, iou=cfg.iou, threads=cfg.threads,
-                        precision=cfg.precision)
+    threads, precision, name, streams = cfg.threads, cfg.precision, backend.value, 1
+    tuned, shown = choice(sha, Backend(cfg.backend).value, cfg.threads, cfg.precision, path.suffix.lower())
+    if tuned is not None and tuned.backend in {b.value for b in available_backends()}:
+        name, precision, threads, streams = tuned.backend, tuned.precision, tuned.threads, tuned.streams
+        log.info("tuned for this machine: %s", tuned.label)
+    det = FastDetector(path, sha, backend=name, imgsz=imgsz, conf=conf, iou=cfg.iou, threads=threads,
+                       precision=precision, streams=streams)
+    det.tune = shown  # what the health panel and the run's summary show
+    return det

@@ -88,7 +88,7 @@ def _static_hw(shape: list[Any], path: Path, layout: str) -> tuple[int, int] | N
 class _OpenVinoRunner:
     """Compiled OpenVINO model with uint8 BGR NHWC input: conversion runs inside the graph."""
 
-    def __init__(self, path: Path, imgsz: int, threads: int, precision: str = "f32") -> None:
+    def __init__(self, path: Path, imgsz: int, threads: int, precision: str = "f32", streams: int = 1) -> None:
         block_openvino_telemetry()
         import openvino as ov  # type: ignore[import-untyped]
         from openvino.preprocess import ColorFormat, PrePostProcessor  # type: ignore[import-untyped]
@@ -113,11 +113,15 @@ class _OpenVinoRunner:
         inp.preprocess().convert_element_type(ov.Type.f32).convert_color(ColorFormat.RGB).scale(255.0)
         model = ppp.build()
         config: dict[str, Any] = {
-            "PERFORMANCE_HINT": "LATENCY",
+            # one stream: each image on all ``threads``; several: that many images at once, ``threads`` shared
+            # among them (a small model on few cores keeps each core busier with an image of its own)
+            "PERFORMANCE_HINT": "LATENCY" if streams <= 1 else "THROUGHPUT",
             # OpenVINO picks bf16 on CPUs that have it; keep f32 so results match PyTorch
             "INFERENCE_PRECISION_HINT": precision,
         }
         config["INFERENCE_NUM_THREADS"] = threads
+        if streams > 1:
+            config["NUM_STREAMS"] = streams
         try:
             compiled = core.compile_model(model, "CPU", config)
         except Exception as e:  # noqa: BLE001
@@ -261,7 +265,7 @@ class FastDetector:
 
     def __init__(self, path: Path, sha256: str, backend: str = "openvino", imgsz: int = 320,
                  conf: float = 0.25, iou: float = 0.5, threads: int = 0, max_det: int = MAX_DET,
-                 precision: str = "f32", queue_depth: int = 2) -> None:
+                 precision: str = "f32", queue_depth: int = 2, streams: int = 1) -> None:
         self.path = Path(path)
         self.sha256 = sha256
         self.backend = str(getattr(backend, "value", backend))
@@ -286,7 +290,8 @@ class FastDetector:
         runner: _OpenVinoRunner | _OnnxRuntimeRunner
         if self.backend == "openvino":
             meta = onnx_metadata(self.path) if suffix == ".onnx" else {}
-            runner = _OpenVinoRunner(self.path, imgsz, threads, precision)
+            runner = _OpenVinoRunner(self.path, imgsz, threads, precision, streams)
+            queue_depth = max(queue_depth, streams + 1)  # every stream busy while Python finishes one result
             if suffix == ".xml":
                 meta = _ir_metadata(runner.model)
                 _check_weights(self.path, meta.get("weights_sha256"))
@@ -303,6 +308,10 @@ class FastDetector:
         self.classes: tuple[str, ...] = classes
         self.end2end = meta.get("end2end", "False") == "True"
         self.imgsz = runner.input_hw[0]
+        self.input_hw: tuple[int, int] = runner.input_hw  # (h, w) the model takes: sources decode for it
+        self.precision = precision if self.backend == "openvino" else "f32"
+        self.streams = max(1, streams) if self.backend == "openvino" else 1
+        self.tune: dict | None = None  # set by load_detector: the tune record applied (or why not)
         if imgsz != self.imgsz:
             log.info("%s has a fixed input size %s: imgsz %d is not used", self.path.name, runner.input_hw, imgsz)
         self.name = self.path.parent.name if self.path.parent.name not in ("models", "") else self.path.stem

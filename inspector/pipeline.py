@@ -34,9 +34,10 @@ def thumbnail(image: np.ndarray) -> np.ndarray:
 
 
 def frame_problem(image: np.ndarray, q: QualityConfig, grey: np.ndarray | None = None,
-                  min_side_px: int = 0) -> str | None:
-    """Why this frame cannot be judged, or None. Cheap: runs on a small thumbnail."""
-    h, w = image.shape[:2]
+                  min_side_px: int = 0, size: tuple[int, int] | None = None) -> str | None:
+    """Why this frame cannot be judged, or None. Cheap: runs on a small thumbnail. ``size`` is the picture's
+    (width, height) as captured when ``image`` is a reduced decode of it."""
+    w, h = size or (image.shape[1], image.shape[0])
     if min(h, w) < min_side_px:
         return f"image too small ({w}x{h} px, the shorter side must be at least {min_side_px} px)"
     grey = thumbnail(image) if grey is None else grey
@@ -112,6 +113,10 @@ class Job:
     done: Inspection | None = None
     pending: PendingDetections | None = None
 
+    def ready(self) -> bool:
+        """``Pipeline.finish`` would not wait for the model."""
+        return self.done is not None or self.pending is None or self.pending.done()
+
 
 class Pipeline:
     """One part at a time: quality gate, detector, recipe."""
@@ -160,7 +165,7 @@ class Pipeline:
             job.done = self._not_inspected(frame, frame.error or "no image", t0, job.started)
             return job
         grey = thumbnail(frame.image)
-        problem = frame_problem(frame.image, self.quality, grey, self.min_side_px)
+        problem = frame_problem(frame.image, self.quality, grey, self.min_side_px, frame.size)
         if problem is None and live and self._frozen(grey):
             problem = (f"frozen stream (the same picture {self._repeats + 1} times in a row, within "
                        f"{self.quality.frozen_diff:g} grey levels)")
@@ -186,8 +191,10 @@ class Pipeline:
             return self._model_error(job, e)
 
     def _judge(self, job: Job, detections: Detections) -> Inspection:
-        verdict, reasons = self.rule.evaluate(detections)
         f = job.frame
+        if f.full_size is not None:  # a reduced decode: boxes in the pixels of the picture as captured
+            detections = detections.scaled_to(*f.full_size)
+        verdict, reasons = self.rule.evaluate(detections)
         return Inspection(f.seq, f.source, verdict, reasons, detections, job.started,
                           (time.perf_counter() - job.t0) * 1000, f.name, detections.model_sha256, f.image, f.jpeg,
                           f.trigger)

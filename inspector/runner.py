@@ -2,10 +2,13 @@
 
 Decoding the next frame, inference on this one and writing the last one overlap; with a queued
 detector (OpenVINO) the next frame already waits inside the runtime while Python finishes this one,
-so the model's core never idles between frames. In ``part`` mode
-nothing is dropped (a full queue slows the source); in ``stream`` mode the newest frame wins and
-every dropped frame is counted as skipped. Listeners hear about an inspection only after it is
-committed, so whatever was reported survives a crash.
+so the model's core never idles between frames. In ``part`` mode nothing is dropped (a full queue
+slows the source); in ``stream`` mode the newest frame wins and every dropped frame is counted as
+skipped. A source that waits to be read (a folder, a video) is read only as far ahead as the model can
+take: its queue depth (at least two frames between the read and the verdict) plus ``read_ahead`` (one,
+to ride out a moment the reading thread is not scheduled), so that a part's verdict never waits behind
+a queue of parts read long before it (the latency counts from the read to the committed verdict).
+Listeners hear about an inspection only after it is committed, so whatever was reported survives a crash.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class RunStats:
     latency_p99_ms: float
     first_verdict_s: float | None
     outbox: int = 0  # records waiting for the database server (store-and-forward), set by the station
+    setup: str = ""  # the inference configuration running and whether ``inspector tune`` chose it, set by the station
 
     def status_line(self) -> str:
         """The live metrics in one line (status bar, log)."""
@@ -76,7 +80,7 @@ class Runner:
                  mode: RunMode = RunMode.PART, queue_size: int = 8, max_frames: int | None = None,
                  on_committed: Callable[[list[tuple[int, Inspection]]], None] | None = None,
                  on_error: Callable[[Exception], None] | None = None, batch_max: int = 64,
-                 desk: TriggerDesk | None = None) -> None:
+                 desk: TriggerDesk | None = None, read_ahead: int = 1) -> None:
         self.source = source
         self.desk = desk  # triggered acquisition: a picture per trigger, none without one
         self.pipeline_factory = pipeline_factory
@@ -87,6 +91,12 @@ class Runner:
         self.on_error = on_error
         self.batch_max = batch_max
         self._frames: queue.Queue = queue.Queue(maxsize=queue_size)
+        # a source that is read when we like (not live, not triggered) is paced: a token is taken before each
+        # read and given back when that frame's verdict is out of the model; the inference thread makes the
+        # tokens (the model's depth is known there) before the capture thread starts reading
+        self._paced = not getattr(source, "live", False) and desk is None and mode == RunMode.PART
+        self._read_ahead = max(0, read_ahead)
+        self._room: threading.Semaphore | None = None
         self._results: queue.Queue = queue.Queue(maxsize=queue_size * 4)
         self._stop = threading.Event()
         self._paused = threading.Event()
@@ -235,10 +245,13 @@ class Runner:
                     continue
                 if self.max_frames is not None and n >= self.max_frames:
                     break
+                if not self._take_room():
+                    break
                 frame = self.source.read()
                 if frame is None:
                     break
                 if isinstance(frame, Gap):  # a live source without pictures for now: counted there
+                    self._give_room()
                     continue
                 n += 1
                 with self._lock:
@@ -249,6 +262,19 @@ class Runner:
             self._captured.set()
             if self.desk is None:  # with triggers, the triggers thread ends the frames after the last answer
                 self._end_frames()
+
+    def _take_room(self) -> bool:
+        """Wait until the model has taken the frames read ahead (paced sources); False when the run stops."""
+        if self._room is None:
+            return True
+        while not self._room.acquire(timeout=0.1):
+            if self._stop.is_set() or self.error is not None:
+                return False
+        return True
+
+    def _give_room(self) -> None:
+        if self._room is not None:
+            self._room.release()
 
     def _end_frames(self) -> None:
         while True:
@@ -320,6 +346,8 @@ class Runner:
     def _infer(self) -> None:
         try:
             pipeline = self.pipeline_factory()  # the model is created in the thread that uses it
+            if self._paced:  # frames between the read and the verdict: what the model holds, and one decoding
+                self._room = threading.Semaphore(max(2, pipeline.depth) + self._read_ahead)
         finally:
             self._meter.ready_at = time.perf_counter()
             self._ready.set()
@@ -334,17 +362,22 @@ class Runner:
             with self._lock:
                 if insp.detections is not None:
                     self._meter.infer_ms.append(insp.detections.inference_ms)
-            self._put_result((insp, time.time() - job.frame.timestamp))
+            self._put_result((insp, job.frame.timestamp))
+            self._give_room()  # its verdict is out: the source may read the next one
 
         while True:
             if jobs and len(jobs) >= depth:
                 finish_oldest()
                 continue
-            if jobs:  # with a frame at the model, never sit waiting for the next one: finish this one
+            if jobs:  # with a frame at the model, never sit waiting for the next one: finish this one; a paced
+                # source's next frame is on its way (its read was allowed), so take it as it comes or finish the
+                # oldest once it is done, whichever is first (the model keeps a frame queued either way)
+                paced = self._room is not None and not jobs[0].ready()
                 try:
-                    item = self._frames.get_nowait()
+                    item = self._frames.get(timeout=0.002) if paced else self._frames.get_nowait()
                 except queue.Empty:
-                    finish_oldest()
+                    if not paced:
+                        finish_oldest()
                     continue
             else:
                 item = self._next_frame()
@@ -407,14 +440,15 @@ class Runner:
                 continue
             ids = self.sink.write_batch([i for i, _ in batch])
             now = time.perf_counter()
+            wall = time.time()
             with self._lock:
                 m = self._meter
                 if m.first_verdict is None:
                     m.first_verdict = now - m.started
-                for insp, lag in batch:
+                for insp, read_at in batch:  # latency: from the read (capture) to the committed verdict
                     m.committed += 1
                     m.counts[insp.verdict.value] += 1
-                    m.latency_ms.append(lag * 1000)
+                    m.latency_ms.append(max(0.0, wall - read_at) * 1000)
             if self.on_committed:
                 self.on_committed(list(zip(ids, [i for i, _ in batch], strict=True)))
         with self._lock:

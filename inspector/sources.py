@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from inspector.config import CameraConfig
-from inspector.decoding import JPEG_MAGIC, decode_bytes, native_messages, tidy
+from inspector.decoding import JPEG_MAGIC, dct_reduction, decode_bytes, jpeg_size, native_messages, tidy
 from inspector.errors import SourceError, SourceIncomplete
 from inspector.types import Frame, Gap
 
@@ -44,17 +44,34 @@ def read_image(path: Path) -> tuple[np.ndarray | None, str | None, bytes | None]
 
     Only a regular file is opened: a folder, a broken link or a FIFO named like an image is a reason,
     never a read that blocks."""
+    img, err, jpeg, _ = read_scaled(path, None)
+    return img, err, jpeg
+
+
+def read_scaled(path: Path, target_hw: tuple[int, int] | None) -> tuple[
+        np.ndarray | None, str | None, bytes | None, tuple[int, int] | None]:
+    """``read_image`` for a model whose input is ``target_hw`` (h, w): a JPEG larger than it needs is decoded
+    at 1/2, 1/4 or 1/8 (libjpeg's DCT scaling), never below the model's input; its file bytes are kept as
+    they are. The fourth value is the picture's full (width, height) when the image is such a reduced decode."""
     special = _not_a_file(path)
     if special:
-        return None, special, None
+        return None, special, None, None
     try:
         raw = path.read_bytes()
     except OSError as e:
-        return None, f"cannot read {path.name}: {e.strerror or e}", None
+        return None, f"cannot read {path.name}: {e.strerror or e}", None, None
     if not raw:
-        return None, f"empty file {path.name}", None
-    img, err = decode_bytes(raw, path.name)
-    return img, err, raw if img is not None and raw[:3] == JPEG_MAGIC else None
+        return None, f"empty file {path.name}", None, None
+    size = jpeg_size(raw) if target_hw else None
+    reduce = dct_reduction(size[0], size[1], target_hw) if size else 1
+    img, err = decode_bytes(raw, path.name, reduce)
+    if img is None or raw[:3] != JPEG_MAGIC:
+        return img, err, None, None
+    full = None
+    if reduce > 1 and size is not None:
+        w, h = size  # as the frame header says; an EXIF orientation of 90/270 degrees turns the decoded picture
+        full = (w, h) if img.shape[1] == -(-w // reduce) else (h, w)
+    return img, err, raw, full
 
 
 def _not_a_file(path: Path) -> str | None:
@@ -79,8 +96,10 @@ class FolderSource:
 
     live = False
 
-    def __init__(self, folder: Path | str, loop: bool = False) -> None:
+    def __init__(self, folder: Path | str, loop: bool = False, target_hw: tuple[int, int] | None = None) -> None:
         self.folder = Path(folder)
+        # the model's input (h, w): a larger JPEG is decoded at the scale it needs (``read_scaled``)
+        self.target_hw = target_hw
         if not self.folder.is_dir():
             raise SourceError(f"image folder not found: {self.folder}")
         # every entry named like an image, files or not: a folder, a broken link or a FIFO is a part
@@ -102,11 +121,15 @@ class FolderSource:
         path = self.files[self._i % len(self.files)]
         seq = self._i
         self._i += 1
-        img, err, jpeg = read_image(path)
+        img, err, jpeg, full = read_scaled(path, self.target_hw)
         # the full path, so a QC engineer can always find the part's original picture (a broken
         # link is named as it is, not as its missing target)
-        full = path.resolve() if path.exists() else path.absolute()
-        return Frame(img, seq, self.name, time.time(), full.as_posix(), err, jpeg)
+        where = path.resolve() if path.exists() else path.absolute()
+        return Frame(img, seq, self.name, time.time(), where.as_posix(), err, jpeg, full_size=full)
+
+    def decode_for(self, target_hw: tuple[int, int]) -> None:
+        """Decode JPEGs for a model whose input is ``target_hw`` (h, w) from the next read on."""
+        self.target_hw = target_hw
 
     def close(self) -> None:
         pass

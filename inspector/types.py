@@ -44,9 +44,16 @@ class Frame:
     # the picture's file bytes when it arrived as a JPEG file: stored as they came, never re-encoded
     jpeg: bytes | None = field(default=None, repr=False, compare=False)
     trigger: Trigger | None = None  # the line's trigger this picture was taken for (triggered acquisition)
+    # (width, height) of the picture as captured when ``image`` is a reduced decode of it (a JPEG decoded at
+    # the scale the model needs); None when ``image`` is the picture at its own size
+    full_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         _need(isinstance(self.seq, int) and self.seq >= 0, "a sequence number >= 0", self.seq)
+        if self.full_size is not None:
+            _need(self.image is not None and len(self.full_size) == 2
+                  and all(isinstance(v, int) and v > 0 for v in self.full_size), "a full (width, height) of a "
+                  "picture", self.full_size)
         if self.image is None:
             _need(bool(self.error), "an error reason for a frame without an image", self.error)
         else:
@@ -58,6 +65,15 @@ class Frame:
     @property
     def ok(self) -> bool:
         return self.image is not None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the picture as captured (that of ``image`` unless it is a reduced decode)."""
+        if self.full_size is not None:
+            return self.full_size
+        if self.image is None:
+            return (0, 0)
+        return int(self.image.shape[1]), int(self.image.shape[0])
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,6 +152,16 @@ class Detections:
 
     def __iter__(self):
         return iter(self.items)
+
+    def scaled_to(self, width: int, height: int) -> Detections:
+        """The same boxes in the pixels of the same picture at ``width`` x ``height`` (a reduced decode's
+        boxes on the picture as captured)."""
+        if (width, height) == (self.image_width, self.image_height):
+            return self
+        sx, sy = width / self.image_width, height / self.image_height
+        items = tuple(Detection(d.cls, d.label, d.confidence, d.x1 * sx, d.y1 * sy, d.x2 * sx, d.y2 * sy)
+                      for d in self.items)
+        return Detections(items, width, height, self.inference_ms, self.model_sha256)
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,9 @@ class StationSpec:
     product: str | None = None  # a [products.NAME] to start with (None: [model] and [recipe] as they are)
     lot: str = ""
     work_order: str = ""
+    # a model's first start on this machine runs the short tune first (``model.autotune``): headless runs
+    # only; the window starts at once as configured and shows that ``inspector tune`` has not run
+    first_start_tune: bool = False
 
 
 def open_db(url: str):
@@ -200,7 +203,9 @@ class Station:
         self.shadow = self._shadow(cfg)
         if self.shadow is not None:
             on_committed = self._committed_to_shadow(on_committed)
-        self.runner = Runner(self.source, self._pipeline_factory(cfg, self.model_path, self.recipe),
+        self.tune: dict | None = None  # the inference configuration chosen for this machine, once the model is loaded
+        self.runner = Runner(self.source, self._pipeline_factory(cfg, self.model_path, self.recipe,
+                                                                 spec.first_start_tune),
                              self.writer, cfg.run.mode, cfg.run.queue_size, spec.max_frames, on_committed, on_error,
                              desk=self.line.desk if self.line is not None else None)
         self.runner.on_swap = self._swapped
@@ -213,17 +218,40 @@ class Station:
         self._ended = False
 
     def build_pipeline(self, cfg: Config, model_path: Path, recipe: Recipe, registry: ModelRegistry | None = None,
-                       threads: int | None = None) -> Pipeline:
-        """A pipeline over a trusted model, loaded; the recipe's classes checked against it."""
+                       threads: int | None = None, line: bool = True) -> Pipeline:
+        """A pipeline over a trusted model, loaded; the recipe's classes checked against it. ``line``: it judges
+        the line's parts (its inference setup is shown, a folder's JPEGs are decoded at its scale); False for the
+        shadow's challenger."""
         update: dict = {"path": model_path} if threads is None else {"path": model_path, "threads": threads}
         detector = load_detector(cfg.model.model_copy(update=update), recipe.detector_floor, registry or self.registry)
         recipe.check_classes(detector.classes, model_path.name)
+        if line:
+            self._running_setup(detector)
         return Pipeline(TimedDetector(detector, cfg.model.timeout_s), recipe, cfg.quality,
                         cfg.quality.min_side_px or cfg.model.imgsz // 4)
 
-    def _pipeline_factory(self, cfg: Config, model_path: Path, recipe: Recipe) -> Callable[[], Pipeline]:
-        """Builds the pipeline on the inference thread (the model is created in the thread that uses it)."""
-        return lambda: self.build_pipeline(cfg, model_path, recipe)
+    def _running_setup(self, detector) -> None:
+        """Record the inference setup the line's detector runs with, and tell a folder source its input size."""
+        self.tune = {**(getattr(detector, "tune", None) or {"status": "not tunable (the ultralytics backend)"}),
+                     "running": {"backend": getattr(detector, "backend", "ultralytics"),
+                                 "precision": getattr(detector, "precision", "f32"),
+                                 "threads": getattr(detector, "threads", 0),
+                                 "streams": getattr(detector, "streams", 1)}}
+        decode_for = getattr(self.source, "decode_for", None)
+        if decode_for is not None and getattr(detector, "input_hw", None):  # a folder's JPEGs at the model's scale
+            decode_for(tuple(detector.input_hw))
+
+    def _pipeline_factory(self, cfg: Config, model_path: Path, recipe: Recipe,
+                          tune_first: bool = False) -> Callable[[], Pipeline]:
+        """Builds the pipeline on the inference thread (the model is created in the thread that uses it);
+        ``tune_first``: a model's first start on this machine runs the short tune before it loads."""
+        def pipeline() -> Pipeline:
+            if tune_first:
+                from inspector.tune_measure import first_start_tune
+
+                first_start_tune(model_path, self.model_sha, cfg, self.backend.value)
+            return self.build_pipeline(cfg, model_path, recipe)
+        return pipeline
 
     @staticmethod
     def _check_classes(base: Config, product: str, recipe: Recipe, card: dict, model: str) -> None:
@@ -382,7 +410,8 @@ class Station:
 
         shadow_path, recipe = Path(self._shadow_cfg.path), self.recipe
         return Shadow(self.sessions, cfg.station_name, self.run_id,
-                      lambda: self.build_pipeline(cfg, shadow_path, recipe, threads=1), cfg.shadow.share)
+                      lambda: self.build_pipeline(cfg, shadow_path, recipe, threads=1, line=False),
+                      cfg.shadow.share)
 
     def _committed_to_shadow(self, on_committed):
         shadow = self.shadow
@@ -479,7 +508,9 @@ class Station:
 
     def stats(self) -> RunStats:
         """The runner's figures, with the outbox's backlog."""
-        return dataclasses.replace(self.runner.stats(), outbox=self.backlog())
+        from inspector.tune import setup_text
+
+        return dataclasses.replace(self.runner.stats(), outbox=self.backlog(), setup=setup_text(self.tune))
 
     def finish(self, reason: str, forward_wait_s: float = 15.0) -> None:
         """Record how the run ended (once). A backlog is forwarded first (for up to ``forward_wait_s``); while

@@ -11,6 +11,7 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("INSPECTOR_AUTOTUNE", "0")  # no first-start tune in tests: test_speed tunes on purpose
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 NEU_DET = SHARED / "datasets" / "neu-det"

@@ -85,7 +85,8 @@ def live_result(record_id: int, insp: Inspection, with_thumb: bool = False,
     boxes: tuple[Detection, ...] = ()
     if insp.image is not None:
         image, s = to_qimage(insp.image, fit)
-        if insp.detections is not None:
+        if insp.detections is not None:  # boxes are in the picture's own pixels; ``image`` may be a reduced decode
+            s *= insp.image.shape[1] / insp.detections.image_width
             boxes = tuple(_scaled_box(d, s) for d in insp.detections)
         if with_thumb:
             thumb = thumbnail(insp.image)

@@ -11,8 +11,8 @@ from ui import theme
 from ui.controller import RunInfo
 
 ROWS = (("state", "Run"), ("fps", "Frames/s"), ("inference", "Inference"), ("latency", "Latency p50/p99"),
-        ("model", "Model"), ("camera", "Camera"), ("mode", "Mode"), ("skipped", "Skipped"),
-        ("outbox", "Waiting for DB"), ("source", "Source"))
+        ("setup", "Inference setup"), ("model", "Model"), ("camera", "Camera"), ("mode", "Mode"),
+        ("skipped", "Skipped"), ("outbox", "Waiting for DB"), ("source", "Source"))
 
 STATE_TEXT = {"idle": "stopped", "starting": "starting…", "running": "running", "paused": "paused",
               "stopping": "stopping…"}
@@ -84,7 +84,7 @@ class HealthPanel(RowsPanel):
 
     def show_starting(self) -> None:
         """A new start: nothing of the previous run is left on screen."""
-        for key in ("fps", "inference", "latency", "skipped", "outbox", "mode", "source"):
+        for key in ("fps", "inference", "latency", "setup", "skipped", "outbox", "mode", "source"):
             self.set_value(key, "–")
         self.set_value("model", "checking…", WARN)
         self.set_value("camera", "–")
@@ -119,6 +119,8 @@ class HealthPanel(RowsPanel):
         self.set_value("fps", f"{st.fps:.1f}  (camera {st.camera_fps:.1f})")
         self.set_value("inference", f"{st.inference_ms:.1f} ms")
         self.set_value("latency", f"{st.latency_p50_ms:.0f} / {st.latency_p99_ms:.0f} ms")
+        if st.setup:
+            self.set_value("setup", st.setup)
         self.set_value("skipped", f"{st.skipped:,}", WARN if st.skipped else None)
         self.set_value("outbox", f"{st.outbox:,} in the outbox" if st.outbox else "0", WARN if st.outbox else None)
 

@@ -116,7 +116,9 @@ def _line(rid: int, insp: Inspection) -> str:
 
 
 def run(a: argparse.Namespace) -> int:
-    spec = spec_from_args(a)
+    import dataclasses
+
+    spec = dataclasses.replace(spec_from_args(a), first_start_tune=True)
     lock = threading.Lock()
 
     def committed(items: list[tuple[int, Inspection]]) -> None:
@@ -188,7 +190,12 @@ def _summary(a: argparse.Namespace, spec: StationSpec, station: Station, camera:
                "fps": round(st.fps, 2), "db": mask_url(spec.db_url), "run_id": station.run_id, "skipped": st.skipped,
                "outbox": st.outbox,
                "inference_ms": round(st.inference_ms, 2), "latency_p50_ms": round(st.latency_p50_ms, 1),
-               "latency_p99_ms": round(st.latency_p99_ms, 1)}
+               "latency_p99_ms": round(st.latency_p99_ms, 1), "seconds": round(st.elapsed_s, 2),
+               # fps = parts committed (rows and images stored) / seconds, from the model loaded and warmed up to
+               # the last commit: the 30-line peer script likewise starts its clock after export and warm-up
+               "fps_from": "model loaded to last commit (model load and warm-up excluded)",
+               "first_verdict_s": None if st.first_verdict_s is None else round(st.first_verdict_s, 2),
+               "tune": station.tune}
     if camera:
         cam = camera[-1]
         summary.update(camera_reconnects=cam.reconnects, camera_stalls=cam.stalls,

@@ -1,0 +1,157 @@
+"""Measuring the tune candidates on a model (``inspector tune``, and a model's first start on a machine).
+
+Engine code: held-out parts (given, or fresh synthetic ones when the model's classes are those of
+``inspector synth``), each candidate's accuracy against f32, its parts/s as the station runs it
+(``Runner`` over a folder, nothing stored), and the record ``inspector.tune`` keeps.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from inspector.config import Config
+from inspector.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+SYNTH_SEED = 16016  # held-out synthetic parts: a seed no shipped model was trained or validated on
+
+
+def first_start_tune(path: Path, sha: str, cfg: Config, backend: str) -> Path | None:
+    """The short tune at a model's first start here (no record yet, choice left open, ``model.autotune``);
+    None when not wanted. The environment's INSPECTOR_AUTOTUNE=0 turns it off (tests, CI)."""
+    import os
+
+    from inspector.tune import load_record
+
+    m = cfg.model
+    open_choice = str(getattr(m.backend, "value", m.backend)) == "auto" and m.threads == 0 and backend != "ultralytics"
+    if not m.autotune or os.environ.get("INSPECTOR_AUTOTUNE", "1") == "0" or not open_choice \
+            or load_record(sha) is not None:
+        return None
+    from inspector.detector import available_backends
+
+    backends = [b.value for b in available_backends() if b.value != "ultralytics"]
+    log.warning("first start of %s on this machine: measuring the inference set-ups (once; 'inspector tune' "
+                "measures longer)", path.name)
+    try:
+        return tune_model(path, sha, cfg, backends, images=40, rounds=1)
+    except Exception:  # noqa: BLE001 - a failed tune must not stop the station: it runs as configured
+        log.exception("the first-start tune failed; running as configured")
+        return None
+
+
+def tune_model(path: Path, sha: str, cfg: Config, backends: list[str], classes: tuple[str, ...] = (),
+               data: Path | None = None, images: int = 120, rounds: int = 3, model_name: str = "",
+               progress: Callable[[str], None] | None = None) -> Path:
+    """Measure every candidate for the model file ``path`` (trusted, ``sha``) and record the figures and the
+    choice; returns the record's path."""
+    from inspector.registry import read_card
+    from inspector.tune import cpu_signature, save_record
+
+    if not backends:
+        raise ConfigError("no inference backend to tune is installed here (OpenVINO or ONNX Runtime).")
+    card = read_card(path)
+    imgsz = int(card.get("imgsz") or cfg.model.imgsz)
+    classes = classes or tuple(card.get("classes") or ())
+    sig = cpu_signature()
+    tmp = Path(tempfile.mkdtemp(prefix="inspector-tune-"))
+    try:
+        record = _measure(data, images, rounds, cfg, path, sha, imgsz, sig, tmp, backends, classes, progress)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return save_record(sha, model_name or path.parent.name, sig, record["measured"], record["reference"],
+                       record["images"])
+
+
+def _dataset(data: Path | None, count: int, classes: tuple[str, ...], tmp: Path):
+    """(dataset, images, what it is) of labelled held-out parts, or (None, folder, why) when there are none."""
+    from inspector.datasets import load_dataset
+    from inspector.synth import CLASSES, write_dataset
+
+    if data is not None:
+        ds = load_dataset(Path(data))
+        return ds, ds.split(None), f"held-out parts of {data}"
+    if tuple(classes) == tuple(CLASSES):
+        write_dataset(tmp / "held-out", count, seed=SYNTH_SEED)
+        ds = load_dataset(tmp / "held-out")
+        return ds, ds.split("all"), f"{count} fresh synthetic parts (seed {SYNTH_SEED})"
+    return None, (), "no labelled held-out parts (give --data): only f32 candidates"
+
+
+def _measure(data: Path | None, count: int, rounds: int, cfg: Config, path: Path, sha: str, imgsz: int, sig: dict,
+             tmp: Path, backends: list[str], classes: tuple[str, ...],
+             progress: Callable[[str], None] | None) -> dict:
+    from inspector.fast_detector import FastDetector
+    from inspector.tune import candidates, cores, measure
+
+    loaded: dict = {}
+
+    def detector(c) -> FastDetector:
+        if c not in loaded:
+            loaded[c] = FastDetector(path, sha, backend=c.backend, imgsz=imgsz, conf=0.25, iou=cfg.model.iou,
+                                     threads=c.threads, precision=c.precision, streams=c.streams)
+        return loaded[c]
+
+    if not classes:
+        classes = FastDetector(path, sha, backend=backends[0], imgsz=imgsz, threads=1).classes
+    ds, images, reference = _dataset(data, count, classes, tmp)
+    folder = tmp / "speed"
+    folder.mkdir()
+    for i, im in enumerate(images[:60] if images else []):
+        shutil.copy2(im.path, folder / f"{i:04d}{im.path.suffix}")
+    if not any(folder.iterdir()):
+        from inspector.synth import write_dataset
+
+        write_dataset(tmp / "plain", 60, seed=SYNTH_SEED)  # pictures for speed only
+        folder = tmp / "plain" / "images"
+    bf16 = "BF16" in sig.get("openvino", []) and ds is not None
+    cands = candidates(cores(), backends, bf16, path.suffix.lower())
+
+    def speed(c) -> float:
+        return _pipeline_fps(detector(c), folder, cfg, n=max(60, len(list(folder.iterdir()))) * 2)
+
+    def accuracy(c) -> tuple[float | None, list[str]]:
+        if ds is None:
+            return None, []
+        from inspector.evaluation import evaluate
+        from inspector.rules import Recipe
+
+        verdicts: list[str] = []
+        det = detector(c)
+        det.conf = 0.001  # mAP from every box down to a low confidence, as ``inspector evaluate`` counts it
+        try:
+            rep = evaluate(det, ds, images, Recipe(cfg.recipe), on_image=lambda im, v, d: verdicts.append(v.value))
+        finally:
+            det.conf = 0.25
+        return rep.map50, verdicts
+
+    measured = measure(cands, speed, accuracy, rounds, progress=progress or log.info)
+    return {"measured": measured, "reference": reference, "images": len(images)}
+
+
+def _pipeline_fps(det, folder: Path, cfg, n: int) -> float:
+    """Parts/s of the model as the station runs it: a folder decoded on its own thread, the model queued,
+    the recipe; nothing stored (the same for every candidate)."""
+    from inspector.config import RunMode
+    from inspector.pipeline import Pipeline
+    from inspector.rules import Recipe
+    from inspector.runner import Runner
+    from inspector.sources import FolderSource
+
+    class _Discard:
+        def write_batch(self, inspections: list) -> list[int]:
+            return list(range(len(inspections)))
+
+    src = FolderSource(folder, loop=True, target_hw=det.input_hw)
+    runner = Runner(src, lambda: Pipeline(det, Recipe(cfg.recipe), cfg.quality), _Discard(), RunMode.PART,
+                    max_frames=n)
+    runner.start()
+    runner.join()
+    if runner.error is not None:
+        raise runner.error
+    return runner.stats().fps

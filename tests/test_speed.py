@@ -1,0 +1,267 @@
+"""Speed without cutting corners (issue 16): a JPEG decoded at the model's scale is still checked whole,
+stored byte for byte, and judged in the picture's own pixels; tuning keeps only verified configurations.
+
+No timings are asserted here: the figures belong to ``bench/pipeline.py``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from inspector.config import RecipeConfig
+from inspector.decoding import dct_reduction, jpeg_size
+from inspector.images import ImageStore
+from inspector.pipeline import Pipeline
+from inspector.rules import Recipe
+from inspector.sources import FolderSource
+from inspector.types import Verdict
+from tests.conftest import ScriptedDetector
+
+
+@pytest.mark.parametrize("w, h, target, want", [
+    (2448, 2048, (320, 320), 4),   # 612x512 >= the 320x268 the model sees; 1/8 (306x256) would be upscaled
+    (4000, 3000, (320, 320), 8),   # 500x375
+    (2448, 2048, (640, 640), 2),   # 1224x1024; 1/4 (612) < 640
+    (640, 640, (320, 320), 2),
+    (639, 639, (320, 320), 1),     # 1/2 would be 319.5 < 320
+    (320, 320, (320, 320), 1),
+    (100, 80, (320, 320), 1),      # smaller than the model: never reduced
+    (1280, 320, (320, 320), 4),    # letterboxed to 320x80: 1/4 gives 320x80
+    (2448, 2048, None, 1),         # no model size known: full decode
+])
+def test_the_dct_scale_never_leaves_the_picture_smaller_than_the_model_input(w, h, target, want):
+    assert dct_reduction(w, h, target) == want
+
+
+def _jpeg(img: np.ndarray, *params) -> bytes:
+    ok, enc = cv2.imencode(".jpg", img, list(params))
+    assert ok
+    return enc.tobytes()
+
+
+@pytest.fixture
+def big_part(part_image) -> np.ndarray:
+    return cv2.resize(part_image, (1280, 960), interpolation=cv2.INTER_LINEAR)
+
+
+def test_jpeg_size_reads_the_frame_header_of_baseline_and_progressive_files(big_part):
+    assert jpeg_size(_jpeg(big_part)) == (1280, 960)
+    assert jpeg_size(_jpeg(big_part, cv2.IMWRITE_JPEG_PROGRESSIVE, 1)) == (1280, 960)
+    assert jpeg_size(b"\x89PNG\r\n\x1a\n") is None
+    assert jpeg_size(b"\xff\xd8\xff\xe0\x00") is None  # cut inside the first segment
+
+
+def test_a_reduced_decode_is_stored_byte_identical_and_judged_in_the_pictures_own_pixels(tmp_path, big_part):
+    raw = _jpeg(big_part, cv2.IMWRITE_JPEG_QUALITY, 93)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jpg").write_bytes(raw)
+    src = FolderSource(tmp_path / "in", target_hw=(320, 320))
+    frame = src.read()
+    assert frame.image.shape == (240, 320, 3) and frame.full_size == (1280, 960) and frame.size == (1280, 960)
+    # the scripted detector answers in the pixels it was shown (the 320x240 decode)
+    det = ScriptedDetector([[("crack", 0.9, (10, 20, 30, 60))]])
+    insp = Pipeline(det, Recipe(RecipeConfig()), min_side_px=300).inspect(frame)  # 960 >= 300 though 240 < 300
+    assert insp.verdict == Verdict.FAIL
+    d = insp.detections
+    assert (d.image_width, d.image_height) == (1280, 960)
+    assert (d.items[0].x1, d.items[0].y1, d.items[0].x2, d.items[0].y2) == (40, 80, 120, 240)
+    rel = ImageStore(tmp_path / "out", "images").save(insp)
+    assert (tmp_path / "out" / rel).read_bytes() == raw
+
+
+def test_a_cut_jpeg_is_not_inspected_with_the_reduced_decode_too(tmp_path, big_part):
+    raw = _jpeg(big_part)
+    (tmp_path / "cut_eoi.jpg").write_bytes(raw[: len(raw) // 2] + b"\xff\xd9")  # libjpeg fills grey: a "picture"
+    (tmp_path / "cut.jpg").write_bytes(raw[: len(raw) // 2])
+    src = FolderSource(tmp_path, target_hw=(320, 320))
+    pipeline = Pipeline(ScriptedDetector([[]]), Recipe(RecipeConfig()))  # would PASS what it sees
+    got = {}
+    while (f := src.read()) is not None:
+        got[f.name.rsplit("/", 1)[-1]] = pipeline.inspect(f)
+    assert {n: i.verdict for n, i in got.items()} == {"cut.jpg": Verdict.NOT_INSPECTED,
+                                                      "cut_eoi.jpg": Verdict.NOT_INSPECTED}
+    assert "premature end" in got["cut_eoi.jpg"].reasons[0]
+    assert "end-of-image marker" in got["cut.jpg"].reasons[0]
+
+
+# tuning ------------------------------------------------------------------------------------------------
+def test_tune_refuses_what_costs_accuracy_or_verdicts_and_picks_the_fastest_allowed():
+    from inspector.tune import Candidate, Measured, judge, pick
+
+    ref = ["PASS"] * 99 + ["FAIL"]
+    assert judge(0.90, ref, 0.895, ref)[0]
+    assert not judge(0.90, ref, 0.889, ref)[0]  # more than 0.01 mAP50 lost
+    assert not judge(0.90, ref, 0.90, ["PASS"] * 98 + ["FAIL", "PASS"])[0]  # 98 % agreement
+    assert not judge(None, [], None, [])[0]  # nothing to verify on
+    f32 = Measured(Candidate("openvino", "f32", 1), 40.0, 0.9, 1.0, True, "")
+    bf16 = Measured(Candidate("openvino", "bf16", 1), 80.0, 0.9, 1.0, True, "")
+    lossy = Measured(Candidate("openvino", "bf16", 2), 120.0, 0.8, 0.9, False, "")
+    assert pick([f32, bf16, lossy]) is bf16
+    assert pick([f32, bf16, lossy], allow_bf16=False) is f32
+
+
+def test_candidates_offer_bf16_only_where_the_cpu_has_it_and_onnxruntime_only_for_onnx():
+    from inspector.tune import Candidate, candidates
+
+    avx2 = candidates(2, ["openvino", "onnxruntime"], bf16=False)
+    assert {c.precision for c in avx2} == {"f32"} and avx2[0].backend == "openvino"
+    assert {c.threads for c in avx2} == {1, 2}
+    assert Candidate("openvino", "f32", 2, streams=2) in avx2  # two images at once, a core each
+    assert all(c.streams == 1 for c in avx2 if c.backend == "onnxruntime")
+    assert all(c.streams == 1 for c in candidates(1, ["openvino"], bf16=False))  # one core: one stream
+    with pytest.raises(ValueError, match="threads >= streams"):
+        Candidate("openvino", "f32", 1, streams=2)
+    assert any(c.precision == "bf16" for c in candidates(2, ["openvino"], bf16=True))
+    assert all(c.backend == "openvino" for c in candidates(4, ["openvino", "onnxruntime"], True, ".xml"))
+
+
+@pytest.mark.slow
+def test_tune_on_a_tiny_model_records_only_allowed_choices_and_loading_applies_them(tiny_model, tmp_path,
+                                                                                    capsys):
+    """``inspector tune`` on a real (tiny) model: every candidate is measured on held-out parts, the chosen one
+    is allowed, and a detector loaded with the choice left open runs it (shown as applied)."""
+    from inspector.cli import main
+    from inspector.config import ModelConfig
+    from inspector.detector import load_detector
+    from inspector.tune import load_record
+    from tests.conftest import trusted_registry
+
+    onnx = tiny_model.with_suffix(".onnx")
+    assert main(["tune", "--model", str(onnx), "--images", "12", "--rounds", "1", "--backend", "openvino",
+                 "--json"]) == 0
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert record["candidates"] and all("parts_per_s" in c and "allowed" in c for c in record["candidates"])
+    chosen = record["chosen"]
+    assert chosen is not None and chosen["allowed"]
+    assert chosen["parts_per_s"] == max(c["parts_per_s"] for c in record["candidates"] if c["allowed"])
+    assert load_record(record["model_sha256"]) == record
+    det = load_detector(ModelConfig(path=onnx), 0.25, trusted_registry(onnx))
+    assert det.tune["status"] == "applied"
+    assert (det.backend, det.precision, det.threads, det.streams) == (
+        chosen["backend"], chosen["precision"], chosen["threads"], chosen["streams"])
+    fixed = load_detector(ModelConfig(path=onnx, threads=1, backend="openvino"), 0.25, trusted_registry(onnx))
+    assert fixed.tune["status"].startswith("tuned, not applied")
+
+
+def test_run_json_reports_latency_throughput_basis_and_tune(tmp_path, tiny_model, part_image):
+    from inspector.cli import main
+    from tests.conftest import trust_models
+
+    db = trust_models(f"sqlite:///{tmp_path / 'r.db'}", tiny_model)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    big = cv2.resize(part_image, (640, 480))
+    for i in range(4):
+        cv2.imwrite(str(folder / f"p{i}.jpg"), big)
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = main(["run", "--source", str(folder), "--model", str(tiny_model.with_suffix(".onnx")),
+                   "--db", db, "--json", "--quiet"])
+    assert rc == 0
+    summary = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert summary["frames"] == 4
+    for key in ("fps", "fps_from", "seconds", "latency_p50_ms", "latency_p99_ms", "first_verdict_s", "tune"):
+        assert key in summary, key
+    assert summary["latency_p99_ms"] >= summary["latency_p50_ms"] > 0
+    assert summary["tune"]["running"]["backend"] in ("openvino", "onnxruntime")
+
+
+def test_the_health_panel_shows_the_inference_setup_and_whether_tune_chose_it(qtbot):
+    from inspector.runner import RunStats
+    from inspector.tune import setup_text
+    from ui.health import HealthPanel
+
+    shown = {"status": "applied", "date": "2026-11-29T22:00:00Z", "applied": {"parts_per_s": 91.5},
+             "running": {"backend": "openvino", "precision": "bf16", "threads": 1}}
+    panel = HealthPanel()
+    qtbot.addWidget(panel)
+    panel.show_stats(RunStats(frames=5, inspected=5, counts={"PASS": 5}, skipped=0, elapsed_s=1.0, fps=5.0,
+                              camera_fps=5.0, inference_ms=10.0, latency_p50_ms=20, latency_p99_ms=30,
+                              first_verdict_s=0.2, setup=setup_text(shown)))
+    assert panel.value("setup") == "openvino bf16 x1 · tuned 2026-11-29 (91.5 parts/s measured)"
+    untuned = setup_text({"status": "not tuned on this machine for this model: run 'inspector tune'",
+                          "running": {"backend": "openvino", "precision": "bf16", "threads": 1}})
+    assert untuned.endswith("run 'inspector tune'")
+
+
+def test_a_folder_is_read_no_further_ahead_than_the_model_can_take_and_the_model_stays_fed(part_image):
+    """Part mode, a source read at will: a frame is read only when the model holds fewer than its depth of
+    frames not yet judged (so none waits in a long queue), and the model still gets two at once."""
+    import time as _time
+
+    from inspector.config import RunMode
+    from inspector.runner import Runner
+    from inspector.types import Frame
+    from tests.fakes import ListSink, QueuedDetector
+
+    det = QueuedDetector(delay_s=0.004, depth=2)
+    ahead: list[int] = []
+
+    class Folder:
+        live, name = False, "folder"
+
+        def __init__(self, n: int) -> None:
+            self.n, self.i = n, 0
+
+        def read(self):
+            if self.i >= self.n:
+                return None
+            with det._lock:
+                ahead.append(self.i - (det.calls - det.in_flight))  # read before this one, not yet answered
+            self.i += 1
+            return Frame(part_image, self.i - 1, self.name, _time.time(), f"p{self.i - 1}")
+
+        def close(self) -> None:
+            pass
+
+    sink = ListSink()
+    r = Runner(Folder(60), lambda: Pipeline(det, Recipe(RecipeConfig())), sink, RunMode.PART, queue_size=8)
+    r.start()
+    assert r.join(timeout=60)
+    assert r.error is None and len(sink.items) == 60
+    assert max(ahead) <= 3, max(ahead)  # depth 2 + read_ahead 1; the queue of 8 would let it run 10 ahead
+    assert det.max_in_flight == 2
+    st = r.stats()
+    assert 0 < st.latency_p50_ms <= st.latency_p99_ms
+
+
+@pytest.mark.parametrize("model_upd, env", [
+    ({"threads": 1}, "1"),          # the configuration chose the threads
+    ({"backend": "openvino"}, "1"),  # ... or the backend
+    ({"autotune": False}, "1"),      # turned off
+    ({}, "0"),                       # tests and CI
+])
+def test_the_first_start_tune_runs_only_where_the_choice_is_left_open(model_upd, env, monkeypatch, tmp_path,
+                                                                     caplog):
+    from inspector.config import Config
+    from inspector.tune_measure import first_start_tune
+
+    monkeypatch.setenv("INSPECTOR_AUTOTUNE", env)
+    cfg = Config()
+    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update=model_upd)})
+    with caplog.at_level("WARNING"):
+        assert first_start_tune(tmp_path / "absent.onnx", "f" * 64, cfg, "openvino") is None
+    assert not [r for r in caplog.records if "first start" in r.getMessage()]  # it did not begin to tune
+    monkeypatch.setenv("INSPECTOR_AUTOTUNE", "1")
+    with caplog.at_level("WARNING"):  # the choice left open, nothing recorded: it begins (and fails here)
+        first_start_tune(tmp_path / "absent.onnx", "f" * 64, Config(), "openvino")
+    assert [r for r in caplog.records if "first start" in r.getMessage()]
+
+
+def test_a_reduced_decode_of_a_jpeg_turned_by_its_exif_orientation_keeps_its_full_size_turned(tmp_path, big_part):
+    import struct
+
+    raw = _jpeg(big_part)  # 1280x960 in its frame header
+    tiff = b"MM\x00\x2a\x00\x00\x00\x08" + b"\x00\x01" + b"\x01\x12\x00\x03\x00\x00\x00\x01\x00\x06\x00\x00" + b"\0" * 4
+    app1 = b"\xff\xe1" + struct.pack(">H", 2 + 6 + len(tiff)) + b"Exif\x00\x00" + tiff  # orientation 6: 90 degrees
+    (tmp_path / "turned.jpg").write_bytes(raw[:2] + app1 + raw[2:])
+    frame = FolderSource(tmp_path, target_hw=(320, 320)).read()
+    assert frame.image.shape[:2] == (320, 240)  # OpenCV applies the orientation
+    assert frame.full_size == (960, 1280)
