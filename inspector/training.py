@@ -278,9 +278,20 @@ def _intact(path: Path) -> bool:
         return False
 
 
+def _cut_short(path: Path) -> bool:
+    """A checkpoint that began to be written (a zip's first bytes) but is not whole. Anything else (a bare
+    pickle, junk) is left for the trust check to refuse, unread."""
+    try:
+        with open(path, "rb") as f:
+            begun = f.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
+    return begun and not _intact(path)
+
+
 def _restore_if_cut(last: Path, say: Callable[[str], None]) -> None:
     """Put the sound copy back in place of a ``last.pt`` that a power cut left damaged."""
-    if not last.exists() or _intact(last):
+    if not last.exists() or not _cut_short(last):
         return
     sound = _sound_copy(last)
     if not _intact(sound):

@@ -6,6 +6,7 @@ import errno
 import os
 import shutil
 import sqlite3
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -17,18 +18,20 @@ from inspector.types import Inspection, Verdict
 
 
 class FileStore:
-    """An image store like the engine's: temporary name, fsync, rename; fails on cue."""
+    """An image store like the engine's: temporary name, fsync, rename; the disk is full (or read-only) from
+    part ``fail_at`` on. Safe from several threads at once, as the writer calls it."""
 
     def __init__(self, root: Path, fail_at: int | None = None, err: int = errno.ENOSPC) -> None:
         self.root = root
         self.fail_at = fail_at
         self.err = err
         self.saved = 0
+        self._lock = threading.Lock()
 
     def save(self, insp: Inspection) -> str | None:
         if insp.image is None:
             return None
-        if self.fail_at is not None and self.saved == self.fail_at:
+        if self.fail_at is not None and insp.seq >= self.fail_at:
             raise OSError(self.err, os.strerror(self.err))
         rel = f"2024-03-01/{insp.seq:07d}_{insp.verdict.value.lower()}.jpg"
         final = self.root / rel
@@ -39,7 +42,8 @@ class FileStore:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, final)
-        self.saved += 1
+        with self._lock:
+            self.saved += 1
         return rel
 
     def delete(self, rel: str) -> None:

@@ -62,10 +62,12 @@ def card_text(m: KnownModel) -> str:
         if c.get("time_budget_s"):
             lines.append(f"Budget: {format_duration(c['time_budget_s'])}")
         if c.get("epochs_done") is not None:
-            lines.append(f"Epochs: {c.get('epochs_done')} done, stopped by {c.get('stopped_by', '?')}")
+            why = f", stopped by {c['stopped_by']}" if c.get("stopped_by") else ""
+            lines.append(f"Epochs: {c.get('epochs_done')} done{why}")
         if c.get("train_val_map50") is not None:
-            lines.append(f"Val mAP50 {c['train_val_map50']}, mAP50-95 {c.get('train_val_map50_95')} "
-                         "(the val split picked the epoch: optimistic)")
+            m95 = c.get("train_val_map50_95")
+            lines.append(f"Val mAP50 {c['train_val_map50']}" + (f", mAP50-95 {m95}" if m95 is not None else "")
+                         + " (the val split picked the epoch: optimistic)")
         val = c.get("validation") or {}
         if val.get("map50") is not None:
             lines.append(f"Evaluated: mAP50 {val['map50']:.3f} on {val.get('images', '?')} images")
