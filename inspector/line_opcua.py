@@ -4,7 +4,8 @@ result as variables, a ``Trigger(part_id)`` method that answers with the verdict
 
 Address space, namespace ``urn:inspector:line``, object ``Objects/Inspector/<station>`` (string NodeIds
 ``Inspector/<station>/<name>``): ``Ready``, ``ReasonNotReady``, ``Busy``, ``PartId``, ``ResultCounter``,
-``Verdict``, ``Reasons``, ``DefectCount``, ``InspectionId``, ``LatencyMs`` (read-only), and the method
+``Verdict``, ``Reasons``, ``DefectCount``, ``InspectionId``, ``LatencyMs``, ``AlarmId``, ``AlarmRule``,
+``AlarmMessage`` (read-only), and the method
 ``Trigger(PartId) -> (Verdict, InspectionId, Reasons)``. A result's variables change together, ``ResultCounter``
 last. Access: user/password (anonymous only when allowed), Basic256Sha256 Sign / SignAndEncrypt with the
 configured certificate or a self-signed one made once in the data folder; security None only when listed.
@@ -32,6 +33,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from inspector.alarms import Alarm
 from inspector.config import LineOpcuaConfig, OpcuaSecurity
 from inspector.errors import ConfigError, StorageError
 from inspector.files import write_atomic
@@ -50,7 +52,8 @@ _S, _B, _U32, _I32, _I64, _D = (ua.VariantType.String, ua.VariantType.Boolean, u
 VARIABLES: dict[str, tuple[ua.VariantType, Any]] = {
     "Ready": (_B, False), "ReasonNotReady": (_S, "starting"), "Busy": (_B, False), "PartId": (_S, ""),
     "ResultCounter": (_U32, 0), "Verdict": (_S, ""), "Reasons": (_S, []), "DefectCount": (_I32, 0),
-    "InspectionId": (_I64, 0), "LatencyMs": (_D, 0.0)}
+    "InspectionId": (_I64, 0), "LatencyMs": (_D, 0.0),
+    "AlarmId": (_I64, 0), "AlarmRule": (_S, ""), "AlarmMessage": (_S, "")}
 _POLICY = {OpcuaSecurity.NONE: ua.SecurityPolicyType.NoSecurity,
            OpcuaSecurity.SIGN: ua.SecurityPolicyType.Basic256Sha256_Sign,
            OpcuaSecurity.SIGN_AND_ENCRYPT: ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt}
@@ -301,6 +304,13 @@ class OpcuaLink:
                      LatencyMs=float(item.latency_ms), ResultCounter=(int(v["ResultCounter"]) + 1) & 0xFFFFFFFF)
         self._schedule(["PartId", "Verdict", "Reasons", "DefectCount", "InspectionId", "LatencyMs", "ResultCounter"],
                        item if item.part_id else None)
+
+    def alarm(self, alarm_id: int, alarm: Alarm) -> None:
+        """The last alarm an ``[alarms]`` rule raised: ``AlarmRule``, ``AlarmMessage``, then ``AlarmId`` (a PLC
+        watches ``AlarmId`` change)."""
+        with self._lock:
+            self._values.update(AlarmRule=alarm.rule, AlarmMessage=alarm.message, AlarmId=int(alarm_id))
+        self._schedule(["AlarmRule", "AlarmMessage", "AlarmId"])
 
     def link(self) -> LinkStatus:
         server = self._server

@@ -115,6 +115,6 @@ class LineOutput(Protocol):
 @runtime_checkable
 class AlarmOutput(Protocol):
     """Optional beside ``LineOutput``: an output that takes the station's alarms (``[alarms]``) has this verb;
-    one without it is simply not told (MQTT has it; OPC UA and Modbus have not)."""
+    one without it is simply not told (MQTT and OPC UA have it; Modbus has not)."""
 
     def alarm(self, alarm_id: int, alarm: Alarm) -> None: ...

@@ -235,8 +235,8 @@ class LineLink:
                     "last_trigger": self.last_trigger, "last_result": self.last_result}
 
     def alarm(self, alarm_id: int, alarm: Any) -> None:
-        """Offer an alarm to each output that has an ``alarm(alarm_id, alarm)`` hook (MQTT has one; OPC UA
-        and Modbus have not, so they are not told); a failing hook is logged, never raised."""
+        """Offer an alarm to each output that has an ``alarm(alarm_id, alarm)`` hook (MQTT and OPC UA have
+        one; Modbus has not, so it is not told); a failing hook is logged, never raised."""
         for out in self.outputs:
             if not isinstance(out, AlarmOutput):
                 continue

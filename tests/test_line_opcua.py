@@ -25,11 +25,11 @@ STATION, USER, PASSWORD = "ua", "plc", "s3cret"
 SIGN_AND_ENCRYPT, SIGN = ua.MessageSecurityMode.SignAndEncrypt, ua.MessageSecurityMode.Sign
 
 
-def line_config(port: int, **line):
+def line_config(port: int, alarms: dict | None = None, **line):
     from inspector.config import config_from_dict
 
     opcua = {"endpoint": f"opc.tcp://127.0.0.1:{port}", "user": USER, "password": PASSWORD, **line.pop("opcua", {})}
-    return config_from_dict({"station": {"name": STATION},
+    return config_from_dict({"station": {"name": STATION}, "alarms": alarms or {},
                              "line": {"trigger": "opcua", "trigger_timeout_s": 1.0, **line, "opcua": opcua}})
 
 
@@ -39,7 +39,7 @@ class UaStation:
     def __init__(self, folder: Path, cfg=None, source: str = str(SAMPLES)) -> None:
         self.folder, self.port, self.source = folder, free_port(), source
         self.db = folder / "ua.db"
-        self.cfg = cfg or line_config(self.port)
+        self.cfg = cfg or line_config(self.port, alarms={"fail_streak": 1})  # the first FAIL raises an alarm
         self.st = None
         self.start()
 
@@ -153,6 +153,25 @@ def test_trigger_answers_the_databases_verdict_and_the_variables_follow(ua_stati
     assert again == answers["U2"] and len(ua_station.rows()) == len(rows)
     status = ua_station.st.line_status()
     assert status["trigger"] == "opcua" and status["repeats"] >= 1 and status["links"][0]["name"].startswith("opcua ")
+
+
+def test_an_alarm_reaches_the_plc_as_the_database_has_it(ua_station, client_cert):
+    async def run():
+        plc = await connect(ua_station.port, client_cert)
+        await plc.wait("Ready", True)
+        for i in range(40):  # the sample folder is half defective: a FAIL comes soon
+            if (await plc.read("AlarmId"))["AlarmId"]:
+                break
+            await plc.trigger(f"A{i}")
+        got = await plc.read("AlarmId", "AlarmRule", "AlarmMessage")
+        await plc.c.disconnect()
+        return got
+
+    got = asyncio.run(run())
+    with sqlite3.connect(ua_station.db) as con:
+        rows = {r[0]: r[1:] for r in con.execute("select id, rule, message from alarms")}
+    assert got["AlarmId"] in rows, (got, rows)
+    assert rows[got["AlarmId"]] == ("fail_streak", got["AlarmMessage"]) == (got["AlarmRule"], got["AlarmMessage"])
 
 
 @pytest.mark.parametrize("user, password, mode, code", [
