@@ -47,6 +47,8 @@ class LiveTab(QWidget):
         self.error = ErrorBanner()
         self.banner = VerdictBanner(hold_s=fail_hold_s)
         self.canvas = FrameCanvas()
+        self._held_back: LiveResult | None = None  # the newest part, drawn once a held FAIL's time is over
+        self.banner.released.connect(self._show_held_back)
         self.counters = CountersPanel()
         self.health = HealthPanel()
         self.io = IoPanel()
@@ -136,7 +138,11 @@ class LiveTab(QWidget):
         if self.last is None or last.model_sha256 != self.last.model_sha256:
             self.health.show_model(last.model_sha256)
         self.last = last
-        self.canvas.show_result(last)
+        if self.banner.holding and last.verdict != Verdict.FAIL:
+            self._held_back = last  # the failed part's picture stays under its FAIL banner
+        else:
+            self._held_back = None
+            self.canvas.show_result(last)
         state = self.controller.state
         if state == "paused":  # parts already read are still judged: they show as the last part
             self.banner.show_idle("PAUSED", self._idle_line("Space to resume"))
@@ -144,6 +150,11 @@ class LiveTab(QWidget):
             self.banner.show_idle("STOPPING", self._idle_line("writing the last parts"))
         else:
             self.banner.show_verdict(last.verdict, last.reasons)
+
+    def _show_held_back(self) -> None:
+        held, self._held_back = self._held_back, None
+        if held is not None:
+            self.canvas.show_result(held)
 
     def last_part_text(self) -> str:
         """'last part: run 3 part 12 ✖ FAIL', or '' before the first part."""

@@ -151,7 +151,10 @@ class VerdictBanner(QFrame):
     word, its colour and, for FAIL and REVIEW, a fill pattern, so no verdict is told by colour alone. When
     the line is not inspecting, the banner names its state (STOPPED, PAUSED, STARTING, NOT READY) and the
     last verdict only as "last part". A FAIL stays up at least ``hold_s`` even when the next parts come
-    faster than a person reads; the parts that came meanwhile show once the hold ends (the newest one)."""
+    faster than a person reads; the parts that came meanwhile show once the hold ends (the newest one), and
+    ``released`` is emitted then (the live tab holds the failed part's picture as long)."""
+
+    released = Signal()
 
     def __init__(self, parent: QWidget | None = None, hold_s: float = 0.0) -> None:
         super().__init__(parent)
@@ -216,17 +219,25 @@ class VerdictBanner(QFrame):
                 self._held_until = now + self.hold_s
         self.reasons.setText(text)
 
+    @property
+    def holding(self) -> bool:
+        """A FAIL is being held on screen (newer parts wait until its hold time is over)."""
+        return self.verdict == Verdict.FAIL and time.monotonic() < self._held_until
+
     def _release(self) -> None:
         pending, self._pending = self._pending, None
         self._held_until = 0.0
         if pending is not None and self.state == "INSPECTING":
             self.show_verdict(*pending)
+        self.released.emit()
 
     def show_idle(self, title: str, line: str) -> None:
         """The line's state instead of a verdict: STARTING, STOPPED, PAUSED, NOT READY, STOPPING."""
         self._pending = None
         self._hold.stop()
-        self._held_until = 0.0
+        held, self._held_until = self._held_until, 0.0
+        if held:
+            self.released.emit()
         self._paint(None)
         self.state = title
         self.verdict = None

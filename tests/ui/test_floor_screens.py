@@ -186,11 +186,11 @@ def test_a_fail_stays_up_for_its_hold_time_then_the_newest_part_shows(window, qt
     emit((live_result(3, make_inspection(3, Verdict.PASS, reasons=("newest",))),))
     banner = window.live.banner
     assert banner.title.text() == "FAIL"  # still readable
-    assert window.live.canvas.result.record_id == 3  # the image and counters are not held
+    assert window.live.canvas.result.record_id == 1  # with the failed part's picture under it
     started = time.monotonic()
     qtbot.waitUntil(lambda: banner.title.text() == "PASS", timeout=3000)
     assert time.monotonic() - started >= 0.2
-    assert banner.reasons.text() == "newest"
+    assert banner.reasons.text() == "newest" and window.live.canvas.result.record_id == 3
     emit((live_result(4, make_inspection(4, Verdict.FAIL, reasons=("a",))),))
     emit((live_result(5, make_inspection(5, Verdict.FAIL, reasons=("b",))),))
     assert banner.reasons.text() == "b"  # a newer FAIL is never held back
