@@ -222,10 +222,13 @@ def _parse_yolo_labels(label: Path, w: int, h: int, ncls: int,
             problems.add(f"unknown class index {c}", f"{label.name}:{n}")
             continue
         x1, y1, x2, y2 = cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2
-        if bw <= 0 or bh <= 0 or x1 < -0.01 or y1 < -0.01 or x2 > 1.01 or y2 > 1.01:
+        # a rounding error past an edge is tolerated and clipped; a box that is then empty is outside
+        cut = [min(max(v, 0.0), 1.0) for v in (x1, y1, x2, y2)]
+        if (bw <= 0 or bh <= 0 or x1 < -0.01 or y1 < -0.01 or x2 > 1.01 or y2 > 1.01
+                or cut[2] <= cut[0] or cut[3] <= cut[1]):
             problems.add("box outside the image", f"{label.name}:{n}")
             continue
-        boxes.append(GroundTruthBox(c, max(x1, 0) * w, max(y1, 0) * h, min(x2, 1) * w, min(y2, 1) * h))
+        boxes.append(GroundTruthBox(c, cut[0] * w, cut[1] * h, cut[2] * w, cut[3] * h))
     return tuple(boxes)
 
 
