@@ -376,3 +376,20 @@ def test_a_cut_checkpoint_without_a_sound_copy_is_one_sentence(synth_data, tmp_p
     r = cli("train", "--data", synth_data, "--resume", "--out", tmp_path / "cut", timeout=120)
     assert r.returncode == 2 and "damaged" in r.stderr and "start a new run" in r.stderr, r.stderr[-1000:]
     assert "Traceback" not in r.stderr
+
+
+def test_training_uses_every_core_and_gives_the_threads_back(synth_data, tmp_path):
+    """Ultralytics trains on all cores but one and loads data in the same process: on a 2-core PC half the
+    machine idled. Inspector trains on every usable core, and leaves the process's thread count as it found it."""
+    import torch
+
+    from inspector.training import train
+    from inspector.tune import cores
+
+    before = torch.get_num_threads()
+    seen: list[int] = []
+    card = train(synth_data, tmp_path / "cores", epochs=1, imgsz=96, batch=16, workers=0, export_onnx=False,
+                 progress=lambda p: seen.append(torch.get_num_threads()))
+    assert seen and set(seen) == {cores()}, f"torch trained on {seen} threads, the machine has {cores()} usable cores"
+    assert card["threads"] == cores()
+    assert torch.get_num_threads() == before
