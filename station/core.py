@@ -218,15 +218,13 @@ class Station:
         self._ended = False
 
     def build_pipeline(self, cfg: Config, model_path: Path, recipe: Recipe, registry: ModelRegistry | None = None,
-                       threads: int | None = None, line: bool = True) -> Pipeline:
-        """A pipeline over a trusted model, loaded; the recipe's classes checked against it. ``line``: it judges
-        the line's parts (its inference setup is shown, a folder's JPEGs are decoded at its scale); False for the
-        shadow's challenger."""
+                       threads: int | None = None) -> Pipeline:
+        """A pipeline over a trusted model, loaded, for the line's parts; the recipe's classes checked against it,
+        its inference setup recorded to be shown, and a folder's JPEGs decoded at its scale."""
         update: dict = {"path": model_path} if threads is None else {"path": model_path, "threads": threads}
         detector = load_detector(cfg.model.model_copy(update=update), recipe.detector_floor, registry or self.registry)
         recipe.check_classes(detector.classes, model_path.name)
-        if line:
-            self._running_setup(detector)
+        self._running_setup(detector)
         return Pipeline(TimedDetector(detector, cfg.model.timeout_s), recipe, cfg.quality,
                         cfg.quality.min_side_px or cfg.model.imgsz // 4)
 
@@ -399,19 +397,18 @@ class Station:
         if cfg.shadow.model is None:
             return None
         shadow_cfg = cfg.model.model_copy(update={"path": Path(cfg.shadow.model)})
-        self.registry.check(pick_model(shadow_cfg)[0])
+        self._shadow_sha = self.registry.check(pick_model(shadow_cfg)[0])
         return shadow_cfg
 
     def _shadow(self, cfg: Config):
-        """The challenger on a share of the parts (one inference thread, its own thread), or None."""
+        """The challenger on a share of the parts (one inference thread, a process of its own), or None."""
         if self._shadow_cfg is None:
             return None
-        from station.shadow import Shadow
+        from station.shadow import ChallengerSpec, Shadow
 
-        shadow_path, recipe = Path(self._shadow_cfg.path), self.recipe
-        return Shadow(self.sessions, cfg.station_name, self.run_id,
-                      lambda: self.build_pipeline(cfg, shadow_path, recipe, threads=1, line=False),
-                      cfg.shadow.share)
+        spec = ChallengerSpec(self._shadow_cfg.model_copy(update={"threads": 1}), self._shadow_sha, cfg.recipe,
+                              cfg.quality, cfg.quality.min_side_px or cfg.model.imgsz // 4, cfg.model.timeout_s)
+        return Shadow(self.sessions, cfg.station_name, self.run_id, spec, cfg.shadow.share)
 
     def _committed_to_shadow(self, on_committed):
         shadow = self.shadow

@@ -248,6 +248,68 @@ def test_shadow_verdicts_are_recorded_apart_and_never_change_a_part(tmp_path, sy
     assert all(i.model_sha256 == active for _, i in shadowed)
 
 
+def _niceness(pid: int) -> list[int]:
+    """Each thread's nice value of a Linux process (field 19 of /proc/PID/task/TID/stat)."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        stat = (task / "stat").read_text()
+        out.append(int(stat.rsplit(")", 1)[1].split()[16]))
+    return out
+
+
+@pytest.mark.model
+def test_the_challenger_runs_in_its_own_process_at_the_lowest_priority_and_its_end_spares_the_line(
+        tmp_path, synth_data, small_model):
+    """Its own process: the line's Python threads never wait for the challenger's. Killed in the middle of a run,
+    the challenger is reported once and the line records every part as if it had never been there."""
+    from station import Station, StationSpec
+
+    src = _folder(tmp_path, synth_data, 60)
+    url = f"sqlite:///{tmp_path / 'kill.db'}"
+    trust_models(url, small_model)
+    seen: list = []
+    st = Station(StationSpec(str(src), url, _cfg(shadow={"model": str(small_model), "share": 1.0})),
+                 on_committed=seen.extend)
+    st.runner.pause(True)
+    st.start()
+    try:
+        assert st.shadow._ready.wait(60), st.shadow.error
+        proc = st.shadow._process
+        assert proc.pid != os.getpid() and proc.is_alive()
+        if sys.platform.startswith("linux"):
+            assert st.shadow.lowered and set(_niceness(proc.pid)) == {19}, _niceness(proc.pid)
+        proc.kill()
+        st.runner.pause(False)
+        assert st.runner.join(120)
+    finally:
+        st.finish("finished")
+    assert len(seen) == 60 and all(i.model_sha256 for _, i in seen)
+    assert st.shadow.error and "ended" in str(st.shadow.error)
+
+
+@pytest.mark.model
+def test_a_challenger_file_swapped_after_the_check_is_refused_by_its_process(tmp_path, synth_data, small_model):
+    from station import Station, StationSpec
+
+    src = _folder(tmp_path, synth_data, 10)
+    url = f"sqlite:///{tmp_path / 'swap.db'}"
+    challenger = tmp_path / "challenger.onnx"
+    shutil.copy(small_model, challenger)
+    trust_models(url, challenger)
+    seen: list = []
+    st = Station(StationSpec(str(src), url, _cfg(shadow={"model": str(challenger), "share": 1.0})),
+                 on_committed=seen.extend)
+    shutil.copy(PARTS_ONNX, challenger)  # trusted too, but not the file the station checked for the shadow
+    st.start()
+    try:
+        assert st.runner.join(120)
+        _wait(lambda: st.shadow.error is not None, 60, "the challenger's refusal")
+    finally:
+        st.finish("finished")
+    assert "refusing to load" in str(st.shadow.error) and st.shadow.judged == 0
+    assert len(seen) == 10
+
+
 def test_an_untrusted_shadow_model_is_one_sentence_at_the_start(tmp_path, small_model):
     from inspector.errors import ModelError
     from station import Station, StationSpec
