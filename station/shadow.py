@@ -164,8 +164,29 @@ class Shadow:
         self._ready = threading.Event()  # parts are picked once the challenger is loaded
 
     def start(self) -> None:
-        self._process.start()
+        """Start the challenger's process (once; a second call does nothing)."""
+        if self._thread.is_alive() or self._process.pid is not None:
+            return
+        if sys.platform.startswith("linux"):
+            # a process inherits the nice value of the thread that starts it (per thread on Linux): started from a
+            # thread at the lowest priority, the challenger's imports and model load take only what the line leaves
+            starter = threading.Thread(target=self._start_lowered, name="inspector-shadow-start", daemon=True)
+            starter.start()
+            starter.join()
+        else:
+            self._process.start()
         self._thread.start()
+
+    def _start_lowered(self) -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # this helper thread only
+        except OSError:
+            pass
+        self._process.start()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """True once the challenger is loaded and judging (False: not within ``timeout``, or it failed)."""
+        return self._ready.wait(timeout) and self.error is None
 
     def offer(self, items: list[tuple[int, Inspection]]) -> None:
         """Committed parts (id, inspection): a share of those with a picture is handed over, if there is room."""
