@@ -108,8 +108,14 @@ def challenger_main(spec: ChallengerSpec, jobs, results) -> None:
         return
     lowered = lower_process_priority()  # after loading: a slow start would only delay the challenger's first part
     results.put(("ready", getattr(pipeline.detector, "sha256", ""), lowered))
+    parent = multiprocessing.parent_process()
     while True:
-        item = jobs.get()
+        try:
+            item = jobs.get(timeout=1.0)
+        except queue.Empty:
+            if parent is not None and not parent.is_alive():  # the station was killed: no orphan left behind
+                return
+            continue
         if item is None:
             break
         token, seq, source, name, image = item

@@ -311,6 +311,49 @@ def test_a_challenger_file_swapped_after_the_check_is_refused_by_its_process(tmp
     assert len(seen) == 10
 
 
+_STATION_WITH_SHADOW = """
+import sys, time
+from inspector.config import config_from_dict
+from station import Station, StationSpec
+cfg = config_from_dict({"station": {"name": "cell-1"}, "shadow": {"model": sys.argv[3], "share": 1.0}})
+st = Station(StationSpec(sys.argv[1], sys.argv[2], cfg))
+st.shadow.start()
+assert st.shadow.wait_ready(240), st.shadow.error
+print(st.shadow._process.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")  # a zombie has ended: only its exit status waits to be collected
+
+
+@pytest.mark.model
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and kills with SIGKILL")
+def test_a_station_killed_outright_leaves_no_challenger_process_behind(tmp_path, small_model):
+    import signal
+
+    url = f"sqlite:///{tmp_path / 'orphan.db'}"
+    trust_models(url, small_model)
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, "-c", _STATION_WITH_SHADOW, str(SAMPLES), url, str(small_model)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert line.strip().isdigit(), proc.stderr.read()[-2000:] if proc.poll() is not None else line
+        child = int(line)
+        assert not _gone(child)
+        proc.send_signal(signal.SIGKILL)  # a power cut of the station's process: no clean-up runs
+        proc.wait(10)
+        _wait(lambda: _gone(child), 20, "the orphaned challenger to end")
+    finally:
+        proc.kill()
+
+
 def test_an_untrusted_shadow_model_is_one_sentence_at_the_start(tmp_path, small_model):
     from inspector.errors import ModelError
     from station import Station, StationSpec
