@@ -160,10 +160,13 @@ class _Slot:
         self.letterbox = Letterbox(size, out=buf[0])
         self.output = request.get_output_tensor(0)
         self.in_flight = False  # started and its result not yet taken (or it timed out while running)
+        self.abandoned = False  # its result timed out: nobody will take it once the late inference ends
 
     def free(self) -> bool:
-        if self.in_flight and self.request.wait_for(0):  # a timed-out inference that has finished since
-            self.in_flight = False
+        # only an abandoned inference frees its slot by finishing: a finished one whose result is still to be
+        # taken keeps its output buffer until then (a new image there would hand its boxes to the older part)
+        if self.in_flight and self.abandoned and self.request.wait_for(0):
+            self.in_flight = self.abandoned = False
         return not self.in_flight
 
 
@@ -185,6 +188,7 @@ class _OpenVinoPending:
             if timeout_s is None:
                 req.wait()
             elif not req.wait_for(max(1, int(timeout_s * 1000))):
+                self._slot.abandoned = True
                 raise ModelError(f"model timeout: no answer within {timeout_s:g} s")
         except ModelError:
             raise  # the slot stays in flight: ``submit`` refuses it until the late inference ends
@@ -371,7 +375,7 @@ class FastDetector:
             slot.request.start_async()
         except Exception as e:  # noqa: BLE001
             raise ModelError(f"inference failed on the {self.backend} backend: {type(e).__name__}: {e}") from e
-        slot.in_flight = True
+        slot.in_flight, slot.abandoned = True, False
         self._next_slot = (self._next_slot + 1) % len(self._slots)
         return _OpenVinoPending(self, slot, geo, image.shape, (time.perf_counter() - t0) * 1000)
 
