@@ -127,8 +127,8 @@ def _set_torch_threads(n: int) -> None:
     torch.set_num_threads(max(1, n))
 
 
-def _train_on_every_core(model, threads: int = 0) -> int:
-    """Train with ``threads`` torch threads (0: every usable core); returns the count before, to restore.
+def _train_on_every_core(model, n: int) -> int:
+    """Train with ``n`` torch threads; returns the count before, to restore.
 
     On a CPU, Ultralytics sets torch to all cores but one (to leave one for data loading) and then loads the
     data in the training process itself (``workers = 0``): on a 2-core PC the second core idled. NEU-DET at
@@ -137,7 +137,6 @@ def _train_on_every_core(model, threads: int = 0) -> int:
     import torch
 
     before = torch.get_num_threads()
-    n = threads if threads > 0 else cores()
     model.add_callback("on_pretrain_routine_start", lambda trainer: _set_torch_threads(n))
     # the final validation of the best weights loads them afresh, and Ultralytics' device choice resets the count
     model.add_callback("on_val_batch_start", lambda validator: _set_torch_threads(n))
@@ -222,8 +221,8 @@ def train(data: Path | str, out: Path | str, *, base: str | None = None, epochs:
         progress(TrainProgress(ep, total, loss, m50, took / ep * (total - ep)))
 
     model.add_callback("on_fit_epoch_end", on_epoch_end)
-    threads_before = _train_on_every_core(model, threads)
-    notes["threads"] = threads or cores()
+    notes["threads"] = threads if threads > 0 else cores()
+    threads_before = _train_on_every_core(model, notes["threads"])
     _keep_a_sound_copy(model, last)
     stop = _Stop()
     _add_budget_callbacks(model, stop, Path(stop_file) if stop_file else None)

@@ -130,6 +130,12 @@ def trusted_models(sessions) -> ModelRegistry:
     return ModelRegistry(write(sessions, lambda s: TrustRepo.trusted(s, "model"), "Reading the trusted models"))
 
 
+def _min_side_px(cfg: Config) -> int:
+    """The shortest picture side judged (smaller ones are NOT_INSPECTED): as configured, or a quarter of the
+    model's input."""
+    return cfg.quality.min_side_px or cfg.model.imgsz // 4
+
+
 class RetainingWriter:
     """The run's writer, enforcing the image size cap every ``every`` parts, on the writer thread."""
 
@@ -217,16 +223,15 @@ class Station:
         self.watcher = self._watcher(cfg)
         self._ended = False
 
-    def build_pipeline(self, cfg: Config, model_path: Path, recipe: Recipe, registry: ModelRegistry | None = None,
-                       threads: int | None = None) -> Pipeline:
+    def build_pipeline(self, cfg: Config, model_path: Path, recipe: Recipe,
+                       registry: ModelRegistry | None = None) -> Pipeline:
         """A pipeline over a trusted model, loaded, for the line's parts; the recipe's classes checked against it,
         its inference setup recorded to be shown, and a folder's JPEGs decoded at its scale."""
-        update: dict = {"path": model_path} if threads is None else {"path": model_path, "threads": threads}
-        detector = load_detector(cfg.model.model_copy(update=update), recipe.detector_floor, registry or self.registry)
+        detector = load_detector(cfg.model.model_copy(update={"path": model_path}), recipe.detector_floor,
+                                 registry or self.registry)
         recipe.check_classes(detector.classes, model_path.name)
         self._running_setup(detector)
-        return Pipeline(TimedDetector(detector, cfg.model.timeout_s), recipe, cfg.quality,
-                        cfg.quality.min_side_px or cfg.model.imgsz // 4)
+        return Pipeline(TimedDetector(detector, cfg.model.timeout_s), recipe, cfg.quality, _min_side_px(cfg))
 
     def _running_setup(self, detector) -> None:
         """Record the inference setup the line's detector runs with, and tell a folder source its input size."""
@@ -407,7 +412,7 @@ class Station:
         from station.shadow import ChallengerSpec, Shadow
 
         spec = ChallengerSpec(self._shadow_cfg.model_copy(update={"threads": 1}), self._shadow_sha, cfg.recipe,
-                              cfg.quality, cfg.quality.min_side_px or cfg.model.imgsz // 4, cfg.model.timeout_s)
+                              cfg.quality, _min_side_px(cfg), cfg.model.timeout_s)
         return Shadow(self.sessions, cfg.station_name, self.run_id, spec, cfg.shadow.share)
 
     def _committed_to_shadow(self, on_committed):

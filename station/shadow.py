@@ -78,21 +78,19 @@ class ChallengerSpec:
 
 
 def _build(spec: ChallengerSpec):
-    from inspector.detector import load_detector, pick_model
+    from inspector.detector import load_detector
     from inspector.errors import ModelError
     from inspector.pipeline import Pipeline, TimedDetector
-    from inspector.registry import ModelRegistry, sha256_file
+    from inspector.registry import ModelRegistry
     from inspector.rules import Recipe
 
     recipe = Recipe(spec.recipe)
-    path = pick_model(spec.model)[0]
-    # only the very file the station checked: one swapped since then (even for another trusted one) is refused
-    if sha256_file(path) != spec.sha256:
-        raise ModelError(f"refusing to load {path}: it is not the file the station checked for the shadow model "
-                         "(it changed after the run started)")
     detector = load_detector(spec.model, recipe.detector_floor, ModelRegistry({spec.sha256: "shadow challenger"}))
+    # only the very file the station checked: one swapped since then, even for another trusted (shipped) one, is
+    # refused (the detector carries the hash of the bytes it loaded)
     if detector.sha256 != spec.sha256:
-        raise ModelError(f"refusing to load {path}: it changed while it was being loaded")
+        raise ModelError(f"refusing to load {detector.path}: it is not the file the station checked for the shadow "
+                         "model (it changed after the run started)")
     recipe.check_classes(detector.classes, Path(spec.model.path or "").name)
     return Pipeline(TimedDetector(detector, spec.timeout_s), recipe, spec.quality, spec.min_side_px)
 
@@ -148,7 +146,6 @@ class Shadow:
     def __init__(self, sessions, station: str, run_id: int, spec: ChallengerSpec, share: float,
                  queue_size: int = 4) -> None:
         self.sessions, self.station, self.run_id = sessions, station, run_id
-        self.spec = spec
         self.picker = Picker(share)
         ctx = multiprocessing.get_context("spawn")  # as on Windows: no fork of a process with running threads
         self._jobs = ctx.Queue(maxsize=queue_size)
@@ -158,7 +155,7 @@ class Shadow:
         self._thread = threading.Thread(target=self._run, name="inspector-shadow", daemon=True)
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._waiting: dict[int, tuple[int, Inspection, dt.datetime]] = {}  # token -> (id, active part, offered)
+        self._waiting: dict[int, tuple[int, Inspection]] = {}  # token -> (id, the active model's part)
         self._token = 0
         self.judged = 0
         self.skipped = 0  # picked while the challenger was busy: not judged
@@ -204,7 +201,7 @@ class Shadow:
             with self._lock:
                 self._token += 1
                 token = self._token
-                self._waiting[token] = (iid, insp, dt.datetime.now(dt.timezone.utc))
+                self._waiting[token] = (iid, insp)
             try:
                 self._jobs.put_nowait((token, insp.seq, insp.source, insp.frame_name, insp.image))
             except queue.Full:
@@ -280,7 +277,7 @@ class Shadow:
             log.warning("the shadow model could not judge a part: %s", msg[2])
             return None
         _, _, verdict, reasons, latency_ms, sha = msg
-        iid, active, _ = waiting
+        iid, active = waiting
         self.judged += 1
         return {"station": self.station, "run_id": self.run_id, "inspection_id": iid or None, "seq": active.seq,
                 "created_at": dt.datetime.now(dt.timezone.utc), "model_sha256": sha or self.model_sha,
