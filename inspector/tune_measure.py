@@ -36,13 +36,21 @@ def first_start_tune(path: Path, sha: str, cfg: Config, backend: str) -> Path | 
     from inspector.detector import available_backends
 
     backends = [b.value for b in available_backends() if b.value != "ultralytics"]
-    log.warning("first start of %s on this machine: measuring the inference set-ups (once; 'inspector tune' "
-                "measures longer)", path.name)
+    log.warning("first start of %s on this machine: measuring the inference set-ups, about a minute at most "
+                "(once; 'inspector tune' measures longer; model.autotune = false skips it)", path.name)
+    import time
+
+    t0 = time.monotonic()
     try:
-        return tune_model(path, sha, cfg, backends, images=40, rounds=1)
+        rec = tune_model(path, sha, cfg, backends, images=40, rounds=1)
     except Exception:  # noqa: BLE001 - a failed tune must not stop the station: it runs as configured
         log.exception("the first-start tune failed; running as configured")
         return None
+    chosen = (load_record(sha) or {}).get("chosen") or {}
+    log.warning("tuned in %.0f s: %s (%s parts/s measured, mAP50 %s); the figures are in %s",
+                time.monotonic() - t0, chosen.get("label", "no allowed set-up: configuration kept"),
+                chosen.get("parts_per_s", "-"), chosen.get("map50", "-"), rec)
+    return rec
 
 
 def tune_model(path: Path, sha: str, cfg: Config, backends: list[str], classes: tuple[str, ...] = (),

@@ -235,8 +235,8 @@ def test_a_folder_is_read_no_further_ahead_than_the_model_can_take_and_the_model
 @pytest.mark.parametrize("model_upd, env", [
     ({"threads": 1, "autotune": True}, "1"),            # the configuration chose the threads
     ({"backend": "openvino", "autotune": True}, "1"),  # ... or the backend
-    ({}, "1"),                       # off by default
-    ({"autotune": True}, "0"),       # tests and CI
+    ({"autotune": False}, "1"),      # turned off
+    ({}, "0"),                       # tests and CI
 ])
 def test_the_first_start_tune_runs_only_where_the_choice_is_left_open(model_upd, env, monkeypatch, tmp_path,
                                                                      caplog):
@@ -250,8 +250,9 @@ def test_the_first_start_tune_runs_only_where_the_choice_is_left_open(model_upd,
         assert first_start_tune(tmp_path / "absent.onnx", "f" * 64, cfg, "openvino") is None
     assert not [r for r in caplog.records if "first start" in r.getMessage()]  # it did not begin to tune
     monkeypatch.setenv("INSPECTOR_AUTOTUNE", "1")
-    on = Config().model_copy(update={"model": Config().model.model_copy(update={"autotune": True})})
-    with caplog.at_level("WARNING"):  # turned on, the choice left open, nothing recorded: it begins (and fails here)
+    on = Config()
+    assert on.model.autotune  # on by default
+    with caplog.at_level("WARNING"):  # the default, the choice left open, nothing recorded: it begins (and fails here)
         first_start_tune(tmp_path / "absent.onnx", "f" * 64, on, "openvino")
     assert [r for r in caplog.records if "first start" in r.getMessage()]
 
