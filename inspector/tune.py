@@ -240,32 +240,57 @@ def setup_text(shown: dict | None) -> str:
 # measuring ---------------------------------------------------------------------------------------
 def measure(candidates_: Sequence[Candidate], speed: Callable[[Candidate], float],
             accuracy: Callable[[Candidate], tuple[float | None, list[str]]], rounds: int = 3,
-            progress: Callable[[str], None] | None = None) -> list[Measured]:
-    """Speed in interleaved rounds (median), accuracy once each; the first candidate is the f32 reference."""
+            progress: Callable[[str], None] | None = None, verify_all: bool = True) -> list[Measured]:
+    """Speed in interleaved rounds (median), accuracy once each; the first candidate is the f32 reference.
+
+    ``verify_all=False`` (the short tune at a model's first start) checks the accuracy of the reference and
+    then of the others from the fastest down, stopping at the first one allowed: a slower one could not be
+    chosen. Those not checked are recorded as not allowed, with why."""
     import statistics
 
     if not candidates_ or candidates_[0].precision != "f32":
         raise ValueError("expected the f32 reference first among the candidates")
-    acc = {}
-    for c in candidates_:
-        if c.precision == "f32" and c.backend == candidates_[0].backend and c is not candidates_[0]:
-            acc[c] = acc[candidates_[0]]  # the same kernels: the same numbers
+    ref = candidates_[0]
+    acc: dict[Candidate, tuple[float | None, list[str]]] = {}
+
+    def check(c: Candidate) -> None:
+        if c.precision == "f32" and c.backend == ref.backend and c is not ref:
+            acc[c] = acc[ref]  # the same kernels: the same numbers
         else:
             acc[c] = accuracy(c)
         if progress:
             progress(f"accuracy {c.label}: mAP50 {acc[c][0] if acc[c][0] is not None else 'n/a'}")
+
+    check(ref)
+    for c in candidates_[1:]:
+        if verify_all or (c.precision == "f32" and c.backend == ref.backend):  # those cost nothing to check
+            check(c)
     fps: dict[Candidate, list[float]] = {c: [] for c in candidates_}
     for r in range(rounds):
         for c in candidates_:
             fps[c].append(speed(c))
             if progress:
                 progress(f"round {r + 1}/{rounds} {c.label}: {fps[c][-1]:.1f} parts/s")
-    ref_map, ref_verdicts = acc[candidates_[0]]
+    ref_map, ref_verdicts = acc[ref]
+
+    def verdict(c: Candidate) -> tuple[bool, float | None, str]:
+        m, verdicts = acc[c]
+        if c.precision == "f32" and ref_map is None:  # nothing to verify against: f32 is the reference itself
+            return True, None, "f32 (the reference)"
+        return judge(ref_map, ref_verdicts, m, verdicts)
+
+    if not verify_all:
+        for c in sorted(candidates_, key=lambda c: -statistics.median(fps[c])):
+            if c not in acc:
+                check(c)
+            if verdict(c)[0]:
+                break
     out = []
     for c in candidates_:
-        m, verdicts = acc[c]
-        allowed, agree, why = judge(ref_map, ref_verdicts, m, verdicts)
-        if c.precision == "f32" and ref_map is None:  # nothing to verify against: f32 is the reference itself
-            allowed, why = True, "f32 (the reference)"
-        out.append(Measured(c, statistics.median(fps[c]), m, agree, allowed, why))
+        if c not in acc:
+            out.append(Measured(c, statistics.median(fps[c]), None, None, False,
+                                "accuracy not checked: slower than the one chosen (first-start tune)"))
+            continue
+        allowed, agree, why = verdict(c)
+        out.append(Measured(c, statistics.median(fps[c]), acc[c][0], agree, allowed, why))
     return out

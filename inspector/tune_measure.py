@@ -36,13 +36,13 @@ def first_start_tune(path: Path, sha: str, cfg: Config, backend: str) -> Path | 
     from inspector.detector import available_backends
 
     backends = [b.value for b in available_backends() if b.value != "ultralytics"]
-    log.warning("first start of %s on this machine: measuring the inference set-ups, about a minute at most "
+    log.warning("first start of %s on this machine: measuring the inference set-ups, seconds to a minute "
                 "(once; 'inspector tune' measures longer; model.autotune = false skips it)", path.name)
     import time
 
     t0 = time.monotonic()
     try:
-        rec = tune_model(path, sha, cfg, backends, images=40, rounds=1)
+        rec = tune_model(path, sha, cfg, backends, images=40, rounds=1, quick=True)
     except Exception:  # noqa: BLE001 - a failed tune must not stop the station: it runs as configured
         log.exception("the first-start tune failed; running as configured")
         return None
@@ -55,9 +55,10 @@ def first_start_tune(path: Path, sha: str, cfg: Config, backend: str) -> Path | 
 
 def tune_model(path: Path, sha: str, cfg: Config, backends: list[str], classes: tuple[str, ...] = (),
                data: Path | None = None, images: int = 120, rounds: int = 3, model_name: str = "",
-               progress: Callable[[str], None] | None = None) -> Path:
+               progress: Callable[[str], None] | None = None, quick: bool = False) -> Path:
     """Measure every candidate for the model file ``path`` (trusted, ``sha``) and record the figures and the
-    choice; returns the record's path."""
+    choice; returns the record's path. ``quick`` (a model's first start): shorter speed runs, and accuracy
+    checked only down to the fastest allowed candidate."""
     from inspector.registry import read_card
     from inspector.tune import cpu_signature, save_record
 
@@ -69,7 +70,8 @@ def tune_model(path: Path, sha: str, cfg: Config, backends: list[str], classes: 
     sig = cpu_signature()
     tmp = Path(tempfile.mkdtemp(prefix="inspector-tune-"))
     try:
-        record = _measure(data, images, rounds, cfg, path, sha, imgsz, sig, tmp, backends, classes, progress)
+        record = _measure(data, images, rounds, cfg, path, sha, imgsz, sig, tmp, backends, classes, progress,
+                          quick)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return save_record(sha, model_name or path.parent.name, sig, record["measured"], record["reference"],
@@ -93,7 +95,7 @@ def _dataset(data: Path | None, count: int, classes: tuple[str, ...], tmp: Path)
 
 def _measure(data: Path | None, count: int, rounds: int, cfg: Config, path: Path, sha: str, imgsz: int, sig: dict,
              tmp: Path, backends: list[str], classes: tuple[str, ...],
-             progress: Callable[[str], None] | None) -> dict:
+             progress: Callable[[str], None] | None, quick: bool = False) -> dict:
     from inspector.fast_detector import FastDetector
     from inspector.tune import candidates, cores, measure
 
@@ -120,8 +122,10 @@ def _measure(data: Path | None, count: int, rounds: int, cfg: Config, path: Path
     bf16 = "BF16" in sig.get("openvino", []) and ds is not None
     cands = candidates(cores(), backends, bf16, path.suffix.lower())
 
+    frames = 48 if quick else max(60, len(list(folder.iterdir()))) * 2
+
     def speed(c) -> float:
-        return _pipeline_fps(detector(c), folder, cfg, n=max(60, len(list(folder.iterdir()))) * 2)
+        return _pipeline_fps(detector(c), folder, cfg, n=frames)
 
     def accuracy(c) -> tuple[float | None, list[str]]:
         if ds is None:
@@ -138,7 +142,7 @@ def _measure(data: Path | None, count: int, rounds: int, cfg: Config, path: Path
             det.conf = 0.25
         return rep.map50, verdicts
 
-    measured = measure(cands, speed, accuracy, rounds, progress=progress or log.info)
+    measured = measure(cands, speed, accuracy, rounds, progress=progress or log.info, verify_all=not quick)
     return {"measured": measured, "reference": reference, "images": len(images)}
 
 

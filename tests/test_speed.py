@@ -104,6 +104,33 @@ def test_tune_refuses_what_costs_accuracy_or_verdicts_and_picks_the_fastest_allo
     assert pick([f32, bf16, lossy], allow_bf16=False) is f32
 
 
+def test_the_first_start_tune_checks_accuracy_from_the_fastest_down_and_stops_at_the_first_allowed():
+    """The short tune (``verify_all=False``) never chooses a candidate whose accuracy it did not check, checks no
+    slower one once a faster one is allowed, and allows the reference's own kernels at other thread counts."""
+    from inspector.tune import Candidate, measure, pick
+
+    ref, f32x2 = Candidate("openvino", "f32", 1), Candidate("openvino", "f32", 2, streams=2)
+    lossy, good, ort = Candidate("openvino", "bf16", 2, streams=2), Candidate("openvino", "bf16", 1), \
+        Candidate("onnxruntime", "f32", 1)
+    speeds = {ref: 50.0, f32x2: 90.0, lossy: 200.0, good: 150.0, ort: 140.0}
+    truth = ["PASS"] * 99 + ["FAIL"]
+    accuracy_of = {ref: (0.90, truth), lossy: (0.85, truth), good: (0.899, truth), ort: (0.90, truth)}
+    checked: list[Candidate] = []
+
+    def accuracy(c):
+        checked.append(c)
+        return accuracy_of[c]
+
+    out = measure([ref, f32x2, lossy, good, ort], lambda c: speeds[c], accuracy, rounds=1, verify_all=False)
+    by = {m.candidate: m for m in out}
+    assert checked == [ref, lossy, good]  # the fastest (refused), the next (allowed), and no further
+    assert pick(out).candidate == good
+    assert by[f32x2].allowed and not by[lossy].allowed
+    assert not by[ort].allowed and "not checked" in by[ort].why and by[ort].map50 is None
+    every = measure([ref, f32x2, lossy, good, ort], lambda c: speeds[c], accuracy, rounds=1)
+    assert {m.candidate for m in every if m.allowed} == {ref, f32x2, good, ort}  # ``inspector tune`` checks all
+
+
 def test_candidates_offer_bf16_only_where_the_cpu_has_it_and_onnxruntime_only_for_onnx():
     from inspector.tune import Candidate, candidates
 
