@@ -1,4 +1,4 @@
-"""Measuring the tune candidates on a model (``inspector tune``, and a model's first start on a machine).
+"""Measuring the tune candidates on a model (``inspector tune``, and after a model's first run on a machine).
 
 Engine code: held-out parts (given, or fresh synthetic ones when the model's classes are those of
 ``inspector synth``), each candidate's accuracy against f32, its parts/s as the station runs it
@@ -21,34 +21,43 @@ log = logging.getLogger(__name__)
 SYNTH_SEED = 16016  # held-out synthetic parts: a seed no shipped model was trained or validated on
 
 
-def first_start_tune(path: Path, sha: str, cfg: Config, backend: str) -> Path | None:
-    """The short tune at a model's first start here (no record yet, choice left open, ``model.autotune``);
-    None when not wanted. The environment's INSPECTOR_AUTOTUNE=0 turns it off (tests, CI)."""
+def first_start_wanted(sha: str, cfg: Config, backend: str) -> bool:
+    """Whether the short first-start tune is due for this model here: ``model.autotune`` on, the choice left
+    open (backend auto, threads 0, not the ultralytics backend) and no record yet for this model and machine.
+    The environment's INSPECTOR_AUTOTUNE=0 turns it off (tests, CI)."""
     import os
 
     from inspector.tune import load_record
 
     m = cfg.model
     open_choice = str(getattr(m.backend, "value", m.backend)) == "auto" and m.threads == 0 and backend != "ultralytics"
-    if not m.autotune or os.environ.get("INSPECTOR_AUTOTUNE", "1") == "0" or not open_choice \
-            or load_record(sha) is not None:
-        return None
-    from inspector.detector import available_backends
+    return bool(m.autotune) and os.environ.get("INSPECTOR_AUTOTUNE", "1") != "0" and open_choice \
+        and load_record(sha) is None
 
-    backends = [b.value for b in available_backends() if b.value != "ultralytics"]
-    log.warning("first start of %s on this machine: measuring the inference set-ups, seconds to a minute "
-                "(once; 'inspector tune' measures longer; model.autotune = false skips it)", path.name)
+
+def first_start_tune(path: Path, sha: str, cfg: Config, backend: str) -> Path | None:
+    """The short tune after a model's first run here (``first_start_wanted``); the record's path, or None when
+    not wanted or when it failed (the next start then runs as configured and tunes again). The first run itself
+    never waits for it: its first part is judged at once, in the configuration as it is."""
+    if not first_start_wanted(sha, cfg, backend):
+        return None
     import time
 
+    from inspector.detector import available_backends
+    from inspector.tune import load_record
+
+    backends = [b.value for b in available_backends() if b.value != "ultralytics"]
+    log.warning("first run of %s on this machine: measuring the inference set-ups for the next start, seconds to "
+                "a minute, once ('inspector tune' measures longer; model.autotune = false skips it)", path.name)
     t0 = time.monotonic()
     try:
         rec = tune_model(path, sha, cfg, backends, images=40, rounds=1, quick=True)
-    except Exception:  # noqa: BLE001 - a failed tune must not stop the station: it runs as configured
-        log.exception("the first-start tune failed; running as configured")
+    except Exception:  # noqa: BLE001 - a failed tune must not fail the run: the next start runs as configured
+        log.exception("the first-start tune failed; the station keeps running as configured")
         return None
     chosen = (load_record(sha) or {}).get("chosen") or {}
-    log.warning("tuned in %.0f s: %s (%s parts/s measured, mAP50 %s); the figures are in %s",
-                time.monotonic() - t0, chosen.get("label", "no allowed set-up: configuration kept"),
+    log.warning("tuned in %.0f s: %s (%s parts/s measured, mAP50 %s), from the next start on; the figures are "
+                "in %s", time.monotonic() - t0, chosen.get("label", "no allowed set-up: configuration kept"),
                 chosen.get("parts_per_s", "-"), chosen.get("map50", "-"), rec)
     return rec
 

@@ -73,9 +73,6 @@ class StationSpec:
     product: str | None = None  # a [products.NAME] to start with (None: [model] and [recipe] as they are)
     lot: str = ""
     work_order: str = ""
-    # a model's first start on this machine runs the short tune first (``model.autotune``): headless runs
-    # only; the window starts at once as configured and shows that ``inspector tune`` has not run
-    first_start_tune: bool = False
 
 
 def open_db(url: str):
@@ -210,8 +207,7 @@ class Station:
         if self.shadow is not None:
             on_committed = self._committed_to_shadow(on_committed)
         self.tune: dict | None = None  # the inference configuration chosen for this machine, once the model is loaded
-        self.runner = Runner(self.source, self._pipeline_factory(cfg, self.model_path, self.recipe,
-                                                                 spec.first_start_tune),
+        self.runner = Runner(self.source, self._pipeline_factory(cfg, self.model_path, self.recipe),
                              self.writer, cfg.run.mode, cfg.run.queue_size, spec.max_frames, on_committed, on_error,
                              desk=self.line.desk if self.line is not None else None)
         self.runner.on_swap = self._swapped
@@ -244,15 +240,9 @@ class Station:
         if decode_for is not None and getattr(detector, "input_hw", None):  # a folder's JPEGs at the model's scale
             decode_for(tuple(detector.input_hw))
 
-    def _pipeline_factory(self, cfg: Config, model_path: Path, recipe: Recipe,
-                          tune_first: bool = False) -> Callable[[], Pipeline]:
-        """Builds the pipeline on the inference thread (the model is created in the thread that uses it);
-        ``tune_first``: a model's first start on this machine runs the short tune before it loads."""
+    def _pipeline_factory(self, cfg: Config, model_path: Path, recipe: Recipe) -> Callable[[], Pipeline]:
+        """Builds the pipeline on the inference thread (the model is created in the thread that uses it)."""
         def pipeline() -> Pipeline:
-            if tune_first:
-                from inspector.tune_measure import first_start_tune
-
-                first_start_tune(model_path, self.model_sha, cfg, self.backend.value)
             return self.build_pipeline(cfg, model_path, recipe)
         return pipeline
 

@@ -7,6 +7,7 @@ No timings are asserted here: the figures belong to ``bench/pipeline.py``.
 from __future__ import annotations
 
 import json
+import os
 
 import cv2
 import numpy as np
@@ -275,13 +276,58 @@ def test_the_first_start_tune_runs_only_where_the_choice_is_left_open(model_upd,
     cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update=model_upd)})
     with caplog.at_level("WARNING"):
         assert first_start_tune(tmp_path / "absent.onnx", "f" * 64, cfg, "openvino") is None
-    assert not [r for r in caplog.records if "first start" in r.getMessage()]  # it did not begin to tune
+    assert not [r for r in caplog.records if "first run of" in r.getMessage()]  # it did not begin to tune
     monkeypatch.setenv("INSPECTOR_AUTOTUNE", "1")
     on = Config()
     assert on.model.autotune  # on by default
     with caplog.at_level("WARNING"):  # the default, the choice left open, nothing recorded: it begins (and fails here)
         first_start_tune(tmp_path / "absent.onnx", "f" * 64, on, "openvino")
-    assert [r for r in caplog.records if "first start" in r.getMessage()]
+    assert [r for r in caplog.records if "first run of" in r.getMessage()]
+
+
+@pytest.mark.slow
+def test_a_first_run_judges_at_once_and_tunes_when_it_ends_never_when_killed(tmp_path):
+    """A model's first run on a machine starts judging at once in the configuration as it is; killed in the middle
+    it records no tune (nothing half-measured); a run that ends tunes after its last part, and the next run
+    applies the choice."""
+    import signal
+    import subprocess
+    import sys
+
+    from inspector.synth import write_dataset
+
+    write_dataset(tmp_path / "parts", 12, seed=16)
+    parts = tmp_path / "parts" / "images"
+    env = dict(os.environ, INSPECTOR_AUTOTUNE="1", INSPECTOR_HOME=str(tmp_path / "home"), PYTHONUNBUFFERED="1")
+    tune_dir = tmp_path / "home" / "tune"
+
+    def run(*extra: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "inspector.cli", "run", "--source", str(parts), "--db",
+                                 f"sqlite:///{(tmp_path / 'a.db').as_posix()}", *extra], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env)
+
+    looping = run("--loop")
+    try:
+        first = looping.stdout.readline()  # the first verdict, committed, while nothing was tuned
+        assert first.startswith("#1 "), first + looping.stderr.read()
+    finally:
+        looping.send_signal(signal.SIGKILL)
+        _, err = looping.communicate(timeout=60)
+    assert "not tuned on this machine" in err and "measuring" not in err
+    assert not tune_dir.exists() or not any(tune_dir.iterdir())  # killed before its end: nothing recorded
+
+    out, err = run("--json", "--quiet").communicate(timeout=600)
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["frames"] == 12 and "not tuned" in summary["tune"]["status"]  # it ran as configured ...
+    assert summary["tune"]["running"]["streams"] == 1
+    assert summary["tune"].get("next_start"), err  # ... and tuned after its last part
+    assert "tuned in" in err and len(list(tune_dir.iterdir())) == 1
+
+    out, err = run("--json", "--quiet").communicate(timeout=600)
+    again = json.loads(out.strip().splitlines()[-1])
+    assert again["tune"]["status"] == "applied" and "measuring" not in err
+    chosen = again["tune"]["applied"]
+    assert summary["tune"]["next_start"].startswith(f"{chosen['backend']} {chosen['precision']} x{chosen['threads']}")
 
 
 def test_a_reduced_decode_of_a_jpeg_turned_by_its_exif_orientation_keeps_its_full_size_turned(tmp_path, big_part):

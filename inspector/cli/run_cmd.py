@@ -16,6 +16,7 @@ from inspector.config import Config, load_config, load_recipe
 from inspector.day import clean_text
 from inspector.errors import ConfigError, SourceIncomplete
 from inspector.sources import CameraState
+from inspector.tune_measure import first_start_tune, first_start_wanted
 from inspector.types import Inspection, Verdict
 from station import DEFAULT_SOURCE, Station, StationSpec, default_db_url
 
@@ -116,9 +117,7 @@ def _line(rid: int, insp: Inspection) -> str:
 
 
 def run(a: argparse.Namespace) -> int:
-    import dataclasses
-
-    spec = dataclasses.replace(spec_from_args(a), first_start_tune=True)
+    spec = spec_from_args(a)
     lock = threading.Lock()
 
     def committed(items: list[tuple[int, Inspection]]) -> None:
@@ -146,14 +145,17 @@ def run(a: argparse.Namespace) -> int:
 
     station = Station(spec, on_committed=committed, on_camera=on_camera)
     stop_reason = ["finished"]
+    tune_due = first_start_wanted(station.model_sha, station.config, station.backend.value)
+    if tune_due:
+        log.warning("not tuned on this machine for this model yet: this run uses the configuration as it is; when "
+                    "it ends, the inference set-ups are measured once for the next start")
 
     def on_signal(signum, frame) -> None:  # noqa: ARG001
         stop_reason[0] = "stopped"
         station.stop()
 
     old = signal.signal(signal.SIGINT, on_signal)
-    if hasattr(signal, "SIGTERM"):
-        signal.signal(signal.SIGTERM, on_signal)
+    old_term = signal.signal(signal.SIGTERM, on_signal) if hasattr(signal, "SIGTERM") else None
     try:
         station.start()
         last_log = time.monotonic()
@@ -174,11 +176,31 @@ def run(a: argparse.Namespace) -> int:
         station.finish(f"error: {err}" if err else stop_reason[0])
     if err is not None and not incomplete:
         raise err if isinstance(err, Exception) else RuntimeError(str(err))
+    if tune_due:
+        if old_term is not None:  # a stop during the tune ends the process: nothing recorded, the next run tunes
+            signal.signal(signal.SIGTERM, old_term)
+        _tune_for_next_start(station)
     _summary(a, spec, station, camera, str(err) if incomplete else None)
     if incomplete:  # what was read is on record; the run did not see all of its source
         print(f"error: {err}", file=sys.stderr, flush=True)
         return EXIT_INCOMPLETE
     return 0
+
+
+def _tune_for_next_start(station: Station) -> None:
+    """After a model's first run here (ended by itself or stopped, not failed): the short tune, for the next
+    start; Ctrl+C skips it (nothing is recorded, and the next run tunes instead)."""
+    from inspector.tune import load_record
+
+    try:
+        if first_start_tune(station.model_path, station.model_sha, station.config, station.backend.value) is None:
+            return
+    except KeyboardInterrupt:
+        log.warning("tune skipped: the next run measures the inference set-ups instead")
+        return
+    chosen = (load_record(station.model_sha) or {}).get("chosen")
+    if station.tune is not None and chosen:
+        station.tune = {**station.tune, "next_start": chosen.get("label")}
 
 
 def _summary(a: argparse.Namespace, spec: StationSpec, station: Station, camera: list[CameraState],
