@@ -155,10 +155,11 @@ def main() -> int:
     if a.peer:
         return _peer_main(a)
 
-    from inspector.config import ModelConfig
+    from inspector.config import Config, ModelConfig
     from inspector.detector import load_detector
     from inspector.privacy import keep_data_local
     from inspector.registry import ModelRegistry, resolve_model
+    from inspector.tune_measure import first_start_tune
 
     keep_data_local()
     tmp = Path(tempfile.mkdtemp(prefix="inspector-bench-"))
@@ -173,7 +174,16 @@ def main() -> int:
             else Path(a.model)
         reg = ModelRegistry()
         det = load_detector(ModelConfig(path=model_dir), conf=0.25, registry=reg)
+        # the station tunes after a model's first run on a machine: measure what it runs from then on, the model
+        # alone and the station alike (otherwise the first pipeline round would tune, and the later rounds would
+        # run another set-up than the model-only rounds)
+        if first_start_tune(det.path, det.sha256, Config(), getattr(det, "backend", "ultralytics")) is not None:
+            del det
+            det = load_detector(ModelConfig(path=model_dir), conf=0.25, registry=reg)
         out["backend"] = getattr(det, "backend", "ultralytics")
+        out["setup"] = f"{out['backend']} {getattr(det, 'precision', '')} x{getattr(det, 'threads', 0)}" + (
+            f" {det.streams} streams" if getattr(det, "streams", 1) > 1 else "") + \
+            f" ({(getattr(det, 'tune', None) or {}).get('status', 'not tunable')})"
         imgsz = getattr(det, "imgsz", 320)
         out["imgsz"] = imgsz
         # The model alone, both ways the station can call it (one image at a time, and queued: the
@@ -210,6 +220,7 @@ def main() -> int:
         out["latency_p50_in_inference_times"] = round(med["latency_p50"] / (1000 / med["one"]), 2)
         out["first_verdict_s"] = round(_first_verdict_s(folder, model_dir, tmp), 2)
         flags = f"[{out['size']} frames; CPU flags: {out['cpu_flags']}]"
+        print(f"set-up measured: {out['setup']}")
         print(f"model only ({out['backend']}, {imgsz} px): {out['model_fps']:.1f} frames/s (one image at a time "
               f"{out['model_fps_one_at_a_time']:.1f}, queued {out['model_fps_queued']:.1f}) {flags}")
         print(f"full pipeline (folder, rules, SQLite, JPEG files): {out['pipeline_fps']:.1f} frames/s "
@@ -336,6 +347,13 @@ def _peer_main(a) -> int:
             n = 300 if size == (320, 320) else 100  # as the acceptance check: 300 small parts, 100 camera frames
             folder = tmp / f"f{size[0]}x{size[1]}"
             _frames(folder, n, seed=13013, size=None if size == (320, 320) else size)
+            if "setup" not in out:  # a model's first run here tunes when it ends: measure what runs from then on
+                warm = _inspector_run(folder, tmp / "warm", a.model, ["--max-frames", "5"])
+                warm = _inspector_run(folder, tmp / "warm2", a.model, ["--max-frames", "5"])
+                run = (warm.get("tune") or {}).get("running") or {}
+                out["setup"] = f"{run.get('backend')} {run.get('precision')} x{run.get('threads')} " \
+                               f"{run.get('streams', 1)} stream(s) ({(warm.get('tune') or {}).get('status')})"
+                print(f"set-up measured: {out['setup']}")
             ours, peer, p50, p99 = [], [], [], []
             for r in range(3):
                 j = _inspector_run(folder, tmp / f"r{r}", a.model)
