@@ -94,12 +94,13 @@ class ModelConfig(_Section):
                                        "the PyTorch results, slower).")
     timeout_s: float = Field(10.0, gt=0, description="An inference slower than this marks the part NOT_INSPECTED.")
     autotune: bool = Field(
-        True, description="At a model's first headless run on this machine (no 'inspector tune' record yet, "
-                          "backend auto, threads 0): a short tune of backends, precisions, threads and streams "
-                          "before the first part (seconds to a minute, once), and the fastest safe set-up is kept. "
-                          "It may pick two streams, which give the model both cores: the most parts/s end to end, "
-                          "but the rest of the station then shares those cores (see README, Performance). False "
-                          "runs the configuration as it is.")
+        True, description="When a model's first headless run on this machine ends (no 'inspector tune' record "
+                          "yet, backend auto, threads 0): a short tune of backends, precisions, threads and "
+                          "streams (seconds to a minute, once), and from the next start on the fastest safe "
+                          "set-up runs. The first run itself never waits for it. The set-up may be two streams, "
+                          "which give the model both cores: the most parts/s end to end, but the rest of the "
+                          "station then shares those cores (see README, Performance). False: the configuration "
+                          "as it is.")
 
 
 class QualityConfig(_Section):
