@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import platform
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -173,7 +174,7 @@ def save_record(model_sha256: str, model_name: str, sig: dict, measured: Sequenc
               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     path = record_path(model_sha256, signature_key(sig))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")  # two processes tuning at once
     tmp.write_text(json.dumps(record, indent=1))
     os.replace(tmp, path)
     return path
