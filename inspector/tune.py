@@ -198,7 +198,8 @@ def choice(model_sha256: str, backend: str, threads: int, precision: str, suffix
     ``threads`` 0; ``precision`` f32 limits it to f32 candidates."""
     record = load_record(model_sha256, sig)
     if record is None:
-        return None, {"status": "not tuned on this machine for this model: run 'inspector tune'"}
+        return None, {"status": "not tuned on this machine for this model: run 'inspector tune' (a first "
+                                "'inspector run' also tunes when it ends)"}
     shown = {"status": "tuned", "date": record.get("date"), "cpu_flags": record.get("cpu", {}).get("flags", []),
              "chosen": record.get("chosen"), "candidates": len(record.get("candidates", []))}
     if backend != "auto" or threads != 0:
