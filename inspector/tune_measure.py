@@ -172,7 +172,12 @@ def _pipeline_fps(det, folder: Path, cfg, n: int) -> float:
     runner = Runner(src, lambda: Pipeline(det, Recipe(cfg.recipe), cfg.quality), _Discard(), RunMode.PART,
                     max_frames=n)
     runner.start()
-    runner.join()
+    try:
+        runner.join()
+    except BaseException:  # Ctrl+C: the model's threads end before the detector they use goes
+        runner.stop()
+        runner.join(timeout=30)
+        raise
     if runner.error is not None:
         raise runner.error
     return runner.stats().fps

@@ -285,6 +285,34 @@ def test_the_first_start_tune_runs_only_where_the_choice_is_left_open(model_upd,
     assert [r for r in caplog.records if "first run of" in r.getMessage()]
 
 
+def test_a_tune_interrupted_while_measuring_speed_stops_the_models_threads_before_it_returns(monkeypatch, tmp_path):
+    """Ctrl+C while a candidate's speed is measured: the station's threads end before the detector they use goes
+    (else the process aborts inside OpenVINO at exit: "terminate called without an active exception")."""
+    import threading
+
+    from inspector.config import Config
+    from inspector.fast_detector import FastDetector
+    from inspector.registry import resolve_model
+    from inspector.runner import Runner
+    from inspector.synth import write_dataset
+    from inspector.tune_measure import _pipeline_fps
+
+    write_dataset(tmp_path / "parts", 8, seed=3)
+    det = FastDetector(resolve_model(None, (".onnx",)), "x", backend="openvino", imgsz=320)
+    real_join, asked = Runner.join, []
+
+    def join(self, timeout=None):
+        if not asked:  # the first wait for the measurement is interrupted
+            asked.append(True)
+            raise KeyboardInterrupt
+        return real_join(self, timeout)
+
+    monkeypatch.setattr(Runner, "join", join)
+    with pytest.raises(KeyboardInterrupt):
+        _pipeline_fps(det, tmp_path / "parts" / "images", Config(), n=100_000)
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("inspector-") and t.is_alive()]
+
+
 @pytest.mark.slow
 def test_a_first_run_judges_at_once_and_tunes_when_it_ends_never_when_killed(tmp_path):
     """A model's first run on a machine starts judging at once in the configuration as it is; killed in the middle
@@ -315,6 +343,15 @@ def test_a_first_run_judges_at_once_and_tunes_when_it_ends_never_when_killed(tmp
         _, err = looping.communicate(timeout=60)
     assert "not tuned on this machine" in err and "measuring" not in err
     assert not tune_dir.exists() or not any(tune_dir.iterdir())  # killed before its end: nothing recorded
+
+    stopped = run("--json", "--quiet")  # a stop during the tune skips it cleanly: the run is already recorded
+    while "measuring" not in (line := stopped.stderr.readline()):
+        assert line, "the run ended without tuning"
+    stopped.send_signal(signal.SIGTERM)
+    out, err = stopped.communicate(timeout=120)
+    assert stopped.returncode == 0 and "tune skipped" in err and "terminate called" not in err, err
+    assert json.loads(out.strip().splitlines()[-1])["frames"] == 12
+    assert not tune_dir.exists() or not any(tune_dir.iterdir())
 
     out, err = run("--json", "--quiet").communicate(timeout=600)
     summary = json.loads(out.strip().splitlines()[-1])

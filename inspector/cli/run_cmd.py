@@ -177,8 +177,8 @@ def run(a: argparse.Namespace) -> int:
     if err is not None and not incomplete:
         raise err if isinstance(err, Exception) else RuntimeError(str(err))
     if tune_due:
-        if old_term is not None:  # a stop during the tune ends the process: nothing recorded, the next run tunes
-            signal.signal(signal.SIGTERM, old_term)
+        if old_term is not None:  # a stop during the tune skips it, as Ctrl+C does: the next run tunes
+            signal.signal(signal.SIGTERM, _interrupt)
         _tune_for_next_start(station)
     _summary(a, spec, station, camera, str(err) if incomplete else None)
     if incomplete:  # what was read is on record; the run did not see all of its source
@@ -187,9 +187,13 @@ def run(a: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(signum, frame) -> None:  # noqa: ARG001
+    raise KeyboardInterrupt
+
+
 def _tune_for_next_start(station: Station) -> None:
     """After a model's first run here (ended by itself or stopped, not failed): the short tune, for the next
-    start; Ctrl+C skips it (nothing is recorded, and the next run tunes instead)."""
+    start; Ctrl+C or SIGTERM skips it (nothing is recorded, and the next run tunes instead)."""
     from inspector.tune import load_record
 
     try:
