@@ -254,14 +254,29 @@ def measure(candidates_: Sequence[Candidate], speed: Callable[[Candidate], float
         raise ValueError("expected the f32 reference first among the candidates")
     ref = candidates_[0]
     acc: dict[Candidate, tuple[float | None, list[str]]] = {}
+    broken: dict[Candidate, str] = {}  # candidates this machine cannot run (the reference must run)
+
+    def attempt(c: Candidate, fn: Callable[[], None]) -> None:
+        if c is ref:
+            fn()
+            return
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - a set-up that cannot compile or run here is left out, not fatal
+            first = (str(e).strip().splitlines() or [""])[0][:160]
+            broken[c] = f"cannot run here ({type(e).__name__}: {first})"
+            if progress:
+                progress(f"{c.label}: {broken[c]}")
 
     def check(c: Candidate) -> None:
-        if c.precision == "f32" and c.backend == ref.backend and c is not ref:
-            acc[c] = acc[ref]  # the same kernels: the same numbers
-        else:
-            acc[c] = accuracy(c)
-        if progress:
-            progress(f"accuracy {c.label}: mAP50 {acc[c][0] if acc[c][0] is not None else 'n/a'}")
+        def run() -> None:
+            if c.precision == "f32" and c.backend == ref.backend and c is not ref:
+                acc[c] = acc[ref]  # the same kernels: the same numbers
+            else:
+                acc[c] = accuracy(c)
+            if progress:
+                progress(f"accuracy {c.label}: mAP50 {acc[c][0] if acc[c][0] is not None else 'n/a'}")
+        attempt(c, run)
 
     check(ref)
     for c in candidates_[1:]:
@@ -270,8 +285,10 @@ def measure(candidates_: Sequence[Candidate], speed: Callable[[Candidate], float
     fps: dict[Candidate, list[float]] = {c: [] for c in candidates_}
     for r in range(rounds):
         for c in candidates_:
-            fps[c].append(speed(c))
-            if progress:
+            if c in broken:
+                continue
+            attempt(c, lambda c=c: fps[c].append(speed(c)))
+            if progress and c not in broken:
                 progress(f"round {r + 1}/{rounds} {c.label}: {fps[c][-1]:.1f} parts/s")
     ref_map, ref_verdicts = acc[ref]
 
@@ -282,13 +299,16 @@ def measure(candidates_: Sequence[Candidate], speed: Callable[[Candidate], float
         return judge(ref_map, ref_verdicts, m, verdicts)
 
     if not verify_all:
-        for c in sorted(candidates_, key=lambda c: -statistics.median(fps[c])):
+        for c in sorted((c for c in candidates_ if c not in broken), key=lambda c: -statistics.median(fps[c])):
             if c not in acc:
                 check(c)
-            if verdict(c)[0]:
+            if c not in broken and verdict(c)[0]:
                 break
     out = []
     for c in candidates_:
+        if c in broken:
+            out.append(Measured(c, statistics.median(fps[c]) if fps[c] else 0.0, None, None, False, broken[c]))
+            continue
         if c not in acc:
             out.append(Measured(c, statistics.median(fps[c]), None, None, False,
                                 "accuracy not checked: slower than the one chosen (first-start tune)"))

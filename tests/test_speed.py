@@ -132,6 +132,31 @@ def test_the_first_start_tune_checks_accuracy_from_the_fastest_down_and_stops_at
     assert {m.candidate for m in every if m.allowed} == {ref, f32x2, good, ort}  # ``inspector tune`` checks all
 
 
+def test_a_candidate_that_cannot_run_here_is_left_out_not_fatal_and_never_chosen():
+    """A set-up OpenVINO offers but cannot compile on this CPU (bf16 with its instruction set capped, say) is
+    recorded as not allowed with the reason; the tune still chooses among the others."""
+    from inspector.errors import ModelError
+    from inspector.tune import Candidate, measure, pick
+
+    ref, fast_f32 = Candidate("openvino", "f32", 1), Candidate("openvino", "f32", 2, streams=2)
+    bf16 = Candidate("openvino", "bf16", 2, streams=2)
+    truth = ["PASS"] * 10
+
+    def speed(c):
+        if c == bf16:
+            raise ModelError("OpenVINO cannot compile m.onnx for this CPU (RuntimeError: Supported primitive "
+                             "descriptors list is empty for node: /model.9/m/MaxPool)")
+        return {ref: 40.0, fast_f32: 80.0}[c]
+
+    for verify_all in (True, False):
+        out = measure([ref, fast_f32, bf16], speed, lambda c: (0.9, truth), rounds=2, verify_all=verify_all)
+        by = {m.candidate: m for m in out}
+        assert pick(out).candidate == fast_f32
+        assert not by[bf16].allowed and by[bf16].why.startswith("cannot run here (ModelError: OpenVINO cannot")
+    with pytest.raises(ModelError):  # the f32 reference must run: without it nothing can be verified
+        measure([bf16.__class__("openvino", "f32", 1), fast_f32], lambda c: speed(bf16), lambda c: (0.9, truth))
+
+
 def test_candidates_offer_bf16_only_where_the_cpu_has_it_and_onnxruntime_only_for_onnx():
     from inspector.tune import Candidate, candidates
 
@@ -308,9 +333,10 @@ def test_a_tune_interrupted_while_measuring_speed_stops_the_models_threads_befor
         return real_join(self, timeout)
 
     monkeypatch.setattr(Runner, "join", join)
+    before = set(threading.enumerate())
     with pytest.raises(KeyboardInterrupt):
         _pipeline_fps(det, tmp_path / "parts" / "images", Config(), n=100_000)
-    assert not [t.name for t in threading.enumerate() if t.name.startswith("inspector-") and t.is_alive()]
+    assert not [t.name for t in set(threading.enumerate()) - before if t.is_alive()]
 
 
 @pytest.mark.slow
