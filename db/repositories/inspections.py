@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.orm import Session
 
 from db.dto import InspectionDetail, InspectionRow, PageCursor, VerdictCounts
@@ -66,7 +66,7 @@ def inspection_rows(run_id: int, insp: Inspection, image_path: str | None, uid: 
     return _row_values(run_id, insp, image_path, uid, recipe_sha256), boxes
 
 
-def _insert_sqlite(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+def _insert_sqlite(session: Session | Connection, rows: list[dict[str, Any]]) -> list[int]:
     """SQLite's ordered RETURNING goes one row per statement; instead the first row takes the write lock
     and its id, and the rest follow with the next ids (free: SQLite numbers from the largest id, and no
     one else can write until we commit) in one executemany."""
@@ -96,16 +96,20 @@ class InspectionRepo:
                                                  for insp, path in items])
 
     @staticmethod
-    def add_rows(session: Session, entries: Sequence[Rows]) -> list[int]:
+    def add_rows(session: Session | Connection, entries: Sequence[Rows], seal_key: bytes | None = None) -> list[int]:
         """Insert rows made by ``inspection_rows`` as a few multi-row statements, each row sealed at insert
-        (``db.seal``, so a row forwarded from the outbox is sealed too); returns the ids in order."""
+        (``db.seal``, so a row forwarded from the outbox is sealed too); returns the ids in order.
+
+        ``session`` may be a Core connection inside its transaction (the run's writer: less work per part than
+        a Session); then ``seal_key`` is the key its session factory would give."""
         if not entries:
             return []
-        k = key(session)
+        k = seal_key or key(session)  # type: ignore[arg-type]
         # an outbox entry written before schema 0005 has no day columns: NULL, as on the rows of its time
         rows = [{**dict.fromkeys(DAY_COLUMNS), **row, "mac": seal_values(k, inspection_fields, row)}
                 for row, _ in entries]
-        if session.get_bind().dialect.name == "sqlite":
+        dialect = session.dialect if isinstance(session, Connection) else session.get_bind().dialect
+        if dialect.name == "sqlite":
             ids = _insert_sqlite(session, rows)
         else:
             stmt = insert(INSPECTIONS).returning(INSPECTIONS.c.id, sort_by_parameter_order=True)
