@@ -111,11 +111,32 @@ def load_detector(cfg: ModelConfig, conf: float, registry: ModelRegistry | None 
     from inspector.tune import choice
 
     threads, precision, name, streams = cfg.threads, cfg.precision, backend.value, 1
-    tuned, shown = choice(sha, Backend(cfg.backend).value, cfg.threads, cfg.precision, path.suffix.lower())
+    variant, variant_sha = _trusted_int8_variant(path, registry)
+    tuned, shown = choice(sha, Backend(cfg.backend).value, cfg.threads, cfg.precision, path.suffix.lower(),
+                          int8_ok=variant is not None)
     if tuned is not None and tuned.backend in {b.value for b in available_backends()}:
         name, precision, threads, streams = tuned.backend, tuned.precision, tuned.threads, tuned.streams
         log.info("tuned for this machine: %s", tuned.label)
-    det = FastDetector(path, sha, backend=name, imgsz=imgsz, conf=conf, iou=cfg.iou, threads=threads,
-                       precision=precision, streams=streams)
+    if precision == "int8" and variant is not None:  # the model's INT8 variant (its other layers in f32)
+        det = FastDetector(variant, variant_sha, backend=name, imgsz=imgsz, conf=conf, iou=cfg.iou,
+                           threads=threads, precision="f32", streams=streams)
+        det.precision = "int8"
+    else:
+        det = FastDetector(path, sha, backend=name, imgsz=imgsz, conf=conf, iou=cfg.iou, threads=threads,
+                           precision=precision, streams=streams)
     det.tune = shown  # what the health panel and the run's summary show
     return det
+
+
+def _trusted_int8_variant(path: Path, registry: ModelRegistry) -> tuple[Path | None, str]:
+    """The model's INT8 variant and its hash, when its card names one and the registry trusts it."""
+    from inspector.registry import int8_variant
+
+    variant = int8_variant(path)
+    if variant is None:
+        return None, ""
+    try:
+        return variant, registry.check(variant)
+    except ModelError:
+        log.warning("%s names an INT8 variant %s that is not trusted here: not used", path.name, variant.name)
+        return None, ""

@@ -234,6 +234,17 @@ def resolve_model(path: Path | str | None, prefer: tuple[str, ...] = (".pt", ".o
     return p
 
 
+def int8_variant(model_file: Path) -> Path | None:
+    """The INT8 variant a model's card names (``variants.int8.file``, beside the card), when it is there. It is
+    trusted like any file: by its hash (a shipped card's files, or the station's database)."""
+    v = (read_card(model_file).get("variants") or {}).get("int8") or {}
+    f = v.get("file") if isinstance(v, dict) else None
+    if not isinstance(f, str) or not f or Path(f).is_absolute() or ".." in Path(f).parts:
+        return None
+    path = model_file.parent / f
+    return path if path.is_file() else None
+
+
 def read_card(model_file: Path) -> dict:
     card = model_file.parent / "card.json"
     try:

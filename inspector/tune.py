@@ -43,9 +43,11 @@ class Candidate:
 
     def __post_init__(self) -> None:
         ort_ok = self.backend != "onnxruntime" or (self.precision, self.streams) == ("f32", 1)
-        if self.backend not in ("openvino", "onnxruntime") or self.precision not in ("f32", "bf16") or not ort_ok \
+        if self.backend not in ("openvino", "onnxruntime") or self.precision not in ("f32", "bf16", "int8") \
+                or not ort_ok \
                 or not 1 <= self.streams <= self.threads:
-            raise ValueError("expected an openvino f32/bf16 or onnxruntime f32 candidate with threads >= streams >= 1, "
+            raise ValueError("expected an openvino f32/bf16/int8 or onnxruntime f32 candidate with threads >= streams "
+                             ">= 1, "
                              f"got {self.backend} {self.precision} x{self.threads} streams {self.streams}")
 
     @property
@@ -122,14 +124,16 @@ def signature_key(sig: dict) -> str:
     return hashlib.sha256(json.dumps(sig, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def candidates(n_cores: int, backends: Sequence[str], bf16: bool, model_suffix: str = ".onnx") -> list[Candidate]:
+def candidates(n_cores: int, backends: Sequence[str], bf16: bool, model_suffix: str = ".onnx",
+               int8: bool = False) -> list[Candidate]:
     """Every configuration worth measuring here: f32 first (the reference), bf16 only where the CPU has it,
-    ONNX Runtime only for an ONNX file; 1, all-but-one and all cores."""
+    INT8 only where the model ships an INT8 variant (``int8_variant``), ONNX Runtime only for an ONNX file;
+    1, all-but-one and all cores."""
     threads = sorted({1, max(1, n_cores - 1), max(1, n_cores)})
     streams = sorted({s for s in (2, n_cores) if 2 <= s <= n_cores})  # one image per core, at once
     out = []
     if "openvino" in backends:
-        for prec in ("f32", "bf16") if bf16 else ("f32",):
+        for prec in ("f32",) + (("bf16",) if bf16 else ()) + (("int8",) if int8 else ()):
             out += [Candidate("openvino", prec, t) for t in threads]
             out += [Candidate("openvino", prec, s, s) for s in streams]
     if "onnxruntime" in backends and model_suffix == ".onnx":
@@ -152,7 +156,7 @@ def judge(ref_map50: float | None, ref_verdicts: Sequence[str], map50: float | N
 
 
 def pick(measured: Sequence[Measured], allow_bf16: bool = True) -> Measured | None:
-    """The fastest allowed candidate (f32 only when bf16 is not allowed)."""
+    """The fastest allowed candidate (f32 only when reduced precision, bf16 or INT8, is not allowed)."""
     ok = [m for m in measured if m.allowed and (allow_bf16 or m.candidate.precision == "f32")]
     return max(ok, key=lambda m: m.parts_per_s) if ok else None
 
@@ -191,11 +195,12 @@ def load_record(model_sha256: str, sig: dict | None = None) -> dict | None:
 
 
 def choice(model_sha256: str, backend: str, threads: int, precision: str, suffix: str,
-           sig: dict | None = None) -> tuple[Candidate | None, dict]:
+           sig: dict | None = None, int8_ok: bool = False) -> tuple[Candidate | None, dict]:
     """The tuned candidate for a model as configured (None: keep the configuration), and what to show.
 
     The record applies only where the configuration leaves the choice open: ``backend`` auto and
-    ``threads`` 0; ``precision`` f32 limits it to f32 candidates."""
+    ``threads`` 0; ``precision`` f32 limits it to f32 candidates; an INT8 one only where ``int8_ok`` (the
+    model's trusted INT8 variant is there)."""
     record = load_record(model_sha256, sig)
     if record is None:
         return None, {"status": "not tuned on this machine for this model: run 'inspector tune' (a first "
@@ -212,7 +217,7 @@ def choice(model_sha256: str, backend: str, threads: int, precision: str, suffix
         except (KeyError, TypeError, ValueError):
             continue
         if m.get("allowed") and (precision == "bf16" or c.precision == "f32") \
-                and (suffix == ".onnx" or c.backend == "openvino"):
+                and (suffix == ".onnx" or c.backend == "openvino") and (c.precision != "int8" or int8_ok):
             ok.append((float(m.get("parts_per_s", 0)), c, m))
     if not ok:
         shown["status"] = "tuned, no allowed candidate fits the configuration: configuration kept"

@@ -109,11 +109,17 @@ def _measure(data: Path | None, count: int, rounds: int, cfg: Config, path: Path
     from inspector.tune import candidates, cores, measure
 
     loaded: dict = {}
+    variant, variant_sha = _int8_variant(path)
 
     def detector(c) -> FastDetector:
         if c not in loaded:
-            loaded[c] = FastDetector(path, sha, backend=c.backend, imgsz=imgsz, conf=0.25, iou=cfg.model.iou,
-                                     threads=c.threads, precision=c.precision, streams=c.streams)
+            if c.precision == "int8":  # the model's INT8 variant, its other layers in f32
+                loaded[c] = FastDetector(variant, variant_sha, backend=c.backend, imgsz=imgsz, conf=0.25,
+                                         iou=cfg.model.iou, threads=c.threads, precision="f32", streams=c.streams)
+                loaded[c].precision = "int8"
+            else:
+                loaded[c] = FastDetector(path, sha, backend=c.backend, imgsz=imgsz, conf=0.25, iou=cfg.model.iou,
+                                         threads=c.threads, precision=c.precision, streams=c.streams)
         return loaded[c]
 
     if not classes:
@@ -129,7 +135,8 @@ def _measure(data: Path | None, count: int, rounds: int, cfg: Config, path: Path
         write_dataset(tmp / "plain", 60, seed=SYNTH_SEED)  # pictures for speed only
         folder = tmp / "plain" / "images"
     bf16 = "BF16" in sig.get("openvino", []) and ds is not None
-    cands = candidates(cores(), backends, bf16, path.suffix.lower())
+    int8 = variant is not None and ds is not None  # verified against f32 on labelled held-out parts, as bf16
+    cands = candidates(cores(), backends, bf16, path.suffix.lower(), int8)
 
     frames = 48 if quick else max(60, len(list(folder.iterdir()))) * 2
 
@@ -153,6 +160,21 @@ def _measure(data: Path | None, count: int, rounds: int, cfg: Config, path: Path
 
     measured = measure(cands, speed, accuracy, rounds, progress=progress or log.info, verify_all=not quick)
     return {"measured": measured, "reference": reference, "images": len(images)}
+
+
+def _int8_variant(path: Path) -> tuple[Path | None, str]:
+    """The model's INT8 variant (its card's ``variants.int8``) and hash, when a shipped card trusts it (the
+    shipped models carry one; a variant trusted only in a station's database is not measured here)."""
+    from inspector.errors import ModelError
+    from inspector.registry import ModelRegistry, int8_variant
+
+    variant = int8_variant(path)
+    if variant is None:
+        return None, ""
+    try:
+        return variant, ModelRegistry().check(variant)
+    except ModelError:
+        return None, ""
 
 
 def _pipeline_fps(det, folder: Path, cfg, n: int) -> float:

@@ -169,7 +169,63 @@ def test_candidates_offer_bf16_only_where_the_cpu_has_it_and_onnxruntime_only_fo
     with pytest.raises(ValueError, match="threads >= streams"):
         Candidate("openvino", "f32", 1, streams=2)
     assert any(c.precision == "bf16" for c in candidates(2, ["openvino"], bf16=True))
+    assert not any(c.precision == "int8" for c in candidates(2, ["openvino"], bf16=True))
+    int8 = [c for c in candidates(2, ["openvino", "onnxruntime"], bf16=False, int8=True) if c.precision == "int8"]
+    assert int8 and all(c.backend == "openvino" for c in int8)  # only where the model ships an INT8 variant
     assert all(c.backend == "openvino" for c in candidates(4, ["openvino", "onnxruntime"], True, ".xml"))
+
+
+def test_an_int8_choice_loads_the_models_trusted_int8_variant_and_only_where_reduced_precision_is_allowed(
+        monkeypatch, tmp_path):
+    """The shipped model's card names an INT8 variant (trusted by the shipped card's hashes). A tune record that
+    chose INT8 makes the station load that file (its own hash on every record it judges); ``precision = "f32"``
+    keeps the f32 model; a variant whose file is not the trusted one is not used."""
+    import shutil
+
+    from inspector.config import ModelConfig
+    from inspector.detector import load_detector
+    from inspector.registry import ModelRegistry, int8_variant, resolve_model, sha256_file
+    from inspector.tune import Candidate, Measured, cpu_signature, save_record
+
+    monkeypatch.setenv("INSPECTOR_HOME", str(tmp_path / "home"))
+    onnx = resolve_model(None, (".onnx",))
+    variant = int8_variant(onnx)
+    assert variant is not None and variant.suffix == ".xml" and variant.parent.parent == onnx.parent
+    sha = ModelRegistry().check(onnx)
+    ref = Measured(Candidate("openvino", "f32", 1), 40.0, 0.99, 1.0, True, "")
+    int8 = Measured(Candidate("openvino", "int8", 1), 90.0, 0.99, 1.0, True, "")
+    save_record(sha, "parts-v2", cpu_signature(), [ref, int8], "test", 10)
+
+    det = load_detector(ModelConfig(), conf=0.25)
+    assert det.path == variant and det.sha256 == sha256_file(variant) and det.precision == "int8"
+    assert det.tune["status"] == "applied" and det.tune["applied"]["precision"] == "int8"
+    f32 = load_detector(ModelConfig(precision="f32"), conf=0.25)
+    assert f32.path == onnx and f32.precision == "f32"
+
+    # a copy of the model folder whose variant was swapped: the ONNX is still trusted, the variant is not
+    copy = tmp_path / "copy"
+    shutil.copytree(onnx.parent, copy, ignore=shutil.ignore_patterns("*_openvino_model", "*.pt"))
+    xml = copy / variant.relative_to(onnx.parent)
+    xml.write_text(xml.read_text().replace("</net>", "<!-- swapped --></net>"))
+    swapped = load_detector(ModelConfig(path=copy / onnx.name), conf=0.25)
+    assert swapped.path == copy / onnx.name and swapped.precision != "int8"
+
+
+def test_an_int8_variant_named_outside_its_model_folder_is_ignored(tmp_path):
+    import json
+
+    from inspector.registry import int8_variant
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "outside.xml").write_text("<net/>")
+    model = tmp_path / "m" / "m.onnx"
+    model.write_bytes(b"x")
+    for name in ("../outside.xml", str(tmp_path / "outside.xml"), "absent.xml", ""):
+        (tmp_path / "m" / "card.json").write_text(json.dumps({"variants": {"int8": {"file": name}}}))
+        assert int8_variant(model) is None, name
+    (tmp_path / "m" / "int8.xml").write_text("<net/>")
+    (tmp_path / "m" / "card.json").write_text(json.dumps({"variants": {"int8": {"file": "int8.xml"}}}))
+    assert int8_variant(model) == tmp_path / "m" / "int8.xml"
 
 
 @pytest.mark.slow
