@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Table, select
@@ -30,7 +31,12 @@ log = logging.getLogger(__name__)
 
 def key(session: Session, create: bool = True) -> bytes:
     """The sealing key: the session factory's ``info["seal_key"]`` if given, else the data folder's."""
-    given = session.info.get("seal_key")
+    return key_of(session.info, create)
+
+
+def key_of(info: Mapping[str, Any], create: bool = True) -> bytes:
+    """``key`` from a session's (or a session factory's) ``info``."""
+    given = info.get("seal_key")
     return given if given else station_key(create=create)
 
 

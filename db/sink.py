@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.failures import free_mb, mask_url
 from db.outbox import Outbox, unreachable
 from db.repositories.inspections import InspectionRepo, Rows, inspection_rows
+from db.seal import key_of
 from db.writes import retrying, url_of
 from inspector.errors import StorageError
 from inspector.types import Inspection
@@ -92,15 +93,7 @@ class DbWriter:
         # a Core connection in its own transaction: the same statements and seals as through a Session, with
         # less work per part (this runs once per batch on the line's writer thread)
         with self._engine.begin() as conn:
-            return InspectionRepo.add_rows(conn, entries, self._seal_key())
-
-    def _seal_key(self) -> bytes:
-        """The key a session of this factory seals with (``db.seal.key``): the factory's own, else the data
-        folder's (read once, then cached)."""
-        from inspector.integrity import station_key
-
-        given = (self.session_factory.kw.get("info") or {}).get("seal_key")
-        return given if given else station_key()
+            return InspectionRepo.add_rows(conn, entries, key_of(self.session_factory.kw.get("info") or {}))
 
     def _to_outbox(self, entries: list[Rows]) -> list[int]:
         assert self.outbox is not None

@@ -107,36 +107,44 @@ def load_detector(cfg: ModelConfig, conf: float, registry: ModelRegistry | None 
     log.info("loading %s with the %s backend (sha256 %s)", path, backend.value, sha[:12])
     if backend == Backend.ULTRALYTICS:
         return UltralyticsDetector(path, sha, imgsz, conf, cfg.iou)
-    from inspector.fast_detector import FastDetector
     from inspector.tune import choice
 
     threads, precision, name, streams = cfg.threads, cfg.precision, backend.value, 1
-    variant, variant_sha = _trusted_int8_variant(path, registry)
+    variant = trusted_int8_variant(path, registry)
     tuned, shown = choice(sha, Backend(cfg.backend).value, cfg.threads, cfg.precision, path.suffix.lower(),
                           int8_ok=variant is not None)
     if tuned is not None and tuned.backend in {b.value for b in available_backends()}:
         name, precision, threads, streams = tuned.backend, tuned.precision, tuned.threads, tuned.streams
         log.info("tuned for this machine: %s", tuned.label)
-    if precision == "int8" and variant is not None:  # the model's INT8 variant (its other layers in f32)
-        det = FastDetector(variant, variant_sha, backend=name, imgsz=imgsz, conf=conf, iou=cfg.iou,
-                           threads=threads, precision="f32", streams=streams)
-        det.precision = "int8"
-    else:
-        det = FastDetector(path, sha, backend=name, imgsz=imgsz, conf=conf, iou=cfg.iou, threads=threads,
-                           precision=precision, streams=streams)
+    det = setup_detector(path, sha, variant, backend=name, precision=precision, threads=threads, streams=streams,
+                         imgsz=imgsz, conf=conf, iou=cfg.iou)
     det.tune = shown  # what the health panel and the run's summary show
     return det
 
 
-def _trusted_int8_variant(path: Path, registry: ModelRegistry) -> tuple[Path | None, str]:
+def trusted_int8_variant(path: Path, registry: ModelRegistry) -> tuple[Path, str] | None:
     """The model's INT8 variant and its hash, when its card names one and the registry trusts it."""
     from inspector.registry import int8_variant
 
     variant = int8_variant(path)
     if variant is None:
-        return None, ""
+        return None
     try:
         return variant, registry.check(variant)
     except ModelError:
         log.warning("%s names an INT8 variant %s that is not trusted here: not used", path.name, variant.name)
-        return None, ""
+        return None
+
+
+def setup_detector(path: Path, sha: str, variant: tuple[Path, str] | None, *, precision: str, **kw):
+    """A FastDetector for one inference set-up (the tune's candidates, the station's model): "int8" runs the
+    model's trusted INT8 variant (``trusted_int8_variant``; its other layers in f32), the rest the model itself."""
+    from inspector.fast_detector import FastDetector
+
+    if precision != "int8":
+        return FastDetector(path, sha, precision=precision, **kw)
+    if variant is None:
+        raise ModelError(f"{path.name} has no trusted INT8 variant to run")
+    det = FastDetector(variant[0], variant[1], precision="f32", **kw)
+    det.precision = "int8"
+    return det

@@ -46,8 +46,8 @@ class Candidate:
         if self.backend not in ("openvino", "onnxruntime") or self.precision not in ("f32", "bf16", "int8") \
                 or not ort_ok \
                 or not 1 <= self.streams <= self.threads:
-            raise ValueError("expected an openvino f32/bf16/int8 or onnxruntime f32 candidate with threads >= streams "
-                             ">= 1, "
+            raise ValueError("expected an openvino f32/bf16/int8 or onnxruntime f32 candidate with "
+                             "threads >= streams >= 1, "
                              f"got {self.backend} {self.precision} x{self.threads} streams {self.streams}")
 
     @property
@@ -273,10 +273,13 @@ def measure(candidates_: Sequence[Candidate], speed: Callable[[Candidate], float
             if progress:
                 progress(f"{c.label}: {broken[c]}")
 
+    def same_kernels(c: Candidate) -> bool:  # as the reference: the same numbers, nothing to check
+        return c.precision == "f32" and c.backend == ref.backend and c is not ref
+
     def check(c: Candidate) -> None:
         def run() -> None:
-            if c.precision == "f32" and c.backend == ref.backend and c is not ref:
-                acc[c] = acc[ref]  # the same kernels: the same numbers
+            if same_kernels(c):
+                acc[c] = acc[ref]
             else:
                 acc[c] = accuracy(c)
             if progress:
@@ -285,7 +288,7 @@ def measure(candidates_: Sequence[Candidate], speed: Callable[[Candidate], float
 
     check(ref)
     for c in candidates_[1:]:
-        if verify_all or (c.precision == "f32" and c.backend == ref.backend):  # those cost nothing to check
+        if verify_all or same_kernels(c):
             check(c)
     fps: dict[Candidate, list[float]] = {c: [] for c in candidates_}
     for r in range(rounds):

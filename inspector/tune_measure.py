@@ -35,8 +35,8 @@ def first_start_wanted(sha: str, cfg: Config, backend: str) -> bool:
         and load_record(sha) is None
 
 
-def first_start_tune(path: Path, sha: str, cfg: Config, backend: str) -> Path | None:
-    """The short tune after a model's first run here (``first_start_wanted``); the record's path, or None when
+def first_start_tune(path: Path, sha: str, cfg: Config, backend: str) -> dict | None:
+    """The short tune after a model's first run here (``first_start_wanted``); the record made, or None when
     not wanted or when it failed (the next start then runs as configured and tunes again). The first run itself
     never waits for it: its first part is judged at once, in the configuration as it is."""
     if not first_start_wanted(sha, cfg, backend):
@@ -55,11 +55,12 @@ def first_start_tune(path: Path, sha: str, cfg: Config, backend: str) -> Path | 
     except Exception:  # noqa: BLE001 - a failed tune must not fail the run: the next start runs as configured
         log.exception("the first-start tune failed; the station keeps running as configured")
         return None
-    chosen = (load_record(sha) or {}).get("chosen") or {}
+    record = load_record(sha) or {}
+    chosen = record.get("chosen") or {}
     log.warning("tuned in %.0f s: %s (%s parts/s measured, mAP50 %s), from the next start on; the figures are "
                 "in %s", time.monotonic() - t0, chosen.get("label", "no allowed set-up: configuration kept"),
                 chosen.get("parts_per_s", "-"), chosen.get("map50", "-"), rec)
-    return rec
+    return record
 
 
 def tune_model(path: Path, sha: str, cfg: Config, backends: list[str], classes: tuple[str, ...] = (),
@@ -105,21 +106,20 @@ def _dataset(data: Path | None, count: int, classes: tuple[str, ...], tmp: Path)
 def _measure(data: Path | None, count: int, rounds: int, cfg: Config, path: Path, sha: str, imgsz: int, sig: dict,
              tmp: Path, backends: list[str], classes: tuple[str, ...],
              progress: Callable[[str], None] | None, quick: bool = False) -> dict:
+    from inspector.detector import setup_detector, trusted_int8_variant
     from inspector.fast_detector import FastDetector
+    from inspector.registry import ModelRegistry
     from inspector.tune import candidates, cores, measure
 
     loaded: dict = {}
-    variant, variant_sha = _int8_variant(path)
+    # only a variant a shipped card trusts is measured here (one trusted in a station's database is not)
+    variant = trusted_int8_variant(path, ModelRegistry())
 
     def detector(c) -> FastDetector:
         if c not in loaded:
-            if c.precision == "int8":  # the model's INT8 variant, its other layers in f32
-                loaded[c] = FastDetector(variant, variant_sha, backend=c.backend, imgsz=imgsz, conf=0.25,
-                                         iou=cfg.model.iou, threads=c.threads, precision="f32", streams=c.streams)
-                loaded[c].precision = "int8"
-            else:
-                loaded[c] = FastDetector(path, sha, backend=c.backend, imgsz=imgsz, conf=0.25, iou=cfg.model.iou,
-                                         threads=c.threads, precision=c.precision, streams=c.streams)
+            loaded[c] = setup_detector(path, sha, variant, backend=c.backend, precision=c.precision,
+                                       threads=c.threads, streams=c.streams, imgsz=imgsz, conf=0.25,
+                                       iou=cfg.model.iou)
         return loaded[c]
 
     if not classes:
@@ -160,21 +160,6 @@ def _measure(data: Path | None, count: int, rounds: int, cfg: Config, path: Path
 
     measured = measure(cands, speed, accuracy, rounds, progress=progress or log.info, verify_all=not quick)
     return {"measured": measured, "reference": reference, "images": len(images)}
-
-
-def _int8_variant(path: Path) -> tuple[Path | None, str]:
-    """The model's INT8 variant (its card's ``variants.int8``) and hash, when a shipped card trusts it (the
-    shipped models carry one; a variant trusted only in a station's database is not measured here)."""
-    from inspector.errors import ModelError
-    from inspector.registry import ModelRegistry, int8_variant
-
-    variant = int8_variant(path)
-    if variant is None:
-        return None, ""
-    try:
-        return variant, ModelRegistry().check(variant)
-    except ModelError:
-        return None, ""
 
 
 def _pipeline_fps(det, folder: Path, cfg, n: int) -> float:

@@ -194,15 +194,12 @@ def _interrupt(signum, frame) -> None:  # noqa: ARG001
 def _tune_for_next_start(station: Station) -> None:
     """After a model's first run here (ended by itself or stopped, not failed): the short tune, for the next
     start; Ctrl+C or SIGTERM skips it (nothing is recorded, and the next run tunes instead)."""
-    from inspector.tune import load_record
-
     try:
-        if first_start_tune(station.model_path, station.model_sha, station.config, station.backend.value) is None:
-            return
+        record = first_start_tune(station.model_path, station.model_sha, station.config, station.backend.value)
     except KeyboardInterrupt:
         log.warning("tune skipped: the next run measures the inference set-ups instead")
         return
-    chosen = (load_record(station.model_sha) or {}).get("chosen")
+    chosen = (record or {}).get("chosen")
     if station.tune is not None and chosen:
         station.tune = {**station.tune, "next_start": chosen.get("label")}
 
