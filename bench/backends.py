@@ -26,17 +26,18 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import inspector  # noqa: E402,F401 - the offline guard (inspector.privacy), before any third-party import
+from inspector.core.privacy import guard_process  # noqa: E402 - the project root is on sys.path first
 
 # isort: split
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from inspector.errors import InspectorError
-from inspector.export import export_int8, export_onnx
-from inspector.fast_detector import FastDetector, auto_threads
-from inspector.registry import check_pickle, read_card, resolve_model
+from inspector.core.errors import InspectorError
+from inspector.detection.checkpoint import check_pickle
+from inspector.detection.fast import FastDetector, auto_threads
+from inspector.detection.registry import read_card, resolve_model
+from inspector.lifecycle.export import export_int8, export_onnx
 
 EVAL_CONF = 0.001
 
@@ -96,7 +97,7 @@ def map50(preds: list[list[tuple[int, float, tuple[float, ...]]]], gts: list[np.
 
 def _build(kind: str, path: Path, imgsz: int, threads: int):
     if kind == "ultralytics":
-        from inspector.detector import UltralyticsDetector
+        from inspector.detection.detector import UltralyticsDetector
 
         return UltralyticsDetector(path, "", imgsz)
     backend, _, precision = kind.partition(":")
@@ -106,8 +107,8 @@ def _build(kind: str, path: Path, imgsz: int, threads: int):
 def _worker(conn, kind: str, path: Path, imgsz: int, threads: int, frames_dir: Path) -> None:
     """One backend in its own process: idle between rounds, so no runtime's spinning threads or
     OpenMP pool steal the CPU from the backend being timed (in one process they did)."""
-    from inspector.fast_detector import block_openvino_telemetry
-    from inspector.privacy import keep_data_local
+    from inspector.detection.fast import block_openvino_telemetry
+    from inspector.detection.offline import keep_data_local
 
     block_openvino_telemetry()
     keep_data_local()
@@ -134,20 +135,21 @@ def _calibration_images(model: Path, work: Path, count: int) -> list[Path]:
     data = read_card(model).get("data")
     if data and Path(data).exists():
         try:
-            from inspector.datasets import load_dataset
+            from inspector.training.datasets import load_dataset
 
             imgs = [im.path for im in load_dataset(data).splits.get("train", ())]
             if len(imgs) >= 50:
                 return imgs[:: max(1, len(imgs) // count)][:count]
         except InspectorError:
             pass
-    from inspector.synth import write_dataset
+    from inspector.sources.synth import write_dataset
 
     write_dataset(work / "calib", count, 9001)
     return sorted((work / "calib" / "images").glob("*.jpg"))
 
 
 def main(argv: list[str] | None = None) -> int:
+    guard_process()  # the offline guard: nothing this benchmark runs may call out
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None, help="a .pt file or model folder (default: the shipped model)")
     ap.add_argument("--imgsz", type=int, default=None, help="default: the model card's, else 320")
@@ -161,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("YOLO_OFFLINE", "1")
-    from inspector.fast_detector import block_openvino_telemetry
-    from inspector.privacy import keep_data_local
+    from inspector.detection.fast import block_openvino_telemetry
+    from inspector.detection.offline import keep_data_local
 
     block_openvino_telemetry()  # before Ultralytics' OpenVINO export imports openvino
     keep_data_local()
@@ -179,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"model {pt} at {imgsz} px, {a.frames} frames, {a.rounds} rounds, {os.cpu_count()} CPUs, "
               f"FastDetector threads {a.threads or auto_threads()}", flush=True)
-        from inspector.synth import write_dataset
+        from inspector.sources.synth import write_dataset
 
         write_dataset(work / "frames", a.frames, 2024)
         local_pt = work / pt.name

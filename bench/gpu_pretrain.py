@@ -45,7 +45,7 @@ def say(msg: str) -> None:
 
 def _corpus_module():
     try:
-        from inspector import pretrain_corpus
+        from inspector.training import corpus
     except ImportError:  # on the device: a copy beside this script
         import pretrain_corpus
     return pretrain_corpus
@@ -58,7 +58,7 @@ def stage(dest: Path, wheels: Path | None, neu: Path) -> None:
     """Copy this script, the generator, the wheels and NEU-DET in Ultralytics layout into ``dest``."""
     root = HERE.parent
     sys.path.insert(0, str(root))
-    from inspector.datasets import load_dataset
+    from inspector.training.datasets import load_dataset
 
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy2(__file__, dest / "gpu_pretrain.py")

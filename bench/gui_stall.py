@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import inspector  # noqa: E402,F401 - the offline guard (inspector.privacy), before any third-party import
+from inspector.core.privacy import guard_process  # noqa: E402 - the project root is on sys.path first
 
 HEARTBEAT_MS = 5
 
@@ -34,6 +34,7 @@ def gap_figures(ticks: list[float]) -> tuple[list[float], float, float, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    guard_process()  # the offline guard: nothing this benchmark runs may call out
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=15.0, help="how long the line runs (default 15)")
     p.add_argument("--model", default=None, help="model file or folder (default: the shipped model)")
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import Qt, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from inspector.config import Config, config_from_dict
+    from inspector.core.config import Config, config_from_dict
     from station import DEFAULT_SOURCE, StationSpec
     from ui.app import build_window, drop_foreign_qt_plugins
     from ui.theme import apply_theme

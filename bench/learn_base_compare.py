@@ -53,8 +53,8 @@ def main() -> None:
     ap.add_argument("--run", action="append", required=True, help="BASE.pt:IMGSZ")
     ap.add_argument("--json", default=None, help="append one JSON line per run to this file")
     a = ap.parse_args()
-    from inspector.datasets import load_dataset, to_ultralytics
-    from inspector.training import default_cache_dir
+    from inspector.training.datasets import load_dataset, to_ultralytics
+    from inspector.training.train import default_cache_dir
 
     data_yaml = to_ultralytics(load_dataset(a.data), default_cache_dir())
     out = Path(tempfile.mkdtemp(prefix="learn-compare-"))

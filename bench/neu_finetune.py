@@ -56,7 +56,7 @@ def main() -> int:
         print(f"NEU-DET not found at {NEU}")
         return 2
     sys.path.insert(0, str(ROOT))
-    from inspector.registry import resolve_model
+    from inspector.detection.registry import resolve_model
 
     base = a.base or str(resolve_model(None, (".pt",)))
     out = Path(tempfile.mkdtemp(prefix="neu-"))

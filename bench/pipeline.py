@@ -31,7 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-import inspector  # noqa: E402,F401 - the offline guard (inspector.privacy), before any third-party import
+from inspector.core.privacy import guard_process  # noqa: E402 - the project root is on sys.path first
 
 # isort: split
 
@@ -43,7 +43,7 @@ IN_MEMORY = 40  # camera-sized frames kept decoded for the model-only rounds (5 
 
 
 def cpu_flags() -> str:
-    from inspector.tune import cpu_flags as flags
+    from inspector.detection.setup import cpu_flags as flags
 
     return " ".join(flags()) or "unknown"
 
@@ -58,7 +58,7 @@ def _size(text: str) -> tuple[int, int]:
 def _frames(folder: Path, n: int, seed: int, size: tuple[int, int] | None = None) -> list[np.ndarray]:
     """``n`` synthetic parts written as JPEG files (upscaled to ``size`` with sensor-like noise, as the
     acceptance check makes its 5 MP folder); returns the decoded frames (at most IN_MEMORY when upscaled)."""
-    from inspector.synth import generate
+    from inspector.sources.synth import generate
 
     folder.mkdir(parents=True, exist_ok=True)
     frames = []
@@ -143,6 +143,7 @@ def _first_verdict_s(folder: Path, model: Path, db_dir: Path) -> float:
 
 
 def main() -> int:
+    guard_process()  # the offline guard: nothing this benchmark runs may call out
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=200)
     ap.add_argument("--model", default=None, help="model folder or file (default: the shipped model)")
@@ -155,11 +156,11 @@ def main() -> int:
     if a.peer:
         return _peer_main(a)
 
-    from inspector.config import Config, ModelConfig
-    from inspector.detector import load_detector
-    from inspector.privacy import keep_data_local
-    from inspector.registry import ModelRegistry, resolve_model
-    from inspector.tune_measure import first_start_tune
+    from inspector.core.config import Config, ModelConfig
+    from inspector.detection.detector import load_detector
+    from inspector.detection.offline import keep_data_local
+    from inspector.detection.registry import ModelRegistry, resolve_model
+    from inspector.lifecycle.tune import first_start_tune
 
     keep_data_local()
     tmp = Path(tempfile.mkdtemp(prefix="inspector-bench-"))
@@ -243,8 +244,8 @@ def _compare(out: dict, frames: list[np.ndarray], model_dir: Path, imgsz: int, r
     """Ultralytics' own paths and our INT8 model, interleaved with ours in one run; then INT8's accuracy."""
     from ultralytics import YOLO
 
-    from inspector.config import ModelConfig
-    from inspector.detector import load_detector
+    from inspector.core.config import ModelConfig
+    from inspector.detection.detector import load_detector
 
     pt = next(iter(sorted(model_dir.glob("*.pt"))))
     reg.check(pt)
@@ -292,8 +293,8 @@ def _compare(out: dict, frames: list[np.ndarray], model_dir: Path, imgsz: int, r
 
 def _int8_model(model_dir: Path, reg, tmp: Path) -> Path:
     """The shipped model quantised as `inspector export --int8` does it, on fresh synthetic parts."""
-    from inspector.export import CALIBRATION_IMAGES, export_int8
-    from inspector.synth import write_dataset
+    from inspector.lifecycle.export import CALIBRATION_IMAGES, export_int8
+    from inspector.sources.synth import write_dataset
 
     # as many calibration images as `inspector export --int8` takes from a training set by default
     write_dataset(tmp / "calib", CALIBRATION_IMAGES, seed=4242)
@@ -309,12 +310,12 @@ def _int8_model(model_dir: Path, reg, tmp: Path) -> Path:
 
 
 def _int8_accuracy(out: dict, q: Path, model_dir: Path, reg, tmp: Path) -> None:
-    from inspector.config import ModelConfig, RecipeConfig
-    from inspector.datasets import load_dataset
-    from inspector.detector import load_detector
-    from inspector.evaluation import evaluate
-    from inspector.rules import Recipe
-    from inspector.synth import write_dataset
+    from inspector.core.config import ModelConfig, RecipeConfig
+    from inspector.detection.detector import load_detector
+    from inspector.inspection.rules import Recipe
+    from inspector.sources.synth import write_dataset
+    from inspector.training.datasets import load_dataset
+    from inspector.training.evaluation import evaluate
 
     test = tmp / "test"
     write_dataset(test, 300, seed=777001)
@@ -336,7 +337,7 @@ def _peer_main(a) -> int:
     if not PEER.is_file():
         print(f"--peer skipped: the 30-line script is not here ({PEER}); it lives with the acceptance checks.")
         return 0
-    from inspector.registry import resolve_model
+    from inspector.detection.registry import resolve_model
 
     pt = resolve_model(a.model, (".pt",))
     out: dict = {"cpu_flags": cpu_flags(), "rounds": 3}

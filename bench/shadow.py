@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-import inspector  # noqa: E402,F401 - the offline guard (inspector.privacy), before any third-party import
+from inspector.core.privacy import guard_process  # noqa: E402 - the project root is on sys.path first
 
 FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
 
@@ -52,7 +52,7 @@ def load_text() -> str:
 
 
 def run_once(parts: int, tmp: Path, shadow: dict | None, tag: str) -> dict:
-    from inspector.config import Config, SaveImages, config_from_dict
+    from inspector.core.config import Config, SaveImages, config_from_dict
     from station import Station, StationSpec
 
     data = Config().model_dump(mode="python")
@@ -76,6 +76,7 @@ def run_once(parts: int, tmp: Path, shadow: dict | None, tag: str) -> dict:
 
 
 def main() -> int:
+    guard_process()  # the offline guard: nothing this benchmark runs may call out
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--parts", type=int, default=600)
     ap.add_argument("--rounds", type=int, default=3)
@@ -84,7 +85,7 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
 
-    from inspector.config import ModelConfig
+    from inspector.core.config import ModelConfig
     from station.models import config_model_file
 
     challenger = str(Path(a.challenger) if a.challenger else config_model_file(ModelConfig()))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-import inspector  # noqa: E402,F401 - the offline guard (inspector.privacy), before any third-party import
+from inspector.core.privacy import guard_process  # noqa: E402 - the project root is on sys.path first
 
 
 def rss_mb() -> float:
@@ -36,6 +36,7 @@ def rss_mb() -> float:
 
 
 def main() -> int:
+    guard_process()  # the offline guard: nothing this benchmark runs may call out
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=30.0)
     ap.add_argument("--model", default=None)
@@ -44,7 +45,7 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
 
-    from inspector.config import Config, SaveImages
+    from inspector.core.config import Config, SaveImages
     from station import Station, StationSpec
 
     tmp = Path(tempfile.mkdtemp(prefix="inspector-soak-"))

@@ -4,7 +4,6 @@ Build the engine from a composition root with ``open_database(url)``, make sessi
 ``session_factory(engine)``, and own each transaction with ``with session.begin():``.
 """
 
-import inspector  # noqa: F401 - the offline guard (inspector.privacy) runs before any third-party import
 from db.dto import (
     AlarmDTO,
     AuditEntryDTO,

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from db.dto import UserDTO
 from db.repositories import AuditRepo, UserRepo
-from inspector.auth import LOCKOUT_S, MAX_FAILURES, Actor, Role, hash_password, verify_password
-from inspector.errors import PermissionDenied
+from inspector.core.auth import LOCKOUT_S, MAX_FAILURES, Actor, Role, hash_password, verify_password
+from inspector.core.errors import PermissionDenied
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The plain, frozen values that repositories return. No ORM object ever leaves ``db/``.
 
-Times are timezone-aware UTC. Verdicts are ``inspector.types.Verdict``.
+Times are timezone-aware UTC. Verdicts are ``inspector.core.types.Verdict``.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from inspector.types import Verdict
+from inspector.core.types import Verdict
 
 
 @dataclass(frozen=True)

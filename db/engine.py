@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from db.failures import is_locked, mask_url, parse_url, sqlite_path, storage_error
-from inspector.errors import StorageError
+from inspector.core.errors import StorageError
 
 log = logging.getLogger(__name__)
 

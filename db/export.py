@@ -8,34 +8,26 @@ transaction, so a report's files all see the same rows.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from sqlalchemy import and_, exists, func, or_, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from db.failures import mask_url
-from db.reporting import _utc, inspection_conds, report_data
+from db.reporting import _utc, inspection_conds
 from db.repositories._common import loads
 from db.repositories.queries import INSPECTIONS, D, DayFilter, I, R, latest_review_verdict
 from db.schema import ModelVersion, Run
+from inspector.core.reviewing import standing
 from inspector.reports import (
     Box,
-    DatasetSummary,
     ExportRow,
     PartForTraining,
-    ReportData,
     ReviewStep,
-    write_csv,
-    write_html,
-    write_pdf,
-    write_yolo_dataset,
 )
 from inspector.reports.dataset import drawn_box
-from inspector.reviewing import standing
 
 BATCH = 2000
 Progress = Callable[[int, int], None]
@@ -165,35 +157,3 @@ def training_classes(session: Session, since: dt.datetime | None = None, until: 
             if c not in names:
                 names.append(c)
     return names
-
-
-def make_report(sessions: sessionmaker[Session], fmt: str, out: Path, *, since: dt.datetime | None = None,
-                until: dt.datetime | None = None, run_id: int | None = None, image_root: Path | None = None,
-                progress: Progress | None = None, cancel: threading.Event | None = None,
-                day: DayFilter | None = None) -> ReportData | int:
-    """Write one report (``fmt`` pdf, html or csv) to ``out``, whole or not at all.
-
-    Returns the ReportData drawn (pdf, html) or the number of CSV rows. ``cancel`` stops it with
-    ``inspector.reports.Cancelled`` and no file left behind.
-    """
-    if fmt not in ("pdf", "html", "csv"):
-        raise ValueError(f"expected a report format among ['pdf', 'html', 'csv'], got {fmt!r}")
-    with sessions() as s, s.begin():
-        if fmt == "csv":
-            total = count_inspections(s, since, until, run_id, day)
-            n, _ = write_csv(out, iter_export_rows(s, since, until, run_id, day=day), total, progress, cancel)
-            return n
-        data = report_data(s, since, until, run_id, day=day)
-    (write_pdf if fmt == "pdf" else write_html)(data, out, image_root, cancel)
-    return data
-
-
-def export_dataset(sessions: sessionmaker[Session], out: Path, image_root: Path, *, since: dt.datetime | None = None,
-                   until: dt.datetime | None = None, reviewed_only: bool = False, progress: Progress | None = None,
-                   cancel: threading.Event | None = None) -> DatasetSummary:
-    """Write the reviewed parts of the period as a YOLO data set in ``out`` (a new or empty folder)."""
-    with sessions() as s, s.begin():
-        classes = training_classes(s, since, until)
-        total = count_training_parts(s, since, until, reviewed_only)
-        parts = iter_training_parts(s, since, until, reviewed_only)
-        return write_yolo_dataset(out, parts, classes, image_root, total, progress, cancel)

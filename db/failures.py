@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
-from inspector.errors import StorageError
+from inspector.core.errors import StorageError
 
 _LOCKED = ("database is locked", "database table is locked", "database is busy", "could not obtain lock",
            "lock timeout", "deadlock detected")

@@ -15,7 +15,7 @@ from alembic.util import CommandError
 from sqlalchemy import Engine, inspect
 
 from db.failures import free_mb, mask_url, sqlite_path
-from inspector.errors import StorageError
+from inspector.core.errors import StorageError
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.repositories.inspections import InspectionRepo, Rows
 from db.repositories.runs import RunRepo
-from inspector.errors import StorageError
+from inspector.core.errors import StorageError
 
 log = logging.getLogger(__name__)
 

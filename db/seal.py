@@ -24,7 +24,7 @@ from db.schema import (
     User,
     to_utc_naive,
 )
-from inspector.integrity import seal, sealed, station_key
+from inspector.core.integrity import seal, sealed, station_key
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from db.outbox import Outbox, unreachable
 from db.repositories.inspections import InspectionRepo, Rows, inspection_rows
 from db.seal import key_of
 from db.writes import retrying, url_of
-from inspector.errors import StorageError
-from inspector.types import Inspection
+from inspector.core.errors import StorageError
+from inspector.core.types import Inspection
 
 log = logging.getLogger(__name__)
 

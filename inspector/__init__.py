@@ -2,7 +2,7 @@
 
 import os as _os
 
-from inspector.privacy import guard_process as _guard_process
+from inspector.core.privacy import guard_process as _guard_process
 
 # First thing in every process that runs Inspector code, before any third-party import: nothing
 # may call out (OpenVINO/NNCF telemetry, Ultralytics analytics, update checks and downloads).

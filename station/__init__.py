@@ -10,13 +10,11 @@ from station.core import (
     StationSpec,
     default_db_url,
     image_base,
-    image_namespace,
     open_db,
     reconcile,
-    station_folder,
     station_trust,
-    trusted_models,
 )
+from station.records import image_namespace, station_folder, trusted_models
 
 __all__ = ["DEFAULT_SOURCE", "RetainingWriter", "Station", "StationSpec", "default_db_url", "image_base",
            "image_namespace", "open_db", "reconcile", "station_folder", "station_trust", "trusted_models"]

@@ -8,26 +8,28 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from inspector.alarms import Alarm
-from inspector.auth import Actor
-from inspector.config import Config, RecipeConfig
-from inspector.day import DayContext, Shifts, check_expected, product_config
-from inspector.detector import load_detector, pick_model
-from inspector.errors import StorageError
-from inspector.images import ImageStore, orphans
-from inspector.pipeline import Pipeline, TimedDetector
-from inspector.registry import ModelRegistry, data_home, read_card, recipe_sha256
-from inspector.rules import Recipe
-from inspector.runner import Runner, RunStats
-from inspector.sources import CameraState, open_source
-from inspector.types import Inspection
+from inspector.core.alarms import Alarm
+from inspector.core.auth import Actor
+from inspector.core.config import Config, RecipeConfig
+from inspector.core.day import DayContext, Shifts, check_expected, product_config
+from inspector.core.errors import StorageError
+from inspector.core.home import data_home
+from inspector.core.images import ImageStore, orphans
+from inspector.core.types import Inspection
+from inspector.detection.card import read_card
+from inspector.detection.detector import load_detector, pick_model
+from inspector.detection.registry import ModelRegistry, recipe_sha256
+from inspector.inspection.pipeline import Pipeline, TimedDetector
+from inspector.inspection.rules import Recipe
+from inspector.inspection.runner import Runner, RunStats
+from inspector.sources.opening import CameraState, open_source
 from station.day import AlarmDesk, acting, recipe_hash
+from station.records import image_namespace, trusted_models
 
 log = logging.getLogger(__name__)
 
@@ -47,20 +49,6 @@ def image_base(db_url: str, cfg: Config) -> tuple[Path, str]:
         f = Path(db_url[len("sqlite:///"):])
         return f.parent, f"{f.stem}-images"
     return data_home(), "images"
-
-
-def station_folder(station: str) -> str:
-    """A folder name for a station name (any characters a file system may refuse become ``_``)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", station).strip("._") or "station"
-
-
-def image_namespace(sessions, subdir: str, station: str) -> str:
-    """``<subdir>/<database id>/<station>``: two databases (or stations) never share an image folder."""
-    from db.repositories.runs import database_id
-    from db.writes import write
-
-    ns = f"{write(sessions, database_id, 'Reading the database identity')}/{station_folder(station)}"
-    return f"{subdir}/{ns}" if subdir else ns
 
 
 @dataclass(frozen=True)
@@ -117,14 +105,6 @@ def station_trust(sessions, cfg: Config, registry: ModelRegistry | None = None) 
     default = recipe_sha256(RecipeConfig().model_dump(mode="json"))
     write(sessions, lambda s: TrustRepo.allow_recipe(s, sha, cfg.recipe.name, default), "Checking the recipe")
     return registry or trusted_models(sessions), sha
-
-
-def trusted_models(sessions) -> ModelRegistry:
-    """The shipped models and those this station's database trusts (sealed rows only)."""
-    from db import TrustRepo
-    from db.writes import write
-
-    return ModelRegistry(write(sessions, lambda s: TrustRepo.trusted(s, "model"), "Reading the trusted models"))
 
 
 def _min_side_px(cfg: Config) -> int:
@@ -500,7 +480,7 @@ class Station:
 
     def stats(self) -> RunStats:
         """The runner's figures, with the outbox's backlog."""
-        from inspector.tune import setup_text
+        from inspector.detection.setup import setup_text
 
         return dataclasses.replace(self.runner.stats(), outbox=self.backlog(), setup=setup_text(self.tune))
 

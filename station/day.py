@@ -14,11 +14,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from inspector.alarms import Alarm, AlarmWatch
-from inspector.auth import STATION_OPERATOR, Actor
-from inspector.config import Config
-from inspector.registry import recipe_sha256
-from inspector.types import Inspection
+from inspector.core.alarms import Alarm, AlarmWatch
+from inspector.core.auth import STATION_OPERATOR, Actor
+from inspector.core.config import Config
+from inspector.core.types import Inspection
+from inspector.detection.registry import recipe_sha256
 
 log = logging.getLogger(__name__)
 

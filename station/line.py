@@ -13,11 +13,11 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from inspector.config import Config, LineTrigger
-from inspector.line import LineResult, LineState, TriggerDesk, defect, result_of, unrecorded
-from inspector.ports import AlarmOutput, LineInput, LineOutput
-from inspector.sources import CameraState
-from inspector.types import Inspection, Trigger, Verdict
+from inspector.core.config import Config, LineTrigger
+from inspector.core.types import Inspection, Trigger, Verdict
+from inspector.line.desk import LineResult, LineState, TriggerDesk, defect, result_of, unrecorded
+from inspector.line.ports import AlarmOutput, LineInput, LineOutput
+from inspector.sources.opening import CameraState
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +45,17 @@ def build_links(cfg: Config, offline: LineState) -> list[Any]:
     """The adapters ``[line]`` asks for (each protocol's library imported only when configured)."""
     links: list[Any] = []
     if cfg.line.mqtt is not None:
-        from inspector.line_mqtt import MqttLink
+        from inspector.line.mqtt import MqttLink
 
         links.append(MqttLink(cfg.line.mqtt, cfg.station_name, offline))
     if cfg.line.modbus is not None:
-        from inspector.line_modbus import ModbusLink
+        from inspector.line.modbus import ModbusLink
 
         links.append(ModbusLink(cfg.line.modbus))
     if cfg.line.opcua is not None:
-        from inspector.line_opcua import OpcuaLink
-        from inspector.registry import data_home
-        from station.core import station_folder
+        from inspector.core.home import data_home
+        from inspector.line.opcua import OpcuaLink
+        from station.records import station_folder
 
         certs = data_home() / "opcua" / station_folder(cfg.station_name)  # its self-signed certificate, if made
         links.append(OpcuaLink(cfg.line.opcua, cfg.station_name, certs, cfg.line.trigger_timeout_s))

@@ -15,11 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inspector.auth import Actor
-from inspector.config import ModelConfig
-from inspector.detector import pick_model
-from inspector.errors import ConfigError, ModelError
-from inspector.registry import PACKAGE_MODELS, read_card, sha256_file
+from inspector.core.auth import Actor
+from inspector.core.config import ModelConfig
+from inspector.core.errors import ConfigError, ModelError
+from inspector.detection.card import read_card
+from inspector.detection.detector import pick_model
+from inspector.detection.registry import PACKAGE_MODELS, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ def change_model(sessions, actor: Actor | None, station: str, model: Path, reaso
     """
     from db import PromotionRepo
     from db.writes import write
-    from station.core import trusted_models
+    from station.records import trusted_models
 
     model = Path(model)
     if not model.is_file():
@@ -134,7 +135,7 @@ def change_model(sessions, actor: Actor | None, station: str, model: Path, reaso
     trusted = trusted_models(sessions).trusted()
     loaded = pick_model(ModelConfig(path=model))[0]  # a .pt runs as the .onnx beside it where one can run
     if loaded != model and sha in trusted and sha256_file(loaded) not in trusted:
-        from inspector.errors import PermissionDenied
+        from inspector.core.errors import PermissionDenied
 
         raise PermissionDenied(f"the station would run {loaded.name} beside {model.name}, and that file is not "
                                "trusted: trust it too ('inspector model add FILE --user ADMIN') or promote it.")

@@ -24,8 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from inspector.config import ModelConfig, QualityConfig, RecipeConfig
-from inspector.types import Inspection
+from inspector.core.config import ModelConfig, QualityConfig, RecipeConfig
+from inspector.core.types import Inspection
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +78,11 @@ class ChallengerSpec:
 
 
 def _build(spec: ChallengerSpec):
-    from inspector.detector import load_detector
-    from inspector.errors import ModelError
-    from inspector.pipeline import Pipeline, TimedDetector
-    from inspector.registry import ModelRegistry
-    from inspector.rules import Recipe
+    from inspector.core.errors import ModelError
+    from inspector.detection.detector import load_detector
+    from inspector.detection.registry import ModelRegistry
+    from inspector.inspection.pipeline import Pipeline, TimedDetector
+    from inspector.inspection.rules import Recipe
 
     recipe = Recipe(spec.recipe)
     detector = load_detector(spec.model, recipe.detector_floor, ModelRegistry({spec.sha256: "shadow challenger"}))
@@ -97,7 +97,7 @@ def _build(spec: ChallengerSpec):
 
 def challenger_main(spec: ChallengerSpec, jobs, results) -> None:
     """The challenger's process: load, report ready, judge the parts handed over until ``None``."""
-    from inspector.types import Frame
+    from inspector.core.types import Frame
 
     try:
         pipeline = _build(spec)

@@ -18,10 +18,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inspector.errors import ConfigError
-from inspector.registry import data_home
-from inspector.train_plan import format_duration
-from inspector.train_progress import TrainState, read_progress
+from inspector.core.clock import format_duration
+from inspector.core.errors import ConfigError
+from inspector.core.home import data_home
+from inspector.training.progress import TrainState, read_progress
 
 log = logging.getLogger(__name__)
 

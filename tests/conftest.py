@@ -27,7 +27,7 @@ def inspector_home(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def synth_data(tmp_path_factory) -> Path:
-    from inspector.synth import write_dataset
+    from inspector.sources.synth import write_dataset
 
     out = tmp_path_factory.mktemp("synth")
     write_dataset(out, 48, seed=5)
@@ -38,7 +38,7 @@ def synth_data(tmp_path_factory) -> Path:
 def tiny_model(tmp_path_factory, synth_data, inspector_home) -> Path:
     """A real YOLO model, trained here on generated parts (a few epochs, 160 px), trusted in the session's
     default station database (``trust_models`` trusts it in another)."""
-    from inspector.training import train
+    from inspector.training.train import train
     from station import default_db_url
 
     out = tmp_path_factory.mktemp("models") / "tiny"
@@ -50,7 +50,7 @@ def tiny_model(tmp_path_factory, synth_data, inspector_home) -> Path:
 def trust_models(db_url: str, *files: Path) -> str:
     """Trust model files on the station database at ``db_url`` (made if new, no users: a fresh install)."""
     from db import TrustRepo
-    from inspector.registry import sha256_file
+    from inspector.detection.registry import sha256_file
     from station import open_db
 
     engine, sessions = open_db(db_url)
@@ -67,7 +67,7 @@ def trust_models(db_url: str, *files: Path) -> str:
 
 def trusted_registry(*files: Path):
     """A ModelRegistry that trusts these files besides the shipped ones (for code that loads a detector)."""
-    from inspector.registry import ModelRegistry, sha256_file
+    from inspector.detection.registry import ModelRegistry, sha256_file
 
     return ModelRegistry({sha256_file(f): "test" for f in files})
 
@@ -83,7 +83,7 @@ class ScriptedDetector:
         self.calls = 0
 
     def detect(self, image: np.ndarray):
-        from inspector.types import Detection, Detections
+        from inspector.core.types import Detection, Detections
 
         step = self.script[self.calls % len(self.script)] if self.script else []
         self.calls += 1
@@ -95,7 +95,7 @@ class ScriptedDetector:
 
 @pytest.fixture
 def part_image() -> np.ndarray:
-    from inspector.synth import render_part
+    from inspector.sources.synth import render_part
 
     return render_part(np.random.default_rng(3), defective=False).image
 
@@ -107,7 +107,7 @@ def staff(session) -> None:
     """The reviewers the tests sign reviews as, as users of the database (an admin adds them): reviews
     resolve their author from the users table. Idempotent."""
     from db import UserRepo
-    from inspector.auth import Actor, Role
+    from inspector.core.auth import Actor, Role
 
     if UserRepo.get(session, "root-admin") is None:
         UserRepo.add(session, None, "root-admin", "admin", "scrypt$test")
@@ -118,6 +118,6 @@ def staff(session) -> None:
 
 def QC(name: str = "qc-anna"):  # noqa: N802 - reads like a role badge in the tests
     """A signed-in QC reviewer."""
-    from inspector.auth import Actor, Role
+    from inspector.core.auth import Actor, Role
 
     return Actor(name, Role.QC)

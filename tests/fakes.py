@@ -94,7 +94,7 @@ class QueuedDetector:
         self._lock = threading.Lock()
 
     def _answer(self, image, n: int):
-        from inspector.types import Detections
+        from inspector.core.types import Detections
 
         time.sleep(self.stall.get(n, self.delay_s))
         with self._lock:
@@ -105,7 +105,7 @@ class QueuedDetector:
         return self.submit(image).result()
 
     def submit(self, image):
-        from inspector.errors import ModelError
+        from inspector.core.errors import ModelError
 
         with self._lock:
             if self.in_flight >= self.depth:
@@ -127,7 +127,7 @@ class _FuturePending:
     def result(self, timeout_s: float | None = None):
         from concurrent.futures import TimeoutError as FutureTimeout
 
-        from inspector.errors import ModelError
+        from inspector.core.errors import ModelError
 
         try:
             return self.fut.result(timeout_s)

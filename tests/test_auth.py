@@ -9,8 +9,8 @@ import pytest
 
 from db import AuditRepo, open_database, session_factory
 from db.accounts import create_user, sign_in
-from inspector.auth import STATION_OPERATOR, Actor, Role, allowed, hash_password, require, verify_password
-from inspector.errors import PermissionDenied
+from inspector.core.auth import STATION_OPERATOR, Actor, Role, allowed, hash_password, require, verify_password
+from inspector.core.errors import PermissionDenied
 
 
 def test_hashes_are_salted_and_verify():

@@ -126,7 +126,7 @@ def test_sigkill_mid_run_leaves_a_sound_database(tmp_path, parts, tiny_model):
 def test_camera_run_reports_reconnects_and_stalls_per_hour(tmp_path, tiny_model, monkeypatch, capsys):
     """A camera that drops once and hangs once: the run goes on, and the summary gives the watchdog's
     counts and rates and the gaps (a fake camera stands in for the absent hardware)."""
-    import inspector.sources as sources
+    import inspector.sources.opening as sources
     from inspector.cli import main
     from tests.fakes import FakeCameraDevice
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from inspector.config import Config, load_config, load_recipe, save_config
-from inspector.errors import ConfigError
+from inspector.core.config import Config, load_config, load_recipe, save_config
+from inspector.core.errors import ConfigError
 
 
 def test_defaults_round_trip(tmp_path):

@@ -4,9 +4,9 @@
 import numpy as np
 import pytest
 
-from inspector.datasets import load_dataset, to_ultralytics
-from inspector.errors import DatasetError
-from inspector.synth import CLASSES, generate, write_dataset
+from inspector.core.errors import DatasetError
+from inspector.sources.synth import CLASSES, generate, write_dataset
+from inspector.training.datasets import load_dataset, to_ultralytics
 from tests.conftest import NEU_DET
 
 
@@ -24,7 +24,7 @@ def test_synth_is_deterministic_and_half_good():
 
 def test_synth_boxes_cover_changed_pixels():
     # the box of a defect encloses exactly where the image differs from the same part without it
-    from inspector.synth import render_part
+    from inspector.sources.synth import render_part
 
     for seed in range(5):
         p = render_part(np.random.default_rng(seed), defective=True)

@@ -9,11 +9,11 @@ import time
 import numpy as np
 import pytest
 
-from inspector.alarms import AlarmWatch
-from inspector.config import AlarmsConfig, config_from_dict
-from inspector.day import DayContext, Shifts
-from inspector.errors import ConfigError
-from inspector.types import Verdict
+from inspector.core.alarms import AlarmWatch
+from inspector.core.config import AlarmsConfig, config_from_dict
+from inspector.core.day import DayContext, Shifts
+from inspector.core.errors import ConfigError
+from inspector.core.types import Verdict
 
 SHIFTS = Shifts({"A": "06:00-14:00", "B": "14:00-22:00", "C": "22:00-06:00"})
 
@@ -70,7 +70,7 @@ def test_bad_day_configuration_is_refused_with_the_key(data, error):
 
 
 def test_products_and_shifts_round_trip_through_the_settings_file(tmp_path):
-    from inspector.config import load_config, save_config
+    from inspector.core.config import load_config, save_config
 
     cfg = config_from_dict({"shifts": {"A": "06:00-14:00", "C": "22:00-06:00"},
                             "products": {"P1": {"classes": ["scratch"], "recipe": {
@@ -115,11 +115,11 @@ def test_not_inspected_rule_over_the_last_m_parts():
 
 
 def test_runner_stamps_the_day_and_switches_between_parts(part_image):
-    from inspector.config import RecipeConfig, RunMode
-    from inspector.pipeline import Pipeline
-    from inspector.rules import Recipe
-    from inspector.runner import Runner
-    from inspector.types import Frame
+    from inspector.core.config import RecipeConfig, RunMode
+    from inspector.core.types import Frame
+    from inspector.inspection.pipeline import Pipeline
+    from inspector.inspection.rules import Recipe
+    from inspector.inspection.runner import Runner
     from tests.conftest import ScriptedDetector
     from tests.fakes import ListSink
 
@@ -168,8 +168,8 @@ def test_runner_stamps_the_day_and_switches_between_parts(part_image):
 
 
 def test_alarms_are_offered_to_line_outputs_that_take_them():
-    from inspector.alarms import Alarm
-    from inspector.config import Config
+    from inspector.core.alarms import Alarm
+    from inspector.core.config import Config
     from station.line import LineLink
 
     class Output:

@@ -12,9 +12,9 @@ import numpy as np
 import onnx
 import pytest
 
-from inspector.errors import ModelError
-from inspector.export import export_int8, export_onnx
-from inspector.fast_detector import FastDetector, onnx_metadata, parse_names
+from inspector.core.errors import ModelError
+from inspector.detection.fast import FastDetector, onnx_metadata, parse_names
+from inspector.lifecycle.export import export_int8, export_onnx
 from tests.test_fast_detector import IMGSZ, Tiny, build_tiny
 
 pytestmark = pytest.mark.model
@@ -63,8 +63,8 @@ def test_onnx_export_errors(tiny: Tiny, tmp_path: Path, what: str, imgsz: int, m
 def test_int8_export_is_an_openvino_ir_that_keeps_the_metadata(tiny: Tiny, int8: Path) -> None:
     import openvino as ov
 
-    from inspector.fast_detector import META_KEY, block_openvino_telemetry
-    from inspector.registry import sha256_file
+    from inspector.detection.fast import META_KEY, block_openvino_telemetry
+    from inspector.detection.registry import sha256_file
 
     block_openvino_telemetry()
     assert int8 == tiny.lively.with_name("lively_int8.xml") and int8.with_suffix(".bin").is_file()
@@ -143,7 +143,7 @@ SHIPPED_PT = SHIPPED / "parts-v2" / "parts-v2.pt"
 
 
 def _hashes(root: Path) -> dict[str, str]:
-    from inspector.registry import sha256_file
+    from inspector.detection.registry import sha256_file
 
     return {str(f.relative_to(root)): sha256_file(f) for f in sorted(root.rglob("*")) if f.is_file()}
 
@@ -164,7 +164,7 @@ def _station_starts(tmp_path: Path, *model: str) -> int:
 
 
 def test_exporting_the_shipped_model_leaves_models_untouched(tmp_path: Path, synth_data: Path, capsys) -> None:
-    from inspector.registry import ModelRegistry, sha256_file
+    from inspector.detection.registry import ModelRegistry, sha256_file
 
     before = _hashes(SHIPPED)
     out = tmp_path / "exp"
@@ -220,7 +220,7 @@ def models_copy(tmp_path: Path, monkeypatch) -> Path:
 
 
 def test_default_out_is_a_new_untrusted_folder_beside_the_model(models_copy: Path, tmp_path: Path, capsys) -> None:
-    from inspector.registry import ModelRegistry, sha256_file
+    from inspector.detection.registry import ModelRegistry, sha256_file
 
     before = _hashes(models_copy)
     assert _cli("export", "--model", models_copy / "parts-v2" / "parts-v2.pt", "--imgsz", "64") == 0

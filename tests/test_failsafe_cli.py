@@ -168,7 +168,7 @@ def test_a_station_keeps_inspecting_while_postgresql_is_down(private_pg, parts, 
     back, each exactly once, with its image on disk; the run ends 'finished'."""
     import threading
 
-    from inspector.config import Config
+    from inspector.core.config import Config
     from station import Station, StationSpec
 
     folder = tmp_path / "many"

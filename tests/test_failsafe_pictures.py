@@ -17,12 +17,12 @@ import cv2
 import numpy as np
 import pytest
 
-from inspector.config import QualityConfig, RecipeConfig
-from inspector.errors import ConfigError, SourceIncomplete
-from inspector.pipeline import Pipeline
-from inspector.rules import Recipe
-from inspector.sources import FolderSource, VideoSource, read_image
-from inspector.types import Frame, Verdict
+from inspector.core.config import QualityConfig, RecipeConfig
+from inspector.core.errors import ConfigError, SourceIncomplete
+from inspector.core.types import Frame, Verdict
+from inspector.inspection.pipeline import Pipeline
+from inspector.inspection.rules import Recipe
+from inspector.sources.opening import FolderSource, VideoSource, read_image
 from tests.conftest import ScriptedDetector
 
 CRACK = [[("crack", 0.9, (10, 10, 60, 60))]]  # a detector that would FAIL every picture it is shown
@@ -91,7 +91,7 @@ def test_other_threads_stderr_lines_are_passed_on_not_taken_for_decoder_messages
     picture is not refused because of it."""
     import threading
 
-    from inspector.decoding import native_messages
+    from inspector.sources.decoding import native_messages
 
     jpg = _encoded(part_image, ".jpg")
     with native_messages() as msgs:
@@ -145,7 +145,7 @@ def _write_video(path, frames, fourcc="mp4v") -> None:
 
 
 def _parts(n: int) -> list[np.ndarray]:
-    from inspector.synth import generate
+    from inspector.sources.synth import generate
 
     return [p.image for _, p in generate(n, seed=80021)]
 
@@ -290,7 +290,7 @@ class _Served:
 
 
 def _run_cli(tmp_path, url: str, *extra: str, quality=None, camera=None, **popen):
-    from inspector.config import CameraConfig, Config, to_toml
+    from inspector.core.config import CameraConfig, Config, to_toml
 
     cfg = tmp_path / "c.toml"
     cfg.write_text(to_toml(Config(quality=quality or QualityConfig(), camera=camera or CameraConfig())))
@@ -334,7 +334,7 @@ def test_stream_gaps_are_events_not_parts_and_sigterm_ends_the_run_cleanly(tmp_p
     import sqlite3
     import time
 
-    from inspector.config import CameraConfig
+    from inspector.core.config import CameraConfig
 
     clip = tmp_path / "line.avi"
     _write_video(clip, _parts(12), "MJPG")
@@ -370,8 +370,8 @@ def test_stream_gaps_are_events_not_parts_and_sigterm_ends_the_run_cleanly(tmp_p
 def test_closing_a_live_source_waits_for_its_reader_thread():
     """The reader is out of the capture library before ``close`` returns: nothing of it is left running
     when the interpreter exits."""
-    from inspector.config import CameraConfig
-    from inspector.sources import LiveSource
+    from inspector.core.config import CameraConfig
+    from inspector.sources.opening import LiveSource
     from tests.fakes import FakeCameraDevice
 
     device = FakeCameraDevice([["frame", "hang:0.8"] + ["frame"] * 5])
@@ -384,7 +384,7 @@ def test_closing_a_live_source_waits_for_its_reader_thread():
 # recipe classes -----------------------------------------------------------------------------------
 
 def test_a_recipe_class_the_model_does_not_know_is_refused_with_the_known_names():
-    from inspector.config import ClassRule
+    from inspector.core.config import ClassRule
 
     recipe = Recipe(RecipeConfig(classes={"scrach": ClassRule(fail_conf=0.3)}))
     with pytest.raises(ConfigError, match=r"\[classes.scrach\].*scratch, dent"):
@@ -432,7 +432,7 @@ def test_run_of_a_video_read_in_part_says_read_n_of_m_and_exits_3(tmp_path):
 
 @pytest.mark.model
 def test_a_camera_that_gives_up_ends_the_run_with_exit_3_and_says_why(tmp_path, tiny_model, monkeypatch, capsys):
-    import inspector.sources as sources
+    import inspector.sources.opening as sources
     from inspector.cli import main
     from tests.conftest import trust_models
     from tests.fakes import FakeCameraDevice

@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 import pytest
 
-from inspector.errors import ModelError
-from inspector.fast_detector import FastDetector, parse_names
-from inspector.letterbox import Letterbox
-from inspector.nms import MAX_WH, nms
+from inspector.core.errors import ModelError
+from inspector.detection.fast import FastDetector, parse_names
+from inspector.detection.letterbox import Letterbox
+from inspector.detection.nms import MAX_WH, nms
 
 BACKENDS = ("onnxruntime", "openvino")
 IMGSZ = 160
@@ -65,8 +65,8 @@ def build_tiny(root: Path, pt: Path, data: Path) -> Tiny:
 
     Built once under ``root`` and reused by every module that asks.
     """
-    from inspector.export import export_onnx
-    from inspector.synth import write_dataset
+    from inspector.lifecycle.export import export_onnx
+    from inspector.sources.synth import write_dataset
 
     if not (root / "lively.onnx").exists():
         write_dataset(root / "frames", 10, 77)
@@ -103,7 +103,7 @@ def _assert_same(got, want, what: str) -> int:
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("which,conf", [("lively", 0.02), ("onnx", 0.001)])
 def test_matches_ultralytics_predict_on_the_same_onnx(tiny: Tiny, backend: str, which: str, conf: float) -> None:
-    from inspector.detector import UltralyticsDetector
+    from inspector.detection.detector import UltralyticsDetector
 
     path = getattr(tiny, which)
     ours = FastDetector(path, "abc", backend=backend, imgsz=IMGSZ, conf=conf, iou=0.5)
@@ -118,7 +118,7 @@ def test_matches_ultralytics_predict_on_the_same_onnx(tiny: Tiny, backend: str, 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_matches_ultralytics_pytorch_predict(tiny: Tiny, backend: str) -> None:
     """Square frames: PyTorch's minimal-rectangle letterbox is then the same as the static one."""
-    from inspector.detector import UltralyticsDetector
+    from inspector.detection.detector import UltralyticsDetector
 
     ours = FastDetector(tiny.lively, "abc", backend=backend, imgsz=IMGSZ, conf=0.05)
     ref = UltralyticsDetector(tiny.lively_pt, "abc", imgsz=IMGSZ, conf=0.05)
@@ -146,7 +146,7 @@ def test_imports_neither_torch_nor_ultralytics(tiny: Tiny) -> None:
     code = (
         "import sys, numpy as np\n"
         "from pathlib import Path\n"
-        "from inspector.fast_detector import FastDetector\n"
+        "from inspector.detection.fast import FastDetector\n"
         "for b in ('openvino', 'onnxruntime'):\n"
         f"    d = FastDetector(Path({str(tiny.lively)!r}), 'x', backend=b, imgsz={IMGSZ}, conf=0.05)\n"
         "    assert len(d.detect(np.full((120, 200, 3), 90, np.uint8))) >= 0\n"
@@ -272,7 +272,7 @@ def test_openvino_sends_no_telemetry(preloaded: bool) -> None:
         "calls = []\n"
         "sender.TelemetrySender.send = lambda self, *a, **k: calls.append(a)\n"
         + ("" if preloaded else "del sys.modules['openvino_telemetry']\n")
-        + "from inspector.fast_detector import block_openvino_telemetry\n"
+        + "from inspector.detection.fast import block_openvino_telemetry\n"
         "block_openvino_telemetry()\n"
         "import openvino\n"
         "from openvino.tools.ovc import telemetry_utils\n"

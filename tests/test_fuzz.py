@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from inspector.config import Config, load_config, load_recipe
-from inspector.datasets import load_dataset
-from inspector.errors import ConfigError, DatasetError, StorageError
-from inspector.sources import decode_image
+from inspector.core.config import Config, load_config, load_recipe
+from inspector.core.errors import ConfigError, DatasetError, StorageError
+from inspector.sources.opening import decode_image
+from inspector.training.datasets import load_dataset
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

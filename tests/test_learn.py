@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from inspector.datasets import Dataset, GroundTruthBox, LabelledImage
-from inspector.errors import ConfigError
+from inspector.core.errors import ConfigError
+from inspector.training.datasets import Dataset, GroundTruthBox, LabelledImage
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "models"
@@ -38,14 +38,14 @@ def cli(*args, timeout=600):
 @pytest.mark.parametrize("text,seconds", [("45m", 2700), ("1h30m", 5400), ("90s", 90), ("0.5h", 1800),
                                           ("1h", 3600), ("2m30s", 150), ("45", 2700), (" 10M ", 600)])
 def test_duration_forms(text, seconds):
-    from inspector.train_plan import parse_duration
+    from inspector.training.plan import parse_duration
 
     assert parse_duration(text) == pytest.approx(seconds)
 
 
 @pytest.mark.parametrize("text", ["", "soon", "45x", "0m", "-5m", "m", "1h-3m", "nan"])
 def test_bad_durations_are_one_sentence(text):
-    from inspector.train_plan import parse_duration
+    from inspector.training.plan import parse_duration
 
     with pytest.raises(ConfigError, match="time budget"):
         parse_duration(text)
@@ -69,14 +69,14 @@ def _ds(size: tuple[int, int], boxes_wh: list[tuple[float, float]], n_images: in
 
 
 def test_image_size_keeps_320_for_ordinary_data():
-    from inspector.train_plan import advise_imgsz
+    from inspector.training.plan import advise_imgsz
 
     a = advise_imgsz(_ds((640, 480), [(80, 60), (120, 40)]))
     assert a.imgsz == 320 and "at 320" in a.message and a.smallest_px == pytest.approx(20, abs=1)
 
 
 def test_small_defects_on_large_images_ask_for_a_larger_size():
-    from inspector.train_plan import advise_imgsz
+    from inspector.training.plan import advise_imgsz
 
     a = advise_imgsz(_ds((2000, 1500), [(20, 20), (30, 20)]))  # 20 px of 2000 -> 3 px at 320
     assert a.imgsz == 800 and a.smallest_px >= 8
@@ -84,14 +84,14 @@ def test_small_defects_on_large_images_ask_for_a_larger_size():
 
 
 def test_defects_too_small_even_at_full_size_suggest_tiling():
-    from inspector.train_plan import advise_imgsz
+    from inspector.training.plan import advise_imgsz
 
     a = advise_imgsz(_ds((4000, 3000), [(5, 5)]))
     assert a.imgsz == 1280 and "tile" in a.message
 
 
 def test_small_images_train_at_their_own_size():
-    from inspector.train_plan import advise_imgsz
+    from inspector.training.plan import advise_imgsz
 
     a = advise_imgsz(_ds((200, 200), [(40, 30), (100, 150)]))
     assert a.imgsz == 224 and "images are 200 px" in a.message
@@ -100,7 +100,7 @@ def test_small_images_train_at_their_own_size():
 # ---- which base to start from ----------------------------------------------------------------------
 
 def _trusted() -> dict:
-    from inspector.registry import ModelRegistry
+    from inspector.detection.registry import ModelRegistry
 
     return ModelRegistry().trusted()
 
@@ -109,7 +109,7 @@ NEU_CLASSES = ("crazing", "inclusion", "patches", "pitted_surface", "rolled-in_s
 
 
 def test_a_shipped_base_that_knows_none_of_the_classes_gives_way_to_the_surface_base():
-    from inspector.train_plan import choose_base
+    from inspector.training.plan import choose_base
 
     c = choose_base(str(PARTS_PT), NEU_CLASSES, _trusted())
     assert Path(c.ref).resolve() == SURFACES_PT.resolve() and c.asked == str(PARTS_PT)
@@ -117,7 +117,7 @@ def test_a_shipped_base_that_knows_none_of_the_classes_gives_way_to_the_surface_
 
 
 def test_a_base_that_shares_classes_is_used_as_given():
-    from inspector.train_plan import choose_base
+    from inspector.training.plan import choose_base
 
     c = choose_base(str(PARTS_PT), ("scratch", "dent", "burr"), _trusted())
     assert c.ref == str(PARTS_PT) and c.note == ""
@@ -126,7 +126,7 @@ def test_a_base_that_shares_classes_is_used_as_given():
 
 
 def test_keep_base_scratch_and_untrusted_files_are_used_as_given(tmp_path):
-    from inspector.train_plan import SCRATCH_BASE, choose_base
+    from inspector.training.plan import SCRATCH_BASE, choose_base
 
     assert choose_base(str(PARTS_PT), NEU_CLASSES, _trusted(), keep=True).ref == str(PARTS_PT)
     assert choose_base(SCRATCH_BASE, NEU_CLASSES, _trusted()).ref == SCRATCH_BASE
@@ -136,14 +136,14 @@ def test_keep_base_scratch_and_untrusted_files_are_used_as_given(tmp_path):
 
 
 def test_no_base_means_the_surface_base():
-    from inspector.train_plan import choose_base
+    from inspector.training.plan import choose_base
 
     c = choose_base(None, NEU_CLASSES, _trusted())
     assert Path(c.ref).resolve() == SURFACES_PT.resolve() and "general surface base" in c.note
 
 
 def test_without_a_shipped_base_no_base_means_scratch(tmp_path, monkeypatch):
-    from inspector.train_plan import SCRATCH_BASE, choose_base
+    from inspector.training.plan import SCRATCH_BASE, choose_base
 
     monkeypatch.setenv("INSPECTOR_MODELS_DIR", str(tmp_path))
     assert choose_base(None, NEU_CLASSES, {}).ref == SCRATCH_BASE
@@ -152,7 +152,7 @@ def test_without_a_shipped_base_no_base_means_scratch(tmp_path, monkeypatch):
 # ---- a second shipped model breaks nothing -----------------------------------------------------------
 
 def test_the_surface_base_is_shipped_and_trusted_but_not_the_default():
-    from inspector.registry import ModelRegistry, default_model_dir, resolve_model, sha256_file
+    from inspector.detection.registry import ModelRegistry, default_model_dir, resolve_model, sha256_file
 
     card = json.loads((SURFACES_PT.parent / "card.json").read_text())
     assert card["files"]["surfaces-v1.pt"]["sha256"] == sha256_file(SURFACES_PT)
@@ -174,7 +174,7 @@ def _card(out: Path) -> dict:
 
 
 def _hash_in_card(out: Path, name: str) -> bool:
-    from inspector.registry import sha256_file
+    from inspector.detection.registry import sha256_file
 
     return _card(out)["files"][name]["sha256"] == sha256_file(out / name)
 
@@ -383,8 +383,8 @@ def test_training_uses_every_core_and_gives_the_threads_back(synth_data, tmp_pat
     machine idled. Inspector trains on every usable core, and leaves the process's thread count as it found it."""
     import torch
 
-    from inspector.training import train
-    from inspector.tune import cores
+    from inspector.detection.setup import cores
+    from inspector.training.train import train
 
     before = torch.get_num_threads()
     seen: list[int] = []

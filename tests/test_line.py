@@ -7,13 +7,13 @@ import time
 
 import pytest
 
-from inspector.config import RecipeConfig, RunMode, config_from_dict
-from inspector.errors import ConfigError
-from inspector.line import TriggerDesk, result_of
-from inspector.pipeline import Pipeline
-from inspector.rules import Recipe
-from inspector.runner import Runner
-from inspector.types import Frame, Gap, Trigger, Verdict
+from inspector.core.config import RecipeConfig, RunMode, config_from_dict
+from inspector.core.errors import ConfigError
+from inspector.core.types import Frame, Gap, Trigger, Verdict
+from inspector.inspection.pipeline import Pipeline
+from inspector.inspection.rules import Recipe
+from inspector.inspection.runner import Runner
+from inspector.line.desk import TriggerDesk, result_of
 from tests.conftest import ScriptedDetector
 from tests.fakes import ListSink
 from tests.test_runner import CountingSource, SlowDetector
@@ -172,7 +172,7 @@ def test_triggers_still_waiting_when_the_run_ends_are_answered(part_image):
 
 
 def test_result_of_an_outbox_record_has_no_id_yet(part_image):
-    from inspector.pipeline import Pipeline as P
+    from inspector.inspection.pipeline import Pipeline as P
 
     insp = P(ScriptedDetector([[("scratch", 0.9, (1, 2, 30, 40))]]), Recipe(RecipeConfig())).inspect(
         Frame(part_image, 3, "s", time.time(), "f", trigger=trig("Q1")))

@@ -28,7 +28,7 @@ def wait(pred, timeout=30.0, what=""):
 
 @pytest.fixture
 def modbus_station(tmp_path):
-    from inspector.config import config_from_dict
+    from inspector.core.config import config_from_dict
     from station import Station, StationSpec
 
     port = free_port()

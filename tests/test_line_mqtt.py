@@ -112,7 +112,7 @@ class Plc:
 
 
 def line_config(port: int, trigger: str = "mqtt", timeout_s: float = 2.0, keepalive: int = 10, **more):
-    from inspector.config import config_from_dict
+    from inspector.core.config import config_from_dict
 
     return config_from_dict({"station": {"name": "t"},
                              "line": {"trigger": trigger, "trigger_timeout_s": timeout_s,
@@ -222,8 +222,8 @@ def test_the_broker_goes_away_and_comes_back(broker, make_station, tmp_path):
 
 def test_a_trigger_while_the_camera_is_down_is_answered_not_inspected(broker, make_station, tmp_path, monkeypatch):
     import station.core as station_mod
-    from inspector.config import CameraConfig
-    from inspector.sources import LiveSource
+    from inspector.core.config import CameraConfig
+    from inspector.sources.opening import LiveSource
     from tests.fakes import FakeCameraDevice
 
     def camera(spec, cfg, loop, on_state):  # 40 frames, then the camera drops and stays away

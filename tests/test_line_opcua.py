@@ -26,7 +26,7 @@ SIGN_AND_ENCRYPT, SIGN = ua.MessageSecurityMode.SignAndEncrypt, ua.MessageSecuri
 
 
 def line_config(port: int, alarms: dict | None = None, **line):
-    from inspector.config import config_from_dict
+    from inspector.core.config import config_from_dict
 
     opcua = {"endpoint": f"opc.tcp://127.0.0.1:{port}", "user": USER, "password": PASSWORD, **line.pop("opcua", {})}
     return config_from_dict({"station": {"name": STATION}, "alarms": alarms or {},
@@ -328,7 +328,7 @@ def test_a_row_without_a_trigger_is_sealed_over_the_fields_it_always_had():
 
 
 def test_a_port_already_taken_is_one_sentence(tmp_path):
-    from inspector.errors import ConfigError
+    from inspector.core.errors import ConfigError
     from station import Station, StationSpec
 
     with socket.socket() as s:
@@ -342,8 +342,8 @@ def test_a_port_already_taken_is_one_sentence(tmp_path):
 @pytest.mark.slow
 def test_a_trigger_while_the_camera_is_down_is_answered_not_inspected(tmp_path, client_cert, monkeypatch):
     import station.core as station_mod
-    from inspector.config import CameraConfig
-    from inspector.sources import LiveSource
+    from inspector.core.config import CameraConfig
+    from inspector.sources.opening import LiveSource
     from tests.fakes import FakeCameraDevice
 
     def camera(spec, cfg, loop, on_state):  # 20 frames, then the camera drops and stays away

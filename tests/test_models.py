@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from inspector.auth import Actor, Role
-from inspector.errors import ConfigError, PermissionDenied
+from inspector.core.auth import Actor, Role
+from inspector.core.errors import ConfigError, PermissionDenied
 from tests.conftest import QC, staff, trust_models
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,7 +125,7 @@ def test_a_promotion_row_forged_in_the_database_is_ignored_and_reported(tmp_path
 # ---- a running station -----------------------------------------------------------------------------------
 
 def _cfg(**sections):
-    from inspector.config import config_from_dict
+    from inspector.core.config import config_from_dict
 
     return config_from_dict({"station": {"name": "cell-1"}, **sections})
 
@@ -141,7 +141,7 @@ def _wait(cond, timeout: float, what: str) -> None:
 def test_a_promotion_takes_effect_between_two_parts_of_a_running_station_and_survives_a_restart(tmp_path,
                                                                                                   small_model):
     from db import AuditRepo
-    from inspector.registry import sha256_file
+    from inspector.detection.registry import sha256_file
     from station import Station, StationSpec
     from station.models import change_model
 
@@ -220,7 +220,7 @@ def test_shadow_verdicts_are_recorded_apart_and_never_change_a_part(tmp_path, sy
     from sqlalchemy import text
 
     from db import ShadowRepo
-    from inspector.registry import sha256_file
+    from inspector.detection.registry import sha256_file
     from station import open_db
 
     src = _folder(tmp_path, synth_data, 40)
@@ -313,7 +313,7 @@ def test_a_challenger_file_swapped_after_the_check_is_refused_by_its_process(tmp
 
 _STATION_WITH_SHADOW = """
 import sys, time
-from inspector.config import config_from_dict
+from inspector.core.config import config_from_dict
 from station import Station, StationSpec
 cfg = config_from_dict({"station": {"name": "cell-1"}, "shadow": {"model": sys.argv[3], "share": 1.0}})
 st = Station(StationSpec(sys.argv[1], sys.argv[2], cfg))
@@ -355,7 +355,7 @@ def test_a_station_killed_outright_leaves_no_challenger_process_behind(tmp_path,
 
 
 def test_an_untrusted_shadow_model_is_one_sentence_at_the_start(tmp_path, small_model):
-    from inspector.errors import ModelError
+    from inspector.core.errors import ModelError
     from station import Station, StationSpec
 
     bad = tmp_path / "bad.onnx"
@@ -396,8 +396,8 @@ def test_the_command_line_refuses_an_operator_and_promotes_for_a_qc(tmp_path):
 # ---- the training progress stream ------------------------------------------------------------------------
 
 def test_a_progress_file_with_a_cut_last_line_reads_as_far_as_it_is_whole(tmp_path):
-    from inspector.train_progress import ProgressFile, read_progress
-    from inspector.training import TrainProgress
+    from inspector.training.progress import ProgressFile, read_progress
+    from inspector.training.train import TrainProgress
 
     f = tmp_path / "p.jsonl"
     pf = ProgressFile(f)
@@ -414,7 +414,7 @@ def test_a_progress_file_with_a_cut_last_line_reads_as_far_as_it_is_whole(tmp_pa
 
 def test_a_pt_whose_onnx_twin_the_station_would_run_is_untrusted_is_not_promoted(tmp_path, tiny_model):
     from db import TrustRepo
-    from inspector.registry import sha256_file
+    from inspector.detection.registry import sha256_file
     from station.models import change_model
 
     folder = tmp_path / "m"

@@ -105,14 +105,14 @@ def test_a_spawned_child_is_guarded_too(user_env: dict[str, str], tmp_path: Path
         import multiprocessing as mp
         import sys
 
-        import inspector.privacy  # as every Inspector entry point and bench script does first
+        import inspector.core.privacy  # as every Inspector entry point and bench script does first
 
 
         def child():
             import openvino  # noqa: F401 - without the guard this sends a telemetry event
             import nncf  # noqa: F401
 
-            inspector.privacy.keep_data_local()
+            inspector.core.privacy.keep_data_local()
             import ultralytics.data.utils as data_utils
             assert data_utils.check_font("Arial.ttf") is not None  # a local font, not a download
             print("child", sys.modules["openvino_telemetry"])

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from inspector.config import QualityConfig, RecipeConfig
-from inspector.errors import ModelError
-from inspector.pipeline import Pipeline
-from inspector.rules import Recipe
-from inspector.types import Frame, Verdict
+from inspector.core.config import QualityConfig, RecipeConfig
+from inspector.core.errors import ModelError
+from inspector.core.types import Frame, Verdict
+from inspector.inspection.pipeline import Pipeline
+from inspector.inspection.rules import Recipe
 from tests.conftest import ScriptedDetector, trusted_registry
 
 
@@ -54,9 +54,9 @@ def test_defect_fails_with_reason(part_image):
 
 @pytest.mark.model
 def test_real_model_on_real_images(tiny_model, synth_data):
-    from inspector.config import ModelConfig
-    from inspector.detector import load_detector
-    from inspector.sources import FolderSource
+    from inspector.core.config import ModelConfig
+    from inspector.detection.detector import load_detector
+    from inspector.sources.opening import FolderSource
 
     det = load_detector(ModelConfig(path=tiny_model, backend="ultralytics"), conf=0.001,
                         registry=trusted_registry(tiny_model))
@@ -71,7 +71,7 @@ def test_real_model_on_real_images(tiny_model, synth_data):
 def test_model_timeout_and_busy_are_not_inspected(part_image):
     import time
 
-    from inspector.pipeline import TimedDetector
+    from inspector.inspection.pipeline import TimedDetector
 
     class Stuck(ScriptedDetector):
         def detect(self, image):

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import yaml
 
-from inspector import pretrain_corpus as pc
-from inspector.datasets import load_dataset
+from inspector.training import corpus as pc
+from inspector.training.datasets import load_dataset
 
 
 def _digest(folder: Path) -> dict[str, str]:

@@ -6,9 +6,9 @@ import numpy as np
 
 from db import InspectionRepo, ModelRepo, ReviewRepo, RunRepo, open_database, session_factory
 from db.retention import apply_retention
-from inspector.config import SaveImages
-from inspector.images import ImageStore
-from inspector.types import Detections, Inspection, Verdict
+from inspector.core.config import SaveImages
+from inspector.core.images import ImageStore
+from inspector.core.types import Detections, Inspection, Verdict
 from tests.conftest import QC, staff
 
 

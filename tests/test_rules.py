@@ -2,9 +2,9 @@
 
 import pytest
 
-from inspector.config import ClassRule, RecipeConfig
-from inspector.rules import Recipe
-from inspector.types import Detection, Detections, Verdict
+from inspector.core.config import ClassRule, RecipeConfig
+from inspector.core.types import Detection, Detections, Verdict
+from inspector.inspection.rules import Recipe
 
 
 def dets(*items, w=320, h=320):

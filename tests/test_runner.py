@@ -4,11 +4,11 @@ import time
 
 import numpy as np
 
-from inspector.config import RecipeConfig, RunMode
-from inspector.pipeline import Pipeline
-from inspector.rules import Recipe
-from inspector.runner import Runner
-from inspector.types import Frame, Verdict
+from inspector.core.config import RecipeConfig, RunMode
+from inspector.core.types import Frame, Verdict
+from inspector.inspection.pipeline import Pipeline
+from inspector.inspection.rules import Recipe
+from inspector.inspection.runner import Runner
 from tests.conftest import ScriptedDetector
 from tests.fakes import ListSink, QueuedDetector
 
@@ -83,7 +83,7 @@ def test_max_frames_and_stop(part_image):
 
 
 def test_model_that_fails_to_load_reports_error(part_image):
-    from inspector.errors import ModelError
+    from inspector.core.errors import ModelError
 
     def factory():
         raise ModelError("cannot load model x.pt")
@@ -125,7 +125,7 @@ def test_queued_result_is_not_held_back_by_a_slow_source(part_image):
 
 
 def test_queued_timeout_is_not_inspected_then_busy_then_recovers(part_image):
-    from inspector.pipeline import TimedDetector
+    from inspector.inspection.pipeline import TimedDetector
 
     det = TimedDetector(QueuedDetector(delay_s=0.001, depth=2, stall={0: 0.8}), timeout_s=0.2)
     p = Pipeline(det, Recipe(RecipeConfig()))
@@ -141,7 +141,7 @@ def test_queued_timeout_is_not_inspected_then_busy_then_recovers(part_image):
 
 def test_writer_failure_ends_the_run_instead_of_hanging(part_image):
     """The database writer dies while the queues are full: every thread ends, the error is kept."""
-    from inspector.errors import StorageError
+    from inspector.core.errors import StorageError
 
     class DyingSink:
         def write_batch(self, items):
@@ -158,7 +158,7 @@ def test_writer_failure_ends_the_run_instead_of_hanging(part_image):
 def test_source_failure_still_writes_what_was_read(part_image):
     """A camera that fails mid-run: the run ends with its error, and every frame read before it is
     inspected and committed (nothing completed is thrown away)."""
-    from inspector.errors import SourceError
+    from inspector.core.errors import SourceError
 
     class FailingSource(CountingSource):
         def read(self):

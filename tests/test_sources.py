@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from inspector.config import CameraConfig
-from inspector.errors import SourceError
-from inspector.sources import FolderSource, LiveSource, VideoSource, open_source
+from inspector.core.config import CameraConfig
+from inspector.core.errors import SourceError
+from inspector.sources.opening import FolderSource, LiveSource, VideoSource, open_source
 from tests.fakes import FakeCameraDevice
 
 
@@ -75,7 +75,7 @@ FAST = CameraConfig(open_timeout_s=1, read_timeout_s=0.3, reconnect_initial_s=0.
 
 def _read_pictures(src, n: int, limit: int = 40) -> list:
     """The next ``n`` pictures (``Gap`` ticks skipped), and the gaps seen on the way."""
-    from inspector.types import Gap
+    from inspector.core.types import Gap
 
     got, gaps = [], []
     for _ in range(limit):
@@ -104,7 +104,7 @@ def test_live_source_drop_garbage_and_recovery_are_gaps_not_parts():
 
 
 def test_live_source_hang_is_a_stall_and_a_gap_not_a_substitute_frame():
-    from inspector.types import Gap
+    from inspector.core.types import Gap
 
     device = FakeCameraDevice([["frame", "hang:1.0", "frame"]])
     states = []
@@ -128,7 +128,7 @@ def test_live_source_hang_is_a_stall_and_a_gap_not_a_substitute_frame():
 
 
 def test_camera_state_rates():
-    from inspector.sources import CameraState
+    from inspector.sources.opening import CameraState
 
     st = CameraState("running", reconnects=6, stalls=3, uptime_s=7200)
     assert (st.per_hour(st.reconnects), st.per_hour(st.stalls)) == (3.0, 1.5)
@@ -154,7 +154,7 @@ def test_camera_that_never_opens():
 
 
 def test_frame_rejects_bad_images():
-    from inspector.types import Frame
+    from inspector.core.types import Frame
 
     with pytest.raises(ValueError, match="HxWx3 uint8"):
         Frame(np.zeros((4, 4), np.uint8), 0, "s", 0.0)
@@ -173,7 +173,7 @@ def test_a_flooding_camera_cannot_push_a_drop_notice_out():
 
 
 def test_newest_frames_buffer_keeps_notices_and_drops_old_pictures():
-    from inspector.sources import _NewestFrames
+    from inspector.sources.opening import _NewestFrames
 
     b = _NewestFrames(2)
     pics = [np.full((2, 2, 3), i, np.uint8) for i in range(4)]
@@ -189,10 +189,10 @@ def test_newest_frames_buffer_keeps_notices_and_drops_old_pictures():
 def test_a_jpeg_part_is_stored_as_it_came_other_formats_are_encoded(tmp_path, part_image):
     """The saved picture of a JPEG file is that file, byte for byte (no second lossy encoding); a
     PNG is encoded once; a corrupt file has nothing to keep."""
-    from inspector.config import RecipeConfig
-    from inspector.images import ImageStore
-    from inspector.pipeline import Pipeline
-    from inspector.rules import Recipe
+    from inspector.core.config import RecipeConfig
+    from inspector.core.images import ImageStore
+    from inspector.inspection.pipeline import Pipeline
+    from inspector.inspection.rules import Recipe
     from tests.conftest import ScriptedDetector
 
     (tmp_path / "in").mkdir()

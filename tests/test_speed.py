@@ -13,13 +13,13 @@ import cv2
 import numpy as np
 import pytest
 
-from inspector.config import RecipeConfig
-from inspector.decoding import dct_reduction, jpeg_size
-from inspector.images import ImageStore
-from inspector.pipeline import Pipeline
-from inspector.rules import Recipe
-from inspector.sources import FolderSource
-from inspector.types import Verdict
+from inspector.core.config import RecipeConfig
+from inspector.core.images import ImageStore
+from inspector.core.types import Verdict
+from inspector.inspection.pipeline import Pipeline
+from inspector.inspection.rules import Recipe
+from inspector.sources.decoding import dct_reduction, jpeg_size
+from inspector.sources.opening import FolderSource
 from tests.conftest import ScriptedDetector
 
 
@@ -91,7 +91,7 @@ def test_a_cut_jpeg_is_not_inspected_with_the_reduced_decode_too(tmp_path, big_p
 
 # tuning ------------------------------------------------------------------------------------------------
 def test_tune_refuses_what_costs_accuracy_or_verdicts_and_picks_the_fastest_allowed():
-    from inspector.tune import Candidate, Measured, judge, pick
+    from inspector.detection.setup import Candidate, Measured, judge, pick
 
     ref = ["PASS"] * 99 + ["FAIL"]
     assert judge(0.90, ref, 0.895, ref)[0]
@@ -108,7 +108,8 @@ def test_tune_refuses_what_costs_accuracy_or_verdicts_and_picks_the_fastest_allo
 def test_the_first_start_tune_checks_accuracy_from_the_fastest_down_and_stops_at_the_first_allowed():
     """The short tune (``verify_all=False``) never chooses a candidate whose accuracy it did not check, checks no
     slower one once a faster one is allowed, and allows the reference's own kernels at other thread counts."""
-    from inspector.tune import Candidate, measure, pick
+    from inspector.detection.setup import Candidate, pick
+    from inspector.lifecycle.tune import measure
 
     ref, f32x2 = Candidate("openvino", "f32", 1), Candidate("openvino", "f32", 2, streams=2)
     lossy, good, ort = Candidate("openvino", "bf16", 2, streams=2), Candidate("openvino", "bf16", 1), \
@@ -135,8 +136,9 @@ def test_the_first_start_tune_checks_accuracy_from_the_fastest_down_and_stops_at
 def test_a_candidate_that_cannot_run_here_is_left_out_not_fatal_and_never_chosen():
     """A set-up OpenVINO offers but cannot compile on this CPU (bf16 with its instruction set capped, say) is
     recorded as not allowed with the reason; the tune still chooses among the others."""
-    from inspector.errors import ModelError
-    from inspector.tune import Candidate, measure, pick
+    from inspector.core.errors import ModelError
+    from inspector.detection.setup import Candidate, pick
+    from inspector.lifecycle.tune import measure
 
     ref, fast_f32 = Candidate("openvino", "f32", 1), Candidate("openvino", "f32", 2, streams=2)
     bf16 = Candidate("openvino", "bf16", 2, streams=2)
@@ -158,7 +160,7 @@ def test_a_candidate_that_cannot_run_here_is_left_out_not_fatal_and_never_chosen
 
 
 def test_candidates_offer_bf16_only_where_the_cpu_has_it_and_onnxruntime_only_for_onnx():
-    from inspector.tune import Candidate, candidates
+    from inspector.detection.setup import Candidate, candidates
 
     avx2 = candidates(2, ["openvino", "onnxruntime"], bf16=False)
     assert {c.precision for c in avx2} == {"f32"} and avx2[0].backend == "openvino"
@@ -182,10 +184,10 @@ def test_an_int8_choice_loads_the_models_trusted_int8_variant_and_only_where_red
     keeps the f32 model; a variant whose file is not the trusted one is not used."""
     import shutil
 
-    from inspector.config import ModelConfig
-    from inspector.detector import load_detector
-    from inspector.registry import ModelRegistry, int8_variant, resolve_model, sha256_file
-    from inspector.tune import Candidate, Measured, cpu_signature, save_record
+    from inspector.core.config import ModelConfig
+    from inspector.detection.detector import load_detector
+    from inspector.detection.registry import ModelRegistry, int8_variant, resolve_model, sha256_file
+    from inspector.detection.setup import Candidate, Measured, cpu_signature, save_record
 
     monkeypatch.setenv("INSPECTOR_HOME", str(tmp_path / "home"))
     onnx = resolve_model(None, (".onnx",))
@@ -214,7 +216,7 @@ def test_an_int8_choice_loads_the_models_trusted_int8_variant_and_only_where_red
 def test_an_int8_variant_named_outside_its_model_folder_is_ignored(tmp_path):
     import json
 
-    from inspector.registry import int8_variant
+    from inspector.detection.registry import int8_variant
 
     (tmp_path / "m").mkdir()
     (tmp_path / "outside.xml").write_text("<net/>")
@@ -234,9 +236,9 @@ def test_tune_on_a_tiny_model_records_only_allowed_choices_and_loading_applies_t
     """``inspector tune`` on a real (tiny) model: every candidate is measured on held-out parts, the chosen one
     is allowed, and a detector loaded with the choice left open runs it (shown as applied)."""
     from inspector.cli import main
-    from inspector.config import ModelConfig
-    from inspector.detector import load_detector
-    from inspector.tune import load_record
+    from inspector.core.config import ModelConfig
+    from inspector.detection.detector import load_detector
+    from inspector.detection.setup import load_record
     from tests.conftest import trusted_registry
 
     onnx = tiny_model.with_suffix(".onnx")
@@ -283,8 +285,8 @@ def test_run_json_reports_latency_throughput_basis_and_tune(tmp_path, tiny_model
 
 
 def test_the_health_panel_shows_the_inference_setup_and_whether_tune_chose_it(qtbot):
-    from inspector.runner import RunStats
-    from inspector.tune import setup_text
+    from inspector.detection.setup import setup_text
+    from inspector.inspection.runner import RunStats
     from ui.health import HealthPanel
 
     shown = {"status": "applied", "date": "2026-11-29T22:00:00Z", "applied": {"parts_per_s": 91.5},
@@ -305,9 +307,9 @@ def test_a_folder_is_read_no_further_ahead_than_the_model_can_take_and_the_model
     frames not yet judged (so none waits in a long queue), and the model still gets two at once."""
     import time as _time
 
-    from inspector.config import RunMode
-    from inspector.runner import Runner
-    from inspector.types import Frame
+    from inspector.core.config import RunMode
+    from inspector.core.types import Frame
+    from inspector.inspection.runner import Runner
     from tests.fakes import ListSink, QueuedDetector
 
     det = QueuedDetector(delay_s=0.004, depth=2)
@@ -349,8 +351,8 @@ def test_a_folder_is_read_no_further_ahead_than_the_model_can_take_and_the_model
 ])
 def test_the_first_start_tune_runs_only_where_the_choice_is_left_open(model_upd, env, monkeypatch, tmp_path,
                                                                      caplog):
-    from inspector.config import Config
-    from inspector.tune_measure import first_start_tune
+    from inspector.core.config import Config
+    from inspector.lifecycle.tune import first_start_tune
 
     monkeypatch.setenv("INSPECTOR_AUTOTUNE", env)
     cfg = Config()
@@ -371,12 +373,12 @@ def test_a_tune_interrupted_while_measuring_speed_stops_the_models_threads_befor
     (else the process aborts inside OpenVINO at exit: "terminate called without an active exception")."""
     import threading
 
-    from inspector.config import Config
-    from inspector.fast_detector import FastDetector
-    from inspector.registry import resolve_model
-    from inspector.runner import Runner
-    from inspector.synth import write_dataset
-    from inspector.tune_measure import _pipeline_fps
+    from inspector.core.config import Config
+    from inspector.detection.fast import FastDetector
+    from inspector.detection.registry import resolve_model
+    from inspector.inspection.runner import Runner
+    from inspector.lifecycle.tune import _pipeline_fps
+    from inspector.sources.synth import write_dataset
 
     write_dataset(tmp_path / "parts", 8, seed=3)
     det = FastDetector(resolve_model(None, (".onnx",)), "x", backend="openvino", imgsz=320)
@@ -404,7 +406,7 @@ def test_a_first_run_judges_at_once_and_tunes_when_it_ends_never_when_killed(tmp
     import subprocess
     import sys
 
-    from inspector.synth import write_dataset
+    from inspector.sources.synth import write_dataset
 
     write_dataset(tmp_path / "parts", 12, seed=16)
     parts = tmp_path / "parts" / "images"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from inspector.auth import Actor, Role
-from inspector.config import config_from_dict
-from inspector.errors import ConfigError, PermissionDenied
+from inspector.core.auth import Actor, Role
+from inspector.core.config import config_from_dict
+from inspector.core.errors import ConfigError, PermissionDenied
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_images"
 ALL_DAY = {"D": "06:00-18:00", "N": "18:00-06:00"}
@@ -95,7 +95,7 @@ def test_changeover_lot_and_alarms_on_a_running_station(station):
 
 def test_a_switch_needs_a_user_and_a_registered_recipe_once_the_station_has_users(tmp_path):
     from db import TrustRepo, UserRepo
-    from inspector.day import product_config
+    from inspector.core.day import product_config
     from station import Station, StationSpec, open_db
     from station.day import recipe_hash
 
@@ -129,7 +129,7 @@ def test_run_and_report_by_product_lot_and_shift(tmp_path, capsys):
     import datetime as dt
 
     from inspector.cli import main
-    from inspector.day import Shifts
+    from inspector.core.day import Shifts
 
     conf = tmp_path / "c.toml"
     conf.write_text('[shifts]\nD = "06:00-18:00"\nN = "18:00-06:00"\n\n[products.P2.recipe]\nname = "p2"\n'

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from inspector.errors import StorageError
+from inspector.core.errors import StorageError
 from tests.conftest import trust_models
 
 pytestmark = pytest.mark.model
@@ -38,7 +38,7 @@ def _folder(tmp_path, synth_data, n=60):
 
 
 def _station(tmp_path, src, model, data_dir):
-    from inspector.config import Config
+    from inspector.core.config import Config
     from station import Station, StationSpec
 
     cfg = Config()

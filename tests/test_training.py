@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from inspector.evaluation import average_precision, box_iou
+from inspector.training.evaluation import average_precision, box_iou
 from tests.conftest import NEU_DET
 
 pytestmark = pytest.mark.model

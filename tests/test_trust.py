@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from inspector.cli import main
-from inspector.registry import PACKAGE_MODELS, check_pickle, sha256_file
+from inspector.detection.checkpoint import check_pickle, vet
+from inspector.detection.registry import PACKAGE_MODELS, sha256_file
 
 ADMIN_PW = "admin-password"
 
@@ -92,15 +93,15 @@ def test_the_safe_loader_refuses_code_and_reads_a_clean_checkpoint(tmp_path, tor
     torch.save(torch.load(PACKAGE_MODELS / "parts-v2" / "parts-v2.pt", weights_only=False), clean)
     assert sha256_file(clean) != sha256_file(PACKAGE_MODELS / "parts-v2" / "parts-v2.pt")
     check_pickle(clean)
-    from inspector.errors import ModelError
-    from inspector.registry import ModelRegistry
+    from inspector.core.errors import ModelError
+    from inspector.detection.registry import ModelRegistry
 
     registry = ModelRegistry()
-    assert registry.check_or_vet(clean) == sha256_file(clean)  # a user's base such as yolo11n.pt: accepted
+    assert vet(registry, clean) == sha256_file(clean)  # a user's base such as yolo11n.pt: accepted
     with pytest.raises(ModelError, match="not in the model registry"):
         registry.check(clean)  # but it does not judge parts until someone trusts it
     with pytest.raises(ModelError, match="not a plain PyTorch checkpoint"):
-        registry.check_or_vet(evil)
+        vet(registry, evil)
     assert not marker.exists()
 
 
@@ -196,8 +197,8 @@ def test_recipes_are_registered_like_models(tmp_path, station, synth_data, monke
     assert "qc role" in capsys.readouterr().err
     assert main(["recipe", "add", str(lax), "--db", station, "--user", "anna"]) == 0
     assert main(run) == 0
-    from inspector.config import load_recipe
-    from inspector.registry import recipe_sha256
+    from inspector.core.config import load_recipe
+    from inspector.detection.registry import recipe_sha256
 
     sha = recipe_sha256(load_recipe(lax).model_dump(mode="json"))
     con = sqlite3.connect(tmp_path / "station.db")

@@ -3,4 +3,3 @@
 ``ui/app.py`` is the composition root; every other module here takes its services in its constructor.
 """
 
-import inspector  # noqa: F401 - the offline guard (inspector.privacy) runs before any third-party import

@@ -20,8 +20,8 @@ from types import TracebackType
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QWidget
 
-from inspector.errors import InspectorError
-from inspector.registry import data_home
+from inspector.core.errors import InspectorError
+from inspector.core.home import data_home
 from station import DEFAULT_SOURCE, Station, StationSpec
 from station.day import acknowledge_alarm
 from ui.controller import LiveController
@@ -86,7 +86,7 @@ def _guard_settings(window: MainWindow, spec: StationSpec) -> None:
     """Settings that change verdicts or storage, and report files: the user signed in on the review screen,
     checked (and, for settings, audited)."""
     from db import open_database, session_factory
-    from inspector.auth import STATION_OPERATOR
+    from inspector.core.auth import STATION_OPERATOR
     from ui.settings_guard import product_guard, settings_guard
 
     signed: list = [None]

@@ -17,9 +17,9 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
-from inspector.alarms import Alarm
-from inspector.sources import CameraState
-from inspector.types import Detection, Inspection, Verdict
+from inspector.core.alarms import Alarm
+from inspector.core.types import Detection, Inspection, Verdict
+from inspector.sources.opening import CameraState
 
 log = logging.getLogger(__name__)
 

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from PySide6.QtCore import QObject, Qt, QThreadPool, QTimer, Signal
 
-from inspector.config import config_from_dict, load_recipe
-from inspector.runner import RunStats
-from inspector.sources import CameraState
+from inspector.core.config import config_from_dict, load_recipe
+from inspector.inspection.runner import RunStats
+from inspector.sources.opening import CameraState
 from ui.bridge import RunnerBridge
 from ui.workers import operator_message, run_job
 
 if TYPE_CHECKING:  # the spec is data here; only the composition root (ui/app.py) builds stations
-    from inspector.day import DayContext
+    from inspector.core.day import DayContext
     from station import StationSpec
 
 log = logging.getLogger(__name__)
@@ -217,7 +217,7 @@ class LiveController(QObject):
         return True
 
     def _day_failed(self, e: BaseException, denied: Denied | None) -> None:
-        from inspector.errors import PermissionDenied
+        from inspector.core.errors import PermissionDenied
 
         if isinstance(e, PermissionDenied) and denied is not None:
             denied(operator_message(e))

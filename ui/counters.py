@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QGridLayout, QWidget
 
-from inspector.runner import RunStats
-from inspector.types import Verdict
+from inspector.core.types import Verdict
+from inspector.inspection.runner import RunStats
 from ui.tiles import VERDICT_TILES, Tile
 
 TILES = VERDICT_TILES

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from inspector.auth import Actor
-from inspector.config import Config, RecipeConfig, save_config
-from inspector.day import DayContext, Shifts, product_config, with_product
-from inspector.errors import ConfigError, PermissionDenied
+from inspector.core.auth import Actor
+from inspector.core.config import Config, RecipeConfig, save_config
+from inspector.core.day import DayContext, Shifts, product_config, with_product
+from inspector.core.errors import ConfigError, PermissionDenied
 from ui.controller import RunInfo
 from ui.product_editor import ProductEditor
 from ui.workers import operator_message, run_job

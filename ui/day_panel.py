@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from inspector.day import MAX_TEXT, DayContext, Shifts
+from inspector.core.day import MAX_TEXT, DayContext, Shifts
 from ui import theme
 from ui.bridge import AlarmEvent
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QWidget
 
-from inspector.runner import RunStats
-from inspector.sources import CameraState
+from inspector.inspection.runner import RunStats
+from inspector.sources.opening import CameraState
 from ui import theme
 from ui.controller import RunInfo
 

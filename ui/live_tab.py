@@ -13,7 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QScrollArea, QVBoxLayout, QWidget
 
-from inspector.types import Verdict
+from inspector.core.types import Verdict
 from ui import theme
 from ui.bridge import LiveResult
 from ui.controller import LiveController, RunEnd, RunInfo

@@ -12,7 +12,7 @@ from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QImage, QPainter, QPen, QPixmap, QTransform
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
-from inspector.types import Verdict
+from inspector.core.types import Verdict
 from ui import theme
 from ui.bridge import LiveResult
 from ui.elided import ElidedLabel

@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from inspector.auth import MIN_PASSWORD, Actor
-from inspector.errors import InspectorError
+from inspector.core.auth import MIN_PASSWORD, Actor
+from inspector.core.errors import InspectorError
 from ui.workers import operator_message, run_job
 
 log = logging.getLogger(__name__)

@@ -26,10 +26,10 @@ from PySide6.QtWidgets import (
 )
 
 from db.failures import mask_url
-from inspector.auth import STATION_OPERATOR, Actor
-from inspector.config import Config, config_from_dict
-from inspector.errors import ConfigError
-from inspector.sources import VIDEO_SUFFIXES
+from inspector.core.auth import STATION_OPERATOR, Actor
+from inspector.core.config import Config, config_from_dict
+from inspector.core.errors import ConfigError
+from inspector.sources.opening import VIDEO_SUFFIXES
 from ui.controller import LiveController, RunEnd
 from ui.day_actions import DayActions
 from ui.elided import ElidedLabel

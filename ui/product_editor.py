@@ -21,8 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from inspector.config import RecipeConfig, config_from_dict
-from inspector.errors import ConfigError
+from inspector.core.config import RecipeConfig, config_from_dict
+from inspector.core.errors import ConfigError
 from ui import theme
 from ui.bridge import LiveResult
 from ui.live_view import FrameCanvas

@@ -1,6 +1,6 @@
 """Settings over the typed configuration: every field with its description, validated before it is saved.
 
-The editors hold text; the whole tree is validated by pydantic (``inspector.config.Config``) and each
+The editors hold text; the whole tree is validated by pydantic (``inspector.core.config.Config``) and each
 error is shown under its field. Only a valid configuration is written (by ``save_config`` on a pool
 thread, atomically): a wrong value saves nothing. A ``guard`` (``ui.settings_guard``) checks, on that
 thread, that the signed-in user may change what changed, and audits it; a refusal saves nothing.
@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from inspector.config import Config, save_config
+from inspector.core.config import Config, save_config
 from ui.workers import operator_message, run_job
 
 Key = tuple[str, str]  # (section, field)

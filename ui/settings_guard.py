@@ -11,13 +11,13 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from inspector.auth import STATION_OPERATOR, Actor
-from inspector.config import Config, RecipeConfig
-from inspector.registry import recipe_sha256
+from inspector.core.auth import STATION_OPERATOR, Actor
+from inspector.core.config import Config, RecipeConfig
+from inspector.detection.registry import recipe_sha256
 
 log = logging.getLogger(__name__)
 
-#: section -> the action (inspector.auth.ACTIONS) a change to it needs
+#: section -> the action (inspector.core.auth.ACTIONS) a change to it needs
 PROTECTED: dict[str, str] = {"recipe": "recipe", "quality": "settings", "model": "settings", "storage": "settings"}
 
 

@@ -6,9 +6,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
-from inspector import palette
-from inspector.identity import part_name  # noqa: F401 - the screens' part names come from here
-from inspector.types import Verdict
+from inspector.core import palette
+from inspector.core.identity import part_name  # noqa: F401 - the screens' part names come from here
+from inspector.core.types import Verdict
 
 BG = "#121417"
 PANEL = "#1b1f24"

@@ -6,7 +6,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout
 
-from inspector.types import Verdict
+from inspector.core.types import Verdict
 from ui import theme
 from ui.elided import ElidedLabel
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from inspector.errors import InspectorError
+from inspector.core.errors import InspectorError
 
 log = logging.getLogger(__name__)
 

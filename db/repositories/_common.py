@@ -9,7 +9,7 @@ from typing import Any
 from db.dto import DetectionDTO, ModelVersionDTO, ReviewDTO, RunDTO, UserDTO
 from db.failures import mask_url
 from db.schema import DetectionRecord, ModelVersion, Review, Run, User
-from inspector.types import Verdict
+from inspector.core.types import Verdict
 
 
 def utcnow() -> dt.datetime:

@@ -13,7 +13,7 @@ from db.repositories.audit import AuditRepo
 from db.repositories.users import authorize
 from db.schema import ALARM_RULES, AlarmRecord
 from db.seal import alarm_fields, seal_row
-from inspector.auth import Actor
+from inspector.core.auth import Actor
 
 
 def _dto(r: AlarmRecord) -> AlarmDTO:

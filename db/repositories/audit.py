@@ -2,7 +2,7 @@
 
 Each entry's hash is sha256 over canonical JSON of (id, created_at ISO, actor, action, target,
 detail, prev_hash); the first entry's prev_hash is 64 zeros. ``audit_anchor`` keeps the count and
-the last hash, sealed with the station's key (``inspector.integrity``, a file outside the database):
+the last hash, sealed with the station's key (``inspector.core.integrity``, a file outside the database):
 rewriting the chain, or cutting its tail and moving the anchor back, needs that key. ``verify`` also
 checks the seals of inspections, reviews, users and trusted files (``db.seal``). Someone holding
 both the database and the key is not caught: for that, the chain head printed on every report can
@@ -24,8 +24,8 @@ from db.dto import AuditEntryDTO, AuditReport
 from db.repositories._common import dumps, loads, utcnow
 from db.schema import ZERO_HASH, AuditAnchor, AuditEntry, Run, TrustedFile, User
 from db.seal import anchor_fields, anchor_sealed, key, verify_seals
-from inspector.errors import StorageError
-from inspector.integrity import seal
+from inspector.core.errors import StorageError
+from inspector.core.integrity import seal
 
 log = logging.getLogger(__name__)
 

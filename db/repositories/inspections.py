@@ -25,7 +25,7 @@ from db.repositories.queries import (
 )
 from db.schema import DetectionRecord, ModelVersion, Review, Run
 from db.seal import DAY_COLUMNS, inspection_fields, key, seal_values
-from inspector.types import Inspection, Verdict
+from inspector.core.types import Inspection, Verdict
 
 MAX_PAGE = 10_000
 

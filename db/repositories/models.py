@@ -20,8 +20,8 @@ from db.repositories.audit import AuditRepo
 from db.repositories.users import authorize
 from db.schema import ModelPromotion, ShadowResult
 from db.seal import promotion_fields, row_sealed, seal_row
-from inspector.auth import Actor
-from inspector.errors import ConfigError, PermissionDenied
+from inspector.core.auth import Actor
+from inspector.core.errors import ConfigError, PermissionDenied
 
 log = logging.getLogger(__name__)
 

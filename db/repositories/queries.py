@@ -25,7 +25,7 @@ from sqlalchemy.orm import aliased
 from db.dto import PageCursor
 from db.repositories._common import verdict
 from db.schema import DetectionRecord, InspectionRecord, Review
-from inspector.types import Verdict
+from inspector.core.types import Verdict
 
 INSPECTIONS = cast(Table, InspectionRecord.__table__)
 DETECTIONS = cast(Table, DetectionRecord.__table__)

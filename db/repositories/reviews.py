@@ -14,9 +14,9 @@ from db.repositories.audit import AuditRepo
 from db.repositories.users import authorize
 from db.schema import REVIEW_ACTIONS, DetectionRecord, InspectionRecord, Review
 from db.seal import review_fields, seal_row
-from inspector.auth import Actor
-from inspector.reviewing import UNDOES, standing
-from inspector.types import Verdict
+from inspector.core.auth import Actor
+from inspector.core.reviewing import UNDOES, standing
+from inspector.core.types import Verdict
 
 log = logging.getLogger(__name__)
 

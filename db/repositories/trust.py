@@ -15,8 +15,8 @@ from db.repositories.audit import AuditRepo
 from db.repositories.users import UserRepo, authorize
 from db.schema import TRUST_KINDS, TrustedFile
 from db.seal import row_sealed, seal_row, trust_fields
-from inspector.auth import Actor
-from inspector.errors import PermissionDenied
+from inspector.core.auth import Actor
+from inspector.core.errors import PermissionDenied
 
 log = logging.getLogger(__name__)
 

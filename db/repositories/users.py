@@ -17,8 +17,8 @@ from db.repositories._common import user_dto, utcnow
 from db.repositories.audit import AuditRepo
 from db.schema import ROLES, User
 from db.seal import row_sealed, seal_row, user_fields
-from inspector.auth import FRESH_INSTALL, Actor, Role, require, verify_password
-from inspector.errors import PermissionDenied
+from inspector.core.auth import FRESH_INSTALL, Actor, Role, require, verify_password
+from inspector.core.errors import PermissionDenied
 
 
 def _check_role(role: str) -> None:

@@ -12,7 +12,7 @@ import logging.handlers
 import sys
 from pathlib import Path
 
-from inspector.errors import InspectorError
+from inspector.core.errors import InspectorError
 
 log = logging.getLogger("inspector")
 
@@ -21,7 +21,7 @@ EXIT_USER_ERROR = 2
 
 def setup_logging(verbose: bool = False) -> Path | None:
     """Log file (with tracebacks) in the data folder; only warnings, one line each, on stderr."""
-    from inspector.registry import data_home
+    from inspector.core.home import data_home
 
     root = logging.getLogger()
     root.setLevel(logging.INFO)
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         return func(a)
     except InspectorError as e:
         log.debug("user error", exc_info=True)
-        logging.getLogger("inspector.errors").info("%s", e, exc_info=True)
+        logging.getLogger("inspector.core.errors").info("%s", e, exc_info=True)
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:

@@ -9,62 +9,22 @@ the role again from the users table and audit each change in the same transactio
 from __future__ import annotations
 
 import argparse
-import getpass
-import os
-import sys
 from pathlib import Path
 
-from inspector.auth import FRESH_INSTALL, Actor, Role, require
-from inspector.errors import ConfigError, PermissionDenied
-
-
-def _secret(prompt: str, env: str) -> str:
-    value = os.environ.get(env)
-    if value:
-        return value
-    if not sys.stdin.isatty():
-        raise PermissionDenied(f"{prompt.rstrip(': ')} is needed: run in a terminal or set {env}.")
-    return getpass.getpass(prompt)
-
-
-def _password(prompt: str) -> str:
-    return _secret(prompt, "INSPECTOR_PASSWORD")
-
-
-def _sessions(a: argparse.Namespace):
-    from station import default_db_url, open_db
-
-    return open_db(getattr(a, "db", None) or default_db_url())
-
-
-def signed_in(a: argparse.Namespace, sessions, action: str) -> Actor:
-    """The actor for a protected command: a signed-in user, or the local admin while the station has no users."""
-    from db.accounts import has_users, sign_in
-
-    with sessions.begin() as s:
-        if not has_users(s):
-            return require(FRESH_INSTALL, action)
-    if not getattr(a, "user", None):
-        raise PermissionDenied(f"'{action}' needs a signed-in user with the {_role(action)} role: add --user NAME.")
-    password = _password(f"password for {a.user}: ")
-    return require(sign_in(sessions, a.user, password), action)
-
-
-def _role(action: str) -> str:
-    from inspector.auth import ACTIONS
-
-    return ACTIONS[action].value
+from inspector.cli.signin import ask_secret, db_user, open_sessions, signed_in
+from inspector.core.auth import Role
+from inspector.core.errors import ConfigError
 
 
 def _user_add(a: argparse.Namespace) -> int:
     from db.accounts import create_user, has_users
 
-    engine, sessions = _sessions(a)
+    engine, sessions = open_sessions(a)
     try:
         with sessions.begin() as s:
             first = not has_users(s)
         actor = None if first else signed_in(a, sessions, "users")
-        password = _secret(f"new password for {a.name}: ", "INSPECTOR_NEW_PASSWORD")
+        password = ask_secret(f"new password for {a.name}: ", "INSPECTOR_NEW_PASSWORD")
         try:
             from db.writes import write
 
@@ -88,7 +48,7 @@ def _show_code(name: str, code: str) -> None:
 def _user_list(a: argparse.Namespace) -> int:
     from db import UserRepo
 
-    engine, sessions = _sessions(a)
+    engine, sessions = open_sessions(a)
     try:
         with sessions() as s:
             for u in UserRepo.list(s):
@@ -101,7 +61,7 @@ def _user_list(a: argparse.Namespace) -> int:
 def _user_role(a: argparse.Namespace) -> int:
     from db import UserRepo
 
-    engine, sessions = _sessions(a)
+    engine, sessions = open_sessions(a)
     try:
         actor = signed_in(a, sessions, "users")
         try:
@@ -118,10 +78,10 @@ def _user_role(a: argparse.Namespace) -> int:
 def _user_recover(a: argparse.Namespace) -> int:
     from db.accounts import recover
 
-    engine, sessions = _sessions(a)
+    engine, sessions = open_sessions(a)
     try:
-        code = _secret(f"recovery code for {a.name}: ", "INSPECTOR_RECOVERY_CODE")
-        password = _secret(f"new password for {a.name}: ", "INSPECTOR_NEW_PASSWORD")
+        code = ask_secret(f"recovery code for {a.name}: ", "INSPECTOR_RECOVERY_CODE")
+        password = ask_secret(f"new password for {a.name}: ", "INSPECTOR_NEW_PASSWORD")
         try:
             new_code = recover(sessions, a.name, code.strip(), password)
         except ValueError as e:
@@ -135,12 +95,12 @@ def _user_recover(a: argparse.Namespace) -> int:
 
 def _model_add(a: argparse.Namespace) -> int:
     from db import TrustRepo
-    from inspector.registry import sha256_file
+    from inspector.detection.registry import sha256_file
 
     path = Path(a.file)
     if not path.is_file():
         raise ConfigError(f"model file not found: {path}")
-    engine, sessions = _sessions(a)
+    engine, sessions = open_sessions(a)
     try:
         actor = signed_in(a, sessions, "model")
         h = sha256_file(path)
@@ -154,12 +114,12 @@ def _model_add(a: argparse.Namespace) -> int:
 
 def _recipe_add(a: argparse.Namespace) -> int:
     from db import TrustRepo
-    from inspector.config import load_recipe
-    from inspector.registry import recipe_sha256
+    from inspector.core.config import load_recipe
+    from inspector.detection.registry import recipe_sha256
 
     recipe = load_recipe(a.file)
     h = recipe_sha256(recipe.model_dump(mode="json"))
-    engine, sessions = _sessions(a)
+    engine, sessions = open_sessions(a)
     try:
         actor = signed_in(a, sessions, "recipe")
         with sessions.begin() as s:
@@ -172,18 +132,13 @@ def _recipe_add(a: argparse.Namespace) -> int:
         engine.dispose()
 
 
-def _db_user(p: argparse.ArgumentParser, who: str) -> None:
-    p.add_argument("--db", default=None, help="the station's database (default: sqlite in the user's data folder)")
-    p.add_argument("--user", default=None, help=f"the signed-in {who} doing this (needed once users exist)")
-
-
 def register(sub) -> None:
     u = sub.add_parser("user", help="local users and roles")
     usub = u.add_subparsers(dest="user_command", required=True)
     ua = usub.add_parser("add", help="add a user (the first one must be an admin, and gets a recovery code)")
     ua.add_argument("name")
     ua.add_argument("--role", choices=[r.value for r in Role], default=Role.OPERATOR.value)
-    _db_user(ua, "admin")
+    db_user(ua, "admin")
     ua.set_defaults(func=_user_add)
     ul = usub.add_parser("list", help="list users")
     ul.add_argument("--db", default=None)
@@ -191,7 +146,7 @@ def register(sub) -> None:
     ur = usub.add_parser("role", help="change a user's role (admin)")
     ur.add_argument("name")
     ur.add_argument("role", choices=[r.value for r in Role])
-    _db_user(ur, "admin")
+    db_user(ur, "admin")
     ur.set_defaults(func=_user_role)
     uc = usub.add_parser("recover", help="reset a locked-out user's password with their one-time recovery code "
                          "(INSPECTOR_RECOVERY_CODE, INSPECTOR_NEW_PASSWORD, or asked for)")
@@ -204,16 +159,16 @@ def register(sub) -> None:
     ma = msub.add_parser("add", help="trust a model file on this station: its SHA-256 goes into the database, "
                          "audited (admin)")
     ma.add_argument("file")
-    _db_user(ma, "admin")
+    db_user(ma, "admin")
     ma.set_defaults(func=_model_add)
     from inspector.cli import promote_cmds
 
-    promote_cmds.register(msub, _db_user)
+    promote_cmds.register(msub, db_user)
 
     r = sub.add_parser("recipe", help="registered recipes")
     rsub = r.add_subparsers(dest="recipe_command", required=True)
     ra = rsub.add_parser("add", help="register a recipe file on this station: its SHA-256 and author go into the "
                          "audit trail (QC or admin)")
     ra.add_argument("file")
-    _db_user(ra, "QC or admin")
+    db_user(ra, "QC or admin")
     ra.set_defaults(func=_recipe_add)

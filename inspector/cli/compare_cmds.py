@@ -8,8 +8,8 @@ import sys
 
 
 def _compare(a: argparse.Namespace) -> int:
-    from inspector.compare import compare, format_text, write_gallery
-    from inspector.config import load_config, load_recipe
+    from inspector.core.config import load_config, load_recipe
+    from inspector.lifecycle.compare import compare, format_text, write_gallery
 
     cfg = load_config(a.config)
     recipe_cfg = load_recipe(a.recipe) if a.recipe else cfg.recipe

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from inspector.errors import DatasetError
+from inspector.core.errors import DatasetError
 
 
 def _positive(text: str) -> int:
@@ -21,7 +21,7 @@ def _positive(text: str) -> int:
 
 
 def _corpus(a: argparse.Namespace) -> int:
-    from inspector.pretrain_corpus import write_corpus
+    from inspector.training.corpus import write_corpus
 
     out = Path(a.out)
     if (out / "images").is_dir() and any((out / "images").iterdir()):

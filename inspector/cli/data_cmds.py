@@ -8,7 +8,7 @@ import sys
 
 
 def _check(a: argparse.Namespace) -> int:
-    from inspector.datacheck import check_dataset, format_text, write_png
+    from inspector.training.datacheck import check_dataset, format_text, write_png
 
     def progress(n: int, total: int) -> None:
         if n % 100 == 0 or n == total:

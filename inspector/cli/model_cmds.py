@@ -8,9 +8,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from inspector.config import ModelConfig, load_config, load_recipe
-from inspector.errors import ConfigError
-from inspector.export import CALIBRATION_IMAGES, MIN_CALIBRATION
+from inspector.core.config import ModelConfig, load_config, load_recipe
+from inspector.core.errors import ConfigError
+from inspector.lifecycle.export import CALIBRATION_IMAGES, MIN_CALIBRATION
 
 
 def _progress_line(label: str, every: int = 25):
@@ -21,7 +21,7 @@ def _progress_line(label: str, every: int = 25):
 
 
 def _synth(a: argparse.Namespace) -> int:
-    from inspector.synth import write_dataset
+    from inspector.sources.synth import write_dataset
 
     meta = write_dataset(Path(a.out), a.count, a.seed, _progress_line("parts"))
     print(f"wrote {meta['count']} parts ({meta['defective']} defective) to {a.out}")
@@ -42,8 +42,8 @@ def _station(a: argparse.Namespace):
 
 
 def _train(a: argparse.Namespace) -> int:
-    from inspector.train_progress import ProgressFile
-    from inspector.training import TrainProgress
+    from inspector.training.progress import ProgressFile
+    from inspector.training.train import TrainProgress
 
     stream = ProgressFile(a.progress) if a.progress else None
 
@@ -69,8 +69,8 @@ def _train(a: argparse.Namespace) -> int:
 def _train_with(a: argparse.Namespace, progress, say, stream) -> int:
     from db import TrustRepo
     from db.accounts import has_users
-    from inspector.cli.admin_cmds import signed_in
-    from inspector.training import train
+    from inspector.cli.signin import signed_in
+    from inspector.training.train import train
 
     engine, sessions, registry = _station(a)
     try:
@@ -119,7 +119,7 @@ def _reached(card: dict) -> str:
 
 
 def _duration(text: str) -> float:
-    from inspector.train_plan import parse_duration
+    from inspector.training.plan import parse_duration
 
     try:
         return parse_duration(text)
@@ -128,10 +128,10 @@ def _duration(text: str) -> float:
 
 
 def _evaluate(a: argparse.Namespace) -> int:
-    from inspector.datasets import load_dataset
-    from inspector.detector import load_detector
-    from inspector.evaluation import evaluate, format_report
-    from inspector.rules import Recipe
+    from inspector.detection.detector import load_detector
+    from inspector.inspection.rules import Recipe
+    from inspector.training.datasets import load_dataset
+    from inspector.training.evaluation import evaluate, format_report
 
     cfg = load_config(a.config)
     recipe_cfg = load_recipe(a.recipe) if a.recipe else cfg.recipe
@@ -158,8 +158,7 @@ def _evaluate(a: argparse.Namespace) -> int:
 
 def _record_in_card(detector, result: dict) -> None:
     """Write the evaluation command and its figures into the model's card (card.json and card.md)."""
-    from inspector.registry import read_card
-    from inspector.training import write_card
+    from inspector.detection.card import read_card, write_card
 
     path = Path(getattr(detector, "path", ""))
     card = read_card(path)
@@ -173,15 +172,17 @@ def _record_in_card(detector, result: dict) -> None:
 
 
 def _export(a: argparse.Namespace) -> int:
-    from inspector.export import default_export_dir, export_model
-    from inspector.registry import read_card, resolve_model
+    from inspector.detection.card import read_card
+    from inspector.detection.checkpoint import vet
+    from inspector.detection.registry import resolve_model
+    from inspector.lifecycle.export import default_export_dir, export_model
 
     pt = resolve_model(a.model, (".pt",))
     if pt.suffix != ".pt":
         raise ConfigError(f"{pt}: export needs the model's .pt weights.")
     engine, _, registry = _station(a)
     engine.dispose()
-    registry.check_or_vet(pt)  # a trusted hash, or a checkpoint the weights-only loader reads: no code runs
+    vet(registry, pt)  # a trusted hash, or a checkpoint the weights-only loader reads: no code runs
     out = Path(a.out) if a.out else default_export_dir(pt, a.int8)
     calib, held_out, ds = [], (), None
     if a.int8 and not a.data:
@@ -189,7 +190,7 @@ def _export(a: argparse.Namespace) -> int:
     if a.int8 and a.calibration < MIN_CALIBRATION:
         raise ConfigError(f"--calibration = {a.calibration}: must be at least {MIN_CALIBRATION}")
     if a.data:
-        from inspector.datasets import load_dataset
+        from inspector.training.datasets import load_dataset
 
         ds = load_dataset(a.data)
         calib = [im.path for im in ds.splits.get("train", ())]

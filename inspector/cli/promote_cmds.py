@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inspector.config import load_config
+from inspector.core.config import load_config
 
 
 def _context(a: argparse.Namespace):
@@ -25,7 +25,7 @@ def _context(a: argparse.Namespace):
 
 
 def _change(a: argparse.Namespace, action: str) -> int:
-    from inspector.cli.admin_cmds import signed_in
+    from inspector.cli.signin import signed_in
     from station.models import change_model, rollback_target
 
     cfg, station, engine, sessions, config_model = _context(a)
@@ -34,7 +34,7 @@ def _change(a: argparse.Namespace, action: str) -> int:
         if action == "promote":
             target = Path(a.model)
             if target.is_dir():
-                from inspector.registry import resolve_model
+                from inspector.detection.registry import resolve_model
 
                 target = resolve_model(target, (".pt", ".onnx"))
         else:

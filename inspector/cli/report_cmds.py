@@ -1,6 +1,6 @@
 """QC commands: ``inspector report``, ``inspector audit verify`` and ``inspector export-dataset``.
 
-Wiring only: the figures come from ``db.reporting`` / ``db.export``, the files from ``inspector.reports``.
+Wiring only: the figures come from ``station.reports`` (``db`` queries in, ``inspector.reports`` writers out).
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from inspector.errors import ConfigError, StorageError
+from inspector.core.errors import ConfigError, StorageError
+from inspector.reports import FORMATS
 
 EXIT_TAMPERED = 1
 
@@ -51,7 +52,7 @@ def register(sub) -> None:  # noqa: ANN001 - argparse's private subparsers type
     r.add_argument("--lot", default=None, help="only parts of this lot")
     r.add_argument("--shift", default=None, metavar="DATE/NAME", help="only parts of this shift, e.g. 2026-11-30/A "
                    "(a shift that crosses midnight belongs to the date it started)")
-    r.add_argument("--format", choices=["pdf", "html", "csv"], default=None,
+    r.add_argument("--format", choices=list(FORMATS), default=None,
                    help="output format (default: from the --out suffix, else pdf)")
     r.add_argument("--out", required=True, help="file to write; CSV also writes <name>_detections.csv beside it")
     _add_user(r)
@@ -96,7 +97,7 @@ def _open(url: str):  # noqa: ANN202
 
 
 def _image_root(url: str, a: argparse.Namespace) -> Path:
-    from inspector.config import load_config
+    from inspector.core.config import load_config
     from station import image_base
 
     return image_base(url, load_config(getattr(a, "config", None)))[0]
@@ -119,12 +120,12 @@ def _check_period(a: argparse.Namespace) -> None:
 
 
 def report(a: argparse.Namespace) -> int:
-    from db.export import make_report
-    from inspector.reports import ReportData, detections_path
+    from inspector.reports import ReportData, detections_path, format_for
+    from station.reports import make_report
 
     _check_period(a)
     out = Path(a.out)
-    fmt = a.format or {".csv": "csv", ".html": "html", ".htm": "html"}.get(out.suffix.lower(), "pdf")
+    fmt = format_for(out, a.format).name
     url = _db_url(a)
     engine, sessions = _open(url)
     started = time.monotonic()
@@ -150,8 +151,8 @@ def report(a: argparse.Namespace) -> int:
 def _day(a: argparse.Namespace):  # noqa: ANN202 - db.DayFilter, imported late like every db import here
     """--product, --lot and --shift as a filter; a shift label is checked against the configuration's [shifts]."""
     from db import DayFilter
-    from inspector.config import load_config
-    from inspector.day import Shifts
+    from inspector.core.config import load_config
+    from inspector.core.day import Shifts
 
     shift = a.shift
     if shift is not None:
@@ -160,8 +161,8 @@ def _day(a: argparse.Namespace):  # noqa: ANN202 - db.DayFilter, imported late l
 
 
 def _sign_in(a: argparse.Namespace, sessions, action: str) -> None:  # noqa: ANN001
-    """A QC action: signed in once the station has users (``inspector.auth``)."""
-    from inspector.cli.admin_cmds import signed_in
+    """A QC action: signed in once the station has users (``inspector.core.auth``)."""
+    from inspector.cli.signin import signed_in
 
     signed_in(a, sessions, action)
 
@@ -196,7 +197,7 @@ def audit_verify(a: argparse.Namespace) -> int:
 
 
 def export_dataset(a: argparse.Namespace) -> int:
-    from db.export import export_dataset as job
+    from station.reports import export_dataset as job
 
     _check_period(a)
     url = _db_url(a)

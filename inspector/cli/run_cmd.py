@@ -12,12 +12,12 @@ import time
 from pathlib import Path
 
 from db.failures import mask_url
-from inspector.config import Config, load_config, load_recipe
-from inspector.day import clean_text
-from inspector.errors import ConfigError, SourceIncomplete
-from inspector.sources import CameraState
-from inspector.tune_measure import first_start_tune, first_start_wanted
-from inspector.types import Inspection, Verdict
+from inspector.core.config import Config, load_config, load_recipe
+from inspector.core.day import clean_text
+from inspector.core.errors import ConfigError, SourceIncomplete
+from inspector.core.types import Inspection, Verdict
+from inspector.lifecycle.tune import first_start_tune, first_start_wanted
+from inspector.sources.opening import CameraState
 from station import DEFAULT_SOURCE, Station, StationSpec, default_db_url
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def register(sub) -> None:
 
 def config_path(a: argparse.Namespace) -> Path | None:
     """--config, else the settings saved from the window (<data folder>/config.toml) if any."""
-    from inspector.registry import data_home
+    from inspector.core.home import data_home
 
     given = getattr(a, "config", None)
     if given:
@@ -82,7 +82,7 @@ def build_config(a: argparse.Namespace) -> Config:
     if upd:
         cfg = cfg.model_copy(update=upd)
     # re-validate after the command-line overrides
-    from inspector.config import config_from_dict
+    from inspector.core.config import config_from_dict
 
     return config_from_dict(cfg.model_dump(mode="python"), "command line")
 

@@ -1,5 +1,5 @@
 """``inspector tune``: measure the backends, precisions and thread counts this machine offers on the active
-model, keep the safe ones, record the fastest (``inspector.tune``)."""
+model, keep the safe ones, record the fastest (``inspector.detection.setup``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import logging
 from pathlib import Path
 
-from inspector.errors import ConfigError
+from inspector.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +31,9 @@ def register(sub) -> None:
 
 def tune(a: argparse.Namespace) -> int:
     from inspector.cli.run_cmd import build_config
-    from inspector.detector import available_backends, pick_model
-    from inspector.tune import cpu_signature
-    from inspector.tune_measure import tune_model
+    from inspector.detection.detector import available_backends, pick_model
+    from inspector.detection.setup import cpu_signature
+    from inspector.lifecycle.tune import tune_model
     from station import default_db_url, open_db, trusted_models
 
     if a.images < 10 or a.rounds < 1:

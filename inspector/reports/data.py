@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from inspector.clock import station_time, zone_text
-from inspector.identity import part_name
+from inspector.core.clock import station_time, zone_text
+from inspector.core.identity import part_name
 
 
 def _need(cond: bool, what: str, got: object) -> None:

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from inspector.errors import InspectorError
+from inspector.core.errors import InspectorError
+from inspector.core.reviewing import standing
 from inspector.reports.data import Box
 from inspector.reports.output import Progress, check
-from inspector.reviewing import standing
 
 log = logging.getLogger(__name__)
 

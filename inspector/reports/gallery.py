@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inspector.palette import class_colour_bgr
+from inspector.core.palette import class_colour_bgr
 from inspector.reports.data import Box, Failure
 
 log = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ import threading
 from html import escape
 from pathlib import Path
 
-from inspector.clock import zone_text
-from inspector.identity import short_file
+from inspector.core.clock import zone_text
+from inspector.core.identity import short_file
 from inspector.reports.data import (
     ParetoItem,
     ReportData,

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from inspector.errors import InspectorError
+from inspector.core.errors import InspectorError
 
 Progress = Callable[[int, int], None]  # (done, total)
 

@@ -22,8 +22,8 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from inspector.clock import zone_text
-from inspector.identity import short_file
+from inspector.core.clock import zone_text
+from inspector.core.identity import short_file
 from inspector.reports.data import ReportData, fmt_pct, fmt_time, models_text, period_text
 from inspector.reports.gallery import annotated_jpeg
 from inspector.reports.output import atomic_files, check

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import ModelRepo, RunRepo, open_database, session_factory
-from inspector.types import Detection, Detections, Inspection, Verdict
+from inspector.core.types import Detection, Detections, Inspection, Verdict
 
 PG_ENV = "INSPECTOR_TEST_PG_URL"
 T0 = dt.datetime(2024, 3, 1, 8, 0, tzinfo=dt.timezone.utc)

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import text
 
 from db import AlarmRepo, AuditRepo, DayFilter, InspectionFilter, InspectionRepo, UserRepo
-from inspector.auth import Actor, Role
-from inspector.day import PartDay
-from inspector.errors import PermissionDenied
-from inspector.types import Verdict
+from inspector.core.auth import Actor, Role
+from inspector.core.day import PartDay
+from inspector.core.errors import PermissionDenied
+from inspector.core.types import Verdict
 
 DAYS = [PartDay("P1", "L1", "WO1", "2024-03-01/A", "c" * 64), PartDay("P1", "L2", "", "2024-03-01/A"),
         PartDay("P2", "L2", "WO2", "2024-03-01/B"), None]
@@ -105,7 +105,7 @@ def test_rows_sealed_before_0005_still_verify_after_it(tmp_path):
     con.commit()
     con.close()
     from db.seal import inspection_fields
-    from inspector.integrity import seal, station_key
+    from inspector.core.integrity import seal, station_key
 
     class Row:  # the row as 0004 wrote it: sealed without the day
         run_id, seq, created_at, verdict, reasons = 1, 0, None, "FAIL", '["scratch"]'

@@ -16,7 +16,7 @@ import db.migrate
 from db import make_engine, open_database, session_factory
 from db.migrate import head_revision
 from db.schema import Base
-from inspector.errors import StorageError
+from inspector.core.errors import StorageError
 
 TABLES = {"model_versions", "runs", "inspections", "detections", "reviews", "audit_log", "audit_anchor", "users"}
 

@@ -21,9 +21,9 @@ from db.repositories.inspections import inspection_rows
 from db.schema import Run
 from db.sink import DbWriter
 from db.writes import write
-from inspector.auth import Actor, Role
-from inspector.errors import StorageError
-from inspector.images import ImageStore
+from inspector.core.auth import Actor, Role
+from inspector.core.errors import StorageError
+from inspector.core.images import ImageStore
 from station import image_namespace, reconcile
 from tests.db.conftest import backend_url, hold_lock
 
@@ -161,11 +161,11 @@ class Paced:
 def test_postgres_stopped_and_started_mid_run_loses_nothing(private_pg, tmp_path):
     """A real server stopped (immediate, as in a power cut) and started again while the line runs: every part
     arrives once, in order, and every image a row names is on disk."""
-    from inspector.config import RecipeConfig
-    from inspector.pipeline import Pipeline
-    from inspector.rules import Recipe
-    from inspector.runner import Runner
-    from inspector.sources import SyntheticSource
+    from inspector.core.config import RecipeConfig
+    from inspector.inspection.pipeline import Pipeline
+    from inspector.inspection.rules import Recipe
+    from inspector.inspection.runner import Runner
+    from inspector.sources.opening import SyntheticSource
     from tests.conftest import ScriptedDetector
 
     engine = open_database(private_pg.url)
@@ -232,8 +232,8 @@ def test_the_size_cap_keeps_the_outbox_and_its_images_and_other_folders(sqlite_u
 
 def test_a_camera_password_never_reaches_the_runs_table_or_a_report(sessions, mk, tmp_path):
     """A run whose source was recorded with a password (before this version masked it) reads back masked."""
-    from db.export import make_report
     from db.schema import Run as RunRow
+    from station.reports import make_report
 
     run_id = mk.start_run(sessions)
     with sessions() as s, s.begin():

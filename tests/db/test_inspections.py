@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from db import InspectionFilter, InspectionRepo, ReviewRepo, RunRepo, VerdictCounts, open_database, session_factory
-from inspector.types import Verdict
+from inspector.core.types import Verdict
 from tests.conftest import QC, staff
 
 P, F, R, N = Verdict.PASS, Verdict.FAIL, Verdict.REVIEW, Verdict.NOT_INSPECTED

@@ -8,7 +8,7 @@ import datetime as dt
 
 from db import AuditRepo, InspectionRepo, ModelRepo, RunRepo
 from db.repositories.parts import answered_parts
-from inspector.types import Trigger, Verdict
+from inspector.core.types import Trigger, Verdict
 
 
 def _run(sessions, station: str) -> int:

@@ -13,8 +13,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from db import AuditRepo, InspectionFilter, InspectionRepo, ReviewRepo, open_database, session_factory
-from inspector.errors import StorageError
-from inspector.types import Verdict
+from inspector.core.errors import StorageError
+from inspector.core.types import Verdict
 from tests.conftest import QC, staff
 
 

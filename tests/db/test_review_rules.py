@@ -11,6 +11,7 @@ import pytest
 
 from db import InspectionRepo, ReviewRepo
 from db.export import iter_export_rows
+from inspector.core.types import Verdict
 from inspector.reports import (
     COLUMNS,
     DETECTION_COLUMNS,
@@ -21,7 +22,6 @@ from inspector.reports import (
     write_yolo_dataset,
 )
 from inspector.reports.data import Box
-from inspector.types import Verdict
 from tests.conftest import QC, staff
 
 

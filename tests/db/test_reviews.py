@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 
 from db import AuditRepo, InspectionRepo, ReviewRepo
-from inspector.types import Verdict
+from inspector.core.types import Verdict
 from tests.conftest import QC, staff
 
 
@@ -75,8 +75,8 @@ def test_unknown_inspection_and_missing_reviewer(sessions, fail_id):
 
 def test_role_is_checked_at_the_database_boundary(sessions, fail_id):
     from db import UserRepo
-    from inspector.auth import STATION_OPERATOR, Actor, Role
-    from inspector.errors import PermissionDenied
+    from inspector.core.auth import STATION_OPERATOR, Actor, Role
+    from inspector.core.errors import PermissionDenied
 
     with sessions() as s, s.begin():
         UserRepo.add(s, Actor("root-admin", Role.ADMIN), "otto", "operator", "scrypt$test")
@@ -95,8 +95,8 @@ def test_role_is_checked_at_the_database_boundary(sessions, fail_id):
 ])
 def test_a_claimed_role_counts_for_nothing(sessions, fail_id, claim, error):
     from db import UserRepo
-    from inspector.auth import Actor, Role
-    from inspector.errors import PermissionDenied
+    from inspector.core.auth import Actor, Role
+    from inspector.core.errors import PermissionDenied
 
     with sessions() as s, s.begin():
         UserRepo.add(s, Actor("root-admin", Role.ADMIN), "otto", "operator", "scrypt$test")
@@ -109,8 +109,8 @@ def test_a_claimed_role_counts_for_nothing(sessions, fail_id, claim, error):
 def test_a_role_raised_in_the_table_is_refused(engine, sessions, fail_id):
     """update users set role='admin' behind Inspector's back: the broken seal refuses the account."""
     from db import UserRepo
-    from inspector.auth import Actor, Role
-    from inspector.errors import PermissionDenied
+    from inspector.core.auth import Actor, Role
+    from inspector.core.errors import PermissionDenied
 
     with sessions() as s, s.begin():
         UserRepo.add(s, Actor("root-admin", Role.ADMIN), "otto", "operator", "scrypt$test")

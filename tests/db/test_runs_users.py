@@ -12,7 +12,7 @@ import pytest
 from db import InspectionRepo, ModelRepo, RunRepo, UserRepo
 from db.owner import Owner, this_process
 from db.schema import Run
-from inspector.auth import Actor, Role
+from inspector.core.auth import Actor, Role
 
 
 def ended_process() -> Owner:

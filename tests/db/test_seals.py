@@ -9,9 +9,9 @@ import pytest
 
 from db import AuditRepo, InspectionRepo, ReviewRepo, TrustRepo, UserRepo
 from db.accounts import create_user, recover, sign_in
-from inspector.auth import Actor, Role
-from inspector.errors import PermissionDenied
-from inspector.types import Verdict
+from inspector.core.auth import Actor, Role
+from inspector.core.errors import PermissionDenied
+from inspector.core.types import Verdict
 from tests.conftest import QC, staff
 
 BOSS = Actor("root-admin", Role.ADMIN)
@@ -164,7 +164,7 @@ def test_a_broken_user_seal_refuses_the_sign_in(db_url, engine, sessions, mk):
 
 def test_a_missing_key_file_is_no_ok(sessions, station, monkeypatch, tmp_path):
     """Deleting the key (or checking from another data folder) cannot make a database pass."""
-    import inspector.integrity as integrity
+    import inspector.core.integrity as integrity
 
     monkeypatch.setenv("INSPECTOR_HOME", str(tmp_path / "elsewhere"))
     monkeypatch.setattr(integrity, "_cache", {})

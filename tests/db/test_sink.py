@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from db import DbWriter, InspectionRepo, make_engine, open_database, session_factory
-from inspector.errors import StorageError
-from inspector.types import Inspection, Verdict
+from inspector.core.errors import StorageError
+from inspector.core.types import Inspection, Verdict
 
 
 class FileStore:

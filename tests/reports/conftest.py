@@ -73,9 +73,9 @@ def build_qc_db(folder: Path, n: int = 48, seed: int = 11, url: str | None = Non
     from sqlalchemy import text
 
     from db import InspectionRepo, ModelRepo, ReviewRepo, RunRepo, open_database, session_factory
-    from inspector.images import ImageStore
-    from inspector.synth import render_part
-    from inspector.types import Detection, Detections, Inspection, Verdict
+    from inspector.core.images import ImageStore
+    from inspector.core.types import Detection, Detections, Inspection, Verdict
+    from inspector.sources.synth import render_part
 
     rng = np.random.default_rng(seed)
     path = folder / "qc.db"

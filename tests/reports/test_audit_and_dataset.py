@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from inspector.cli import main
-from inspector.datasets import load_dataset
 from inspector.reports import Box, PartForTraining, ReviewStep
 from inspector.reports.dataset import corrected_boxes
+from inspector.training.datasets import load_dataset
 from tests.reports.conftest import CLASSES
 
 
@@ -104,7 +104,7 @@ def test_corrected_boxes(reviews, labels):
 
 @pytest.mark.model
 def test_a_model_trains_on_the_export(qc_db, tmp_path):
-    from inspector.training import train
+    from inspector.training.train import train
 
     out = tmp_path / "ds"
     assert main(["export-dataset", "--db", qc_db.url, "--out", str(out)]) == 0

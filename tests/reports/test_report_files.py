@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from db import open_database, session_factory
-from db.export import make_report
 from inspector.cli import main
 from inspector.reports import COLUMNS, Cancelled, detections_path, write_csv
 from inspector.reports.data import ExportRow
+from station.reports import make_report
 
 
 def pdf_text(path: Path) -> str:

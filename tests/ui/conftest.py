@@ -31,7 +31,7 @@ def parts(tmp_path) -> Path:
 @pytest.fixture
 def make_spec(tmp_path):
     """A StationSpec over ``source`` with the given model, a database in tmp_path, fast camera timeouts."""
-    from inspector.config import Config, config_from_dict
+    from inspector.core.config import Config, config_from_dict
     from station import StationSpec
 
     def make(source: Path | str, model: Path | None, loop: bool = False, db: str = "t.db",
@@ -88,7 +88,7 @@ def db_rows(db: Path, sql: str, args: tuple = ()) -> list[tuple]:
 
 def make_inspection(seq: int, verdict, boxes=(), reasons=("no defect",), image: np.ndarray | None = None):
     """An Inspection as the pipeline makes it (boxes: (cls, label, confidence, (x1, y1, x2, y2)))."""
-    from inspector.types import Detection, Detections, Inspection, Verdict
+    from inspector.core.types import Detection, Detections, Inspection, Verdict
 
     if image is None and verdict != Verdict.NOT_INSPECTED:
         image = np.full((240, 320, 3), 90, np.uint8)

@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     from ui.app import drop_foreign_qt_plugins
 
     drop_foreign_qt_plugins()
-    from inspector.config import Config, config_from_dict
+    from inspector.core.config import Config, config_from_dict
     from station import DEFAULT_SOURCE, StationSpec
     from ui.app import build_window, show_on_screen
     from ui.theme import apply_theme
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     window.start()
     shown = wait_for(lambda: window.live.last is not None, a.seconds)
     pump(2.0)
-    from inspector.auth import Actor, Role
+    from inspector.core.auth import Actor, Role
 
     for i in range(window.tabs.count()):  # a QC signed in: the tabs for QC and admin only are shown too
         tab = window.tabs.widget(i)

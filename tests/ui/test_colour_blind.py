@@ -19,7 +19,7 @@ import pytest
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication
 
-from inspector.types import Verdict
+from inspector.core.types import Verdict
 from ui.live_view import VerdictBanner
 from ui.theme import apply_theme
 

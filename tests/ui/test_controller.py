@@ -6,12 +6,12 @@ from __future__ import annotations
 import threading
 import time
 
-from inspector.config import RecipeConfig
-from inspector.errors import StorageError
-from inspector.pipeline import Pipeline
-from inspector.rules import Recipe
-from inspector.runner import Runner
-from inspector.sources import SyntheticSource
+from inspector.core.config import RecipeConfig
+from inspector.core.errors import StorageError
+from inspector.inspection.pipeline import Pipeline
+from inspector.inspection.rules import Recipe
+from inspector.inspection.runner import Runner
+from inspector.sources.opening import SyntheticSource
 from tests.conftest import ScriptedDetector
 from tests.fakes import ListSink
 

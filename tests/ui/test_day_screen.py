@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QPoint, Qt
 
-from inspector.auth import Actor, Role
-from inspector.types import Verdict
+from inspector.core.auth import Actor, Role
+from inspector.core.types import Verdict
 from tests.ui.conftest import SAMPLES, make_inspection
 from ui.bridge import live_result
 
@@ -22,7 +22,7 @@ PRODUCTS = {"P1": {"recipe": {"name": "p1", "fail_conf": 0.02, "review_conf": 0.
 
 
 def spec_for(tmp_path: Path, product: str | None = None, alarms: dict | None = None):
-    from inspector.config import config_from_dict
+    from inspector.core.config import config_from_dict
     from station import StationSpec
 
     cfg = config_from_dict({"products": PRODUCTS, "shifts": {"D": "00:00-12:00", "N": "12:00-00:00"},
@@ -114,7 +114,7 @@ def test_a_switch_asks_for_a_sign_in_and_refuses_an_unregistered_recipe(qtbot, o
     assert w.live.day.chosen_product() == "" and w.spec.product is None, "a refused switch changes nothing"
     from db import TrustRepo
     from db.writes import write
-    from inspector.day import product_config
+    from inspector.core.day import product_config
     from station import open_db
     from station.day import recipe_hash
 
@@ -178,7 +178,7 @@ def day_db(tmp_path) -> str:
     import datetime as dt
 
     from db import InspectionRepo, ModelRepo, RunRepo, open_database, session_factory
-    from inspector.day import PartDay
+    from inspector.core.day import PartDay
 
     url = f"sqlite:///{(tmp_path / 'review.db').as_posix()}"
     engine = open_database(url)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QSize
 
-from inspector.types import Verdict
+from inspector.core.types import Verdict
 from tests.ui.conftest import make_inspection
 from ui import theme
 from ui.bridge import live_result
@@ -156,7 +156,7 @@ def test_a_run_that_ends_in_an_error_is_not_ready_with_the_reason(window):
 def test_a_refused_start_leaves_nothing_of_the_previous_run_on_screen(window, qtbot):
     running(window)
     st_counts = {"PASS": 9}
-    from inspector.runner import RunStats
+    from inspector.inspection.runner import RunStats
 
     window.controller.stats.emit(RunStats(frames=9, inspected=9, counts=st_counts, skipped=0, elapsed_s=1.0, fps=9.0,
                                           camera_fps=9.0, inference_ms=5.0, latency_p50_ms=5, latency_p99_ms=9,
@@ -270,7 +270,7 @@ def test_one_palette_for_the_window_and_the_reports(tmp_path):
     import cv2
     import numpy as np
 
-    from inspector import palette
+    from inspector.core import palette
     from inspector.reports.data import Box, Failure
     from inspector.reports.gallery import annotated_jpeg
 
@@ -291,7 +291,7 @@ def test_one_palette_for_the_window_and_the_reports(tmp_path):
 def test_report_files_and_screens_name_one_time_zone():
     import datetime as dt
 
-    from inspector.clock import station_time, zone_text
+    from inspector.core.clock import station_time, zone_text
     from inspector.reports.data import fmt_time
 
     t = dt.datetime(2026, 11, 30, 5, 30, tzinfo=dt.timezone.utc)
@@ -302,7 +302,7 @@ def test_report_files_and_screens_name_one_time_zone():
 def test_one_part_name_on_screens_and_in_reports():
     import datetime as dt
 
-    from inspector.identity import part_name, short_file
+    from inspector.core.identity import part_name, short_file
     from inspector.reports.data import Failure
 
     f = Failure(812, dt.datetime.now(dt.timezone.utc), 3, "/data/line/part_20261130_0612_0411.png", 0.9, None, (),

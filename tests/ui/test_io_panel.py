@@ -13,7 +13,7 @@ pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="Debian's mosquitto is
 
 
 def line_spec(make_spec, port: int, trigger: str = "mqtt"):
-    from inspector.config import config_from_dict
+    from inspector.core.config import config_from_dict
 
     spec = make_spec(SAMPLES, None, loop=True)
     data = spec.config.model_dump(mode="python")

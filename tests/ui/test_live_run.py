@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from inspector.types import Verdict
+from inspector.core.types import Verdict
 from tests.conftest import trust_models
 from tests.ui.conftest import db_rows, run_until_idle
 
@@ -117,8 +117,8 @@ def test_a_camera_that_cannot_be_opened_is_shown(qtbot, open_window, make_spec, 
 def test_a_camera_that_drops_shows_reconnecting_then_stopped(qtbot, open_window, make_spec, tiny_model,
                                                              monkeypatch):
     import station.core as station_mod
-    from inspector.config import CameraConfig
-    from inspector.sources import LiveSource
+    from inspector.core.config import CameraConfig
+    from inspector.sources.opening import LiveSource
     from tests.fakes import FakeCameraDevice
 
     def fake_camera(spec, cfg, loop, on_state):  # the line's camera: 5 frames, then it drops for good

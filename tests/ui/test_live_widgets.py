@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 
-from inspector.runner import RunStats
-from inspector.sources import CameraState
-from inspector.types import Verdict
+from inspector.core.types import Verdict
+from inspector.inspection.runner import RunStats
+from inspector.sources.opening import CameraState
 from tests.ui.conftest import make_inspection
 from ui import theme
 from ui.bridge import RunnerBridge, live_result

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from inspector.auth import Actor, Role
+from inspector.core.auth import Actor, Role
 from tests.conftest import QC, staff
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,8 +20,8 @@ PARTS_ONNX = ROOT / "models" / "parts-v2" / "parts-v2.onnx"
 @pytest.fixture
 def service(tmp_path, tiny_model):
     from db import TrustRepo, UserRepo
-    from inspector.config import config_from_dict
-    from inspector.registry import sha256_file
+    from inspector.core.config import config_from_dict
+    from inspector.detection.registry import sha256_file
     from station import open_db
     from ui.models.service import ModelsService
     from ui.review.service import Database

@@ -138,7 +138,7 @@ def test_period_choices(choice, since, until):
 def test_writing_a_report_file_needs_a_signed_in_qc_once_the_station_has_users(qtbot, tmp_path):
     """Issue 12.7 in the window: as on the command line, a report is a QC action."""
     from db import UserRepo, open_database, session_factory
-    from inspector.auth import Actor, Role
+    from inspector.core.auth import Actor, Role
     from tests.reports.conftest import build_qc_db
     from ui.reports.tab import ReportsTab
     from ui.review.service import Database

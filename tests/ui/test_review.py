@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication
 
-from inspector.auth import STATION_OPERATOR, Role
+from inspector.core.auth import STATION_OPERATOR, Role
 from tests.reports.conftest import build_qc_db
 from ui.review.model import FINAL
 from ui.review.service import Database
@@ -49,7 +49,7 @@ def add_user(qc, name: str, role: Role) -> None:
     """Users made beforehand through the accounts module (an admin first, as the rules want)."""
     from db import open_database, session_factory
     from db.accounts import create_user, has_users
-    from inspector.auth import Actor
+    from inspector.core.auth import Actor
 
     engine = open_database(qc.url)
     sessions = session_factory(engine)
@@ -289,7 +289,7 @@ def test_boxes_zoom_and_image_view(qtbot, open_tab):
 
 
 def test_export_for_training(qtbot, qc, open_tab, tmp_path):
-    from inspector.auth import Actor
+    from inspector.core.auth import Actor
 
     tab = open_tab()
     out = tmp_path / "datasets"

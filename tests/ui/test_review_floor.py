@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 
-from inspector.auth import Actor, Role
+from inspector.core.auth import Actor, Role
 from tests.reports.conftest import build_qc_db
 from tests.ui.test_review import add_user, go_to, key, open_tab, reviews  # noqa: F401 - open_tab: a fixture
 

@@ -26,7 +26,7 @@ def build(folder: Path) -> str:
     from sqlalchemy import text
 
     from db import InspectionRepo, ModelRepo, ReviewRepo, RunRepo, open_database, session_factory
-    from inspector.types import Detection, Detections, Inspection, Verdict
+    from inspector.core.types import Detection, Detections, Inspection, Verdict
 
     url = f"sqlite:///{folder / 'table.db'}"
     engine = open_database(url)

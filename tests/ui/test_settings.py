@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from inspector.config import Config, load_config, save_config
+from inspector.core.config import Config, load_config, save_config
 from ui.settings_dialog import SettingsDialog
 
 
@@ -107,7 +107,7 @@ def test_the_window_saves_to_the_config_file_and_uses_it_next_start(qtbot, tmp_p
 def station_db(tmp_path):
     """A station database with an admin, a QC and an operator (issue 12.5)."""
     from db import UserRepo, open_database, session_factory
-    from inspector.auth import Actor, Role
+    from inspector.core.auth import Actor, Role
 
     engine = open_database(f"sqlite:///{tmp_path / 'station.db'}")
     sessions = session_factory(engine)
@@ -121,8 +121,8 @@ def station_db(tmp_path):
 def test_verdict_settings_need_a_signed_in_user_and_are_audited(qtbot, saved, station_db):
     """Issue 12.5: fail_conf saved while not signed in was how a lax recipe got in; camera settings stay free."""
     from db import AuditRepo, TrustRepo
-    from inspector.auth import STATION_OPERATOR, Actor, Role
-    from inspector.registry import recipe_sha256
+    from inspector.core.auth import STATION_OPERATOR, Actor, Role
+    from inspector.detection.registry import recipe_sha256
     from ui.settings_guard import settings_guard
 
     who = [STATION_OPERATOR]
@@ -149,7 +149,7 @@ def test_verdict_settings_need_a_signed_in_user_and_are_audited(qtbot, saved, st
 
 
 def test_operator_settings_stay_free(qtbot, saved, station_db):
-    from inspector.auth import STATION_OPERATOR
+    from inspector.core.auth import STATION_OPERATOR
     from ui.settings_guard import settings_guard
 
     d = SettingsDialog(load_config(saved), saved, guard=settings_guard(lambda: station_db, lambda: STATION_OPERATOR))

@@ -7,7 +7,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from inspector.train_progress import EpochPoint
+from inspector.training.progress import EpochPoint
 from ui import theme
 
 LOSS = "#e0a030"

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from inspector.auth import Actor
-from inspector.config import Config
-from inspector.errors import ConfigError
-from inspector.registry import data_home
+from inspector.core.auth import Actor
+from inspector.core.config import Config
+from inspector.core.errors import ConfigError
+from inspector.core.home import data_home
 from station.models import KnownModel, change_model, config_model_file, known_models
 from station.training_jobs import Job, JobRequest, cancel_job, list_jobs, read_job, start_job
 from ui.review.service import Database
@@ -76,7 +76,7 @@ class ModelsService:
         return change_model(self.db.sessions(), actor, self.station, model, reason, self.config_model(), action)
 
     def compare(self, champion: Path, challenger: Path, data: Path) -> Comparison:
-        from inspector.compare import compare, write_gallery
+        from inspector.lifecycle.compare import compare, write_gallery
         from station import trusted_models
 
         registry = trusted_models(self.db.sessions())
@@ -107,7 +107,7 @@ class ModelsService:
                          self.jobs_root)
 
     def _export_reviewed(self, name: str) -> Path:
-        from db.export import export_dataset
+        from station.reports import export_dataset
 
         out = data_home() / "datasets" / name
         summary = export_dataset(self.db.sessions(), out, self.db.image_root)
@@ -131,8 +131,8 @@ class ModelsService:
         """Trust what a finished job wrote, as ``actor`` (a QC or admin signed in here); returns how many files."""
         from db import TrustRepo
         from db.writes import write
-        from inspector.errors import ModelError
-        from inspector.registry import sha256_file
+        from inspector.core.errors import ModelError
+        from inspector.detection.registry import sha256_file
 
         result = job.state.result
         out = Path(result.get("out", ""))

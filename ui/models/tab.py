@@ -32,8 +32,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from inspector.auth import STATION_OPERATOR, Actor, Role
-from inspector.train_plan import format_duration, parse_duration
+from inspector.core.auth import STATION_OPERATOR, Actor, Role
+from inspector.core.clock import format_duration
+from inspector.training.plan import parse_duration
 from station.models import KnownModel
 from station.training_jobs import Job
 from ui.live_view import ErrorBanner

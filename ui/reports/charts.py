@@ -10,7 +10,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from inspector.clock import station_time
+from inspector.core.clock import station_time
 from inspector.reports import ParetoItem, YieldPoint
 from inspector.reports.data import count_axis
 from ui import theme

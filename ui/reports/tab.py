@@ -1,7 +1,7 @@
 """The "Reports" tab: the figures of the QC report for a period or a run, and its PDF/HTML/CSV export.
 
 The figures come from ``db.reporting.report_data`` (what the PDF is drawn from) on a pool thread; exports
-run ``db.export.make_report`` on another, with progress and Cancel. The GUI thread only draws.
+run ``station.reports.make_report`` on another, with progress and Cancel. The GUI thread only draws.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from inspector.auth import STATION_OPERATOR, Actor
-from inspector.clock import zone_text
-from inspector.reports import ReportData
+from inspector.core.auth import STATION_OPERATOR, Actor
+from inspector.core.clock import zone_text
+from inspector.core.types import Verdict
+from inspector.reports import FORMATS, ReportData
 from inspector.reports.data import fmt_pct, models_text
-from inspector.types import Verdict
 from ui import theme
 from ui.live_view import ErrorBanner
 from ui.reports.charts import BAD, GOOD, MID, BarChart, pareto_series, when_text, yield_series
@@ -123,9 +123,9 @@ class ReportsTab(QWidget):
         top.addWidget(self.refresh_button)
         top.addStretch(1)
         top.addWidget(QLabel("Export"))
-        for fmt in ("pdf", "html", "csv"):
-            b = QPushButton(fmt.upper())
-            b.setToolTip(f"Write this report as {fmt.upper()}")
+        for fmt, kind in FORMATS.items():
+            b = QPushButton(kind.label)
+            b.setToolTip(f"Write this report as {kind.label}")
             b.clicked.connect(lambda _=False, f=fmt: self.export(f))
             top.addWidget(b)
             self.export_buttons[fmt] = b
@@ -281,9 +281,9 @@ class ReportsTab(QWidget):
 
         def work() -> Any:
             from db import authorize
-            from db.export import make_report
+            from station.reports import make_report
 
-            with db.sessions().begin() as s:  # once the station has users: a signed-in QC (inspector.auth)
+            with db.sessions().begin() as s:  # once the station has users: a signed-in QC (inspector.core.auth)
                 authorize(s, None if actor == STATION_OPERATOR else actor, "report")
             return make_report(db.sessions(), fmt, out, since=since, until=until, run_id=run_id,
                                image_root=db.image_root, progress=relay, cancel=cancel, day=day)

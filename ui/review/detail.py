@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (
 )
 
 from db import InspectionDetail
-from inspector.reviewing import UNDOES, standing
-from inspector.types import Verdict
+from inspector.core.reviewing import UNDOES, standing
+from inspector.core.types import Verdict
 from ui import theme
 from ui.elided import ElidedLabel
 from ui.review.canvas import CanvasBox, ReviewCanvas

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from inspector.types import Verdict
+from inspector.core.types import Verdict
 from ui import theme
 
 

@@ -10,7 +10,7 @@ from PySide6.QtCore import QDateTime, Signal
 from PySide6.QtWidgets import QComboBox, QDateTimeEdit, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QWidget
 
 from db import DayFilter, InspectionFilter, RunDTO
-from inspector.types import Verdict
+from inspector.core.types import Verdict
 from ui import theme
 from ui.review.service import Choices, local_text
 

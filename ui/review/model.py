@@ -9,7 +9,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QBrush, QColor, QFont
 
 from db import InspectionRow
-from inspector.types import Verdict
+from inspector.core.types import Verdict
 from ui import theme
 from ui.review.service import local_text
 

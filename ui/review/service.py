@@ -29,9 +29,9 @@ from db import (
 )
 from db.accounts import create_user, has_users, sign_in
 from db.writes import write
-from inspector.auth import Actor, Role
-from inspector.clock import station_time
-from inspector.types import Verdict
+from inspector.core.auth import Actor, Role
+from inspector.core.clock import station_time
+from inspector.core.types import Verdict
 
 
 class Database:

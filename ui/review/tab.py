@@ -33,9 +33,9 @@ from PySide6.QtWidgets import (
 )
 
 from db import InspectionDetail, InspectionFilter, InspectionRow, PageCursor
-from inspector.auth import STATION_OPERATOR, Actor, require
-from inspector.errors import InspectorError, PermissionDenied
-from inspector.types import Verdict
+from inspector.core.auth import STATION_OPERATOR, Actor, require
+from inspector.core.errors import InspectorError, PermissionDenied
+from inspector.core.types import Verdict
 from ui import theme
 from ui.elided import ElidedLabel
 from ui.live_view import ErrorBanner
@@ -646,7 +646,7 @@ class ReviewTab(QWidget):
         relay.progress.connect(self.jobbar.set_progress)
 
         def work() -> tuple[Path, Any]:
-            from db.export import export_dataset
+            from station.reports import export_dataset
 
             out = parent  # a folder that holds something already gets a new, dated sub-folder
             if out.exists() and any(out.iterdir()):

@@ -53,8 +53,8 @@ def upgrade() -> None:
 def _seal_existing_rows() -> None:
     """Seal what an older Inspector wrote (nothing in a new database), so that later changes show."""
     from db import seal
-    from inspector.integrity import seal as mac
-    from inspector.integrity import station_key
+    from inspector.core.integrity import seal as mac
+    from inspector.core.integrity import station_key
 
     conn = op.get_bind()
     meta = sa.MetaData()

@@ -1,0 +1,204 @@
+"""``Pipeline.inspect(frame) -> Inspection``: synchronous and pure apart from the model call.
+
+``begin``/``finish`` split the same work in two, so that a runner can hand the next frame to a
+queued detector before it takes this frame's result (``inspect`` is ``finish(begin(frame))``).
+
+Frames that cannot be judged (no image, damaged, too small, black, blank, frozen, model error)
+become NOT_INSPECTED with their reason: never a silent PASS.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from inspector.core.config import QualityConfig
+from inspector.core.errors import ModelError
+from inspector.core.ports import AsyncDetector, Detector, PendingDetections, Ready, Rule
+from inspector.core.types import Detections, Frame, Inspection, Verdict
+
+log = logging.getLogger(__name__)
+
+
+DEFAULT_MIN_SIDE_PX = 80  # a quarter of the default model input (320 px)
+
+
+def thumbnail(image: np.ndarray) -> np.ndarray:
+    """The 64x64 grey picture the quality checks look at."""
+    return cv2.cvtColor(cv2.resize(image, (64, 64), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+
+
+def frame_problem(image: np.ndarray, q: QualityConfig, grey: np.ndarray | None = None,
+                  min_side_px: int = 0, size: tuple[int, int] | None = None) -> str | None:
+    """Why this frame cannot be judged, or None. Cheap: runs on a small thumbnail. ``size`` is the picture's
+    (width, height) as captured when ``image`` is a reduced decode of it."""
+    w, h = size or (image.shape[1], image.shape[0])
+    if min(h, w) < min_side_px:
+        return f"image too small ({w}x{h} px, the shorter side must be at least {min_side_px} px)"
+    grey = thumbnail(image) if grey is None else grey
+    mean, std = cv2.meanStdDev(grey)
+    if float(mean[0][0]) < q.min_brightness:
+        return f"black frame (brightness {float(mean[0][0]):.1f} below {q.min_brightness:g})"
+    if float(std[0][0]) < q.min_contrast:
+        return f"blank frame (contrast {float(std[0][0]):.1f} below {q.min_contrast:g})"
+    return None
+
+
+class TimedDetector:
+    """Bounds each inference: a call slower than ``timeout_s`` raises ModelError (-> NOT_INSPECTED).
+
+    Python cannot stop a running call, so while a timed-out inference is still running, later frames
+    are refused at once ("model busy") rather than queued behind it: the line sees NOT_INSPECTED, never
+    a stale or silent PASS.
+    """
+
+    def __init__(self, inner: Detector, timeout_s: float) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.inner = inner
+        self.timeout_s = timeout_s
+        self.classes, self.sha256, self.name = inner.classes, inner.sha256, inner.name
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inspector-model")
+        self._busy = None
+
+    def __getattr__(self, item):
+        return getattr(self.inner, item)
+
+    def detect(self, image: np.ndarray):
+        from concurrent.futures import TimeoutError as FutureTimeout
+
+        if self._busy is not None and not self._busy.done():
+            raise ModelError(f"model busy: an earlier inference ran over {self.timeout_s:g} s and has not finished")
+        fut = self._pool.submit(self.inner.detect, image)
+        try:
+            return fut.result(timeout=self.timeout_s)
+        except FutureTimeout:
+            self._busy = fut
+            raise ModelError(f"model timeout: no answer within {self.timeout_s:g} s") from None
+
+    @property
+    def depth(self) -> int:
+        return int(getattr(self.inner, "depth", 1))
+
+    def submit(self, image: np.ndarray) -> PendingDetections:
+        """Queued inference (when the inner detector has it), each result bounded by ``timeout_s``."""
+        if self.depth <= 1:
+            return Ready(self.detect(image))
+        return _Bounded(self.inner.submit(image), self.timeout_s)
+
+
+class _Bounded:
+    def __init__(self, inner: PendingDetections, timeout_s: float) -> None:
+        self.inner, self.timeout_s = inner, timeout_s
+
+    def done(self) -> bool:
+        return self.inner.done()
+
+    def result(self, timeout_s: float | None = None) -> Detections:
+        return self.inner.result(self.timeout_s if timeout_s is None else min(timeout_s, self.timeout_s))
+
+
+@dataclass
+class Job:
+    """A frame between ``Pipeline.begin`` and ``Pipeline.finish``: judged already, or at the model."""
+
+    frame: Frame
+    t0: float
+    started: dt.datetime
+    done: Inspection | None = None
+    pending: PendingDetections | None = None
+
+    def ready(self) -> bool:
+        """``Pipeline.finish`` would not wait for the model."""
+        return self.done is not None or self.pending is None or self.pending.done()
+
+
+class Pipeline:
+    """One part at a time: quality gate, detector, recipe."""
+
+    def __init__(self, detector: Detector, rule: Rule, quality: QualityConfig | None = None,
+                 min_side_px: int | None = None) -> None:
+        self.detector = detector
+        self.rule = rule
+        self.quality = quality or QualityConfig()
+        # smaller pictures are not judged: the model would upscale a few pixels into a confident PASS
+        self.min_side_px = min_side_px if min_side_px is not None else (self.quality.min_side_px
+                                                                        or DEFAULT_MIN_SIDE_PX)
+        # how many frames may be between ``begin`` and ``finish`` at once (the detector's queue)
+        self.depth = max(1, int(detector.depth)) if isinstance(detector, AsyncDetector) else 1
+        self._still: np.ndarray | None = None  # the thumbnail the stream has kept showing
+        self._repeats = 0
+
+    def _frozen(self, grey: np.ndarray) -> bool:
+        """The same content (within ``frozen_diff``: encoder noise is not a change) ``frozen_frames``
+        times after the picture it started with; compared with that first picture, so a slow drift is
+        not taken for a still scene frame by frame."""
+        if self.quality.frozen_frames <= 0:
+            return False
+        if self._still is not None and float(cv2.absdiff(grey, self._still).mean()) <= self.quality.frozen_diff:
+            self._repeats += 1
+        else:
+            self._still, self._repeats = grey, 0
+        return self._repeats >= self.quality.frozen_frames
+
+    def _not_inspected(self, frame: Frame, reason: str, t0: float, started: dt.datetime) -> Inspection:
+        return Inspection(frame.seq, frame.source, Verdict.NOT_INSPECTED, (reason,), None, started,
+                          (time.perf_counter() - t0) * 1000, frame.name, getattr(self.detector, "sha256", ""),
+                          frame.image, frame.jpeg, frame.trigger)
+
+    def inspect(self, frame: Frame, live: bool = False) -> Inspection:
+        return self.finish(self.begin(frame, live))
+
+    def begin(self, frame: Frame, live: bool = False) -> Job:
+        """Judge what can be judged without the model; hand the rest to it (queued when it can).
+
+        Call ``finish`` on the jobs in the order they were begun, at most ``depth`` open at once.
+        """
+        t0 = time.perf_counter()
+        job = Job(frame, t0, dt.datetime.now(dt.timezone.utc))
+        if frame.image is None or frame.error:  # a gap, or a picture its decoder reported damaged
+            job.done = self._not_inspected(frame, frame.error or "no image", t0, job.started)
+            return job
+        grey = thumbnail(frame.image)
+        problem = frame_problem(frame.image, self.quality, grey, self.min_side_px, frame.size)
+        if problem is None and live and self._frozen(grey):
+            problem = (f"frozen stream (the same picture {self._repeats + 1} times in a row, within "
+                       f"{self.quality.frozen_diff:g} grey levels)")
+        if problem:
+            job.done = self._not_inspected(frame, problem, t0, job.started)
+            return job
+        try:
+            if self.depth > 1:
+                job.pending = self.detector.submit(frame.image)  # type: ignore[attr-defined]
+            else:
+                job.done = self._judge(job, self.detector.detect(frame.image))
+        except ModelError as e:
+            job.done = self._model_error(job, e)
+        return job
+
+    def finish(self, job: Job) -> Inspection:
+        if job.done is not None:
+            return job.done
+        assert job.pending is not None
+        try:
+            return self._judge(job, job.pending.result())
+        except ModelError as e:
+            return self._model_error(job, e)
+
+    def _judge(self, job: Job, detections: Detections) -> Inspection:
+        f = job.frame
+        if f.full_size is not None:  # a reduced decode: boxes in the pixels of the picture as captured
+            detections = detections.scaled_to(*f.full_size)
+        verdict, reasons = self.rule.evaluate(detections)
+        return Inspection(f.seq, f.source, verdict, reasons, detections, job.started,
+                          (time.perf_counter() - job.t0) * 1000, f.name, detections.model_sha256, f.image, f.jpeg,
+                          f.trigger)
+
+    def _model_error(self, job: Job, e: ModelError) -> Inspection:
+        log.error("model error on frame %s: %s", job.frame.seq, e)
+        return self._not_inspected(job.frame, f"model error: {e}", job.t0, job.started)

@@ -1,0 +1,427 @@
+"""Fine-tuning and training with Ultralytics, and the model card that records how a model was made.
+
+``train`` converts any supported data set into a cache, trains (from ``yolo11n.yaml`` when no base
+file is given: nothing is downloaded), keeps the best weights if interrupted, exports ONNX and
+writes ``card.md`` and ``card.json`` beside the weights in the output folder. A base or resumed
+``.pt`` is a pickle: it is loaded only when its hash is trusted or the weights-only loader reads it
+(``inspector.detection.checkpoint.vet``), so no code in it runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import shutil
+import signal
+import sys
+import threading
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from inspector.core.clock import format_duration
+from inspector.core.errors import DatasetError, ModelError
+from inspector.core.files import write_atomic
+from inspector.detection.card import write_card
+from inspector.detection.checkpoint import vet
+from inspector.detection.offline import keep_data_local
+from inspector.detection.outputs import refuse_trusted_folder
+from inspector.detection.registry import ModelRegistry, sha256_file
+from inspector.detection.setup import cores
+from inspector.training.datasets import load_dataset, to_ultralytics
+from inspector.training.plan import SCRATCH_BASE, advise_imgsz, choose_base, training_seconds
+
+log = logging.getLogger(__name__)
+
+CLOSE_MOSAIC_SHARE = 0.2  # the last fifth of the epochs (however many the budget allows) trains without mosaic
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    epoch: int
+    epochs: int
+    loss: float
+    map50: float | None
+    eta_s: float
+
+
+def default_cache_dir() -> Path:
+    import os
+
+    import platformdirs
+
+    if os.environ.get("INSPECTOR_HOME"):
+        return Path(os.environ["INSPECTOR_HOME"]) / "cache" / "datasets"
+    return Path(platformdirs.user_cache_dir("inspector", appauthor=False)) / "datasets"
+
+
+def _resolve_base(base: str | None) -> str:
+    if base is None:
+        return SCRATCH_BASE
+    p = Path(base)
+    if p.suffix in (".yaml", ".yml") and not p.exists():
+        return base  # an Ultralytics architecture name such as yolo11s.yaml: built, not downloaded
+    if not p.exists():
+        raise ModelError(f"base model not found: {base}. Give a .pt file on this machine, "
+                         f"or leave --base out to start from {SCRATCH_BASE}.")
+    if p.is_dir():
+        pts = sorted(p.glob("*.pt"))
+        if not pts:
+            raise ModelError(f"{base} holds no .pt file.")
+        return str(pts[0])
+    return str(p)
+
+
+@dataclass
+class _Stop:
+    """Why and when the training loop should stop early: the budget's deadline, or Ctrl-C."""
+
+    deadline: float | None = None
+    interrupted: bool = False
+    reason: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def _graceful_sigint(stop: _Stop, say: Callable[[str], None]):
+    """First Ctrl-C: stop after the current step, validate and keep the best; the second stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame) -> None:
+        if stop.interrupted:
+            raise KeyboardInterrupt
+        stop.interrupted = True
+        stop.reason = "Ctrl-C"
+        say("stopping (Ctrl-C): finishing this step, then validating and keeping the best weights so far; "
+            "Ctrl-C again stops at once")
+
+    return signal.signal(signal.SIGINT, handler)
+
+
+def _add_budget_callbacks(model, stop: _Stop, stop_file: Path | None = None) -> None:
+    def on_batch_end(trainer) -> None:
+        if stop_file is not None and not stop.interrupted and stop_file.exists():
+            stop.interrupted = True  # a cancel from the window: the same clean stop as Ctrl-C, on any platform
+            stop.reason = "cancelled"
+            log.warning("stopping (%s appeared): validating and keeping the best weights so far", stop_file)
+        if stop.interrupted:
+            trainer.stop = True
+        elif stop.deadline is not None and time.time() > stop.deadline:
+            stop.reason = stop.reason or "time budget"
+            trainer.stop = True
+
+    def on_fit_epoch_end(trainer) -> None:
+        # the budget fixes the number of epochs only after the first one; keep mosaic off for the last fifth
+        if trainer.args.close_mosaic:
+            trainer.args.close_mosaic = max(1, round(CLOSE_MOSAIC_SHARE * trainer.epochs))
+
+    model.add_callback("on_train_batch_end", on_batch_end)
+    model.add_callback("on_fit_epoch_end", on_fit_epoch_end)
+
+
+def _set_torch_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, n))
+
+
+def _train_on_every_core(model, n: int) -> int:
+    """Train with ``n`` torch threads; returns the count before, to restore.
+
+    On a CPU, Ultralytics sets torch to all cores but one (to leave one for data loading) and then loads the
+    data in the training process itself (``workers = 0``): on a 2-core PC the second core idled. NEU-DET at
+    224 px, 2 cores: 18.8 images/s with one thread, 29.4 with two; a loader process on top gained nothing
+    (28.3), so the loading stays where Ultralytics puts it."""
+    import torch
+
+    before = torch.get_num_threads()
+    model.add_callback("on_pretrain_routine_start", lambda trainer: _set_torch_threads(n))
+    # the final validation of the best weights loads them afresh, and Ultralytics' device choice resets the count
+    model.add_callback("on_val_batch_start", lambda validator: _set_torch_threads(n))
+    return before
+
+
+def train(data: Path | str, out: Path | str, *, base: str | None = None, epochs: int = 50,
+          imgsz: int | None = 320, batch: int = 16, hours: float | None = None, resume: bool = False,
+          workers: int = 2, seed: int = 0, name: str | None = None, command: str | None = None,
+          progress: Callable[[TrainProgress], None] | None = None, export_onnx: bool = True,
+          registry: ModelRegistry | None = None, time_budget_s: float | None = None, keep_base: bool = False,
+          say: Callable[[str], None] = log.info, stop_file: Path | None = None, threads: int = 0) -> dict:
+    """Train and write weights, ONNX and the model card into ``out``; return the card.
+
+    ``registry``: the hashes trusted on the station (default: the shipped ones); any other ``.pt``
+    must pass the weights-only loader. ModelError for a file that does not. ``out`` may not hold a
+    trusted model, unless resuming the run it holds.
+    ``time_budget_s`` (or ``hours``) bounds the whole call, validation and export included: the
+    epochs are fitted to it so the learning-rate schedule ends with it. ``imgsz=None`` takes the
+    size the data's box sizes suggest. ``base`` is chosen by ``train_plan.choose_base``.
+    Ctrl-C (SIGINT, in the main thread), or ``stop_file`` appearing (a cancel from the window), stops after the
+    current step and keeps the best weights. ``threads`` 0 trains on every usable core.
+    """
+    registry = registry or ModelRegistry()
+    keep_data_local()
+    started = time.time()
+    out = Path(out)
+    if not (resume and (out / "run" / "weights" / "last.pt").exists()):
+        refuse_trusted_folder(out, registry.trusted())
+    name = name or out.name
+    run_dir = out / "run"
+    if hours and not time_budget_s:
+        time_budget_s = hours * 3600
+    ds = load_dataset(data)
+    if not ds.splits.get("train"):
+        raise DatasetError(f"{data}: the training split is empty.")
+    notes: dict = {}
+    if imgsz is None:
+        advice = advise_imgsz(ds)
+        imgsz = advice.imgsz
+        notes["imgsz_note"] = advice.message
+        say(f"image size: {advice.message}")
+    data_yaml = to_ultralytics(ds, default_cache_dir())
+
+    from ultralytics import YOLO
+
+    last = run_dir / "weights" / "last.pt"
+    if resume:
+        _restore_if_cut(last, say)
+        if last.exists():
+            vet(registry, last)  # a pickle: vetted before anything unpickles it
+        model = _resumable(out, last, YOLO)
+        base_label = "resumed run"
+    else:
+        choice = choose_base(base, ds.classes, registry.trusted(), keep=keep_base)
+        if choice.note:
+            say(f"base: {choice.note}")
+            notes["base_note"] = choice.note
+        if choice.asked and choice.asked != choice.ref:
+            notes["base_asked"] = choice.asked
+        base_ref = _resolve_base(choice.ref)
+        base_label = _shipped_label(base_ref)
+        if base_ref.lower().endswith(".pt"):
+            vet(registry, Path(base_ref))
+        try:
+            model = YOLO(base_ref)
+        except Exception as e:  # a corrupt or foreign file: Ultralytics raises many kinds
+            raise ModelError(f"cannot load base model {base_ref}: {e}") from e
+
+    def on_epoch_end(trainer) -> None:
+        if progress is None:
+            return
+        ep = min(trainer.epoch + 1, trainer.epochs)
+        tl = getattr(trainer, "tloss", None)
+        if isinstance(tl, dict):
+            loss = float(sum(float(v) for v in tl.values()))
+        else:
+            loss = float(tl.sum()) if tl is not None else float("nan")
+        m50 = trainer.metrics.get("metrics/mAP50(B)") if getattr(trainer, "metrics", None) else None
+        took = time.time() - started
+        total = trainer.epochs
+        progress(TrainProgress(ep, total, loss, m50, took / ep * (total - ep)))
+
+    model.add_callback("on_fit_epoch_end", on_epoch_end)
+    notes["threads"] = threads if threads > 0 else cores()
+    threads_before = _train_on_every_core(model, notes["threads"])
+    _keep_a_sound_copy(model, last)
+    stop = _Stop()
+    _add_budget_callbacks(model, stop, Path(stop_file) if stop_file else None)
+    args = dict(data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, device="cpu",
+                workers=workers, project=str(out.resolve()), name="run", exist_ok=True, plots=False,
+                verbose=False, amp=False, seed=seed, deterministic=False, val=True, patience=1000)
+    if not base_label.endswith((".yaml", ".yml")) and not resume:
+        args["warmup_epochs"] = 1.0  # a pre-trained start needs a short warm-up; a budget has few epochs
+    if time_budget_s and not resume:
+        loop_s = training_seconds(time_budget_s, time.time() - started)
+        stop.deadline = time.time() + loop_s
+        args["time"] = loop_s / 3600  # Ultralytics refits the epochs (and the LR schedule) after each one
+        notes["time_budget_s"] = round(time_budget_s, 1)
+        say(f"time budget {format_duration(time_budget_s)}: {loop_s / 60:.1f} min of training, the rest for the "
+            "final validation, export and card")
+    old_handler = _graceful_sigint(stop, say)
+    interrupted = False
+    try:
+        if resume:
+            model.train(resume=True)
+        else:
+            model.train(**args)
+    except KeyboardInterrupt:
+        interrupted = True
+        log.warning("training interrupted: keeping the best weights so far")
+    finally:
+        if old_handler is not None:
+            signal.signal(signal.SIGINT, old_handler)
+        _set_torch_threads(threads_before)
+    interrupted = interrupted or stop.interrupted
+    best = run_dir / "weights" / "best.pt"
+    if not best.exists():
+        best = last
+    if not best.exists():
+        raise ModelError("training stopped before the first epoch finished: no weights to keep.")
+    reason = stop.reason or ("Ctrl-C" if interrupted else "time budget" if time_budget_s and not resume else "")
+    notes.update(_selection_summary(run_dir, reason))
+    return finalize(best, out, name=name, data=Path(data), ds_classes=ds.classes, imgsz=imgsz,
+                    epochs=epochs, base=base_label, command=command, interrupted=interrupted,
+                    seconds=time.time() - started, export_onnx=export_onnx, extra=notes)
+
+
+def _shipped_label(ref: str) -> str:
+    """A shipped base as 'models/NAME/FILE' (the same on every machine); anything else as given."""
+    from inspector.detection.registry import shipped_models_dir
+
+    try:
+        rel = Path(ref).resolve().relative_to(shipped_models_dir().resolve())
+    except (ValueError, OSError):
+        return ref
+    return f"models/{rel.as_posix()}"
+
+
+def _keep_a_sound_copy(model, last: Path) -> None:
+    """After each save of ``last.pt`` (written in place by Ultralytics), copy it atomically to ``last.sound.pt``.
+
+    A power cut while ``last.pt`` is being written leaves it cut short; ``--resume`` then goes on from the
+    copy, one epoch earlier, instead of failing.
+    """
+    def on_model_save(trainer) -> None:
+        try:
+            write_atomic(_sound_copy(last), last.read_bytes())
+        except OSError as e:
+            log.warning("could not keep a copy of %s (%s): a power cut while it is saved would lose the run", last, e)
+
+    model.add_callback("on_model_save", on_model_save)
+
+
+def _sound_copy(last: Path) -> Path:
+    return last.with_name("last.sound.pt")
+
+
+def _intact(path: Path) -> bool:
+    """Whether a checkpoint file is whole (PyTorch checkpoints are zip files: every member's CRC checks)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return z.testzip() is None
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError):
+        return False
+
+
+def _cut_short(path: Path) -> bool:
+    """A checkpoint that began to be written (a zip's first bytes) but is not whole. Anything else (a bare
+    pickle, junk) is left for the trust check to refuse, unread."""
+    try:
+        with open(path, "rb") as f:
+            begun = f.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
+    return begun and not _intact(path)
+
+
+def _restore_if_cut(last: Path, say: Callable[[str], None]) -> None:
+    """Put the sound copy back in place of a ``last.pt`` that a power cut left damaged."""
+    if not last.exists() or not _cut_short(last):
+        return
+    sound = _sound_copy(last)
+    if not _intact(sound):
+        raise ModelError(f"cannot resume: {last} is damaged (cut short while it was being saved, a power cut?) and "
+                         "there is no sound copy of an earlier epoch; start a new run.")
+    say(f"{last.name} is damaged (cut short while it was being saved); resuming from the copy of the epoch before")
+    os.replace(sound, last)
+
+
+def _resumable(out: Path, last: Path, yolo_cls):
+    """The model of a stopped run that can go on; a clear error when there is none."""
+    if not last.exists():
+        raise ModelError(f"nothing to resume in {out}: no {last}.")
+    try:
+        import torch
+
+        ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    except Exception as e:  # a cut or corrupt checkpoint: torch raises many kinds
+        raise ModelError(f"cannot resume from {last}: the checkpoint is unreadable ({e}).") from e
+    if not isinstance(ckpt, dict) or ckpt.get("optimizer") is None or int(ckpt.get("epoch", -1)) < 0:
+        raise ModelError(f"the run in {out} ended cleanly (budget, Ctrl-C or its last epoch), so there is nothing "
+                         f"to resume; to train further, start a new run with --base {out}.")
+    return yolo_cls(str(last))
+
+
+def _selection_summary(run_dir: Path, stop_reason: str) -> dict:
+    """Epochs done, the best epoch by val mAP50 and the split used to pick it, from Ultralytics' results.csv."""
+    import csv
+
+    try:
+        with open(run_dir / "results.csv", newline="") as f:
+            rows = [{k.strip(): v for k, v in r.items()} for r in csv.DictReader(f)]
+    except OSError:
+        return {}
+    scored = [r for r in rows if r.get("metrics/mAP50(B)") not in (None, "")]
+    if not scored:
+        return {}
+    best = max(scored, key=lambda r: 0.1 * float(r["metrics/mAP50(B)"]) + 0.9 * float(r["metrics/mAP50-95(B)"]))
+    return {"best_epoch": int(float(best["epoch"])), "train_val_map50": round(float(best["metrics/mAP50(B)"]), 4),
+            "train_val_map50_95": round(float(best["metrics/mAP50-95(B)"]), 4),
+            "selection": "the data set's val split picked the best epoch (Ultralytics fitness: 0.1 mAP50 + "
+                         "0.9 mAP50-95); it is not a held-out test",
+            "stopped_by": stop_reason or "last epoch"}
+
+
+def finalize(weights: Path, out: Path, *, name: str, data: Path, ds_classes: tuple[str, ...], imgsz: int,
+             epochs: int, base: str, command: str | None, interrupted: bool, seconds: float,
+             export_onnx: bool = True, extra: dict | None = None) -> dict:
+    """Copy the weights to ``out/NAME.pt``, export ONNX, validate, and write the card."""
+    from ultralytics import YOLO
+    from ultralytics.utils.torch_utils import strip_optimizer
+
+    out.mkdir(parents=True, exist_ok=True)
+    pt = out / f"{name}.pt"
+    shutil.copy2(weights, pt)
+    strip_optimizer(str(pt))
+    files = [pt]
+    if export_onnx:
+        onnx_path = Path(YOLO(str(pt)).export(format="onnx", imgsz=imgsz, dynamic=False, simplify=True,
+                                               opset=17, verbose=False))
+        if onnx_path.resolve() != (out / f"{name}.onnx").resolve():
+            shutil.move(str(onnx_path), out / f"{name}.onnx")
+        files.append(out / f"{name}.onnx")
+    ckpt_meta = _read_epochs_done(weights)
+    synth_note = _synth_note(data)
+    card = {
+        "name": name,
+        "task": "detect",
+        "architecture": "yolo11n",
+        "base": base,
+        "data": str(data),
+        "data_note": synth_note,
+        "classes": list(ds_classes),
+        "imgsz": imgsz,
+        "epochs_planned": epochs,
+        "epochs_done": ckpt_meta,
+        "interrupted": interrupted,
+        "train_seconds": round(seconds, 1),
+        "command": command or " ".join(sys.argv),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "validation": {},
+        "files": {f.name: {"sha256": sha256_file(f), "bytes": f.stat().st_size} for f in files},
+    }
+    card.update(extra or {})
+    write_card(out, card)
+    return card
+
+
+def _synth_note(data: Path) -> str:
+    """For a folder written by ``inspector synth``: the command that makes the same data again."""
+    try:
+        meta = json.loads((Path(data) / "synth.json").read_text())
+        return f"inspector synth --count {meta['count']} --seed {meta['seed']} ({meta['defective']} defective)"
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+
+
+def _read_epochs_done(weights: Path) -> int | None:
+    results = weights.parent.parent / "results.csv"
+    try:
+        return max(0, len(results.read_text().strip().splitlines()) - 1)
+    except OSError:
+        return None

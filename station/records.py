@@ -1,0 +1,32 @@
+"""What the station reads from its record before judging: where its pictures go, which models it trusts.
+
+Below the station's other modules (core, line, models), which all take these from here.
+"""
+
+from __future__ import annotations
+
+import re
+
+from inspector.detection.registry import ModelRegistry
+
+
+def station_folder(station: str) -> str:
+    """A folder name for a station name (any characters a file system may refuse become ``_``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", station).strip("._") or "station"
+
+
+def image_namespace(sessions, subdir: str, station: str) -> str:
+    """``<subdir>/<database id>/<station>``: two databases (or stations) never share an image folder."""
+    from db.repositories.runs import database_id
+    from db.writes import write
+
+    ns = f"{write(sessions, database_id, 'Reading the database identity')}/{station_folder(station)}"
+    return f"{subdir}/{ns}" if subdir else ns
+
+
+def trusted_models(sessions) -> ModelRegistry:
+    """The shipped models and those this station's database trusts (sealed rows only)."""
+    from db import TrustRepo
+    from db.writes import write
+
+    return ModelRegistry(write(sessions, lambda s: TrustRepo.trusted(s, "model"), "Reading the trusted models"))
