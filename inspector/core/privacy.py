@@ -14,8 +14,9 @@ library, and only switches that the installed packages read (checked in their so
   (``events``), PyPI update checks and hub calls; ``YOLO_AUTOINSTALL=False`` stops ``pip install``.
 
 The variables are inherited by every child process.
-``inspector.detection.offline.keep_data_local`` (called before Ultralytics is used) adds what needs Ultralytics loaded: its font download (``check_font`` asks GitHub for
-Arial.ttf whenever a data set is checked, offline or not) is replaced by a local font.
+``inspector.detection.offline.keep_data_local`` (called before Ultralytics is used) adds what needs
+Ultralytics loaded: its font download (``check_font`` asks GitHub for Arial.ttf whenever a data set is
+checked, offline or not) is replaced by a local font.
 """
 
 from __future__ import annotations

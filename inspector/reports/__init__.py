@@ -66,5 +66,6 @@ def write_html(*args, **kwargs) -> None:  # type: ignore[no-untyped-def]
 
 
 __all__ = ["COLUMNS", "DETECTION_COLUMNS", "FORMATS", "Box", "Cancelled", "DatasetSummary", "ExportRow",
-           "Failure", "ReportFormat", "format_for", "ModelUsed", "ParetoItem", "PartForTraining", "ReportData", "ReviewStep", "Totals", "YieldPoint",
+           "Failure", "ReportFormat", "format_for", "ModelUsed", "ParetoItem", "PartForTraining", "ReportData",
+           "ReviewStep", "Totals", "YieldPoint",
            "detections_path", "write_csv", "write_html", "write_pdf", "write_yolo_dataset"]
