@@ -16,7 +16,7 @@ from inspector.core.config import Backend, ModelConfig
 from inspector.core.errors import ModelError
 from inspector.core.ports import Detector
 from inspector.core.types import Detection, Detections
-from inspector.detection.card import read_card
+from inspector.detection.card import load_card
 from inspector.detection.offline import keep_data_local
 from inspector.detection.registry import ModelRegistry, resolve_model
 
@@ -104,7 +104,8 @@ def load_detector(cfg: ModelConfig, conf: float, registry: ModelRegistry | None 
     registry = registry or ModelRegistry()
     path, backend = pick_model(cfg)
     sha = registry.check(path)
-    imgsz = int(read_card(path).get("imgsz") or cfg.imgsz)  # the size the model was trained at
+    card = load_card(path)
+    imgsz = card.imgsz if card is not None else cfg.imgsz  # the size the model was trained at
     log.info("loading %s with the %s backend (sha256 %s)", path, backend.value, sha[:12])
     if backend == Backend.ULTRALYTICS:
         return UltralyticsDetector(path, sha, imgsz, conf, cfg.iou)
