@@ -211,13 +211,11 @@ class Station:
 
     def _running_setup(self, detector) -> None:
         """Record the inference setup the line's detector runs with, and tell a folder source its input size."""
-        self.tune = {**(getattr(detector, "tune", None) or {"status": "not tunable (the ultralytics backend)"}),
-                     "running": {"backend": getattr(detector, "backend", "ultralytics"),
-                                 "precision": getattr(detector, "precision", "f32"),
-                                 "threads": getattr(detector, "threads", 0),
-                                 "streams": getattr(detector, "streams", 1)}}
+        setup = detector.setup
+        self.tune = {**(setup.tune or {"status": f"not tunable (the {setup.backend} backend)"}),
+                     "running": setup.running}
         decode_for = getattr(self.source, "decode_for", None)
-        if decode_for is not None and getattr(detector, "input_hw", None):  # a folder's JPEGs at the model's scale
+        if decode_for is not None:  # a folder's JPEGs at the model's scale
             decode_for(tuple(detector.input_hw))
 
     def _pipeline_factory(self, cfg: Config, model_path: Path, recipe: Recipe) -> Callable[[], Pipeline]:
@@ -360,7 +358,7 @@ class Station:
 
     def _swapped(self, pipeline: Pipeline) -> None:
         """On the inference thread, between parts: the new model judges from here on."""
-        sha = getattr(pipeline.detector, "sha256", "")
+        sha = pipeline.detector.sha256
         self.model_sha = sha
         if self.line is not None:
             self.line.model_sha256 = sha

@@ -80,6 +80,9 @@ class ScriptedDetector:
         self.classes = tuple(classes)
         self.sha256 = "0" * 64
         self.name = "scripted"
+        from inspector.core.types import RunSetup
+
+        self.setup = RunSetup("scripted")
         self.calls = 0
 
     def detect(self, image: np.ndarray):

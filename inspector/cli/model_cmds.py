@@ -152,8 +152,8 @@ def _evaluate(a: argparse.Namespace) -> int:
                       split=a.split or ("val" if ds.has_split_files else "all"))
     print(format_report(report))
     out = report.as_dict()
-    out["model"] = str(getattr(detector, "path", mcfg.path or "shipped"))
-    out["backend"] = getattr(detector, "backend", "ultralytics")
+    out["model"] = str(detector.path)
+    out["backend"] = detector.setup.backend
     if a.card:
         _record_in_card(detector, out)
     if a.json:
