@@ -34,9 +34,10 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from inspector.core.errors import InspectorError
+from inspector.detection.card import load_card
 from inspector.detection.checkpoint import check_pickle
 from inspector.detection.fast import FastDetector, auto_threads
-from inspector.detection.registry import read_card, resolve_model
+from inspector.detection.registry import resolve_model
 from inspector.lifecycle.export import export_int8, export_onnx
 
 EVAL_CONF = 0.001
@@ -132,7 +133,8 @@ def _worker(conn, kind: str, path: Path, imgsz: int, threads: int, frames_dir: P
 
 def _calibration_images(model: Path, work: Path, count: int) -> list[Path]:
     """The training images named in the model card, else freshly synthesised parts."""
-    data = read_card(model).get("data")
+    card = load_card(model)
+    data = card.data if card is not None else ""
     if data and Path(data).exists():
         try:
             from inspector.training.datasets import load_dataset
@@ -176,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     if pt.suffix != ".pt":
         print(f"error: {pt}: the benchmark needs the .pt weights", file=sys.stderr)
         return 2
-    imgsz = a.imgsz or int(read_card(pt).get("imgsz") or 320)
+    card = load_card(pt)
+    imgsz = a.imgsz or (card.imgsz if card is not None else 320)
     work = Path(tempfile.mkdtemp(prefix="inspector-bench-"))
     try:
         print(f"model {pt} at {imgsz} px, {a.frames} frames, {a.rounds} rounds, {os.cpu_count()} CPUs, "

@@ -178,13 +178,11 @@ def main() -> int:
         # the station tunes after a model's first run on a machine: measure what it runs from then on, the model
         # alone and the station alike (otherwise the first pipeline round would tune, and the later rounds would
         # run another set-up than the model-only rounds)
-        if first_start_tune(det.path, det.sha256, Config(), getattr(det, "backend", "ultralytics")) is not None:
+        if first_start_tune(det.path, det.sha256, Config(), det.setup.backend) is not None:
             del det
             det = load_detector(ModelConfig(path=model_dir), conf=0.25, registry=reg)
-        out["backend"] = getattr(det, "backend", "ultralytics")
-        out["setup"] = f"{out['backend']} {getattr(det, 'precision', '')} x{getattr(det, 'threads', 0)}" + (
-            f" {det.streams} streams" if getattr(det, "streams", 1) > 1 else "") + \
-            f" ({(getattr(det, 'tune', None) or {}).get('status', 'not tunable')})"
+        out["backend"] = det.setup.backend
+        out["setup"] = f"{det.setup.label} ({(det.setup.tune or {}).get('status', 'not tunable')})"
         imgsz = getattr(det, "imgsz", 320)
         out["imgsz"] = imgsz
         # The model alone, both ways the station can call it (one image at a time, and queued: the

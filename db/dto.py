@@ -9,7 +9,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from inspector.core.types import Verdict
+from inspector.core.types import BoxCorners, Verdict
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,9 @@ class InspectionRow:
 
 
 @dataclass(frozen=True)
-class DetectionDTO:
+class DetectionDTO(BoxCorners):
+    """A stored detection (as the model drew it; ``box`` converts to the one ``Box``)."""
+
     id: int
     inspection_id: int
     cls: int

@@ -59,7 +59,7 @@ def _boxes(session: Session, ids: list[int]) -> dict[int, list[tuple[int, Box]]]
     q = (select(D.id, D.inspection_id, D.label, D.confidence, D.x1, D.y1, D.x2, D.y2)
          .where(D.inspection_id.in_(ids)).order_by(D.inspection_id, D.id))
     for d in session.execute(q):
-        out[d.inspection_id].append((d.id, Box(d.label, d.confidence, d.x1, d.y1, d.x2, d.y2)))
+        out[d.inspection_id].append((d.id, Box.from_detection(d, with_class=False)))
     return out
 
 

@@ -207,7 +207,7 @@ def _worst(session: Session, conds: list[ColumnElement[bool]], limit: int) -> tu
     boxes: dict[int, list[Box]] = defaultdict(list)
     for d in session.execute(select(D.inspection_id, D.label, D.confidence, D.x1, D.y1, D.x2, D.y2, D.cls)
                              .where(D.inspection_id.in_(ids)).order_by(D.inspection_id, D.confidence.desc())):
-        boxes[d.inspection_id].append(Box(d.label, d.confidence, d.x1, d.y1, d.x2, d.y2, d.cls))
+        boxes[d.inspection_id].append(Box.from_detection(d))
     return tuple(Failure(i, _utc(rows[i].created_at) or rows[i].created_at, rows[i].run_id, rows[i].frame_name,
                          top_conf, rows[i].image_path, tuple(boxes[i]), rows[i].seq)
                  for i, top_conf in ranked)

@@ -21,7 +21,7 @@ from inspector.core.errors import StorageError
 from inspector.core.home import data_home
 from inspector.core.images import ImageStore, orphans
 from inspector.core.types import Inspection
-from inspector.detection.card import read_card
+from inspector.detection.card import ModelCard, load_card
 from inspector.detection.detector import load_detector, pick_model
 from inspector.detection.registry import ModelRegistry, recipe_sha256
 from inspector.inspection.pipeline import Pipeline, TimedDetector
@@ -156,9 +156,9 @@ class Station:
             self.recipe = Recipe(cfg.recipe)
             self.model_path, self.backend = pick_model(cfg.model)
             self.config = cfg
-            card = read_card(self.model_path)
+            card = load_card(self.model_path)
             self._check_classes(self.base_config, self.product, self.recipe, card, self.model_path.name)
-            self.classes: tuple[str, ...] = tuple(card.get("classes", ()))
+            self.classes: tuple[str, ...] = card.classes if card is not None else ()
             # trust: the model's hash and the recipe checked against this station's database, before any load
             self.registry, self.recipe_sha = station_trust(self.sessions, cfg, registry)
             self.model_sha = self.registry.check(self.model_path)
@@ -211,13 +211,11 @@ class Station:
 
     def _running_setup(self, detector) -> None:
         """Record the inference setup the line's detector runs with, and tell a folder source its input size."""
-        self.tune = {**(getattr(detector, "tune", None) or {"status": "not tunable (the ultralytics backend)"}),
-                     "running": {"backend": getattr(detector, "backend", "ultralytics"),
-                                 "precision": getattr(detector, "precision", "f32"),
-                                 "threads": getattr(detector, "threads", 0),
-                                 "streams": getattr(detector, "streams", 1)}}
+        setup = detector.setup
+        self.tune = {**(setup.tune or {"status": f"not tunable (the {setup.backend} backend)"}),
+                     "running": setup.running}
         decode_for = getattr(self.source, "decode_for", None)
-        if decode_for is not None and getattr(detector, "input_hw", None):  # a folder's JPEGs at the model's scale
+        if decode_for is not None:  # a folder's JPEGs at the model's scale
             decode_for(tuple(detector.input_hw))
 
     def _pipeline_factory(self, cfg: Config, model_path: Path, recipe: Recipe) -> Callable[[], Pipeline]:
@@ -227,9 +225,9 @@ class Station:
         return pipeline
 
     @staticmethod
-    def _check_classes(base: Config, product: str, recipe: Recipe, card: dict, model: str) -> None:
+    def _check_classes(base: Config, product: str, recipe: Recipe, card: ModelCard | None, model: str) -> None:
         """The recipe's classes and the product's expected ones must be classes the model's card names."""
-        known = list(card.get("classes", []))
+        known = list(card.classes) if card is not None else []
         if known:
             recipe.check_classes(known, model)
             check_expected(product, base.products[product].classes if product else (), known, model)
@@ -258,7 +256,7 @@ class Station:
         cfg = product_config(base, name)
         model_path, _ = pick_model(cfg.model)
         recipe = Recipe(cfg.recipe)
-        card = read_card(model_path)
+        card = load_card(model_path)
         self._check_classes(base, name, recipe, card, model_path.name)
         sha = recipe_hash(cfg)
         model_sha = self.registry.check(model_path)
@@ -274,7 +272,7 @@ class Station:
         write(self.sessions, record, f"Switching to product {name!r}")
         self.product, self.config, self.recipe, self.recipe_sha = name, cfg, recipe, sha
         self.model_path = model_path
-        self.classes = tuple(card.get("classes", self.classes))
+        self.classes = card.classes if card is not None else self.classes
         self.day = dataclasses.replace(old, product=name, recipe_sha256=sha, shifts=Shifts(cfg.shifts))
         self.runner.switch(self.day, self._pipeline_factory(cfg, model_path, recipe))
         log.info("run %d: product %r (recipe %s, model %s)", self.run_id, name, sha[:12], model_sha[:12])
@@ -360,7 +358,7 @@ class Station:
 
     def _swapped(self, pipeline: Pipeline) -> None:
         """On the inference thread, between parts: the new model judges from here on."""
-        sha = getattr(pipeline.detector, "sha256", "")
+        sha = pipeline.detector.sha256
         self.model_sha = sha
         if self.line is not None:
             self.line.model_sha256 = sha
@@ -426,7 +424,7 @@ class Station:
         """The line's connections and figures (None without a line)."""
         return self.line.status() if self.line is not None else None
 
-    def _prepare_storage(self, spec: StationSpec, card: dict) -> None:
+    def _prepare_storage(self, spec: StationSpec, card: ModelCard | None) -> None:
         """The image namespace, the outbox (a database server only), the backlog of an earlier run forwarded,
         the clean-up after a crash, and this run's row; every write retried, every failure one sentence."""
         from db import AuditRepo, ModelRepo, RunRepo
@@ -452,7 +450,8 @@ class Station:
         recipe = json.dumps(cfg.recipe.model_dump(mode="json"))
 
         def start(s) -> tuple[int, str]:
-            mv = ModelRepo.get_or_create(s, name, str(self.model_path), self.model_sha, list(card.get("classes", [])))
+            mv = ModelRepo.get_or_create(s, name, str(self.model_path), self.model_sha,
+                                      list(card.classes) if card is not None else [])
             run = RunRepo.start(s, mask_url(self.source.name), recipe, cfg.recipe.name, mv.id, cfg.station_name,
                                 cfg.run.mode.value)
             AuditRepo.append(s, actor=f"station:{cfg.station_name}", action="run.start", target=f"run:{run.id}",

@@ -18,7 +18,7 @@ from pathlib import Path
 from inspector.core.auth import Actor
 from inspector.core.config import ModelConfig
 from inspector.core.errors import ConfigError, ModelError
-from inspector.detection.card import read_card
+from inspector.detection.card import ModelCard, cards_in, load_card
 from inspector.detection.detector import pick_model
 from inspector.detection.registry import PACKAGE_MODELS, sha256_file
 
@@ -35,7 +35,7 @@ class KnownModel:
     path: Path | None  # None: trusted by hash, but where the file is was not recorded
     name: str
     trusted_by: str  # "shipped card NAME" or the user who trusted it
-    card: dict = field(hash=False, compare=False)
+    card: ModelCard | None = field(hash=False, compare=False)  # None: no readable card beside the file
     promoted: tuple[str, ...] = ()  # "promote by qc-anna 2026-11-29 21:40 UTC: reason", newest first
     active: bool = False
     exists: bool = True
@@ -86,23 +86,20 @@ def known_models(sessions, station: str, config_model: Path) -> list[KnownModel]
         promoted.setdefault(p.sha256, []).append(f"{p.action} by {p.actor} {_when(p.created_at)}: {p.reason}")
         paths.setdefault(p.sha256, p.path)
     out: dict[str, KnownModel] = {}
-    for card_file in sorted(PACKAGE_MODELS.glob("*/card.json")):
-        card = read_card(card_file)  # the card beside the files it names
-        if card.get("auto_trust") is False:
+    for folder, card in cards_in(PACKAGE_MODELS):  # each card beside the files it names
+        if not card.auto_trust:
             continue
-        for name, f in card.get("files", {}).items():
-            path = card_file.parent / name
-            out[f["sha256"]] = KnownModel(f["sha256"], path, f"{card_file.parent.name}/{name}",
-                                          f"shipped card {card_file.parent.name}", card,
-                                          tuple(promoted.get(f["sha256"], ())), f["sha256"] == active_sha,
-                                          path.is_file())
+        for f in card.files:
+            path = folder / f.name
+            out[f.sha256] = KnownModel(f.sha256, path, f"{folder.name}/{f.name}", f"shipped card {folder.name}", card,
+                                       tuple(promoted.get(f.sha256, ())), f.sha256 == active_sha, path.is_file())
     for sha, why in trusted.items():
         if sha in out:
             continue
         info = files.get(sha, {})
         file = info.get("file") or paths.get(sha, "")
         path = Path(file) if file else None
-        card = read_card(path) if path is not None else {}
+        card = load_card(path) if path is not None else None
         by = info.get("by") or why
         when = f" on {_when(info['at'])}" if info.get("at") else ""
         name = f"{path.parent.name}/{path.name}" if path is not None else why

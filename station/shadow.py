@@ -105,7 +105,7 @@ def challenger_main(spec: ChallengerSpec, jobs, results) -> None:
         results.put(("error", f"{type(e).__name__}: {e}"))
         return
     lowered = lower_process_priority()  # after loading: a slow start would only delay the challenger's first part
-    results.put(("ready", getattr(pipeline.detector, "sha256", ""), lowered))
+    results.put(("ready", pipeline.detector.sha256, lowered))
     parent = multiprocessing.parent_process()
     while True:
         try:

@@ -43,7 +43,7 @@ def tiny_model(tmp_path_factory, synth_data, inspector_home) -> Path:
 
     out = tmp_path_factory.mktemp("models") / "tiny"
     card = train(synth_data, out, epochs=2, imgsz=160, batch=16, workers=0)
-    trust_models(default_db_url(), *(out / f for f in card["files"]))
+    trust_models(default_db_url(), *(out / f for f in card.file_names))
     return out / "tiny.pt"
 
 
@@ -80,6 +80,9 @@ class ScriptedDetector:
         self.classes = tuple(classes)
         self.sha256 = "0" * 64
         self.name = "scripted"
+        from inspector.core.types import RunSetup
+
+        self.setup = RunSetup("scripted")
         self.calls = 0
 
     def detect(self, image: np.ndarray):

@@ -87,6 +87,9 @@ class QueuedDetector:
 
         self.delay_s, self.depth, self.stall = delay_s, depth, dict(stall or {})
         self.classes, self.sha256, self.name = tuple(classes), "0" * 64, "queued"
+        from inspector.core.types import RunSetup
+
+        self.setup = RunSetup("queued", streams=depth, threads=depth)
         self.calls = 0
         self.in_flight = 0
         self.max_in_flight = 0

@@ -66,3 +66,55 @@ def test_empty_line_file_settings_mean_none_not_the_current_folder(tmp_path):
     c = load_config(cfg)
     assert (c.line.mqtt.ca_file, c.line.mqtt.cert_file, c.line.mqtt.key_file) == (None, None, None)
     assert (c.line.opcua.cert_file, c.line.opcua.key_file) == (None, None)
+
+
+# ---- the writer: load, save, load gives the same configuration (tomli-w quotes what TOML needs) ----------------
+
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_names = st.text(min_size=1, max_size=16)  # class names: any text the loader takes (spaces, dots, quotes, ...)
+_products = st.from_regex(r"[A-Za-z0-9_.-]{1,24}", fullmatch=True)  # the product names the loader takes
+_rules = st.fixed_dictionaries({}, optional={"fail_conf": st.floats(0.5, 1), "review_conf": st.floats(0, 0.25),
+                                             "min_area_px": st.floats(0, 1e9)})
+_recipes = st.fixed_dictionaries({"name": _names, "classes": st.dictionaries(_names, _rules, max_size=3)},
+                                 optional={"roi": st.just([0.1, 0.2, 0.9, 0.8]), "min_area_px": st.floats(0, 1e6)})
+_configs = st.fixed_dictionaries(
+    {"recipe": _recipes,
+     "products": st.dictionaries(_products, st.fixed_dictionaries(
+         {"recipe": _recipes, "classes": st.lists(_names, max_size=3)}, optional={"model": st.just("m/x.onnx")}),
+         max_size=3)},
+    optional={"station": st.fixed_dictionaries({"name": _names}),
+              "shifts": st.dictionaries(st.from_regex(r"[A-Za-z0-9_-]{1,20}", fullmatch=True),
+                                        st.sampled_from(["06:00-14:00", "22:00-06:00"]), max_size=2)})
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=_configs)
+@example(data={"recipe": {"name": "r", "classes": {"class with space": {"fail_conf": 0.9}}},
+          "products": {"flange.80": {"recipe": {"name": "flange 80", "classes": {"a.b": {}}}, "classes": ["a.b"]}}})
+def test_load_save_load_gives_the_same_config(data, tmp_path_factory) -> None:
+    from inspector.core.config import config_from_dict
+
+    try:
+        cfg = config_from_dict(data)
+    except ConfigError:
+        return  # not a configuration the loader accepts (the fuzz tests cover what it says)
+    path = tmp_path_factory.mktemp("cfg") / "inspector.toml"
+    save_config(cfg, path)
+    again = load_config(path)
+    assert again == cfg
+    save_config(again, path)
+    assert load_config(path) == cfg
+
+
+def test_a_dotted_product_and_a_spaced_class_round_trip(tmp_path) -> None:
+    """The hand-written writer refused to save [products."flange.80"] ("unknown key") and a class name with a
+    space gave a raw TOMLDecodeError."""
+    p = tmp_path / "c.toml"
+    p.write_text('[products."flange.80"]\nclasses = ["hair line"]\n[products."flange.80".recipe.classes."hair line"]\n'
+                 'fail_conf = 0.7\n')
+    cfg = load_config(p)
+    save_config(cfg, tmp_path / "saved.toml")
+    again = load_config(tmp_path / "saved.toml")
+    assert again == cfg and again.products["flange.80"].recipe.classes["hair line"].fail_conf == 0.7

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from inspector.core.config import Config, load_config, load_recipe
+from inspector.core.config import Config, RecipeConfig, load_config, load_recipe, save_config
 from inspector.core.errors import ConfigError, DatasetError, StorageError
 from inspector.sources.opening import decode_image
 from inspector.training.datasets import load_dataset
@@ -36,11 +36,16 @@ def test_generated_config_files(entries):
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / "c.toml"
         p.write_text("".join(f"[{k}]\n{f} = {v}\n" for k, f, v in entries))
-        for loader in (load_config, load_recipe):
+        for loader, kind in ((load_config, Config), (load_recipe, RecipeConfig)):
             try:
-                assert isinstance(loader(p), (Config, object))
+                got = loader(p)
             except ConfigError as e:
                 one_sentence(e)
+                continue
+            assert type(got) is kind
+            if kind is Config:  # what loaded saves, and reads back the same
+                save_config(got, Path(d) / "again.toml")
+                assert load_config(Path(d) / "again.toml") == got
 
 
 @FAST

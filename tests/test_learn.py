@@ -391,5 +391,5 @@ def test_training_uses_every_core_and_gives_the_threads_back(synth_data, tmp_pat
     card = train(synth_data, tmp_path / "cores", epochs=1, imgsz=96, batch=16, workers=0, export_onnx=False,
                  progress=lambda p: seen.append(torch.get_num_threads()))
     assert seen and set(seen) == {cores()}, f"torch trained on {seen} threads, the machine has {cores()} usable cores"
-    assert card["threads"] == cores()
+    assert card.extra["threads"] == cores()
     assert torch.get_num_threads() == before

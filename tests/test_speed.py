@@ -199,8 +199,8 @@ def test_an_int8_choice_loads_the_models_trusted_int8_variant_and_only_where_red
     save_record(sha, "parts-v2", cpu_signature(), [ref, int8], "test", 10)
 
     det = load_detector(ModelConfig(), conf=0.25)
-    assert det.path == variant and det.sha256 == sha256_file(variant) and det.precision == "int8"
-    assert det.tune["status"] == "applied" and det.tune["applied"]["precision"] == "int8"
+    assert det.path == variant and det.sha256 == sha256_file(variant) and det.setup.precision == "int8"
+    assert det.setup.tune["status"] == "applied" and det.setup.tune["applied"]["precision"] == "int8"
     f32 = load_detector(ModelConfig(precision="f32"), conf=0.25)
     assert f32.path == onnx and f32.precision == "f32"
 
@@ -251,11 +251,11 @@ def test_tune_on_a_tiny_model_records_only_allowed_choices_and_loading_applies_t
     assert chosen["parts_per_s"] == max(c["parts_per_s"] for c in record["candidates"] if c["allowed"])
     assert load_record(record["model_sha256"]) == record
     det = load_detector(ModelConfig(path=onnx), 0.25, trusted_registry(onnx))
-    assert det.tune["status"] == "applied"
-    assert (det.backend, det.precision, det.threads, det.streams) == (
+    assert det.setup.tune["status"] == "applied"
+    assert (det.setup.backend, det.setup.precision, det.setup.threads, det.setup.streams) == (
         chosen["backend"], chosen["precision"], chosen["threads"], chosen["streams"])
     fixed = load_detector(ModelConfig(path=onnx, threads=1, backend="openvino"), 0.25, trusted_registry(onnx))
-    assert fixed.tune["status"].startswith("tuned, not applied")
+    assert fixed.setup.tune["status"].startswith("tuned, not applied")
 
 
 def test_run_json_reports_latency_throughput_basis_and_tune(tmp_path, tiny_model, part_image):

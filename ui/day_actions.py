@@ -104,9 +104,13 @@ class DayActions:
 
         def save(actor: Actor, denied: Callable[[str], None]) -> None:
             def job() -> str:
-                who = self.product_guard(name, old, recipe, actor) if self.product_guard is not None else actor.name
-                save_config(cfg, self.settings_path)
-                return who
+                def write() -> None:
+                    save_config(cfg, self.settings_path)
+
+                if self.product_guard is None:
+                    write()
+                    return actor.name
+                return self.product_guard(name, old, recipe, actor, write)  # audited only when the write succeeded
 
             def failed(e: BaseException) -> None:
                 if isinstance(e, PermissionDenied):

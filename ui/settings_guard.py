@@ -62,12 +62,14 @@ def settings_guard(sessions: Callable[[], Any], actor: Callable[[], Actor | None
     return guard
 
 
-def product_guard(sessions: Callable[[], Any]) -> Callable[[str, RecipeConfig, RecipeConfig, Actor | None], str]:
+def product_guard(sessions: Callable[[], Any]
+                  ) -> Callable[[str, RecipeConfig, RecipeConfig, Actor | None, Callable[[], None]], str]:
     """A guard for the product editor: a product's recipe decides verdicts, so a change needs a user allowed to
-    change recipes; the new recipe is registered as trusted (so the station accepts it) and the change audited,
-    in one transaction. Returns who made it; PermissionDenied (nothing saved) otherwise."""
+    change recipes; the new recipe is registered as trusted (so the station accepts it), the change audited and
+    ``save`` (the settings file's write) run, in one transaction: a save that fails leaves neither the trust nor
+    the audit entry. Returns who made it; PermissionDenied (nothing saved) otherwise."""
 
-    def guard(name: str, old: RecipeConfig, new: RecipeConfig, actor: Actor | None) -> str:
+    def guard(name: str, old: RecipeConfig, new: RecipeConfig, actor: Actor | None, save: Callable[[], None]) -> str:
         from db import AuditRepo, TrustRepo, authorize
 
         who = None if actor == STATION_OPERATOR else actor
@@ -77,6 +79,7 @@ def product_guard(sessions: Callable[[], Any]) -> Callable[[str, RecipeConfig, R
                           {"from": "product editor", "product": name})
             AuditRepo.append(s, actor=acted.name, action="product.edit", target=f"product:{name}",
                              detail=diff("recipe", old.model_dump(mode="json"), new.model_dump(mode="json")))
+            save()  # last, inside the transaction: when it raises, nothing above is committed
         log.info("product %s changed by %s", name, acted.name)
         return acted.name
 

@@ -7,10 +7,14 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from inspector.core.config import ModelConfig, load_config, load_recipe
 from inspector.core.errors import ConfigError
 from inspector.lifecycle.export import CALIBRATION_IMAGES, MIN_CALIBRATION
+
+if TYPE_CHECKING:
+    from inspector.detection.card import ModelCard
 
 
 def _progress_line(label: str, every: int = 25):
@@ -84,18 +88,18 @@ def _train_with(a: argparse.Namespace, progress, say, stream) -> int:
                      resume=a.resume, command=cmd, progress=progress, registry=registry, time_budget_s=budget,
                      keep_base=a.keep_base, say=say, stop_file=a.stop_file)
         print(_reached(card))
-        files = ", ".join(card["files"])
+        files = ", ".join(card.file_names)
         if actor is None:
             print(f"model written to {a.out}: {files}. Not trusted on this station: a signed-in QC or admin user "
-                  f"can trust it with 'inspector model add {Path(a.out) / next(iter(card['files']))} --user NAME' "
+                  f"can trust it with 'inspector model add {Path(a.out) / card.file_names[0]} --user NAME' "
                   "(or train with --user NAME).")
             if stream is not None:
                 stream.done(card, Path(a.out), _reached(card), trusted_by="")
             return 0
         with sessions.begin() as s:
-            for name, f in card["files"].items():
-                TrustRepo.add(s, actor, "model", f["sha256"], name, {"file": str((Path(a.out) / name).resolve()),
-                                                                      "trained_by": "inspector train"}, "train")
+            for f in card.files:
+                TrustRepo.add(s, actor, "model", f.sha256, f.name, {"file": str((Path(a.out) / f.name).resolve()),
+                                                                     "trained_by": "inspector train"}, "train")
         print(f"model written to {a.out}: {files} (trusted on this station by {actor.name})")
         if stream is not None:
             stream.done(card, Path(a.out), _reached(card), trusted_by=actor.name)
@@ -104,17 +108,18 @@ def _train_with(a: argparse.Namespace, progress, say, stream) -> int:
         engine.dispose()
 
 
-def _reached(card: dict) -> str:
+def _reached(card: ModelCard) -> str:
     """One paragraph: what the run reached and which split chose the kept weights."""
-    done = f"{card.get('epochs_done')} epochs in {card['train_seconds'] / 60:.1f} min"
-    if card.get("time_budget_s"):
-        done += f" (budget {card['time_budget_s'] / 60:.1f} min)"
-    if card.get("interrupted"):
+    done = f"{card.epochs_done} epochs in {card.train_seconds / 60:.1f} min"
+    if card.time_budget_s:
+        done += f" (budget {card.time_budget_s / 60:.1f} min)"
+    if card.interrupted:
         done += ", stopped by Ctrl-C"
-    if "train_val_map50" not in card:
+    if card.train_val_map50 is None:
         return f"trained {done}."
-    return (f"trained {done}; kept epoch {card['best_epoch']}: val mAP50 {card['train_val_map50']:.3f}, "
-            f"mAP50-95 {card['train_val_map50_95']:.3f}.\nNote: the val split was used for model selection "
+    m95 = f"{card.train_val_map50_95:.3f}" if card.train_val_map50_95 is not None else "?"
+    return (f"trained {done}; kept epoch {card.best_epoch}: val mAP50 {card.train_val_map50:.3f}, "
+            f"mAP50-95 {m95}.\nNote: the val split was used for model selection "
             "(which epoch is kept), so these figures are optimistic; judge the model on parts it never saw.")
 
 
@@ -147,8 +152,8 @@ def _evaluate(a: argparse.Namespace) -> int:
                       split=a.split or ("val" if ds.has_split_files else "all"))
     print(format_report(report))
     out = report.as_dict()
-    out["model"] = str(getattr(detector, "path", mcfg.path or "shipped"))
-    out["backend"] = getattr(detector, "backend", "ultralytics")
+    out["model"] = str(detector.path)
+    out["backend"] = detector.setup.backend
     if a.card:
         _record_in_card(detector, out)
     if a.json:
@@ -158,21 +163,21 @@ def _evaluate(a: argparse.Namespace) -> int:
 
 def _record_in_card(detector, result: dict) -> None:
     """Write the evaluation command and its figures into the model's card (card.json and card.md)."""
-    from inspector.detection.card import read_card, write_card
+    from inspector.detection.card import load_card, write_card
 
-    path = Path(getattr(detector, "path", ""))
-    card = read_card(path)
-    if not card:
+    path = Path(detector.path)
+    card = load_card(path)
+    if card is None:
         print(f"no card.json beside {path}: evaluation not recorded", file=sys.stderr)
         return
-    card["validation"] = {"command": "inspector " + " ".join(shlex.quote(x) for x in sys.argv[1:]
-                                                            if x != "--card"), **result}
+    card = card.with_changes(validation={"command": "inspector " + " ".join(shlex.quote(x) for x in sys.argv[1:]
+                                                                           if x != "--card"), **result})
     write_card(path.parent, card)
     print(f"recorded in {path.parent / 'card.md'}", file=sys.stderr)
 
 
 def _export(a: argparse.Namespace) -> int:
-    from inspector.detection.card import read_card
+    from inspector.detection.card import load_card
     from inspector.detection.checkpoint import vet
     from inspector.detection.registry import resolve_model
     from inspector.lifecycle.export import default_export_dir, export_model
@@ -195,13 +200,14 @@ def _export(a: argparse.Namespace) -> int:
         ds = load_dataset(a.data)
         calib = [im.path for im in ds.splits.get("train", ())]
         held_out = ds.splits.get("val", ())
-    imgsz = a.imgsz or int(read_card(pt).get("imgsz") or 320)
+    source_card = load_card(pt)
+    imgsz = a.imgsz or (source_card.imgsz if source_card is not None else 320)
     cmd = "inspector " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     card = export_model(pt, out, trusted=registry.trusted(), imgsz=imgsz, int8=a.int8, calibration=calib,
                         subset_size=a.calibration, held_out=held_out, dataset=ds, data_name=str(a.data or ""),
                         force=a.force, command=cmd)
-    model = out / next(iter(card["files"]))
-    acc = card["export"]["accuracy"]
+    model = out / card.file_names[0]
+    acc = card.export.accuracy if card.export is not None else None
     print(f"wrote {model} and its card ({out / 'card.md'})")
     if acc:
         print(f"mAP50 on {acc['images']} held-out parts: source {acc['source_map50']:.3f}, "

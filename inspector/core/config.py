@@ -397,42 +397,23 @@ def load_recipe(path: Path | str) -> RecipeConfig:
         raise _explain(e, str(p)) from None
 
 
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    import json
-
-    return json.dumps(str(v))
-
-
 def to_toml(cfg: Config) -> str:
-    """Serialise a Config to TOML (only what differs from the defaults is needed, all is written)."""
-    data = cfg.model_dump(mode="json", exclude_none=True)
-    out: list[str] = []
+    """Serialise a Config to TOML (all is written). tomli-w writes it, so any key the loader accepts (a product
+    or class name with a dot or a space) is quoted as TOML needs."""
+    import tomli_w
 
-    def table(prefix: str, d: dict) -> None:
-        scalars = {k: v for k, v in d.items() if not isinstance(v, dict)}
-        subs = {k: v for k, v in d.items() if isinstance(v, dict)}
-        if scalars or not subs:
-            out.append(f"[{prefix}]")
-            out.extend(f"{k} = {_toml_value(v)}" for k, v in scalars.items())
-            out.append("")
-        for k, v in subs.items():
-            table(f"{prefix}.{k}", v)
-
-    for section, d in data.items():
-        table(section, d)
-    return "\n".join(out)
+    return tomli_w.dumps(cfg.model_dump(mode="json", exclude_none=True))
 
 
 def save_config(cfg: Config, path: Path) -> None:
     """Validate by round trip, then write atomically: nothing half-saved."""
     text = to_toml(cfg)
-    config_from_dict(tomllib.loads(text), str(path))
+    try:
+        again = config_from_dict(tomllib.loads(text), str(path))
+    except tomllib.TOMLDecodeError as e:  # a writer fault: the file is not touched
+        raise ConfigError(f"{path}: the configuration could not be written as TOML ({e}); nothing was saved") from None
+    if again != cfg:
+        raise ConfigError(f"{path}: the configuration would not read back as it is; nothing was saved")
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)

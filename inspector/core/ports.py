@@ -6,7 +6,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from inspector.core.types import Detections, Frame, Gap, Inspection, Verdict
+from inspector.core.types import Detections, Frame, Gap, Inspection, RunSetup, Verdict
 
 
 @runtime_checkable
@@ -24,11 +24,13 @@ class FrameSource(Protocol):
 
 @runtime_checkable
 class Detector(Protocol):
-    """Finds defects in one BGR image; raises ModelError on failure."""
+    """Finds defects in one BGR image; raises ModelError on failure. ``setup`` is what it runs on, fixed when it
+    was built."""
 
     classes: tuple[str, ...]
     sha256: str
     name: str
+    setup: RunSetup
 
     def detect(self, image: np.ndarray) -> Detections: ...
 

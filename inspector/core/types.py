@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 import numpy as np
 
@@ -105,8 +107,72 @@ class Gap:
 
 
 @dataclass(frozen=True)
-class Detection:
-    """One box in pixel coordinates of the frame, with its class and confidence."""
+class Box:
+    """A rectangle in pixels of one picture, x1 < x2 and y1 < y2: the one box type. The engine's detections, the
+    database's, the reports', the data sets' ground truth, the corpus' and the review canvas' boxes each give theirs
+    as ``.box`` (``BoxCorners``)."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+    def __post_init__(self) -> None:
+        corners = (self.x1, self.y1, self.x2, self.y2)
+        _need(all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in corners),
+              "finite box coordinates", corners)
+        _need(self.x1 < self.x2 and self.y1 < self.y2, "x1 < x2 and y1 < y2", corners)
+
+    @property
+    def width(self) -> float:
+        return self.x2 - self.x1
+
+    @property
+    def height(self) -> float:
+        return self.y2 - self.y1
+
+    @property
+    def area(self) -> float:
+        return self.width * self.height
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return ((self.x1 + self.x2) / 2, (self.y1 + self.y2) / 2)
+
+    @property
+    def xyxy(self) -> tuple[float, float, float, float]:
+        return (self.x1, self.y1, self.x2, self.y2)
+
+    def scaled(self, sx: float, sy: float) -> Box:
+        """The same box in a picture scaled by ``sx`` x ``sy``."""
+        return Box(self.x1 * sx, self.y1 * sy, self.x2 * sx, self.y2 * sy)
+
+    def iou(self, other: Box) -> float:
+        """Intersection over union with ``other`` (0 when apart)."""
+        w = min(self.x2, other.x2) - max(self.x1, other.x1)
+        h = min(self.y2, other.y2) - max(self.y1, other.y1)
+        inter = w * h if w > 0 and h > 0 else 0.0
+        return inter / (self.area + other.area - inter)
+
+
+class BoxCorners:
+    """A value with corners ``x1, y1, x2, y2`` in pixels (its own fields) that converts to the one ``Box``."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+    @property
+    def box(self) -> Box:
+        """The corners as a ``Box``; ValueError (one sentence) for a box without area."""
+        return Box(self.x1, self.y1, self.x2, self.y2)
+
+
+@dataclass(frozen=True)
+class Detection(BoxCorners):
+    """One box in pixel coordinates of the frame, with its class and confidence. A box without area (an edge
+    clipped to the frame) is kept, as the model drew it; ``box`` is its ``Box`` where it has an area."""
 
     cls: int
     label: str
@@ -130,6 +196,10 @@ class Detection:
     @property
     def center(self) -> tuple[float, float]:
         return ((self.x1 + self.x2) / 2, (self.y1 + self.y2) / 2)
+
+    @classmethod
+    def from_box(cls, index: int, label: str, confidence: float, box: Box) -> Detection:
+        return cls(index, label, confidence, box.x1, box.y1, box.x2, box.y2)
 
 
 @dataclass(frozen=True)
@@ -162,6 +232,39 @@ class Detections:
         items = tuple(Detection(d.cls, d.label, d.confidence, d.x1 * sx, d.y1 * sy, d.x2 * sx, d.y2 * sy)
                       for d in self.items)
         return Detections(items, width, height, self.inference_ms, self.model_sha256)
+
+
+RUN_PRECISIONS = ("f32", "bf16", "int8")
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    """What a detector runs on, fixed when it is built: the backend, the inference precision, the threads (0: the
+    library's own choice) and OpenVINO's streams; ``tune`` is what this machine's tune chose, or why none applies
+    (None: no tune was consulted)."""
+
+    backend: str
+    precision: str = "f32"
+    threads: int = 0
+    streams: int = 1
+    tune: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        _need(isinstance(self.backend, str) and bool(self.backend), "a backend name", self.backend)
+        _need(self.precision in RUN_PRECISIONS, f"a precision in {RUN_PRECISIONS}", self.precision)
+        _need(isinstance(self.threads, int) and self.threads >= 0, "threads >= 0", self.threads)
+        _need(isinstance(self.streams, int) and self.streams >= 1, "streams >= 1", self.streams)
+
+    @property
+    def running(self) -> dict[str, Any]:
+        """The set-up as the health panel and a run's summary show it."""
+        return {"backend": self.backend, "precision": self.precision, "threads": self.threads,
+                "streams": self.streams}
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend} {self.precision} x{self.threads}" + (f" {self.streams} streams"
+                                                                     if self.streams > 1 else "")
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ import numpy as np
 from inspector.core.config import Backend, ModelConfig
 from inspector.core.errors import ModelError
 from inspector.core.ports import Detector
-from inspector.core.types import Detection, Detections
-from inspector.detection.card import read_card
+from inspector.core.types import Detection, Detections, RunSetup
+from inspector.detection.card import load_card
 from inspector.detection.offline import keep_data_local
 from inspector.detection.registry import ModelRegistry, resolve_model
 
@@ -34,6 +34,7 @@ class UltralyticsDetector:
         self.sha256 = sha256
         self.imgsz, self.conf, self.iou = imgsz, conf, iou
         self.input_hw = (imgsz, imgsz)  # the longest side Ultralytics letterboxes to
+        self.setup = RunSetup("ultralytics")  # PyTorch's own threads; not tunable
         try:
             self._model = YOLO(str(self.path), task="detect")
             names = self._model.names
@@ -104,7 +105,8 @@ def load_detector(cfg: ModelConfig, conf: float, registry: ModelRegistry | None 
     registry = registry or ModelRegistry()
     path, backend = pick_model(cfg)
     sha = registry.check(path)
-    imgsz = int(read_card(path).get("imgsz") or cfg.imgsz)  # the size the model was trained at
+    card = load_card(path)
+    imgsz = card.imgsz if card is not None else cfg.imgsz  # the size the model was trained at
     log.info("loading %s with the %s backend (sha256 %s)", path, backend.value, sha[:12])
     if backend == Backend.ULTRALYTICS:
         return UltralyticsDetector(path, sha, imgsz, conf, cfg.iou)
@@ -117,10 +119,9 @@ def load_detector(cfg: ModelConfig, conf: float, registry: ModelRegistry | None 
     if tuned is not None and tuned.backend in {b.value for b in available_backends()}:
         name, precision, threads, streams = tuned.backend, tuned.precision, tuned.threads, tuned.streams
         log.info("tuned for this machine: %s", tuned.label)
-    det = setup_detector(path, sha, variant, backend=name, precision=precision, threads=threads, streams=streams,
-                         imgsz=imgsz, conf=conf, iou=cfg.iou)
-    det.tune = shown  # what the health panel and the run's summary show
-    return det
+    # ``tune=shown``: what the health panel and the run's summary show
+    return setup_detector(path, sha, variant, backend=name, precision=precision, threads=threads, streams=streams,
+                          imgsz=imgsz, conf=conf, iou=cfg.iou, tune=shown)
 
 
 def trusted_int8_variant(path: Path, registry: ModelRegistry) -> tuple[Path, str] | None:
@@ -146,6 +147,4 @@ def setup_detector(path: Path, sha: str, variant: tuple[Path, str] | None, *, pr
         return FastDetector(path, sha, precision=precision, **kw)
     if variant is None:
         raise ModelError(f"{path.name} has no trusted INT8 variant to run")
-    det = FastDetector(variant[0], variant[1], precision="f32", **kw)
-    det.precision = "int8"
-    return det
+    return FastDetector(variant[0], variant[1], precision="f32", quantised=True, **kw)

@@ -15,6 +15,7 @@ import ast
 import logging
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ import numpy as np
 from inspector.core.errors import ModelError
 from inspector.core.ports import Ready
 from inspector.core.privacy import block_openvino_telemetry
-from inspector.core.types import Detection, Detections
+from inspector.core.types import Detection, Detections, RunSetup
 from inspector.detection.letterbox import Letterbox
 from inspector.detection.nms import MAX_DET, decode, decode_end2end, to_image
 
@@ -269,7 +270,8 @@ class FastDetector:
 
     def __init__(self, path: Path, sha256: str, backend: str = "openvino", imgsz: int = 320,
                  conf: float = 0.25, iou: float = 0.5, threads: int = 0, max_det: int = MAX_DET,
-                 precision: str = "f32", queue_depth: int = 2, streams: int = 1) -> None:
+                 precision: str = "f32", queue_depth: int = 2, streams: int = 1, quantised: bool = False,
+                 tune: Mapping[str, Any] | None = None) -> None:
         self.path = Path(path)
         self.sha256 = sha256
         self.backend = str(getattr(backend, "value", backend))
@@ -290,7 +292,6 @@ class FastDetector:
         if suffix == ".xml" and self.backend != "openvino":
             raise ModelError(f"{self.path} is an OpenVINO model: load it with the openvino backend.")
         threads = int(threads) if threads and threads > 0 else auto_threads()
-        self.threads = threads
         runner: _OpenVinoRunner | _OnnxRuntimeRunner
         if self.backend == "openvino":
             meta = onnx_metadata(self.path) if suffix == ".onnx" else {}
@@ -313,9 +314,9 @@ class FastDetector:
         self.end2end = meta.get("end2end", "False") == "True"
         self.imgsz = runner.input_hw[0]
         self.input_hw: tuple[int, int] = runner.input_hw  # (h, w) the model takes: sources decode for it
-        self.precision = precision if self.backend == "openvino" else "f32"
-        self.streams = max(1, streams) if self.backend == "openvino" else 1
-        self.tune: dict | None = None  # set by load_detector: the tune record applied (or why not)
+        # an INT8 model (``quantised``) runs its other layers in ``precision``; ``tune``: what load_detector applied
+        self.setup = RunSetup(self.backend, "int8" if quantised else precision if self.backend == "openvino" else "f32",
+                              threads, max(1, streams) if self.backend == "openvino" else 1, tune)
         if imgsz != self.imgsz:
             log.info("%s has a fixed input size %s: imgsz %d is not used", self.path.name, runner.input_hw, imgsz)
         self.name = self.path.parent.name if self.path.parent.name not in ("models", "") else self.path.stem

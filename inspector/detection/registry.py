@@ -20,7 +20,7 @@ from typing import Any
 
 from inspector.core.errors import ModelError
 from inspector.core.home import data_home
-from inspector.detection.card import read_card
+from inspector.detection.card import CARD_FILE, load_card, read_card_file
 
 log = logging.getLogger(__name__)
 
@@ -54,20 +54,16 @@ class ModelInfo:
 
 
 def _card_hashes(card_path: Path) -> dict[str, str]:
-    try:
-        card = json.loads(card_path.read_text())
-        if card.get("auto_trust") is False:  # an export's card: its files are trusted only by `model add`
-            return {}
-        return {v["sha256"]: name for name, v in card.get("files", {}).items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        log.warning("unreadable model card %s", card_path)
+    card = read_card_file(card_path)  # an unreadable card is logged there and trusts nothing
+    if card is None or not card.auto_trust:  # an export's card: its files are trusted only by `model add`
         return {}
+    return {f.sha256: f.name for f in card.files}
 
 
 def shipped_hashes() -> dict[str, str]:
     """sha256 -> card name, from the cards of the models installed with this package only."""
     out: dict[str, str] = {}
-    for card in sorted(PACKAGE_MODELS.glob("*/card.json")):
+    for card in sorted(PACKAGE_MODELS.glob(f"*/{CARD_FILE}")):
         for h in _card_hashes(card):
             out[h] = f"shipped card {card.parent.name}"
     return out
@@ -130,7 +126,7 @@ def default_model_dir() -> Path:
     marker = d / "DEFAULT"
     if marker.exists():
         return d / marker.read_text().strip()
-    cards = sorted(d.glob("*/card.json"))
+    cards = sorted(d.glob(f"*/{CARD_FILE}"))
     if not cards:
         raise ModelError(f"no shipped model in {d}; give one with --model.")
     return cards[0].parent
@@ -155,9 +151,9 @@ def resolve_model(path: Path | str | None, prefer: tuple[str, ...] = (".pt", ".o
 def int8_variant(model_file: Path) -> Path | None:
     """The INT8 variant a model's card names (``variants.int8.file``, beside the card), when it is there. It is
     trusted like any file: by its hash (a shipped card's files, or the station's database)."""
-    v = (read_card(model_file).get("variants") or {}).get("int8") or {}
-    f = v.get("file") if isinstance(v, dict) else None
-    if not isinstance(f, str) or not f or Path(f).is_absolute() or ".." in Path(f).parts:
+    card = load_card(model_file)
+    f = card.variant_file("int8") if card is not None else None
+    if f is None:
         return None
     path = model_file.parent / f
     return path if path.is_file() else None

@@ -62,7 +62,7 @@ class TimedDetector:
 
         self.inner = inner
         self.timeout_s = timeout_s
-        self.classes, self.sha256, self.name = inner.classes, inner.sha256, inner.name
+        self.classes, self.sha256, self.name, self.setup = inner.classes, inner.sha256, inner.name, inner.setup
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inspector-model")
         self._busy = None
 
@@ -148,7 +148,7 @@ class Pipeline:
 
     def _not_inspected(self, frame: Frame, reason: str, t0: float, started: dt.datetime) -> Inspection:
         return Inspection(frame.seq, frame.source, Verdict.NOT_INSPECTED, (reason,), None, started,
-                          (time.perf_counter() - t0) * 1000, frame.name, getattr(self.detector, "sha256", ""),
+                          (time.perf_counter() - t0) * 1000, frame.name, self.detector.sha256,
                           frame.image, frame.jpeg, frame.trigger)
 
     def inspect(self, frame: Frame, live: bool = False) -> Inspection:

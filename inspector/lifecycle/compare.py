@@ -60,8 +60,8 @@ def _run(model: Path, base_cfg: ModelConfig, ds, images: tuple[LabelledImage, ..
         dets[im.path] = det
 
     report = evaluate(detector, ds, images, recipe, progress, split=split, on_image=seen)
-    info = {"model": str(model), "sha256": getattr(detector, "sha256", ""),
-            "backend": getattr(detector, "backend", "ultralytics"), "classes": list(detector.classes)}
+    info = {"model": str(model), "sha256": detector.sha256, "backend": detector.setup.backend,
+            "classes": list(detector.classes)}
     return _Run(report, verdicts, dets, info)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from inspector.core.errors import ModelError
+from inspector.detection.card import ModelCard
 from inspector.detection.checkpoint import check_pickle
 from inspector.detection.offline import keep_data_local
 from inspector.detection.outputs import check_new_files
@@ -203,7 +204,7 @@ def export_file_names(model: Path, int8: bool) -> tuple[str, ...]:
 def export_model(pt: Path, out: Path, *, trusted: Collection[str], imgsz: int, int8: bool = False,
                  calibration: Sequence[Path] = (), subset_size: int = CALIBRATION_IMAGES,
                  held_out: Sequence[LabelledImage] = (), dataset: Dataset | None = None, data_name: str = "",
-                 force: bool = False, command: str = "") -> dict:
+                 force: bool = False, command: str = "") -> ModelCard:
     """Export the trusted ``pt`` into the folder ``out`` (FP32 ONNX, or INT8 OpenVINO IR) with its own card.
 
     Nothing is written until the export has succeeded; then the files are moved into ``out``. A folder
@@ -211,7 +212,7 @@ def export_model(pt: Path, out: Path, *, trusted: Collection[str], imgsz: int, i
     ``held_out`` images (and their ``dataset``) the card records mAP50 of the source and of the export
     on them. The new model is not trusted: an authorised user trusts it with ``inspector model add``.
     """
-    from inspector.detection.card import read_card
+    from inspector.detection.card import load_card
     from inspector.detection.registry import sha256_file
 
     pt, out = Path(pt), Path(out)
@@ -228,13 +229,13 @@ def export_model(pt: Path, out: Path, *, trusted: Collection[str], imgsz: int, i
         out.mkdir(parents=True, exist_ok=True)
         for f in made:
             _replace(f, out / f.name)
-    card = _export_card(read_card(pt), pt, source_sha, [out / f.name for f in made], imgsz=imgsz, int8=int8,
+    card = _export_card(load_card(pt), pt, source_sha, [out / f.name for f in made], imgsz=imgsz, int8=int8,
                         calibration=(data_name, min(len(calibration), subset_size)) if int8 else None,
                         accuracy=accuracy, command=command)
     from inspector.detection.card import write_card
 
     write_card(out, card)
-    log.info("exported %s to %s (%s, not trusted yet)", pt, out, card["export"]["precision"])
+    log.info("exported %s to %s (%s, not trusted yet)", pt, out, card.export.precision)
     return card
 
 
@@ -256,37 +257,25 @@ def _compare(pt: Path, sha: str, exported: Path, imgsz: int, dataset: Dataset,
             "source_backend": "ultralytics", "export_backend": backend}
 
 
-def _export_card(source_card: dict, pt: Path, source_sha: str, files: list[Path], *, imgsz: int, int8: bool,
-                 calibration: tuple[str, int] | None, accuracy: dict | None, command: str) -> dict:
+def _export_card(source_card: ModelCard | None, pt: Path, source_sha: str, files: list[Path], *, imgsz: int,
+                 int8: bool, calibration: tuple[str, int] | None, accuracy: dict | None, command: str) -> ModelCard:
     """The exported model's card: what it was made from and how, and what it measured against its source."""
     import datetime as dt
     import platform
 
+    from inspector.detection.card import CardExport, CardFile
     from inspector.detection.registry import sha256_file
 
-    card = {k: source_card[k] for k in ("task", "architecture", "base", "data", "data_note", "classes",
-                                         "epochs_planned", "epochs_done", "train_seconds") if k in source_card}
-    card.setdefault("task", "detect")
-    card.setdefault("architecture", "?")
-    card.setdefault("base", "?")
-    card.setdefault("data", "?")
-    card.setdefault("classes", [])
-    card.setdefault("epochs_planned", None)
-    card.setdefault("train_seconds", 0.0)
-    card.update({
-        "name": files[0].parent.name,
-        "imgsz": imgsz,
-        "command": command,
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "auto_trust": False,  # a card beside the shipped ones must not trust its files: `inspector model add` does
-        "export": {
-            "source": str(pt.resolve()), "source_sha256": source_sha,
-            "format": "openvino" if int8 else "onnx", "precision": "int8" if int8 else "f32",
-            "calibration": {"data": calibration[0], "images": calibration[1]} if calibration else None,
-            "accuracy": accuracy,
-        },
-        "validation": {},
-        "files": {f.name: {"sha256": sha256_file(f), "bytes": f.stat().st_size} for f in files},
-    })
-    return card
+    src = source_card if source_card is not None else ModelCard(name=pt.stem, architecture="?", base="?", data="?")
+    return ModelCard(
+        name=files[0].parent.name, task=src.task, classes=src.classes, imgsz=imgsz,
+        architecture=src.architecture or "?", base=src.base or "?", data=src.data or "?", data_note=src.data_note,
+        epochs_planned=src.epochs_planned, epochs_done=src.epochs_done, train_seconds=src.train_seconds,
+        command=command, date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        machine=f"{platform.machine()} {platform.processor() or ''}".strip(),
+        auto_trust=False,  # a card beside the shipped ones must not trust its files: `inspector model add` does
+        export=CardExport(source=str(pt.resolve()), source_sha256=source_sha, format="openvino" if int8 else "onnx",
+                          precision="int8" if int8 else "f32",
+                          calibration={"data": calibration[0], "images": calibration[1]} if calibration else None,
+                          accuracy=accuracy),
+        files=tuple(CardFile(f.name, sha256_file(f), f.stat().st_size) for f in files))

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from inspector.core.clock import station_time, zone_text
 from inspector.core.identity import part_name
+from inspector.core.types import BoxCorners
 
 
 def _need(cond: bool, what: str, got: object) -> None:
@@ -75,7 +76,9 @@ class YieldPoint:
 
 
 @dataclass(frozen=True)
-class Box:
+class Box(BoxCorners):
+    """A box as a report draws it: label, confidence and the model's class index (``box``: the one ``Box``)."""
+
     label: str
     confidence: float
     x1: float
@@ -83,6 +86,11 @@ class Box:
     x2: float
     y2: float
     cls: int = -1  # the model's class index (its colour); -1 where unknown
+
+    @classmethod
+    def from_detection(cls, d, with_class: bool = True) -> Box:
+        """A report's box from a detection (the engine's ``Detection`` or a stored ``DetectionDTO``)."""
+        return cls(d.label, d.confidence, d.x1, d.y1, d.x2, d.y2, d.cls if with_class else -1)
 
 
 @dataclass(frozen=True)

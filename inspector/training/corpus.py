@@ -41,13 +41,20 @@ VISIBILITY = 0.8  # ... and this share of the standard deviation of the texture 
 
 @dataclass(frozen=True)
 class CorpusBox:
-    """One defect: class index and pixel box (x1, y1, x2, y2), x2/y2 exclusive."""
+    """One defect: class index and pixel box (x1, y1, x2, y2), x2/y2 exclusive (``box``: the one ``Box``)."""
 
     cls: int
     x1: int
     y1: int
     x2: int
     y2: int
+
+    @property
+    def box(self):
+        """The one ``Box`` (imported here: this module also runs alone, copied beside the GPU pre-training)."""
+        from inspector.core.types import Box
+
+        return Box(self.x1, self.y1, self.x2, self.y2)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from inspector.core.errors import DatasetError
+from inspector.core.types import BoxCorners
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +29,9 @@ VAL_PERCENT = 15  # an unsplit folder keeps this share of images aside for valid
 
 
 @dataclass(frozen=True)
-class GroundTruthBox:
-    """One labelled box in pixels."""
+class GroundTruthBox(BoxCorners):
+    """One labelled box in pixels (as labelled: a label without area is kept for the data check to report;
+    ``box`` is the one ``Box``)."""
 
     cls: int
     x1: float

@@ -6,7 +6,6 @@ later the window) can say in one line what it chose and why, and the card can re
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from inspector.core.clock import format_duration
 from inspector.core.errors import ConfigError
+from inspector.detection.card import cards_in, load_card
 from inspector.detection.registry import sha256_file, shipped_models_dir
 from inspector.training.datasets import Dataset
 
@@ -59,16 +59,11 @@ class BaseChoice:
 
 def shipped_base() -> Path | None:
     """The shipped general base model (a card with ``"role": "base"``), or None."""
-    d = shipped_models_dir()
-    for card_path in sorted(d.glob("*/card.json")) if d.is_dir() else ():
-        try:
-            card = json.loads(card_path.read_text())
-        except (OSError, ValueError):
-            continue
-        if card.get("role") == "base":
-            for name in card.get("files", {}):
-                if name.endswith(".pt") and (card_path.parent / name).is_file():
-                    return card_path.parent / name
+    for folder, card in cards_in(shipped_models_dir()):
+        if card.is_base:
+            for name in card.file_names:
+                if name.endswith(".pt") and (folder / name).is_file():
+                    return folder / name
     return None
 
 
@@ -78,13 +73,11 @@ def _norm(name: str) -> str:
 
 def model_classes(pt: Path) -> tuple[str, ...]:
     """Class names from a model's card (beside it), else from the checkpoint itself."""
-    card_path = pt.parent / "card.json"
+    card = load_card(pt)
     try:
-        card = json.loads(card_path.read_text())
-        files = card.get("files", {})
-        if pt.name in files and files[pt.name].get("sha256") == sha256_file(pt) and card.get("classes"):
-            return tuple(card["classes"])
-    except (OSError, ValueError, AttributeError):
+        if card is not None and card.classes and card.sha256_of(pt.name) == sha256_file(pt):
+            return card.classes
+    except OSError:
         pass
     return ()
 

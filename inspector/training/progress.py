@@ -15,6 +15,10 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from inspector.detection.card import ModelCard
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +55,10 @@ class ProgressFile:
         self._write({"event": "epoch", "epoch": p.epoch, "epochs": p.epochs, "loss": loss, "map50": m,
                      "best_map50": self.best, "eta_s": round(p.eta_s, 1)})
 
-    def done(self, card: dict, out: Path, reached: str, trusted_by: str = "") -> None:
+    def done(self, card: ModelCard, out: Path, reached: str, trusted_by: str = "") -> None:
         self._write({"event": "done", "out": str(Path(out).resolve()), "reached": reached, "trusted_by": trusted_by,
-                     "files": {n: f["sha256"] for n, f in card.get("files", {}).items()},
-                     "stopped_by": card.get("stopped_by", ""), "interrupted": bool(card.get("interrupted")),
-                     "best_epoch": card.get("best_epoch"), "map50": card.get("train_val_map50")})
+                     "files": {f.name: f.sha256 for f in card.files}, "stopped_by": card.stopped_by,
+                     "interrupted": card.interrupted, "best_epoch": card.best_epoch, "map50": card.train_val_map50})
 
     def failed(self, e: BaseException) -> None:
         try:

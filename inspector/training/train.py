@@ -27,7 +27,7 @@ from pathlib import Path
 from inspector.core.clock import format_duration
 from inspector.core.errors import DatasetError, ModelError
 from inspector.core.files import write_atomic
-from inspector.detection.card import write_card
+from inspector.detection.card import ModelCard, write_card
 from inspector.detection.checkpoint import vet
 from inspector.detection.offline import keep_data_local
 from inspector.detection.outputs import refuse_trusted_folder
@@ -151,7 +151,7 @@ def train(data: Path | str, out: Path | str, *, base: str | None = None, epochs:
           workers: int = 2, seed: int = 0, name: str | None = None, command: str | None = None,
           progress: Callable[[TrainProgress], None] | None = None, export_onnx: bool = True,
           registry: ModelRegistry | None = None, time_budget_s: float | None = None, keep_base: bool = False,
-          say: Callable[[str], None] = log.info, stop_file: Path | None = None, threads: int = 0) -> dict:
+          say: Callable[[str], None] = log.info, stop_file: Path | None = None, threads: int = 0) -> ModelCard:
     """Train and write weights, ONNX and the model card into ``out``; return the card.
 
     ``registry``: the hashes trusted on the station (default: the shipped ones); any other ``.pt``
@@ -368,7 +368,7 @@ def _selection_summary(run_dir: Path, stop_reason: str) -> dict:
 
 def finalize(weights: Path, out: Path, *, name: str, data: Path, ds_classes: tuple[str, ...], imgsz: int,
              epochs: int, base: str, command: str | None, interrupted: bool, seconds: float,
-             export_onnx: bool = True, extra: dict | None = None) -> dict:
+             export_onnx: bool = True, extra: dict | None = None) -> ModelCard:
     """Copy the weights to ``out/NAME.pt``, export ONNX, validate, and write the card."""
     from ultralytics import YOLO
     from ultralytics.utils.torch_utils import strip_optimizer
@@ -406,8 +406,7 @@ def finalize(weights: Path, out: Path, *, name: str, data: Path, ds_classes: tup
         "files": {f.name: {"sha256": sha256_file(f), "bytes": f.stat().st_size} for f in files},
     }
     card.update(extra or {})
-    write_card(out, card)
-    return card
+    return write_card(out, card)
 
 
 def _synth_note(data: Path) -> str:

@@ -109,4 +109,4 @@ def test_a_model_trains_on_the_export(qc_db, tmp_path):
     out = tmp_path / "ds"
     assert main(["export-dataset", "--db", qc_db.url, "--out", str(out)]) == 0
     card = train(out, tmp_path / "m", epochs=1, imgsz=160, batch=16, workers=0, export_onnx=False)
-    assert card["classes"] == list(CLASSES) and (tmp_path / "m" / "m.pt").exists()
+    assert card.classes == tuple(CLASSES) and (tmp_path / "m" / "m.pt").exists()

@@ -162,7 +162,8 @@ def test_product_editor_draws_the_roi_and_saves_thresholds_as_qc_only(qtbot, ope
     assert asked and not (tmp_path / "settings.toml").exists(), "an operator saves nothing"
     asked = sign_in_as(w, Actor("quinn", Role.QC))
     ed.save()
-    qtbot.waitUntil(lambda: (tmp_path / "settings.toml").exists(), timeout=20_000)
+    # done when the window took the saved configuration (the file is written first, inside the guard's transaction)
+    qtbot.waitUntil(lambda: "scratch" in w.spec.config.products["P1"].recipe.classes, timeout=20_000)
     saved = tomllib.loads((tmp_path / "settings.toml").read_text())["products"]["P1"]["recipe"]
     assert saved["classes"]["scratch"] == {"fail_conf": 0.7, "review_conf": 0.3} and saved["roi"][0] == x1
     assert w.spec.config.products["P1"].recipe.classes["scratch"].fail_conf == 0.7

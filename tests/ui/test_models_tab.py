@@ -165,7 +165,7 @@ def test_training_runs_in_its_own_process_survives_the_tab_and_cancels_cleanly(q
     qtbot.waitUntil(lambda: again.idle and any(m.name == "from-window/from-window.pt" for m in again.overview.models),
                     timeout=30000)
     m = next(m for m in again.overview.models if m.name == "from-window/from-window.pt")
-    assert m.trusted_by.startswith("qc-anna") and m.card["stopped_by"] == "cancelled"
+    assert m.trusted_by.startswith("qc-anna") and m.card.stopped_by == "cancelled"
 
 
 def test_the_health_panel_names_the_model_that_judged_the_newest_part(qtbot):

@@ -160,3 +160,31 @@ def test_operator_settings_stay_free(qtbot, saved, station_db):
     d.save()
     qtbot.waitUntil(lambda: bool(got), timeout=5000)
     assert load_config(saved).camera.open_timeout_s == 7
+
+
+def test_a_product_edit_is_audited_only_when_its_save_happened(saved, station_db):
+    """The product editor's guard runs the file's write inside its transaction: a write that fails leaves no
+    audit entry and no trusted recipe; one that succeeds leaves exactly one of each."""
+    from db import AuditRepo, TrustRepo
+    from inspector.core.auth import Actor, Role
+    from inspector.core.config import RecipeConfig
+    from ui.settings_guard import product_guard
+
+    guard = product_guard(lambda: station_db)
+    old, new = RecipeConfig(), RecipeConfig(name="flange", fail_conf=0.8)
+    anna = Actor("anna", Role.QC)
+
+    def fails() -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        guard("flange.80", old, new, anna, fails)
+    with station_db() as s:
+        assert [e for e in AuditRepo.list(s) if e.action == "product.edit"] == []
+        assert TrustRepo.trusted(s, "recipe") == {}
+    wrote = []
+    assert guard("flange.80", old, new, anna, lambda: wrote.append(True)) == "anna" and wrote == [True]
+    with station_db() as s:
+        edits = [e for e in AuditRepo.list(s) if e.action == "product.edit"]
+        assert len(edits) == 1 and edits[0].target == "product:flange.80" and len(TrustRepo.trusted(s, "recipe")) == 1
+        assert AuditRepo.verify(s).ok

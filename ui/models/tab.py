@@ -57,23 +57,23 @@ def card_text(m: KnownModel) -> str:
     lines = [f"<b>{m.name}</b>{'  ·  <b>ACTIVE</b>' if m.active else ''}",
              f"SHA-256 {m.sha256}", f"File: {m.path if m.path is not None else 'not recorded'}"
              + ("" if m.exists else " (missing)"), f"Trusted: {m.trusted_by}"]
-    if c:
-        lines += [f"Classes: {', '.join(c.get('classes', []))}", f"Data: {c.get('data', '?')}",
-                  f"Base: {c.get('base', '?')}", f"Image size: {c.get('imgsz', '?')} px"]
-        if c.get("time_budget_s"):
-            lines.append(f"Budget: {format_duration(c['time_budget_s'])}")
-        if c.get("epochs_done") is not None:
-            why = f", stopped by {c['stopped_by']}" if c.get("stopped_by") else ""
-            lines.append(f"Epochs: {c.get('epochs_done')} done{why}")
-        if c.get("train_val_map50") is not None:
-            m95 = c.get("train_val_map50_95")
-            lines.append(f"Val mAP50 {c['train_val_map50']}" + (f", mAP50-95 {m95}" if m95 is not None else "")
+    if c is not None:
+        lines += [f"Classes: {', '.join(c.classes)}", f"Data: {c.data or '?'}",
+                  f"Base: {c.base or '?'}", f"Image size: {c.imgsz} px"]
+        if c.time_budget_s:
+            lines.append(f"Budget: {format_duration(c.time_budget_s)}")
+        if c.epochs_done is not None:
+            why = f", stopped by {c.stopped_by}" if c.stopped_by else ""
+            lines.append(f"Epochs: {c.epochs_done} done{why}")
+        if c.train_val_map50 is not None:
+            m95 = c.train_val_map50_95
+            lines.append(f"Val mAP50 {c.train_val_map50}" + (f", mAP50-95 {m95}" if m95 is not None else "")
                          + " (the val split picked the epoch: optimistic)")
-        val = c.get("validation") or {}
-        if val.get("map50") is not None:
-            lines.append(f"Evaluated: mAP50 {val['map50']:.3f} on {val.get('images', '?')} images")
-        if c.get("date"):
-            lines.append(f"Trained: {c['date']}")
+        if c.evaluated_map50 is not None:
+            n = c.evaluated_images if c.evaluated_images is not None else "?"
+            lines.append(f"Evaluated: mAP50 {c.evaluated_map50:.3f} on {n} images")
+        if c.date:
+            lines.append(f"Trained: {c.date}")
     else:
         lines.append("No card beside the file.")
     lines += ["<b>Promotions here</b>"] + (list(m.promoted) or ["never promoted on this station"])

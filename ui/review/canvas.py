@@ -12,6 +12,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QMouseEvent, QPainter, QPen, QPixmap, QWheelEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from inspector.core.types import BoxCorners
 from ui import theme
 
 MIN_ZOOM, MAX_ZOOM, STEP = 1.0, 16.0, 1.25
@@ -20,8 +21,9 @@ CLICK_SLOP = 4  # screen pixels a click may move
 
 
 @dataclass(frozen=True)
-class CanvasBox:
-    """A box to draw, in original image pixels. ``kind``: machine, false (rejected by QC) or missed (QC's)."""
+class CanvasBox(BoxCorners):
+    """A box to draw, in original image pixels (``box``: the one ``Box``). ``kind``: machine, false (rejected by
+    QC) or missed (QC's)."""
 
     key: int | None  # the detection id, for a machine box
     cls: int
