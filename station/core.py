@@ -27,7 +27,8 @@ from inspector.detection.registry import ModelRegistry, recipe_sha256
 from inspector.inspection.pipeline import Pipeline, TimedDetector
 from inspector.inspection.rules import Recipe
 from inspector.inspection.runner import Runner, RunStats
-from inspector.sources.opening import CameraState, open_source
+from inspector.sources.live import CameraState
+from inspector.sources.opening import open_source
 from station.day import AlarmDesk, acting, recipe_hash
 from station.records import image_namespace, trusted_models
 

@@ -6,7 +6,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QWidget
 
 from inspector.inspection.runner import RunStats
-from inspector.sources.opening import CameraState
+from inspector.sources.live import CameraState
 from ui import theme
 from ui.controller import RunInfo
 

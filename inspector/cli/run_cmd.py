@@ -17,7 +17,7 @@ from inspector.core.day import clean_text
 from inspector.core.errors import ConfigError, SourceIncomplete
 from inspector.core.types import Inspection, Verdict
 from inspector.lifecycle.tune import first_start_tune, first_start_wanted
-from inspector.sources.opening import CameraState
+from inspector.sources.live import CameraState
 from station import DEFAULT_SOURCE, Station, StationSpec, default_db_url
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from PySide6.QtCore import Qt
 
 from inspector.core.types import Verdict
 from inspector.inspection.runner import RunStats
-from inspector.sources.opening import CameraState
+from inspector.sources.live import CameraState
 from tests.ui.conftest import make_inspection
 from ui import theme
 from ui.bridge import RunnerBridge, live_result
