@@ -96,6 +96,9 @@ def spec_from_args(a: argparse.Namespace) -> StationSpec:
     if source is not None and not source.strip():
         raise ConfigError("--source is empty: give an image folder, a video file, a camera index or a URL "
                           "(leave the option out for the sample images).")
+    if source is not None and cfg.camera.type.value != "opencv":
+        raise ConfigError(f"--source is for [camera] type = \"opencv\"; this configuration's camera is "
+                          f"{cfg.camera.type.value!r}: leave --source out to inspect its pictures.")
     product = getattr(a, "product", None) or None
     if product is not None and product not in cfg.products:
         raise ConfigError(f"--product {product!r}: not in [products] of the configuration (defined: "

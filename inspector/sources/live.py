@@ -43,6 +43,13 @@ class CameraState:
     uptime_s: float = 0.0  # since the source was opened, when this state was reported
     gaps: int = 0  # times without pictures (a drop, a stall, garbage): events, not parts
     gap_s: float = 0.0  # their total duration (those that have ended)
+    # GenICam cameras (``camera``): which camera, its frame rate, frames the station lost (ids that skipped, a
+    # full queue), buffers that came incomplete, software triggers without their frame
+    device: str = ""
+    fps: float = 0.0
+    dropped: int = 0
+    incomplete: int = 0
+    timeouts: int = 0
 
     def per_hour(self, count: int) -> float:
         """A count as a rate per hour of this camera's time (0 before any time has passed)."""
@@ -51,7 +58,7 @@ class CameraState:
     def health(self) -> str:
         """'2 reconnects, 1 stall in 0:41:07 (2.9/h, 1.5/h); 3 gaps, 12.5 s without pictures': the
         watchdog's counts and rates."""
-        if not (self.reconnects or self.stalls or self.gaps):
+        if not (self.reconnects or self.stalls or self.gaps or self.dropped or self.incomplete or self.timeouts):
             return "no reconnects or stalls"
         t = int(self.uptime_s)
         text = (f"{self.reconnects} reconnect{'s' * (self.reconnects != 1)}, {self.stalls} "
@@ -59,6 +66,9 @@ class CameraState:
                 f"({self.per_hour(self.reconnects):.1f}/h, {self.per_hour(self.stalls):.1f}/h)")
         if self.gaps:
             text += f"; {self.gaps} gap{'s' * (self.gaps != 1)}, {self.gap_s:.1f} s without pictures"
+        if self.dropped or self.incomplete or self.timeouts:
+            text += (f"; {self.dropped} frames lost, {self.incomplete} incomplete, {self.timeouts} triggers "
+                     f"without a frame")
         return text
 
 

@@ -1,23 +1,60 @@
 """Which source a run reads: chosen by ``[camera] type``; for ``"opencv"`` (the default) from what the user
-types: a folder, a video file, a camera index or a stream URL."""
+types: a folder, a video file, a camera index or a stream URL; for ``"pylon"`` and ``"genicam"`` the camera
+``[camera]`` names (its SDK imported only then, by its own module)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
-from inspector.core.config import CameraConfig
-from inspector.core.errors import SourceError
+from inspector.core.config import CameraConfig, CameraType
+from inspector.core.errors import CameraError, SourceError
 from inspector.sources.folder import FolderSource
 from inspector.sources.images import IMAGE_SUFFIXES
 from inspector.sources.live import CameraState, LiveSource, opencv_opener
 from inspector.sources.video import VideoSource
 
 
+def open_camera(cfg: CameraConfig, on_state: Callable[[CameraState], None] | None = None):
+    """The GenICam camera ``[camera]`` names (type ``pylon`` or ``genicam``), opened and acquiring."""
+    from inspector.sources.camera import GenICamSource
+
+    if cfg.type == CameraType.PYLON:
+        from inspector.sources import pylon
+
+        return GenICamSource(pylon.opener(cfg), cfg, on_state)
+    if cfg.type == CameraType.GENICAM:
+        from inspector.sources import genicam
+
+        return GenICamSource(genicam.opener(cfg), cfg, on_state)
+    raise CameraError(f"[camera] type = {cfg.type.value!r} is not a GenICam camera.")
+
+
+def discover(cti: tuple[Path, ...] = ()) -> tuple[list, list[str]]:
+    """The cameras pylon and the GenTL producers find, and a sentence for each SDK that could not look."""
+    from inspector.sources import genicam, pylon
+
+    found, notes = [], []
+    for name, sdk, look in (("pylon", pylon, pylon.list_cameras), ("genicam", genicam,
+                                                                   lambda: genicam.list_cameras(cti))):
+        missing = sdk.available()
+        if missing:
+            notes.append(f"{name}: {missing}")
+            continue
+        try:
+            found += look()
+        except CameraError as e:
+            notes.append(f"{name}: {e}")
+    return found, notes
+
+
 def open_source(spec: str, cfg: CameraConfig | None = None, loop: bool = False,
                 on_state: Callable[[CameraState], None] | None = None):
-    """A source from what a user types: a folder, a video file, a camera index or a URL."""
+    """A source from what a user types: a folder, a video file, a camera index or a URL; or the GenICam camera
+    of ``[camera]`` when its type is ``pylon`` or ``genicam`` (``spec`` is not used then)."""
     cfg = cfg or CameraConfig()
+    if cfg.type != CameraType.OPENCV:
+        return open_camera(cfg, on_state)
     if spec.isdigit():
         return LiveSource(f"camera {spec}", opencv_opener(int(spec), cfg), cfg, on_state)
     if "://" in spec:
