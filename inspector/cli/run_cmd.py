@@ -228,6 +228,9 @@ def _summary(a: argparse.Namespace, spec: StationSpec, station: Station, camera:
                        camera_reconnects_per_hour=round(cam.per_hour(cam.reconnects), 2),
                        camera_stalls_per_hour=round(cam.per_hour(cam.stalls), 2),
                        camera_gaps=cam.gaps, camera_gap_s=round(cam.gap_s, 1))
+        if cam.device:  # a GenICam camera: which, and the frames it lost or sent broken
+            summary.update(camera=cam.device, camera_dropped=cam.dropped, camera_incomplete=cam.incomplete,
+                           camera_trigger_timeouts=cam.timeouts)
     if incomplete:
         summary["incomplete"] = incomplete
     line = station.line_status()

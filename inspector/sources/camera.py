@@ -7,8 +7,10 @@ acquisition modes, and the faults that make a part NOT_INSPECTED instead of a PA
 
 - ``software``: each ``read`` fires the camera once and waits ``read_timeout_s`` for the frame that answers;
   frames left over from an earlier trigger are thrown away first, so a late frame is never the next part's.
-- ``free`` and ``hardware``: a thread of its own takes the frames as the camera sends them; a frame id that
-  skips becomes one frame without a picture per missing id, so that the line's triggers stay paired by order.
+- ``free`` and ``hardware``: a thread of its own takes the frames as the camera sends them. Free-running, the
+  newest frames win (as with the OpenCV cameras). With the hardware trigger every frame is a part: the thread
+  waits for room rather than drop one, and a frame id that skips (the camera or its driver lost frames) becomes
+  one frame without a picture per missing id, so that the line's triggers stay paired by order.
 - A buffer the camera marks incomplete is a frame without a picture, with why. A camera that stops answering
   (an error, or three triggers in a row without a frame) is closed and reopened with back-off; the gap is
   reported and counted in ``CameraState`` like the OpenCV cameras'.
@@ -31,13 +33,14 @@ import numpy as np
 from inspector.core.config import CameraConfig, CameraTrigger, FeatureValue
 from inspector.core.errors import CameraError
 from inspector.core.types import Frame, Gap
-from inspector.sources.live import CameraState
+from inspector.sources.live import CameraState, _NewestFrames
 
 log = logging.getLogger(__name__)
 
 MAX_FILLED = 100  # frames without a picture made for one skip of the frame ids (a counter reset is not a skip)
 LOST_AFTER = 3  # triggers in a row without their frame: the camera has stopped answering
-QUEUE = 64  # frames waiting for the runner (free/hardware); a full queue drops its oldest, counted
+QUEUE = 64  # frames waiting for the runner with the hardware trigger (the camera's own buffers hold more)
+NEWEST = 2  # free-running: the newest frames waiting, as the OpenCV cameras keep them
 
 
 @dataclass(frozen=True)
@@ -207,7 +210,8 @@ class GenICamSource:
         self._stop = threading.Event()
         self._fps: deque[float] = deque(maxlen=30)
         self._opened_at = time.monotonic()
-        self._queue: queue.Queue = queue.Queue(QUEUE)
+        self._queue: queue.Queue | _NewestFrames = _NewestFrames(NEWEST) if cfg.trigger == CameraTrigger.FREE \
+            else queue.Queue(QUEUE)
         self._reconnecting: threading.Thread | None = None
         self.state = CameraState("connecting")
         self._device: Device | None = opener()  # the first opening's fault is the user's to fix: raised
@@ -253,7 +257,8 @@ class GenICamSource:
             self.counts.dropped += lost
             log.warning("camera %s: frame ids skipped from %d to %d (%d lost)", self.name, self._last_id, g.frame_id,
                         lost)
-            for fid in range(self._last_id + 1, self._last_id + 1 + min(lost, MAX_FILLED)):
+            fill = 0 if self.cfg.trigger == CameraTrigger.FREE else min(lost, MAX_FILLED)  # free: no part was lost
+            for fid in range(self._last_id + 1, self._last_id + 1 + fill):
                 out.append(self._frame(None, at, fid, None, f"camera frame {fid} lost: the camera's frame ids "
                                                             f"skipped from {self._last_id} to {g.frame_id}"))
         if g.frame_id is not None:
@@ -300,7 +305,9 @@ class GenICamSource:
             at = time.time()
             dev.fire()
             g = dev.grab(self.cfg.read_timeout_s)
-        except CameraError as e:
+        except Exception as e:  # noqa: BLE001 - whatever the SDK raises, the part is answered and the camera reopened
+            if not isinstance(e, CameraError):
+                log.exception("camera %s: the SDK failed", self.name)
             self._lost(str(e))
             return Gap(f"camera lost: {e}", time.monotonic())
         if g is None:
@@ -329,7 +336,9 @@ class GenICamSource:
                 continue
             try:
                 g = dev.grab(0.2)
-            except CameraError as e:
+            except Exception as e:  # noqa: BLE001 - whatever the SDK raises, this thread must go on
+                if not isinstance(e, CameraError):
+                    log.exception("camera %s: the SDK failed", self.name)
                 self._put(f"camera lost: {e}")
                 self._lost(str(e))
                 continue
@@ -339,22 +348,24 @@ class GenICamSource:
             for f in self._frames_of(g, at):
                 self._put(f)
 
-    def _put(self, item: Frame | str) -> None:
-        while True:
+    def _put(self, item: Frame | str | None) -> None:
+        """Free-running, the newest pictures win (a notice is never pushed out); with the hardware trigger nothing
+        is dropped here: the thread waits, and what the camera loses meanwhile shows as skipped frame ids."""
+        if isinstance(self._queue, _NewestFrames):
+            self._queue.put(item)
+            return
+        while not self._stop.is_set() or item is None:
             try:
-                self._queue.put_nowait(item)
+                self._queue.put(item, timeout=0.05)
                 return
             except queue.Full:
-                try:
-                    old = self._queue.get_nowait()
-                    if isinstance(old, Frame):
-                        self.counts.dropped += 1
-                except queue.Empty:
-                    pass
+                if item is None:
+                    return  # the reader sees the stop once the queue is empty
 
     def _read_queued(self) -> Frame | Gap | None:
         try:
-            item = self._queue.get(timeout=self.cfg.read_timeout_s)
+            item = self._queue.get(self.cfg.read_timeout_s) if isinstance(self._queue, _NewestFrames) else \
+                self._queue.get(timeout=self.cfg.read_timeout_s)
         except queue.Empty:
             if self._stop.is_set():
                 return None
@@ -418,7 +429,7 @@ class GenICamSource:
     def _put_end(self) -> None:
         self._stop.set()
         if self.live:
-            self._put(None)  # type: ignore[arg-type]
+            self._put(None)
 
     def close(self) -> None:
         """Stop acquisition and close the camera (also one being reopened), waiting for the threads."""
@@ -431,6 +442,7 @@ class GenICamSource:
         if dev is not None:
             try:
                 dev.close()
+                log.info("camera %s closed", self.name)
             except Exception:  # noqa: BLE001 - closing must not hide the run's own outcome
                 log.warning("closing camera %s failed", self.name, exc_info=True)
         self._end_gap()

@@ -92,6 +92,14 @@ def _info(d, attr: str) -> str:
         return ""
 
 
+def _maybe(get: Callable[[], int]) -> int | None:
+    """A buffer's frame id or timestamp, None where the producer has none (viky has no timestamps)."""
+    try:
+        return get()
+    except Exception:  # noqa: BLE001 - NotAvailableException and its kin
+        return None
+
+
 def list_cameras(cti: tuple[Path, ...] | list[Path] = ()) -> list[CameraInfo]:
     """Every camera the GenTL producers find."""
     h = _harvester(cti)
@@ -167,7 +175,7 @@ class HarvestersDevice:
         if buf is None:
             return None
         with buf:
-            fid, stamp = int(buf.frame_id), int(buf.timestamp_ns or 0)
+            fid, stamp = _maybe(lambda: int(buf.frame_id)), _maybe(lambda: int(buf.timestamp_ns))
             raw = buf.module
             if hasattr(raw, "is_complete") and not raw.is_complete():
                 return Grab(None, "", fid, stamp, "incomplete buffer from the camera")
