@@ -135,9 +135,16 @@ def apply(cfg: CameraConfig, setter: Setter, has: Callable[[str], bool]) -> None
         try:
             setter(name, value)
         except Exception as e:  # noqa: BLE001 - each SDK raises its own kinds; the user needs the one sentence
-            why = str(e).split(" : ")[0].strip() or type(e).__name__
+            why = sdk_reason(e)
             raise CameraError(f"the camera refused {name} = {value!r} (set by [camera] {_origin(cfg, name)}): "
                               f"{why}.") from e
+
+
+def sdk_reason(e: BaseException) -> str:
+    """An SDK's exception as a reason: GenICam's "Feature 'X' : cannot convert ... : XException thrown in node
+    'X' while calling ... (file 'Enumeration.cpp', line 92)" without the part meant for its developers."""
+    parts = [p.strip().rstrip(".") for p in str(e).split(" : ") if "thrown" not in p and "(file '" not in p]
+    return ": ".join(p for p in parts if p) or type(e).__name__
 
 
 def _origin(cfg: CameraConfig, node: str) -> str:

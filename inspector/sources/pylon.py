@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from inspector.core.config import CameraConfig, FeatureValue
 from inspector.core.errors import CameraError
-from inspector.sources.camera import CameraInfo, Grab, apply
+from inspector.sources.camera import CameraInfo, Grab, apply, sdk_reason
 
 log = logging.getLogger(__name__)
 
@@ -131,4 +131,4 @@ class PylonDevice:
 
 
 def _short(e: Exception) -> str:
-    return str(e).split(" : ")[0].strip() or type(e).__name__
+    return sdk_reason(e)
