@@ -272,7 +272,15 @@ class Station:
                              detail={"product": name, "from": old.product, "recipe": cfg.recipe.name,
                                      "recipe_sha256": sha, "model_sha256": model_sha})
 
-        write(self.sessions, record, f"Switching to product {name!r}")
+        camera = getattr(self.source, "set_features", None)  # a GenICam camera: the product's nodes, now
+        if camera is not None and cfg.camera.features != self.config.camera.features:
+            camera(cfg.camera.features)
+        try:
+            write(self.sessions, record, f"Switching to product {name!r}")
+        except BaseException:
+            if camera is not None and cfg.camera.features != self.config.camera.features:
+                camera(self.config.camera.features)  # the switch did not happen: the camera as it was
+            raise
         self.product, self.config, self.recipe, self.recipe_sha = name, cfg, recipe, sha
         self.model_path = model_path
         self.classes = tuple(card.get("classes", self.classes))

@@ -35,6 +35,9 @@ class ScriptedDevice:
         self.stale: list[int] = []  # frames waiting in the buffer before the next trigger
         self.lock = threading.Lock()
 
+    def configure(self, items) -> None:
+        self.configured = list(items)
+
     def fire(self) -> None:
         if self.closed:
             raise CameraError("closed")
@@ -299,4 +302,26 @@ def test_the_picture_is_converted_at_the_boundary():
     f = src.read()
     assert f.image[0, 0].tolist() == [250, 0, 9]
     assert cv2.cvtColor(f.image, cv2.COLOR_BGR2RGB)[0, 0].tolist() == [9, 0, 250]
+    src.close()
+
+
+# per product -----------------------------------------------------------------------------------------------
+def test_a_products_camera_nodes_come_after_the_cameras_own_and_override_them():
+    from inspector.core.day import product_config
+
+    base = config_from_dict({"camera": {"type": "pylon", "features": {"ExposureTime": 1000.0, "Gamma": 1.0}},
+                             "products": {"dark": {"camera": {"ExposureTime": 4000.0, "Gain": 6.0}},
+                                          "plain": {}}}, "t")
+    assert list(product_config(base, "dark").camera.features.items()) == [("Gamma", 1.0), ("ExposureTime", 4000.0),
+                                                                          ("Gain", 6.0)]
+    assert product_config(base, "plain").camera.features == {"ExposureTime": 1000.0, "Gamma": 1.0}
+    with pytest.raises(ConfigError, match="not a GenICam node name"):
+        config_from_dict({"products": {"x": {"camera": {"Exposure Time": 1}}}}, "t")
+
+
+def test_set_features_sets_the_open_camera_and_is_kept_for_a_reconnect():
+    dev = ScriptedDevice([0])
+    src = GenICamSource(lambda: dev, cam(trigger="software"))
+    src.set_features({"ExposureTime": 4000.0})
+    assert dev.configured == [("ExposureTime", 4000.0)] and src.cfg.features == {"ExposureTime": 4000.0}
     src.close()

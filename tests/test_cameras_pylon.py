@@ -118,6 +118,19 @@ def test_a_closed_camera_is_a_gap_at_once_and_comes_back(parts):
         src.close()
 
 
+def test_a_product_changeover_sets_the_exposure_on_the_running_camera(parts):
+    cfg = CameraConfig(**emulated(parts, reconnect_initial_s=0.05))
+    src = GenICamSource(pylon.opener(cfg), cfg)
+    try:
+        assert src.read().ok
+        src.set_features({**cfg.features, "ExposureTime": 4321.0})
+        assert float(src._device._nodes.GetNode("ExposureTime").ToString()) == 4321.0 and src.read().ok
+        with pytest.raises(CameraError, match="the camera has no node Exposure2"):
+            src.set_features({"Exposure2": 1.0})
+    finally:
+        src.close()
+
+
 # end to end: MQTT triggers into a station ------------------------------------------------------------------
 def _station(tmp_path: Path, cfg, source: str, db: str):
     from station import Station, StationSpec
@@ -188,3 +201,22 @@ def test_mqtt_triggers_fire_the_emulated_camera_one_part_each_with_the_folders_v
     first = next(p for p in stored if by_part["C0"][2] and Path(by_part["C0"][2]).name == p.name)
     diff = np.abs(cv2.imread(str(first)).astype(int) - cv2.imread(str(parts / "p00.png")).astype(int))
     assert diff.mean() < 3.0, diff.mean()
+
+
+def test_a_station_switching_product_sets_its_exposure_and_a_refused_one_changes_nothing(parts, tmp_path):
+    from inspector.core.errors import InspectorError
+
+    cfg = config_from_dict({"station": {"name": "px"}, "camera": emulated(parts),
+                            "products": {"dark": {"camera": {"ExposureTime": 4321.0}},
+                                         "odd": {"camera": {"NoSuchNode": 1}}}}, "t")
+    st = _station(tmp_path, cfg, "unused", "px.db")
+    try:
+        node = st.source._device._nodes.GetNode("ExposureTime")
+        st.switch_product("dark")
+        assert float(node.ToString()) == 4321.0 and st.product == "dark"
+        with pytest.raises(InspectorError, match="the camera has no node NoSuchNode"):
+            st.switch_product("odd")
+        assert st.product == "dark" and float(node.ToString()) == 4321.0
+        assert "NoSuchNode" not in st.source.cfg.features  # a reconnect sets what was accepted
+    finally:
+        _stop(st)

@@ -323,6 +323,14 @@ class ProductConfig(_Section):
                                              "per-class thresholds).")
     classes: tuple[str, ...] = Field((), description="Defect classes expected on this product; the model must "
                                                      "report each of them.")
+    camera: dict[str, FeatureValue] = Field(
+        default_factory=dict, description="GenICam nodes this product sets on the camera ([products.NAME.camera] "
+                                          "ExposureTime = 800), after [camera.features], when the product starts.")
+
+    @field_validator("camera")
+    @classmethod
+    def _camera(cls, v: dict[str, FeatureValue]) -> dict[str, FeatureValue]:
+        return CameraConfig._features(v)
 
 
 _SHIFT = r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$"

@@ -86,6 +86,8 @@ class Device(Protocol):
 
     def fire(self) -> None: ...
 
+    def configure(self, items: list[tuple[str, FeatureValue]]) -> None: ...
+
     def grab(self, timeout_s: float) -> Grab | None: ...
 
     def close(self) -> None: ...
@@ -121,10 +123,11 @@ def settings(cfg: CameraConfig) -> list[tuple[str, FeatureValue]]:
 OPTIONAL = {"ExposureAuto", "GainAuto", "TriggerSelector"}  # nodes a camera may lack without harm
 
 
-def apply(cfg: CameraConfig, setter: Setter, has: Callable[[str], bool]) -> None:
-    """Set every node of ``settings`` through the SDK's ``setter``; the first one refused stops the opening
+def apply(cfg: CameraConfig, setter: Setter, has: Callable[[str], bool],
+          items: list[tuple[str, FeatureValue]] | None = None) -> None:
+    """Set every node of ``settings`` (or ``items``) through the SDK's ``setter``; the first one refused stops
     with one sentence (``CameraError``)."""
-    for name, value in settings(cfg):
+    for name, value in settings(cfg) if items is None else items:
         if name in OPTIONAL and not has(name):
             continue
         if name == "TriggerMode" and value == "Off" and not has(name):
@@ -253,6 +256,15 @@ class GenICamSource:
             self.gap_s += took
             self._gap_since = None
             log.warning("camera %s: pictures again after a gap of %.1f s", self.name, took)
+
+    def set_features(self, features: dict[str, FeatureValue]) -> None:
+        """Set ``features`` on the camera now (a product changeover) and after every reconnect; a node the camera
+        lacks or refuses raises one sentence (``CameraError``), the nodes before it stay set."""
+        dev = self._device
+        if dev is not None:
+            dev.configure(list(features.items()))
+        self.cfg = self.cfg.model_copy(update={"features": dict(features)})  # refused: a reconnect keeps the old
+        log.info("camera %s: %s", self.name, ", ".join(f"{k} = {v!r}" for k, v in features.items()) or "no features")
 
     # frames ---------------------------------------------------------------------------------
     def _frames_of(self, g: Grab, at: float) -> list[Frame]:

@@ -125,6 +125,7 @@ class HarvestersDevice:
     """One GenICam camera through its GenTL producer, opened, set as ``[camera]`` says and acquiring."""
 
     def __init__(self, cfg: CameraConfig) -> None:
+        self._cfg = cfg
         self._h = _harvester(cfg.cti)
         try:
             found = [i for i, d in enumerate(self._h.device_info_list)
@@ -159,7 +160,16 @@ class HarvestersDevice:
             return False
 
     def _set(self, name: str, value: FeatureValue) -> None:
-        getattr(self._nodes, name).value = value
+        node = getattr(self._nodes, name)
+        try:
+            if node.value == value:
+                return  # already so (a changeover sets what differs; some nodes are locked while acquiring)
+        except Exception:  # noqa: BLE001 - a node that cannot be read is set all the same
+            pass
+        node.value = value
+
+    def configure(self, items: list[tuple[str, FeatureValue]]) -> None:
+        apply(self._cfg, self._set, self._has, items)
 
     def fire(self) -> None:
         try:

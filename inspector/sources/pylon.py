@@ -60,6 +60,7 @@ class PylonDevice:
     """One Basler camera, opened, set as ``[camera]`` says and grabbing (one buffer per frame, in order)."""
 
     def __init__(self, cfg: CameraConfig) -> None:
+        self._cfg = cfg
         _need()
         tf = pylon.TlFactory.GetInstance()
         found = [d for d in tf.EnumerateDevices() if cfg.id in ("", d.GetSerialNumber(), d.GetUserDefinedName())]
@@ -89,9 +90,15 @@ class PylonDevice:
 
     def _set(self, name: str, value: FeatureValue) -> None:
         node = self._nodes.GetNode(name)
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        if genicam.IsReadable(node) and _same(node.ToString(), text):
+            return  # already so (a changeover sets what differs; some nodes are locked while acquiring)
         if not genicam.IsWritable(node):
-            raise CameraError("not writable now")
-        node.FromString(("true" if value else "false") if isinstance(value, bool) else str(value))
+            raise CameraError("not writable now (some nodes cannot change while the camera acquires)")
+        node.FromString(text)
+
+    def configure(self, items: list[tuple[str, FeatureValue]]) -> None:
+        apply(self._cfg, self._set, self._has, items)
 
     def fire(self) -> None:
         try:
@@ -128,6 +135,15 @@ class PylonDevice:
         finally:
             self._cam.Close()
             self._cam.DetachDevice()
+
+
+def _same(now: str, wanted: str) -> bool:
+    if now.lower() == wanted.lower():
+        return True
+    try:
+        return float(now) == float(wanted)
+    except ValueError:
+        return False
 
 
 def _short(e: Exception) -> str:
