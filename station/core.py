@@ -273,13 +273,18 @@ class Station:
                                      "recipe_sha256": sha, "model_sha256": model_sha})
 
         camera = getattr(self.source, "set_features", None)  # a GenICam camera: the product's nodes, now
-        if camera is not None and cfg.camera.features != self.config.camera.features:
-            camera(cfg.camera.features)
+        if cfg.camera.features == self.config.camera.features:
+            camera = None
         try:
+            if camera is not None:
+                camera(cfg.camera.features)
             write(self.sessions, record, f"Switching to product {name!r}")
         except BaseException:
-            if camera is not None and cfg.camera.features != self.config.camera.features:
-                camera(self.config.camera.features)  # the switch did not happen: the camera as it was
+            if camera is not None:  # the switch did not happen: the camera as it was
+                try:
+                    camera(self.config.camera.features)
+                except Exception:  # noqa: BLE001 - the first error is the one to report
+                    log.exception("restoring the camera's settings for product %r failed", self.product)
             raise
         self.product, self.config, self.recipe, self.recipe_sha = name, cfg, recipe, sha
         self.model_path = model_path
