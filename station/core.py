@@ -27,7 +27,8 @@ from inspector.detection.registry import ModelRegistry, recipe_sha256
 from inspector.inspection.pipeline import Pipeline, TimedDetector
 from inspector.inspection.rules import Recipe
 from inspector.inspection.runner import Runner, RunStats
-from inspector.sources.opening import CameraState, open_source
+from inspector.sources.live import CameraState
+from inspector.sources.opening import open_source
 from station.day import AlarmDesk, acting, recipe_hash
 from station.records import image_namespace, trusted_models
 
@@ -269,7 +270,20 @@ class Station:
                              detail={"product": name, "from": old.product, "recipe": cfg.recipe.name,
                                      "recipe_sha256": sha, "model_sha256": model_sha})
 
-        write(self.sessions, record, f"Switching to product {name!r}")
+        camera = getattr(self.source, "set_features", None)  # a GenICam camera: the product's nodes, now
+        if cfg.camera.features == self.config.camera.features:
+            camera = None
+        try:
+            if camera is not None:
+                camera(cfg.camera.features)
+            write(self.sessions, record, f"Switching to product {name!r}")
+        except BaseException:
+            if camera is not None:  # the switch did not happen: the camera as it was
+                try:
+                    camera(self.config.camera.features)
+                except Exception:  # noqa: BLE001 - the first error is the one to report
+                    log.exception("restoring the camera's settings for product %r failed", self.product)
+            raise
         self.product, self.config, self.recipe, self.recipe_sha = name, cfg, recipe, sha
         self.model_path = model_path
         self.classes = card.classes if card is not None else self.classes

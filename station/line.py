@@ -17,7 +17,7 @@ from inspector.core.config import Config, LineTrigger
 from inspector.core.types import Inspection, Trigger, Verdict
 from inspector.line.desk import LineResult, LineState, TriggerDesk, defect, result_of, unrecorded
 from inspector.line.ports import AlarmOutput, LineInput, LineOutput
-from inspector.sources.opening import CameraState
+from inspector.sources.live import CameraState
 
 log = logging.getLogger(__name__)
 

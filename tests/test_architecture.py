@@ -30,7 +30,7 @@ def test_layers_contract_has_no_ignore_patterns():
 
 def test_fast_path_imports_neither_torch_nor_ultralytics():
     code = ("import sys, inspector.inspection.pipeline, inspector.inspection.rules, inspector.sources.opening, "
-            "inspector.inspection.runner, inspector.detection.fast, inspector.line.desk;"
+            "inspector.sources.live, inspector.inspection.runner, inspector.detection.fast, inspector.line.desk;"
             "print(sorted(m for m in ('torch', 'ultralytics', 'PySide6', 'sqlalchemy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr

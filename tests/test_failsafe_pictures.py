@@ -22,7 +22,9 @@ from inspector.core.errors import ConfigError, SourceIncomplete
 from inspector.core.types import Frame, Verdict
 from inspector.inspection.pipeline import Pipeline
 from inspector.inspection.rules import Recipe
-from inspector.sources.opening import FolderSource, VideoSource, read_image
+from inspector.sources.folder import FolderSource
+from inspector.sources.images import read_image
+from inspector.sources.video import VideoSource
 from tests.conftest import ScriptedDetector
 
 CRACK = [[("crack", 0.9, (10, 10, 60, 60))]]  # a detector that would FAIL every picture it is shown
@@ -371,7 +373,7 @@ def test_closing_a_live_source_waits_for_its_reader_thread():
     """The reader is out of the capture library before ``close`` returns: nothing of it is left running
     when the interpreter exits."""
     from inspector.core.config import CameraConfig
-    from inspector.sources.opening import LiveSource
+    from inspector.sources.live import LiveSource
     from tests.fakes import FakeCameraDevice
 
     device = FakeCameraDevice([["frame", "hang:0.8"] + ["frame"] * 5])

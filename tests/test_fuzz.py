@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from inspector.core.config import Config, RecipeConfig, load_config, load_recipe, save_config
 from inspector.core.errors import ConfigError, DatasetError, StorageError
-from inspector.sources.opening import decode_image
+from inspector.sources.images import decode_image
 from inspector.training.datasets import load_dataset
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

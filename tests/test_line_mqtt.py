@@ -223,7 +223,7 @@ def test_the_broker_goes_away_and_comes_back(broker, make_station, tmp_path):
 def test_a_trigger_while_the_camera_is_down_is_answered_not_inspected(broker, make_station, tmp_path, monkeypatch):
     import station.core as station_mod
     from inspector.core.config import CameraConfig
-    from inspector.sources.opening import LiveSource
+    from inspector.sources.live import LiveSource
     from tests.fakes import FakeCameraDevice
 
     def camera(spec, cfg, loop, on_state):  # 40 frames, then the camera drops and stays away

@@ -343,7 +343,7 @@ def test_a_port_already_taken_is_one_sentence(tmp_path):
 def test_a_trigger_while_the_camera_is_down_is_answered_not_inspected(tmp_path, client_cert, monkeypatch):
     import station.core as station_mod
     from inspector.core.config import CameraConfig
-    from inspector.sources.opening import LiveSource
+    from inspector.sources.live import LiveSource
     from tests.fakes import FakeCameraDevice
 
     def camera(spec, cfg, loop, on_state):  # 20 frames, then the camera drops and stays away

@@ -56,7 +56,7 @@ def test_defect_fails_with_reason(part_image):
 def test_real_model_on_real_images(tiny_model, synth_data):
     from inspector.core.config import ModelConfig
     from inspector.detection.detector import load_detector
-    from inspector.sources.opening import FolderSource
+    from inspector.sources.folder import FolderSource
 
     det = load_detector(ModelConfig(path=tiny_model, backend="ultralytics"), conf=0.001,
                         registry=trusted_registry(tiny_model))

@@ -8,7 +8,10 @@ import pytest
 
 from inspector.core.config import CameraConfig
 from inspector.core.errors import SourceError
-from inspector.sources.opening import FolderSource, LiveSource, VideoSource, open_source
+from inspector.sources.folder import FolderSource
+from inspector.sources.live import LiveSource
+from inspector.sources.opening import open_source
+from inspector.sources.video import VideoSource
 from tests.fakes import FakeCameraDevice
 
 
@@ -128,7 +131,7 @@ def test_live_source_hang_is_a_stall_and_a_gap_not_a_substitute_frame():
 
 
 def test_camera_state_rates():
-    from inspector.sources.opening import CameraState
+    from inspector.sources.live import CameraState
 
     st = CameraState("running", reconnects=6, stalls=3, uptime_s=7200)
     assert (st.per_hour(st.reconnects), st.per_hour(st.stalls)) == (3.0, 1.5)
@@ -173,7 +176,7 @@ def test_a_flooding_camera_cannot_push_a_drop_notice_out():
 
 
 def test_newest_frames_buffer_keeps_notices_and_drops_old_pictures():
-    from inspector.sources.opening import _NewestFrames
+    from inspector.sources.live import _NewestFrames
 
     b = _NewestFrames(2)
     pics = [np.full((2, 2, 3), i, np.uint8) for i in range(4)]

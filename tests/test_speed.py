@@ -19,7 +19,7 @@ from inspector.core.types import Verdict
 from inspector.inspection.pipeline import Pipeline
 from inspector.inspection.rules import Recipe
 from inspector.sources.decoding import dct_reduction, jpeg_size
-from inspector.sources.opening import FolderSource
+from inspector.sources.folder import FolderSource
 from tests.conftest import ScriptedDetector
 
 

@@ -19,7 +19,7 @@ from PySide6.QtGui import QImage
 
 from inspector.core.alarms import Alarm
 from inspector.core.types import Detection, Inspection, Verdict
-from inspector.sources.opening import CameraState
+from inspector.sources.live import CameraState
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, Qt, QThreadPool, QTimer, Signal
 
 from inspector.core.config import config_from_dict, load_recipe
 from inspector.inspection.runner import RunStats
-from inspector.sources.opening import CameraState
+from inspector.sources.live import CameraState
 from ui.bridge import RunnerBridge
 from ui.workers import operator_message, run_job
 

@@ -6,7 +6,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QWidget
 
 from inspector.inspection.runner import RunStats
-from inspector.sources.opening import CameraState
+from inspector.sources.live import CameraState
 from ui import theme
 from ui.controller import RunInfo
 
@@ -21,7 +21,10 @@ OK, WARN, BAD = "#3ccf6e", "#f2a900", "#e5484d"
 
 def camera_text(state: CameraState) -> tuple[str, str]:
     """The line the operator reads for a camera state, and its colour."""
-    counts = f"\n{state.health()}" if state.reconnects or state.stalls or state.gaps else ""
+    counts = f"\n{state.health()}" if state.reconnects or state.stalls or state.gaps or state.dropped \
+        or state.incomplete or state.timeouts else ""
+    if state.device:  # a GenICam camera: model (serial) and its frame rate
+        counts = f"\n{state.device}, {state.fps:.1f} frames/s{counts}"
     if state.state == "running":
         return f"running{counts}", OK
     if state.state == "reconnecting":

@@ -29,7 +29,7 @@ from db.failures import mask_url
 from inspector.core.auth import STATION_OPERATOR, Actor
 from inspector.core.config import Config, config_from_dict
 from inspector.core.errors import ConfigError
-from inspector.sources.opening import VIDEO_SUFFIXES
+from inspector.sources.video import VIDEO_SUFFIXES
 from ui.controller import LiveController, RunEnd
 from ui.day_actions import DayActions
 from ui.elided import ElidedLabel

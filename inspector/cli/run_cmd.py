@@ -17,7 +17,7 @@ from inspector.core.day import clean_text
 from inspector.core.errors import ConfigError, SourceIncomplete
 from inspector.core.types import Inspection, Verdict
 from inspector.lifecycle.tune import first_start_tune, first_start_wanted
-from inspector.sources.opening import CameraState
+from inspector.sources.live import CameraState
 from station import DEFAULT_SOURCE, Station, StationSpec, default_db_url
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,9 @@ def spec_from_args(a: argparse.Namespace) -> StationSpec:
     if source is not None and not source.strip():
         raise ConfigError("--source is empty: give an image folder, a video file, a camera index or a URL "
                           "(leave the option out for the sample images).")
+    if source is not None and cfg.camera.type.value != "opencv":
+        raise ConfigError(f"--source is for [camera] type = \"opencv\"; this configuration's camera is "
+                          f"{cfg.camera.type.value!r}: leave --source out to inspect its pictures.")
     product = getattr(a, "product", None) or None
     if product is not None and product not in cfg.products:
         raise ConfigError(f"--product {product!r}: not in [products] of the configuration (defined: "
@@ -225,6 +228,9 @@ def _summary(a: argparse.Namespace, spec: StationSpec, station: Station, camera:
                        camera_reconnects_per_hour=round(cam.per_hour(cam.reconnects), 2),
                        camera_stalls_per_hour=round(cam.per_hour(cam.stalls), 2),
                        camera_gaps=cam.gaps, camera_gap_s=round(cam.gap_s, 1))
+        if cam.device:  # a GenICam camera: which, and the frames it lost or sent broken
+            summary.update(camera=cam.device, camera_dropped=cam.dropped, camera_incomplete=cam.incomplete,
+                           camera_trigger_timeouts=cam.timeouts)
     if incomplete:
         summary["incomplete"] = incomplete
     line = station.line_status()

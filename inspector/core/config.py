@@ -119,13 +119,69 @@ class QualityConfig(_Section):
                              "0 means a quarter of model.imgsz.")
 
 
+class CameraType(str, Enum):
+    OPENCV = "opencv"
+    GENICAM = "genicam"
+    PYLON = "pylon"
+
+
+class CameraTrigger(str, Enum):
+    FREE = "free"
+    SOFTWARE = "software"
+    HARDWARE = "hardware"
+
+
+FeatureValue = bool | int | float | str
+
+
 class CameraConfig(_Section):
+    type: CameraType = Field(
+        CameraType.OPENCV, description="opencv: --source (folder, video, camera index, URL); genicam: a GenICam "
+                                       "camera through a GenTL producer (harvesters); pylon: a Basler camera "
+                                       "(pypylon).")
+    id: str = Field("", max_length=200, description="The camera's serial number or user id (genicam, pylon); empty "
+                                                    "means the first one found.")
+    cti: tuple[Path, ...] = Field((), description="GenTL producer files (.cti) to load (genicam); empty means those "
+                                                  "named by GENICAM_GENTL64_PATH.")
+    trigger: CameraTrigger = Field(
+        CameraTrigger.FREE, description="free: the camera runs continuously; software: each line trigger fires the "
+                                        "camera once; hardware: the camera's own line input fires it (genicam, pylon).")
+    hardware_line: str = Field("Line1", min_length=1, description="The camera input the hardware trigger is wired "
+                                                                  "to (TriggerSource).")
+    pixel_format: str = Field("", description="PixelFormat to set (Mono8, Mono12, BayerRG8, RGB8, BGR8, ...); empty "
+                                              "leaves the camera's.")
+    exposure_us: float | None = Field(None, gt=0, description="Exposure time in microseconds; empty leaves the "
+                                                              "camera's.")
+    gain_db: float | None = Field(None, ge=0, description="Gain in dB; empty leaves the camera's.")
+    region: tuple[int, int, int, int] | None = Field(
+        None, description="Region of interest on the sensor as [x, y, width, height] in pixels; empty: the camera's.")
+    binning: int = Field(1, ge=1, le=8, description="Horizontal and vertical binning (1 = none).")
+    features: dict[str, FeatureValue] = Field(
+        default_factory=dict, description="Further GenICam nodes to set ([camera.features] Node = value), in the "
+                                          "order written, after the settings above.")
     open_timeout_s: float = Field(5.0, gt=0, description="How long to wait for a camera or stream to open.")
     read_timeout_s: float = Field(5.0, gt=0, description="How long to wait for one frame before counting a stall.")
     reconnect_initial_s: float = Field(
         0.5, gt=0, description="First wait before reconnecting; it doubles each attempt.")
     reconnect_max_s: float = Field(10.0, gt=0, description="Longest wait between reconnect attempts.")
     max_reconnects: int = Field(0, ge=0, description="Give up after this many failed reconnects in a row (0 = never).")
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: tuple[int, int, int, int] | None) -> tuple[int, int, int, int] | None:
+        if v is not None and (v[0] < 0 or v[1] < 0 or v[2] <= 0 or v[3] <= 0):
+            raise ValueError(f"region {list(v)} must be [x >= 0, y >= 0, width > 0, height > 0]")
+        return v
+
+    @field_validator("features")
+    @classmethod
+    def _features(cls, v: dict[str, FeatureValue]) -> dict[str, FeatureValue]:
+        import re
+
+        for name in v:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,99}", name):
+                raise ValueError(f"{name!r} is not a GenICam node name (letters, digits, '_')")
+        return v
 
 
 class StorageConfig(_Section):
@@ -267,6 +323,14 @@ class ProductConfig(_Section):
                                              "per-class thresholds).")
     classes: tuple[str, ...] = Field((), description="Defect classes expected on this product; the model must "
                                                      "report each of them.")
+    camera: dict[str, FeatureValue] = Field(
+        default_factory=dict, description="GenICam nodes this product sets on the camera ([products.NAME.camera] "
+                                          "ExposureTime = 800), after [camera.features], when the product starts.")
+
+    @field_validator("camera")
+    @classmethod
+    def _camera(cls, v: dict[str, FeatureValue]) -> dict[str, FeatureValue]:
+        return CameraConfig._features(v)
 
 
 _SHIFT = r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$"

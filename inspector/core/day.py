@@ -111,6 +111,9 @@ def product_config(base: Config, name: str | None) -> Config:
     data["recipe"] = product.recipe.model_dump(mode="python")
     if product.model is not None:
         data["model"] = {**data["model"], "path": product.model}
+    if product.camera:  # the product's nodes after the camera's own, in the order written
+        features = {k: v for k, v in data["camera"]["features"].items() if k not in product.camera}
+        data["camera"] = {**data["camera"], "features": {**features, **product.camera}}
     return config_from_dict(data, f"[products.{name}]")
 
 

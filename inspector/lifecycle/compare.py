@@ -146,7 +146,7 @@ def write_gallery(result: dict, gallery: dict, path: Path | str) -> Path:
     """Tiles of the parts the two models disagree on: truth in green, champion blue, challenger orange."""
     import cv2
 
-    from inspector.sources.opening import decode_image
+    from inspector.sources.images import decode_image
 
     parts = result["disagreements"]["parts"][:GALLERY_MAX]
     by_name = {p.name: v for p, v in gallery.items()}

@@ -170,7 +170,7 @@ def _pipeline_fps(det, folder: Path, cfg, n: int) -> float:
     from inspector.inspection.pipeline import Pipeline
     from inspector.inspection.rules import Recipe
     from inspector.inspection.runner import Runner
-    from inspector.sources.opening import FolderSource
+    from inspector.sources.folder import FolderSource
 
     class _Discard:
         def write_batch(self, inspections: list) -> list[int]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from inspector.core.images import save_png
-from inspector.sources.opening import decode_image
+from inspector.sources.images import decode_image
 from inspector.training.datasets import Dataset, LabelledImage, load_dataset
 from inspector.training.plan import DEFAULT_IMGSZ, MIN_DEFECT_PX, advise_imgsz
 

@@ -16,7 +16,7 @@ import numpy as np
 from inspector.core.ports import Detector
 from inspector.core.types import Detections, Verdict
 from inspector.inspection.rules import Recipe
-from inspector.sources.opening import decode_image
+from inspector.sources.images import decode_image
 from inspector.training.datasets import Dataset, LabelledImage
 
 log = logging.getLogger(__name__)

@@ -165,7 +165,7 @@ def test_postgres_stopped_and_started_mid_run_loses_nothing(private_pg, tmp_path
     from inspector.inspection.pipeline import Pipeline
     from inspector.inspection.rules import Recipe
     from inspector.inspection.runner import Runner
-    from inspector.sources.opening import SyntheticSource
+    from inspector.sources.synthetic import SyntheticSource
     from tests.conftest import ScriptedDetector
 
     engine = open_database(private_pg.url)

@@ -11,7 +11,7 @@ from inspector.core.errors import StorageError
 from inspector.inspection.pipeline import Pipeline
 from inspector.inspection.rules import Recipe
 from inspector.inspection.runner import Runner
-from inspector.sources.opening import SyntheticSource
+from inspector.sources.synthetic import SyntheticSource
 from tests.conftest import ScriptedDetector
 from tests.fakes import ListSink
 

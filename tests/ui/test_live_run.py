@@ -118,7 +118,7 @@ def test_a_camera_that_drops_shows_reconnecting_then_stopped(qtbot, open_window,
                                                              monkeypatch):
     import station.core as station_mod
     from inspector.core.config import CameraConfig
-    from inspector.sources.opening import LiveSource
+    from inspector.sources.live import LiveSource
     from tests.fakes import FakeCameraDevice
 
     def fake_camera(spec, cfg, loop, on_state):  # the line's camera: 5 frames, then it drops for good

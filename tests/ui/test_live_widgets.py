@@ -7,7 +7,7 @@ from PySide6.QtCore import Qt
 
 from inspector.core.types import Verdict
 from inspector.inspection.runner import RunStats
-from inspector.sources.opening import CameraState
+from inspector.sources.live import CameraState
 from tests.ui.conftest import make_inspection
 from ui import theme
 from ui.bridge import RunnerBridge, live_result
@@ -110,6 +110,9 @@ def test_health_shows_the_records_waiting_for_the_database(window):
      "running\n3 reconnects, 1 stall in 1:30:00 (2.0/h, 0.7/h)"),
     (CameraState("reconnecting", 1, "camera dropped", 1, 0, 1800.0),
      "reconnecting, attempt 1 (camera dropped)\n1 reconnect, 0 stalls in 0:30:00 (2.0/h, 0.0/h)"),
+    (CameraState("running", 0, "", 0, 0, 60.0, device="acA1300-60gm (24512345)", fps=9.96, dropped=2, incomplete=1),
+     "running\nacA1300-60gm (24512345), 10.0 frames/s\n0 reconnects, 0 stalls in 0:01:00 (0.0/h, 0.0/h); 2 frames "
+     "lost, 1 incomplete, 0 triggers without a frame"),
 ])
 def test_camera_states_read_plainly(window, state, text):
     assert camera_text(state)[0] == text
