@@ -23,6 +23,7 @@ import numpy as np
 
 from inspector.core.config import CameraConfig
 from inspector.core.errors import SourceError, SourceIncomplete
+from inspector.core.names import readable, shown
 from inspector.core.types import Frame, Gap
 from inspector.sources.decoding import JPEG_MAGIC, dct_reduction, decode_bytes, jpeg_size, native_messages, tidy
 
@@ -56,15 +57,16 @@ def read_scaled(path: Path, target_hw: tuple[int, int] | None) -> tuple[
     special = _not_a_file(path)
     if special:
         return None, special, None, None
+    name = shown(path.name)  # a name of any bytes, readable (``inspector.core.names``)
     try:
         raw = path.read_bytes()
     except OSError as e:
-        return None, f"cannot read {path.name}: {e.strerror or e}", None, None
+        return None, f"cannot read {name}: {e.strerror or e}", None, None
     if not raw:
-        return None, f"empty file {path.name}", None, None
+        return None, f"empty file {name}", None, None
     size = jpeg_size(raw) if target_hw else None
     reduce = dct_reduction(size[0], size[1], target_hw) if size else 1
-    img, err = decode_bytes(raw, path.name, reduce)
+    img, err = decode_bytes(raw, name, reduce)
     if img is None or raw[:3] != JPEG_MAGIC:
         return img, err, None, None
     full = None
@@ -76,19 +78,20 @@ def read_scaled(path: Path, target_hw: tuple[int, int] | None) -> tuple[
 
 def _not_a_file(path: Path) -> str | None:
     """Why ``path`` is not a regular file that can be read (without opening it), or None."""
+    name = shown(path.name)
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
-        return f"{path.name} is a broken link or was removed" if path.is_symlink() else f"{path.name} was removed"
+        return f"{name} is a broken link or was removed" if path.is_symlink() else f"{name} was removed"
     except OSError as e:
-        return f"cannot read {path.name}: {e.strerror or e}"
+        return f"cannot read {name}: {e.strerror or e}"
     if stat.S_ISREG(mode):
         return None
     if stat.S_ISDIR(mode):
-        return f"{path.name} is a folder, not an image file"
+        return f"{name} is a folder, not an image file"
     if stat.S_ISFIFO(mode):
-        return f"{path.name} is a pipe (FIFO), not an image file"
-    return f"{path.name} is not a regular file"
+        return f"{name} is a pipe (FIFO), not an image file"
+    return f"{name} is not a regular file"
 
 
 class FolderSource:
@@ -107,7 +110,7 @@ class FolderSource:
         self.files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.files:
             raise SourceError(f"no image files in {self.folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))}).")
-        self.name = str(self.folder)
+        self.name = readable(str(self.folder))
         self.loop = loop
         self._i = 0
 
@@ -121,11 +124,15 @@ class FolderSource:
         path = self.files[self._i % len(self.files)]
         seq = self._i
         self._i += 1
-        img, err, jpeg, full = read_scaled(path, self.target_hw)
         # the full path, so a QC engineer can always find the part's original picture (a broken
-        # link is named as it is, not as its missing target)
-        where = path.resolve() if path.exists() else path.absolute()
-        return Frame(img, seq, self.name, time.time(), where.as_posix(), err, jpeg, full_size=full)
+        # link is named as it is, not as its missing target); a name of any bytes in its readable form
+        where = shown(path.resolve() if path.exists() else path.absolute())
+        try:
+            img, err, jpeg, full = read_scaled(path, self.target_hw)
+        except Exception as e:  # noqa: BLE001 - one file never ends a folder run: it is a part not inspected
+            log.warning("reading %s failed", where, exc_info=True)
+            return Frame(None, seq, self.name, time.time(), where, f"cannot read {shown(path.name)}: {e}")
+        return Frame(img, seq, self.name, time.time(), where, err, jpeg, full_size=full)
 
     def decode_for(self, target_hw: tuple[int, int]) -> None:
         """Decode JPEGs for a model whose input is ``target_hw`` (h, w) from the next read on."""
