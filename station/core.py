@@ -29,7 +29,7 @@ from inspector.inspection.rules import Recipe
 from inspector.inspection.runner import Runner, RunStats
 from inspector.sources.opening import CameraState, open_source
 from station.day import AlarmDesk, acting, recipe_hash
-from station.records import image_namespace, trusted_models
+from station.records import image_namespace, run_proof, trusted_models
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +84,11 @@ def reconcile(sessions, base: Path, subdir: str, station: str, waiting: set[str]
         return
     with sessions() as s:
         known = InspectionRepo.image_paths(s) | set(waiting)
+        started = {rid: RunRepo.get(s, rid).started_at for rid in open_ids}  # type: ignore[union-attr]
     removed = 0
-    for run_id in open_ids:
-        for f in orphans(base / subdir if subdir else base, f"run-{run_id}", known, base):
+    for run_id in open_ids:  # only in folders this database's run proves it wrote (``run_proof``)
+        for f in orphans(base / subdir if subdir else base, f"run-{run_id}", known, base,
+                         run_proof(subdir, run_id, started[run_id])):
             try:
                 f.unlink()
                 removed += 1
@@ -179,7 +181,8 @@ class Station:
             self.engine.dispose()
             raise
         store = ImageStore(self.base, self.subdir, cfg.storage.save_images, cfg.storage.jpeg_quality,
-                           f"run-{self.run_id}", cfg.storage.keep_pass_fraction)
+                           f"run-{self.run_id}", cfg.storage.keep_pass_fraction,
+                           run_proof(self.subdir, self.run_id, self.run_started))
         self.db_writer = DbWriter(self.sessions, self.run_id, store, self.outbox, recipe_sha256=self.recipe_sha)
         self.writer = RetainingWriter(self.db_writer, self.sessions, self.base, self.subdir,
                                       int(cfg.storage.max_images_mb * 1e6))
@@ -459,9 +462,9 @@ class Station:
                              detail={"model_sha256": self.model_sha, "recipe_sha256": self.recipe_sha,
                                      "recipe": cfg.recipe.name, "product": self.product, "lot": spec.lot,
                                      "work_order": spec.work_order})
-            return run.id, mv.name
+            return run.id, mv.name, run.started_at
 
-        self.run_id, self.model_name = write(self.sessions, start, "Starting the run")
+        self.run_id, self.model_name, self.run_started = write(self.sessions, start, "Starting the run")
 
     def start(self) -> None:
         if self.line is not None:

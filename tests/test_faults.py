@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from inspector.core.names import name_bytes, readable, shown
 from inspector.sources.opening import FolderSource
+from tests.db.conftest import private_pg  # noqa: F401 - the fixture
 
 POSIX = os.name == "posix"
 
@@ -83,3 +84,98 @@ def test_a_non_utf8_file_name_does_not_end_the_folder_run(tmp_path, part_image):
     assert "m_\\xff\\xfe.jpg" in r.stdout  # the readable form on screen
     v = _cli("audit", "verify", "--db", f"sqlite:///{db}")
     assert v.returncode == 0, v.stdout + v.stderr  # the seals cover the names as recorded
+
+
+# --- 2. a copied database has its own identity -----------------------------------------------------------------
+
+def _namespace(url: str) -> str:
+    from db import open_database, session_factory
+    from station import image_namespace
+
+    engine = open_database(url)
+    try:
+        return image_namespace(session_factory(engine), "images", "line-1")
+    finally:
+        engine.dispose()
+
+
+def test_a_copied_sqlite_file_gets_its_own_identity_and_a_moved_one_keeps_its_own(tmp_path):
+    import shutil
+
+    a = tmp_path / "a.db"
+    ns_a = _namespace(f"sqlite:///{a}")
+    assert _namespace(f"sqlite:///{a}") == ns_a, "reopened: the same identity"
+    b = tmp_path / "copy" / "a.db"
+    b.parent.mkdir()
+    shutil.copy(a, b)
+    ns_b = _namespace(f"sqlite:///{b}")
+    assert ns_b != ns_a, "a copy writes its own image folder"
+    assert _namespace(f"sqlite:///{b}") == ns_b and _namespace(f"sqlite:///{a}") == ns_a
+    con = sqlite3.connect(b)
+    assert con.execute("SELECT value FROM database_info WHERE key = 'copied_from'").fetchone()[0] in ns_a
+    con.close()
+    moved = tmp_path / "moved.db"
+    a.rename(moved)
+    assert _namespace(f"sqlite:///{moved}") == ns_a, "a file moved (same inode) is the same database"
+    shutil.copy(moved, a)  # a backup copied back in place of the original: another file
+    assert _namespace(f"sqlite:///{a}") not in (ns_a, ns_b)
+
+
+def test_a_createdb_copy_of_a_postgresql_database_gets_its_own_identity(private_pg):  # noqa: F811
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(private_pg.url.replace("postgresql://", "postgresql+psycopg2://"),
+                          isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text("CREATE DATABASE orig"))
+    url = private_pg.url.rsplit("/", 1)[0]
+    ns = _namespace(f"{url}/orig")
+    with admin.connect() as c:
+        c.execute(text("CREATE DATABASE twin TEMPLATE orig"))  # what createdb -T does
+    admin.dispose()
+    assert _namespace(f"{url}/twin") != ns
+    assert _namespace(f"{url}/orig") == ns
+
+
+def test_crash_clean_up_deletes_only_files_its_own_run_proves_it_wrote(tmp_path):
+    """The copy's clean-up removed 17 of the original's pictures: two databases with one identity (as before
+    this fix, or any other way) and one run number; the clean-up of one leaves the other's files."""
+    import datetime as dt
+
+    import numpy as np
+
+    from db import DbWriter, ModelRepo, RunRepo, open_database, session_factory
+    from db.schema import Run
+    from inspector.core.images import ImageStore
+    from inspector.core.types import Inspection, Verdict
+    from station import image_namespace, reconcile
+    from station.records import run_proof
+
+    def insp(q: int, day: int) -> Inspection:
+        return Inspection(seq=q, source="s", verdict=Verdict.NOT_INSPECTED, reasons=("r",), detections=None,
+                          started_at=dt.datetime(2026, 11, day, 8, tzinfo=dt.timezone.utc), latency_ms=1.0,
+                          frame_name=f"p{q}", image=np.full((8, 8, 3), q, np.uint8))
+
+    engine = open_database(f"sqlite:///{tmp_path / 'a.db'}")
+    sessions = session_factory(engine)
+    base = tmp_path / "data"
+    ns = image_namespace(sessions, "images", "line-1")
+    with sessions.begin() as s:
+        m = ModelRepo.get_or_create(s, "m", "m.pt", "a" * 64, ["scratch"])
+        run = RunRepo.start(s, "s", "{}", "default", m.id, "line-1", "part")
+    # another database's run 1 wrote into this same namespace the day before (its rows are elsewhere)
+    other = ImageStore(base, ns, run_tag="run-1", proof=run_proof(ns, 1, run.started_at - dt.timedelta(days=1)))
+    theirs = [base / str(other.save(insp(q, 29))) for q in range(3)]
+    unmarked = base / ns / "2026-11-28" / "run-1" / "0000001_fail.jpg"  # a folder with no mark at all
+    unmarked.parent.mkdir(parents=True)
+    unmarked.write_bytes(b"a part")
+    ours = ImageStore(base, ns, run_tag="run-1", proof=run_proof(ns, run.id, run.started_at))
+    DbWriter(sessions, run.id, ours).write_batch([insp(q, 30) for q in range(2)])
+    stray = base / str(ours.save(insp(7, 30)))  # written, its row never committed (a crash)
+    with sessions.begin() as s:
+        s.get(Run, run.id).pid = 2 ** 22 + 7  # the run's process is gone
+    reconcile(sessions, base, ns, "line-1")
+    engine.dispose()
+    assert not stray.exists(), "its own orphan is removed"
+    assert all(p.is_file() for p in theirs), "the other database's files, named by no row here, are kept"
+    assert unmarked.is_file(), "a folder nothing proves this database wrote is kept"
