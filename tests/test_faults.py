@@ -179,3 +179,101 @@ def test_crash_clean_up_deletes_only_files_its_own_run_proves_it_wrote(tmp_path)
     assert not stray.exists(), "its own orphan is removed"
     assert all(p.is_file() for p in theirs), "the other database's files, named by no row here, are kept"
     assert unmarked.is_file(), "a folder nothing proves this database wrote is kept"
+
+
+# --- 3. the smaller items --------------------------------------------------------------------------------------
+
+def _start_run(tmp_path: Path, *extra: str, **popen) -> tuple[subprocess.Popen, Path]:
+    db = tmp_path / "s.db"
+    env = dict(os.environ, INSPECTOR_HOME=str(tmp_path / "home"))
+    p = subprocess.Popen([sys.executable, "-m", "inspector.cli", "run", "--db", f"sqlite:///{db}", "--quiet", *extra],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **popen)
+    return p, db
+
+
+def _as_a_background_job() -> None:
+    """What a shell does to a job started with ``&``: SIGINT ignored, inherited by the program."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _runs(db: Path) -> list[tuple]:
+    if not db.exists():
+        return []
+    con = sqlite3.connect(db, timeout=10)
+    try:
+        return con.execute("SELECT id, end_reason FROM runs").fetchall()
+    except sqlite3.OperationalError:  # no table yet
+        return []
+    finally:
+        con.close()
+
+
+def _wait_for(cond, timeout: float = 120) -> bool:
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.skipif(not POSIX, reason="POSIX signals")
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_a_stop_the_moment_the_run_row_exists_closes_the_run(tmp_path, signame):
+    """Before: SIGTERM while starting exited 143 with the run left open, Ctrl+C raised in the middle of the
+    start-up (or was lost); now the stop is kept, the station is closed as soon as it stands, the run 'stopped'."""
+    import signal
+
+    p, db = _start_run(tmp_path, "--loop")
+    try:
+        assert _wait_for(lambda: bool(_runs(db))), "the run never started"
+        p.send_signal(getattr(signal, signame))
+        out, err = p.communicate(timeout=120)
+    finally:
+        p.kill()
+    assert p.returncode == 0, err[-2000:]
+    assert "Traceback" not in err
+    assert [r[1] for r in _runs(db)] == ["stopped"]
+
+
+@pytest.mark.skipif(not POSIX, reason="POSIX signals")
+@pytest.mark.parametrize(("signame", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_stop_while_the_command_starts_is_one_line_and_leaves_no_open_run(tmp_path, signame, code):
+    import signal
+
+    p, db = _start_run(tmp_path, "--loop")
+    try:
+        assert _wait_for(lambda: (tmp_path / "home" / "logs" / "inspector.log").exists())
+        p.send_signal(getattr(signal, signame))
+        out, err = p.communicate(timeout=120)
+    finally:
+        p.kill()
+    assert "Traceback" not in err, err[-2000:]
+    runs = _runs(db)
+    if runs:  # the signal came after the run row: closed, exit 0
+        assert p.returncode == 0 and [r[1] for r in runs] == ["stopped"], (p.returncode, runs, err[-2000:])
+    else:
+        assert p.returncode == code, err[-2000:]
+
+
+@pytest.mark.skipif(not POSIX, reason="POSIX signals")
+def test_ctrl_c_is_not_lost_by_a_process_that_inherited_it_ignored(tmp_path):
+    """Before: SIGINT sent to a background job while it started was ignored until the run's own handler came,
+    and the run went on (one for 10 minutes)."""
+    import signal
+
+    p, db = _start_run(tmp_path, "--loop", preexec_fn=_as_a_background_job)
+    try:
+        assert _wait_for(lambda: (tmp_path / "home" / "logs" / "inspector.log").exists())
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=120)
+    finally:
+        p.kill()
+    runs = _runs(db)
+    assert "Traceback" not in err, err[-2000:]
+    assert p.returncode == (0 if runs else 130), (p.returncode, runs, err[-2000:])
+    assert all(r[1] == "stopped" for r in runs), runs

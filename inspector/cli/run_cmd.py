@@ -117,6 +117,23 @@ def _line(rid: int, insp: Inspection) -> str:
 
 
 def run(a: argparse.Namespace) -> int:
+    from inspector.cli import catch_stops
+
+    # a stop while the station is being built (model, database, source) is kept and honoured once it stands:
+    # the run is closed as "stopped", never left open; a second one (a start-up that hangs) stops at once
+    stop_reason = ["finished"]
+    built: list[Station] = []
+
+    def on_signal(signum, frame) -> None:  # noqa: ARG001
+        if not built:
+            if stop_reason[0] == "stopped":
+                raise KeyboardInterrupt(signum)
+            log.warning("stopping as soon as the station has started (signal %d)", signum)
+        stop_reason[0] = "stopped"
+        for s in built:
+            s.stop()
+
+    catch_stops(on_signal)
     spec = spec_from_args(a)
     lock = threading.Lock()
 
@@ -144,19 +161,17 @@ def run(a: argparse.Namespace) -> int:
             log.info("camera %s (%s)", state.state, state.health())
 
     station = Station(spec, on_committed=committed, on_camera=on_camera)
-    stop_reason = ["finished"]
+    built.append(station)
     tune_due = first_start_wanted(station.model_sha, station.config, station.backend.value)
     if tune_due:
         log.warning("not tuned on this machine for this model yet: this run uses the configuration as it is; when "
                     "it ends, the inference set-ups are measured once for the next start")
 
-    def on_signal(signum, frame) -> None:  # noqa: ARG001
-        stop_reason[0] = "stopped"
-        station.stop()
-
-    old = signal.signal(signal.SIGINT, on_signal)
-    old_term = signal.signal(signal.SIGTERM, on_signal) if hasattr(signal, "SIGTERM") else None
+    old = signal.getsignal(signal.SIGINT)
+    old_term = signal.getsignal(signal.SIGTERM) if hasattr(signal, "SIGTERM") else None
     try:
+        if stop_reason[0] == "stopped":  # stopped while starting: the runner never starts
+            station.runner.stop()
         station.start()
         last_log = time.monotonic()
         while not station.runner.join(timeout=0.2):
