@@ -277,3 +277,123 @@ def test_ctrl_c_is_not_lost_by_a_process_that_inherited_it_ignored(tmp_path):
     assert "Traceback" not in err, err[-2000:]
     assert p.returncode == (0 if runs else 130), (p.returncode, runs, err[-2000:])
     assert all(r[1] == "stopped" for r in runs), runs
+
+
+def test_a_camera_index_too_large_is_one_sentence(tmp_path):
+    """Before: OpenCV's int overflowed on the opener thread, a thread traceback."""
+    r = _cli("run", "--source", "9" * 30, "--db", f"sqlite:///{tmp_path / 'c.db'}", timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert [line for line in r.stderr.splitlines() if line.startswith("error: ")] == [
+        next(line for line in r.stderr.splitlines() if "too large" in line)]
+
+
+def test_a_camera_password_is_never_printed_nor_logged(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    home = tmp_path / "home"
+    r = subprocess.run([sys.executable, "-m", "inspector.cli", "run", "--source",
+                        f"rtsp://admin:hunter2pw@127.0.0.1:{port}/live", "--db", f"sqlite:///{tmp_path / 'c.db'}"],
+                       capture_output=True, text=True, timeout=120, env=dict(os.environ, INSPECTOR_HOME=str(home)))
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "rtsp://admin:***@127.0.0.1" in r.stderr
+    inspector_lines = [x for x in r.stderr.splitlines() if x.startswith(("error:", "WARNING:", "ERROR:"))]
+    assert not [x for x in inspector_lines if "hunter2pw" in x], inspector_lines
+    assert "hunter2pw" not in (home / "logs" / "inspector.log").read_text()
+
+
+def test_without_password():
+    from inspector.core.names import without_password
+
+    assert without_password("rtsp://u:p@h:554/x?a=1") == "rtsp://u:***@h:554/x?a=1"
+    assert without_password("http://h/x") == "http://h/x"
+    assert without_password("rtsp://u:p@w@[::1/x") == "rtsp://***@[::1/x"
+
+
+def test_a_report_of_a_run_that_does_not_exist_is_refused(tmp_path):
+    """Before: an empty report, exit 0."""
+    db = tmp_path / "r.db"
+    r = _cli("run", "--source", str(_folder_of_parts(tmp_path, 2)), "--db", f"sqlite:///{db}", "--quiet")
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = tmp_path / "r.csv"
+    r = _cli("report", "--run", "99999", "--out", str(out), "--db", f"sqlite:///{db}")
+    assert r.returncode == 2 and "--run 99999: no such run" in r.stderr and "runs are 1 to 1" in r.stderr, r.stderr
+    assert not out.exists()
+    assert _cli("report", "--run", "1", "--out", str(out), "--db", f"sqlite:///{db}").returncode == 0
+
+
+def _folder_of_parts(tmp_path: Path, n: int) -> Path:
+    import numpy as np
+
+    from inspector.sources.synth import render_part
+
+    folder = tmp_path / "parts"
+    folder.mkdir(exist_ok=True)
+    rng = np.random.default_rng(1)
+    for i in range(n):
+        cv2.imwrite(str(folder / f"p{i}.jpg"), render_part(rng, defective=i % 2 == 1).image)
+    return folder
+
+
+def test_a_database_in_a_folder_that_does_not_exist_is_refused(tmp_path):
+    """Before: the folders were made silently (an unmounted share's mount point filled on the local disk)."""
+    db = tmp_path / "share" / "line-1" / "x.db"
+    r = _cli("run", "--source", str(_folder_of_parts(tmp_path, 1)), "--db", f"sqlite:///{db}", timeout=120)
+    assert r.returncode == 2 and "folder that does not exist" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "share").exists()
+
+
+@pytest.mark.skipif(not __import__("shutil").which("ffmpeg"), reason="ffmpeg is not installed (CI installs it)")
+def test_a_transport_stream_cut_mid_packet_ends_as_cut_not_finished(tmp_path):
+    """Before: 'finished', exit 0, after 29 of 60 frames."""
+    import numpy as np
+
+    from inspector.sources.synth import render_part
+
+    png = tmp_path / "p.png"
+    cv2.imwrite(str(png), render_part(np.random.default_rng(2), defective=False).image)
+    whole = tmp_path / "whole.ts"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-loop", "1", "-i", str(png), "-t", "2.4", "-r", "25",
+                    "-c:v", "mpeg2video", "-q:v", "4", "-g", "12", str(whole)], check=True, timeout=120)
+    data = whole.read_bytes()
+    assert len(data) % 188 == 0
+    cut = tmp_path / "cut.ts"
+    cut.write_bytes(data[:(len(data) // 188 // 2) * 188 + 100])  # half, then 100 bytes into a packet
+    db = f"sqlite:///{tmp_path / 'v.db'}"
+    r = _cli("run", "--source", str(cut), "--db", db, "--json", "--quiet")
+    assert r.returncode == 3, (r.returncode, r.stderr[-2000:])
+    assert "cut short" in r.stderr and "Traceback" not in r.stderr
+    con = sqlite3.connect(tmp_path / "v.db")
+    (reason,) = con.execute("SELECT end_reason FROM runs").fetchone()
+    con.close()
+    assert reason.startswith("error: ") and "cut short" in reason
+    r = _cli("run", "--source", str(whole), "--db", db, "--json", "--quiet")
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+@pytest.fixture
+def ro_disk(tmp_path):
+    """A real file system that can be made read-only (tmpfs, remounted ro): root cannot write it either."""
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root on Linux): " + r.stderr.decode().strip())
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_a_read_only_copy_of_a_database_can_be_reported_on_and_verified(ro_disk, tmp_path):
+    """Before: opening it tried to take the write lock and set WAL mode, and failed."""
+    db = ro_disk / "copy.db"
+    r = _cli("run", "--source", str(_folder_of_parts(tmp_path, 3)), "--db", f"sqlite:///{db}", "--quiet")
+    assert r.returncode == 0, r.stderr[-2000:]
+    subprocess.run(["mount", "-o", "remount,ro", str(ro_disk)], check=True)
+    out = tmp_path / "r.csv"
+    r = _cli("report", "--out", str(out), "--db", f"sqlite:///{db}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert len(out.read_text().splitlines()) == 4  # a header and the three parts
+    v = _cli("audit", "verify", "--db", f"sqlite:///{db}")
+    assert v.returncode == 0 and "audit log OK" in v.stdout, v.stdout + v.stderr

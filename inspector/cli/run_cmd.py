@@ -92,6 +92,7 @@ def spec_from_args(a: argparse.Namespace) -> StationSpec:
     if getattr(a, "max_frames", None) is not None and a.max_frames < 1:
         raise ConfigError(f"--max-frames = {a.max_frames}: must be at least 1")
     db = getattr(a, "db", None) or cfg.storage.db_url or default_db_url()
+    _check_db_folder(db)
     source = getattr(a, "source", None)
     if source is not None and not source.strip():
         raise ConfigError("--source is empty: give an image folder, a video file, a camera index or a URL "
@@ -107,6 +108,23 @@ def spec_from_args(a: argparse.Namespace) -> StationSpec:
         raise ConfigError(f"--lot/--work-order: {e}") from None
     return StationSpec(source or DEFAULT_SOURCE, db, cfg,
                        getattr(a, "max_frames", None), getattr(a, "loop", False), product, lot, order)
+
+
+def _check_db_folder(url: str) -> None:
+    """A database file named in a folder that does not exist (an unmounted share, a typing error) is refused
+    rather than made somewhere nobody will look; the default data folder is made as always."""
+    from db.failures import sqlite_path
+
+    try:
+        path = sqlite_path(url)
+    except Exception:  # noqa: BLE001 - a bad address is worded when the database is opened
+        return
+    if path is None or url == default_db_url():
+        return
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        raise ConfigError(f"The database {path} is in a folder that does not exist ({folder}); is a share not "
+                          "mounted? Create the folder or correct --db (or storage.db_url).")
 
 
 def _line(rid: int, insp: Inspection) -> str:

@@ -61,3 +61,19 @@ def name_bytes(text: str) -> bytes:
         pos = m.end()
     out += os.fsencode(text[pos:])
     return bytes(out)
+
+
+def without_password(url: str) -> str:
+    """A camera or stream address with its password (``user:password@``) shown as ``***``, for errors, logs and
+    the record; an address without one is returned as it is."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.netloc.rsplit("@", 1)[1]
+        return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    except ValueError:  # not parseable as a URL: hide everything between '//' and the last '@'
+        head, sep, rest = url.partition("//")
+        return f"{head}{sep}***@{rest.rsplit('@', 1)[1]}" if sep and "@" in rest else url

@@ -23,7 +23,7 @@ import numpy as np
 
 from inspector.core.config import CameraConfig
 from inspector.core.errors import SourceError, SourceIncomplete
-from inspector.core.names import readable, shown
+from inspector.core.names import readable, shown, without_password
 from inspector.core.types import Frame, Gap
 from inspector.sources.decoding import JPEG_MAGIC, dct_reduction, decode_bytes, jpeg_size, native_messages, tidy
 
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".wmv", ".mpg", ".mpeg", ".webm"}
 EXACT_COUNT_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi"}  # containers that index every frame
+TS_PACKET = {".ts": 188, ".mts": 192, ".m2ts": 192}  # MPEG transport streams: a whole file is whole packets
+MAX_CAMERA_INDEX = 9999
 
 
 def decode_image(path: Path) -> tuple[np.ndarray | None, str | None]:
@@ -209,6 +211,9 @@ class VideoSource:
         return chr(code) if 0 < code < 128 else "?"
 
     def _check_complete(self, last_message: str) -> None:
+        cut = _cut_packet(self.path)
+        if cut:
+            raise SourceIncomplete(f"video {self.path.name} ended early: read {self._in_file} frames; {cut}.")
         short = self.declared and self._in_file < self.declared
         if short and (self._exact_count or self._complained or last_message):
             notes = [*self._container_notes, last_message] if last_message else self._container_notes
@@ -219,6 +224,21 @@ class VideoSource:
 
     def close(self) -> None:
         self._cap.release()
+
+
+def _cut_packet(path: Path) -> str | None:
+    """Why an MPEG transport stream file is cut short (it ends inside a packet), or None. Its demuxer ends such a
+    file silently, and its frame count is only an estimate from the duration, which shrinks with the cut."""
+    size = TS_PACKET.get(path.suffix.lower())
+    if size is None:
+        return None
+    try:
+        extra = path.stat().st_size % size
+    except OSError:
+        return None
+    if not extra:
+        return None
+    return f"the file ends {extra} bytes into a {size}-byte transport packet, so it was cut short"
 
 
 def _open_video(path: Path) -> cv2.VideoCapture:
@@ -375,7 +395,11 @@ class LiveSource:
         gave_up = threading.Event()
 
         def open_() -> None:
-            cap = self._opener()
+            try:
+                cap = self._opener()
+            except Exception as e:  # noqa: BLE001 - a driver that raises is a camera that did not open
+                log.warning("camera %s: opening failed (%s)", self.name, type(e).__name__)
+                return
             with lock:
                 if not gave_up.is_set():
                     box.append(cap)
@@ -533,11 +557,15 @@ def open_source(spec: str, cfg: CameraConfig | None = None, loop: bool = False,
     """A source from what a user types: a folder, a video file, a camera index or a URL."""
     cfg = cfg or CameraConfig()
     if spec.isdigit():
+        if len(spec) > 4:  # OpenCV takes an int; an index this large is no camera (and overflows it)
+            raise SourceError(f"camera index {spec[:24]}{'...' * (len(spec) > 24)} is too large: give the index of "
+                              f"a connected camera (0 for the first, up to {MAX_CAMERA_INDEX}).")
         return LiveSource(f"camera {spec}", opencv_opener(int(spec), cfg), cfg, on_state)
     if "://" in spec:
+        shown_url = without_password(spec)  # the password goes to the camera, never to a message or the log
         if not spec.lower().startswith(("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")):
-            raise SourceError(f"unsupported stream URL {spec!r}: use rtsp://, http:// or https://.")
-        return LiveSource(spec, opencv_opener(spec, cfg), cfg, on_state)
+            raise SourceError(f"unsupported stream URL {shown_url!r}: use rtsp://, http:// or https://.")
+        return LiveSource(shown_url, opencv_opener(spec, cfg), cfg, on_state)
     p = Path(spec)
     if p.is_dir():
         return FolderSource(p, loop)
