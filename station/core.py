@@ -80,6 +80,7 @@ def reconcile(sessions, base: Path, subdir: str, station: str, waiting: set[str]
     from db.writes import write
 
     open_ids = write(sessions, lambda s: RunRepo.close_interrupted(s, station=station), "Closing interrupted runs")
+    sweep_unfinished(sessions, base, subdir, station)
     if not open_ids:
         return
     with sessions() as s:
@@ -95,6 +96,44 @@ def reconcile(sessions, base: Path, subdir: str, station: str, waiting: set[str]
             except OSError:
                 log.warning("could not remove orphan image %s", f)
     log.warning("closed %d interrupted run(s); removed %d orphan image file(s)", len(open_ids), removed)
+
+
+def sweep_unfinished(sessions, base: Path, subdir: str, station: str) -> None:
+    """Half-written image files (``*.part``) that an ended run of this database left (a crash, a folder that
+    became read-only before its clean-up) are removed at each start; those that cannot be, are reported."""
+    import re
+
+    from sqlalchemy import select
+
+    from db.schema import Run
+    from inspector.core.images import TMP_SUFFIX, proven
+
+    root = base / subdir if subdir else base
+    if not subdir or not root.is_dir():
+        return
+    with sessions() as s:
+        ended = dict(s.execute(select(Run.id, Run.started_at).where(Run.station == station, Run.ended_at.is_not(None))
+                               ).tuples().all())
+    removed, left = 0, []
+    for day in (d for d in root.iterdir() if d.is_dir()):
+        for folder in day.iterdir():
+            m = re.fullmatch(r"run-(\d+)", folder.name)
+            rid = int(m.group(1)) if m else None
+            if rid not in ended or not proven(folder, run_proof(subdir, rid, ended[rid])):  # type: ignore[index]
+                continue
+            for f in folder.glob(f"*{TMP_SUFFIX}"):
+                try:
+                    f.unlink()
+                    removed += 1
+                except OSError as e:
+                    left.append((f, e))
+    if removed:
+        log.warning("removed %d unfinished image file(s) that ended runs left in %s", removed, root)
+    if left:
+        f, e = left[0]
+        log.warning("%d unfinished image file(s) (%s, ...) cannot be removed from %s (%s); they are tried again at "
+                    "each start: make the folder writable or remove them", len(left), f.name, root,
+                    e.strerror or e)
 
 
 def station_trust(sessions, cfg: Config, registry: ModelRegistry | None = None) -> tuple[ModelRegistry, str]:

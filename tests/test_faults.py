@@ -397,3 +397,39 @@ def test_a_read_only_copy_of_a_database_can_be_reported_on_and_verified(ro_disk,
     assert len(out.read_text().splitlines()) == 4  # a header and the three parts
     v = _cli("audit", "verify", "--db", f"sqlite:///{db}")
     assert v.returncode == 0 and "audit log OK" in v.stdout, v.stdout + v.stderr
+
+
+def test_a_stale_part_file_is_reported_while_its_folder_is_read_only_and_removed_once_it_is_not(ro_disk, tmp_path,
+                                                                                                 caplog):
+    """Before: left forever (the run that left it was closed, and nothing looked again)."""
+    import datetime as dt
+
+    import numpy as np
+
+    from db import ModelRepo, RunRepo, open_database, session_factory
+    from inspector.core.images import ImageStore
+    from inspector.core.types import Inspection, Verdict
+    from station import image_namespace, reconcile
+    from station.records import run_proof
+
+    engine = open_database(f"sqlite:///{tmp_path / 'p.db'}")
+    sessions = session_factory(engine)
+    ns = image_namespace(sessions, "images", "line-1")
+    with sessions.begin() as s:
+        m = ModelRepo.get_or_create(s, "m", "m.pt", "a" * 64, ["scratch"])
+        run = RunRepo.start(s, "s", "{}", "default", m.id, "line-1", "part")
+        RunRepo.end(s, run.id, "finished")
+    store = ImageStore(ro_disk, ns, run_tag=f"run-{run.id}", proof=run_proof(ns, run.id, run.started_at))
+    kept = ro_disk / str(store.save(Inspection(
+        seq=0, source="s", verdict=Verdict.NOT_INSPECTED, reasons=("r",), detections=None,
+        started_at=dt.datetime.now(dt.timezone.utc), latency_ms=1.0, image=np.zeros((8, 8, 3), np.uint8))))
+    stale = kept.with_name("0000001_pass.jpg.part")
+    stale.write_bytes(b"half")
+    subprocess.run(["mount", "-o", "remount,ro", str(ro_disk)], check=True)
+    with caplog.at_level("WARNING"):
+        reconcile(sessions, ro_disk, ns, "line-1")
+    assert stale.exists() and "cannot be removed" in caplog.text and "0000001_pass.jpg.part" in caplog.text
+    subprocess.run(["mount", "-o", "remount,rw", str(ro_disk)], check=True)
+    reconcile(sessions, ro_disk, ns, "line-1")
+    engine.dispose()
+    assert not stale.exists() and kept.is_file()
