@@ -162,6 +162,10 @@ class RetainingWriter:
         self.cap_bytes, self.every = cap_bytes, every
         self._since = every if cap_bytes > 0 else 0  # check once at the first batch
 
+    def blocked_s(self) -> float:
+        """How long the record has been blocked past its write deadline (0: it is not)."""
+        return self.inner.blocked_s()
+
     def write_batch(self, inspections: list[Inspection]) -> list[int]:
         ids = self.inner.write_batch(inspections)
         if self.cap_bytes > 0:
@@ -222,7 +226,8 @@ class Station:
         store = ImageStore(self.base, self.subdir, cfg.storage.save_images, cfg.storage.jpeg_quality,
                            f"run-{self.run_id}", cfg.storage.keep_pass_fraction,
                            run_proof(self.subdir, self.run_id, self.run_started))
-        self.db_writer = DbWriter(self.sessions, self.run_id, store, self.outbox, recipe_sha256=self.recipe_sha)
+        self.db_writer = DbWriter(self.sessions, self.run_id, store, self.outbox, recipe_sha256=self.recipe_sha,
+                                  deadline_s=cfg.storage.write_deadline_s)
         self.writer = RetainingWriter(self.db_writer, self.sessions, self.base, self.subdir,
                                       int(cfg.storage.max_images_mb * 1e6))
         self.shadow = self._shadow(cfg)
@@ -524,7 +529,8 @@ class Station:
         """The runner's figures, with the outbox's backlog."""
         from inspector.detection.setup import setup_text
 
-        return dataclasses.replace(self.runner.stats(), outbox=self.backlog(), setup=setup_text(self.tune))
+        return dataclasses.replace(self.runner.stats(), outbox=self.backlog(), setup=setup_text(self.tune),
+                                   record_blocked_s=self.db_writer.blocked_s())
 
     def finish(self, reason: str, forward_wait_s: float = 15.0) -> None:
         """Record how the run ended (once). A backlog is forwarded first (for up to ``forward_wait_s``); while
@@ -539,6 +545,7 @@ class Station:
 
         from db import RunRepo
         from db.outbox import unreachable
+        from db.sink import WriteBlocked
         from db.writes import write
 
         self._ended = True
@@ -556,8 +563,16 @@ class Station:
                 log.warning("run %d: %d record(s) wait in the outbox %s for the database; the next start on this "
                             "station sends them", self.run_id, self.backlog(), self.outbox.path)  # type: ignore
                 return
-            try:
-                write(self.sessions, lambda s: RunRepo.end(s, self.run_id, reason), f"Ending run {self.run_id}")
+            try:  # under the write deadline: a server that hangs does not hold the end of the run
+                self.db_writer.call(lambda: write(self.sessions, lambda s: RunRepo.end(s, self.run_id, reason),
+                                                  f"Ending run {self.run_id}"))
+            except WriteBlocked:
+                if self.outbox is None:
+                    raise
+                log.warning("run %d: the database does not answer; its end waits in the outbox %s", self.run_id,
+                            self.outbox.path)
+                self.outbox.put_end(self.run_id, reason, dt.datetime.now(dt.timezone.utc))
+                return
             except StorageError as e:
                 if self.outbox is not None and unreachable(e):
                     self.outbox.put_end(self.run_id, reason, dt.datetime.now(dt.timezone.utc))

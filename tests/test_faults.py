@@ -433,3 +433,94 @@ def test_a_stale_part_file_is_reported_while_its_folder_is_read_only_and_removed
     reconcile(sessions, ro_disk, ns, "line-1")
     engine.dispose()
     assert not stale.exists() and kept.is_file()
+
+
+# --- 4. the record never blocks the line unseen ----------------------------------------------------------------
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _LiveStream:
+    """A real ffmpeg serving ``seconds`` of parts at ``fps`` over HTTP in real time (``-re``) to one client: a
+    live camera that sends each picture once, whether the line takes it or not."""
+
+    def __init__(self, tmp_path: Path, seconds: float, fps: int = 10) -> None:
+        import numpy as np
+
+        from inspector.sources.synth import render_part
+
+        rng = np.random.default_rng(4)
+        frames = tmp_path / "frames"
+        frames.mkdir()
+        for i in range(int(seconds * fps)):
+            cv2.imwrite(str(frames / f"{i:05d}.png"), render_part(rng, defective=i % 3 == 0).image)
+        self.sent = int(seconds * fps)
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/live.ts"
+        self.proc = subprocess.Popen(
+            ["ffmpeg", "-loglevel", "error", "-re", "-framerate", str(fps), "-i", str(frames / "%05d.png"),
+             "-c:v", "mpeg2video", "-q:v", "3", "-g", str(fps), "-f", "mpegts", "-listen", "1", self.url],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def _live_run(tmp_path: Path, url: str, db_url: str, deadline_s: float, *extra: str) -> subprocess.Popen:
+    from inspector.core.config import CameraConfig, Config, StorageConfig, to_toml
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(to_toml(Config(camera=CameraConfig(max_reconnects=1, reconnect_initial_s=0.2, read_timeout_s=3),
+                                  storage=StorageConfig(write_deadline_s=deadline_s))))
+    return subprocess.Popen([sys.executable, "-m", "inspector.cli", "run", "--source", url, "--db", db_url,
+                             "--config", str(cfg), "--json", "--quiet", *extra], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, INSPECTOR_HOME=str(tmp_path / "h")))
+
+
+needs_ffmpeg = pytest.mark.skipif(not __import__("shutil").which("ffmpeg"), reason="ffmpeg is not installed")
+
+
+@needs_ffmpeg
+@pytest.mark.skipif(not POSIX, reason="POSIX processes")
+def test_a_sqlite_file_locked_by_another_program_is_shown_and_every_picture_is_counted(tmp_path):
+    """Before: 308 sent, 228 recorded, skipped, camera_gaps and not_inspected 0: pictures vanished unseen."""
+    db = tmp_path / "lock.db"
+    stream = _LiveStream(tmp_path, seconds=24)
+    try:
+        p = _live_run(tmp_path, stream.url, f"sqlite:///{db}", 1.0)
+        try:
+            def recorded() -> int:
+                try:
+                    c = sqlite3.connect(db, timeout=1)
+                    try:
+                        return c.execute("SELECT count(*) FROM inspections").fetchone()[0]
+                    finally:
+                        c.close()
+                except sqlite3.Error:
+                    return 0
+
+            assert _wait_for(lambda: recorded() >= 10, 120), "no parts recorded"
+            holder = subprocess.Popen([sys.executable, "-c", (
+                "import sqlite3, sys, time\n"
+                f"c = sqlite3.connect({str(db)!r}, isolation_level=None)\n"
+                "c.execute('BEGIN EXCLUSIVE')\nprint('held', flush=True)\ntime.sleep(8)\nc.execute('ROLLBACK')\n")],
+                stdout=subprocess.PIPE, text=True)  # another program holds the write lock for 8 s
+            assert holder.stdout.readline().strip() == "held"
+            holder.wait(60)
+            out, err = p.communicate(timeout=180)
+        finally:
+            p.kill()
+    finally:
+        stream.close()
+    assert p.returncode == 3, err[-3000:]  # the stream ended: the camera gave up, all that was read is on record
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert "has not taken the records for 1 s" in err and "takes records again" in err, err[-3000:]
+    assert summary["camera_dropped"] > 0 and summary["camera_dropped_s"] > 0, summary
+    accounted = summary["frames"] + summary["camera_dropped"]
+    assert stream.sent - 6 <= accounted <= stream.sent, (stream.sent, summary)

@@ -21,7 +21,7 @@ OK, WARN, BAD = "#3ccf6e", "#f2a900", "#e5484d"
 
 def camera_text(state: CameraState) -> tuple[str, str]:
     """The line the operator reads for a camera state, and its colour."""
-    counts = f"\n{state.health()}" if state.reconnects or state.stalls or state.gaps else ""
+    counts = f"\n{state.health()}" if state.reconnects or state.stalls or state.gaps or state.dropped else ""
     if state.state == "running":
         return f"running{counts}", OK
     if state.state == "reconnecting":
@@ -123,6 +123,8 @@ class HealthPanel(RowsPanel):
             self.set_value("setup", st.setup)
         self.set_value("skipped", f"{st.skipped:,}", WARN if st.skipped else None)
         self.set_value("outbox", f"{st.outbox:,} in the outbox" if st.outbox else "0", WARN if st.outbox else None)
+        if st.record_blocked_s:  # the record does not answer: parts wait, the station is not ready
+            self.set_value("outbox", f"BLOCKED {st.record_blocked_s:.0f} s: not ready", BAD)
 
     def show_camera(self, state: CameraState) -> None:
         last = self._camera

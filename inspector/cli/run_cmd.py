@@ -257,7 +257,8 @@ def _summary(a: argparse.Namespace, spec: StationSpec, station: Station, camera:
         summary.update(camera_reconnects=cam.reconnects, camera_stalls=cam.stalls,
                        camera_reconnects_per_hour=round(cam.per_hour(cam.reconnects), 2),
                        camera_stalls_per_hour=round(cam.per_hour(cam.stalls), 2),
-                       camera_gaps=cam.gaps, camera_gap_s=round(cam.gap_s, 1))
+                       camera_gaps=cam.gaps, camera_gap_s=round(cam.gap_s, 1), camera_dropped=cam.dropped,
+                       camera_dropped_s=round(cam.dropped_s, 1))
     if incomplete:
         summary["incomplete"] = incomplete
     line = station.line_status()

@@ -270,6 +270,8 @@ class CameraState:
     uptime_s: float = 0.0  # since the source was opened, when this state was reported
     gaps: int = 0  # times without pictures (a drop, a stall, garbage): events, not parts
     gap_s: float = 0.0  # their total duration (those that have ended)
+    dropped: int = 0  # pictures the camera sent while the line could not take them: not inspected
+    dropped_s: float = 0.0  # the time spans over which they came (those that have ended)
 
     def per_hour(self, count: int) -> float:
         """A count as a rate per hour of this camera's time (0 before any time has passed)."""
@@ -278,7 +280,7 @@ class CameraState:
     def health(self) -> str:
         """'2 reconnects, 1 stall in 0:41:07 (2.9/h, 1.5/h); 3 gaps, 12.5 s without pictures': the
         watchdog's counts and rates."""
-        if not (self.reconnects or self.stalls or self.gaps):
+        if not (self.reconnects or self.stalls or self.gaps or self.dropped):
             return "no reconnects or stalls"
         t = int(self.uptime_s)
         text = (f"{self.reconnects} reconnect{'s' * (self.reconnects != 1)}, {self.stalls} "
@@ -286,6 +288,9 @@ class CameraState:
                 f"({self.per_hour(self.reconnects):.1f}/h, {self.per_hour(self.stalls):.1f}/h)")
         if self.gaps:
             text += f"; {self.gaps} gap{'s' * (self.gaps != 1)}, {self.gap_s:.1f} s without pictures"
+        if self.dropped:
+            text += (f"; {self.dropped} picture{'s' * (self.dropped != 1)} the line could not take "
+                     f"(over {self.dropped_s:.1f} s)")
         return text
 
 
@@ -324,6 +329,13 @@ class _NewestFrames:
         self.size = size
         self._items: deque = deque()
         self._cond = threading.Condition()
+        self._drops: tuple[int, float, float] | None = None  # pictures pushed out since taken: (n, first, last)
+
+    def take_drops(self) -> tuple[int, float, float] | None:
+        """Pictures pushed out unread since the last call (count, first and last ``time.monotonic()``)."""
+        with self._cond:
+            drops, self._drops = self._drops, None
+            return drops
 
     def put(self, item) -> None:
         with self._cond:
@@ -332,6 +344,9 @@ class _NewestFrames:
                 pictures = [i for i, x in enumerate(items) if _is_picture(x)]
                 if len(pictures) >= self.size:
                     del items[pictures[0]]
+                    now = time.monotonic()  # a picture the line could not take: counted, never silent
+                    n, first, _ = self._drops or (0, now, now)
+                    self._drops = (n + 1, first, now)
             elif len(items) >= self.MAX_NOTICES:
                 items.popleft()
             items.append(item)
@@ -371,7 +386,10 @@ class LiveSource:
         self.stalls = 0
         self.gaps = 0
         self.gap_s = 0.0
+        self.dropped = 0
+        self.dropped_s = 0.0
         self._gap: tuple[float, str] | None = None  # (since, why) of the gap in progress
+        self._overrun: tuple[int, float, float] | None = None  # pictures pushed out while the line lagged
         self._last_picture = time.monotonic()
         self._openers: list[threading.Thread] = []
         self._opened_at = time.monotonic()
@@ -385,7 +403,8 @@ class LiveSource:
 
     def _set_state(self, state: str, attempt: int = 0, reason: str = "") -> None:
         self.state = CameraState(state, attempt, reason, self.reconnects, self.stalls,
-                                 time.monotonic() - self._opened_at, self.gaps, self.gap_s)
+                                 time.monotonic() - self._opened_at, self.gaps, self.gap_s, self.dropped,
+                                 self.dropped_s)
         if self._on_state:
             self._on_state(self.state)
 
@@ -504,10 +523,35 @@ class LiveSource:
                 continue
             now = time.monotonic()
             self._end_gap(now)
+            self._count_overrun(self._frames.take_drops())
             self._last_picture = now
             seq = self._seq
             self._seq += 1
             return Frame(item.image, seq, self.name, item.at, f"frame {seq}")
+
+    def _count_overrun(self, drops: tuple[int, float, float] | None) -> None:
+        """Pictures the camera sent while the line could not take them (a record that blocks, a model slower
+        than the camera) are counted with the time span they came over, logged when the line takes pictures
+        again: never dropped silently."""
+        if drops is not None:
+            n, first, last = drops
+            if self._overrun is None:
+                log.warning("camera %s: pictures arrive while the line cannot take them; they are not inspected, "
+                            "and counted", self.name)
+                self._overrun = (n, first, last)
+            else:
+                self._overrun = (self._overrun[0] + n, self._overrun[1], last)
+            self.dropped += n
+        elif self._overrun is not None:
+            n, first, last = self._overrun
+            self._overrun = None
+            self.dropped_s += last - first
+            log.warning("camera %s: the line takes pictures again; %d picture(s) over %.1f s were not inspected",
+                        self.name, n, last - first)
+        else:
+            return
+        st = self.state
+        self._set_state(st.state, st.attempt, st.reason)
 
     def close(self) -> None:
         """Stop the reader and wait for it (and for a reconnect still opening), bounded by the timeouts."""
@@ -519,6 +563,8 @@ class LiveSource:
             if thread.is_alive():
                 log.warning("camera %s: the reader did not stop within %.0f s", self.name, limit)
         self._join_openers()
+        self._count_overrun(self._frames.take_drops())
+        self._count_overrun(None)
         self._end_gap(time.monotonic(), "closed")
         self._set_state("stopped", reason="closed")
 
