@@ -138,6 +138,32 @@ def open_database(url: str, *, lock_wait_s: float = 3.0, busy_timeout_ms: int = 
     return engine
 
 
+def open_read_only(url: str) -> Engine:
+    """An SQLite file that this process cannot write (a read-only copy, a write-protected medium), opened to be
+    read as it is: no lock, no WAL change, no migration. StorageError when it is not at the schema this version
+    writes (it cannot be upgraded in place) or cannot be read."""
+    from urllib.parse import quote
+
+    from db.migrate import current_revision, head_revision
+
+    path = sqlite_path(url)
+    if path is None:
+        raise StorageError(f"Only an SQLite file can be opened read-only, not {mask_url(url)}.")
+    uri = f"sqlite:///file:{quote(path.absolute().as_posix())}?mode=ro&immutable=1&uri=true"
+    engine = create_engine(uri, hide_parameters=True)
+    try:
+        rev = current_revision(engine)
+    except SQLAlchemyError as e:
+        engine.dispose()
+        raise storage_error(e, url, "Opening the database read-only") from e
+    if rev != head_revision():
+        engine.dispose()
+        raise StorageError(f"The read-only database {mask_url(url)} is at schema {rev or 'none'}, not {head_revision()}"
+                           "; copy it to a folder that can be written and open it there to upgrade it.")
+    log.info("database %s opened read-only", mask_url(url))
+    return engine
+
+
 def _wait_for_write_lock(engine: Engine, url: str, wait_s: float, busy_timeout_ms: int) -> None:
     """Check that the file can be written, retrying with back-off while another program holds the lock."""
     raw = engine.raw_connection()

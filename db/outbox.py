@@ -80,7 +80,8 @@ class Outbox:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # appends and the count
+        self._sending = threading.Lock()  # one forward at a time; an append never waits for a hung server
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._connect() as con:
@@ -143,7 +144,7 @@ class Outbox:
         """Send everything waiting to the database, oldest first, each chunk in one transaction; returns how many
         entries went. Raises SQLAlchemyError when the server fails again (what went before stays sent)."""
         sent = 0
-        with self._lock:
+        with self._sending:
             while True:
                 con = self._connect()
                 try:
@@ -161,7 +162,8 @@ class Outbox:
                 finally:
                     con.close()
                 sent += len(chunk)
-                self._size = max(0, self._size - len(chunk))
+                with self._lock:
+                    self._size = max(0, self._size - len(chunk))
         if sent:
             log.warning("forwarded %d waiting record(s) from the outbox %s", sent, self.path)
         return sent

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.schema import InspectionRecord, Review
 from db.writes import write
+from inspector.core.images import RUN_MARK
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ def apply_retention(sessions: sessionmaker[Session], base: Path, subdir: str, ca
     orphans = 0
     total = 0
     for p in _files(folder).values():
+        if p.name == RUN_MARK:  # a run folder's mark (which database's run wrote it), not an image
+            continue
         rel = p.relative_to(base).as_posix()
         if rel not in named:
             try:

@@ -8,10 +8,13 @@ kept, and the backlog is forwarded in order before anything newer once the serve
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,6 +29,7 @@ from inspector.core.types import Inspection
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 MAX_RETRY_WAIT_S = 30.0
 IMAGE_WRITERS = 8  # a batch's images are written (and fsynced) at once: each waits on the disk, not on the CPU
 
@@ -40,11 +44,72 @@ class ImageStore(Protocol):
     def delete(self, rel: str) -> None: ...
 
 
+class WriteBlocked(Exception):
+    """A database call did not come back within its deadline (or an earlier one still has not)."""
+
+
+class Deadline:
+    """Database calls on one helper thread, each with a deadline, so that a database that hangs (a server whose
+    processes are stopped answers nothing, and no TCP time-out fires while its host is up; a file locked by
+    another program) never holds the line's writer unseen. One call at a time: while one has not come back,
+    the next is refused at once. The helper is a daemon thread: a call hung for good never holds the exit."""
+
+    def __init__(self, seconds: float, what: str) -> None:
+        self.seconds = seconds
+        self.what = what
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._since: float | None = None  # when the call now running began
+
+    def blocked_s(self) -> float:
+        """How long the call now running is past its deadline (0: none is)."""
+        since = self._since
+        return 0.0 if since is None else max(0.0, time.monotonic() - since - self.seconds)
+
+    def call(self, fn: Callable[[], T], keep_waiting: bool = False) -> T:
+        """``fn()`` on the helper thread. Past the deadline: WriteBlocked, or with ``keep_waiting`` a warning and
+        the wait goes on (for a database with no outbox, whose own lock wait bounds it, ``db.writes``)."""
+        if self._since is not None:
+            raise WriteBlocked(f"an earlier write to {self.what} has not come back for "
+                               f"{time.monotonic() - self._since:.0f} s")
+        done = threading.Event()
+        box: dict[str, Any] = {}
+        self._since = time.monotonic()
+        self._jobs.put((fn, box, done))
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="inspector-db-call", daemon=True)
+            self._thread.start()
+        if not done.wait(self.seconds):
+            if not keep_waiting:
+                raise WriteBlocked(f"{self.what} has not answered for {self.seconds:g} s")
+            log.warning("%s has not taken the records for %g s (locked by another program?): the station is not "
+                        "ready and parts wait in a bounded queue; pictures a camera sends meanwhile are counted as "
+                        "gaps", self.what, self.seconds)
+            done.wait()
+            log.warning("%s takes records again after %.1f s", self.what, time.monotonic() - box["began"])
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    def _work(self) -> None:
+        while True:
+            fn, box, done = self._jobs.get()
+            box["began"] = self._since or time.monotonic()
+            try:
+                box["value"] = fn()
+            except BaseException as e:  # noqa: BLE001 - handed to the caller
+                box["error"] = e
+            finally:
+                self._since = None
+                done.set()
+
+
 class DbWriter:
     """Writes finished inspections of one run; used by the runner's single writer thread."""
 
     def __init__(self, session_factory: sessionmaker[Session], run_id: int, image_store: ImageStore | None,
-                 outbox: Outbox | None = None, retry_every_s: float = 2.0, recipe_sha256: str = "") -> None:
+                 outbox: Outbox | None = None, retry_every_s: float = 2.0, recipe_sha256: str = "",
+                 deadline_s: float = 5.0) -> None:
         self.session_factory = session_factory
         self.run_id = run_id
         self.recipe_sha256 = recipe_sha256
@@ -56,6 +121,16 @@ class DbWriter:
         self._next_try = 0.0
         self._wait_s = retry_every_s
         self._pool = None  # image writers, made at the first batch with more than one image
+        self.deadline = Deadline(deadline_s, f"the database {mask_url(self._url)}")
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """``fn()`` (a database write) under the write deadline: WriteBlocked past it with an outbox; without
+        one the wait goes on, bounded by the lock wait of ``db.writes``, with the station shown not ready."""
+        return self.deadline.call(fn, keep_waiting=self.outbox is None)
+
+    def blocked_s(self) -> float:
+        """How long the record has been blocked past its deadline (0: it is not)."""
+        return self.deadline.blocked_s()
 
     def backlog(self) -> int:
         """Records waiting in the outbox for the database server."""
@@ -79,8 +154,13 @@ class DbWriter:
         if self.outbox is not None and self.outbox.size() and not self.forward():
             return self._to_outbox(entries)  # after what waits already: the order is kept
         try:
-            return retrying(lambda: self._commit(entries), self._url,
-                            f"Saving {len(inspections)} inspection record(s)")
+            return self.call(lambda: retrying(lambda: self._commit(entries), self._url,
+                                              f"Saving {len(inspections)} inspection record(s)"))
+        except WriteBlocked as e:  # a server that hangs: like one that cannot be reached (outbox only here)
+            self._later()
+            if not self.outbox.size():  # type: ignore[union-attr]
+                log.warning("%s; records go to the outbox until it answers", e)
+            return self._to_outbox(entries)
         except Exception as e:
             if self.outbox is not None and unreachable(e):
                 self._later()
@@ -111,7 +191,11 @@ class DbWriter:
         if not force and time.monotonic() < self._next_try:
             return False
         try:
-            self.outbox.forward(self.session_factory)
+            self.call(lambda: self.outbox.forward(self.session_factory))  # type: ignore[union-attr]
+        except WriteBlocked as e:
+            self._later()
+            log.info("%s; %d record(s) wait in the outbox", e, self.outbox.size())
+            return False
         except SQLAlchemyError as e:
             self._later()
             if not unreachable(e):

@@ -30,7 +30,7 @@ from inspector.inspection.runner import Runner, RunStats
 from inspector.sources.live import CameraState
 from inspector.sources.opening import open_source
 from station.day import AlarmDesk, acting, recipe_hash
-from station.records import image_namespace, trusted_models
+from station.records import image_namespace, run_proof, trusted_models
 
 log = logging.getLogger(__name__)
 
@@ -81,19 +81,60 @@ def reconcile(sessions, base: Path, subdir: str, station: str, waiting: set[str]
     from db.writes import write
 
     open_ids = write(sessions, lambda s: RunRepo.close_interrupted(s, station=station), "Closing interrupted runs")
+    sweep_unfinished(sessions, base, subdir, station)
     if not open_ids:
         return
     with sessions() as s:
         known = InspectionRepo.image_paths(s) | set(waiting)
+        started = {rid: RunRepo.get(s, rid).started_at for rid in open_ids}  # type: ignore[union-attr]
     removed = 0
-    for run_id in open_ids:
-        for f in orphans(base / subdir if subdir else base, f"run-{run_id}", known, base):
+    for run_id in open_ids:  # only in folders this database's run proves it wrote (``run_proof``)
+        for f in orphans(base / subdir if subdir else base, f"run-{run_id}", known, base,
+                         run_proof(subdir, run_id, started[run_id])):
             try:
                 f.unlink()
                 removed += 1
             except OSError:
                 log.warning("could not remove orphan image %s", f)
     log.warning("closed %d interrupted run(s); removed %d orphan image file(s)", len(open_ids), removed)
+
+
+def sweep_unfinished(sessions, base: Path, subdir: str, station: str) -> None:
+    """Half-written image files (``*.part``) that an ended run of this database left (a crash, a folder that
+    became read-only before its clean-up) are removed at each start; those that cannot be, are reported."""
+    import re
+
+    from sqlalchemy import select
+
+    from db.schema import Run
+    from inspector.core.images import TMP_SUFFIX, proven
+
+    root = base / subdir if subdir else base
+    if not subdir or not root.is_dir():
+        return
+    with sessions() as s:
+        ended = dict(s.execute(select(Run.id, Run.started_at).where(Run.station == station, Run.ended_at.is_not(None))
+                               ).tuples().all())
+    removed, left = 0, []
+    for day in (d for d in root.iterdir() if d.is_dir()):
+        for folder in day.iterdir():
+            m = re.fullmatch(r"run-(\d+)", folder.name)
+            rid = int(m.group(1)) if m else None
+            if rid not in ended or not proven(folder, run_proof(subdir, rid, ended[rid])):  # type: ignore[index]
+                continue
+            for f in folder.glob(f"*{TMP_SUFFIX}"):
+                try:
+                    f.unlink()
+                    removed += 1
+                except OSError as e:
+                    left.append((f, e))
+    if removed:
+        log.warning("removed %d unfinished image file(s) that ended runs left in %s", removed, root)
+    if left:
+        f, e = left[0]
+        log.warning("%d unfinished image file(s) (%s, ...) cannot be removed from %s (%s); they are tried again at "
+                    "each start: make the folder writable or remove them", len(left), f.name, root,
+                    e.strerror or e)
 
 
 def station_trust(sessions, cfg: Config, registry: ModelRegistry | None = None) -> tuple[ModelRegistry, str]:
@@ -121,6 +162,10 @@ class RetainingWriter:
         self.inner, self.sessions, self.base, self.subdir = inner, sessions, base, subdir
         self.cap_bytes, self.every = cap_bytes, every
         self._since = every if cap_bytes > 0 else 0  # check once at the first batch
+
+    def blocked_s(self) -> float:
+        """How long the record has been blocked past its write deadline (0: it is not)."""
+        return self.inner.blocked_s()
 
     def write_batch(self, inspections: list[Inspection]) -> list[int]:
         ids = self.inner.write_batch(inspections)
@@ -180,8 +225,10 @@ class Station:
             self.engine.dispose()
             raise
         store = ImageStore(self.base, self.subdir, cfg.storage.save_images, cfg.storage.jpeg_quality,
-                           f"run-{self.run_id}", cfg.storage.keep_pass_fraction)
-        self.db_writer = DbWriter(self.sessions, self.run_id, store, self.outbox, recipe_sha256=self.recipe_sha)
+                           f"run-{self.run_id}", cfg.storage.keep_pass_fraction,
+                           run_proof(self.subdir, self.run_id, self.run_started))
+        self.db_writer = DbWriter(self.sessions, self.run_id, store, self.outbox, recipe_sha256=self.recipe_sha,
+                                  deadline_s=cfg.storage.write_deadline_s)
         self.writer = RetainingWriter(self.db_writer, self.sessions, self.base, self.subdir,
                                       int(cfg.storage.max_images_mb * 1e6))
         self.shadow = self._shadow(cfg)
@@ -472,9 +519,9 @@ class Station:
                              detail={"model_sha256": self.model_sha, "recipe_sha256": self.recipe_sha,
                                      "recipe": cfg.recipe.name, "product": self.product, "lot": spec.lot,
                                      "work_order": spec.work_order})
-            return run.id, mv.name
+            return run.id, mv.name, run.started_at
 
-        self.run_id, self.model_name = write(self.sessions, start, "Starting the run")
+        self.run_id, self.model_name, self.run_started = write(self.sessions, start, "Starting the run")
 
     def start(self) -> None:
         if self.line is not None:
@@ -495,7 +542,8 @@ class Station:
         """The runner's figures, with the outbox's backlog."""
         from inspector.detection.setup import setup_text
 
-        return dataclasses.replace(self.runner.stats(), outbox=self.backlog(), setup=setup_text(self.tune))
+        return dataclasses.replace(self.runner.stats(), outbox=self.backlog(), setup=setup_text(self.tune),
+                                   record_blocked_s=self.db_writer.blocked_s())
 
     def finish(self, reason: str, forward_wait_s: float = 15.0) -> None:
         """Record how the run ended (once). A backlog is forwarded first (for up to ``forward_wait_s``); while
@@ -510,6 +558,7 @@ class Station:
 
         from db import RunRepo
         from db.outbox import unreachable
+        from db.sink import WriteBlocked
         from db.writes import write
 
         self._ended = True
@@ -527,8 +576,16 @@ class Station:
                 log.warning("run %d: %d record(s) wait in the outbox %s for the database; the next start on this "
                             "station sends them", self.run_id, self.backlog(), self.outbox.path)  # type: ignore
                 return
-            try:
-                write(self.sessions, lambda s: RunRepo.end(s, self.run_id, reason), f"Ending run {self.run_id}")
+            try:  # under the write deadline: a server that hangs does not hold the end of the run
+                self.db_writer.call(lambda: write(self.sessions, lambda s: RunRepo.end(s, self.run_id, reason),
+                                                  f"Ending run {self.run_id}"))
+            except WriteBlocked:
+                if self.outbox is None:
+                    raise
+                log.warning("run %d: the database does not answer; its end waits in the outbox %s", self.run_id,
+                            self.outbox.path)
+                self.outbox.put_end(self.run_id, reason, dt.datetime.now(dt.timezone.utc))
+                return
             except StorageError as e:
                 if self.outbox is not None and unreachable(e):
                     self.outbox.put_end(self.run_id, reason, dt.datetime.now(dt.timezone.utc))

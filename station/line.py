@@ -138,6 +138,9 @@ class LineLink:
             return "stopped"
         if r.paused:
             return "paused"
+        blocked = getattr(r.sink, "blocked_s", None)
+        if blocked is not None and blocked():
+            return f"the record is blocked ({blocked():.0f} s past its write deadline)"
         cam = self._camera
         if cam is not None and cam.state in ("reconnecting", "stopped", "connecting"):
             return f"camera {cam.state}" + (f": {cam.reason}" if cam.reason else "")

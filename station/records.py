@@ -24,6 +24,14 @@ def image_namespace(sessions, subdir: str, station: str) -> str:
     return f"{subdir}/{ns}" if subdir else ns
 
 
+def run_proof(subdir: str, run_id: int, started_at) -> str:
+    """What a run writes into each of its image folders, and what the crash clean-up asks before it deletes
+    there: the database's and station's namespace (a copied database has its own), the run and its start."""
+    from db.schema import to_utc_naive
+
+    return f"{subdir}\nrun {run_id} started {to_utc_naive(started_at).isoformat(timespec='microseconds')}\n"
+
+
 def trusted_models(sessions) -> ModelRegistry:
     """The shipped models and those this station's database trusts (sealed rows only)."""
     from db import TrustRepo

@@ -126,6 +126,8 @@ class HealthPanel(RowsPanel):
             self.set_value("setup", st.setup)
         self.set_value("skipped", f"{st.skipped:,}", WARN if st.skipped else None)
         self.set_value("outbox", f"{st.outbox:,} in the outbox" if st.outbox else "0", WARN if st.outbox else None)
+        if st.record_blocked_s:  # the record does not answer: parts wait, the station is not ready
+            self.set_value("outbox", f"BLOCKED {st.record_blocked_s:.0f} s: not ready", BAD)
 
     def show_camera(self, state: CameraState) -> None:
         last = self._camera

@@ -25,6 +25,7 @@ from db.repositories.queries import (
 )
 from db.schema import DetectionRecord, ModelVersion, Review, Run
 from db.seal import DAY_COLUMNS, inspection_fields, key, seal_values
+from inspector.core.names import readable
 from inspector.core.types import Inspection, Verdict
 
 MAX_PAGE = 10_000
@@ -37,8 +38,8 @@ def _row_values(run_id: int, insp: Inspection, image_path: str | None, uid: str 
                 recipe_sha256: str = "") -> dict[str, Any]:
     sha = insp.model_sha256 or (insp.detections.model_sha256 if insp.detections is not None else "")
     return {"run_id": run_id, "seq": insp.seq, "created_at": insp.started_at, "verdict": insp.verdict.value,
-            "reasons": dumps(list(insp.reasons)), "latency_ms": float(insp.latency_ms), "image_path": image_path,
-            "frame_name": insp.frame_name, "model_sha256": sha, "uid": uid,
+            "reasons": readable(dumps(list(insp.reasons))), "latency_ms": float(insp.latency_ms),
+            "image_path": image_path, "frame_name": readable(insp.frame_name), "model_sha256": sha, "uid": uid,
             "recipe_sha256": (insp.day.recipe_sha256 if insp.day is not None else "") or recipe_sha256,
             **_trigger_values(insp), **_day_values(insp)}
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from db.dto import ModelVersionDTO, RunDTO
 from db.owner import Owner, is_gone, this_process
 from db.repositories._common import dumps, model_dto, run_dto, utcnow
-from db.schema import DatabaseInfo, InspectionRecord, ModelVersion, Run
+from db.schema import InspectionRecord, ModelVersion, Run
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +27,10 @@ def _check_end_reason(reason: str) -> None:
 
 
 def database_id(session: Session) -> str:
-    """This database's identity (a uuid made once by migration 0002, kept in ``database_info``)."""
-    found = session.get(DatabaseInfo, "db_id")
-    if found is None:  # a database made by ``create_all`` in a test, not by the migrations
-        import uuid
+    """This database's identity (``database_info.db_id``); a copied database gets its own (``db.identity``)."""
+    from db.identity import database_id as own_id
 
-        found = DatabaseInfo(key="db_id", value=uuid.uuid4().hex)
-        session.add(found)
-        session.flush()
-    return found.value
+    return own_id(session)
 
 
 class ModelRepo:

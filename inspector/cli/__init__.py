@@ -84,10 +84,53 @@ def _optional_command_modules() -> list:
     return mods
 
 
+EXIT_SIGNAL = {2: 130, 15: 143}  # SIGINT, SIGTERM: the shell's 128 + signal number
+
+
+def _exit_now(signum, frame) -> None:  # noqa: ARG001
+    """Ctrl+C or SIGTERM while the command line is read and its modules load: nothing is open, so leave at once."""
+    import os
+
+    os.write(2, b"interrupted while starting: nothing was recorded\n")
+    os._exit(EXIT_SIGNAL.get(signum, 130))
+
+
+def _interrupt(signum, frame) -> None:  # noqa: ARG001
+    raise KeyboardInterrupt(signum)
+
+
+def catch_stops(handler) -> list:
+    """SIGINT and SIGTERM (where there is one) to ``handler``, whatever the parent left them as (a shell's
+    background job inherits SIGINT ignored, which would lose a Ctrl+C sent to it); returns what was there."""
+    import signal
+
+    sigs = [signal.SIGINT] + ([signal.SIGTERM] if hasattr(signal, "SIGTERM") else [])
+    before = [(s, signal.getsignal(s)) for s in sigs]
+    for s in sigs:
+        signal.signal(s, handler)
+    return before
+
+
+def _restore(before: list) -> None:
+    import signal
+
+    for s, h in before:
+        signal.signal(s, h if h is not None else signal.SIG_DFL)
+
+
 def main(argv: list[str] | None = None) -> int:
+    before = catch_stops(_exit_now)
+    try:
+        return _main(argv)
+    finally:
+        _restore(before)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
     setup_logging(getattr(a, "verbose", False))
+    catch_stops(_interrupt)  # a command that must close what it opened takes them over (``inspector run``)
     func = getattr(a, "func", None)
     try:
         if func is None:
@@ -100,9 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("inspector.core.errors").info("%s", e, exc_info=True)
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_SIGNAL.get(e.args[0] if e.args and isinstance(e.args[0], int) else 2, 130)
 
 
 if __name__ == "__main__":

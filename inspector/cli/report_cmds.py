@@ -92,8 +92,37 @@ def _open(url: str):  # noqa: ANN202
     if path is not None and not path.is_file():
         raise StorageError(f"No database at {path}; give the file that 'inspector run' wrote with --db "
                            f"(got {mask_url(url)}).")
-    engine = open_database(url)
+    if path is not None and not _writable(path):  # a read-only copy: read as it is (no lock, no upgrade)
+        from db.engine import open_read_only
+
+        engine = open_read_only(url)
+    else:
+        engine = open_database(url)
     return engine, session_factory(engine)
+
+
+def _writable(path: Path) -> bool:
+    """Whether SQLite can open ``path`` to write (the file, and its folder for the WAL's files)."""
+    import os
+
+    return os.access(path, os.W_OK) and os.access(path.absolute().parent, os.W_OK)
+
+
+def _check_run(sessions, run_id: int | None, url: str) -> None:  # noqa: ANN001
+    """--run names a run of this database, else one sentence (exit 2), never an empty report."""
+    if run_id is None:
+        return
+    from sqlalchemy import func, select
+
+    from db import mask_url
+    from db.schema import Run
+
+    with sessions() as s:
+        if s.get(Run, run_id) is not None:
+            return
+        last = s.scalar(select(func.max(Run.id)))
+    have = f"its runs are 1 to {last}" if last else "it has no runs yet"
+    raise ConfigError(f"--run {run_id}: no such run in {mask_url(url)} ({have}).")
 
 
 def _image_root(url: str, a: argparse.Namespace) -> Path:
@@ -130,6 +159,7 @@ def report(a: argparse.Namespace) -> int:
     engine, sessions = _open(url)
     started = time.monotonic()
     try:
+        _check_run(sessions, a.run, url)
         _sign_in(a, sessions, "report")
         result = make_report(sessions, fmt, out, since=a.since, until=a.until, run_id=a.run,
                              image_root=_image_root(url, a), progress=_progress("rows"), day=_day(a))

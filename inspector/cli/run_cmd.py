@@ -92,6 +92,7 @@ def spec_from_args(a: argparse.Namespace) -> StationSpec:
     if getattr(a, "max_frames", None) is not None and a.max_frames < 1:
         raise ConfigError(f"--max-frames = {a.max_frames}: must be at least 1")
     db = getattr(a, "db", None) or cfg.storage.db_url or default_db_url()
+    _check_db_folder(db)
     source = getattr(a, "source", None)
     if source is not None and not source.strip():
         raise ConfigError("--source is empty: give an image folder, a video file, a camera index or a URL "
@@ -112,6 +113,23 @@ def spec_from_args(a: argparse.Namespace) -> StationSpec:
                        getattr(a, "max_frames", None), getattr(a, "loop", False), product, lot, order)
 
 
+def _check_db_folder(url: str) -> None:
+    """A database file named in a folder that does not exist (an unmounted share, a typing error) is refused
+    rather than made somewhere nobody will look; the default data folder is made as always."""
+    from db.failures import sqlite_path
+
+    try:
+        path = sqlite_path(url)
+    except Exception:  # noqa: BLE001 - a bad address is worded when the database is opened
+        return
+    if path is None or url == default_db_url():
+        return
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        raise ConfigError(f"The database {path} is in a folder that does not exist ({folder}); is a share not "
+                          "mounted? Create the folder or correct --db (or storage.db_url).")
+
+
 def _line(rid: int, insp: Inspection) -> str:
     why = insp.reasons[0] if insp.reasons else ""
     more = f" (+{len(insp.reasons) - 1})" if len(insp.reasons) > 1 else ""
@@ -120,6 +138,23 @@ def _line(rid: int, insp: Inspection) -> str:
 
 
 def run(a: argparse.Namespace) -> int:
+    from inspector.cli import catch_stops
+
+    # a stop while the station is being built (model, database, source) is kept and honoured once it stands:
+    # the run is closed as "stopped", never left open; a second one (a start-up that hangs) stops at once
+    stop_reason = ["finished"]
+    built: list[Station] = []
+
+    def on_signal(signum, frame) -> None:  # noqa: ARG001
+        if not built:
+            if stop_reason[0] == "stopped":
+                raise KeyboardInterrupt(signum)
+            log.warning("stopping as soon as the station has started (signal %d)", signum)
+        stop_reason[0] = "stopped"
+        for s in built:
+            s.stop()
+
+    catch_stops(on_signal)
     spec = spec_from_args(a)
     lock = threading.Lock()
 
@@ -147,19 +182,17 @@ def run(a: argparse.Namespace) -> int:
             log.info("camera %s (%s)", state.state, state.health())
 
     station = Station(spec, on_committed=committed, on_camera=on_camera)
-    stop_reason = ["finished"]
+    built.append(station)
     tune_due = first_start_wanted(station.model_sha, station.config, station.backend.value)
     if tune_due:
         log.warning("not tuned on this machine for this model yet: this run uses the configuration as it is; when "
                     "it ends, the inference set-ups are measured once for the next start")
 
-    def on_signal(signum, frame) -> None:  # noqa: ARG001
-        stop_reason[0] = "stopped"
-        station.stop()
-
-    old = signal.signal(signal.SIGINT, on_signal)
-    old_term = signal.signal(signal.SIGTERM, on_signal) if hasattr(signal, "SIGTERM") else None
+    old = signal.getsignal(signal.SIGINT)
+    old_term = signal.getsignal(signal.SIGTERM) if hasattr(signal, "SIGTERM") else None
     try:
+        if stop_reason[0] == "stopped":  # stopped while starting: the runner never starts
+            station.runner.stop()
         station.start()
         last_log = time.monotonic()
         while not station.runner.join(timeout=0.2):
@@ -227,10 +260,10 @@ def _summary(a: argparse.Namespace, spec: StationSpec, station: Station, camera:
         summary.update(camera_reconnects=cam.reconnects, camera_stalls=cam.stalls,
                        camera_reconnects_per_hour=round(cam.per_hour(cam.reconnects), 2),
                        camera_stalls_per_hour=round(cam.per_hour(cam.stalls), 2),
-                       camera_gaps=cam.gaps, camera_gap_s=round(cam.gap_s, 1))
-        if cam.device:  # a GenICam camera: which, and the frames it lost or sent broken
-            summary.update(camera=cam.device, camera_dropped=cam.dropped, camera_incomplete=cam.incomplete,
-                           camera_trigger_timeouts=cam.timeouts)
+                       camera_gaps=cam.gaps, camera_gap_s=round(cam.gap_s, 1), camera_dropped=cam.dropped,
+                       camera_dropped_s=round(cam.dropped_s, 1))
+        if cam.device:  # a GenICam camera: which, and the frames it sent broken or never sent
+            summary.update(camera=cam.device, camera_incomplete=cam.incomplete, camera_trigger_timeouts=cam.timeouts)
     if incomplete:
         summary["incomplete"] = incomplete
     line = station.line_status()

@@ -193,6 +193,10 @@ class StorageConfig(_Section):
         90, ge=10, le=100, description="JPEG quality of saved frames (a JPEG file from a folder is kept as it is).")
     keep_pass_fraction: float = Field(1.0, ge=0, le=1, description="Share of PASS images kept by retention.")
     max_images_mb: float = Field(0, ge=0, description="Size cap of the image folder in MB (0 = no cap).")
+    write_deadline_s: float = Field(
+        5.0, gt=0, le=600, description="Longest a write to the database may take before the station reacts: with a "
+        "database server the parts go to the local outbox; with an SQLite file the station shows 'not ready' "
+        "(red) while parts wait in a bounded queue.")
 
 
 class RunConfig(_Section):

@@ -15,6 +15,7 @@ from inspector.core.types import Inspection, Verdict
 log = logging.getLogger(__name__)
 
 TMP_SUFFIX = ".part"
+RUN_MARK = ".inspector-run"  # in each run folder: which database's run wrote it (``ImageStore(proof=...)``)
 
 
 class ImageStore:
@@ -25,8 +26,12 @@ class ImageStore:
     """
 
     def __init__(self, base: Path, subdir: str = "images", policy: SaveImages = SaveImages.ALL, quality: int = 90,
-                 run_tag: str = "run", keep_pass_fraction: float = 1.0) -> None:
+                 run_tag: str = "run", keep_pass_fraction: float = 1.0, proof: str = "") -> None:
         self.keep_pass_fraction = keep_pass_fraction
+        # written once into each run folder this store makes, so that a crash clean-up deletes only files in
+        # folders that its own database's run wrote (``orphans``)
+        self.proof = proof
+        self._marked: set[Path] = set()
         self.base = Path(base)
         self.subdir = subdir
         self.root = self.base / subdir if subdir else self.base
@@ -60,6 +65,11 @@ class ImageStore:
         tmp = final.with_name(final.name + TMP_SUFFIX)
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
+            if self.proof and final.parent not in self._marked:
+                mark = final.parent / RUN_MARK
+                if not mark.exists():
+                    mark.write_text(self.proof, encoding="utf-8")
+                self._marked.add(final.parent)
             with open(tmp, "wb") as f:
                 f.write(buf)
                 f.flush()
@@ -109,8 +119,10 @@ def storage_message(root: Path, e: OSError, needed: int = 0) -> str:
     return f"cannot write to {root}: {e.strerror or e}."
 
 
-def orphans(store_root: Path, run_tag: str, known: set[str], base: Path) -> list[Path]:
-    """Files of one run's folders that no row names (and unfinished temporary files)."""
+def orphans(store_root: Path, run_tag: str, known: set[str], base: Path, proof: str | None = None) -> list[Path]:
+    """Files of one run's folders that no row names (and unfinished temporary files). With ``proof``, only in
+    folders whose mark (``RUN_MARK``) says exactly that: a folder another database's run wrote, or one with no
+    mark, is never touched (logged)."""
     out = []
     if not store_root.is_dir():
         return out
@@ -118,8 +130,21 @@ def orphans(store_root: Path, run_tag: str, known: set[str], base: Path) -> list
         folder = day / run_tag
         if not folder.is_dir():
             continue
+        if proof is not None and not proven(folder, proof):
+            log.warning("not cleaning %s: nothing shows that this database's run wrote it", folder)
+            continue
         for f in folder.iterdir():
+            if f.name == RUN_MARK:
+                continue
             rel = f.relative_to(base).as_posix()
             if f.name.endswith(TMP_SUFFIX) or rel not in known:
                 out.append(f)
     return out
+
+
+def proven(folder: Path, proof: str) -> bool:
+    """Whether ``folder``'s mark says ``proof``."""
+    try:
+        return (folder / RUN_MARK).read_text(encoding="utf-8") == proof
+    except (OSError, ValueError):
+        return False

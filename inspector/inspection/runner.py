@@ -50,10 +50,13 @@ class RunStats:
     first_verdict_s: float | None
     outbox: int = 0  # records waiting for the database server (store-and-forward), set by the station
     setup: str = ""  # the inference configuration running and whether ``inspector tune`` chose it, set by the station
+    record_blocked_s: float = 0.0  # how long the record has been blocked past its write deadline, set by the station
 
     def status_line(self) -> str:
         """The live metrics in one line (status bar, log)."""
         waiting = f", {self.outbox} record(s) waiting for the database" if self.outbox else ""
+        if self.record_blocked_s:
+            waiting += f", the record BLOCKED for {self.record_blocked_s:.0f} s past its deadline: not ready"
         return (f"camera {self.camera_fps:.1f} fps, inspected {self.fps:.1f}/s, skipped "
                 f"{self.skipped / self.elapsed_s:.1f}/s, inference {self.inference_ms:.1f} ms, "
                 f"latency p50 {self.latency_p50_ms:.0f} ms p99 {self.latency_p99_ms:.0f} ms{waiting}")

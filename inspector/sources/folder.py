@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
 from inspector.core.errors import SourceError
+from inspector.core.names import readable, shown
 from inspector.core.types import Frame
 from inspector.sources.images import IMAGE_SUFFIXES, read_scaled
+
+log = logging.getLogger(__name__)
 
 
 class FolderSource:
@@ -26,7 +30,7 @@ class FolderSource:
         self.files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.files:
             raise SourceError(f"no image files in {self.folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))}).")
-        self.name = str(self.folder)
+        self.name = readable(str(self.folder))
         self.loop = loop
         self._i = 0
 
@@ -40,11 +44,15 @@ class FolderSource:
         path = self.files[self._i % len(self.files)]
         seq = self._i
         self._i += 1
-        img, err, jpeg, full = read_scaled(path, self.target_hw)
         # the full path, so a QC engineer can always find the part's original picture (a broken
-        # link is named as it is, not as its missing target)
-        where = path.resolve() if path.exists() else path.absolute()
-        return Frame(img, seq, self.name, time.time(), where.as_posix(), err, jpeg, full_size=full)
+        # link is named as it is, not as its missing target); a name of any bytes in its readable form
+        where = shown(path.resolve() if path.exists() else path.absolute())
+        try:
+            img, err, jpeg, full = read_scaled(path, self.target_hw)
+        except Exception as e:  # noqa: BLE001 - one file never ends a folder run: it is a part not inspected
+            log.warning("reading %s failed", where, exc_info=True)
+            return Frame(None, seq, self.name, time.time(), where, f"cannot read {shown(path.name)}: {e}")
+        return Frame(img, seq, self.name, time.time(), where, err, jpeg, full_size=full)
 
     def decode_for(self, target_hw: tuple[int, int]) -> None:
         """Decode JPEGs for a model whose input is ``target_hw`` (h, w) from the next read on."""

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from inspector.core.names import shown
 from inspector.sources.decoding import JPEG_MAGIC, dct_reduction, decode_bytes, jpeg_size
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -35,15 +36,16 @@ def read_scaled(path: Path, target_hw: tuple[int, int] | None) -> tuple[
     special = _not_a_file(path)
     if special:
         return None, special, None, None
+    name = shown(path.name)  # a name of any bytes, readable (``inspector.core.names``)
     try:
         raw = path.read_bytes()
     except OSError as e:
-        return None, f"cannot read {path.name}: {e.strerror or e}", None, None
+        return None, f"cannot read {name}: {e.strerror or e}", None, None
     if not raw:
-        return None, f"empty file {path.name}", None, None
+        return None, f"empty file {name}", None, None
     size = jpeg_size(raw) if target_hw else None
     reduce = dct_reduction(size[0], size[1], target_hw) if size else 1
-    img, err = decode_bytes(raw, path.name, reduce)
+    img, err = decode_bytes(raw, name, reduce)
     if img is None or raw[:3] != JPEG_MAGIC:
         return img, err, None, None
     full = None
@@ -55,16 +57,17 @@ def read_scaled(path: Path, target_hw: tuple[int, int] | None) -> tuple[
 
 def _not_a_file(path: Path) -> str | None:
     """Why ``path`` is not a regular file that can be read (without opening it), or None."""
+    name = shown(path.name)
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
-        return f"{path.name} is a broken link or was removed" if path.is_symlink() else f"{path.name} was removed"
+        return f"{name} is a broken link or was removed" if path.is_symlink() else f"{name} was removed"
     except OSError as e:
-        return f"cannot read {path.name}: {e.strerror or e}"
+        return f"cannot read {name}: {e.strerror or e}"
     if stat.S_ISREG(mode):
         return None
     if stat.S_ISDIR(mode):
-        return f"{path.name} is a folder, not an image file"
+        return f"{name} is a folder, not an image file"
     if stat.S_ISFIFO(mode):
-        return f"{path.name} is a pipe (FIFO), not an image file"
-    return f"{path.name} is not a regular file"
+        return f"{name} is a pipe (FIFO), not an image file"
+    return f"{name} is not a regular file"

@@ -50,6 +50,7 @@ class CameraState:
     dropped: int = 0
     incomplete: int = 0
     timeouts: int = 0
+    dropped_s: float = 0.0  # the time spans over which dropped pictures came (those that have ended)
 
     def per_hour(self, count: int) -> float:
         """A count as a rate per hour of this camera's time (0 before any time has passed)."""
@@ -67,8 +68,8 @@ class CameraState:
         if self.gaps:
             text += f"; {self.gaps} gap{'s' * (self.gaps != 1)}, {self.gap_s:.1f} s without pictures"
         if self.dropped or self.incomplete or self.timeouts:
-            text += (f"; {self.dropped} frames lost, {self.incomplete} incomplete, {self.timeouts} triggers "
-                     f"without a frame")
+            text += (f"; {self.dropped} frames lost" + (f" (over {self.dropped_s:.1f} s)" if self.dropped_s else "")
+                     + f", {self.incomplete} incomplete, {self.timeouts} triggers without a frame")
         return text
 
 
@@ -107,6 +108,13 @@ class _NewestFrames:
         self.size = size
         self._items: deque = deque()
         self._cond = threading.Condition()
+        self._drops: tuple[int, float, float] | None = None  # pictures pushed out since taken: (n, first, last)
+
+    def take_drops(self) -> tuple[int, float, float] | None:
+        """Pictures pushed out unread since the last call (count, first and last ``time.monotonic()``)."""
+        with self._cond:
+            drops, self._drops = self._drops, None
+            return drops
 
     def put(self, item) -> None:
         with self._cond:
@@ -115,6 +123,9 @@ class _NewestFrames:
                 pictures = [i for i, x in enumerate(items) if _is_picture(x)]
                 if len(pictures) >= self.size:
                     del items[pictures[0]]
+                    now = time.monotonic()  # a picture the line could not take: counted, never silent
+                    n, first, _ = self._drops or (0, now, now)
+                    self._drops = (n + 1, first, now)
             elif len(items) >= self.MAX_NOTICES:
                 items.popleft()
             items.append(item)
@@ -154,7 +165,10 @@ class LiveSource:
         self.stalls = 0
         self.gaps = 0
         self.gap_s = 0.0
+        self.dropped = 0
+        self.dropped_s = 0.0
         self._gap: tuple[float, str] | None = None  # (since, why) of the gap in progress
+        self._overrun: tuple[int, float, float] | None = None  # pictures pushed out while the line lagged
         self._last_picture = time.monotonic()
         self._openers: list[threading.Thread] = []
         self._opened_at = time.monotonic()
@@ -168,7 +182,8 @@ class LiveSource:
 
     def _set_state(self, state: str, attempt: int = 0, reason: str = "") -> None:
         self.state = CameraState(state, attempt, reason, self.reconnects, self.stalls,
-                                 time.monotonic() - self._opened_at, self.gaps, self.gap_s)
+                                 time.monotonic() - self._opened_at, self.gaps, self.gap_s, dropped=self.dropped,
+                                 dropped_s=self.dropped_s)
         if self._on_state:
             self._on_state(self.state)
 
@@ -178,7 +193,11 @@ class LiveSource:
         gave_up = threading.Event()
 
         def open_() -> None:
-            cap = self._opener()
+            try:
+                cap = self._opener()
+            except Exception as e:  # noqa: BLE001 - a driver that raises is a camera that did not open
+                log.warning("camera %s: opening failed (%s)", self.name, type(e).__name__)
+                return
             with lock:
                 if not gave_up.is_set():
                     box.append(cap)
@@ -283,10 +302,35 @@ class LiveSource:
                 continue
             now = time.monotonic()
             self._end_gap(now)
+            self._count_overrun(self._frames.take_drops())
             self._last_picture = now
             seq = self._seq
             self._seq += 1
             return Frame(item.image, seq, self.name, item.at, f"frame {seq}")
+
+    def _count_overrun(self, drops: tuple[int, float, float] | None) -> None:
+        """Pictures the camera sent while the line could not take them (a record that blocks, a model slower
+        than the camera) are counted with the time span they came over, logged when the line takes pictures
+        again: never dropped silently."""
+        if drops is not None:
+            n, first, last = drops
+            if self._overrun is None:
+                log.warning("camera %s: pictures arrive while the line cannot take them; they are not inspected, "
+                            "and counted", self.name)
+                self._overrun = (n, first, last)
+            else:
+                self._overrun = (self._overrun[0] + n, self._overrun[1], last)
+            self.dropped += n
+        elif self._overrun is not None:
+            n, first, last = self._overrun
+            self._overrun = None
+            self.dropped_s += last - first
+            log.warning("camera %s: the line takes pictures again; %d picture(s) over %.1f s were not inspected",
+                        self.name, n, last - first)
+        else:
+            return
+        st = self.state
+        self._set_state(st.state, st.attempt, st.reason)
 
     def close(self) -> None:
         """Stop the reader and wait for it (and for a reconnect still opening), bounded by the timeouts."""
@@ -298,6 +342,8 @@ class LiveSource:
             if thread.is_alive():
                 log.warning("camera %s: the reader did not stop within %.0f s", self.name, limit)
         self._join_openers()
+        self._count_overrun(self._frames.take_drops())
+        self._count_overrun(None)
         self._end_gap(time.monotonic(), "closed")
         self._set_state("stopped", reason="closed")
 

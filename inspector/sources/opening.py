@@ -9,10 +9,13 @@ from pathlib import Path
 
 from inspector.core.config import CameraConfig, CameraType
 from inspector.core.errors import CameraError, SourceError
+from inspector.core.names import without_password
 from inspector.sources.folder import FolderSource
 from inspector.sources.images import IMAGE_SUFFIXES
 from inspector.sources.live import CameraState, LiveSource, opencv_opener
 from inspector.sources.video import VideoSource
+
+MAX_CAMERA_INDEX = 9999
 
 
 def open_camera(cfg: CameraConfig, on_state: Callable[[CameraState], None] | None = None):
@@ -56,11 +59,15 @@ def open_source(spec: str, cfg: CameraConfig | None = None, loop: bool = False,
     if cfg.type != CameraType.OPENCV:
         return open_camera(cfg, on_state)
     if spec.isdigit():
+        if len(spec) > 4:  # OpenCV takes an int; an index this large is no camera (and overflows it)
+            raise SourceError(f"camera index {spec[:24]}{'...' * (len(spec) > 24)} is too large: give the index of "
+                              f"a connected camera (0 for the first, up to {MAX_CAMERA_INDEX}).")
         return LiveSource(f"camera {spec}", opencv_opener(int(spec), cfg), cfg, on_state)
     if "://" in spec:
+        shown_url = without_password(spec)  # the password goes to the camera, never to a message or the log
         if not spec.lower().startswith(("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")):
-            raise SourceError(f"unsupported stream URL {spec!r}: use rtsp://, http:// or https://.")
-        return LiveSource(spec, opencv_opener(spec, cfg), cfg, on_state)
+            raise SourceError(f"unsupported stream URL {shown_url!r}: use rtsp://, http:// or https://.")
+        return LiveSource(shown_url, opencv_opener(spec, cfg), cfg, on_state)
     p = Path(spec)
     if p.is_dir():
         return FolderSource(p, loop)

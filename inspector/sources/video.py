@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".wmv", ".mpg", ".mpeg", ".webm"}
 EXACT_COUNT_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi"}  # containers that index every frame
+TS_PACKET = {".ts": 188, ".mts": 192, ".m2ts": 192}  # MPEG transport streams: a whole file is whole packets
 
 
 class VideoSource:
@@ -85,6 +86,9 @@ class VideoSource:
         return chr(code) if 0 < code < 128 else "?"
 
     def _check_complete(self, last_message: str) -> None:
+        cut = _cut_packet(self.path)
+        if cut:
+            raise SourceIncomplete(f"video {self.path.name} ended early: read {self._in_file} frames; {cut}.")
         short = self.declared and self._in_file < self.declared
         if short and (self._exact_count or self._complained or last_message):
             notes = [*self._container_notes, last_message] if last_message else self._container_notes
@@ -95,6 +99,21 @@ class VideoSource:
 
     def close(self) -> None:
         self._cap.release()
+
+
+def _cut_packet(path: Path) -> str | None:
+    """Why an MPEG transport stream file is cut short (it ends inside a packet), or None. Its demuxer ends such a
+    file silently, and its frame count is only an estimate from the duration, which shrinks with the cut."""
+    size = TS_PACKET.get(path.suffix.lower())
+    if size is None:
+        return None
+    try:
+        extra = path.stat().st_size % size
+    except OSError:
+        return None
+    if not extra:
+        return None
+    return f"the file ends {extra} bytes into a {size}-byte transport packet, so it was cut short"
 
 
 def _open_video(path: Path) -> cv2.VideoCapture:

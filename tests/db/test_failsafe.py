@@ -25,6 +25,7 @@ from inspector.core.auth import Actor, Role
 from inspector.core.errors import StorageError
 from inspector.core.images import ImageStore
 from station import image_namespace, reconcile
+from station.records import run_proof
 from tests.db.conftest import backend_url, hold_lock
 
 
@@ -81,7 +82,9 @@ def test_two_databases_never_share_an_image_folder_and_clean_up_only_their_own(k
             ns = image_namespace(sessions, "images", "line 1/a")
             assert image_namespace(sessions, "images", "line 1/a") == ns, "the identity is stored, not remade"
             run_id = mk.start_run(sessions)
-            store = ImageStore(base, ns, run_tag=f"run-{run_id}")
+            with sessions() as s:
+                started = s.get(Run, run_id).started_at
+            store = ImageStore(base, ns, run_tag=f"run-{run_id}", proof=run_proof(ns, run_id, started))
             DbWriter(sessions, run_id, store).write_batch(
                 [mk.inspection(q, image=np.full((8, 8, 3), q, np.uint8)) for q in range(3)])
             spaces.append((engine, sessions, ns, run_id))
