@@ -92,10 +92,13 @@ def _train_with(a: argparse.Namespace, progress, say, stream) -> int:
             if stream is not None:
                 stream.done(card, Path(a.out), _reached(card), trusted_by="")
             return 0
-        with sessions.begin() as s:
+        from db.writes import write
+
+        def trust(s) -> None:  # noqa: ANN001
             for name, f in card["files"].items():
                 TrustRepo.add(s, actor, "model", f["sha256"], name, {"file": str((Path(a.out) / name).resolve()),
                                                                       "trained_by": "inspector train"}, "train")
+        write(sessions, trust, "Trusting the trained model")
         print(f"model written to {a.out}: {files} (trusted on this station by {actor.name})")
         if stream is not None:
             stream.done(card, Path(a.out), _reached(card), trusted_by=actor.name)
