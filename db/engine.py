@@ -112,9 +112,11 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int, in_memory: bool) -> 
     def _on_begin(conn: Any) -> None:
         # a write transaction takes the lock first (waiting up to the busy timeout) so that no commit of the
         # line can slip between its reads and its writes; a deferred one would fail at once ("database is locked")
-        if conn.get_execution_options().get(WRITING) and not in_memory:
+        writing = conn.get_execution_options().get(WRITING)
+        if writing and not in_memory:
+            wait_s = busy_timeout_ms / 1000 if writing is True else min(float(writing), busy_timeout_ms / 1000)
             try:
-                begin_immediate(conn.connection.driver_connection, busy_timeout_ms / 1000, busy_timeout_ms)
+                begin_immediate(conn.connection.driver_connection, wait_s, busy_timeout_ms)
             except sqlite3.OperationalError as e:
                 raise OperationalError("BEGIN IMMEDIATE", None, e) from e
         else:
@@ -147,12 +149,14 @@ def begin_immediate(dbapi_conn: Any, wait_s: float, busy_timeout_ms: int) -> Non
         dbapi_conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
 
 
-def for_writing(engine: Engine) -> Engine:
+def for_writing(engine: Engine, wait_s: float | None = None) -> Engine:
     """``engine`` whose transactions are write transactions: on SQLite ``BEGIN IMMEDIATE``, which waits for the
-    write lock (busy timeout) instead of failing when another writer commits between a read and a write."""
-    if engine.get_execution_options().get(WRITING):
+    write lock (up to ``wait_s``, at most the busy timeout) instead of failing when another writer commits
+    between a read and a write."""
+    want: float | bool = True if wait_s is None else max(0.001, float(wait_s))
+    if engine.get_execution_options().get(WRITING) == want:
         return engine
-    return engine.execution_options(**{WRITING: True})
+    return engine.execution_options(**{WRITING: want})
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -56,8 +56,9 @@ def write(sessions: sessionmaker[Session], fn: Callable[[Session], T], doing: st
     first statement, so keep slow work such as password hashing outside ``fn``), committed; retried as a whole
     while the database is locked."""
     bind: Any = sessions.kw.get("bind")
+    writing = for_writing(bind, LOCK_WAIT_S if wait_s is None else wait_s) if bind is not None else None
 
     def once() -> T:
-        with (sessions(bind=for_writing(bind)) if bind is not None else sessions()) as s, s.begin():
+        with (sessions(bind=writing) if writing is not None else sessions()) as s, s.begin():
             return fn(s)
     return retrying(once, url_of(sessions), doing, wait_s)
