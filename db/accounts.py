@@ -16,25 +16,42 @@ from inspector.core.errors import PermissionDenied
 log = logging.getLogger(__name__)
 
 
+_NO_USER_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAA"
+
+
 def sign_in(sessions, name: str, password: str, now: dt.datetime | None = None) -> Actor:
-    """Check a sign-in in its own transaction, so a failure is counted even though it raises."""
+    """Check a sign-in: the password is checked (scrypt, slow) outside any transaction, then the outcome is
+    recorded in one short write transaction, so a failure is counted even though it raises and the line's
+    commits never wait for (or break) the hash."""
     from db.writes import write
 
-    result = write(sessions, lambda s: check_login(s, name, password, now), "Signing in")
+    seen = write(sessions, lambda s: UserRepo.get(s, name), "Signing in")
+    seen_hash = seen.password_hash if seen is not None else None
+    ok = verify_password(password, seen_hash or _NO_USER_HASH)  # same cost for an unknown name
+    result = write(sessions, lambda s: record_login(s, name, seen_hash, ok, now), "Signing in")
     if isinstance(result, PermissionDenied):
         raise result
     return result
 
 
 def check_login(session: Session, name: str, password: str, now: dt.datetime | None = None) -> Actor | PermissionDenied:
-    """The signed-in actor, or the PermissionDenied to raise once the failure is recorded.
+    """The signed-in actor, or the PermissionDenied to raise once the failure is recorded (all in ``session``).
 
     An unknown name and a wrong password get the same words and cost the same time.
     """
+    user = UserRepo.get(session, name)
+    seen_hash = user.password_hash if user is not None else None
+    ok = verify_password(password, seen_hash or _NO_USER_HASH)
+    return record_login(session, name, seen_hash, ok, now)
+
+
+def record_login(session: Session, name: str, seen_hash: str | None, ok: bool,
+                 now: dt.datetime | None = None) -> Actor | PermissionDenied:
+    """Record a sign-in whose password check (against ``seen_hash``) gave ``ok``; a password changed since that
+    check counts as a wrong one."""
     now = now or dt.datetime.now(dt.timezone.utc)
     user = UserRepo.get(session, name)
     if user is None:
-        verify_password(password, "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAA")  # same cost either way
         AuditRepo.append(session, actor=name or "?", action="login.failed", target="user:unknown")
         return PermissionDenied("wrong user name or password.")
     if not UserRepo.is_sealed(session, name):
@@ -46,7 +63,7 @@ def check_login(session: Session, name: str, password: str, now: dt.datetime | N
         AuditRepo.append(session, actor=name, action="login.refused", target=f"user:{name}", detail={"locked": True})
         return PermissionDenied(f"{name} is locked after {MAX_FAILURES} failed sign-ins; try again later, "
                                 "ask an admin, or use the recovery code with 'inspector user recover NAME'.")
-    if not verify_password(password, user.password_hash):
+    if not ok or user.password_hash != seen_hash:
         after = UserRepo.record_failure(session, name, max_attempts=MAX_FAILURES,
                                         lock_for=dt.timedelta(seconds=LOCKOUT_S), now=now)
         AuditRepo.append(session, actor=name, action="login.failed", target=f"user:{name}",
@@ -73,12 +90,31 @@ def create_user(session: Session, actor: Actor | None, name: str, role: Role | s
     return user, code
 
 
+def add_user(sessions, actor: Actor | None, name: str, role: Role | str, password: str,
+             doing: str = "Adding a user") -> tuple[UserDTO, str | None]:
+    """``create_user`` in its own short write transaction, the slow hashes (password, recovery code) computed
+    before it, so that a station whose line commits at full rate takes the new user at once."""
+    from db.writes import write
+
+    role = Role(role)
+    password_hash = hash_password(password)
+    code, code_hash = new_recovery_code()
+
+    def add(s: Session) -> tuple[UserDTO, str | None]:
+        first = not has_users(s)
+        user = UserRepo.add(s, actor, name, role.value, password_hash, code_hash if first else None)
+        return user, code if first else None
+    return write(sessions, add, doing)
+
+
 def recover(sessions, name: str, code: str, new_password: str) -> str:
     """Reset a (locked-out) user's password with their recovery code, in its own transaction; returns the new
     code. PermissionDenied for a wrong or used code, after the attempt is audited."""
+    from db.writes import write
+
     new_code, new_hash = new_recovery_code()
-    with sessions.begin() as s:
-        user = UserRepo.recover(s, name, code, hash_password(new_password), new_hash)
+    password_hash = hash_password(new_password)
+    user = write(sessions, lambda s: UserRepo.recover(s, name, code, password_hash, new_hash), "Recovering the account")
     if user is None:
         raise PermissionDenied("wrong user name or recovery code (each code works once).")
     return new_code

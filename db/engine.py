@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from inspector.core.errors import StorageError
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5000
+WRITING = "inspector_writing"  # execution option: an SQLite transaction that takes the write lock at its BEGIN
 
 
 def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, echo: bool = False) -> Engine:
@@ -108,7 +110,53 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int, in_memory: bool) -> 
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        # a write transaction takes the lock first (waiting up to the busy timeout) so that no commit of the
+        # line can slip between its reads and its writes; a deferred one would fail at once ("database is locked")
+        writing = conn.get_execution_options().get(WRITING)
+        if writing and not in_memory:
+            wait_s = busy_timeout_ms / 1000 if writing is True else min(float(writing), busy_timeout_ms / 1000)
+            try:
+                begin_immediate(conn.connection.driver_connection, wait_s, busy_timeout_ms)
+            except sqlite3.OperationalError as e:
+                raise OperationalError("BEGIN IMMEDIATE", None, e) from e
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+POLL_S = 0.002
+
+
+def begin_immediate(dbapi_conn: Any, wait_s: float, busy_timeout_ms: int) -> None:
+    """``BEGIN IMMEDIATE`` on an SQLite connection, tried every few milliseconds for up to ``wait_s``.
+
+    SQLite's own busy handler sleeps up to 100 ms between tries; a line that commits back to back holds the
+    write lock most of the time and frees it for a millisecond or two, so such sparse tries could miss every gap
+    for seconds. Raises the driver's "database is locked" after ``wait_s``.
+    """
+    deadline = time.monotonic() + wait_s
+    dbapi_conn.execute("PRAGMA busy_timeout = 1")
+    try:
+        while True:
+            try:
+                dbapi_conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as e:
+                text = str(e).lower()
+                if ("locked" not in text and "busy" not in text) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(POLL_S)
+    finally:
+        dbapi_conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+
+
+def for_writing(engine: Engine, wait_s: float | None = None) -> Engine:
+    """``engine`` whose transactions are write transactions: on SQLite ``BEGIN IMMEDIATE``, which waits for the
+    write lock (up to ``wait_s``, at most the busy timeout) instead of failing when another writer commits
+    between a read and a write."""
+    want: float | bool = True if wait_s is None else max(0.001, float(wait_s))
+    if engine.get_execution_options().get(WRITING) == want:
+        return engine
+    return engine.execution_options(**{WRITING: want})
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -165,30 +213,18 @@ def open_read_only(url: str) -> Engine:
 
 
 def _wait_for_write_lock(engine: Engine, url: str, wait_s: float, busy_timeout_ms: int) -> None:
-    """Check that the file can be written, retrying with back-off while another program holds the lock."""
+    """Check that the file can be written, trying every few milliseconds while another program (or this
+    station's line) holds the lock, for up to ``wait_s`` seconds."""
     raw = engine.raw_connection()
     conn: Any = raw.driver_connection
-    deadline = time.monotonic() + wait_s
-    delay = 0.05
     try:
-        conn.execute("PRAGMA busy_timeout = 50")
-        while True:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                conn.execute("ROLLBACK")
-                return
-            except Exception as e:  # sqlite3.OperationalError; wrapped for the classifier below
-                err = OperationalError("BEGIN IMMEDIATE", None, e)
-                if not is_locked(err):
-                    raise storage_error(err, url, "Opening the database") from e
-                if time.monotonic() + delay > deadline:
-                    raise StorageError(f"The database {mask_url(url)} is locked by another program; close the "
-                                       "other Inspector (or the program holding it) and try again.") from e
-                log.info("database %s is locked; retrying in %.2f s", mask_url(url), delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 0.8)
+        begin_immediate(conn, wait_s, busy_timeout_ms)
+        conn.execute("ROLLBACK")
+    except sqlite3.OperationalError as e:
+        err = OperationalError("BEGIN IMMEDIATE", None, e)
+        if not is_locked(err):
+            raise storage_error(err, url, "Opening the database") from e
+        raise StorageError(f"The database {mask_url(url)} is locked by another program; close the "
+                           "other Inspector (or the program holding it) and try again.") from e
     finally:
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        finally:
-            raw.close()
+        raw.close()

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import BigInteger, ColumnElement, Integer, cast, func, select
 from sqlalchemy.orm import Session
 
+from db.repositories._common import loads
 from db.repositories.queries import (
     DETECTIONS,
     INSPECTIONS,
@@ -28,7 +29,9 @@ from db.repositories.queries import (
     latest_review_verdict,
 )
 from db.schema import ModelVersion, Run
+from inspector.core.reviewing import standing
 from inspector.reports.data import Box, Failure, ModelUsed, ParetoItem, ReportData, Totals, YieldPoint
+from inspector.reports.dataset import ReviewStep, drawn_box
 
 SHIFT_AFTER = dt.timedelta(days=3)  # longer periods are shown per 8-hour shift instead of per hour
 WORST = 12
@@ -177,10 +180,32 @@ def _provenance(session: Session, conds: list[ColumnElement[bool]]
 
 
 def _pareto(session: Session, conds: list[ColumnElement[bool]]) -> tuple[ParetoItem, ...]:
+    """Defects of the parts finally FAIL or REVIEW, as reviewed: the model's boxes less those QC marked false,
+    plus the boxes QC drew for missed defects (an undone review counts for nothing)."""
+    judged = [*conds, final_verdict().in_(("FAIL", "REVIEW"))]
     q = (select(D.label, func.count()).select_from(INSPECTIONS.join(DETECTIONS, D.inspection_id == I.id))
-         .where(*conds, final_verdict().in_(("FAIL", "REVIEW"))).group_by(D.label))
-    counts = sorted(((label, int(k)) for label, k in session.execute(q)), key=lambda x: (-x[1], x[0]))
-    return pareto_items(counts)
+         .where(*judged).group_by(D.label))
+    counts: Counter[str] = Counter({label: int(k) for label, k in session.execute(q)})
+    rq = (select(R.inspection_id, R.id, R.action, R.new_verdict, R.detail)
+          .select_from(REVIEWS.join(INSPECTIONS, I.id == R.inspection_id))
+          .where(*judged, R.action.in_(("false_detection", "missed_defect"))).order_by(R.inspection_id, R.id))
+    steps: dict[int, list[ReviewStep]] = defaultdict(list)
+    for iid, rid, action, new, detail in session.execute(rq):
+        steps[iid].append(ReviewStep(action, new, loads(detail, {}) or {}, rid))
+    false_ids = [r.detail.get("detection_id") for part in steps.values() for r in standing(part)
+                 if r.action == "false_detection"]
+    if false_ids:
+        for label, k in session.execute(select(D.label, func.count()).where(D.id.in_([i for i in false_ids
+                                                                                    if isinstance(i, int)]))
+                                        .group_by(D.label)):
+            counts[label] -= int(k)
+    for part in steps.values():
+        for r in standing(part):
+            b = drawn_box(r.detail) if r.action == "missed_defect" else None
+            if b is not None:
+                counts[b.label] += 1
+    ordered = sorted(((label, k) for label, k in counts.items() if k > 0), key=lambda x: (-x[1], x[0]))
+    return pareto_items(ordered)
 
 
 def pareto_items(counts: Iterable[tuple[str, int]]) -> tuple[ParetoItem, ...]:

@@ -19,6 +19,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.engine import for_writing
 from db.failures import free_mb, mask_url
 from db.outbox import Outbox, unreachable
 from db.repositories.inspections import InspectionRepo, Rows, inspection_rows
@@ -117,7 +118,7 @@ class DbWriter:
         self.outbox = outbox
         self.retry_every_s = retry_every_s
         self._url = url_of(session_factory)
-        self._engine = session_factory.kw["bind"]
+        self._engine = for_writing(session_factory.kw["bind"])
         self._next_try = 0.0
         self._wait_s = retry_every_s
         self._pool = None  # image writers, made at the first batch with more than one image

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.engine import for_writing
 from db.failures import is_locked, mask_url, storage_error
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,13 @@ def retrying(fn: Callable[[], T], url: str, doing: str, wait_s: float | None = N
 
 
 def write(sessions: sessionmaker[Session], fn: Callable[[Session], T], doing: str, wait_s: float | None = None) -> T:
-    """``fn(session)`` in one transaction, committed; retried as a whole while the database is locked."""
+    """``fn(session)`` in one write transaction (on SQLite ``BEGIN IMMEDIATE``: it holds the write lock from its
+    first statement, so keep slow work such as password hashing outside ``fn``), committed; retried as a whole
+    while the database is locked."""
+    bind: Any = sessions.kw.get("bind")
+    writing = for_writing(bind, LOCK_WAIT_S if wait_s is None else wait_s) if bind is not None else None
+
     def once() -> T:
-        with sessions() as s, s.begin():
+        with (sessions(bind=writing) if writing is not None else sessions()) as s, s.begin():
             return fn(s)
     return retrying(once, url_of(sessions), doing, wait_s)

@@ -18,6 +18,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import random
 import sys
 import threading
 import time
@@ -127,17 +128,21 @@ def challenger_main(spec: ChallengerSpec, jobs, results) -> None:
 
 
 class Picker:
-    """Every part whose running count crosses a multiple of 1/share: ``share`` of the parts, evenly spread."""
+    """Each part is taken with probability ``share``, independently: ``share`` of the parts on average, never a
+    fixed period, so that on a periodic line (a multi-cavity mould, an index table) the challenger sees every
+    position and not always the same one. ``rng``: a seeded ``random.Random`` for tests."""
 
-    def __init__(self, share: float) -> None:
+    def __init__(self, share: float, rng: random.Random | None = None) -> None:
         if not 0 < share <= 1:
             raise ValueError(f"expected a share in (0, 1], got {share!r}")
-        self.share, self.n = share, 0
+        self.share, self.n, self.taken = share, 0, 0
+        self.rng = rng or random.SystemRandom()
 
     def take(self) -> bool:
-        before = int(self.n * self.share)
         self.n += 1
-        return int(self.n * self.share) > before
+        took = self.share >= 1 or self.rng.random() < self.share
+        self.taken += took
+        return took
 
 
 class Shadow:

@@ -112,3 +112,53 @@ def test_neu_det_as_it_is():
     assert ds.layout == "voc" and len(ds.classes) == 6
     assert len(ds.split("train")) == 1440 and len(ds.split("val")) == 360
     assert sum(len(im.boxes) for im in ds.split("all")) == 4189
+
+
+# ---- issue 26: the layouts report the same problems; data check's exit says whether training would refuse ----
+
+def test_a_voc_class_name_typo_is_named_not_added(tmp_path):
+    objects = [("scratch", (10, 10, 50, 60)), ("scratch", (60, 60, 90, 90)), ("scratchh", (100, 100, 150, 150)),
+               ("dent", (0, 0, 200, 20))]
+    with pytest.raises(DatasetError, match="unknown class 'scratchh' \\(a typo of 'scratch'\\?\\)"):
+        load_dataset(_voc(tmp_path, objects))
+    problems: dict = {}
+    ds = load_dataset(tmp_path, problems)
+    assert ds.classes == ("dent", "scratch")
+    assert list(problems) == ["unknown class 'scratchh' (a typo of 'scratch'?)"]
+
+
+def _data_yaml(tmp_path):
+    write_dataset(tmp_path / "set", 6, seed=1)
+    (tmp_path / "set" / "data.yaml").write_text("path: .\ntrain: images\nval: images\nnames:\n"
+                                                + "".join(f"  {i}: {c}\n" for i, c in enumerate(CLASSES)))
+    return tmp_path / "set" / "data.yaml"
+
+
+@pytest.mark.parametrize("layout", ["yolo", "data.yaml"])
+def test_an_image_without_a_label_file_is_reported_in_every_layout(tmp_path, layout):
+    path = _data_yaml(tmp_path)
+    (tmp_path / "set" / "labels" / "part_1_00000.txt").unlink()
+    with pytest.raises(DatasetError, match="image without label file: . \\(part_1_00000.jpg"):
+        load_dataset(path if layout == "data.yaml" else path.parent)
+
+
+@pytest.mark.parametrize("damage, code", [
+    (None, 0),
+    (lambda r: (r / "labels" / "part_1_00002.txt").open("a").write("7 0.5 0.5 0.2 0.2\n"), 1),
+    (lambda r: (r / "labels" / "part_1_00000.txt").unlink(), 1),
+])
+def test_data_check_exits_1_exactly_when_training_would_refuse_the_set(tmp_path, damage, code, capsys):
+    from inspector.cli import main
+
+    path = _data_yaml(tmp_path)
+    if damage:
+        damage(path.parent)
+    try:
+        load_dataset(path)
+        refused = False
+    except DatasetError:
+        refused = True
+    assert refused == (code == 1)  # what training (which loads the set this way) would do
+    assert main(["data", "check", str(path)]) == code
+    out = capsys.readouterr().out
+    assert ("training would refuse this data set" in out) == (code == 1)

@@ -287,7 +287,7 @@ def planted(synth_data, tmp_path) -> Path:
 def test_data_check_finds_planted_duplicates_and_bad_files(planted, tmp_path):
     png = tmp_path / "check.png"
     r = cli("data", "check", planted, "--json", "--png", png, timeout=120)
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.returncode == 1, r.stderr[-2000:]  # training refuses it (next test): the exit says so
     j = json.loads(r.stdout.strip().splitlines()[-1])
     d = j["duplicates"]
     assert [sorted(g["splits"]) for g in d["exact"]] == [["train", "val"]] and d["exact_across_splits"] == 1

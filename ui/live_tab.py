@@ -47,8 +47,7 @@ class LiveTab(QWidget):
         self.error = ErrorBanner()
         self.banner = VerdictBanner(hold_s=fail_hold_s)
         self.canvas = FrameCanvas()
-        self._held_back: LiveResult | None = None  # the newest part, drawn once a held FAIL's time is over
-        self.banner.released.connect(self._show_held_back)
+        self.banner.shown.connect(self._show_part)  # the picture follows the banner (a held FAIL keeps its own)
         self.counters = CountersPanel()
         self.health = HealthPanel()
         self.io = IoPanel()
@@ -138,23 +137,23 @@ class LiveTab(QWidget):
         if self.last is None or last.model_sha256 != self.last.model_sha256:
             self.health.show_model(last.model_sha256)
         self.last = last
-        if self.banner.holding and last.verdict != Verdict.FAIL:
-            self._held_back = last  # the failed part's picture stays under its FAIL banner
-        else:
-            self._held_back = None
-            self.canvas.show_result(last)
         state = self.controller.state
         if state == "paused":  # parts already read are still judged: they show as the last part
+            self.canvas.show_result(last)
             self.banner.show_idle("PAUSED", self._idle_line("Space to resume"))
         elif state == "stopping":
+            self.canvas.show_result(last)
             self.banner.show_idle("STOPPING", self._idle_line("writing the last parts"))
         else:
-            self.banner.show_verdict(last.verdict, last.reasons)
+            # every FAIL of the batch goes up for its own hold (the bridge sends a batch's FAILs, then its newest
+            # part), in order; the banner shows the newest part once no FAIL is held
+            for r in results:
+                if r.verdict == Verdict.FAIL or r is last:
+                    self.banner.show_verdict(r.verdict, r.reasons, r)
 
-    def _show_held_back(self) -> None:
-        held, self._held_back = self._held_back, None
-        if held is not None:
-            self.canvas.show_result(held)
+    def _show_part(self, result: object) -> None:
+        if isinstance(result, LiveResult):
+            self.canvas.show_result(result)
 
     def last_part_text(self) -> str:
         """'last part: run 3 part 12 ✖ FAIL', or '' before the first part."""
@@ -215,6 +214,6 @@ class LiveTab(QWidget):
         elif state == "paused":
             self.banner.show_idle("PAUSED", self._idle_line("Space to resume"))
         elif state == "running" and self.last is not None:  # resumed
-            self.banner.show_verdict(self.last.verdict, self.last.reasons)
+            self.banner.show_verdict(self.last.verdict, self.last.reasons, self.last)
         elif state == "stopping":
             self.banner.show_idle("STOPPING", self._idle_line("writing the last parts"))

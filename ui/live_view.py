@@ -7,6 +7,7 @@ Drawing stays cheap: a new frame is scaled once into a cached pixmap; repaints a
 from __future__ import annotations
 
 import time
+from collections import deque
 
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QImage, QPainter, QPen, QPixmap, QTransform
@@ -18,6 +19,7 @@ from ui.bridge import LiveResult
 from ui.elided import ElidedLabel
 
 MAX_FPS = 30
+MAX_QUEUED = 50  # FAILs waiting for the banner; more are counted and named on the next one shown
 
 
 class FrameCanvas(QWidget):
@@ -150,11 +152,14 @@ class VerdictBanner(QFrame):
     """The verdict in letters readable from across the line: its shape (check mark, cross, diamond, dash), its
     word, its colour and, for FAIL and REVIEW, a fill pattern, so no verdict is told by colour alone. When
     the line is not inspecting, the banner names its state (STOPPED, PAUSED, STARTING, NOT READY) and the
-    last verdict only as "last part". A FAIL stays up at least ``hold_s`` even when the next parts come
-    faster than a person reads; the parts that came meanwhile show once the hold ends (the newest one), and
-    ``released`` is emitted then (the live tab holds the failed part's picture as long)."""
+    last verdict only as "last part". Every FAIL stays up at least ``hold_s``, even when parts come faster
+    than a person reads and several FAILs arrive in one batch: FAILs that arrive during a hold wait in a queue
+    and each gets its own hold; the newest other part shows once the queue is empty. ``shown(payload)`` is
+    emitted whenever a verdict goes up, with the payload given for it (the live tab draws that part's picture),
+    and ``released`` when the last hold ends."""
 
     released = Signal()
+    shown = Signal(object)
 
     def __init__(self, parent: QWidget | None = None, hold_s: float = 0.0) -> None:
         super().__init__(parent)
@@ -163,7 +168,9 @@ class VerdictBanner(QFrame):
         self.state = "READY"
         self.hold_s = hold_s
         self._held_until = 0.0
-        self._pending: tuple[Verdict, tuple[str, ...] | str] | None = None
+        self._fails: deque[tuple[tuple[str, ...] | str, object]] = deque()  # FAILs waiting for their hold
+        self.skipped = 0  # FAILs beyond MAX_QUEUED, named on the next FAIL shown
+        self._pending: tuple[Verdict, tuple[str, ...] | str, object] | None = None
         self._hold = QTimer(self)
         self._hold.setSingleShot(True)
         self._hold.timeout.connect(self._release)
@@ -198,15 +205,27 @@ class VerdictBanner(QFrame):
         r.setPixelSize(max(13, min(40, pixels // 3)))
         self.reasons.setFont(r)
 
-    def show_verdict(self, verdict: Verdict | None, reasons: tuple[str, ...] | str) -> None:
-        now = time.monotonic()
-        if verdict not in (None, Verdict.FAIL) and self.verdict == Verdict.FAIL and now < self._held_until:
-            self._pending = (verdict, reasons)  # the FAIL stays readable; the newest part shows after
-            if not self._hold.isActive():
-                self._hold.start(max(1, int((self._held_until - now) * 1000)))
+    def show_verdict(self, verdict: Verdict | None, reasons: tuple[str, ...] | str, payload: object = None) -> None:
+        """Show a part's verdict now, or, while a FAIL is held, queue it: a FAIL for its own hold, any other
+        verdict as the newest part to show once no FAIL waits."""
+        if self.holding:
+            if verdict == Verdict.FAIL:
+                if len(self._fails) < MAX_QUEUED:
+                    self._fails.append((reasons, payload))
+                else:
+                    self.skipped += 1
+            elif verdict is not None:
+                self._pending = (verdict, reasons, payload)
             return
         self._pending = None
+        self._show(verdict, reasons, payload)
+
+    def _show(self, verdict: Verdict | None, reasons: tuple[str, ...] | str, payload: object) -> None:
+        now = time.monotonic()
         text = reasons if isinstance(reasons, str) else " · ".join(reasons)
+        if verdict == Verdict.FAIL and self.skipped:
+            text = f"{text} · {self.skipped} more failed part(s) in the strip below"
+            self.skipped = 0
         self.state = "INSPECTING"
         if verdict != self.verdict:
             self._paint(verdict)
@@ -217,23 +236,39 @@ class VerdictBanner(QFrame):
             self.title.setText(theme.VERDICT_TEXT[verdict])
             if verdict == Verdict.FAIL and self.hold_s > 0:
                 self._held_until = now + self.hold_s
+                self._hold.start(max(1, int(self.hold_s * 1000)))
         self.reasons.setText(text)
+        self.shown.emit(payload)
 
     @property
     def holding(self) -> bool:
         """A FAIL is being held on screen (newer parts wait until its hold time is over)."""
-        return self.verdict == Verdict.FAIL and time.monotonic() < self._held_until
+        return self.verdict == Verdict.FAIL and self.state == "INSPECTING" and time.monotonic() < self._held_until
+
+    @property
+    def waiting(self) -> int:
+        """FAILs queued behind the one shown."""
+        return len(self._fails)
 
     def _release(self) -> None:
-        pending, self._pending = self._pending, None
         self._held_until = 0.0
-        if pending is not None and self.state == "INSPECTING":
-            self.show_verdict(*pending)
+        if self.state != "INSPECTING":
+            return
+        if self._fails:
+            reasons, payload = self._fails.popleft()
+            self._show(Verdict.FAIL, reasons, payload)
+            return
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._show(*pending)
         self.released.emit()
 
     def show_idle(self, title: str, line: str) -> None:
-        """The line's state instead of a verdict: STARTING, STOPPED, PAUSED, NOT READY, STOPPING."""
+        """The line's state instead of a verdict: STARTING, STOPPED, PAUSED, NOT READY, STOPPING (queued FAILs
+        are dropped from the banner; the failure strip keeps them)."""
         self._pending = None
+        self._fails.clear()
+        self.skipped = 0
         self._hold.stop()
         held, self._held_until = self._held_until, 0.0
         if held:

@@ -42,13 +42,15 @@ def settings_guard(sessions: Callable[[], Any], actor: Callable[[], Actor | None
 
     def guard(old: Config, new: Config) -> None:
         from db import AuditRepo, TrustRepo, authorize
+        from db.writes import write
 
         changed = changes(old, new)
         if not changed:
             return
         who = actor()
         who = None if who == STATION_OPERATOR else who
-        with sessions().begin() as s:
+
+        def record(s: Any) -> Actor:
             acted = who
             for action in sorted({PROTECTED[k.split(".")[0]] for k in changed}):
                 acted = authorize(s, who, action)
@@ -57,6 +59,8 @@ def settings_guard(sessions: Callable[[], Any], actor: Callable[[], Actor | None
                 TrustRepo.add(s, acted, "recipe", recipe_sha256(new.recipe.model_dump(mode="json")), new.recipe.name,
                               {"from": "settings"})
             AuditRepo.append(s, actor=acted.name, action="settings.change", target="settings", detail=changed)
+            return acted
+        acted = write(sessions(), record, "Saving the settings")
         log.info("settings changed by %s: %s", acted.name, ", ".join(changed))
 
     return guard
@@ -71,15 +75,19 @@ def product_guard(sessions: Callable[[], Any]
 
     def guard(name: str, old: RecipeConfig, new: RecipeConfig, actor: Actor | None, save: Callable[[], None]) -> str:
         from db import AuditRepo, TrustRepo, authorize
+        from db.writes import write
 
         who = None if actor == STATION_OPERATOR else actor
-        with sessions().begin() as s:
+
+        def record(s: Any) -> Actor:
             acted = authorize(s, who, "recipe")
             TrustRepo.add(s, acted, "recipe", recipe_sha256(new.model_dump(mode="json")), new.name,
                           {"from": "product editor", "product": name})
             AuditRepo.append(s, actor=acted.name, action="product.edit", target=f"product:{name}",
                              detail=diff("recipe", old.model_dump(mode="json"), new.model_dump(mode="json")))
             save()  # last, inside the transaction: when it raises, nothing above is committed
+            return acted
+        acted = write(sessions(), record, f"Saving the product {name}")
         log.info("product %s changed by %s", name, acted.name)
         return acted.name
 

@@ -30,8 +30,9 @@ class ReviewRepo:
 
         ``action``: "confirm" (keeps the verdict), "override" (needs ``new_verdict`` and a reason),
         "false_detection" / "missed_defect" (``detail`` names the detection id or the drawn box
-        ``{label, x1, y1, x2, y2}``; ``new_verdict`` optional). ``old_verdict`` is the final verdict
-        before this review. ValueError for a rule broken, LookupError for an unknown inspection.
+        ``{label, x1, y1, x2, y2}``; ``new_verdict`` optional: a false detection keeps the verdict, a missed
+        defect makes the part FAIL, so that a box drawn on a PASS part is an escape). ``old_verdict`` is the
+        final verdict before this review. ValueError for a rule broken, LookupError for an unknown inspection.
         """
         if action not in REVIEW_ACTIONS:
             raise ValueError(f"expected a review action among {list(REVIEW_ACTIONS)}, got {action!r}")
@@ -50,7 +51,9 @@ class ReviewRepo:
         if created is None:
             raise LookupError(f"no inspection with id {inspection_id}")
         old = ReviewRepo.final_verdict(session, inspection_id)
-        new = old if new_verdict is None else verdict(new_verdict)
+        # a defect QC drew is a defect: the part fails (on a machine-PASS part: an escape), unless told otherwise
+        default = Verdict.FAIL if action == "missed_defect" else old
+        new = default if new_verdict is None else verdict(new_verdict)
         if action == "confirm" and new != old:
             raise ValueError(f"expected a confirm to keep the verdict {old.value}, got {new.value}: use an override")
         if action == "confirm" and old == Verdict.REVIEW:

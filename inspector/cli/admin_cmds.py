@@ -17,7 +17,7 @@ from inspector.core.errors import ConfigError
 
 
 def _user_add(a: argparse.Namespace) -> int:
-    from db.accounts import create_user, has_users
+    from db.accounts import add_user, has_users
 
     engine, sessions = open_sessions(a)
     try:
@@ -26,10 +26,7 @@ def _user_add(a: argparse.Namespace) -> int:
         actor = None if first else signed_in(a, sessions, "users")
         password = ask_secret(f"new password for {a.name}: ", "INSPECTOR_NEW_PASSWORD")
         try:
-            from db.writes import write
-
-            u, code = write(sessions, lambda s: create_user(s, actor, a.name, a.role, password),
-                            f"Adding the user {a.name}")
+            u, code = add_user(sessions, actor, a.name, a.role, password, f"Adding the user {a.name}")
         except ValueError as e:
             raise ConfigError(str(e)) from None
         print(f"user {u.name} added with role {u.role}")
@@ -60,13 +57,13 @@ def _user_list(a: argparse.Namespace) -> int:
 
 def _user_role(a: argparse.Namespace) -> int:
     from db import UserRepo
+    from db.writes import write
 
     engine, sessions = open_sessions(a)
     try:
         actor = signed_in(a, sessions, "users")
         try:
-            with sessions.begin() as s:
-                u = UserRepo.set_role(s, actor, a.name, a.role)
+            u = write(sessions, lambda s: UserRepo.set_role(s, actor, a.name, a.role), f"Changing {a.name}'s role")
         except (ValueError, LookupError) as e:
             raise ConfigError(str(e)) from None
         print(f"user {u.name} is now {u.role}")
@@ -95,6 +92,7 @@ def _user_recover(a: argparse.Namespace) -> int:
 
 def _model_add(a: argparse.Namespace) -> int:
     from db import TrustRepo
+    from db.writes import write
     from inspector.detection.registry import sha256_file
 
     path = Path(a.file)
@@ -104,8 +102,8 @@ def _model_add(a: argparse.Namespace) -> int:
     try:
         actor = signed_in(a, sessions, "model")
         h = sha256_file(path)
-        with sessions.begin() as s:
-            new = TrustRepo.add(s, actor, "model", h, path.name, {"file": str(path.resolve())})
+        new = write(sessions, lambda s: TrustRepo.add(s, actor, "model", h, path.name, {"file": str(path.resolve())}),
+                    "Trusting the model")
         print(f"{'trusted' if new else 'already trusted:'} {path} (sha256 {h}) on this station's database")
         return 0
     finally:
@@ -114,6 +112,7 @@ def _model_add(a: argparse.Namespace) -> int:
 
 def _recipe_add(a: argparse.Namespace) -> int:
     from db import TrustRepo
+    from db.writes import write
     from inspector.core.config import load_recipe
     from inspector.detection.registry import recipe_sha256
 
@@ -122,9 +121,10 @@ def _recipe_add(a: argparse.Namespace) -> int:
     engine, sessions = open_sessions(a)
     try:
         actor = signed_in(a, sessions, "recipe")
-        with sessions.begin() as s:
-            new = TrustRepo.add(s, actor, "recipe", h, recipe.name,
-                                {"file": str(Path(a.file).resolve()), "values": recipe.model_dump(mode="json")})
+        new = write(sessions, lambda s: TrustRepo.add(s, actor, "recipe", h, recipe.name,
+                                                      {"file": str(Path(a.file).resolve()),
+                                                       "values": recipe.model_dump(mode="json")}),
+                    "Registering the recipe")
         print(f"{'registered' if new else 'already registered:'} recipe {recipe.name!r} (sha256 {h}) on this "
               "station's database")
         return 0

@@ -21,13 +21,14 @@ def _check(a: argparse.Namespace) -> int:
         print(f"wrote {a.png}")
     if a.json:
         print(json.dumps(report))
-    return 0
+    return 1 if report["training_refuses"] else 0  # 1: 'inspector train' would refuse it
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     d = sub.add_parser("data", help="data-set tools")
     dsub = d.add_subparsers(dest="data_command", metavar="ACTION", required=True)
-    c = dsub.add_parser("check", help="images and boxes per class, box sizes, duplicates, bad files, imbalance")
+    c = dsub.add_parser("check", help="images and boxes per class, box sizes, duplicates, bad files, imbalance; "
+                        "exits 1 when training would refuse the data set")
     c.add_argument("dataset", help="data.yaml, Pascal VOC folder or YOLO folder")
     c.add_argument("--json", action="store_true", help="also print the report as one JSON line")
     c.add_argument("--png", default=None, metavar="FILE", help="draw the report into this PNG")

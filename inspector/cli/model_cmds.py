@@ -96,10 +96,13 @@ def _train_with(a: argparse.Namespace, progress, say, stream) -> int:
             if stream is not None:
                 stream.done(card, Path(a.out), _reached(card), trusted_by="")
             return 0
-        with sessions.begin() as s:
+        from db.writes import write
+
+        def trust(s) -> None:  # noqa: ANN001
             for f in card.files:
                 TrustRepo.add(s, actor, "model", f.sha256, f.name, {"file": str((Path(a.out) / f.name).resolve()),
                                                                      "trained_by": "inspector train"}, "train")
+        write(sessions, trust, "Trusting the trained model")
         print(f"model written to {a.out}: {files} (trusted on this station by {actor.name})")
         if stream is not None:
             stream.done(card, Path(a.out), _reached(card), trusted_by=actor.name)

@@ -160,7 +160,18 @@ def check_dataset(path: Path | str, imgsz: int = DEFAULT_IMGSZ,
         "imbalance": _imbalance(per_class, ds),
     }
     report["advice"] = _advice(report)
+    report["training_refuses"] = refusals(report)
     return report
+
+
+def refusals(r: dict) -> list[str]:
+    """Why ``inspector train`` would refuse this data set (empty: it would train on it)."""
+    out = []
+    if r["problems"]:
+        out.append(f"{sum(len(v) for v in r['problems'].values())} file problem(s)")
+    if not r["images"].get("train"):
+        out.append("the training split is empty")
+    return out
 
 
 def _count_labels(ds: Dataset, split: str, im: LabelledImage, per_class: dict, empty: Counter, sizes: list[int],
@@ -264,6 +275,9 @@ def format_text(r: dict) -> str:
     if im["ratio"] is not None:
         lines.append(f"class balance (train boxes): {im['commonest']} / {im['rarest']} = {im['ratio']:.1f}")
     lines += ["", "advice:"] + [f"  - {a}" for a in r["advice"]]
+    refused = r.get("training_refuses") or []
+    lines += ["", "training would refuse this data set: " + "; ".join(refused) + "." if refused
+              else "training would accept this data set."]
     return "\n".join(lines)
 
 

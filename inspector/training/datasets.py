@@ -8,6 +8,7 @@ Conversion happens in a cache folder; the user's data is only read.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import logging
 import math
@@ -15,7 +16,7 @@ import os
 import shutil
 import xml.etree.ElementTree as ET
 import zlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 VAL_PERCENT = 15  # an unsplit folder keeps this share of images aside for validation while training
+TYPO_SIMILARITY = 0.85  # a VOC class name this close to a commoner one (difflib's ratio) is taken for a typo
 
 
 @dataclass(frozen=True)
@@ -182,14 +184,16 @@ def _load_voc(root: Path, sink: dict[str, list[str]] | None = None) -> Dataset:
             problems.add("malformed annotation", xml.name)
             continue
         parsed[img.stem] = (img, w, h, objs)
-    names = fixed_classes or sorted({o[0] for _, _, _, objs in parsed.values() for o in objs})
+    names = fixed_classes or _voc_classes([o[0] for _, _, _, objs in parsed.values() for o in objs], problems)
     index = {n: i for i, n in enumerate(names)}
     images: dict[str, LabelledImage] = {}
     for stem, (img, w, h, objs) in parsed.items():
         boxes = []
         for name, x1, y1, x2, y2 in objs:
             if name not in index:
-                problems.add(f"unknown class {name!r}", f"{stem}.xml")
+                near = difflib.get_close_matches(name, names, 1, TYPO_SIMILARITY)
+                hint = f" (a typo of {near[0]!r}?)" if near else ""
+                problems.add(f"unknown class {name!r}{hint}", f"{stem}.xml")
             elif not (0 <= x1 < x2 <= w + 1 and 0 <= y1 < y2 <= h + 1):
                 problems.add("box outside the image", f"{stem}.xml")
             else:
@@ -201,6 +205,19 @@ def _load_voc(root: Path, sink: dict[str, list[str]] | None = None) -> Dataset:
         problems.add("no images", str(root / "images"))
     problems.raise_if_any(root, "fix or remove the files named, then run the command again.")
     return Dataset(root, "voc", tuple(names), splits, split_files is not None)
+
+
+def _voc_classes(found: list[str], problems: _Problems) -> list[str]:
+    """The classes of a VOC folder without classes.txt: every name found, except one that is rarer than, and
+    nearly spelled as, another (``scratchh`` beside ``scratch``): that is a typo, reported, not a new class."""
+    counts = Counter(found)
+    names = []
+    for name in sorted(counts):
+        near = [o for o in difflib.get_close_matches(name, list(counts), 3, TYPO_SIMILARITY)
+                if o != name and counts[o] > counts[name]]
+        if not near:
+            names.append(name)
+    return names
 
 
 def _parse_yolo_labels(label: Path, w: int, h: int, ncls: int,
@@ -291,11 +308,14 @@ def _load_data_yaml(path: Path, sink: dict[str, list[str]] | None = None) -> Dat
         out = []
         for img in imgs:
             label = Path(str(img).replace(f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}")).with_suffix(".txt")
+            if not label.exists():  # as in a YOLO folder: a part with no defect has an empty label file
+                problems.add("image without label file", img.name)
+                continue
             wh = _image_size(img)
             if wh is None:
                 problems.add("unreadable image", img.name)
                 continue
-            boxes = _parse_yolo_labels(label, *wh, len(classes), problems) if label.exists() else ()
+            boxes = _parse_yolo_labels(label, *wh, len(classes), problems)
             if boxes is not None:
                 out.append(LabelledImage(img, wh[0], wh[1], boxes))
         splits[split] = tuple(out)

@@ -78,7 +78,6 @@ def test_the_csv_carries_who_decided_what_why_and_when_and_the_boxes_as_reviewed
     scratch, dent = detection_ids(sessions, parts["review"])
     add(sessions, parts["review"], "false_detection", detail={"detection_id": dent})
     add(sessions, parts["review"], "missed_defect", detail={"label": "hole", "x1": 5, "y1": 6, "x2": 9, "y2": 10})
-    add(sessions, parts["review"], "override", "FAIL", "scratch is real")
     out = tmp_path / "r.csv"
     with sessions() as s:
         write_csv(out, iter_export_rows(s))
@@ -86,7 +85,7 @@ def test_the_csv_carries_who_decided_what_why_and_when_and_the_boxes_as_reviewed
         rows = {int(r["inspection_id"]): r for r in csv.DictReader(f)}
     assert set(COLUMNS) >= {"reviewer", "decision", "review_reason", "review_time"}
     r = rows[parts["review"]]
-    assert (r["reviewer"], r["decision"], r["review_reason"]) == ("qc-anna", "override FAIL", "scratch is real")
+    assert (r["reviewer"], r["decision"]) == ("qc-anna", "missed_defect FAIL")  # a drawn defect fails the part
     assert r["review_time"].startswith("20") and r["final_verdict"] == "FAIL"
     assert rows[parts["fail"]]["reviewer"] == "" and rows[parts["fail"]]["decision"] == ""
     with open(detections_path(out), encoding="utf-8-sig", newline="") as f:
@@ -165,3 +164,47 @@ def test_an_undone_false_mark_gives_the_box_back_everywhere(sessions, parts, tmp
     with open(detections_path(out), encoding="utf-8-sig", newline="") as f:
         marks = [d["qc"] for d in csv.DictReader(f) if int(d["inspection_id"]) == iid]
     assert marks == [""]  # the box as the model found it: no false mark stands
+
+
+def test_a_box_drawn_on_a_pass_part_is_an_escape_in_the_export_the_report_and_the_pareto(sessions, run_id, mk,
+                                                                                          tmp_path):
+    """Issue 26: a missed defect drawn on a machine-PASS part makes it FAIL (an escape): labelled in the training
+    export, counted in the report's Escapes; the Pareto counts drawn boxes and leaves out boxes marked false."""
+    from db.export import iter_training_parts, training_classes
+    from db.reporting import report_data
+
+    cv2.imwrite(str(tmp_path / "p.png"), np.full((48, 64, 3), 120, np.uint8))
+    with sessions() as s, s.begin():
+        staff(s)
+        ok = InspectionRepo.add(s, run_id, mk.inspection(1, Verdict.PASS), "p.png")
+        bad = InspectionRepo.add(s, run_id, mk.inspection(2, Verdict.FAIL, ("scratch", "scratch")), "p.png")
+    drawn = add(sessions, ok, "missed_defect", detail={"label": "dent", "x1": 10, "y1": 12, "x2": 40, "y2": 44})
+    assert (drawn.old_verdict, drawn.new_verdict) == (Verdict.PASS, Verdict.FAIL)
+    add(sessions, bad, "false_detection", detail={"detection_id": detection_ids(sessions, bad)[0]})
+    with sessions() as s:
+        parts_ = list(iter_training_parts(s))
+        classes = training_classes(s)
+        data = report_data(s)
+    out = tmp_path / "ds"
+    summary = write_yolo_dataset(out, parts_, classes, tmp_path)
+    label = (out / "labels" / f"insp{ok:08d}.txt").read_text().split()
+    assert label and classes[int(label[0])] == "dent"  # not an empty label file: not a clean negative
+    assert abs(float(label[1]) - 25 / 64) < 1e-3
+    assert summary.boxes == 2 and summary.empty_labels == 0
+    assert data.escapes == 1
+    assert {p.label: p.count for p in data.pareto} == {"dent": 1, "scratch": 1}  # drawn in, false out
+
+
+def test_an_undone_drawn_box_leaves_the_part_pass_and_the_pareto_empty(sessions, run_id, mk):
+    from db.reporting import report_data
+
+    with sessions() as s, s.begin():
+        staff(s)
+        ok = InspectionRepo.add(s, run_id, mk.inspection(1, Verdict.PASS), None)
+    add(sessions, ok, "missed_defect", detail={"label": "dent", "x1": 10, "y1": 12, "x2": 40, "y2": 44})
+    with sessions() as s, s.begin():
+        ReviewRepo.undo_last(s, ok, QC("qc-anna"))
+    with sessions() as s:
+        assert ReviewRepo.final_verdict(s, ok) is Verdict.PASS
+        data = report_data(s)
+    assert data.escapes == 0 and data.pareto == ()

@@ -49,11 +49,19 @@ def test_review_figures_match_sql(qc_db, data):
 
 
 def test_pareto_counts_boxes_on_fail_and_review_parts(qc_db, data):
+    """The model's boxes not marked false, and the boxes QC drew (issue 26), on parts finally FAIL or REVIEW."""
+    final = ("coalesce((SELECT r.new_verdict FROM reviews r WHERE r.inspection_id = i.id ORDER BY r.id DESC LIMIT 1),"
+             " i.verdict) IN ('FAIL', 'REVIEW')")
     rows = qc_db.sql(
-        "SELECT d.label, count(*) FROM detections d JOIN inspections i ON i.id = d.inspection_id WHERE "
-        "coalesce((SELECT r.new_verdict FROM reviews r WHERE r.inspection_id = i.id ORDER BY r.id DESC LIMIT 1),"
-        " i.verdict) IN ('FAIL', 'REVIEW') GROUP BY d.label")
+        "SELECT label, count(*) FROM ("
+        "SELECT d.label AS label FROM detections d JOIN inspections i ON i.id = d.inspection_id WHERE " + final +
+        " AND NOT EXISTS (SELECT 1 FROM reviews f WHERE f.action = 'false_detection' AND f.inspection_id = i.id "
+        "AND json_extract(f.detail, '$.detection_id') = d.id) "
+        "UNION ALL SELECT json_extract(m.detail, '$.label') FROM reviews m JOIN inspections i ON i.id = m.inspection_id"
+        " WHERE m.action = 'missed_defect' AND " + final + ") GROUP BY label")
     assert {p.label: p.count for p in data.pareto} == dict(rows)
+    [(drawn,)] = qc_db.sql("SELECT count(*) FROM reviews WHERE action = 'missed_defect'")
+    assert drawn == 1
     counts = [p.count for p in data.pareto]
     assert counts == sorted(counts, reverse=True)
     assert data.pareto[-1].cumulative_pct == pytest.approx(100.0)

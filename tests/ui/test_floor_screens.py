@@ -193,7 +193,43 @@ def test_a_fail_stays_up_for_its_hold_time_then_the_newest_part_shows(window, qt
     assert banner.reasons.text() == "newest" and window.live.canvas.result.record_id == 3
     emit((live_result(4, make_inspection(4, Verdict.FAIL, reasons=("a",))),))
     emit((live_result(5, make_inspection(5, Verdict.FAIL, reasons=("b",))),))
-    assert banner.reasons.text() == "b"  # a newer FAIL is never held back
+    assert banner.reasons.text() == "a"  # a newer FAIL waits for the first one's hold (issue 26)
+    qtbot.waitUntil(lambda: banner.reasons.text() == "b", timeout=3000)
+    assert window.live.canvas.result.record_id == 5
+
+
+def test_every_fail_of_a_batch_is_held_in_turn_then_the_newest_part_shows(window, qtbot):
+    """Parts come faster than the screen refreshes, so results arrive in batches (the bridge sends a batch's
+    FAILs, then its newest part): each FAIL is on the banner, with its picture, for its own hold time."""
+    from ui.bridge import RunnerBridge
+
+    hold = 0.3
+    window.live.banner.hold_s = hold
+    running(window)
+    bridge = RunnerBridge()
+    bridge.results.connect(window.controller.results.emit)
+    banner, canvas = window.live.banner, window.live.canvas
+    seen: list[tuple[str, str, int, float]] = []
+    banner.shown.connect(lambda r: seen.append((banner.title.text(), banner.reasons.text(), r.record_id,
+                                                time.monotonic())))
+    # one FAIL among 40 parts of one batch, then two batches with FAILs at 101 and 201 among PASSes
+    batch = [(i, make_inspection(i, Verdict.FAIL if i == 17 else Verdict.PASS, reasons=(f"part {i}",)))
+             for i in range(1, 41)]
+    bridge.on_committed(batch)
+    assert (banner.title.text(), canvas.result.record_id) == ("FAIL", 17)
+    bridge.on_committed([(i, make_inspection(i, Verdict.FAIL if i in (101, 103) else Verdict.PASS,
+                                             reasons=(f"part {i}",))) for i in range(41, 121)])
+    bridge.on_committed([(i, make_inspection(i, Verdict.FAIL if i == 201 else Verdict.PASS,
+                                             reasons=(f"part {i}",))) for i in range(121, 260)])
+    assert banner.title.text() == "FAIL" and banner.waiting == 3
+    qtbot.waitUntil(lambda: banner.title.text() == "PASS", timeout=5000)
+    assert [(t, r, rid) for t, r, rid, _ in seen] == [
+        ("FAIL", "part 17", 17), ("FAIL", "part 101", 101), ("FAIL", "part 103", 103), ("FAIL", "part 201", 201),
+        ("PASS", "part 259", 259)]
+    times = [t for *_, t in seen]
+    assert all(b - a >= hold * 0.9 for a, b in zip(times[:-1], times[1:], strict=True)), times  # each held its time
+    assert canvas.result.record_id == 259
+    assert sorted(r.record_id for r in window.live.strip.results()) == [17, 101, 103, 201]
 
 
 def test_each_verdict_has_its_own_shape_and_the_banner_its_pattern(window):

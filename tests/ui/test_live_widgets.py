@@ -56,7 +56,7 @@ def test_failure_thumbnail_opens_the_part_with_boxes_and_reasons(window, qtbot):
     window.controller.started.emit(info())
     fail = make_inspection(7, Verdict.FAIL, [(1, "dent", 0.8, (100, 50, 160, 120))], ("dent 0.80 at or above 0.50",))
     window.controller.results.emit((live_result(21, fail, True), live_result(22, make_inspection(8, Verdict.PASS))))
-    assert window.live.banner.title.text() == "PASS"  # the newest part
+    assert window.live.banner.title.text() == "FAIL"  # held for its time before the newest part (issue 26)
     strip = window.live.strip
     assert [r.record_id for r in strip.results()] == [21]
     qtbot.mouseClick(strip.button(0), Qt.MouseButton.LeftButton)

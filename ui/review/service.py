@@ -27,7 +27,7 @@ from db import (
     open_database,
     session_factory,
 )
-from db.accounts import create_user, has_users, sign_in
+from db.accounts import add_user, has_users, sign_in
 from db.writes import write
 from inspector.core.auth import Actor, Role
 from inspector.core.clock import station_time
@@ -157,9 +157,8 @@ class Accounts:
     def create_first_admin(self, name: str, password: str) -> Actor:
         """Create the first user (an admin, as the rules require) and sign them in; ``recovery_code`` then holds
         their one-time recovery code, to be shown once."""
-        _, self.recovery_code = write(self.db.sessions(), lambda s: create_user(s, None, name.strip(), Role.ADMIN,
-                                                                                 password),
-                                      "Creating the first administrator")
+        _, self.recovery_code = add_user(self.db.sessions(), None, name.strip(), Role.ADMIN, password,
+                                         "Creating the first administrator")
         return self.sign_in(name, password)
 
 
