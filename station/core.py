@@ -63,12 +63,20 @@ class StationSpec:
     work_order: str = ""
 
 
-def open_db(url: str):
-    """Open (and migrate) the database; returns (engine, session factory). ``reconcile`` cleans up after a crash."""
+def open_db(url: str, station: str | None = None):
+    """Open (and migrate) the database; returns (engine, session factory), signing as this data folder's station
+    when its key is registered there (issue 30; ``station``: the name it must be registered as). ``reconcile``
+    cleans up after a crash."""
     from db import open_database, session_factory
+    from db.plant import attach_signer
 
     engine = open_database(url)
     sessions = session_factory(engine)
+    try:
+        attach_signer(sessions, station=station)
+    except Exception:
+        engine.dispose()
+        raise
     return engine, sessions
 
 
@@ -135,6 +143,32 @@ class RetainingWriter:
         return ids
 
 
+SERVER_WAIT_S = 300.0
+
+
+def open_station(spec: StationSpec, wait_s: float = SERVER_WAIT_S, **kwargs) -> Station:
+    """``Station(spec, **kwargs)``; while a database server cannot be reached at start-up (a plant's server
+    restarting), tried again with back-off for up to ``wait_s`` seconds: a run is numbered by the server, so its
+    first part waits for it; once running, a station keeps judging into its outbox while the server is away."""
+    import time
+
+    from db.failures import mask_url
+    from db.outbox import unreachable
+
+    deadline = time.monotonic() + wait_s
+    delay = 1.0
+    while True:
+        try:
+            return Station(spec, **kwargs)
+        except StorageError as e:
+            if spec.db_url.startswith("sqlite") or not unreachable(e) or time.monotonic() + delay > deadline:
+                raise
+            log.warning("the database %s cannot be reached yet; trying again in %.0f s", mask_url(spec.db_url),
+                        delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
 class Station:
     """One run: everything built and checked before the first frame, so errors come early."""
 
@@ -147,7 +181,7 @@ class Station:
 
         self.spec = spec
         self.product = spec.product or ""
-        self.engine, self.sessions = open_db(spec.db_url)
+        self.engine, self.sessions = open_db(spec.db_url, spec.config.station_name)
         try:
             # the model promoted on this station (issue 15) replaces [model], the default before any promotion;
             # a product with a model of its own keeps it

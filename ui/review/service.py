@@ -48,8 +48,11 @@ class Database:
         """The session factory; the first call opens the database (pool thread only)."""
         with self._lock:
             if self._sessions is None:
+                from db.plant import attach_signer
+
                 self._engine = open_database(self.url)
                 self._sessions = session_factory(self._engine)
+                attach_signer(self._sessions)  # reviews signed by this station's key in a plant (issue 30)
             return self._sessions
 
     def close(self) -> None:
