@@ -41,8 +41,11 @@ def default_db_url() -> str:
 
 
 def image_base(db_url: str, cfg: Config) -> tuple[Path, str]:
-    """(base folder, sub-folder) for saved images: beside a SQLite file unless configured. Image paths in the
-    database are relative to the base; a run writes under ``image_namespace`` inside the sub-folder."""
+    """(base folder, sub-folder) for saved images: the plant's shared root when configured (issue 30), else beside a
+    SQLite file unless configured. Image paths in the database are relative to the base; a run writes under
+    ``image_namespace`` (``<database id>/<station>``) inside the sub-folder."""
+    if cfg.storage.image_root is not None:
+        return Path(cfg.storage.image_root), ""
     if cfg.storage.data_dir is not None:
         return Path(cfg.storage.data_dir), ""
     if db_url.startswith("sqlite:///") and db_url != "sqlite:///:memory:":
@@ -472,7 +475,7 @@ class Station:
         self.base, legacy = image_base(spec.db_url, cfg)
         self.subdir = image_namespace(self.sessions, legacy, cfg.station_name)
         self.outbox = None if sqlite_path(spec.db_url) is not None or spec.db_url.startswith("sqlite") \
-            else Outbox(self.base / f"{self.subdir}.outbox" / "outbox.sqlite")  # beside the images, not among them
+            else Outbox(self._outbox_base(cfg) / f"{self.subdir}.outbox" / "outbox.sqlite")  # not among the images
         waiting: set[str] = set()
         if self.outbox is not None and self.outbox.size():
             try:
@@ -496,6 +499,11 @@ class Station:
             return run.id, mv.name
 
         self.run_id, self.model_name = write(self.sessions, start, "Starting the run")
+
+    def _outbox_base(self, cfg: Config) -> Path:
+        """Beside the images on this station's disk; with a plant's shared image root, in the data folder: the
+        backlog is this station's alone and must not depend on the share."""
+        return data_home() / "images" if cfg.storage.image_root is not None else self.base
 
     def start(self) -> None:
         if self.line is not None:

@@ -164,3 +164,23 @@ def test_hmac_sealed_rows_from_a_single_station_stay_checkable_with_its_key_file
             assert not AuditRepo.verify(s).ok
     finally:
         engine.dispose()
+
+
+def test_the_station_filter_keeps_one_stations_parts_in_review_counts_and_the_csv(plant, mk, tmp_path):
+    import csv
+
+    from db import DayFilter, InspectionFilter
+    from station.reports import make_report
+
+    for n, parts in (("s1", 4), ("s2", 3), ("s3", 2)):
+        plant.run(n, parts, mk)
+    only = DayFilter(station="s2")
+    with session_factory(plant.engine)() as s:
+        assert InspectionRepo.count(s, InspectionFilter(day=only)) == 3
+        assert InspectionRepo.count(s, InspectionFilter()) == 9
+        assert InspectionRepo.counts(s, day=only).inspected == 3
+        assert len(InspectionRepo.page(s, InspectionFilter(day=only, verdict="FAIL"), 50)) == 2
+    out = tmp_path / "s2.csv"
+    assert make_report(session_factory(plant.engine), "csv", out, day=only) == 3
+    rows = list(csv.DictReader(out.open()))
+    assert {r["station"] for r in rows} == {"s2"} and len(rows) == 3
