@@ -151,7 +151,8 @@ def report(a: argparse.Namespace) -> int:
 
 
 def _day(a: argparse.Namespace):  # noqa: ANN202 - db.DayFilter, imported late like every db import here
-    """--product, --lot, --shift and --station as a filter; a shift label is checked against the configuration's [shifts]."""
+    """--product, --lot, --shift and --station as a filter; a shift label is checked against the configuration's
+    [shifts]."""
     from db import DayFilter
     from inspector.core.config import load_config
     from inspector.core.day import Shifts

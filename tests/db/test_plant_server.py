@@ -18,7 +18,6 @@ from inspector.core.images import ImageStore
 from inspector.core.signing import ensure_key_pair, read_public
 from inspector.core.types import Verdict
 from station import image_namespace
-from tests.db.conftest import private_pg  # noqa: F401 - the fixture
 
 PARTS = 60
 NAMES = ("s1", "s2", "s3")
