@@ -167,6 +167,8 @@ class AuditReport:
     ok: bool
     entries: int
     problems: tuple[str, ...] = ()
+    stations: tuple[str, ...] = ()  # a line per registered station's chain (issue 30)
+    notes: tuple[str, ...] = ()  # what could not be checked here (HMAC seals without the key file)
 
 
 @dataclass(frozen=True)

@@ -109,10 +109,11 @@ def report_data(session: Session, since: dt.datetime | None = None, until: dt.da
 
 
 def scope_text(day: DayFilter | None) -> str:
-    """``product P1 · lot L123 · shift 2026-11-30/A`` for the report's header ("" without a filter)."""
+    """``station s2 · product P1 · lot L123 · shift 2026-11-30/A`` for the report's header ("" without a filter)."""
     if not day:
         return ""
-    return " · ".join(f"{k} {v}" for k, v in (("product", day.product), ("lot", day.lot), ("shift", day.shift)) if v)
+    return " · ".join(f"{k} {v}" for k, v in (("station", day.station), ("product", day.product), ("lot", day.lot),
+                                              ("shift", day.shift)) if v)
 
 
 def _series(session: Session, since: dt.datetime | None, until: dt.datetime | None, run_id: int | None,

@@ -125,6 +125,9 @@ class InspectionRecord(Base):
     # trust (issue 12): the recipe that judged the part, and the seal over what decides its verdict
     recipe_sha256: Mapped[str] = mapped_column(String(64), default="")
     mac: Mapped[str] = mapped_column(String(64), default="")
+    # a plant (issue 30): the station whose Ed25519 key signed the row, and the signature (NULL: HMAC-sealed)
+    signer: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    sig: Mapped[str | None] = mapped_column(Text, nullable=True)
     # the line (issue 13): the PLC's part id (unique within a run) and the trigger's other keys as JSON
     part_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     trigger: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -192,6 +195,9 @@ class Review(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     detail: Mapped[str] = mapped_column(Text, default="{}")
     mac: Mapped[str] = mapped_column(String(64), default="")
+    # a plant (issue 30): the station whose Ed25519 key signed the row, and the signature (NULL: HMAC-sealed)
+    signer: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    sig: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
         CheckConstraint(_in("action", REVIEW_ACTIONS), name="action"),
@@ -218,6 +224,11 @@ class AuditEntry(Base):
     detail: Mapped[str] = mapped_column(Text, default="{}")
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # a plant (issue 30): the station whose chain the entry belongs to (its anchor is that station's row in
+    # ``stations``, signed with its key); NULL: the single-station chain anchored by ``audit_anchor``
+    station: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+    __table_args__ = (Index("ix_audit_log_station", station, id),)
 
 
 class AuditAnchor(Base):
@@ -244,8 +255,28 @@ class User(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     recovery_hash: Mapped[str | None] = mapped_column(Text, nullable=True)
     mac: Mapped[str] = mapped_column(String(64), default="")
+    # a plant (issue 30): the station whose Ed25519 key signed the row, and the signature (NULL: HMAC-sealed)
+    signer: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    sig: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (CheckConstraint(_in("role", ROLES), name="role"),)
+
+
+class StationKey(Base):
+    """A station of the plant (issue 30): its Ed25519 public key, registered by an admin, and the end of its audit
+    chain (count, last entry, last hash), signed by the station itself, so that a deleted tail shows."""
+
+    __tablename__ = "stations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    public_key: Mapped[str] = mapped_column(String(64))
+    added_by: Mapped[str] = mapped_column(String(200))
+    added_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    entries: Mapped[int] = mapped_column(Integer, default=0)
+    last_id: Mapped[int] = mapped_column(Integer, default=0)
+    last_hash: Mapped[str] = mapped_column(String(64), default=ZERO_HASH)
+    anchor_sig: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 TRUST_KINDS = ("model", "recipe")
@@ -263,6 +294,9 @@ class TrustedFile(Base):
     added_by: Mapped[str] = mapped_column(String(200))
     added_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     mac: Mapped[str] = mapped_column(String(64), default="")
+    # a plant (issue 30): the station whose Ed25519 key signed the row, and the signature (NULL: HMAC-sealed)
+    signer: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    sig: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (CheckConstraint(_in("kind", TRUST_KINDS), name="kind"),
                       UniqueConstraint("kind", "sha256", name="uq_trusted_files_kind_sha256"))
@@ -285,6 +319,9 @@ class AlarmRecord(Base):
     acked_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     acked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     mac: Mapped[str] = mapped_column(String(64), default="")
+    # a plant (issue 30): the station whose Ed25519 key signed the row, and the signature (NULL: HMAC-sealed)
+    signer: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    sig: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (CheckConstraint(_in("rule", ALARM_RULES), name="rule"),
                       Index("ix_alarms_station_raised", station, raised_at))
@@ -310,6 +347,9 @@ class ModelPromotion(Base):
     actor: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     mac: Mapped[str] = mapped_column(String(64), default="")
+    # a plant (issue 30): the station whose Ed25519 key signed the row, and the signature (NULL: HMAC-sealed)
+    signer: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    sig: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (CheckConstraint(_in("action", PROMOTION_ACTIONS), name="action"),
                       Index("ix_model_promotions_station", station, id))

@@ -1,5 +1,7 @@
-"""Seals (HMACs with the station's key, kept outside the database) over the rows that decide verdicts,
-roles and trust, so that ``audit verify`` sees a row changed behind Inspector's back.
+"""Seals over the rows that decide verdicts, roles and trust, so that ``audit verify`` sees a row changed behind
+Inspector's back: an Ed25519 signature by the station that wrote the row when the session has a signer (a station
+registered in a plant's database, issue 30: ``signer`` and ``sig`` columns, checked with the public keys in
+``stations``), else an HMAC with the single station's key file (``mac``, as before).
 
 What each seal covers is listed once here; the writers and ``verify_seals`` use the same lists.
 """
@@ -20,11 +22,15 @@ from db.schema import (
     InspectionRecord,
     ModelPromotion,
     Review,
+    Run,
+    StationKey,
     TrustedFile,
     User,
     to_utc_naive,
 )
+from inspector.core.errors import StorageError
 from inspector.core.integrity import seal, sealed, station_key
+from inspector.core.signing import StationSigner, verify
 
 log = logging.getLogger(__name__)
 
@@ -95,16 +101,51 @@ class _Values:
         self.__dict__.update(values)
 
 
+def signer_of(info: Mapping[str, Any]) -> StationSigner | None:
+    """The station that signs this session's rows (``info["signer"]``, set by ``db.stations.attach_signer``), or
+    None: HMAC seals with the data folder's key, as a single station always did."""
+    return info.get("signer")
+
+
 def seal_values(k: bytes, fields_of, values: dict[str, Any]) -> str:
     return seal(k, *fields_of(_Values(values)))
 
 
+def seal_columns(info: Mapping[str, Any], fields_of, values: dict[str, Any]) -> dict[str, Any]:
+    """``mac``, ``signer`` and ``sig`` for a row of column values (the fast writer's inserts)."""
+    signer = signer_of(info)
+    if signer is not None:
+        return {"mac": "", "signer": signer.name, "sig": signer.sign(*fields_of(_Values(values)), signer.name)}
+    return {"mac": seal_values(key_of(info), fields_of, values), "signer": None, "sig": None}
+
+
 def seal_row(session: Session, fields_of, row: Any) -> None:
-    """Set ``row.mac`` from its current values."""
-    row.mac = seal(key(session), *fields_of(row))
+    """Seal ``row`` from its current values: signed by this session's station, else HMAC-sealed."""
+    signer = signer_of(session.info)
+    if signer is not None:
+        row.mac, row.signer, row.sig = "", signer.name, signer.sign(*fields_of(row), signer.name)
+    else:
+        row.mac, row.signer, row.sig = seal(key(session), *fields_of(row)), None, None
+
+
+def public_keys(session: Session) -> dict[str, str]:
+    """Station name -> public key (hex) of every registered station (read once per session)."""
+    keys = session.info.get("_station_keys")
+    if keys is None:
+        keys = {n: k for n, k in session.execute(select(StationKey.name, StationKey.public_key))}
+        session.info["_station_keys"] = keys
+    return keys
+
+
+def signature_holds(session: Session, fields_of, row: Any) -> bool:
+    """A signed row's signature checked with the public key of the station it names as its signer."""
+    public = public_keys(session).get(row.signer or "")
+    return public is not None and verify(public, row.sig, *fields_of(row), row.signer)
 
 
 def row_sealed(session: Session, fields_of, row: Any) -> bool:
+    if getattr(row, "sig", None):
+        return signature_holds(session, fields_of, row)
     return sealed(key(session), row.mac, *fields_of(row))
 
 
@@ -120,22 +161,60 @@ _CHECKS = (
 )
 
 
-def verify_seals(session: Session, problem, max_each: int = 20) -> int:
-    """Check every sealed row; report each broken seal through ``problem``; return the rows checked."""
-    k = key(session)
-    checked = 0
+def verify_seals(session: Session, problem, max_each: int = 20) -> tuple[int, int]:
+    """Check every sealed row: a signed one with its station's public key (and that station must be the one the
+    row claims: its run's or its alarm's), an HMAC-sealed one with the key file when this data folder has it.
+    Report each broken seal through ``problem``; return (rows checked, HMAC rows left unchecked for want of the
+    key file)."""
+    try:
+        k: bytes | None = key(session, create=False)
+    except StorageError:
+        k = None
+    keys = public_keys(session)
+    run_station = {i: st for i, st in session.execute(select(Run.id, Run.station))}
+    checked = unchecked = 0
     for model, fields_of, text in _CHECKS:
         table: Table = model.__table__  # type: ignore[assignment]
         bad = 0
+
+        def report(line: str) -> None:
+            nonlocal bad
+            bad += 1
+            if bad <= max_each:
+                problem(line)
+
         for r in session.execute(select(table).order_by(table.c.id).execution_options(yield_per=5000)):
-            checked += 1
-            if not sealed(k, r.mac, *fields_of(r)):
-                bad += 1
-                if bad <= max_each:
-                    problem(text.format(id=r.id))
+            if r.sig:
+                checked += 1
+                public = keys.get(r.signer or "")
+                if public is None:
+                    report(f"{table.name} {r.id}: signed as station {r.signer!r}, which is not registered")
+                elif not verify(public, r.sig, *fields_of(r), r.signer):
+                    report(text.format(id=r.id) + f" (its signature by station {r.signer!r} does not match)")
+                else:
+                    claims = _claimed_station(table.name, r, run_station)
+                    if claims is not None and claims != r.signer:
+                        report(f"{table.name} {r.id}: signed with the key of station {r.signer!r} but claims station "
+                               f"{claims!r} (written by one station in another's name)")
+            elif k is None:
+                unchecked += 1
+            else:
+                checked += 1
+                if not sealed(k, r.mac, *fields_of(r)):
+                    report(text.format(id=r.id))
         if bad > max_each:
             problem(f"... and {bad - max_each} more {table.name} row(s) changed outside Inspector")
-    return checked
+    return checked, unchecked
+
+
+def _claimed_station(table: str, r: Any, run_station: dict[int, str]) -> str | None:
+    """The station a row says it comes from (an inspection: its run's; an alarm: its own), None where a row
+    may be written from any station (reviews, users, trust, promotions, an acknowledged alarm)."""
+    if table == "inspections":
+        return run_station.get(r.run_id, "")
+    if table == "alarms" and r.acked_by is None:  # acknowledged from any panel, re-signed by that one
+        return r.station
+    return None
 
 
 def anchor_sealed(session: Session, anchor: AuditAnchor) -> bool:

@@ -23,7 +23,6 @@ from db.engine import for_writing
 from db.failures import free_mb, mask_url
 from db.outbox import Outbox, unreachable
 from db.repositories.inspections import InspectionRepo, Rows, inspection_rows
-from db.seal import key_of
 from db.writes import retrying, url_of
 from inspector.core.errors import StorageError
 from inspector.core.types import Inspection
@@ -174,7 +173,7 @@ class DbWriter:
         # a Core connection in its own transaction: the same statements and seals as through a Session, with
         # less work per part (this runs once per batch on the line's writer thread)
         with self._engine.begin() as conn:
-            return InspectionRepo.add_rows(conn, entries, key_of(self.session_factory.kw.get("info") or {}))
+            return InspectionRepo.add_rows(conn, entries, info=self.session_factory.kw.get("info") or {})
 
     def _to_outbox(self, entries: list[Rows]) -> list[int]:
         assert self.outbox is not None

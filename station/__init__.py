@@ -11,10 +11,12 @@ from station.core import (
     default_db_url,
     image_base,
     open_db,
+    open_station,
     reconcile,
     station_trust,
 )
 from station.records import image_namespace, station_folder, trusted_models
 
 __all__ = ["DEFAULT_SOURCE", "RetainingWriter", "Station", "StationSpec", "default_db_url", "image_base",
-           "image_namespace", "open_db", "reconcile", "station_folder", "station_trust", "trusted_models"]
+           "image_namespace", "open_db", "open_station", "reconcile", "station_folder", "station_trust",
+           "trusted_models"]

@@ -42,8 +42,11 @@ def default_db_url() -> str:
 
 
 def image_base(db_url: str, cfg: Config) -> tuple[Path, str]:
-    """(base folder, sub-folder) for saved images: beside a SQLite file unless configured. Image paths in the
-    database are relative to the base; a run writes under ``image_namespace`` inside the sub-folder."""
+    """(base folder, sub-folder) for saved images: the plant's shared root when configured (issue 30), else beside a
+    SQLite file unless configured. Image paths in the database are relative to the base; a run writes under
+    ``image_namespace`` (``<database id>/<station>``) inside the sub-folder."""
+    if cfg.storage.image_root is not None:
+        return Path(cfg.storage.image_root), ""
     if cfg.storage.data_dir is not None:
         return Path(cfg.storage.data_dir), ""
     if db_url.startswith("sqlite:///") and db_url != "sqlite:///:memory:":
@@ -64,12 +67,20 @@ class StationSpec:
     work_order: str = ""
 
 
-def open_db(url: str):
-    """Open (and migrate) the database; returns (engine, session factory). ``reconcile`` cleans up after a crash."""
+def open_db(url: str, station: str | None = None):
+    """Open (and migrate) the database; returns (engine, session factory), signing as this data folder's station
+    when its key is registered there (issue 30; ``station``: the name it must be registered as). ``reconcile``
+    cleans up after a crash."""
     from db import open_database, session_factory
+    from db.plant import attach_signer
 
     engine = open_database(url)
     sessions = session_factory(engine)
+    try:
+        attach_signer(sessions, station=station)
+    except Exception:
+        engine.dispose()
+        raise
     return engine, sessions
 
 
@@ -181,6 +192,32 @@ class RetainingWriter:
         return ids
 
 
+SERVER_WAIT_S = 300.0
+
+
+def open_station(spec: StationSpec, wait_s: float = SERVER_WAIT_S, **kwargs) -> Station:
+    """``Station(spec, **kwargs)``; while a database server cannot be reached at start-up (a plant's server
+    restarting), tried again with back-off for up to ``wait_s`` seconds: a run is numbered by the server, so its
+    first part waits for it; once running, a station keeps judging into its outbox while the server is away."""
+    import time
+
+    from db.failures import mask_url
+    from db.outbox import unreachable
+
+    deadline = time.monotonic() + wait_s
+    delay = 1.0
+    while True:
+        try:
+            return Station(spec, **kwargs)
+        except StorageError as e:
+            if spec.db_url.startswith("sqlite") or not unreachable(e) or time.monotonic() + delay > deadline:
+                raise
+            log.warning("the database %s cannot be reached yet; trying again in %.0f s", mask_url(spec.db_url),
+                        delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
 class Station:
     """One run: everything built and checked before the first frame, so errors come early."""
 
@@ -193,7 +230,7 @@ class Station:
 
         self.spec = spec
         self.product = spec.product or ""
-        self.engine, self.sessions = open_db(spec.db_url)
+        self.engine, self.sessions = open_db(spec.db_url, spec.config.station_name)
         try:
             # the model promoted on this station (issue 15) replaces [model], the default before any promotion;
             # a product with a model of its own keeps it
@@ -497,7 +534,7 @@ class Station:
         self.base, legacy = image_base(spec.db_url, cfg)
         self.subdir = image_namespace(self.sessions, legacy, cfg.station_name)
         self.outbox = None if sqlite_path(spec.db_url) is not None or spec.db_url.startswith("sqlite") \
-            else Outbox(self.base / f"{self.subdir}.outbox" / "outbox.sqlite")  # beside the images, not among them
+            else Outbox(self._outbox_base(cfg) / f"{self.subdir}.outbox" / "outbox.sqlite")  # not among the images
         waiting: set[str] = set()
         if self.outbox is not None and self.outbox.size():
             try:
@@ -522,6 +559,11 @@ class Station:
             return run.id, mv.name, run.started_at
 
         self.run_id, self.model_name, self.run_started = write(self.sessions, start, "Starting the run")
+
+    def _outbox_base(self, cfg: Config) -> Path:
+        """Beside the images on this station's disk; with a plant's shared image root, in the data folder: the
+        backlog is this station's alone and must not depend on the share."""
+        return data_home() / "images" if cfg.storage.image_root is not None else self.base
 
     def start(self) -> None:
         if self.line is not None:

@@ -108,7 +108,10 @@ def _guard_settings(window: MainWindow, spec: StationSpec) -> None:
 
     def sessions():  # opened on first use, on the pool thread
         if not opened:
+            from db.plant import attach_signer
+
             opened.append(session_factory(open_database(spec.db_url)))
+            attach_signer(opened[0])  # signed by this station's key in a plant (issue 30)
         return opened[0]
 
     window.settings_guard = settings_guard(sessions, lambda: signed[0])

@@ -7,11 +7,13 @@ from db.repositories.models import PromotionRepo, ShadowRepo, trusted_model_file
 from db.repositories.queries import DayFilter, InspectionFilter
 from db.repositories.reviews import ReviewRepo
 from db.repositories.runs import END_REASONS, ModelRepo, RunRepo
+from db.repositories.stations import StationDTO, StationRepo
 from db.repositories.trust import TrustRepo
 from db.repositories.users import UserRepo, authorize
 
 __all__ = [
     "AlarmRepo", "AuditRepo", "DayFilter", "END_REASONS", "InspectionFilter", "InspectionRepo", "ModelRepo",
-    "PromotionRepo", "ReviewRepo", "RunRepo", "ShadowRepo", "TrustRepo", "UserRepo", "authorize", "entry_hash",
+    "PromotionRepo", "ReviewRepo", "RunRepo", "ShadowRepo", "StationDTO", "StationRepo", "TrustRepo", "UserRepo",
+    "authorize", "entry_hash",
     "trusted_model_files",
 ]

@@ -7,6 +7,11 @@ rewriting the chain, or cutting its tail and moving the anchor back, needs that 
 checks the seals of inspections, reviews, users and trusted files (``db.seal``). Someone holding
 both the database and the key is not caught: for that, the chain head printed on every report can
 be compared with a copy kept elsewhere.
+
+In a plant (issue 30) each registered station keeps a chain of its own: its entries carry its name, link to its
+own previous entry, and its row in ``stations`` is the anchor, signed with the station's Ed25519 key, so anyone
+can check it with the public key alone. Entry ids stay one sequence for the whole database (taken under the
+single-station anchor's row lock), so a deleted entry of any chain also leaves an id gap.
 """
 
 from __future__ import annotations
@@ -22,10 +27,11 @@ from sqlalchemy.orm import Session
 
 from db.dto import AuditEntryDTO, AuditReport
 from db.repositories._common import dumps, loads, utcnow
-from db.schema import ZERO_HASH, AuditAnchor, AuditEntry, Run, TrustedFile, User
-from db.seal import anchor_fields, anchor_sealed, key, verify_seals
+from db.schema import ZERO_HASH, AuditAnchor, AuditEntry, Run, StationKey, TrustedFile, User
+from db.seal import anchor_fields, anchor_sealed, key, signer_of, verify_seals
 from inspector.core.errors import StorageError
 from inspector.core.integrity import seal
+from inspector.core.signing import StationSigner, fingerprint, verify
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +40,17 @@ MAX_PROBLEMS = 100
 
 
 def entry_hash(id: int, created_at: dt.datetime, actor: str, action: str, target: str, detail: Any,
-               prev_hash: str) -> str:
-    """The chain hash of one entry (``detail`` as decoded JSON)."""
+               prev_hash: str, station: str | None = None) -> str:
+    """The chain hash of one entry (``detail`` as decoded JSON); a station's entry covers its station too."""
     stamp = created_at.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
-    payload = json.dumps([id, stamp, actor, action, target, detail, prev_hash], sort_keys=True,
-                         separators=(",", ":"), ensure_ascii=False)
+    fields = [id, stamp, actor, action, target, detail, prev_hash] + ([station] if station else [])
+    payload = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def station_anchor_fields(station: str, entries: int, last_id: int, last_hash: str) -> tuple:
+    """What a station's signature over the end of its chain covers."""
+    return ("station-anchor", station, entries, last_id, last_hash)
 
 
 def _dto(e: AuditEntry) -> AuditEntryDTO:
@@ -59,15 +70,23 @@ class AuditRepo:
                                  .values(entries=anchors.c.entries)).rowcount  # type: ignore[attr-defined]
         if not locked:
             session.execute(insert(anchors).values(id=ANCHOR_ID, entries=0, last_id=0, last_hash=ZERO_HASH))
-        last = session.execute(select(AuditEntry.id, AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)).first()
-        new_id, prev = (last.id + 1, last.hash) if last else (1, ZERO_HASH)
+        signer = signer_of(session.info)
+        chain = signer.name if signer is not None else None
+        last_id = session.execute(select(func.max(AuditEntry.id))).scalar() or 0
+        q = select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
+        prev = session.execute(q.where(AuditEntry.station == chain if chain else AuditEntry.station.is_(None))
+                               ).scalar() or ZERO_HASH
+        new_id = last_id + 1
         text = dumps(detail or {})
         created = utcnow()
-        digest = entry_hash(new_id, created, actor, action, target, loads(text), prev)
+        digest = entry_hash(new_id, created, actor, action, target, loads(text), prev, chain)
         entry = AuditEntry(id=new_id, created_at=created, actor=actor, action=action, target=target, detail=text,
-                           prev_hash=prev, hash=digest)
+                           prev_hash=prev, hash=digest, station=chain)
         session.add(entry)
         session.flush()
+        if signer is not None:
+            _move_station_anchor(session, signer, new_id, digest)
+            return _dto(entry)
         entries = session.execute(select(anchors.c.entries).where(anchors.c.id == ANCHOR_ID)).scalar_one() + 1
         mac = seal(key(session), *anchor_fields(_Anchor(entries, new_id, digest)))
         session.execute(update(anchors).where(anchors.c.id == ANCHOR_ID)
@@ -89,52 +108,147 @@ class AuditRepo:
         return [_dto(e) for e in session.scalars(q)]
 
     @staticmethod
+    def heads(session: Session) -> list[tuple[str, int, str]]:
+        """(station, entries, last hash) of every registered station's chain, by name."""
+        q = select(StationKey.name, StationKey.entries, StationKey.last_hash).order_by(StationKey.name)
+        return [tuple(r) for r in session.execute(q)]  # type: ignore[misc]
+
+    @staticmethod
     def verify(session: Session) -> AuditReport:
-        """Walk the chain: a changed row breaks its hash, a deleted row leaves an id gap and a broken link,
-        a deleted tail disagrees with the anchor, a moved anchor breaks its seal; then check every sealed row."""
+        """Walk the chains: a changed row breaks its hash, a deleted row leaves an id gap and a broken link,
+        a deleted tail disagrees with its anchor, a moved anchor breaks its seal (a station's: its signature);
+        then check every sealed row. Needs no private key: signatures are checked with the public keys in the
+        database; HMAC seals (a single station's, or rows from before the plant) with the key file where this
+        data folder has it, else they are counted as not checked (``notes``)."""
         problems: list[str] = []
 
         def problem(text: str) -> None:
             if len(problems) < MAX_PROBLEMS:
                 problems.append(text)
 
-        expected_id, prev, n = 1, ZERO_HASH, 0
-        rows = session.execute(select(AuditEntry.__table__).order_by(AuditEntry.id).execution_options(yield_per=2000))
-        for e in rows:
-            n += 1
-            if e.id != expected_id:
-                gap = f"entry {expected_id}" if e.id == expected_id + 1 else f"entries {expected_id} to {e.id - 1}"
-                problem(f"{gap} missing: deleted from the audit trail")
-            if e.prev_hash != prev:
-                problem(f"entry {e.id}: does not link to the entry before it (an entry was deleted or changed)")
-            try:
-                detail = loads(e.detail, {})
-            except ValueError:
-                detail = None
-            if detail is None or entry_hash(e.id, e.created_at, e.actor, e.action, e.target, detail,
-                                            e.prev_hash) != e.hash:
-                problem(f"entry {e.id}: its content does not match its hash (the entry was changed)")
-            prev, expected_id = e.hash, e.id + 1
+        stations = {r.name: r for r in session.scalars(select(StationKey))}
+        walk = _walk(session, stations, problem)
+        notes: list[str] = []
         try:
             key(session, create=False)
-        except StorageError as e:  # the seals cannot be checked: that is no "OK"
-            problem(str(e))
-            return AuditReport(ok=False, entries=n, problems=tuple(problems))
-        anchor = session.get(AuditAnchor, ANCHOR_ID)
-        if anchor is None:
-            problem("the audit anchor is missing: it was deleted, so deleted entries cannot be ruled out")
-        elif not _anchor_ok(session, anchor):
-            problem("the audit anchor's seal does not match: the anchor was rewritten outside Inspector "
-                    "(entries deleted or the chain replaced)")
-        elif anchor.last_hash != prev or anchor.last_id != expected_id - 1:
-            problem(f"the trail ends at entry {expected_id - 1}, but the anchor records its end at entry "
-                    f"{anchor.last_id}: entries at the end were deleted")
-        elif anchor.entries != n:
-            problem(f"the trail has {n} entries, but the anchor records {anchor.entries}: entries were deleted")
-        verify_seals(session, problem)
+            have_key = True
+        except StorageError as e:
+            have_key = False
+            if not stations:  # a single station, and no key to check its seals with: that is no "OK"
+                problem(str(e))
+        if have_key and not (stations and _empty_legacy(session, walk)):
+            _check_legacy_anchor(session, walk, problem)
+        elif walk.counts.get(None, 0):
+            notes.append(f"the single-station chain ({walk.counts[None]} entries) is linked and hashed correctly, "
+                         "but its anchor's HMAC seal was not checked: this data folder has no integrity.key")
+        lines = [_check_station(session, st, walk, problem) for st in stations.values()]
+        for chain in walk.counts:
+            if chain is not None and chain not in stations:
+                problem(f"{walk.counts[chain]} entries belong to the chain of station {chain!r}, which is not "
+                        "registered (its public key was deleted, or the entries were added outside Inspector)")
+        _checked, unchecked = verify_seals(session, problem)
+        if unchecked:
+            notes.append(f"{unchecked} HMAC-sealed row(s) (written by a single station, or before it joined the "
+                         "plant) were not checked: this data folder has no integrity.key")
         if problems:
             log.info("audit trail: %d problem(s), first: %s", len(problems), problems[0])
-        return AuditReport(ok=not problems, entries=n, problems=tuple(problems))
+        return AuditReport(ok=not problems, entries=walk.n, problems=tuple(problems), stations=tuple(lines),
+                           notes=tuple(notes))
+
+
+class _Walk:
+    """What one pass over the audit log found: entries in all, and per chain (None: the single-station one)
+    the count, the last id and the last hash."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.expected_id = 1
+        self.counts: dict[str | None, int] = {}
+        self.last_id: dict[str | None, int] = {}
+        self.last_hash: dict[str | None, str] = {}
+
+
+def _walk(session: Session, stations: dict, problem) -> _Walk:
+    w = _Walk()
+    rows = session.execute(select(AuditEntry.__table__).order_by(AuditEntry.id).execution_options(yield_per=2000))
+    for e in rows:
+        w.n += 1
+        chain = e.station or None
+        if e.id != w.expected_id:
+            gap = f"entry {w.expected_id}" if e.id == w.expected_id + 1 else f"entries {w.expected_id} to {e.id - 1}"
+            problem(f"{gap} missing: deleted from the audit trail")
+        where = f" of station {chain}" if chain else ""
+        if e.prev_hash != w.last_hash.get(chain, ZERO_HASH):
+            problem(f"entry {e.id}{where}: does not link to the entry before it (an entry was deleted or changed)")
+        try:
+            detail = loads(e.detail, {})
+        except ValueError:
+            detail = None
+        if detail is None or entry_hash(e.id, e.created_at, e.actor, e.action, e.target, detail,
+                                        e.prev_hash, chain) != e.hash:
+            problem(f"entry {e.id}{where}: its content does not match its hash (the entry was changed)")
+        w.last_hash[chain], w.last_id[chain], w.expected_id = e.hash, e.id, e.id + 1
+        w.counts[chain] = w.counts.get(chain, 0) + 1
+    return w
+
+
+def _empty_legacy(session: Session, w: _Walk) -> bool:
+    """No single-station entries and an empty anchor: in a plant, whichever PC made the database sealed that empty
+    anchor with its own key file, which no other PC holds; there is nothing in that chain to check."""
+    anchor = session.get(AuditAnchor, ANCHOR_ID)
+    return not w.counts.get(None, 0) and (anchor is None or (not anchor.entries and not anchor.last_id))
+
+
+def _check_legacy_anchor(session: Session, w: _Walk, problem) -> None:
+    anchor = session.get(AuditAnchor, ANCHOR_ID)
+    n, last_id, last_hash = w.counts.get(None, 0), w.last_id.get(None, 0), w.last_hash.get(None, ZERO_HASH)
+    if anchor is None:
+        if n or not session.execute(select(func.count()).select_from(StationKey)).scalar():
+            problem("the audit anchor is missing: it was deleted, so deleted entries cannot be ruled out")
+    elif not _anchor_ok(session, anchor):
+        problem("the audit anchor's seal does not match: the anchor was rewritten outside Inspector "
+                "(entries deleted or the chain replaced)")
+    elif anchor.last_hash != last_hash or anchor.last_id != last_id:
+        problem(f"the trail ends at entry {last_id}, but the anchor records its end at entry "
+                f"{anchor.last_id}: entries at the end were deleted")
+    elif anchor.entries != n:
+        problem(f"the trail has {n} entries, but the anchor records {anchor.entries}: entries were deleted")
+
+
+def _check_station(session: Session, st: StationKey, w: _Walk, problem) -> str:
+    """One station's chain against its signed anchor; returns a line for the report."""
+    n, last_id, last_hash = w.counts.get(st.name, 0), w.last_id.get(st.name, 0), w.last_hash.get(st.name, ZERO_HASH)
+    line = f"station {st.name}: {n} entries, key {fingerprint(st.public_key)}"
+    if st.anchor_sig:
+        fields = station_anchor_fields(st.name, st.entries, st.last_id, st.last_hash)
+        if not verify(st.public_key, st.anchor_sig, *fields):
+            problem(f"station {st.name}: the end of its audit chain is not signed by its key (the anchor was "
+                    "rewritten outside Inspector, or its public key was replaced)")
+            return line
+    elif st.entries or st.last_id or n or session.execute(
+            select(func.count()).select_from(Run).where(Run.station == st.name)).scalar():
+        problem(f"station {st.name}: its audit chain has no signed end although it has written (the anchor was "
+                "reset outside Inspector)")
+        return line
+    if st.last_hash != last_hash or st.last_id != last_id:
+        problem(f"station {st.name}: its chain ends at entry {last_id}, but its anchor records entry {st.last_id}: "
+                "entries at the end were deleted")
+    elif st.entries != n:
+        problem(f"station {st.name}: its chain has {n} entries, but its anchor records {st.entries}: entries were "
+                "deleted")
+    return line
+
+
+def _move_station_anchor(session: Session, signer: StationSigner, entry_id: int, digest: str) -> None:
+    table = cast(Table, StationKey.__table__)
+    entries = session.execute(select(table.c.entries).where(table.c.name == signer.name)).scalar()
+    if entries is None:
+        raise StorageError(f"station {signer.name!r} is not registered in this database, so its audit entries "
+                           f"cannot be signed: register it with 'inspector station add {signer.name} --key FILE'.")
+    entries += 1
+    sig = signer.sign(*station_anchor_fields(signer.name, entries, entry_id, digest))
+    session.execute(update(table).where(table.c.name == signer.name)
+                    .values(entries=entries, last_id=entry_id, last_hash=digest, anchor_sig=sig))
 
 
 class _Anchor:
@@ -144,9 +258,15 @@ class _Anchor:
 
 def _anchor_ok(session: Session, anchor: AuditAnchor) -> bool:
     """A sealed anchor, or the unsealed empty one a new database starts with while nothing else was written:
-    once users, runs or trusted files exist, audit entries were written and the anchor was sealed."""
+    once users, runs or trusted files exist (not signed by a registered station), audit entries were written and
+    the anchor was sealed."""
     if anchor_sealed(session, anchor):
         return True
     if anchor.mac or anchor.entries or anchor.last_id or anchor.last_hash != ZERO_HASH:
         return False
-    return not any(session.execute(select(func.count()).select_from(t)).scalar() for t in (User, Run, TrustedFile))
+    # in a plant, the registered stations' writes are audited in their own chains
+    registered = select(StationKey.name)
+    counts = (select(func.count()).select_from(User).where(User.sig.is_(None)),
+              select(func.count()).select_from(TrustedFile).where(TrustedFile.sig.is_(None)),
+              select(func.count()).select_from(Run).where(Run.station.not_in(registered)))
+    return not any(session.execute(q).scalar() for q in counts)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
@@ -24,7 +24,7 @@ from db.repositories.queries import (
     verdict_counts_queries,
 )
 from db.schema import DetectionRecord, ModelVersion, Review, Run
-from db.seal import DAY_COLUMNS, inspection_fields, key, seal_values
+from db.seal import DAY_COLUMNS, inspection_fields, seal_columns
 from inspector.core.names import readable
 from inspector.core.types import Inspection, Verdict
 
@@ -97,18 +97,21 @@ class InspectionRepo:
                                                  for insp, path in items])
 
     @staticmethod
-    def add_rows(session: Session | Connection, entries: Sequence[Rows], seal_key: bytes | None = None) -> list[int]:
+    def add_rows(session: Session | Connection, entries: Sequence[Rows], seal_key: bytes | None = None,
+                 info: Mapping[str, Any] | None = None) -> list[int]:
         """Insert rows made by ``inspection_rows`` as a few multi-row statements, each row sealed at insert
-        (``db.seal``, so a row forwarded from the outbox is sealed too); returns the ids in order.
+        (``db.seal``: signed by the session's station, else HMAC-sealed; so a row forwarded from the outbox is
+        sealed too); returns the ids in order.
 
         ``session`` may be a Core connection inside its transaction (the run's writer: less work per part than
-        a Session); then ``seal_key`` is the key its session factory would give."""
+        a Session); then ``info`` is its session factory's (the signer or the key), or ``seal_key`` the key."""
         if not entries:
             return []
-        k = seal_key or key(session)  # type: ignore[arg-type]
+        given = info if info is not None else (session.info if isinstance(session, Session) else {})
+        given = {**given, "seal_key": seal_key} if seal_key else given
         # an outbox entry written before schema 0005 has no day columns: NULL, as on the rows of its time
-        rows = [{**dict.fromkeys(DAY_COLUMNS), **row, "mac": seal_values(k, inspection_fields, row)}
-                for row, _ in entries]
+        rows = [{**dict.fromkeys(DAY_COLUMNS), **row} for row, _ in entries]
+        rows = [{**row, **seal_columns(given, inspection_fields, row)} for row in rows]
         dialect = session.dialect if isinstance(session, Connection) else session.get_bind().dialect
         if dialect.name == "sqlite":
             ids = _insert_sqlite(session, rows)

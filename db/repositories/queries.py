@@ -24,12 +24,13 @@ from sqlalchemy.orm import aliased
 
 from db.dto import PageCursor
 from db.repositories._common import verdict
-from db.schema import DetectionRecord, InspectionRecord, Review
+from db.schema import DetectionRecord, InspectionRecord, Review, Run
 from inspector.core.types import Verdict
 
 INSPECTIONS = cast(Table, InspectionRecord.__table__)
 DETECTIONS = cast(Table, DetectionRecord.__table__)
 REVIEWS = cast(Table, Review.__table__)
+RUNS = cast(Table, Run.__table__)
 I = INSPECTIONS.c  # noqa: E741
 D = DETECTIONS.c
 R = REVIEWS.c
@@ -37,18 +38,22 @@ R = REVIEWS.c
 
 @dataclass(frozen=True)
 class DayFilter:
-    """Product, lot and shift (``2026-11-30/A``) as stored on each inspection; empty fields do not filter."""
+    """Product, lot and shift (``2026-11-30/A``) as stored on each inspection, and the station that judged it (its
+    run's, issue 30); empty fields do not filter."""
 
     product: str | None = None
     lot: str | None = None
     shift: str | None = None
+    station: str | None = None
 
     def conds(self) -> list[ColumnElement[bool]]:
-        return [getattr(I, name) == value for name in ("product", "lot", "shift")
-                if (value := getattr(self, name))]
+        conds = [getattr(I, name) == value for name in ("product", "lot", "shift") if (value := getattr(self, name))]
+        if self.station:  # a station's runs are few: the (run_id, created_at, id) index serves each
+            conds.append(I.run_id.in_(select(RUNS.c.id).where(RUNS.c.station == self.station)))
+        return conds
 
     def __bool__(self) -> bool:
-        return bool(self.product or self.lot or self.shift)
+        return bool(self.product or self.lot or self.shift or self.station)
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,8 @@ def _optional_command_modules() -> list:
     import importlib
 
     mods = []
-    for name in ("report_cmds", "admin_cmds", "corpus_cmds", "data_cmds", "compare_cmds", "tune_cmd", "camera_cmds"):
+    for name in ("report_cmds", "admin_cmds", "corpus_cmds", "data_cmds", "compare_cmds", "tune_cmd", "camera_cmds",
+                 "station_cmds"):
         try:
             mods.append(importlib.import_module(f"inspector.cli.{name}"))
         except ModuleNotFoundError as e:

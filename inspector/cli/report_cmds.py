@@ -50,6 +50,8 @@ def register(sub) -> None:  # noqa: ANN001 - argparse's private subparsers type
     r.add_argument("--run", type=int, default=None, metavar="ID", help="only this run")
     r.add_argument("--product", default=None, help="only parts of this product")
     r.add_argument("--lot", default=None, help="only parts of this lot")
+    r.add_argument("--station", default=None, help="only parts this station judged (a plant's stations share one "
+                   "database)")
     r.add_argument("--shift", default=None, metavar="DATE/NAME", help="only parts of this shift, e.g. 2026-11-30/A "
                    "(a shift that crosses midnight belongs to the date it started)")
     r.add_argument("--format", choices=list(FORMATS), default=None,
@@ -179,7 +181,8 @@ def report(a: argparse.Namespace) -> int:
 
 
 def _day(a: argparse.Namespace):  # noqa: ANN202 - db.DayFilter, imported late like every db import here
-    """--product, --lot and --shift as a filter; a shift label is checked against the configuration's [shifts]."""
+    """--product, --lot, --shift and --station as a filter; a shift label is checked against the configuration's
+    [shifts]."""
     from db import DayFilter
     from inspector.core.config import load_config
     from inspector.core.day import Shifts
@@ -187,7 +190,7 @@ def _day(a: argparse.Namespace):  # noqa: ANN202 - db.DayFilter, imported late l
     shift = a.shift
     if shift is not None:
         shift = Shifts(load_config(getattr(a, "config", None)).shifts).check_label(shift)
-    return DayFilter(a.product or None, a.lot or None, shift)
+    return DayFilter(a.product or None, a.lot or None, shift, getattr(a, "station", None) or None)
 
 
 def _sign_in(a: argparse.Namespace, sessions, action: str) -> None:  # noqa: ANN001
@@ -203,7 +206,10 @@ def _chain_head(sessions) -> str:  # noqa: ANN001
 
     with sessions() as s:
         n, h = AuditRepo.head(s)
-    return f"audit chain head: entry {n}, sha256 {h}"
+        heads = AuditRepo.heads(s)
+    lines = [f"audit chain head: entry {n}, sha256 {h}"] if n or not heads else []
+    lines += [f"audit chain head of station {name}: entry {k}, sha256 {sha}" for name, k, sha in heads]
+    return "\n".join(lines)
 
 
 def audit_verify(a: argparse.Namespace) -> int:
@@ -218,6 +224,8 @@ def audit_verify(a: argparse.Namespace) -> int:
         engine.dispose()
     if rep.ok:
         print(f"audit log OK: {rep.entries} entries; inspections, reviews, users and trusted files sealed")
+        for line in rep.stations + tuple(f"not checked: {n}" for n in rep.notes):
+            print(f"  {line}")
         print(head)
         return 0
     print(f"audit log TAMPERED: {len(rep.problems)} problem(s) in {rep.entries} entries")

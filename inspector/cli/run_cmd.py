@@ -18,7 +18,7 @@ from inspector.core.errors import ConfigError, SourceIncomplete
 from inspector.core.types import Inspection, Verdict
 from inspector.lifecycle.tune import first_start_tune, first_start_wanted
 from inspector.sources.live import CameraState
-from station import DEFAULT_SOURCE, Station, StationSpec, default_db_url
+from station import DEFAULT_SOURCE, Station, StationSpec, default_db_url, open_station
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ def run(a: argparse.Namespace) -> int:
         elif last is not None and last.state != state.state:
             log.info("camera %s (%s)", state.state, state.health())
 
-    station = Station(spec, on_committed=committed, on_camera=on_camera)
+    station = open_station(spec, on_committed=committed, on_camera=on_camera)
     built.append(station)
     tune_due = first_start_wanted(station.model_sha, station.config, station.backend.value)
     if tune_due:

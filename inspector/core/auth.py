@@ -43,6 +43,7 @@ ACTIONS: dict[str, Role] = {
     "model": Role.ADMIN,
     "promote": Role.QC,  # promote or roll back the model that judges a station's parts (issue 15)
     "settings": Role.ADMIN,
+    "stations": Role.ADMIN,  # register a station's public key in the plant's database (issue 30)
 }
 
 MAX_FAILURES = 5

@@ -188,6 +188,10 @@ class StorageConfig(_Section):
     db_url: str = Field(
         "", description="Database URL (sqlite:///file.db or postgresql://...); empty means the user's data folder.")
     data_dir: Path | None = Field(None, description="Folder for saved images; empty means beside the database.")
+    image_root: Path | None = Field(
+        None, description="A folder the plant shares (a network share mounted at this path on every PC): each "
+                          "station saves its pictures in a folder of its own under it, and any review screen finds "
+                          "them there; empty means this station's own disk (data_dir, or beside the database).")
     save_images: SaveImages = Field(SaveImages.ALL, description="Which inspected frames to save as JPEG.")
     jpeg_quality: int = Field(
         90, ge=10, le=100, description="JPEG quality of saved frames (a JPEG file from a folder is kept as it is).")

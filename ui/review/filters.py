@@ -1,5 +1,5 @@
 """The review table's filters: period, final verdict, "model said X, QC said Y", defect class, run, reviewed,
-and the plant's day (product, lot, shift)."""
+and the plant's day (product, lot, shift, station)."""
 
 from __future__ import annotations
 
@@ -56,7 +56,8 @@ def run_text(r: RunDTO) -> str:
 
 
 class DayFields(QWidget):
-    """Product, lot and shift (``2026-11-30/A``) as typed: the plant's day a review list or report is about."""
+    """Product, lot and shift (``2026-11-30/A``) as typed, and the station (a plant's stations share one database):
+    the plant's day a review list or report is about."""
 
     changed = Signal()
 
@@ -66,7 +67,7 @@ class DayFields(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         self.fields: dict[str, QLineEdit] = {}
         for name, hint, width in (("product", "any product", 110), ("lot", "any lot", 90),
-                                  ("shift", "2026-11-30/A", 110)):
+                                  ("shift", "2026-11-30/A", 110), ("station", "any station", 90)):
             f = QLineEdit()
             f.setPlaceholderText(hint)
             f.setClearButtonEnabled(True)

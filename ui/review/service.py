@@ -48,8 +48,11 @@ class Database:
         """The session factory; the first call opens the database (pool thread only)."""
         with self._lock:
             if self._sessions is None:
+                from db.plant import attach_signer
+
                 self._engine = open_database(self.url)
                 self._sessions = session_factory(self._engine)
+                attach_signer(self._sessions)  # reviews signed by this station's key in a plant (issue 30)
             return self._sessions
 
     def close(self) -> None:
@@ -94,13 +97,18 @@ def count(db: Database, f: InspectionFilter) -> int:
         return InspectionRepo.count(s, f)
 
 
-def load_image(db: Database, rel: str | None) -> tuple[QImage | None, str]:
+def load_image(db: Database, rel: str | None, station: str = "") -> tuple[QImage | None, str]:
     """The stored image (a QImage may be built off the GUI thread; a QPixmap may not)."""
     if not rel:
         return None, "No image was stored for this part."
     path = db.image_root / rel
     if not path.is_file():
-        return None, f"The image {path} is missing (removed by the size cap or moved)."
+        if station and not db.image_root.is_dir():  # a plant's shared root not mounted here (issue 30)
+            return None, (f"The picture of this part lives on station {station}'s image folder ({rel}); the image "
+                          f"root {db.image_root} cannot be reached from this PC: mount the plant's image share there "
+                          "([storage] image_root).")
+        where = f", judged on station {station}" if station else ""
+        return None, f"The image {path}{where} is missing (removed by the size cap or moved)."
     img = QImage(str(path))
     if img.isNull():
         return None, f"The image {path} cannot be read."
@@ -114,7 +122,7 @@ def show(db: Database, inspection_id: int, with_image: bool = True) -> Shown:
         raise LookupError(f"inspection {inspection_id} no longer exists")
     if not with_image:
         return Shown(detail, None)
-    image, note = load_image(db, detail.row.image_path)
+    image, note = load_image(db, detail.row.image_path, detail.run.station)
     return Shown(detail, image, note)
 
 

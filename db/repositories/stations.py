@@ -1,0 +1,83 @@
+"""The plant's stations (issue 30): each one's Ed25519 public key, registered by an admin, so that anyone can check
+the rows a station signed with the database alone. The first station of a new plant (no users yet) is added by
+whoever runs the command, as every first step of a fresh install; once users exist, by a signed-in admin."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Table, insert, select
+from sqlalchemy.orm import Session
+
+from db.repositories._common import utcnow
+from db.repositories.audit import ANCHOR_ID, AuditRepo
+from db.repositories.users import UserRepo, authorize
+from db.schema import ZERO_HASH, AuditAnchor, StationKey
+from db.seal import signer_of
+from inspector.core.auth import Actor
+from inspector.core.signing import fingerprint
+
+
+@dataclass(frozen=True)
+class StationDTO:
+    name: str
+    public_key: str
+    fingerprint: str
+    added_by: str
+    entries: int
+
+
+def _dto(r: StationKey) -> StationDTO:
+    return StationDTO(r.name, r.public_key, fingerprint(r.public_key), r.added_by, r.entries)
+
+
+class StationRepo:
+    @staticmethod
+    def add(session: Session, actor: Actor | None, name: str, public_key: str) -> tuple[StationDTO, bool]:
+        """Register station ``name`` with its public key (hex); returns it and whether it is new. The same key
+        again changes nothing; another key for a registered name, or a key another station has, is refused
+        (ValueError): a stolen key is retired with a new station name, never silently swapped."""
+        if not name or len(name) > 200:
+            raise ValueError(f"expected a station name of 1 to 200 characters, got {name!r}")
+        if len(public_key) != 64:
+            raise ValueError(f"expected an Ed25519 public key as 64 hex digits, got {len(public_key)} characters")
+        who = authorize(session, actor, "stations")
+        found = session.scalars(select(StationKey).where(StationKey.name == name)).first()
+        if found is not None:
+            if found.public_key == public_key:
+                return _dto(found), False
+            raise ValueError(f"station {name!r} is registered already with another key (fingerprint "
+                             f"{fingerprint(found.public_key)}, not {fingerprint(public_key)}); a replaced panel PC "
+                             "joins under a new station name")
+        other = session.scalars(select(StationKey).where(StationKey.public_key == public_key)).first()
+        if other is not None:
+            raise ValueError(f"this key is station {other.name!r}'s already; each station signs with its own key "
+                             "('inspector station key' in the new station's data folder)")
+        anchors: Table = AuditAnchor.__table__  # type: ignore[assignment]
+        if session.get(AuditAnchor, ANCHOR_ID) is None:  # every later audit entry takes its row lock first
+            session.execute(insert(anchors).values(id=ANCHOR_ID, entries=0, last_id=0, last_hash=ZERO_HASH))
+        row = StationKey(name=name, public_key=public_key, added_by=who.name, added_at=utcnow(), entries=0,
+                         last_id=0, last_hash=ZERO_HASH)
+        session.add(row)
+        session.flush()
+        session.info.pop("_station_keys", None)
+        # audited in the chain of the station this is done from, or the single-station chain once users exist;
+        # the first station of a new plant has no chain to be recorded in: its row (who, when) is the record
+        if signer_of(session.info) is not None or UserRepo.exists(session):
+            AuditRepo.append(session, actor=who.name, action="station.add", target=f"station:{name}",
+                             detail={"fingerprint": fingerprint(public_key)})
+        return _dto(row), True
+
+    @staticmethod
+    def by_key(session: Session, public_key: str) -> StationDTO | None:
+        found = session.scalars(select(StationKey).where(StationKey.public_key == public_key)).first()
+        return None if found is None else _dto(found)
+
+    @staticmethod
+    def get(session: Session, name: str) -> StationDTO | None:
+        found = session.scalars(select(StationKey).where(StationKey.name == name)).first()
+        return None if found is None else _dto(found)
+
+    @staticmethod
+    def list(session: Session) -> list[StationDTO]:
+        return [_dto(r) for r in session.scalars(select(StationKey).order_by(StationKey.name))]
