@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,31 @@ class ModelRegistry:
                 "can trust it with 'inspector model add FILE --user NAME'.")
         return h
 
+
+
+def card_is_trusted(model_file: Path, trusted: Mapping[str, str] | Collection[str]) -> bool:
+    """Whether the card beside ``model_file`` may decide anything: a card shipped inside the package, or one
+    whose own SHA-256 is trusted (``inspector model add`` trusts the card beside the model it adds)."""
+    card = Path(model_file).parent / "card.json"
+    if not card.is_file():
+        return False
+    try:
+        if card.resolve().parent.parent == PACKAGE_MODELS.resolve():
+            return True
+        return sha256_file(card) in trusted
+    except OSError:
+        return False
+
+
+def trusted_card(model_file: Path, trusted: Mapping[str, str] | Collection[str]) -> dict:
+    """The card beside ``model_file`` when it is trusted (``card_is_trusted``), else {}: the fields of a card
+    that change verdicts (image size) or provenance are taken only from a card the trust decision covers."""
+    if card_is_trusted(model_file, trusted):
+        return read_card(model_file)
+    if read_card(model_file):
+        log.warning("%s beside %s is not trusted here: its image size and provenance are not used (an admin "
+                    "trusts it with 'inspector model add %s')", "card.json", model_file.name, model_file.name)
+    return {}
 
 
 def recipe_sha256(recipe: Mapping[str, Any]) -> str:
