@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 
 from inspector.core.errors import InspectorError
 from inspector.detection.card import load_card
-from inspector.detection.checkpoint import check_pickle
+from inspector.detection.checkpoint import rebuild
 from inspector.detection.fast import FastDetector, auto_threads
 from inspector.detection.registry import resolve_model
 from inspector.lifecycle.export import export_int8, export_onnx
@@ -187,9 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         from inspector.sources.synth import write_dataset
 
         write_dataset(work / "frames", a.frames, 2024)
-        local_pt = work / pt.name
-        shutil.copy2(pt, local_pt)
-        check_pickle(local_pt)  # the copy Ultralytics reads below: no code in it can run
+        local_pt = rebuild(pt, work / pt.name)  # what Ultralytics reads below: rebuilt from the tensors, no pickle
         onnx = export_onnx(local_pt, imgsz, work / "fp32.onnx")
         from ultralytics import YOLO
 

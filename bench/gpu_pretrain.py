@@ -137,6 +137,13 @@ def _neu_yaml(neu: Path, work: Path, limit: int | None) -> Path:
     return y
 
 
+def _gate(ref: str, work: Path) -> str:
+    """What Ultralytics may read for ``ref``: the gate's rebuilt copy or checked architecture, never the file."""
+    from inspector.detection.checkpoint import safe_source
+
+    return str(safe_source(ref, work))
+
+
 def _train(base: str, data: Path, name: str, work: Path, seconds: float, epochs_guess: int,
            a: argparse.Namespace, **extra) -> dict:
     """Train for ``seconds`` of Ultralytics' time mode. ``epochs_guess`` (what should fit) only sets what
@@ -145,7 +152,7 @@ def _train(base: str, data: Path, name: str, work: Path, seconds: float, epochs_
     from ultralytics import YOLO
 
     t = time.monotonic()
-    model = YOLO(base)
+    model = YOLO(_gate(base, work / "gate" / name))
     args = dict(data=str(data), imgsz=extra.pop("imgsz"), batch=extra.pop("batch"), device=a.device,
                 workers=a.workers, project=str(work / "runs"), name=name, exist_ok=True, plots=False,
                 verbose=False, amp=a.device != "cpu", seed=0, deterministic=False, val=True,
@@ -173,7 +180,7 @@ def _train(base: str, data: Path, name: str, work: Path, seconds: float, epochs_
 def _evaluate(weights: str, data: Path, imgsz: int, a: argparse.Namespace) -> dict:
     from ultralytics import YOLO
 
-    m = YOLO(weights)
+    m = YOLO(_gate(weights, Path(weights).parent / "gate"))
     r = m.val(data=str(data), split="val", imgsz=imgsz, batch=32, device=a.device, plots=False, verbose=False,
               workers=a.workers)
     names = r.names
@@ -227,10 +234,9 @@ def run(a: argparse.Namespace) -> dict:
     pre.update(_final_metrics(Path(pre["best"]).parent.parent))
     result["pretrain"] = pre
     base = out / "surfaces-yolo11n.pt"
-    shutil.copy2(pre["best"], base)
-    from ultralytics.utils.torch_utils import strip_optimizer
+    from inspector.detection.checkpoint import rebuild
 
-    strip_optimizer(str(base))
+    rebuild(Path(pre["best"]), base, half=True)  # the weights without the optimizer, rebuilt from the tensors
     result["pretrain"]["base_bytes"] = base.stat().st_size
     say(f"pre-trained: {pre['epochs']} epochs, corpus val mAP50 {pre.get('map50')}, base {base.stat().st_size} bytes")
     _save(result, out)

@@ -30,9 +30,12 @@ def _load() -> str:
 def run_one(data_yaml: Path, base: str, imgsz: int, minutes: float, batch: int, out: Path) -> dict:
     from ultralytics import YOLO
 
+    from inspector.detection.checkpoint import safe_source
+
     t0 = time.time()
     load0 = _load()
-    model = YOLO(base)
+    # never the file itself: a .pt rebuilt from its tensors, an architecture checked as data
+    model = YOLO(str(safe_source(base, Path(tempfile.mkdtemp(prefix="inspector-base-")))))
     model.train(data=str(data_yaml), epochs=max(1, int(minutes)), time=minutes / 60, imgsz=imgsz, batch=batch,
                 device="cpu", workers=0, project=str(out), name=f"{Path(base).stem}-{imgsz}", exist_ok=True,
                 plots=False, verbose=False, amp=False, val=True, patience=1000)

@@ -243,14 +243,15 @@ def _compare(out: dict, frames: list[np.ndarray], model_dir: Path, imgsz: int, r
     from ultralytics import YOLO
 
     from inspector.core.config import ModelConfig
+    from inspector.detection.checkpoint import rebuild
     from inspector.detection.detector import load_detector
 
     pt = next(iter(sorted(model_dir.glob("*.pt"))))
     reg.check(pt)
-    torch_model = YOLO(str(pt), task="detect")
-    # Ultralytics exports beside its input: export from a copy so nothing is written into models/
-    shutil.copy2(pt, tmp / pt.name)
-    ov_dir = Path(YOLO(str(tmp / pt.name), task="detect").export(format="openvino", imgsz=imgsz, verbose=False))
+    # Ultralytics reads only a copy rebuilt from the tensors (and exports beside it, not into models/)
+    local = rebuild(pt, tmp / pt.name)
+    torch_model = YOLO(str(local), task="detect")
+    ov_dir = Path(YOLO(str(local), task="detect").export(format="openvino", imgsz=imgsz, verbose=False))
     ov_model = YOLO(str(ov_dir), task="detect")
     # the same resources as Ultralytics' predict, which uses every core (the station itself keeps one
     # core for capture and writing: model_fps above is measured at that setting)

@@ -7,6 +7,7 @@ same result (the record made the first time), also while the first is still bein
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -15,7 +16,16 @@ from typing import Any
 
 from inspector.core.config import Config, LineTrigger
 from inspector.core.types import Inspection, Trigger, Verdict
-from inspector.line.desk import LineResult, LineState, TriggerDesk, defect, result_of, unrecorded
+from inspector.line.desk import (
+    STORED_PENDING,
+    LineResult,
+    LineState,
+    TriggerDesk,
+    defect,
+    result_of,
+    stale_reason,
+    unrecorded,
+)
 from inspector.line.ports import AlarmOutput, LineInput, LineOutput
 from inspector.sources.live import CameraState
 
@@ -69,6 +79,8 @@ class LineLink:
                  answered: list[LineResult] = ()) -> None:
         self.recipe, self.model_sha256 = cfg.recipe.name, model_sha256
         self.trigger = cfg.line.trigger
+        self.max_age_ms = cfg.line.max_trigger_age_ms
+        self._early: dict[Trigger, LineResult] = {}  # answered at once (not ready, stale), recorded later
         offline = self._state(False, "offline")
         self.links = build_links(cfg, offline) if links is None else links
         self.outputs: list[LineOutput] = [x for x in self.links if isinstance(x, LineOutput)]
@@ -183,17 +195,37 @@ class LineLink:
             self._answer_unrecorded(trig, f"this station takes no triggers by {trig.via} ([line] trigger = "
                                           f"{self.trigger.value!r})")
             return
+        stale = stale_reason(trig, self.max_age_ms)
         why = self.not_ready()
         desk = self.desk
-        taken = desk is not None and (desk.refuse(trig, f"station not ready: {why}") if why else desk.put(trig))
-        if not taken:
-            self._answer_unrecorded(trig, f"station not ready: {why or 'stopped'}")
+        if stale or why:
+            self._refuse_now(trig, stale or f"station not ready: {why}")
+            return
+        if desk is None or not desk.put(trig):
+            self._answer_unrecorded(trig, "station not ready: stopped")
+
+    def _refuse_now(self, trig: Trigger, reason: str) -> None:
+        """Answer NOT_INSPECTED at once (the PLC must not wait for the run's queue and writer), and have the run
+        record it: its record is not sent again, only remembered for repeats."""
+        res = dataclasses.replace(unrecorded(trig, reason, self.model_sha256, self.recipe), stored=STORED_PENDING)
+        desk = self.desk
+        with self._lock:
+            self._early[trig] = res
+        self._settle(res, True)
+        if desk is None or not desk.refuse(trig, reason):
+            with self._lock:
+                self._early.pop(trig, None)
 
     def on_committed(self, items: list[tuple[int, Inspection]]) -> None:
         """From the writer thread, after the commit: each part's answer (as many times as it was triggered)."""
         for rid, insp in items:
             res = result_of(rid, insp, self.recipe)
-            self._settle(res, insp.trigger is not None)
+            with self._lock:
+                early = self._early.pop(insp.trigger, None) if insp.trigger is not None else None
+                if early is not None and res.part_id is not None:  # answered already: remembered, not sent
+                    self._parts[res.part_id] = res
+            if early is None:
+                self._settle(res, insp.trigger is not None)
 
     def _answer_unrecorded(self, trig: Trigger, why: str) -> None:
         self._settle(unrecorded(trig, why, self.model_sha256, self.recipe), True)

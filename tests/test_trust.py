@@ -163,7 +163,8 @@ def test_a_model_trusted_in_another_database_does_not_run_here(tmp_path, station
                  "--db", station, "--quiet"]) == 0
     assert count(tmp_path / "station.db") == 3
     con = sqlite3.connect(tmp_path / "station.db")
-    assert con.execute("select actor from audit_log where action = 'model.trust'").fetchall() == [("boss",)]
+    # the model and the card beside it (issue 24: a card's image size counts only when the card is trusted)
+    assert con.execute("select actor from audit_log where action = 'model.trust'").fetchall() == [("boss",)] * 2
 
 
 def test_a_forged_card_named_by_the_environment_is_not_trusted(tmp_path, station, synth_data, monkeypatch, capsys):
@@ -238,7 +239,7 @@ def test_train_trusts_its_output_only_for_a_signed_in_qc(tmp_path, station, synt
     monkeypatch.setenv("INSPECTOR_PASSWORD", ADMIN_PW)
     assert main(["model", "add", str(out / "m.onnx"), "--db", station, "--user", "anna"]) == 2  # models: admin
     assert main(["model", "add", str(out / "m.onnx"), "--db", station, "--user", "boss"]) == 0
-    assert count(tmp_path / "station.db", "trusted_files") == 1
+    assert count(tmp_path / "station.db", "trusted_files") == 2  # the model and its card
 
 
 def test_audit_verify_exits_1_after_a_verdict_is_edited(tmp_path, station, synth_data, capsys):

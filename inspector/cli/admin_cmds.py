@@ -102,9 +102,19 @@ def _model_add(a: argparse.Namespace) -> int:
     try:
         actor = signed_in(a, sessions, "model")
         h = sha256_file(path)
-        new = write(sessions, lambda s: TrustRepo.add(s, actor, "model", h, path.name, {"file": str(path.resolve())}),
-                    "Trusting the model")
+        card = path.parent / "card.json"  # its image size and provenance are trusted with the model
+        card_h = sha256_file(card) if card.is_file() else None
+
+        def trust(s) -> bool:  # noqa: ANN001
+            added = TrustRepo.add(s, actor, "model", h, path.name, {"file": str(path.resolve())})
+            if card_h:
+                TrustRepo.add(s, actor, "model", card_h, f"{path.name} card.json",
+                              {"file": str(card.resolve()), "card_of": h})
+            return added
+        new = write(sessions, trust, "Trusting the model")
         print(f"{'trusted' if new else 'already trusted:'} {path} (sha256 {h}) on this station's database")
+        if card_h:
+            print(f"and its card {card} (sha256 {card_h})")
         return 0
     finally:
         engine.dispose()

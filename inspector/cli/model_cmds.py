@@ -74,6 +74,7 @@ def _train_with(a: argparse.Namespace, progress, say, stream) -> int:
     from db import TrustRepo
     from db.accounts import has_users
     from inspector.cli.signin import signed_in
+    from inspector.detection.registry import sha256_file
     from inspector.training.train import train
 
     engine, sessions, registry = _station(a)
@@ -102,6 +103,10 @@ def _train_with(a: argparse.Namespace, progress, say, stream) -> int:
             for f in card.files:
                 TrustRepo.add(s, actor, "model", f.sha256, f.name, {"file": str((Path(a.out) / f.name).resolve()),
                                                                      "trained_by": "inspector train"}, "train")
+            card_file = Path(a.out) / "card.json"  # the card this run wrote: its image size is trusted with it
+            if card_file.is_file():
+                TrustRepo.add(s, actor, "model", sha256_file(card_file), "card.json",
+                              {"file": str(card_file.resolve()), "trained_by": "inspector train"}, "train")
         write(sessions, trust, "Trusting the trained model")
         print(f"model written to {a.out}: {files} (trusted on this station by {actor.name})")
         if stream is not None:
@@ -180,8 +185,7 @@ def _record_in_card(detector, result: dict) -> None:
 
 
 def _export(a: argparse.Namespace) -> int:
-    from inspector.detection.card import load_card
-    from inspector.detection.checkpoint import vet
+    from inspector.detection.detector import model_imgsz
     from inspector.detection.registry import resolve_model
     from inspector.lifecycle.export import default_export_dir, export_model
 
@@ -190,7 +194,9 @@ def _export(a: argparse.Namespace) -> int:
         raise ConfigError(f"{pt}: export needs the model's .pt weights.")
     engine, _, registry = _station(a)
     engine.dispose()
-    vet(registry, pt)  # a trusted hash, or a checkpoint the weights-only loader reads: no code runs
+    # only a trusted source: an export's card names its source and provenance, and a copy or edited weights
+    # must not borrow them (the file is still rebuilt from its tensors before Ultralytics reads it)
+    registry.check(pt)
     out = Path(a.out) if a.out else default_export_dir(pt, a.int8)
     calib, held_out, ds = [], (), None
     if a.int8 and not a.data:
@@ -203,8 +209,7 @@ def _export(a: argparse.Namespace) -> int:
         ds = load_dataset(a.data)
         calib = [im.path for im in ds.splits.get("train", ())]
         held_out = ds.splits.get("val", ())
-    source_card = load_card(pt)
-    imgsz = a.imgsz or (source_card.imgsz if source_card is not None else 320)
+    imgsz = a.imgsz or model_imgsz(pt, registry.trusted(), 320)
     cmd = "inspector " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     card = export_model(pt, out, trusted=registry.trusted(), imgsz=imgsz, int8=a.int8, calibration=calib,
                         subset_size=a.calibration, held_out=held_out, dataset=ds, data_name=str(a.data or ""),

@@ -292,8 +292,23 @@ class LineOpcuaConfig(_Section):
 
 
 class LineModbusConfig(_Section):
-    host: str = Field("0.0.0.0", min_length=1, description="Address the Modbus TCP server listens on.")
+    host: str = Field("127.0.0.1", min_length=1, description="Address the Modbus TCP server listens on (the "
+                                                             "machine network's interface; 0.0.0.0: all).")
     port: int = Field(5020, ge=1, le=65535, description="TCP port of the Modbus server (502 needs privileges).")
+    clients: tuple[str, ...] = Field((), description="IP addresses of the PLCs allowed to connect; empty: any "
+                                                     "(a warning at every start).")
+
+    @field_validator("clients", mode="before")
+    @classmethod
+    def _one_or_many(cls, v):
+        return (v,) if isinstance(v, str) else v
+
+    @field_validator("clients")
+    @classmethod
+    def _addresses(cls, v):
+        import ipaddress
+
+        return tuple(str(ipaddress.ip_address(a)) for a in v)  # ValueError names a bad one
 
 
 class LineConfig(_Section):
@@ -302,6 +317,10 @@ class LineConfig(_Section):
     trigger_timeout_s: float = Field(
         2.0, gt=0, le=60, description="A trigger whose picture cannot be had within this many seconds is answered "
                                       "NOT_INSPECTED.")
+    max_trigger_age_ms: int = Field(
+        2000, ge=1, le=600_000,
+        description="A trigger that carries the PLC's time ('ts') and is older than this on arrival (a link or a "
+                    "station that stalled) is answered NOT_INSPECTED 'stale', never inspected.")
     repeat_window_h: float = Field(
         24.0, ge=0, le=24 * 366,
         description="A part_id triggered again is answered with its first result if that was recorded by this "

@@ -83,12 +83,14 @@ class Trigger:
     """One part announced by the line (a PLC): take the first picture after ``at`` (``time.time()``).
 
     ``part_id`` is the PLC's name for the part (None when the trigger gave none); ``extra`` holds the
-    trigger message's other keys, kept with the record; ``via`` is the protocol it came by."""
+    trigger message's other keys, kept with the record; ``via`` is the protocol it came by; ``sent_at`` the
+    PLC's own time of the trigger (``time.time()`` scale) when it gave one: age and latency count from it."""
 
     part_id: str | None
     at: float
     extra: dict = field(default_factory=dict)
     via: str = ""
+    sent_at: float | None = None
 
     def __post_init__(self) -> None:
         _need(self.part_id is None or (isinstance(self.part_id, str) and 0 < len(self.part_id) <= 200),

@@ -16,7 +16,6 @@ from inspector.core.config import Backend, ModelConfig
 from inspector.core.errors import ModelError
 from inspector.core.ports import Detector
 from inspector.core.types import Detection, Detections, RunSetup
-from inspector.detection.card import load_card
 from inspector.detection.offline import keep_data_local
 from inspector.detection.registry import ModelRegistry, resolve_model
 
@@ -36,8 +35,18 @@ class UltralyticsDetector:
         self.input_hw = (imgsz, imgsz)  # the longest side Ultralytics letterboxes to
         self.setup = RunSetup("ultralytics")  # PyTorch's own threads; not tunable
         try:
-            self._model = YOLO(str(self.path), task="detect")
+            if self.path.suffix.lower() == ".pt":  # never the file itself: a network rebuilt from its tensors
+                import tempfile
+
+                from inspector.detection.checkpoint import rebuild
+
+                with tempfile.TemporaryDirectory(prefix="inspector-model-") as tmp:
+                    self._model = YOLO(str(rebuild(self.path, Path(tmp) / self.path.name)), task="detect")
+            else:
+                self._model = YOLO(str(self.path), task="detect")
             names = self._model.names
+        except ModelError:
+            raise
         except Exception as e:  # corrupt pickles and foreign files raise many kinds
             raise ModelError(f"cannot load model {self.path}: the file is corrupt or not a YOLO model "
                              f"({type(e).__name__}).") from e
@@ -105,8 +114,7 @@ def load_detector(cfg: ModelConfig, conf: float, registry: ModelRegistry | None 
     registry = registry or ModelRegistry()
     path, backend = pick_model(cfg)
     sha = registry.check(path)
-    card = load_card(path)
-    imgsz = card.imgsz if card is not None else cfg.imgsz  # the size the model was trained at
+    imgsz = model_imgsz(path, registry.trusted(), cfg.imgsz)  # the size the model was trained at
     log.info("loading %s with the %s backend (sha256 %s)", path, backend.value, sha[:12])
     if backend == Backend.ULTRALYTICS:
         return UltralyticsDetector(path, sha, imgsz, conf, cfg.iou)
@@ -122,6 +130,22 @@ def load_detector(cfg: ModelConfig, conf: float, registry: ModelRegistry | None 
     # ``tune=shown``: what the health panel and the run's summary show
     return setup_detector(path, sha, variant, backend=name, precision=precision, threads=threads, streams=streams,
                           imgsz=imgsz, conf=conf, iou=cfg.iou, tune=shown)
+
+
+def model_imgsz(path: Path, trusted, default: int) -> int:
+    """The image size a trusted model file was trained at: from its card when the card is trusted too, else from
+    the file itself (a ``.pt``'s training arguments, read as data; a fixed-size ONNX/OpenVINO input wins anyway)."""
+    from inspector.detection.registry import trusted_card
+
+    card = trusted_card(path, trusted)
+    size = card.imgsz if card is not None else None
+    if not size and path.suffix.lower() == ".pt":
+        from inspector.detection.checkpoint import read_checkpoint
+
+        args = read_checkpoint(path).plain.get("train_args") or {}
+        size = args.get("imgsz") if isinstance(args, dict) else None
+    ok = isinstance(size, int) and not isinstance(size, bool) and 32 <= size <= 8192
+    return size if ok else default
 
 
 def trusted_int8_variant(path: Path, registry: ModelRegistry) -> tuple[Path, str] | None:

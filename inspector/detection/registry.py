@@ -13,14 +13,14 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from inspector.core.errors import ModelError
 from inspector.core.home import data_home
-from inspector.detection.card import CARD_FILE, load_card, read_card_file
+from inspector.detection.card import CARD_FILE, ModelCard, load_card, read_card_file
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,32 @@ class ModelRegistry:
                 "can trust it with 'inspector model add FILE --user NAME'.")
         return h
 
+
+
+def card_is_trusted(model_file: Path, trusted: Mapping[str, str] | Collection[str]) -> bool:
+    """Whether the card beside ``model_file`` may decide anything: a card shipped inside the package, or one
+    whose own SHA-256 is trusted (``inspector model add`` trusts the card beside the model it adds)."""
+    card = Path(model_file).parent / "card.json"
+    if not card.is_file():
+        return False
+    try:
+        if card.resolve().parent.parent == PACKAGE_MODELS.resolve():
+            return True
+        return sha256_file(card) in trusted
+    except OSError:
+        return False
+
+
+def trusted_card(model_file: Path, trusted: Mapping[str, str] | Collection[str]) -> ModelCard | None:
+    """The card beside ``model_file`` when it is trusted (``card_is_trusted``), else None: the fields of a card
+    that change verdicts (image size) or provenance are taken only from a card the trust decision covers."""
+    card = load_card(model_file)
+    if card is None or card_is_trusted(model_file, trusted):
+        return card
+    if card is not None:
+        log.warning("%s beside %s is not trusted here: its image size and provenance are not used (an admin "
+                    "trusts it with 'inspector model add %s')", "card.json", model_file.name, model_file.name)
+    return None
 
 
 def recipe_sha256(recipe: Mapping[str, Any]) -> str:

@@ -2,8 +2,8 @@
 
 ``export_onnx`` goes through Ultralytics (static shape, opset 17, simplified), so the file carries
 the class names in its metadata. ``export_int8`` quantises that ONNX file post-training with NNCF on
-calibration images, leaving the box-decoding tail of the head in float. The ``.pt`` is copied and the
-copy read with the weights-only loader (``registry.check_pickle``) before Ultralytics loads it.
+calibration images, leaving the box-decoding tail of the head in float. Ultralytics never reads the ``.pt``
+itself: the gate (``inspector.detection.checkpoint.rebuild``) writes a private copy rebuilt from its tensors.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from inspector.core.errors import ModelError
 from inspector.detection.card import ModelCard
-from inspector.detection.checkpoint import check_pickle
+from inspector.detection.checkpoint import rebuild
 from inspector.detection.offline import keep_data_local
 from inspector.detection.outputs import check_new_files
 
@@ -42,10 +42,9 @@ def export_onnx(pt: Path, imgsz: int, out: Path | None = None) -> Path:
     from ultralytics import YOLO
 
     with tempfile.TemporaryDirectory(prefix="inspector-export-") as tmp:
-        # export from a copy: Ultralytics writes beside its input, which may be read-only or shared
-        src = Path(tmp) / pt.name
-        shutil.copy2(pt, src)
-        check_pickle(src, pt)  # the copy Ultralytics reads: nothing in it can run
+        # export from a private copy rebuilt from the tensors: Ultralytics writes beside its input, and a pickle
+        # (even of layer classes only) can call code; nothing in the user's file is called
+        src = rebuild(pt, Path(tmp) / pt.name, shown=pt, train_args={"imgsz": imgsz})
         try:
             made = YOLO(str(src), task="detect").export(format="onnx", imgsz=imgsz, dynamic=False, simplify=True,
                                                         opset=OPSET, half=False, int8=False, nms=False,
@@ -212,10 +211,13 @@ def export_model(pt: Path, out: Path, *, trusted: Collection[str], imgsz: int, i
     ``held_out`` images (and their ``dataset``) the card records mAP50 of the source and of the export
     on them. The new model is not trusted: an authorised user trusts it with ``inspector model add``.
     """
-    from inspector.detection.card import load_card
-    from inspector.detection.registry import sha256_file
+    from inspector.detection.registry import sha256_file, trusted_card
 
     pt, out = Path(pt), Path(out)
+    if sha256_file(pt) not in trusted:
+        raise ModelError(f"refusing to export {pt}: its SHA-256 is not in the model registry of this station's "
+                         "database, so its card's provenance cannot be vouched for; a signed-in admin can trust it "
+                         "with 'inspector model add FILE --user NAME'.")
     names = export_file_names(pt, int8)
     check_new_files(out, names, trusted, force)
     source_sha = sha256_file(pt)
@@ -229,7 +231,8 @@ def export_model(pt: Path, out: Path, *, trusted: Collection[str], imgsz: int, i
         out.mkdir(parents=True, exist_ok=True)
         for f in made:
             _replace(f, out / f.name)
-    card = _export_card(load_card(pt), pt, source_sha, [out / f.name for f in made], imgsz=imgsz, int8=int8,
+    card = _export_card(trusted_card(pt, trusted), pt, source_sha, [out / f.name for f in made], imgsz=imgsz,
+                        int8=int8,
                         calibration=(data_name, min(len(calibration), subset_size)) if int8 else None,
                         accuracy=accuracy, command=command)
     from inspector.detection.card import write_card

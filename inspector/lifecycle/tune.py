@@ -70,13 +70,17 @@ def tune_model(path: Path, sha: str, cfg: Config, backends: list[str], classes: 
     """Measure every candidate for the model file ``path`` (trusted, ``sha``) and record the figures and the
     choice; returns the record's path. ``quick`` (a model's first start): shorter speed runs, and accuracy
     checked only down to the fastest allowed candidate."""
-    from inspector.detection.card import load_card
+    from inspector.detection.detector import model_imgsz
+    from inspector.detection.registry import trusted_card
     from inspector.detection.setup import cpu_signature, save_record
 
     if not backends:
         raise ConfigError("no inference backend to tune is installed here (OpenVINO or ONNX Runtime).")
-    card = load_card(path)
-    imgsz = card.imgsz if card is not None else cfg.model.imgsz
+    from inspector.detection.registry import ModelRegistry
+
+    trusted = ModelRegistry().trusted()  # a card decides the size only when trusted (shipped here)
+    card = trusted_card(path, trusted)
+    imgsz = model_imgsz(path, trusted, cfg.model.imgsz)
     classes = classes or (card.classes if card is not None else ())
     sig = cpu_signature()
     tmp = Path(tempfile.mkdtemp(prefix="inspector-tune-"))

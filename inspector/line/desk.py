@@ -19,6 +19,49 @@ def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
+MAX_PART_ID = 200
+MAX_TRIGGER_BYTES = 4096  # a trigger message, extra keys included; beyond: refused, never stored
+
+
+def part_id_problem(value: Any) -> str:
+    """Why ``value`` is no part id ("" when it is one): a string of 1-200 characters, taken as it is (never cut,
+    never stripped, never made from a number or a flag: ``777`` and ``"777"`` would be one part)."""
+    if not isinstance(value, str):
+        return f"part_id must be a string of 1-{MAX_PART_ID} characters, got {type(value).__name__}"
+    if not 0 < len(value) <= MAX_PART_ID:
+        return f"part_id must be a string of 1-{MAX_PART_ID} characters, got {len(value)}"
+    if any(ord(c) < 32 for c in value):
+        return "part_id must not hold control characters"
+    return ""
+
+
+def plc_time(value: Any) -> float:
+    """The PLC's time of a trigger (``ts``): milliseconds since 1970 (a number) or ISO 8601 with a time zone;
+    ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError("ts must be milliseconds since 1970 or ISO 8601 with a time zone")
+    if isinstance(value, (int, float)):
+        return float(value) / 1000.0
+    if isinstance(value, str):
+        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if t.tzinfo is None:
+            raise ValueError("ts needs a time zone (e.g. 2026-01-01T08:00:00.000Z)")
+        return t.timestamp()
+    raise ValueError("ts must be milliseconds since 1970 or ISO 8601 with a time zone")
+
+
+def stale_reason(trigger: Trigger, max_age_ms: float, now: float | None = None) -> str:
+    """"" for a trigger without the PLC's time or within ``max_age_ms`` of it; else why it is refused."""
+    if trigger.sent_at is None:
+        return ""
+    age_ms = ((time.time() if now is None else now) - trigger.sent_at) * 1000
+    if age_ms > max_age_ms:
+        return f"stale: the trigger is {age_ms:.0f} ms old (max_trigger_age_ms {max_age_ms:g})"
+    if age_ms < -max_age_ms:
+        return f"stale: the trigger is dated {-age_ms:.0f} ms ahead of the station's clock (clocks differ?)"
+    return ""
+
+
 @dataclass(frozen=True)
 class LineState:
     """Whether the station can inspect now, and if not, why (``reason`` is "" when ready)."""
@@ -34,8 +77,9 @@ class LineState:
                 "recipe": self.recipe, "ts": self.ts}
 
 
-# where a result's record is: committed to the database, waiting in the outbox (no id yet), or nowhere
-STORED_DATABASE, STORED_OUTBOX, STORED_NONE = "database", "outbox", "none"
+# where a result's record is: committed to the database, waiting in the outbox (no id yet), nowhere, or being
+# written (an answer sent at once, before its record: not ready, stale)
+STORED_DATABASE, STORED_OUTBOX, STORED_NONE, STORED_PENDING = "database", "outbox", "none", "pending"
 
 
 @dataclass(frozen=True)
@@ -70,9 +114,10 @@ def defect(label: str, confidence: float, x1: float, y1: float, x2: float, y2: f
 def result_of(record_id: int, insp: Inspection, recipe: str) -> LineResult:
     """The line's answer for a committed inspection (``record_id`` 0: it went to the outbox).
 
-    ``latency_ms`` runs from the trigger (when there was one) to now, else it is the inspection's own."""
+    ``latency_ms`` runs from the trigger (the PLC's time when it gave one, else its arrival) to now, else it is
+    the inspection's own."""
     trig = insp.trigger
-    latency = (time.time() - trig.at) * 1000 if trig is not None else insp.latency_ms
+    latency = (time.time() - _since(trig)) * 1000 if trig is not None else insp.latency_ms
     defects = tuple(defect(d.label, d.confidence, d.x1, d.y1, d.x2, d.y2) for d in (insp.detections or ()))
     return LineResult(trig.part_id if trig is not None else None, record_id or None, insp.seq,
                       insp.verdict.value, insp.reasons, defects,
@@ -81,10 +126,21 @@ def result_of(record_id: int, insp: Inspection, recipe: str) -> LineResult:
                       STORED_DATABASE if record_id else STORED_OUTBOX)
 
 
+def _since(trigger: Trigger) -> float:
+    return trigger.sent_at if trigger.sent_at is not None else trigger.at
+
+
 def unrecorded(trigger: Trigger, reason: str, model_sha256: str, recipe: str) -> LineResult:
     """NOT_INSPECTED for a trigger that no run can take any more (it ended or failed): no record exists."""
     return LineResult(trigger.part_id, None, 0, Verdict.NOT_INSPECTED.value, (reason,), (), model_sha256, recipe,
-                      round((time.time() - trigger.at) * 1000, 1), now_iso(), STORED_NONE)
+                      round(max((time.time() - _since(trigger)) * 1000, 0.0), 1), now_iso(), STORED_NONE)
+
+
+def refusal(reason: str, state: LineState | None, part_id: str | None = None) -> LineResult:
+    """The answer to a trigger message that is refused before it becomes a trigger (garbage, a bad part id):
+    NOT_INSPECTED, ``reasons`` ["refused: ..."], nothing recorded."""
+    return LineResult(part_id, None, 0, Verdict.NOT_INSPECTED.value, (f"refused: {reason}",), (),
+                      state.model_sha256 if state else "", state.recipe if state else "", 0.0, now_iso(), STORED_NONE)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,13 @@ PLC polls and writes. Addresses are 0-based (coil 0 is the first coil).
 
 Coils: 0 Trigger (PLC writes 1), 1 Ready, 2 Busy, 3 ResultValid, 4 Pass, 5 Fail, 6 Review,
 7 NotInspected, 8 ResultAck (PLC writes 1). Holding registers: 0 ResultCounter, 1-2 PartId (written by
-the PLC before Trigger; 32 bits, high word first), 3 LatencyMs, 4 MissedTriggers, 5-6 ResultPartId.
+the PLC before Trigger; 32 bits, high word first), 3 LatencyMs, 4 MissedTriggers, 5-6 ResultPartId,
+7 RefusedWrites.
+
+A client writes only what is its own: the Trigger and ResultAck coils and the PartId registers. A write to
+anything else (Ready, Busy, a verdict, ResultCounter, ...) is refused with Modbus exception 2 (illegal data
+address), logged and counted in RefusedWrites; the station's outputs are the station's alone. Only the
+addresses in ``[line.modbus] clients`` may connect (when the list is given); others are closed at once.
 
 Handshake: the PLC sets Trigger -> the station clears Trigger, sets Busy and clears ResultValid and the
 verdict coils -> once the record is committed: one verdict coil, LatencyMs, ResultPartId, ResultCounter+1,
@@ -21,6 +27,7 @@ from collections.abc import Callable
 
 from pymodbus.datastore import ModbusSequentialDataBlock, ModbusServerContext, ModbusSlaveContext
 from pymodbus.server import ModbusTcpServer
+from pymodbus.server.requesthandler import ServerRequestHandler
 
 from inspector.core.config import LineModbusConfig
 from inspector.core.types import Trigger
@@ -30,7 +37,10 @@ log = logging.getLogger(__name__)
 
 TRIGGER, READY, BUSY, VALID, PASS, FAIL, REVIEW, NOT_INSPECTED, ACK = range(9)
 VERDICT_COIL = {"PASS": PASS, "FAIL": FAIL, "REVIEW": REVIEW, "NOT_INSPECTED": NOT_INSPECTED}
-COUNTER, PART_HI, PART_LO, LATENCY, MISSED, RESULT_PART_HI, RESULT_PART_LO = range(7)
+COUNTER, PART_HI, PART_LO, LATENCY, MISSED, RESULT_PART_HI, RESULT_PART_LO, REFUSED = range(8)
+#: what a client may write: Modbus function code -> the addresses it may write with it
+WRITABLE = {5: {TRIGGER, ACK}, 15: {TRIGGER, ACK}, 6: {PART_HI, PART_LO}, 16: {PART_HI, PART_LO}}
+_WRITE_CODES = frozenset({5, 6, 15, 16, 22, 23})
 _FREE = object()  # no Modbus trigger waits for its result
 
 
@@ -53,6 +63,45 @@ class _Block(ModbusSequentialDataBlock):
         return self.values[index]
 
 
+class _Context(ModbusSlaveContext):
+    """The server's data, with every write outside ``WRITABLE`` refused (pymodbus validates before it writes)."""
+
+    def __init__(self, on_refused: Callable[[int, int, int], None], **blocks) -> None:
+        super().__init__(**blocks)
+        self._on_refused = on_refused
+
+    def validate(self, fc_as_hex, address, count=1):
+        if fc_as_hex in _WRITE_CODES:
+            allowed = WRITABLE.get(fc_as_hex, set())
+            if not all(a in allowed for a in range(address, address + count)):
+                self._on_refused(fc_as_hex, address, count)
+                return False
+        return super().validate(fc_as_hex, address, count)
+
+
+class _Handler(ServerRequestHandler):
+    """One client connection: closed at once when its address is not among the allowed clients."""
+
+    def callback_connected(self) -> None:
+        peer = self.transport.get_extra_info("peername") if self.transport else None
+        host = str(peer[0]) if peer else "?"
+        allowed = self.server.allowed_clients
+        if allowed and host not in allowed:
+            log.warning("Modbus connection from %s refused: not in [line.modbus] clients", host)
+            self.transport.close()
+            return
+        super().callback_connected()
+
+
+class _Server(ModbusTcpServer):
+    allowed_clients: frozenset[str] = frozenset()
+
+    def callback_new_connection(self):
+        if self.trace_connect:
+            self.trace_connect(True)
+        return _Handler(self, self.trace_packet, self.trace_pdu, self.trace_connect)
+
+
 class ModbusLink:
     """``LineInput`` and ``LineOutput`` as a Modbus TCP server."""
 
@@ -62,7 +111,13 @@ class ModbusLink:
         self._lock = threading.RLock()
         self.coils = _Block(16, False, self._coils_written)
         self.regs = _Block(16, 0, lambda a, v: None)
-        self._context = ModbusServerContext(slaves=ModbusSlaveContext(co=self.coils, hr=self.regs), single=True)
+        self._refused = 0
+        self._context = ModbusServerContext(slaves=_Context(self._write_refused, co=self.coils, hr=self.regs),
+                                            single=True)
+        self.clients = frozenset(cfg.clients)
+        if not self.clients:
+            log.warning("Modbus server on %s:%d takes any client: set [line.modbus] clients to the PLC's address",
+                        self.host, self.port)
         self._on_trigger: Callable[[Trigger], None] | None = None
         self._pending: object = _FREE
         self._clients = 0
@@ -95,8 +150,8 @@ class ModbusLink:
         loop.close()
 
     async def _run(self) -> None:
-        self._server = ModbusTcpServer(self._context, address=(self.host, self.port),
-                                       trace_connect=self._connection)
+        self._server = _Server(self._context, address=(self.host, self.port), trace_connect=self._connection)
+        self._server.allowed_clients = self.clients
         await self._server.serve_forever(background=True)
         if not self._server.transport:
             raise OSError("the address is in use or not available")
@@ -108,6 +163,13 @@ class ModbusLink:
         with self._lock:
             self._clients = max(0, self._clients + (1 if connected else -1))
             self._detail = f"{self._clients} PLC connection(s)" if self._clients else "listening, no PLC connected"
+
+    def _write_refused(self, code: int, address: int, count: int) -> None:
+        with self._lock:
+            self._refused += 1
+            self.regs.put(REFUSED, self._refused & 0xFFFF)
+        log.warning("Modbus write refused (function %d, address %d, %d value(s)): only Trigger, ResultAck and PartId "
+                    "are written by the PLC (%d refused so far)", code, address, count, self._refused)
 
     def _coils_written(self, first: int, values: list) -> None:
         """The PLC wrote coils (the server's thread): a rising Trigger or ResultAck is acted on."""

@@ -3,12 +3,16 @@
 Topics, for station ``S``: ``inspector/S/state`` (retained, QoS 1; the broker's last will says
 ``ready: false, reason: "offline"``), ``inspector/S/trigger`` (subscribed, QoS 1),
 ``inspector/S/result`` (QoS 1) and ``inspector/S/alarm`` (QoS 1: each alarm an ``[alarms]`` rule raises).
-paho's network thread reconnects with back-off (1 s doubling to 30 s); ``send`` only queues, so a broker
-that is away never holds up inspection.
+paho's network thread tries again every second while the broker is away (so the link is back within about
+a second of the broker's return, with a fresh state message); ``send`` only queues, so a broker that is away
+never holds up inspection. A trigger message that is not a JSON object of at most 4096 bytes, or whose
+``part_id`` is not a string of 1-200 characters, or whose ``ts`` is not a time, is refused on the result
+topic (NOT_INSPECTED, ``reasons`` ["refused: ..."]) and never inspected.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -22,7 +26,16 @@ from inspector.core.alarms import Alarm
 from inspector.core.config import LineMqttConfig
 from inspector.core.errors import ConfigError
 from inspector.core.types import Trigger
-from inspector.line.desk import LineResult, LineState, LinkStatus, now_iso
+from inspector.line.desk import (
+    MAX_TRIGGER_BYTES,
+    LineResult,
+    LineState,
+    LinkStatus,
+    now_iso,
+    part_id_problem,
+    plc_time,
+    refusal,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +52,31 @@ def topics(station: str) -> dict[str, str]:
             "alarm": f"{base}/alarm"}
 
 
+class Refused(ValueError):
+    """A trigger message that is not one; its text is the reason the line is told."""
+
+
 def parse_trigger(payload: bytes, at: float) -> Trigger:
-    """A trigger message: ``{"part_id": str, ...}``; other keys are kept. An empty or non-object payload is
-    still a trigger (a part without an id): every trigger is answered."""
+    """A trigger message: a JSON object ``{"part_id": str, "ts": PLC time, ...}`` (both optional; other keys are
+    kept with the record). ``Refused`` (with the reason) for anything else: garbage is never inspected."""
+    if len(payload) > MAX_TRIGGER_BYTES:
+        raise Refused(f"trigger message of {len(payload)} bytes (at most {MAX_TRIGGER_BYTES})")
     try:
-        data = json.loads(payload.decode("utf-8")) if payload.strip() else {}
+        data = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
-        data = {"payload": payload.decode("utf-8", "replace")[:200]}
+        raise Refused("the trigger message is not JSON") from None
     if not isinstance(data, dict):
-        data = {"payload": data}
+        raise Refused(f"the trigger message must be a JSON object, got {type(data).__name__}")
     pid = data.pop("part_id", None)
-    pid = None if pid is None or pid == "" else str(pid)[:200]
-    return Trigger(pid, at, data, "mqtt")
+    if pid is not None and part_id_problem(pid):
+        raise Refused(part_id_problem(pid))
+    sent_at = None
+    if "ts" in data:
+        try:
+            sent_at = plc_time(data["ts"])
+        except (ValueError, TypeError, OverflowError) as e:
+            raise Refused(f"ts: {e}") from None
+    return Trigger(pid, at, data, "mqtt", sent_at)
 
 
 def _no_delay(client, userdata, sock) -> None:  # noqa: ARG001
@@ -80,6 +106,7 @@ class MqttLink:
         self._detail = "connecting"
         self._unacked: set[int] = set()
         self._reconnects = 0
+        self._refused = 0  # trigger messages refused (garbage, bad part ids)
         self._ever = False
         self._closing = False
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cfg.client_id or f"inspector-{station}",
@@ -92,7 +119,7 @@ class MqttLink:
                       keyfile=str(cfg.key_file) if cfg.key_file else None)
             c.tls_insecure_set(cfg.tls_insecure)
         c.will_set(self.topics["state"], json.dumps(offline.payload()), qos=1, retain=True)
-        c.reconnect_delay_set(min_delay=1, max_delay=30)
+        c.reconnect_delay_set(min_delay=1, max_delay=1)  # back within a second of the broker's return
         c.max_queued_messages_set(MAX_QUEUED)
         c.on_connect, c.on_disconnect = self._connected_cb, self._disconnected_cb
         c.on_message, c.on_publish = self._message_cb, self._published_cb
@@ -123,7 +150,8 @@ class MqttLink:
 
     def link(self) -> LinkStatus:
         with self._lock:
-            return LinkStatus(self.name, self._connected, self._detail, len(self._unacked), self._reconnects)
+            return LinkStatus(self.name, self._connected, self._detail, len(self._unacked), self._reconnects,
+                              self._refused)
 
     def close(self, last: LineState) -> None:
         """Say ``last`` (retained; a clean disconnect sends no last will) and disconnect."""
@@ -169,20 +197,27 @@ class MqttLink:
             self._ever = True
             state = self._state
         log.info("MQTT connected to %s", self.name)
-        if state is not None:  # the broker may have restarted without the retained state
-            self._publish(self.topics["state"], state.payload(), retain=True)
+        if state is not None:  # the broker may have restarted (with an old retained state, or none): a fresh one
+            self._publish(self.topics["state"], dataclasses.replace(state, ts=now_iso()).payload(), retain=True)
 
     def _disconnected_cb(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ARG002
         with self._lock:
             was = self._connected
             self._connected = False
-            self._detail = "closed" if self._closing else \
-                f"disconnected ({reason_code}); reconnecting with back-off up to 30 s"
+            self._detail = "closed" if self._closing else f"disconnected ({reason_code}); reconnecting every second"
         if was and not self._closing:
             log.warning("MQTT link to %s lost: %s", self.name, reason_code)
 
     def _message_cb(self, client, userdata, msg) -> None:  # noqa: ARG002
-        trig = parse_trigger(msg.payload, time.time())
+        try:
+            trig = parse_trigger(msg.payload, time.time())
+        except Refused as e:
+            log.warning("MQTT trigger refused (%s): %r", e, bytes(msg.payload[:80]))
+            with self._lock:
+                self._refused += 1
+                state = self._state
+            self._publish(self.topics["result"], refusal(str(e), state).payload(), retain=False)
+            return
         if self._on_trigger is not None:
             try:
                 self._on_trigger(trig)

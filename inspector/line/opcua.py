@@ -38,7 +38,7 @@ from inspector.core.config import LineOpcuaConfig, OpcuaSecurity
 from inspector.core.errors import ConfigError, StorageError
 from inspector.core.files import write_atomic
 from inspector.core.types import Trigger, Verdict
-from inspector.line.desk import LineResult, LineState, LinkStatus
+from inspector.line.desk import LineResult, LineState, LinkStatus, part_id_problem
 
 log = logging.getLogger(__name__)
 
@@ -249,9 +249,13 @@ class OpcuaLink:
         """The method ``Trigger(PartId)``: waits for the part's result (never longer than the trigger timeout plus
         the time to record it) and returns it; NOT_INSPECTED with the reason when there is none."""
         raw = part_id.Value if isinstance(part_id, ua.Variant) else part_id
-        pid = str(raw).strip()[:200] if raw is not None else ""
-        if not pid:
+        if raw is None or raw == "":
             return _outputs(Verdict.NOT_INSPECTED.value, None, ["Trigger needs a PartId: nothing was inspected"])
+        problem = part_id_problem(raw)  # taken as given: never cut, stripped or made from a number
+        if problem:
+            log.warning("OPC UA Trigger refused: %s", problem)
+            return _outputs(Verdict.NOT_INSPECTED.value, None, [f"refused: {problem}"])
+        pid = raw
         if self._on_trigger is None:
             return _outputs(Verdict.NOT_INSPECTED.value, None, ["station not ready: starting"])
         fut: asyncio.Future = asyncio.get_running_loop().create_future()

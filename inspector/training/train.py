@@ -3,8 +3,9 @@
 ``train`` converts any supported data set into a cache, trains (from ``yolo11n.yaml`` when no base
 file is given: nothing is downloaded), keeps the best weights if interrupted, exports ONNX and
 writes ``card.md`` and ``card.json`` beside the weights in the output folder. A base or resumed
-``.pt`` is a pickle: it is loaded only when its hash is trusted or the weights-only loader reads it
-(``inspector.detection.checkpoint.vet``), so no code in it runs.
+``.pt`` is a pickle, and a base ``.yaml`` names code: Ultralytics gets neither, only what the gate
+``inspector.detection.checkpoint.safe_source`` rebuilt from their tensors and checked definitions in a
+private folder, so no code in them runs.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import platform
 import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 import zipfile
@@ -28,7 +30,7 @@ from inspector.core.clock import format_duration
 from inspector.core.errors import DatasetError, ModelError
 from inspector.core.files import write_atomic
 from inspector.detection.card import ModelCard, write_card
-from inspector.detection.checkpoint import vet
+from inspector.detection.checkpoint import resumable, safe_source
 from inspector.detection.offline import keep_data_local
 from inspector.detection.outputs import refuse_trusted_folder
 from inspector.detection.registry import ModelRegistry, sha256_file
@@ -186,12 +188,27 @@ def train(data: Path | str, out: Path | str, *, base: str | None = None, epochs:
 
     from ultralytics import YOLO
 
+    private = Path(tempfile.mkdtemp(prefix="inspector-train-"))  # this process's own: what Ultralytics reads
+    try:
+        return _fit(private, YOLO, ds=ds, data=data, data_yaml=data_yaml, out=out, run_dir=run_dir, name=name,
+                    base=base, epochs=epochs, imgsz=imgsz, batch=batch, resume=resume, workers=workers, seed=seed,
+                    command=command, progress=progress, export_onnx=export_onnx, registry=registry,
+                    time_budget_s=time_budget_s, keep_base=keep_base, say=say, stop_file=stop_file,
+                    threads=threads, notes=notes, started=started)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _fit(private: Path, YOLO, *, ds, data, data_yaml, out: Path, run_dir: Path, name: str, base, epochs: int,
+         imgsz: int, batch: int, resume: bool, workers: int, seed: int, command, progress, export_onnx: bool,
+         registry: ModelRegistry, time_budget_s, keep_base: bool, say, stop_file, threads: int, notes: dict,
+         started: float) -> dict:
+    """Load the base (through the gate, into ``private``), train, keep the best weights and finalize."""
     last = run_dir / "weights" / "last.pt"
     if resume:
         _restore_if_cut(last, say)
-        if last.exists():
-            vet(registry, last)  # a pickle: vetted before anything unpickles it
-        model = _resumable(out, last, YOLO)
+        model = _resumable(out, last, YOLO, private, {"data": str(data_yaml), "project": str(out.resolve()),
+                                                     "name": "run", "exist_ok": True})
         base_label = "resumed run"
     else:
         choice = choose_base(base, ds.classes, registry.trusted(), keep=keep_base)
@@ -202,10 +219,10 @@ def train(data: Path | str, out: Path | str, *, base: str | None = None, epochs:
             notes["base_asked"] = choice.asked
         base_ref = _resolve_base(choice.ref)
         base_label = _shipped_label(base_ref)
-        if base_ref.lower().endswith(".pt"):
-            vet(registry, Path(base_ref))
+        # never the user's file: its tensors in a network built here, or its architecture checked as data
+        clean = safe_source(base_ref, private / "base", nc=len(ds.classes))
         try:
-            model = YOLO(base_ref)
+            model = YOLO(str(clean))
         except Exception as e:  # a corrupt or foreign file: Ultralytics raises many kinds
             raise ModelError(f"cannot load base model {base_ref}: {e}") from e
 
@@ -330,20 +347,16 @@ def _restore_if_cut(last: Path, say: Callable[[str], None]) -> None:
     os.replace(sound, last)
 
 
-def _resumable(out: Path, last: Path, yolo_cls):
-    """The model of a stopped run that can go on; a clear error when there is none."""
+def _resumable(out: Path, last: Path, yolo_cls, private: Path, train_args: dict):
+    """The model of a stopped run that can go on, rebuilt from the checkpoint's tensors (its paths replaced by
+    ``train_args``) in ``private``; a clear error when there is none."""
     if not last.exists():
         raise ModelError(f"nothing to resume in {out}: no {last}.")
-    try:
-        import torch
-
-        ckpt = torch.load(last, map_location="cpu", weights_only=False)
-    except Exception as e:  # a cut or corrupt checkpoint: torch raises many kinds
-        raise ModelError(f"cannot resume from {last}: the checkpoint is unreadable ({e}).") from e
-    if not isinstance(ckpt, dict) or ckpt.get("optimizer") is None or int(ckpt.get("epoch", -1)) < 0:
+    if not resumable(last):  # read as data: a refusal for a file that may hold code
         raise ModelError(f"the run in {out} ended cleanly (budget, Ctrl-C or its last epoch), so there is nothing "
                          f"to resume; to train further, start a new run with --base {out}.")
-    return yolo_cls(str(last))
+    clean = safe_source(last, private / "resume", training_state=True, train_args=train_args)
+    return yolo_cls(str(clean))
 
 
 def _selection_summary(run_dir: Path, stop_reason: str) -> dict:
@@ -371,19 +384,22 @@ def finalize(weights: Path, out: Path, *, name: str, data: Path, ds_classes: tup
              export_onnx: bool = True, extra: dict | None = None) -> ModelCard:
     """Copy the weights to ``out/NAME.pt``, export ONNX, validate, and write the card."""
     from ultralytics import YOLO
-    from ultralytics.utils.torch_utils import strip_optimizer
+
+    from inspector.detection.checkpoint import rebuild
 
     out.mkdir(parents=True, exist_ok=True)
     pt = out / f"{name}.pt"
-    shutil.copy2(weights, pt)
-    strip_optimizer(str(pt))
-    files = [pt]
-    if export_onnx:
-        onnx_path = Path(YOLO(str(pt)).export(format="onnx", imgsz=imgsz, dynamic=False, simplify=True,
-                                               opset=17, verbose=False))
-        if onnx_path.resolve() != (out / f"{name}.onnx").resolve():
+    with tempfile.TemporaryDirectory(prefix="inspector-final-") as tmp:
+        # the weights without the optimizer (as Ultralytics strips them), rebuilt from the run's tensors: no pickle
+        # of the run folder is unpickled, even one changed while it trained; ONNX from the private copy
+        clean = rebuild(weights, Path(tmp) / pt.name, half=True, train_args={"imgsz": imgsz})
+        shutil.copy2(clean, pt)
+        files = [pt]
+        if export_onnx:
+            onnx_path = Path(YOLO(str(clean)).export(format="onnx", imgsz=imgsz, dynamic=False, simplify=True,
+                                                       opset=17, verbose=False))
             shutil.move(str(onnx_path), out / f"{name}.onnx")
-        files.append(out / f"{name}.onnx")
+            files.append(out / f"{name}.onnx")
     ckpt_meta = _read_epochs_done(weights)
     synth_note = _synth_note(data)
     card = {
