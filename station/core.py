@@ -24,6 +24,7 @@ from inspector.core.types import Inspection
 from inspector.detection.card import ModelCard, load_card
 from inspector.detection.detector import load_detector, pick_model
 from inspector.detection.registry import ModelRegistry, recipe_sha256
+from inspector.detection.tiling import TiledDetector, recipe_tiling
 from inspector.inspection.pipeline import Pipeline, TimedDetector
 from inspector.inspection.rules import Recipe
 from inspector.inspection.runner import Runner, RunStats
@@ -291,8 +292,13 @@ class Station:
         detector = load_detector(cfg.model.model_copy(update={"path": model_path}), recipe.detector_floor,
                                  registry or self.registry)
         recipe.check_classes(detector.classes, model_path.name)
+        timed = TimedDetector(detector, cfg.model.timeout_s)
+        tiling = recipe_tiling(recipe.cfg.tile_size, recipe.cfg.tile_overlap, load_card(model_path), model_path.name,
+                               recipe.cfg.name)
+        if tiling is not None:  # small defects on large pictures: tile by tile at the model's scale, each bounded
+            timed = detector = TiledDetector(timed, tiling, recipe.cfg.roi)
         self._running_setup(detector)
-        return Pipeline(TimedDetector(detector, cfg.model.timeout_s), recipe, cfg.quality, _min_side_px(cfg))
+        return Pipeline(timed, recipe, cfg.quality, _min_side_px(cfg))
 
     def _running_setup(self, detector) -> None:
         """Record the inference setup the line's detector runs with, and tell a folder source its input size."""
@@ -300,8 +306,9 @@ class Station:
         self.tune = {**(setup.tune or {"status": f"not tunable (the {setup.backend} backend)"}),
                      "running": setup.running}
         decode_for = getattr(self.source, "decode_for", None)
-        if decode_for is not None:  # a folder's JPEGs at the model's scale
-            decode_for(tuple(detector.input_hw))
+        hw = getattr(detector, "input_hw", None)
+        if decode_for is not None and (hw or isinstance(detector, TiledDetector)):  # a folder's JPEGs at the model's
+            decode_for(tuple(hw) if hw else None)  # scale, or at full size for tiles
 
     def _pipeline_factory(self, cfg: Config, model_path: Path, recipe: Recipe) -> Callable[[], Pipeline]:
         """Builds the pipeline on the inference thread (the model is created in the thread that uses it)."""
@@ -311,7 +318,9 @@ class Station:
 
     @staticmethod
     def _check_classes(base: Config, product: str, recipe: Recipe, card: ModelCard | None, model: str) -> None:
-        """The recipe's classes and the product's expected ones must be classes the model's card names."""
+        """The recipe's classes and the product's expected ones must be classes the model's card names; a tiled
+        recipe needs a model trained on such tiles."""
+        recipe_tiling(recipe.cfg.tile_size, recipe.cfg.tile_overlap, card, model, recipe.cfg.name)
         known = list(card.classes) if card is not None else []
         if known:
             recipe.check_classes(known, model)

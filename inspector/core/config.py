@@ -8,9 +8,9 @@ from __future__ import annotations
 import tomllib
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 
 from inspector.core.errors import ConfigError
 
@@ -59,6 +59,31 @@ class RecipeConfig(_Section):
         None, description="Region of interest as fractions of the frame (x1, y1, x2, y2); "
                           "boxes whose centre lies outside are ignored.")
     classes: dict[str, ClassRule] = Field(default_factory=dict, description="Per-class overrides by class name.")
+    tile_size: int | Literal["auto"] = Field(
+        0, description="Judge the picture in square tiles of this many camera pixels, each at the model's own "
+                       "scale (small defects on large pictures); \"auto\" takes the tiles the model was trained "
+                       "on (its card); 0 = off: the whole picture is shrunk to the model's input.")
+    tile_overlap: int = Field(
+        0, ge=0, description="Pixels that neighbouring tiles share (at least the size of a defect, so that one "
+                             "cut by a tile's border is whole in its neighbour); with tile_size = \"auto\" the "
+                             "model's card decides.")
+
+    @field_validator("tile_size")
+    @classmethod
+    def _tile_size(cls, v):
+        if isinstance(v, int) and v != 0 and not 32 <= v <= 8192:
+            raise ValueError("tile_size must be 0 (off), \"auto\" or 32 to 8192 camera pixels")
+        return v
+
+    @model_serializer(mode="wrap")
+    def _tiles_off_unwritten(self, handler):
+        # tiles off are not written, so that a recipe's values (and the hash stored for it) stay as before
+        data = handler(self)
+        if isinstance(data, dict) and not self.tile_size:
+            data.pop("tile_size", None)
+            if not self.tile_overlap:
+                data.pop("tile_overlap", None)
+        return data
 
     @field_validator("roi")
     @classmethod
@@ -78,6 +103,8 @@ class RecipeConfig(_Section):
             rv = r.review_conf if r.review_conf is not None else self.review_conf
             if rv > f:
                 raise ValueError(f"classes.{name}: review_conf ({rv}) must not be above fail_conf ({f})")
+        if isinstance(self.tile_size, int) and self.tile_size and self.tile_overlap >= self.tile_size:
+            raise ValueError(f"tile_overlap ({self.tile_overlap}) must be smaller than tile_size ({self.tile_size})")
         return self
 
 

@@ -1,0 +1,227 @@
+"""Tiled inference: a large picture judged tile by tile at the model's own scale.
+
+A 2448x2048 picture shrunk to a 320-px model input loses a 15-pixel scratch. ``TiledDetector`` wraps a
+plain detector: it cuts the picture into overlapping tiles (only those that meet the region of interest),
+hands them all to the runtime's queue before taking the first result (every stream stays busy), maps each
+tile's boxes back to the picture's pixels and merges the boxes of one object seen by several tiles.
+
+Merging: boxes of one class from *different* tiles whose intersection covers at least ``MERGE_IOS`` of the
+smaller box are one object, reported as their union with the highest confidence (non-maximum merging on
+intersection over smaller, as slicing libraries do). A plain IoU test would keep both the whole box from
+one tile and the cut-off stub from its neighbour, whose IoU is small; boxes of one tile are never merged
+with each other (the detector's own NMS already decided them).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from inspector.core.errors import ConfigError
+from inspector.core.ports import AsyncDetector, Detector, PendingDetections, Ready
+from inspector.core.types import Detection, Detections
+from inspector.detection.card import ModelCard
+
+log = logging.getLogger(__name__)
+
+MERGE_IOS = 0.5  # intersection over the smaller box from which two tiles' boxes are one object
+SCALE_TOLERANCE = 1.25  # a recipe's tiles may differ this much from the scale the model was trained at
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """Square tiles of ``size`` camera pixels, neighbours sharing ``overlap`` pixels."""
+
+    size: int
+    overlap: int
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.size, int) and self.size >= 32):
+            raise ValueError(f"expected a tile size of at least 32 pixels, got {self.size!r}")
+        if not (isinstance(self.overlap, int) and 0 <= self.overlap < self.size):
+            raise ValueError(f"expected a tile overlap in [0, {self.size}), got {self.overlap!r}")
+
+    @property
+    def stride(self) -> int:
+        return self.size - self.overlap
+
+
+def _starts(lo: int, hi: int, size: int, stride: int, limit: int) -> list[int]:
+    """Tile starts covering [lo, hi) on an axis of ``limit`` pixels; the last tile ends at ``hi`` (or the edge)."""
+    if limit <= size:
+        return [0]
+    lo = max(0, min(lo, limit - size))
+    end = min(limit, max(hi, lo + size))
+    n = max(1, math.ceil((end - lo - size) / stride) + 1)
+    starts = [lo + i * stride for i in range(n)]
+    starts[-1] = min(starts[-1], end - size)
+    return sorted(set(max(0, s) for s in starts))
+
+
+def tile_grid(width: int, height: int, tiling: Tiling,
+              roi: Sequence[float] | None = None) -> list[tuple[int, int, int, int]]:
+    """The tiles (x1, y1, x2, y2) that cover the picture, or only its region of interest (fractions x1, y1,
+    x2, y2): no tile lies wholly outside it. A picture no larger than a tile is one tile."""
+    if width <= 0 or height <= 0:
+        raise ValueError(f"expected a picture size, got {width}x{height}")
+    x_lo, y_lo, x_hi, y_hi = 0, 0, width, height
+    if roi is not None:
+        x_lo, y_lo = math.floor(roi[0] * width), math.floor(roi[1] * height)
+        x_hi, y_hi = math.ceil(roi[2] * width), math.ceil(roi[3] * height)
+    xs = _starts(x_lo, x_hi, tiling.size, tiling.stride, width)
+    ys = _starts(y_lo, y_hi, tiling.size, tiling.stride, height)
+    return [(x, y, min(x + tiling.size, width), min(y + tiling.size, height)) for y in ys for x in xs]
+
+
+def _ios(a: Detection, b: Detection) -> float:
+    iw = min(a.x2, b.x2) - max(a.x1, b.x1)
+    ih = min(a.y2, b.y2) - max(a.y1, b.y1)
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    smaller = min(a.area, b.area)
+    return iw * ih / smaller if smaller > 0 else 0.0
+
+
+def merge_tiles(boxes: Sequence[tuple[int, Detection]], threshold: float = MERGE_IOS) -> tuple[Detection, ...]:
+    """Boxes (tile index, box in picture pixels) -> one box per object: greedy non-maximum merging of one
+    class's boxes from different tiles by intersection over the smaller box (see the module's text)."""
+    order = sorted(range(len(boxes)), key=lambda i: -boxes[i][1].confidence)
+    used = [False] * len(boxes)
+    out: list[Detection] = []
+    for i in order:
+        if used[i]:
+            continue
+        used[i] = True
+        tiles, box = {boxes[i][0]}, boxes[i][1]
+        grown = True
+        while grown:  # a merged box may now reach a box it did not reach before
+            grown = False
+            for j in order:
+                t, d = boxes[j]
+                if used[j] or t in tiles or d.cls != box.cls or _ios(box, d) < threshold:
+                    continue
+                used[j], grown = True, True
+                tiles.add(t)
+                box = Detection(box.cls, box.label, max(box.confidence, d.confidence), min(box.x1, d.x1),
+                                min(box.y1, d.y1), max(box.x2, d.x2), max(box.y2, d.y2))
+        out.append(box)
+    return tuple(out)
+
+
+class TiledDetector:
+    """A ``Detector`` over tiles of the picture; boxes come back in the picture's own pixels.
+
+    ``roi`` (fractions x1, y1, x2, y2, as the recipe's) limits the tiles that are run. Other attributes
+    (backend, threads, tune, ...) are the wrapped detector's. ``input_hw`` is None: the picture must come
+    at its full size (a reduced decode would undo what tiling is for).
+    """
+
+    input_hw = None
+    depth = 1  # one picture at a time; its tiles fill the inner detector's queue
+
+    def __init__(self, inner: Detector, tiling: Tiling, roi: Sequence[float] | None = None,
+                 merge_ios: float = MERGE_IOS) -> None:
+        self.inner = inner
+        self.tiling = tiling
+        self.roi = tuple(roi) if roi is not None else None
+        self.merge_ios = merge_ios
+        self.classes, self.sha256, self.name = inner.classes, inner.sha256, inner.name
+        self.tiles_run = 0  # tiles judged so far (a figure for benches and the health panel)
+
+    def __getattr__(self, item: str) -> Any:
+        if item == "inner":  # not set yet (during unpickling, say): no recursion
+            raise AttributeError(item)
+        return getattr(self.inner, item)
+
+    def _submit(self, tile: np.ndarray) -> PendingDetections:
+        if isinstance(self.inner, AsyncDetector) and self.inner.depth > 1:
+            return self.inner.submit(tile)
+        return Ready(self.inner.detect(tile))
+
+    def detect(self, image: np.ndarray) -> Detections:
+        """Boxes on one BGR uint8 HxWx3 picture, in its pixels, found tile by tile."""
+        t0 = time.perf_counter()
+        h, w = int(image.shape[0]), int(image.shape[1])
+        grid = tile_grid(w, h, self.tiling, self.roi)
+        depth = max(1, int(getattr(self.inner, "depth", 1)))
+        pending: list[tuple[int, PendingDetections]] = []
+        found: list[tuple[int, Detection]] = []
+        # every tile handed to the runtime before its first result is taken, up to the queue's depth; the
+        # next goes in as soon as one comes out, so the runtime never waits for Python
+        nxt = 0
+        try:
+            while nxt < len(grid) or pending:
+                while nxt < len(grid) and len(pending) < depth:
+                    x1, y1, x2, y2 = grid[nxt]
+                    pending.append((nxt, self._submit(image[y1:y2, x1:x2])))
+                    nxt += 1
+                k, p = pending.pop(0)
+                dets = p.result()
+                ox, oy = grid[k][0], grid[k][1]
+                found.extend((k, Detection(d.cls, d.label, d.confidence, d.x1 + ox, d.y1 + oy, d.x2 + ox,
+                                           d.y2 + oy)) for d in dets.items)
+        except Exception:
+            _drain(pending)  # the tiles still queued are taken, so their slots are free for the next picture
+            raise
+        self.tiles_run += len(grid)
+        items = merge_tiles(found, self.merge_ios)
+        return Detections(items, w, h, (time.perf_counter() - t0) * 1000, self.sha256)
+
+    def submit(self, image: np.ndarray) -> PendingDetections:
+        return Ready(self.detect(image))
+
+
+def _drain(pending: list[tuple[int, PendingDetections]]) -> None:
+    for _, p in pending:
+        try:
+            p.result()
+        except Exception as e:  # noqa: BLE001 - the picture has failed already; this is only housekeeping
+            log.debug("a queued tile of a failed picture: %s", e)
+
+
+# the recipe's setting and the model's card ------------------------------------------------------------------
+
+
+def card_tiling(card: ModelCard | None) -> Tiling | None:
+    """The tiles a model was trained on, as its card records them (``tiling``: tile and overlap in camera
+    pixels), or None when the card records none (trained on whole pictures, or an older card)."""
+    t = card.extra.get("tiling") if card is not None else None
+    if not isinstance(t, Mapping):
+        return None
+    try:
+        return Tiling(int(t.get("tile", 0)), int(t.get("overlap", 0)))
+    except (TypeError, ValueError):
+        return None
+
+
+def recipe_tiling(tile_size: int | str, tile_overlap: int, card: ModelCard | None, model: str = "the model",
+                  recipe: str = "the recipe") -> Tiling | None:
+    """The tiling a recipe asks for on a model, or None (tiles off); ConfigError, in one sentence, when the
+    model was not trained at the scale the tiles give it.
+
+    ``"auto"`` takes the tile and overlap the card records. A tile of N camera pixels reaches the model at
+    N / imgsz of the camera's scale; a model trained on tiles (or on pictures no larger than its input,
+    which the card records the same way) is fit when its training tiles gave the same scale within
+    ``SCALE_TOLERANCE``."""
+    if not tile_size:
+        return None
+    trained = card_tiling(card)
+    if trained is None:
+        raise ConfigError(f"recipe {recipe!r} tiles the picture, but {model} was trained on whole pictures "
+                          "shrunk to its input (its card records no tiling): train it with 'inspector train "
+                          "--tile SIZE --overlap PX' or set tile_size = 0.")
+    if tile_size == "auto":
+        return trained
+    tiling = Tiling(int(tile_size), int(tile_overlap))
+    ratio = tiling.size / trained.size
+    if not 1 / SCALE_TOLERANCE <= ratio <= SCALE_TOLERANCE:
+        raise ConfigError(f"recipe {recipe!r} cuts {tiling.size}-px tiles, but {model} was trained on "
+                          f"{trained.size}-px tiles: its defects would reach it at {ratio:.2f}x the size it "
+                          f"learnt; set tile_size = {trained.size} (or \"auto\").")
+    return tiling

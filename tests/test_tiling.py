@@ -1,0 +1,241 @@
+"""Tiled inference: the grid, boxes merged across tile borders, the queue kept full, the recipe's setting."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from inspector.core.config import Config, RecipeConfig, config_from_dict
+from inspector.core.errors import ConfigError, ModelError
+from inspector.core.ports import Ready
+from inspector.core.types import Detection, Detections, RunSetup
+from inspector.detection.card import ModelCard
+from inspector.detection.tiling import TiledDetector, Tiling, merge_tiles, recipe_tiling, tile_grid
+from inspector.inspection.pipeline import Pipeline, TimedDetector
+from inspector.inspection.rules import Recipe
+
+
+class BlobDetector:
+    """A scripted detector that sees every white blob of a tile as a 'scratch', cut where the tile cuts it."""
+
+    classes = ("scratch",)
+    sha256 = "blob"
+    name = "blob"
+    setup = RunSetup("fake")
+
+    def __init__(self) -> None:
+        self.sizes: list[tuple[int, int]] = []
+
+    def detect(self, image: np.ndarray) -> Detections:
+        self.sizes.append((image.shape[1], image.shape[0]))
+        mask = (image[:, :, 0] > 200).astype(np.uint8)
+        n, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+        items = tuple(Detection(0, "scratch", 0.9, float(x), float(y), float(x + w), float(y + h))
+                      for x, y, w, h, _ in stats[1:n])
+        return Detections(items, image.shape[1], image.shape[0], 1.0, self.sha256)
+
+
+class QueueDetector(BlobDetector):
+    """The same, behind a queue of ``depth`` images (an AsyncDetector); counts what is in flight at once."""
+
+    def __init__(self, depth: int, fail_at: int | None = None) -> None:
+        super().__init__()
+        self.depth, self.fail_at = depth, fail_at
+        self.in_flight = self.most_in_flight = self.submitted = 0
+
+    def submit(self, image: np.ndarray):
+        if self.in_flight >= self.depth:
+            raise ModelError("model busy: more images in flight than the queue holds")
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        self.submitted += 1
+        fails = self.fail_at == self.submitted
+        dets = self.detect(image.copy())
+        owner = self
+
+        class _Pending:
+            def done(self) -> bool:
+                return True
+
+            def result(self, timeout_s=None):
+                owner.in_flight -= 1
+                if fails:
+                    raise ModelError("model timeout: no answer within 1 s")
+                return dets
+
+        return _Pending()
+
+
+def picture(w: int = 1000, h: int = 800, rects=()) -> np.ndarray:
+    img = np.repeat(np.linspace(20, 150, w, dtype=np.uint8)[None, :, None], h, 0).repeat(3, 2)  # not blank
+    for x1, y1, x2, y2 in rects:
+        img[y1:y2, x1:x2] = 255
+    return img
+
+
+@pytest.mark.parametrize("w,h,size,overlap", [(2448, 2048, 320, 128), (1000, 800, 320, 64), (320, 320, 320, 0),
+                                              (200, 150, 320, 64), (641, 320, 320, 0)])
+def test_grid_covers_the_picture_with_the_overlap_asked(w, h, size, overlap):
+    grid = tile_grid(w, h, Tiling(size, overlap))
+    covered = np.zeros((h, w), bool)
+    for x1, y1, x2, y2 in grid:
+        assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
+        assert x2 - x1 == min(size, w) and y2 - y1 == min(size, h)
+        covered[y1:y2, x1:x2] = True
+    assert covered.all()
+    xs = sorted({g[0] for g in grid})
+    assert all(b - a <= size - overlap for a, b in zip(xs, xs[1:], strict=False))  # share the overlap
+
+
+def test_the_region_of_interest_cuts_the_grid():
+    roi = (0.5, 0.25, 0.75, 0.5)
+    full = tile_grid(2448, 2048, Tiling(320, 128))
+    cut = tile_grid(2448, 2048, Tiling(320, 128), roi)
+    assert len(cut) < len(full) / 4
+    x_lo, y_lo, x_hi, y_hi = 0.5 * 2448, 0.25 * 2048, 0.75 * 2448, 0.5 * 2048
+    for x1, y1, x2, y2 in cut:  # no tile outside the region
+        assert x2 > x_lo and x1 < x_hi and y2 > y_lo and y1 < y_hi
+    covered = np.zeros((2048, 2448), bool)
+    for x1, y1, x2, y2 in cut:
+        covered[y1:y2, x1:x2] = True
+    assert covered[int(y_lo):int(y_hi), int(x_lo):int(x_hi)].all()
+
+
+@pytest.mark.parametrize("rect", [
+    (300, 100, 340, 130),   # across the first vertical border (tiles 0-320 and 256-576): whole in the second
+    (560, 300, 700, 330),   # longer than the overlap: whole in no tile, cut in two
+    (250, 250, 330, 330),   # on a corner of four tiles
+    (10, 10, 40, 40),       # inside one tile only
+])
+def test_an_object_cut_by_a_tile_border_is_one_box_at_its_place(rect):
+    tiled = TiledDetector(BlobDetector(), Tiling(320, 64))
+    out = tiled.detect(picture(rects=[rect]))
+    assert (out.image_width, out.image_height) == (1000, 800)
+    assert len(out) == 1, out.items
+    d = out.items[0]
+    # the connected component's box is exclusive of its last pixel, as the rectangle given
+    assert (d.x1, d.y1, d.x2, d.y2) == pytest.approx(rect, abs=1)
+
+
+def test_two_objects_near_a_border_stay_two():
+    rects = [(200, 100, 230, 130), (400, 100, 430, 130)]
+    out = TiledDetector(BlobDetector(), Tiling(320, 64)).detect(picture(rects=rects))
+    assert sorted((round(d.x1), round(d.x2)) for d in out.items) == [(200, 230), (400, 430)]
+
+
+def test_boxes_of_one_tile_are_not_merged_with_each_other():
+    # two overlapping boxes from one tile: the detector's own NMS kept both, the merge keeps both
+    a = Detection(0, "scratch", 0.9, 0, 0, 100, 100)
+    b = Detection(0, "scratch", 0.8, 10, 10, 60, 60)
+    assert len(merge_tiles([(0, a), (0, b)])) == 2
+    assert merge_tiles([(0, a), (1, b)]) == (a,)
+    other_class = Detection(1, "dent", 0.8, 10, 10, 60, 60)
+    assert len(merge_tiles([(0, a), (1, other_class)])) == 2
+
+
+def test_every_tile_is_queued_before_results_are_taken_and_the_queue_is_kept_full():
+    inner = QueueDetector(depth=3)
+    out = TiledDetector(inner, Tiling(320, 64)).detect(picture(rects=[(300, 100, 340, 130)]))
+    assert inner.most_in_flight == 3 and inner.in_flight == 0
+    assert inner.submitted == len(tile_grid(1000, 800, Tiling(320, 64)))
+    assert len(out) == 1
+
+
+def test_a_failed_tile_fails_the_picture_and_leaves_the_queue_empty():
+    inner = QueueDetector(depth=3, fail_at=2)
+    tiled = TiledDetector(inner, Tiling(320, 64))
+    with pytest.raises(ModelError, match="timeout"):
+        tiled.detect(picture())
+    assert inner.in_flight == 0  # the next picture finds every slot free
+    inner.fail_at = None
+    assert len(tiled.detect(picture(rects=[(10, 10, 40, 40)]))) == 1
+
+
+def test_a_tiled_pipeline_judges_a_small_defect_the_whole_picture_would_lose():
+    blob = BlobDetector()
+    recipe = Recipe(RecipeConfig(tile_size=320, tile_overlap=64))
+    big = picture(2448, 2048, rects=[(1500, 1200, 1512, 1215)])
+    tiled = Pipeline(TiledDetector(TimedDetector(blob, 5.0), Tiling(320, 64)), recipe)
+    from inspector.core.types import Frame
+
+    ins = tiled.inspect(Frame(big, 0, "t", 0.0))
+    assert ins.verdict.value == "FAIL"
+    (d,) = ins.detections.items
+    assert (d.x1, d.y1, d.x2, d.y2) == pytest.approx((1500, 1200, 1512, 1215), abs=1)
+    assert set(blob.sizes) == {(320, 320)}  # every tile at the model's scale
+
+
+def test_a_region_of_interest_runs_only_its_tiles():
+    blob = BlobDetector()
+    TiledDetector(blob, Tiling(320, 64), roi=(0.0, 0.0, 0.25, 0.25)).detect(picture(2448, 2048))
+    assert len(blob.sizes) == len(tile_grid(2448, 2048, Tiling(320, 64), (0.0, 0.0, 0.25, 0.25))) == 3 * 2
+
+
+def test_without_a_queue_the_tiles_run_one_by_one():
+    tiled = TiledDetector(BlobDetector(), Tiling(320, 0))
+    assert isinstance(tiled.submit(picture()), Ready)
+    assert tiled.input_hw is None  # the station then decodes the picture at full size
+
+
+# the recipe's setting ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values,error", [
+    ({"tile_size": 16}, "tile_size must be 0"),
+    ({"tile_size": 320, "tile_overlap": 320}, "must be smaller than tile_size"),
+    ({"tile_size": "big"}, "tile_size"),
+    ({"tile_size": 320, "tile_overlap": -1}, "tile_overlap"),
+])
+def test_bad_tile_settings_are_refused_with_the_key(values, error):
+    with pytest.raises(ConfigError, match=error):
+        config_from_dict({"recipe": values})
+
+
+def test_tiles_per_product_and_a_recipe_without_tiles_keeps_its_hash():
+    from inspector.detection.registry import recipe_sha256
+
+    cfg = config_from_dict({"products": {"big": {"recipe": {"tile_size": "auto"}}}})
+    assert cfg.products["big"].recipe.tile_size == "auto" and cfg.recipe.tile_size == 0
+    before = {"name": "default", "fail_conf": 0.5, "review_conf": 0.25, "min_area_px": 0.0, "roi": None,
+              "classes": {}}
+    assert RecipeConfig().model_dump(mode="json") == before  # tiles off add nothing: stored hashes still match
+    assert recipe_sha256(Config().recipe.model_dump(mode="json")) == recipe_sha256(before)
+    assert RecipeConfig(tile_size=320, tile_overlap=128).model_dump(mode="json")["tile_overlap"] == 128
+
+
+TILED_CARD = {"imgsz": 320, "tiling": {"tile": 320, "overlap": 128}}
+
+
+def _card(d: dict) -> ModelCard | None:
+    return ModelCard.from_dict({"name": "m", **d}) if d else None
+
+
+@pytest.mark.parametrize("size,overlap,card,want", [
+    (0, 0, {}, None),
+    (320, 64, TILED_CARD, Tiling(320, 64)),
+    ("auto", 0, TILED_CARD, Tiling(320, 128)),
+    (384, 96, TILED_CARD, Tiling(384, 96)),
+])
+def test_recipe_tiling_on_a_model_trained_for_it(size, overlap, card, want):
+    assert recipe_tiling(size, overlap, _card(card)) == want
+
+
+@pytest.mark.parametrize("size,card,error", [
+    (320, {"imgsz": 320}, "trained on whole pictures"),
+    ("auto", {}, "trained on whole pictures"),
+    (640, TILED_CARD, "trained on 320-px tiles"),
+])
+def test_a_tiled_recipe_on_a_model_not_trained_for_it_is_refused_in_one_sentence(size, card, error):
+    with pytest.raises(ConfigError, match=error) as e:
+        recipe_tiling(size, 64, _card(card), "m.onnx", "big")
+    assert str(e.value).count(". ") == 0 and str(e.value).endswith(".")
+
+
+def test_the_station_refuses_a_tiled_recipe_on_a_model_trained_without_tiles():
+    from station.core import Station
+
+    recipe = Recipe(RecipeConfig(tile_size=320, tile_overlap=64))
+    with pytest.raises(ConfigError, match="records no tiling"):
+        Station._check_classes(Config(), "", recipe, _card({"classes": ["scratch"], "imgsz": 320}), "old.onnx")
+    Station._check_classes(Config(), "", recipe, _card({"classes": ["scratch"], **TILED_CARD}), "new.onnx")
