@@ -65,7 +65,7 @@ def _inspected(db: Path) -> int:
     if not db.exists():
         return 0
     try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        con = sqlite3.connect(db, timeout=1)
         try:
             return con.execute("select count(*) from inspections").fetchone()[0]
         finally:
