@@ -2,7 +2,7 @@
 
 One run, time-boxed phase by phase, on a machine with a GPU and no network:
 
-1. generate the corpus (inspector/pretrain_corpus.py) with every CPU core;
+1. generate the corpus (inspector/training/corpus.py) with every CPU core;
 2. pre-train yolo11n from ``yolo11n.yaml`` on it (Ultralytics ``time=``);
 3. train NEU-DET (its fixed splits/train.txt; splits/val.txt used only for validation) twice with the
    same settings and the same time budget: (a) from ``yolo11n.yaml``, (b) from the pre-trained base;
@@ -47,8 +47,8 @@ def _corpus_module():
     try:
         from inspector.training import corpus
     except ImportError:  # on the device: a copy beside this script
-        import pretrain_corpus
-    return pretrain_corpus
+        import pretrain_corpus as corpus
+    return corpus
 
 
 # ---------------------------------------------------------------------------------------------
@@ -62,7 +62,7 @@ def stage(dest: Path, wheels: Path | None, neu: Path) -> None:
 
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy2(__file__, dest / "gpu_pretrain.py")
-    shutil.copy2(root / "inspector" / "pretrain_corpus.py", dest / "pretrain_corpus.py")
+    shutil.copy2(root / "inspector" / "training" / "corpus.py", dest / "pretrain_corpus.py")
     if wheels:
         (dest / "whl").mkdir(exist_ok=True)
         for w in sorted(wheels.glob("*.whl")):

@@ -12,7 +12,8 @@ class FakeCamera:
     """Behaves like cv2.VideoCapture on a camera; a script of steps says what each read does.
 
     Steps: "frame" (a good frame), "drop" (read fails: the camera is gone), "hang:S" (read blocks
-    S seconds), "garbage" (read succeeds with a wrong-shaped array), "closed" (opening fails).
+    S seconds), "hang" (read blocks until the test sets ``unhang``; ``hanging`` is set meanwhile),
+    "garbage" (read succeeds with a wrong-shaped array), "closed" (opening fails).
     """
 
     def __init__(self, script: list[str], size=(240, 320), seed: int = 0) -> None:
@@ -22,6 +23,8 @@ class FakeCamera:
         self.opened = True
         self.reads = 0
         self.lock = threading.Lock()
+        self.hanging = threading.Event()
+        self.unhang = threading.Event()
 
     def isOpened(self) -> bool:  # noqa: N802
         return self.opened
@@ -32,6 +35,10 @@ class FakeCamera:
             self.reads += 1
         if step.startswith("hang:"):
             time.sleep(float(step.split(":")[1]))
+            step = "frame"
+        elif step == "hang":
+            self.hanging.set()
+            self.unhang.wait(60)  # bounded: a test that forgets to release still ends
             step = "frame"
         if step == "drop":
             self.opened = False
@@ -51,6 +58,7 @@ class FakeCameraDevice:
     def __init__(self, connections: list[list[str] | None]) -> None:
         self.connections = list(connections)
         self.opens = 0
+        self.cameras: list[FakeCamera] = []  # every connection handed out, oldest first
 
     def __call__(self) -> FakeCamera:
         self.opens += 1
@@ -58,6 +66,7 @@ class FakeCameraDevice:
         cam = FakeCamera(script or [], seed=self.opens)
         if script is None:
             cam.opened = False
+        self.cameras.append(cam)
         return cam
 
 

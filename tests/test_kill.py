@@ -37,7 +37,14 @@ def test_ten_random_kills(tmp_path, synth_data, tiny_model):
         lines: list[str] = []
         reader = threading.Thread(target=lines.extend, args=(p.stdout,), daemon=True)
         reader.start()
-        time.sleep(rng.uniform(2.0, 7.0))
+        # the kill lands in a run under way, however loaded the machine: first the run reports a part (a bounded
+        # poll), then it is killed at a random point of the following seconds
+        end = time.monotonic() + 240
+        while not any(ln.startswith("#") for ln in list(lines)):
+            assert p.poll() is None, f"kill {attempt}: the run ended before it was killed"
+            assert time.monotonic() < end, f"kill {attempt}: no part reported within 240 s"
+            time.sleep(0.05)
+        time.sleep(rng.uniform(1.0, 5.0))
         p.send_signal(signal.SIGKILL)
         p.wait()
         reader.join(5)

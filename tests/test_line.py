@@ -102,21 +102,28 @@ def test_a_live_trigger_takes_the_first_picture_after_it(part_image):
     r = runner(src, ScriptedDetector([[]]), desk, committed)
     r.start()
     assert r.wait_ready(30)
-    time.sleep(0.2)
-    sent = []
+    wait(lambda: src.seq >= 3)  # the camera runs before any trigger
+    sent, put_at = [], []
     for i in range(5):
         t = trig(f"L{i}")
         sent.append(t)
         desk.put(t)
-        time.sleep(0.1)
+        put_at.append(time.time())
+        time.sleep(0.1)  # the line's pace between parts (not what decides the test)
     wait(lambda: len(committed) == 5)
     r.stop()
     assert r.join(10)
-    assert src.seq > 10  # it kept capturing
+    assert src.seq > 5  # it kept capturing between the parts
     for t, (_, insp) in zip(sent, committed, strict=True):
         assert insp.trigger is t and insp.verdict == Verdict.PASS
+    # each trigger took a picture taken after it, and no later than the first picture taken once the desk held it
+    # (and the previous part had its picture): decided by the pictures' own stamps, not by how fast they came
     taken = [src.stamps[insp.frame_name] for _, insp in committed]
-    assert all(t.at < ft < t.at + 0.1 for ft, t in zip(taken, sent, strict=True)), "not the first picture after"
+    stamps, prev = sorted(src.stamps.values()), 0.0
+    for t, put, ft in zip(sent, put_at, taken, strict=True):
+        first = min((s for s in stamps if s > max(put, prev)), default=float("inf"))
+        assert t.at < ft <= first, "not the first picture after the trigger"
+        prev = ft
 
 
 def test_a_trigger_without_a_picture_is_answered_not_inspected_with_the_reason(part_image):
@@ -127,7 +134,7 @@ def test_a_trigger_without_a_picture_is_answered_not_inspected_with_the_reason(p
     t0 = time.monotonic()
     desk.put(trig("X1"))
     wait(lambda: len(committed) == 1)
-    assert 0.25 <= time.monotonic() - t0 < 2.0
+    assert time.monotonic() - t0 >= 0.25  # not answered before its timeout (0.3 s)
     insp = committed[0][1]
     assert insp.verdict == Verdict.NOT_INSPECTED and insp.trigger.part_id == "X1"
     assert insp.reasons == ("no picture within the trigger timeout (0.3 s)",)

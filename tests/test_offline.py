@@ -58,6 +58,22 @@ def test_the_spy_sees_an_unguarded_call_out(user_env: dict[str, str]) -> None:
     assert "socket.getaddrinfo www.google-analytics.com" in _attempts(user_env)
 
 
+def _inspected(db: Path) -> int:
+    """Parts on record in the SQLite file ``db`` (0 while it or its tables do not exist yet)."""
+    import sqlite3
+
+    if not db.exists():
+        return 0
+    try:
+        con = sqlite3.connect(db, timeout=1)
+        try:
+            return con.execute("select count(*) from inspections").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+
+
 def test_every_command_stays_on_this_machine(user_env: dict[str, str], tmp_path: Path) -> None:
     ds, db = tmp_path / "ds", f"sqlite:///{tmp_path / 'o.db'}"
     commands = {
@@ -85,7 +101,12 @@ def test_every_command_stays_on_this_machine(user_env: dict[str, str], tmp_path:
     window = subprocess.Popen([sys.executable, "-m", "inspector", "--db", f"sqlite:///{tmp_path / 'g.db'}"],
                               env=user_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        time.sleep(8)  # opens, loads the model and inspects the sample images
+        # opens, loads the model and inspects the sample images: done when the first part is on record
+        end = time.monotonic() + 240
+        while _inspected(tmp_path / "g.db") == 0:
+            assert window.poll() is None, f"the window exited early: {window.communicate()[0][-800:]}"
+            assert time.monotonic() < end, "the window inspected no part within 240 s"
+            time.sleep(0.2)
         assert window.poll() is None, f"the window exited early: {window.communicate()[0][-800:]}"
     finally:
         window.send_signal(signal.SIGINT)

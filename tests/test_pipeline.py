@@ -69,15 +69,18 @@ def test_real_model_on_real_images(tiny_model, synth_data):
 
 
 def test_model_timeout_and_busy_are_not_inspected(part_image):
+    import threading
     import time
 
     from inspector.inspection.pipeline import TimedDetector
+
+    release = threading.Event()
 
     class Stuck(ScriptedDetector):
         def detect(self, image):
             if self.calls == 0:
                 self.calls += 1
-                time.sleep(0.6)
+                release.wait(60)  # stuck until the test lets it go (bounded)
                 return super().detect(image)
             return super().detect(image)
 
@@ -87,5 +90,9 @@ def test_model_timeout_and_busy_are_not_inspected(part_image):
     second = p.inspect(frame(part_image, 1))
     assert first.verdict == Verdict.NOT_INSPECTED and "timeout" in first.reasons[0]
     assert second.verdict == Verdict.NOT_INSPECTED and "busy" in second.reasons[0]
-    time.sleep(0.6)
+    release.set()
+    end = time.monotonic() + 30
+    while not det._busy.done():  # a bounded poll: the stuck inference ends once released
+        assert time.monotonic() < end, "the released inference did not end"
+        time.sleep(0.01)
     assert p.inspect(frame(part_image, 2)).verdict == Verdict.FAIL

@@ -42,6 +42,14 @@ class SlowDetector(ScriptedDetector):
         return super().detect(image)
 
 
+def wait_until(pred, timeout_s: float = 30.0) -> None:
+    """A bounded poll: returns as soon as ``pred()`` holds, fails after ``timeout_s``."""
+    end = time.monotonic() + timeout_s
+    while not pred():
+        assert time.monotonic() < end, f"not within {timeout_s:g} s"
+        time.sleep(0.01)
+
+
 def run(source, detector, sink, mode, **kw):
     committed = []
     r = Runner(source, lambda: Pipeline(detector, Recipe(RecipeConfig())), sink, mode, queue_size=4,
@@ -76,7 +84,7 @@ def test_max_frames_and_stop(part_image):
     sink = ListSink()
     runner = Runner(src, lambda: Pipeline(ScriptedDetector([[]]), Recipe(RecipeConfig())), sink, RunMode.PART)
     runner.start()
-    time.sleep(0.3)
+    wait_until(lambda: len(sink.items) >= 3)  # running: stop it mid-stream
     runner.stop()
     assert runner.join(timeout=10)
     assert len(sink.items) == runner.stats().frames > 0  # everything read was inspected and written
@@ -135,7 +143,7 @@ def test_queued_timeout_is_not_inspected_then_busy_then_recovers(part_image):
     assert second.verdict == Verdict.NOT_INSPECTED and "timeout" in second.reasons[0]  # queued behind it
     third = p.inspect(Frame(part_image, 2, "t", 0.0, "f2"))
     assert third.verdict == Verdict.NOT_INSPECTED and "busy" in third.reasons[0]
-    time.sleep(1.0)
+    wait_until(lambda: det.inner.in_flight == 0)  # the stalled image is answered at last
     assert p.inspect(Frame(part_image, 3, "t", 0.0, "f3")).verdict == Verdict.PASS
 
 

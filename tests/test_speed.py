@@ -202,7 +202,7 @@ def test_an_int8_choice_loads_the_models_trusted_int8_variant_and_only_where_red
     assert det.path == variant and det.sha256 == sha256_file(variant) and det.setup.precision == "int8"
     assert det.setup.tune["status"] == "applied" and det.setup.tune["applied"]["precision"] == "int8"
     f32 = load_detector(ModelConfig(precision="f32"), conf=0.25)
-    assert f32.path == onnx and f32.precision == "f32"
+    assert f32.path == onnx and f32.setup.precision == "f32"
 
     # a copy of the model folder whose variant was swapped: the ONNX is still trusted, the variant is not
     copy = tmp_path / "copy"
@@ -210,7 +210,7 @@ def test_an_int8_choice_loads_the_models_trusted_int8_variant_and_only_where_red
     xml = copy / variant.relative_to(onnx.parent)
     xml.write_text(xml.read_text().replace("</net>", "<!-- swapped --></net>"))
     swapped = load_detector(ModelConfig(path=copy / onnx.name), conf=0.25)
-    assert swapped.path == copy / onnx.name and swapped.precision != "int8"
+    assert swapped.path == copy / onnx.name and swapped.setup.precision != "int8"
 
 
 def test_an_int8_variant_named_outside_its_model_folder_is_ignored(tmp_path):
