@@ -166,6 +166,14 @@ class CameraConfig(_Section):
     reconnect_max_s: float = Field(10.0, gt=0, description="Longest wait between reconnect attempts.")
     max_reconnects: int = Field(0, ge=0, description="Give up after this many failed reconnects in a row (0 = never).")
 
+    @field_validator("cti", mode="before")
+    @classmethod
+    def _cti(cls, v):
+        """An empty entry (the settings screen's empty field, the README's "") is no producer, never '.'."""
+        if isinstance(v, (list, tuple)):
+            return tuple(p for p in v if str(p).strip())
+        return v
+
     @field_validator("region")
     @classmethod
     def _region(cls, v: tuple[int, int, int, int] | None) -> tuple[int, int, int, int] | None:
