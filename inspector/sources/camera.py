@@ -195,7 +195,7 @@ def to_bgr(pixels: np.ndarray, pixel_format: str) -> np.ndarray:
 @dataclass
 class _Counts:
     frames: int = 0
-    dropped: int = 0  # frames the station lost: ids that skipped, a full queue
+    dropped: int = 0  # frames lost on the way (the frame ids skipped)
     incomplete: int = 0  # buffers the camera marked incomplete or that could not be converted
     timeouts: int = 0  # software triggers without their frame
 
