@@ -419,3 +419,19 @@ def test_hardware_trigger_through_the_runner_pairs_frames_with_triggers_by_order
     got = _run_triggered(src, feed)
     assert [got[f"H{i}"].verdict.value for i in range(4)] == ["PASS", "PASS", "NOT_INSPECTED", "PASS"]
     assert "camera frame 2 lost" in got["H2"].reasons[0] and got["H3"].frame_name.startswith("camera frame 3")
+
+
+def test_hardware_trigger_a_frame_that_beats_the_plcs_message_waits_for_it():
+    dev = LineFiredDevice()
+    src = GenICamSource(lambda: dev, cam(trigger="hardware", pair_window_s=0.5))
+
+    def feed(put):
+        for i in range(4):
+            dev.emit(i)  # the light barrier fires the camera; the PLC's message comes 50 ms later
+            time.sleep(0.05)
+            put(f"H{i}")
+            time.sleep(0.1)
+
+    got = _run_triggered(src, feed)
+    assert [got[f"H{i}"].verdict.value for i in range(4)] == ["PASS"] * 4
+    assert [got[f"H{i}"].frame_name.split(",")[0] for i in range(4)] == [f"camera frame {i}" for i in range(4)]

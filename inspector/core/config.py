@@ -148,6 +148,8 @@ class CameraConfig(_Section):
                                         "camera once; hardware: the camera's own line input fires it (genicam, pylon).")
     hardware_line: str = Field("Line1", min_length=1, description="The camera input the hardware trigger is wired "
                                                                   "to (TriggerSource).")
+    pair_window_s: float = Field(0.5, ge=0, le=10, description="hardware: how long a frame waits for the line's "
+                                                                "trigger that arrives after it (paired by order).")
     pixel_format: str = Field("", description="PixelFormat to set (Mono8, Mono12, BayerRG8, RGB8, BGR8, ...); empty "
                                               "leaves the camera's.")
     exposure_us: float | None = Field(None, gt=0, description="Exposure time in microseconds; empty leaves the "

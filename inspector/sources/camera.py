@@ -209,6 +209,8 @@ class GenICamSource:
         self._opener = opener
         self._on_state = on_state
         self.live = cfg.trigger != CameraTrigger.SOFTWARE  # software: each read fires; else frames come by themselves
+        # hardware: the camera and the PLC see the part at once, and the camera's frame may beat the PLC's message
+        self.pair_window_s = cfg.pair_window_s if cfg.trigger == CameraTrigger.HARDWARE else 0.0
         self.counts = _Counts()
         self.reconnects = self.stalls = self.gaps = 0
         self.gap_s = 0.0
