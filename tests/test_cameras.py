@@ -180,6 +180,17 @@ def test_a_trigger_without_its_frame_is_a_gap_and_its_late_frame_is_never_the_ne
     src.close()
 
 
+def test_ids_missing_for_triggers_that_timed_out_are_no_loss_but_more_are():
+    dev = ScriptedDevice([0, "timeout", 2, "timeout", 5])
+    src = GenICamSource(lambda: dev, cam(trigger="software"))
+    assert src.read().ok and isinstance(src.read(), Gap)
+    assert src.read().ok  # id 1 was the timed-out trigger's frame
+    assert isinstance(src.read(), Gap)
+    f = src.read()
+    assert not f.ok and "camera frame 3 lost" in f.error and src.state.dropped == 1  # 3 and 4 missing, 1 explained
+    src.close()
+
+
 def test_skipped_frame_ids_and_an_incomplete_buffer_are_not_judged():
     dev = ScriptedDevice([0, 3, ("incomplete", 4), 5])
     src = GenICamSource(lambda: dev, cam(trigger="software"))
@@ -325,3 +336,102 @@ def test_set_features_sets_the_open_camera_and_is_kept_for_a_reconnect():
     src.set_features({"ExposureTime": 4000.0})
     assert dev.configured == [("ExposureTime", 4000.0)] and src.cfg.features == {"ExposureTime": 4000.0}
     src.close()
+
+
+# through the runner: one trigger, one part --------------------------------------------------------------------
+def _run_triggered(src, feed):
+    from inspector.core.config import RecipeConfig, RunMode
+    from inspector.core.types import Trigger
+    from inspector.inspection.pipeline import Pipeline
+    from inspector.inspection.rules import Recipe
+    from inspector.inspection.runner import Runner
+    from inspector.line.desk import TriggerDesk
+    from tests.conftest import ScriptedDetector
+    from tests.fakes import ListSink
+
+    desk, committed = TriggerDesk(1.0), []
+    r = Runner(src, lambda: Pipeline(ScriptedDetector([[]]), Recipe(RecipeConfig())), ListSink(), RunMode.PART,
+               queue_size=4, on_committed=committed.extend, desk=desk)
+    r.start()
+    assert r.wait_ready(30)
+    feed(lambda pid: desk.put(Trigger(pid, time.time(), {}, "test")))
+    end = time.monotonic() + 20
+    while len(committed) < 4 and time.monotonic() < end:
+        time.sleep(0.02)
+    r.stop()
+    r.join(20)
+    return {i.trigger.part_id: i for _, i in committed}
+
+
+def _pipeline_image(fid: int) -> Grab:
+    return Grab(np.random.default_rng(fid).integers(0, 256, (96, 96), dtype=np.uint8), "Mono8", fid, 5000 + fid)
+
+
+def test_software_trigger_through_the_runner_a_missing_frame_is_that_part_alone():
+    dev = ScriptedDevice([0, "timeout", 2, 3])
+    dev.frame = _pipeline_image
+    src = GenICamSource(lambda: dev, cam(trigger="software"))
+
+    def feed(put):
+        for i in range(4):
+            put(f"P{i}")
+            time.sleep(0.05)
+
+    got = _run_triggered(src, feed)
+    assert [got[f"P{i}"].verdict.value for i in range(4)] == ["PASS", "NOT_INSPECTED", "PASS", "PASS"]
+    assert "no frame within 0.3 s of the software trigger" in got["P1"].reasons[0]
+    assert got["P2"].frame_name == "camera frame 2, camera time 5002" and dev.fired == 4
+
+
+class LineFiredDevice(ScriptedDevice):
+    """A camera fired by its own input: ``emit(id)`` is the light barrier seeing a part (or, for a lost frame,
+    the camera counting one that never arrives)."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.out: list[int] = []
+
+    def emit(self, fid: int) -> None:
+        with self.lock:
+            self.out.append(fid)
+
+    def grab(self, timeout_s: float) -> Grab | None:
+        with self.lock:
+            fid = self.out.pop(0) if self.out else None
+        if fid is None:
+            time.sleep(min(timeout_s, 0.02))
+            return None
+        return _pipeline_image(fid)
+
+
+def test_hardware_trigger_through_the_runner_pairs_frames_with_triggers_by_order():
+    dev = LineFiredDevice()
+    src = GenICamSource(lambda: dev, cam(trigger="hardware"))
+
+    def feed(put):
+        for i in range(4):
+            put(f"H{i}")
+            time.sleep(0.02)
+            if i != 2:  # H2's frame is lost on the way: the next frame's id skips
+                dev.emit(i)
+            time.sleep(0.1)
+
+    got = _run_triggered(src, feed)
+    assert [got[f"H{i}"].verdict.value for i in range(4)] == ["PASS", "PASS", "NOT_INSPECTED", "PASS"]
+    assert "camera frame 2 lost" in got["H2"].reasons[0] and got["H3"].frame_name.startswith("camera frame 3")
+
+
+def test_hardware_trigger_a_frame_that_beats_the_plcs_message_waits_for_it():
+    dev = LineFiredDevice()
+    src = GenICamSource(lambda: dev, cam(trigger="hardware", pair_window_s=0.5))
+
+    def feed(put):
+        for i in range(4):
+            dev.emit(i)  # the light barrier fires the camera; the PLC's message comes 50 ms later
+            time.sleep(0.05)
+            put(f"H{i}")
+            time.sleep(0.1)
+
+    got = _run_triggered(src, feed)
+    assert [got[f"H{i}"].verdict.value for i in range(4)] == ["PASS"] * 4
+    assert [got[f"H{i}"].frame_name.split(",")[0] for i in range(4)] == [f"camera frame {i}" for i in range(4)]

@@ -27,9 +27,10 @@ from PySide6.QtWidgets import (
 
 from db.failures import mask_url
 from inspector.core.auth import STATION_OPERATOR, Actor
-from inspector.core.config import Config, config_from_dict
+from inspector.core.config import CameraType, Config, config_from_dict
 from inspector.core.errors import ConfigError
 from inspector.sources.video import VIDEO_SUFFIXES
+from ui.camera_dialog import CameraDialog
 from ui.controller import LiveController, RunEnd
 from ui.day_actions import DayActions
 from ui.elided import ElidedLabel
@@ -52,6 +53,8 @@ ACTIONS = {
     "video": ("Video…", "Ctrl+Shift+O", "Inspect the frames of a video file"),
     "camera": ("Camera…", "Ctrl+K", "Inspect a camera by its index"),
     "url": ("Stream…", "Ctrl+U", "Inspect a network stream (rtsp://, http://)"),
+    "genicam": ("Industrial camera…", "Ctrl+Shift+K", "Pick a GigE Vision / USB3 Vision camera, set its exposure and "
+                                                     "gain, preview it"),
     "model": ("Model…", "Ctrl+M", "Choose the model file (.pt or .onnx)"),
     "recipe": ("Recipe…", "Ctrl+R", "Choose a recipe file (TOML)"),
     "kiosk": ("Kiosk", "F11", "Full-screen kiosk mode (F11 again to leave)"),
@@ -59,7 +62,7 @@ ACTIONS = {
 }
 ICONS = {"start": QStyle.StandardPixmap.SP_MediaPlay, "stop": QStyle.StandardPixmap.SP_MediaStop,
          "pause": QStyle.StandardPixmap.SP_MediaPause}  # the other controls read better as plain words
-MENUS = (("&Run", ("start", "stop", "pause")), ("&Source", ("folder", "video", "camera", "url")),
+MENUS = (("&Run", ("start", "stop", "pause")), ("&Source", ("folder", "video", "camera", "url", "genicam")),
          ("&Model", ("model", "recipe")), ("&View", ("kiosk", "settings")))
 
 
@@ -75,6 +78,7 @@ class MainWindow(DayActions, QMainWindow):
         self.settings_path = Path(settings_path)
         self.recipe_path: Path | None = None
         self.settings: SettingsDialog | None = None
+        self.camera_dialog: CameraDialog | None = None
         self.settings_guard = None  # set by the composition root: who may change verdict or storage settings
         self.product_guard = None  # set by the composition root: who may change a product's recipe
         # who acts on the live screen, and how to ask for a sign-in (the composition root wires the review tab's)
@@ -118,6 +122,7 @@ class MainWindow(DayActions, QMainWindow):
     def _build_actions(self) -> None:
         handlers = {"start": self.start, "stop": self.stop, "pause": self.toggle_pause, "folder": self.choose_folder,
                     "video": self.choose_video, "camera": self.choose_camera, "url": self.choose_url,
+                    "genicam": self.open_camera_dialog,
                     "model": self.choose_model, "recipe": self.choose_recipe, "kiosk": self.toggle_kiosk,
                     "settings": self.open_settings}
         bar = QToolBar("Controls")
@@ -187,7 +192,10 @@ class MainWindow(DayActions, QMainWindow):
 
     # selection --------------------------------------------------------------------------------
     def set_source(self, source: str) -> None:
-        self._apply(replace(self.spec, source=source, loop=False))
+        cfg = self.spec.config
+        if cfg.camera.type != CameraType.OPENCV:  # a folder, video, index or URL: no longer the GenICam camera
+            cfg = cfg.model_copy(update={"camera": cfg.camera.model_copy(update={"type": CameraType.OPENCV})})
+        self._apply(replace(self.spec, source=source, loop=False, config=cfg))
 
     def set_model(self, path: Path) -> None:
         cfg = self.spec.config
@@ -249,6 +257,9 @@ class MainWindow(DayActions, QMainWindow):
             recipe = f"product {self.spec.product}"
         loop = " (loop)" if self.spec.loop else ""
         source = short(mask_url(self.spec.source), 60)
+        if cfg.camera.type != CameraType.OPENCV:
+            cam = cfg.camera
+            source = f"{cam.type.value} camera {cam.id or '(the first found)'}, {cam.trigger.value}"
         self.selection.setText(f"Source: {source}{loop}   ·   Model: {short(model, 50)}   ·   "
                                f"Recipe: {short(recipe, 40)}   ·   Database: {short(mask_url(self.spec.db_url), 60)}")
 
@@ -275,6 +286,15 @@ class MainWindow(DayActions, QMainWindow):
     def _show_bars(self, shown: bool) -> None:
         for w in (self.menuBar(), self.toolbar, self.statusBar(), self.tabs.tabBar()):
             w.setVisible(shown)
+
+    def open_camera_dialog(self) -> CameraDialog:
+        if self.camera_dialog is not None:
+            self.camera_dialog.close()
+        self.camera_dialog = CameraDialog(self.spec.config, self.settings_path, self.controller.pool, self,
+                                          guard=self.settings_guard)
+        self.camera_dialog.saved.connect(lambda cfg: (self.set_config(cfg), self._apply(self.spec)))
+        self.camera_dialog.show()
+        return self.camera_dialog
 
     def open_settings(self) -> SettingsDialog:
         if self.settings is not None:

@@ -175,6 +175,8 @@ class CameraConfig(_Section):
                                         "camera once; hardware: the camera's own line input fires it (genicam, pylon).")
     hardware_line: str = Field("Line1", min_length=1, description="The camera input the hardware trigger is wired "
                                                                   "to (TriggerSource).")
+    pair_window_s: float = Field(0.5, ge=0, le=10, description="hardware: how long a frame waits for the line's "
+                                                                "trigger that arrives after it (paired by order).")
     pixel_format: str = Field("", description="PixelFormat to set (Mono8, Mono12, BayerRG8, RGB8, BGR8, ...); empty "
                                               "leaves the camera's.")
     exposure_us: float | None = Field(None, gt=0, description="Exposure time in microseconds; empty leaves the "
@@ -192,6 +194,14 @@ class CameraConfig(_Section):
         0.5, gt=0, description="First wait before reconnecting; it doubles each attempt.")
     reconnect_max_s: float = Field(10.0, gt=0, description="Longest wait between reconnect attempts.")
     max_reconnects: int = Field(0, ge=0, description="Give up after this many failed reconnects in a row (0 = never).")
+
+    @field_validator("cti", mode="before")
+    @classmethod
+    def _cti(cls, v):
+        """An empty entry (the settings screen's empty field, the README's "") is no producer, never '.'."""
+        if isinstance(v, (list, tuple)):
+            return tuple(p for p in v if str(p).strip())
+        return v
 
     @field_validator("region")
     @classmethod

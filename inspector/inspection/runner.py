@@ -307,6 +307,9 @@ class Runner:
                 if isinstance(frame, Gap):
                     continue
                 trig = self.desk.claim(frame.timestamp)
+                wait_s = getattr(self.source, "pair_window_s", 0.0)  # a camera fired by its own input: its frame
+                if trig is None and wait_s > 0:  # may come before the line's trigger does; paired by order
+                    trig = self.desk.take(wait_s)
                 if trig is None:
                     continue  # no part in front of the camera: not inspected, not counted
             else:

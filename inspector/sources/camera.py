@@ -195,7 +195,7 @@ def to_bgr(pixels: np.ndarray, pixel_format: str) -> np.ndarray:
 @dataclass
 class _Counts:
     frames: int = 0
-    dropped: int = 0  # frames the station lost: ids that skipped, a full queue
+    dropped: int = 0  # frames lost on the way (the frame ids skipped)
     incomplete: int = 0  # buffers the camera marked incomplete or that could not be converted
     timeouts: int = 0  # software triggers without their frame
 
@@ -209,6 +209,8 @@ class GenICamSource:
         self._opener = opener
         self._on_state = on_state
         self.live = cfg.trigger != CameraTrigger.SOFTWARE  # software: each read fires; else frames come by themselves
+        # hardware: the camera and the PLC see the part at once, and the camera's frame may beat the PLC's message
+        self.pair_window_s = cfg.pair_window_s if cfg.trigger == CameraTrigger.HARDWARE else 0.0
         self.counts = _Counts()
         self.reconnects = self.stalls = self.gaps = 0
         self.gap_s = 0.0
@@ -271,8 +273,10 @@ class GenICamSource:
         """The frames one buffer makes: a frame without a picture per frame id skipped since the last, then the
         buffer's own (without a picture when it is incomplete or cannot be converted)."""
         out: list[Frame] = []
-        if g.frame_id is not None and self._last_id is not None and g.frame_id > self._last_id + 1:
-            lost = g.frame_id - self._last_id - 1
+        # software: the frames of triggers that timed out may be the ids missing; only more than those is a loss
+        explained = self._missed_in_row if self.cfg.trigger == CameraTrigger.SOFTWARE else 0
+        if g.frame_id is not None and self._last_id is not None and g.frame_id > self._last_id + 1 + explained:
+            lost = g.frame_id - self._last_id - 1 - explained
             self.counts.dropped += lost
             log.warning("camera %s: frame ids skipped from %d to %d (%d lost)", self.name, self._last_id, g.frame_id,
                         lost)
@@ -338,8 +342,8 @@ class GenICamSource:
             else:
                 self._set_state(self.state.state, self.state.attempt, self.state.reason)
             return Gap(f"no frame within {self.cfg.read_timeout_s:g} s of the software trigger", time.monotonic())
-        self._missed_in_row = 0
         frames = self._frames_of(g, at)
+        self._missed_in_row = 0
         self._set_state("running")
         # after a skip, the trigger's own frame may be good but a frame before it was lost: the part is not judged
         return frames[-1] if len(frames) == 1 else Frame(None, frames[-1].seq, self.name, at, frames[-1].name,

@@ -132,7 +132,7 @@ def test_every_control_has_its_shortcut(window):
     keys = {name: window.actions_by_name[name].shortcut().toString() for name in ACTIONS}
     assert keys == {"start": "F5", "stop": "Shift+F5", "pause": "Space", "folder": "Ctrl+O", "video": "Ctrl+Shift+O",
                     "camera": "Ctrl+K", "url": "Ctrl+U", "model": "Ctrl+M", "recipe": "Ctrl+R", "kiosk": "F11",
-                    "settings": "Ctrl+,"}
+                    "settings": "Ctrl+,", "genicam": "Ctrl+Shift+K"}
     assert window.actions_by_name["start"].isEnabled() and not window.actions_by_name["stop"].isEnabled()
 
 
