@@ -643,3 +643,61 @@ def test_sigterm_stops_in_bounded_time_while_postgresql_hangs(private_pg, tmp_pa
     assert took < 45, took  # the outbox's last forward waits up to 15 s; nothing waits for the server
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["outbox"] > 0, summary  # what the server did not take waits on this station's disk
+
+
+# --- 5. decoders that accept damage: structural checks per format ----------------------------------------------
+
+def _encoded(ext: str, params=()) -> bytes:
+    import numpy as np
+
+    from inspector.sources.synth import render_part
+
+    ok, buf = cv2.imencode(ext, render_part(np.random.default_rng(9), defective=True).image, list(params))
+    assert ok
+    return buf.tobytes()
+
+
+def test_every_single_bit_flip_in_a_png_is_seen_by_its_structure_alone():
+    """Without the decoder's complaints (a windowed process has no stderr to hear them), the CRCs decide."""
+    import random
+
+    from inspector.sources.structure import format_problem
+
+    data = _encoded(".png")
+    assert format_problem(data) is None
+    r = random.Random(5)
+    for _ in range(200):
+        b = bytearray(data)
+        pos = r.randrange(8, len(b))  # past the signature (a damaged signature is no PNG at all)
+        b[pos] ^= 1 << r.randrange(8)
+        assert format_problem(bytes(b)), pos
+
+
+@pytest.mark.parametrize(("what", "damage", "fragment"), [
+    ("RIFF size", lambda b: b[:4] + (len(b) + 100).to_bytes(4, "little") + b[8:], "RIFF header declares"),
+    ("cut", lambda b: b[:len(b) * 2 // 3], "RIFF header declares"),
+    ("start code", lambda b: b.replace(b"\x9d\x01\x2a", b"\x9d\x01\x2b", 1), "start code"),
+    ("frame tag", lambda b: b[:20] + bytes([b[20] | 1]) + b[21:], "not a shown key frame"),
+])
+def test_a_webp_with_a_damaged_structure_is_not_judged(what, damage, fragment):
+    from inspector.sources.decoding import decode_bytes
+    from inspector.sources.structure import format_problem
+
+    data = _encoded(".webp", (cv2.IMWRITE_WEBP_QUALITY, 90))
+    assert data[12:16] == b"VP8 " and format_problem(data) is None
+    bad = damage(data)
+    assert fragment in (format_problem(bad) or ""), what
+    img, err = decode_bytes(bad, "x.webp")
+    assert img is None and err.startswith("image incomplete: x.webp: WebP")
+
+
+def test_a_tiff_whose_directory_points_outside_the_file_is_not_judged():
+    from inspector.sources.structure import format_problem
+
+    data = _encoded(".tiff")
+    assert format_problem(data) is None
+    e = "<" if data[:2] == b"II" else ">"
+    import struct
+
+    assert "outside the file" in format_problem(data[:4] + struct.pack(e + "I", len(data) + 10) + data[8:])
+    assert format_problem(data[:len(data) - 50])  # cut short: its directory (at the end here) is outside
