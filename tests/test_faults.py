@@ -701,3 +701,25 @@ def test_a_tiff_whose_directory_points_outside_the_file_is_not_judged():
 
     assert "outside the file" in format_problem(data[:4] + struct.pack(e + "I", len(data) + 10) + data[8:])
     assert format_problem(data[:len(data) - 50])  # cut short: its directory (at the end here) is outside
+
+
+def test_a_database_call_past_its_deadline_is_refused_and_the_next_is_refused_at_once_until_it_returns(caplog):
+    import threading
+    import time
+
+    from db.sink import Deadline, WriteBlocked
+
+    d = Deadline(0.2, "the database X")
+    release = threading.Event()
+    with pytest.raises(WriteBlocked, match="has not answered for 0.2 s"):
+        d.call(lambda: release.wait(10))
+    t0 = time.monotonic()
+    with pytest.raises(WriteBlocked, match="an earlier write"):
+        d.call(lambda: 1)
+    assert time.monotonic() - t0 < 0.1 and d.blocked_s() >= 0.0
+    release.set()
+    assert _wait_for(lambda: d.blocked_s() == 0.0 and d._since is None, 5)
+    assert d.call(lambda: 2) == 2
+    with caplog.at_level("WARNING"):
+        assert d.call(lambda: time.sleep(0.5) or 3, keep_waiting=True) == 3
+    assert "has not taken the records" in caplog.text and "takes records again" in caplog.text
