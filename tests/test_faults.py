@@ -476,7 +476,8 @@ def _live_run(tmp_path: Path, url: str, db_url: str, deadline_s: float, *extra: 
     from inspector.core.config import CameraConfig, Config, StorageConfig, to_toml
 
     cfg = tmp_path / "c.toml"
-    cfg.write_text(to_toml(Config(camera=CameraConfig(max_reconnects=1, reconnect_initial_s=0.2, read_timeout_s=3),
+    cfg.write_text(to_toml(Config(camera=CameraConfig(max_reconnects=1, reconnect_initial_s=0.2, read_timeout_s=3,
+                                                      open_timeout_s=20),
                                   storage=StorageConfig(write_deadline_s=deadline_s))))
     return subprocess.Popen([sys.executable, "-m", "inspector.cli", "run", "--source", url, "--db", db_url,
                              "--config", str(cfg), "--json", "--quiet", *extra], stdout=subprocess.PIPE,
@@ -524,3 +525,201 @@ def test_a_sqlite_file_locked_by_another_program_is_shown_and_every_picture_is_c
     assert summary["camera_dropped"] > 0 and summary["camera_dropped_s"] > 0, summary
     accounted = summary["frames"] + summary["camera_dropped"]
     assert stream.sent - 6 <= accounted <= stream.sent, (stream.sent, summary)
+
+
+def _server_pids(server) -> list[int]:
+    """The private PostgreSQL server's processes: the postmaster (its pid file) and its children."""
+    main = int((server.data / "postmaster.pid").read_text().split()[0])
+    kids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == main:
+                    kids.append(int(d.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return [main, *kids]
+
+
+class _Hung:
+    """Every process of the server stopped (SIGSTOP), as in a network partition: connections stay open, nothing
+    answers, no TCP time-out fires; resumed by ``resume`` (SIGCONT)."""
+
+    def __init__(self, server) -> None:
+        import signal
+
+        self.pids = _server_pids(server)
+        for pid in self.pids:
+            os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        import signal
+
+        for pid in self.pids:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+
+
+def _pg_count(url: str, sql: str) -> int:
+    import psycopg2
+
+    try:
+        con = psycopg2.connect(url, connect_timeout=2)
+    except psycopg2.Error:
+        return 0
+    try:
+        with con.cursor() as cur:
+            cur.execute(sql)
+            return int(cur.fetchone()[0])
+    except psycopg2.Error:
+        return 0
+    finally:
+        con.close()
+
+
+@needs_ffmpeg
+@pytest.mark.skipif(not POSIX, reason="POSIX signals")
+def test_a_hung_postgresql_server_sends_parts_to_the_outbox_and_nothing_is_lost(private_pg, tmp_path):  # noqa: F811
+    """Before: the station froze for the whole stop with no verdict and no outbox use; 605 sent, 345 recorded."""
+    stream = _LiveStream(tmp_path, seconds=50, fps=5)
+    try:
+        p = _live_run(tmp_path, stream.url, private_pg.url, 1.0)
+        try:
+            assert _wait_for(lambda: _pg_count(private_pg.url, "SELECT count(*) FROM inspections") >= 10, 120)
+            hung = _Hung(private_pg)
+            try:
+                import time
+
+                time.sleep(10)
+            finally:
+                hung.resume()
+            out, err = p.communicate(timeout=240)
+        finally:
+            p.kill()
+    finally:
+        stream.close()
+    assert p.returncode == 3, err[-3000:]  # the stream ended: the camera gave up; what was read is on record
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert "records go to the outbox" in err, err[-3000:]
+    rows = _pg_count(private_pg.url, "SELECT count(*) FROM inspections")
+    uids = _pg_count(private_pg.url, "SELECT count(DISTINCT uid) FROM inspections")
+    assert rows == uids == summary["frames"], (rows, uids, summary)  # each part once, none lost
+    accounted = summary["frames"] + summary["camera_dropped"]
+    assert stream.sent - 6 <= accounted <= stream.sent, (stream.sent, summary)
+    import re
+
+    forwarded = sum(int(n) for n in re.findall(r"forwarded (\d+) waiting record", err))
+    assert forwarded >= 15, err[-3000:]  # the line went on through the 10 s stop (5 pictures/s), into the outbox
+
+
+@needs_ffmpeg
+@pytest.mark.skipif(not POSIX, reason="POSIX signals")
+def test_sigterm_stops_in_bounded_time_while_postgresql_hangs(private_pg, tmp_path):  # noqa: F811
+    """Before: SIGTERM was ignored until the server resumed."""
+    import signal
+    import time
+
+    stream = _LiveStream(tmp_path, seconds=60, fps=5)
+    hung = None
+    try:
+        p = _live_run(tmp_path, stream.url, private_pg.url, 1.0)
+        try:
+            assert _wait_for(lambda: _pg_count(private_pg.url, "SELECT count(*) FROM inspections") >= 5, 120)
+            hung = _Hung(private_pg)
+            time.sleep(3)
+            p.send_signal(signal.SIGTERM)
+            t0 = time.monotonic()
+            out, err = p.communicate(timeout=90)
+            took = time.monotonic() - t0
+        finally:
+            p.kill()
+    finally:
+        if hung is not None:
+            hung.resume()
+        stream.close()
+    assert p.returncode == 0, err[-3000:]
+    assert took < 45, took  # the outbox's last forward waits up to 15 s; nothing waits for the server
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["outbox"] > 0, summary  # what the server did not take waits on this station's disk
+
+
+# --- 5. decoders that accept damage: structural checks per format ----------------------------------------------
+
+def _encoded(ext: str, params=()) -> bytes:
+    import numpy as np
+
+    from inspector.sources.synth import render_part
+
+    ok, buf = cv2.imencode(ext, render_part(np.random.default_rng(9), defective=True).image, list(params))
+    assert ok
+    return buf.tobytes()
+
+
+def test_every_single_bit_flip_in_a_png_is_seen_by_its_structure_alone():
+    """Without the decoder's complaints (a windowed process has no stderr to hear them), the CRCs decide."""
+    import random
+
+    from inspector.sources.structure import format_problem
+
+    data = _encoded(".png")
+    assert format_problem(data) is None
+    r = random.Random(5)
+    for _ in range(200):
+        b = bytearray(data)
+        pos = r.randrange(8, len(b))  # past the signature (a damaged signature is no PNG at all)
+        b[pos] ^= 1 << r.randrange(8)
+        assert format_problem(bytes(b)), pos
+
+
+@pytest.mark.parametrize(("what", "damage", "fragment"), [
+    ("RIFF size", lambda b: b[:4] + (len(b) + 100).to_bytes(4, "little") + b[8:], "RIFF header declares"),
+    ("cut", lambda b: b[:len(b) * 2 // 3], "RIFF header declares"),
+    ("start code", lambda b: b.replace(b"\x9d\x01\x2a", b"\x9d\x01\x2b", 1), "start code"),
+    ("frame tag", lambda b: b[:20] + bytes([b[20] | 1]) + b[21:], "not a shown key frame"),
+])
+def test_a_webp_with_a_damaged_structure_is_not_judged(what, damage, fragment):
+    from inspector.sources.decoding import decode_bytes
+    from inspector.sources.structure import format_problem
+
+    data = _encoded(".webp", (cv2.IMWRITE_WEBP_QUALITY, 90))
+    assert data[12:16] == b"VP8 " and format_problem(data) is None
+    bad = damage(data)
+    assert fragment in (format_problem(bad) or ""), what
+    img, err = decode_bytes(bad, "x.webp")
+    assert img is None and err.startswith("image incomplete: x.webp: WebP")
+
+
+def test_a_tiff_whose_directory_points_outside_the_file_is_not_judged():
+    from inspector.sources.structure import format_problem
+
+    data = _encoded(".tiff")
+    assert format_problem(data) is None
+    e = "<" if data[:2] == b"II" else ">"
+    import struct
+
+    assert "outside the file" in format_problem(data[:4] + struct.pack(e + "I", len(data) + 10) + data[8:])
+    assert format_problem(data[:len(data) - 50])  # cut short: its directory (at the end here) is outside
+
+
+def test_a_database_call_past_its_deadline_is_refused_and_the_next_is_refused_at_once_until_it_returns(caplog):
+    import threading
+    import time
+
+    from db.sink import Deadline, WriteBlocked
+
+    d = Deadline(0.2, "the database X")
+    release = threading.Event()
+    with pytest.raises(WriteBlocked, match="has not answered for 0.2 s"):
+        d.call(lambda: release.wait(10))
+    t0 = time.monotonic()
+    with pytest.raises(WriteBlocked, match="an earlier write"):
+        d.call(lambda: 1)
+    assert time.monotonic() - t0 < 0.1 and d.blocked_s() >= 0.0
+    release.set()
+    assert _wait_for(lambda: d.blocked_s() == 0.0 and d._since is None, 5)
+    assert d.call(lambda: 2) == 2
+    with caplog.at_level("WARNING"):
+        assert d.call(lambda: time.sleep(0.5) or 3, keep_waiting=True) == 3
+    assert "has not taken the records" in caplog.text and "takes records again" in caplog.text

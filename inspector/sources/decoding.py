@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from inspector.sources.structure import format_problem
+
 log = logging.getLogger(__name__)
 
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -124,12 +126,12 @@ def structure_problem(data: bytes) -> str | None:
     if data[:8] == PNG_MAGIC:
         if data.rfind(PNG_END, 8) < 0:
             return "PNG without its IEND chunk (cut short)"
-        return None
+        return format_problem(data)  # every chunk's CRC
     if data[:2] == b"BM" and len(data) >= 14:
         declared = struct.unpack_from("<I", data, 2)[0]
         if declared > len(data):
             return f"BMP of {len(data)} bytes, its header declares {declared}"
-    return None
+    return format_problem(data)  # WebP and TIFF structure (``inspector.sources.structure``)
 
 
 # libjpeg decodes at 1/2, 1/4 or 1/8 of the size in its inverse DCT: far less work than decoding every

@@ -188,3 +188,16 @@ def test_shortcut_keys_reach_their_actions(window, qtbot):
     qtbot.waitUntil(window.isFullScreen, timeout=2000)
     qtbot.keyClick(window, Qt.Key.Key_F11)
     qtbot.waitUntil(lambda: not window.isFullScreen(), timeout=2000)
+
+
+def test_health_shows_a_blocked_record_in_red(window):
+    """Issue 25: a record past its write deadline (an SQLite file locked by another program) is never unseen."""
+    from ui.health import BAD
+
+    window.controller.started.emit(info())
+    st = RunStats(frames=50, inspected=48, counts={"PASS": 48}, skipped=0, elapsed_s=2.0, fps=24.0, camera_fps=25.0,
+                  inference_ms=11.5, latency_p50_ms=40, latency_p99_ms=90, first_verdict_s=0.4, record_blocked_s=7.2)
+    window.controller.stats.emit(st)
+    h = window.live.health
+    assert h.value("outbox") == "BLOCKED 7 s: not ready" and BAD in h.values["outbox"].styleSheet()
+    assert "BLOCKED for 7 s" in st.status_line()
