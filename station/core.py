@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inspector.core.alarms import Alarm
-from inspector.core.auth import Actor
+from inspector.core.auth import Actor, Role
 from inspector.core.config import Config, RecipeConfig
 from inspector.core.day import DayContext, Shifts, check_expected, product_config
 from inspector.core.errors import StorageError
@@ -358,6 +358,10 @@ class Station:
 
         def record(s) -> None:
             who = authorize(s, acting(actor), "run")
+            if who.role in (Role.QC, Role.ADMIN) and name:  # a product of the configuration, registered on first
+                TrustRepo.add(s, who, "recipe", sha, cfg.recipe.name,  # use by a signed-in QC (issue 26)
+                              {"from": "configuration product", "product": name,
+                               "values": cfg.recipe.model_dump(mode="json")})
             TrustRepo.allow_recipe(s, sha, cfg.recipe.name, recipe_hash(Config()))
             AuditRepo.append(s, actor=who.name, action="product.switch", target=f"run:{self.run_id}",
                              detail={"product": name, "from": old.product, "recipe": cfg.recipe.name,

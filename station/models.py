@@ -116,13 +116,17 @@ def _sha_or_empty(path: Path) -> str:
 
 
 def change_model(sessions, actor: Actor | None, station: str, model: Path, reason: str, config_model: Path,
-                 action: str = "promote"):
+                 action: str = "promote", force: bool = False):
     """Promote (or roll back to) the model file ``model`` on ``station``; returns the ``PromotionDTO``.
 
-    PermissionDenied for an actor who may not or an untrusted model; ConfigError for a missing file or reason.
+    A promotion needs a recorded comparison of ``model`` against the active model (``inspector compare`` or the
+    Models tab), which the audit entry keeps; without one it is refused unless an admin forces it (``force``,
+    with the reason recorded). PermissionDenied for an actor who may not or an untrusted model; ConfigError for
+    a missing file or reason, or a promotion without a comparison.
     """
-    from db import PromotionRepo
+    from db import PromotionRepo, authorize
     from db.writes import write
+    from inspector.core.errors import PermissionDenied
     from station.records import trusted_models
 
     model = Path(model)
@@ -132,35 +136,108 @@ def change_model(sessions, actor: Actor | None, station: str, model: Path, reaso
     trusted = trusted_models(sessions).trusted()
     loaded = pick_model(ModelConfig(path=model))[0]  # a .pt runs as the .onnx beside it where one can run
     if loaded != model and sha in trusted and sha256_file(loaded) not in trusted:
-        from inspector.core.errors import PermissionDenied
-
         raise PermissionDenied(f"the station would run {loaded.name} beside {model.name}, and that file is not "
                                "trusted: trust it too ('inspector model add FILE --user ADMIN') or promote it.")
     current = _sha_or_empty(config_model)
     name = f"{model.parent.name}/{model.name}"
-    return write(sessions, lambda s: PromotionRepo.record(s, actor, station, action, sha, str(model.resolve()), name,
-                                                          reason, trusted, current),
-                 f"Recording the {action} of {name}")
+
+    def record(s):
+        evidence: dict | None = None
+        if action == "promote":
+            promo = PromotionRepo.active(s, station)
+            champion = promo.sha256 if promo is not None else current
+            evidence = PromotionRepo.last_compare(s, champion, sha) if champion != sha else None
+            if evidence is None and champion != sha:  # (the active model itself: refused below as such)
+                if not force:
+                    raise ConfigError(
+                        f"no comparison of {name} against the active model is on record: run 'inspector compare "
+                        f"--champion ACTIVE --challenger {model} --data HELD-OUT-SET' (or Compare in the Models "
+                        "tab) first, or let an admin force it (--force) with the reason.")
+                who = authorize(s, actor, "users")  # forcing is an admin's decision, checked in the users table
+                evidence = {"forced_by": who.name, "compare": "none on record"}
+        return PromotionRepo.record(s, actor, station, action, sha, str(model.resolve()), name, reason, trusted,
+                                    current, evidence)
+    return write(sessions, record, f"Recording the {action} of {name}")
+
+
+def record_compare(sessions, result: dict, actor: str = "") -> dict:
+    """Keep a comparison's figures (``inspector.lifecycle.compare`` result) where a promotion finds them."""
+    from db import PromotionRepo
+    from db.writes import write
+
+    c, d = result["champion"], result["challenger"]
+    figures = {"champion_sha256": sha256_file(Path(c["model"])), "challenger_sha256": sha256_file(Path(d["model"])),
+               "champion": Path(c["model"]).name, "challenger": Path(d["model"]).name,
+               "data": str(result.get("data", "")), "split": result.get("split", ""), "images": result.get("images"),
+               "disagreements": result.get("disagreements", {}).get("count")}
+    for key in ("map50", "part_recall", "false_reject_rate", "escapes"):
+        figures[key] = [c.get(key), d.get(key)]
+    write(sessions, lambda s: PromotionRepo.record_compare(s, actor or "(not signed in)", figures),
+          "Recording the comparison")
+    return figures
+
+
+def compare_text(figures: dict | None) -> str:
+    """One line for a person about to promote: the last comparison against the active model."""
+    if not figures:
+        return "no comparison against the active model is on record"
+    if "forced_by" in figures:
+        return f"no comparison on record: forced by {figures['forced_by']}"
+
+    def pair(key: str, fmt: str) -> str:
+        a, b = figures.get(key) or (None, None)
+        return f"{key} {fmt.format(a) if a is not None else '?'} -> {fmt.format(b) if b is not None else '?'}"
+    return (f"last compare ({figures.get('at', '')} by {figures.get('by', '?')}) on {figures.get('images')} parts of "
+            f"{figures.get('data')}: " + ", ".join([pair("map50", "{:.3f}"), pair("part_recall", "{:.3f}"),
+                                                    pair("false_reject_rate", "{:.3f}"), pair("escapes", "{}")])
+            + f", {figures.get('disagreements')} disagreement(s)")
+
+
+def last_compare(sessions, station: str, model: Path, config_model: Path) -> dict | None:
+    """The last recorded comparison of ``model`` against the station's active model, or None."""
+    from db import PromotionRepo
+    from db.writes import write
+
+    def read(s):
+        promo = PromotionRepo.active(s, station)
+        champion = promo.sha256 if promo is not None else _sha_or_empty(config_model)
+        return PromotionRepo.last_compare(s, champion, sha256_file(Path(model)))
+    return write(sessions, read, "Reading the last comparison")
 
 
 def rollback_target(sessions, station: str, config_model: Path, to: Path | None = None) -> Path:
-    """The file a rollback goes back to: ``to``, or the model that was active before the current promotion."""
+    """The file a rollback goes back to: ``to``, or the model that was active before the active one came.
+
+    The station's models form a stack: a promotion puts a model on it, a rollback takes models off down to the
+    one it goes back to. So a second rollback goes further back (to the model before that one), never forward
+    to the model just rolled away from.
+    """
     if to is not None:
         return Path(to)
-    promo = active_promotion(sessions, station)
-    if promo is None:
-        raise ConfigError(f"nothing to roll back on {station}: no model was promoted; the configuration's model "
-                          f"({config_model}) is active.")
     from db import PromotionRepo
     from db.writes import write
 
     history = write(sessions, lambda s: PromotionRepo.history(s, station, 10_000), "Reading the promotions")
-    for p in history:
-        if p.sha256 == promo.previous_sha256:
-            return Path(p.path)
-    if _sha_or_empty(config_model) == promo.previous_sha256:
-        return config_model
-    raise ConfigError(f"the model active before {promo.name} is no longer known here: name it with --to MODEL.")
+    if not history:
+        raise ConfigError(f"nothing to roll back on {station}: no model was promoted; the configuration's model "
+                          f"({config_model}) is active.")
+    base = history[-1].previous_sha256 or _sha_or_empty(config_model)
+    stack = [base]
+    paths = {base: str(config_model)} if base == _sha_or_empty(config_model) else {}
+    for p in reversed(history):  # oldest first
+        paths.setdefault(p.sha256, p.path)
+        if p.action == "rollback" and p.sha256 in stack:
+            del stack[stack.index(p.sha256) + 1:]
+        else:
+            stack.append(p.sha256)
+    if len(stack) < 2:
+        raise ConfigError(f"nothing earlier to roll back to on {station}: {history[0].name} is the first model of "
+                          "its history here; name another with --to MODEL.")
+    target = stack[-2]
+    if target not in paths:
+        raise ConfigError(f"the model active before {history[0].name} is no longer known here: name it with --to "
+                          "MODEL.")
+    return Path(paths[target])
 
 
 class PromotionWatcher:

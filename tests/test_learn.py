@@ -205,28 +205,41 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float) -> None:
 
 
 @pytest.mark.model
-def test_ctrl_c_stops_cleanly_keeping_the_best_and_writing_the_card(synth_data, tmp_path):
-    out = tmp_path / "stopped"
-    proc = subprocess.Popen(_cli_cmd("train", "--data", synth_data, "--epochs", "60", "--imgsz", "160",
-                                     "--out", out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_env())
+@pytest.mark.parametrize("sig, words", [(signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")])
+def test_ctrl_c_and_sigterm_stop_cleanly_keeping_the_best_a_card_and_a_resumable_run(synth_data, tmp_path, sig,
+                                                                                      words):
+    out, stream = tmp_path / "stopped", tmp_path / "progress.jsonl"
+    proc = subprocess.Popen(_cli_cmd("train", "--data", synth_data, "--epochs", "8", "--imgsz", "160",
+                                     "--base", "yolo11n.yaml", "--out", out, "--progress", stream),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
     try:
         _wait_for(out / "run" / "weights" / "best.pt", proc, 240)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=240)
     finally:
         proc.kill()
     assert proc.returncode == 0, stderr[-2000:]
-    assert "Traceback" not in stderr and "stopping (Ctrl-C)" in stdout
+    assert "Traceback" not in stderr and f"stopping ({words})" in stdout
     card = _card(out)
-    assert card["interrupted"] is True and card["stopped_by"] == "Ctrl-C"
-    assert 1 <= card["epochs_done"] < 60 and card["best_epoch"] <= card["epochs_done"]
+    assert card["interrupted"] is True and card["stopped_by"] == words
+    assert 1 <= card["epochs_done"] < 8 and card["best_epoch"] <= card["epochs_done"]
     assert _hash_in_card(out, "stopped.pt") and _hash_in_card(out, "stopped.onnx")
     assert "(interrupted)" in (out / "card.md").read_text()
-    # a run that ended cleanly has nothing to resume: one sentence that says what to do
-    r = cli("train", "--data", synth_data, "--resume", "--out", out, timeout=120)
-    assert r.returncode == 2 and "nothing to resume" in r.stderr and "--base" in r.stderr
-    assert "Traceback" not in r.stderr
+    # issue 26: the card names the data set and base by hash, the epochs really planned, per-class AP
+    assert len(card["data_sha256"]) == 64 and card["base"] == "yolo11n.yaml" and card["epochs_planned"] == 8
+    assert card["validation"]["per_class"] and all("ap50" in v for v in card["validation"]["per_class"].values())
+    events = [json.loads(ln) for ln in stream.read_text().splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[-1] == "done" and "batch" in kinds  # progress within an epoch, and a final event
+    first_batch = next(e for e in events if e["event"] == "batch")
+    first_epoch = next(e for e in events if e["event"] == "epoch")
+    assert first_batch["t"] < first_epoch["t"] and first_batch["batches"] >= 1
+    # the stopped run goes on with --resume, keeping its base
+    r = cli("train", "--data", synth_data, "--resume", "--out", out, timeout=400)
+    assert r.returncode == 0, r.stderr[-2000:]
+    resumed = _card(out)
+    assert resumed["epochs_done"] == 8 and resumed["base"] == "yolo11n.yaml" and resumed.get("resumed") is True
+    assert resumed["data_sha256"] == card["data_sha256"]
 
 
 @pytest.mark.model
@@ -249,7 +262,7 @@ def test_a_killed_run_resumes_to_its_planned_epochs(synth_data, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "damaged" in r.stdout + r.stderr and "resuming from the copy" in r.stdout + r.stderr
     card = _card(out)
-    assert card["epochs_done"] == 4 and card["base"] == "resumed run" and _hash_in_card(out, "killed.pt")
+    assert card["epochs_done"] == 4 and card["base"] == "yolo11n.yaml" and _hash_in_card(out, "killed.pt")
 
 
 # ---- inspector data check ----------------------------------------------------------------------------
@@ -321,6 +334,24 @@ def test_data_check_on_clean_data_and_on_a_missing_folder(synth_data, tmp_path):
     assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize("where", ["shipped", "holds-cards"])
+def test_out_may_not_be_the_folder_that_holds_the_models(synth_data, tmp_path, where):
+    from inspector.core.errors import ModelError
+    from inspector.training.train import refuse_models_root
+
+    if where == "shipped":
+        root = SHIPPED
+    else:
+        root = tmp_path / "models"
+        (root / "mine").mkdir(parents=True)
+        (root / "mine" / "card.json").write_text("{}")
+    with pytest.raises(ModelError, match="the folder that holds the models"):
+        refuse_models_root(root)
+    refuse_models_root(root / "new-model")  # a model's own folder inside it is fine
+    r = cli("train", "--data", synth_data, "--epochs", "1", "--out", root, timeout=120)
+    assert r.returncode == 2 and "holds the models" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_training_still_refuses_the_data_that_data_check_reports(planted, tmp_path):
     r = cli("train", "--data", planted, "--epochs", "1", "--out", tmp_path / "m", timeout=120)
     assert r.returncode == 2 and "unreadable image" in r.stderr
@@ -329,8 +360,9 @@ def test_training_still_refuses_the_data_that_data_check_reports(planted, tmp_pa
 # ---- inspector compare --------------------------------------------------------------------------------
 
 def test_compare_pt_and_onnx_side_by_side(synth_data, tmp_path):
+    url = f"sqlite:///{tmp_path / 'st.db'}"
     r = cli("compare", "--champion", PARTS_PT, "--challenger", PARTS_PT.with_suffix(".onnx"), "--data", synth_data,
-            "--json", "--gallery", tmp_path / "g.png", timeout=300)
+            "--json", "--gallery", tmp_path / "g.png", "--db", url, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     j = json.loads(r.stdout.strip().splitlines()[-1])
     for side in ("champion", "challenger"):
@@ -342,6 +374,16 @@ def test_compare_pt_and_onnx_side_by_side(synth_data, tmp_path):
     dis = j["disagreements"]
     assert dis["count"] == len(dis["parts"]) <= 3
     assert (tmp_path / "g.png").stat().st_size > 0
+    from station import open_db
+    from station.models import last_compare
+
+    engine, sessions = open_db(url)  # kept for a promotion of the challenger over this champion (issue 26)
+    try:
+        kept = last_compare(sessions, "cell-x", PARTS_PT.with_suffix(".onnx"), PARTS_PT)
+    finally:
+        engine.dispose()
+    assert kept is not None and kept["map50"] == [j["champion"]["map50"], j["challenger"]["map50"]]
+    assert kept["images"] == 48
 
 
 def test_compare_lists_and_draws_the_disagreements(synth_data, tmp_path):

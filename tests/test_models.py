@@ -76,9 +76,11 @@ def test_a_promotion_needs_a_qc_a_reason_and_a_trusted_model(tmp_path, actor, re
 def test_promote_and_roll_back_are_audited_sealed_and_per_station(tmp_path, small_model):
     from db import AuditRepo, PromotionRepo
     from station.models import change_model, known_models, rollback_target
+    from tests.test_promotion_gate import compared
 
     engine, sessions = _with_staff(_db(tmp_path, small_model))
     try:
+        compared(sessions, PARTS_ONNX, small_model)
         p = change_model(sessions, QC(), "cell-1", small_model, "fewer false rejects on lot 12", PARTS_ONNX)
         assert p.previous_sha256 and p.actor == "qc-anna"
         with pytest.raises(ConfigError, match="already the active model"):
@@ -95,7 +97,7 @@ def test_promote_and_roll_back_are_audited_sealed_and_per_station(tmp_path, smal
         assert r.action == "rollback" and r.previous_sha256 == p.sha256
         with sessions() as s:
             actions = [e.action for e in AuditRepo.list(s)]
-            assert actions[:2] == ["model.rollback", "model.promote"]
+            assert actions[:3] == ["model.rollback", "model.promote", "model.compare"]
             assert AuditRepo.verify(s).ok
         with pytest.raises(ConfigError, match="never the model"):
             change_model(sessions, QC(), "cell-1", PARTS_ONNX.with_suffix(".pt"), "x", PARTS_ONNX, "rollback")
@@ -157,6 +159,9 @@ def test_a_promotion_takes_effect_between_two_parts_of_a_running_station_and_sur
     try:
         _wait(lambda: len(seen) >= 10, 60, "the first parts")
         promoted_at = len(seen)
+        from tests.test_promotion_gate import compared
+
+        compared(st.sessions, PARTS_ONNX, small_model)
         change_model(st.sessions, QC(), "cell-1", small_model, "better on lot 12", PARTS_ONNX)
         _wait(lambda: any(i.model_sha256 == new for _, i in seen[promoted_at:]), 30, "the promoted model")
         _wait(lambda: len(seen) >= promoted_at + 40, 60, "more parts")
@@ -377,6 +382,9 @@ def test_the_command_line_refuses_an_operator_and_promotes_for_a_qc(tmp_path):
     with sessions.begin() as s:
         create_user(s, Actor("boss", Role.ADMIN), "olga", "operator", "olga-password")
         create_user(s, Actor("boss", Role.ADMIN), "quinn", "qc", "quinn-password")
+    from tests.test_promotion_gate import compared
+
+    compared(sessions, PARTS_ONNX, PARTS_ONNX.with_suffix(".pt"))
     engine.dispose()
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
 

@@ -157,3 +157,63 @@ def test_run_and_report_by_product_lot_and_shift(tmp_path, capsys):
     assert "no shift 'X'" in capsys.readouterr().err
     assert main(["run", *common, "--product", "nope"]) == 2
     assert "--product 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_configuration_product_is_registered_by_a_signed_in_qc_on_first_use(tmp_path):
+    """Issue 26: once users exist, a product of the configuration could not be switched to, and the error named a
+    recipe file that does not exist. A QC choosing it registers its recipe (audited); an operator is told how."""
+    from db import AuditRepo, TrustRepo, UserRepo
+    from station import Station, StationSpec, open_db
+    from station.day import recipe_hash
+
+    url = f"sqlite:///{tmp_path / 'users.db'}"
+    engine, sessions = open_db(url)
+    boss, olga, quinn = Actor("boss", Role.ADMIN), Actor("olga", Role.OPERATOR), Actor("quinn", Role.QC)
+    with sessions.begin() as s:
+        UserRepo.add(s, None, "boss", "admin", "scrypt$x")
+        UserRepo.add(s, boss, "olga", "operator", "scrypt$x")
+        UserRepo.add(s, boss, "quinn", "qc", "scrypt$x")
+    engine.dispose()
+    cfg = config_from_dict({"products": PRODUCTS})
+    st = Station(StationSpec(str(SAMPLES), url, cfg, max_frames=1))
+    try:
+        with pytest.raises(PermissionDenied, match="choosing the product while signed in") as e:
+            st.switch_product("P2", olga)
+        assert "recipe add --product" in str(e.value) and "FILE --user" not in str(e.value)
+        assert st.switch_product("P2", quinn).product == "P2"
+        from inspector.core.day import product_config
+
+        with st.sessions() as s:
+            assert recipe_hash(product_config(cfg, "P2")) in TrustRepo.trusted(s, "recipe")
+            assert any("recipe" in a.action and a.actor == "quinn" for a in AuditRepo.list(s)[:3])
+        assert st.switch_product("", olga).product == ""
+        assert st.switch_product("P2", olga).product == "P2"  # registered: an operator may now choose it
+    finally:
+        st.finish("stopped")
+
+
+def test_recipe_add_registers_a_product_of_the_configuration(tmp_path, monkeypatch, capsys):
+    from db import TrustRepo
+    from inspector.cli import main
+    from inspector.core.config import load_config
+    from inspector.core.day import product_config
+    from station import open_db
+    from station.day import recipe_hash
+
+    conf = tmp_path / "station.toml"
+    conf.write_text('[products.P2.recipe]\nname = "p2"\nfail_conf = 0.9\nreview_conf = 0.8\n')
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    monkeypatch.setenv("INSPECTOR_NEW_PASSWORD", "boss-password-1")
+    assert main(["user", "add", "boss", "--role", "admin", "--db", url]) == 0
+    monkeypatch.setenv("INSPECTOR_PASSWORD", "boss-password-1")
+    assert main(["recipe", "add", "--product", "nope", "--config", str(conf), "--db", url, "--user", "boss"]) == 2
+    assert "defines no product 'nope'" in capsys.readouterr().err
+    assert main(["recipe", "add", "--product", "P2", "--config", str(conf), "--db", url, "--user", "boss"]) == 0
+    assert "registered recipe 'p2'" in capsys.readouterr().out
+    engine, sessions = open_db(url)
+    try:
+        with sessions() as s:
+            assert recipe_hash(product_config(load_config(conf), "P2")) in TrustRepo.trusted(s, "recipe")
+    finally:
+        engine.dispose()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QFont, QKeyEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -28,6 +28,17 @@ from ui.bridge import AlarmEvent
 
 NO_PRODUCT = "(no product)"
 SHIFT_REFRESH_MS = 30_000
+
+
+class _LeavingLineEdit(QLineEdit):
+    """A text field that Escape leaves (Enter leaves it too, once its text is recorded), so that the window's
+    one-key shortcuts (Space: pause) work again without reaching for the mouse."""
+
+    def keyPressEvent(self, e: QKeyEvent) -> None:  # noqa: N802 - Qt's name
+        if e.key() == Qt.Key.Key_Escape:
+            self.clearFocus()
+            return
+        super().keyPressEvent(e)
 
 
 class DayPanel(QFrame):
@@ -74,10 +85,11 @@ class DayPanel(QFrame):
         self._timer.start(SHIFT_REFRESH_MS)
 
     def _field(self, tip: str) -> QLineEdit:
-        f = QLineEdit()
+        f = _LeavingLineEdit()
         f.setMaxLength(MAX_TEXT)
-        f.setToolTip(tip)
+        f.setToolTip(f"{tip}; Enter records it, Escape leaves the field (Space then pauses the line again)")
         f.returnPressed.connect(self._enter_lot)
+        f.returnPressed.connect(f.clearFocus)  # Space goes back to pausing the line
         return f
 
     def _enter_lot(self) -> None:

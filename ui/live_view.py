@@ -31,6 +31,7 @@ class FrameCanvas(QWidget):
         super().__init__(parent)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumSize(240, 150)
+        self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # a click on the picture takes the focus from a text field
         self.result: LiveResult | None = None
         self.roi: tuple[float, float, float, float] | None = None
         self.placeholder = "No part yet: press F5 to start"
@@ -178,6 +179,9 @@ class VerdictBanner(QFrame):
         self.mark.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.title = QLabel("READY")
         self.title.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        for w in (self.mark, self.title):  # they never widen the window: the letters shrink to the banner instead
+            w.setMinimumWidth(1)  # (a label's own minimum is its whole text)
+        self._letter_px = 40
         self.reasons = ElidedLabel("Waiting for the first part")
         self.reasons.setAlignment(Qt.AlignmentFlag.AlignCenter)
         head = QHBoxLayout()
@@ -195,7 +199,28 @@ class VerdictBanner(QFrame):
         self._paint(None)
 
     def set_letter_size(self, pixels: int) -> None:
-        """The verdict's letter height in pixels (the live tab sizes it to the screen; kiosk much larger)."""
+        """The verdict's letter height in pixels (the live tab sizes it to the screen; kiosk much larger), made
+        smaller where the longest word ("NOT INSPECTED") would not fit the banner's width."""
+        self._letter_px = pixels
+        self._apply_letters()
+
+    def resizeEvent(self, e) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(e)
+        self._apply_letters()
+
+    def _apply_letters(self) -> None:
+        pixels = self._letter_px
+        if self.width() > 100:
+            f = QFont(self.font().family())
+            f.setPixelSize(100)
+            f.setWeight(QFont.Weight.Black)
+            widest = max(QFontMetrics(f).horizontalAdvance(theme.VERDICT_MARK[v] + "  " + theme.VERDICT_TEXT[v])
+                         for v in Verdict) + 40
+            room = self.width() - 32 - 18  # the margins and the space between mark and word
+            pixels = min(pixels, int(100 * room / widest))
+        if getattr(self, "_applied_px", None) == pixels:
+            return
+        self._applied_px = pixels
         f = QFont(self.font().family())
         f.setPixelSize(max(12, pixels))
         f.setWeight(QFont.Weight.Black)

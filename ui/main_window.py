@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QInputDialog,
     QMainWindow,
+    QSizePolicy,
     QStyle,
     QTabWidget,
     QToolBar,
@@ -96,7 +97,9 @@ class MainWindow(DayActions, QMainWindow):
         self.actions_by_name: dict[str, QAction] = {}
         self._build_actions()
         self.selection = ElidedLabel(mode=Qt.TextElideMode.ElideMiddle)
-        self.statusBar().addPermanentWidget(self.selection, 1)
+        # no stretch: a confirmation ("Lot ... from the next start") shows at the left for its seconds, beside it
+        self.selection.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        self.statusBar().addPermanentWidget(self.selection, 0)
         self._show_selection()
         controller.state_changed.connect(self._state_changed)
         controller.finished.connect(self._finished)
@@ -306,6 +309,10 @@ class MainWindow(DayActions, QMainWindow):
         return self.settings
 
     # closing ----------------------------------------------------------------------------------
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self.selection.setMaximumWidth(max(160, self.width() // 2))  # the other half shows the confirmations
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         """Stop the run and wait (in the event loop) until its last parts are written; then close."""
         if self.controller.idle:

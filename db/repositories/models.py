@@ -55,8 +55,30 @@ class PromotionRepo:
         return found[0] if found else None
 
     @staticmethod
+    def record_compare(session: Session, actor: str, figures: Mapping[str, object]) -> None:
+        """Keep a champion-against-challenger comparison (``figures`` names both SHA-256s) in the audit chain,
+        where a later promotion finds it."""
+        AuditRepo.append(session, actor=actor or "?", action="model.compare",
+                         target=f"model:{figures.get('challenger_sha256', '')}", detail=dict(figures))
+
+    @staticmethod
+    def last_compare(session: Session, champion_sha256: str, challenger_sha256: str) -> dict | None:
+        """The latest recorded comparison of the challenger against this champion (its figures), or None."""
+        from db.schema import AuditEntry
+
+        q = (select(AuditEntry.detail, AuditEntry.actor, AuditEntry.created_at)
+             .where(AuditEntry.action == "model.compare", AuditEntry.target == f"model:{challenger_sha256}")
+             .order_by(AuditEntry.id.desc()))
+        for detail, who, at in session.execute(q):
+            figures = loads(detail, {}) or {}
+            if figures.get("champion_sha256") == champion_sha256:
+                return {**figures, "by": who, "at": at.isoformat(timespec="minutes") if at else ""}
+        return None
+
+    @staticmethod
     def record(session: Session, actor: Actor | None, station: str, action: str, sha256: str, path: str, name: str,
-               reason: str, trusted: Mapping[str, str], current_sha256: str = "") -> PromotionDTO:
+               reason: str, trusted: Mapping[str, str], current_sha256: str = "",
+               evidence: Mapping[str, object] | None = None) -> PromotionDTO:
         """Make ``sha256`` (the file at ``path``) the model that judges ``station``'s parts from its next part on.
 
         PermissionDenied unless the users table lets ``actor`` promote (QC or admin; anyone on a fresh install)
@@ -85,7 +107,7 @@ class PromotionRepo:
         session.flush()
         AuditRepo.append(session, actor=who.name, action=f"model.{action}", target=f"station:{station}",
                          detail={"sha256": sha256, "path": path, "name": name, "previous_sha256": previous,
-                                 "reason": reason.strip()})
+                                 "reason": reason.strip(), **({"evidence": dict(evidence)} if evidence else {})})
         return _dto(row)
 
 

@@ -72,5 +72,5 @@ class TrustRepo:
             return
         if sha256 not in TrustRepo.trusted(session, "recipe"):
             raise PermissionDenied(f"the recipe {name!r} (sha256 {sha256[:12]}...) is not registered on this "
-                                   "station; a signed-in QC or admin user can register it with 'inspector recipe "
-                                   "add FILE --user NAME'.")
+                                   "station; a QC or admin registers it by choosing the product while signed in, or "
+                                   "with 'inspector recipe add --product PRODUCT --user NAME' (or a recipe FILE).")

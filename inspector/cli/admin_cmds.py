@@ -126,14 +126,27 @@ def _recipe_add(a: argparse.Namespace) -> int:
     from inspector.core.config import load_recipe
     from inspector.detection.registry import recipe_sha256
 
-    recipe = load_recipe(a.file)
+    if bool(a.file) == bool(a.product):
+        raise ConfigError("name a recipe FILE or a --product of the configuration (not both).")
+    if a.product:  # a product defined in the configuration: its recipe as the station would judge with it
+        from inspector.core.config import load_config
+        from inspector.core.day import product_config
+
+        cfg = load_config(a.config)
+        if a.product not in cfg.products:
+            known = ", ".join(sorted(cfg.products)) or "none"
+            raise ConfigError(f"the configuration defines no product {a.product!r} (it defines: {known}).")
+        recipe = product_config(cfg, a.product).recipe
+        source = {"product": a.product, "config": str(a.config or "(default)")}
+    else:
+        recipe = load_recipe(a.file)
+        source = {"file": str(Path(a.file).resolve())}
     h = recipe_sha256(recipe.model_dump(mode="json"))
     engine, sessions = open_sessions(a)
     try:
         actor = signed_in(a, sessions, "recipe")
         new = write(sessions, lambda s: TrustRepo.add(s, actor, "recipe", h, recipe.name,
-                                                      {"file": str(Path(a.file).resolve()),
-                                                       "values": recipe.model_dump(mode="json")}),
+                                                      {**source, "values": recipe.model_dump(mode="json")}),
                     "Registering the recipe")
         print(f"{'registered' if new else 'already registered:'} recipe {recipe.name!r} (sha256 {h}) on this "
               "station's database")
@@ -177,8 +190,10 @@ def register(sub) -> None:
 
     r = sub.add_parser("recipe", help="registered recipes")
     rsub = r.add_subparsers(dest="recipe_command", required=True)
-    ra = rsub.add_parser("add", help="register a recipe file on this station: its SHA-256 and author go into the "
-                         "audit trail (QC or admin)")
-    ra.add_argument("file")
+    ra = rsub.add_parser("add", help="register a recipe file, or a product's recipe from the configuration, on this "
+                         "station: its SHA-256 and author go into the audit trail (QC or admin)")
+    ra.add_argument("file", nargs="?", default=None, help="a recipe TOML file")
+    ra.add_argument("--product", default=None, help="a product of the configuration ([products.NAME])")
+    ra.add_argument("--config", default=None, help="the station's configuration (for --product)")
     db_user(ra, "QC or admin")
     ra.set_defaults(func=_recipe_add)

@@ -23,10 +23,13 @@ def _compare(a: argparse.Namespace) -> int:
     engine, sessions = open_db(a.db or default_db_url())
     try:
         registry = trusted_models(sessions)  # the shipped models and those this station's database trusts
+        result, gallery = compare(a.champion, a.challenger, a.data, split=a.split, recipe_cfg=recipe_cfg,
+                                  model_cfg=cfg.model, progress=progress, registry=registry)
+        from station.models import record_compare
+
+        record_compare(sessions, result)  # a promotion of the challenger over this champion shows it
     finally:
         engine.dispose()
-    result, gallery = compare(a.champion, a.challenger, a.data, split=a.split, recipe_cfg=recipe_cfg,
-                              model_cfg=cfg.model, progress=progress, registry=registry)
     print(format_text(result))
     if a.gallery:
         write_gallery(result, gallery, a.gallery)
@@ -47,6 +50,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--recipe", default=None, help="recipe whose thresholds turn detections into verdicts")
     c.add_argument("--gallery", default=None, metavar="FILE", help="PNG of the parts where the verdicts differ")
     c.add_argument("--json", action="store_true")
-    c.add_argument("--db", default=None, help="the station's database, whose trusted models may be compared "
-                   "(default: sqlite in the user's data folder)")
+    c.add_argument("--db", default=None, help="the station's database, whose trusted models may be compared and "
+                   "where the figures are kept for a promotion to show (default: sqlite in the user's data folder)")
     c.set_defaults(func=_compare)

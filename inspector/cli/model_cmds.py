@@ -52,8 +52,14 @@ def _train(a: argparse.Namespace) -> int:
     stream = ProgressFile(a.progress) if a.progress else None
 
     def progress(p: TrainProgress) -> None:
+        eta = f"ETA {p.eta_s / 60:.1f} min" if p.eta_s == p.eta_s else "ETA (after the first batches)"
+        if p.batch:  # within an epoch
+            print(f"epoch {p.epoch}/{p.epochs} batch {p.batch}/{p.batches} {eta}", flush=True)
+            if stream is not None:
+                stream.batch(p)
+            return
         m = f" mAP50 {p.map50:.3f}" if p.map50 is not None else ""
-        print(f"epoch {p.epoch}/{p.epochs} loss {p.loss:.3f}{m} ETA {p.eta_s / 60:.1f} min", flush=True)
+        print(f"epoch {p.epoch}/{p.epochs} loss {p.loss:.3f}{m} {eta}", flush=True)
         if stream is not None:
             stream.epoch(p)
 

@@ -26,7 +26,7 @@ def _context(a: argparse.Namespace):
 
 def _change(a: argparse.Namespace, action: str) -> int:
     from inspector.cli.signin import signed_in
-    from station.models import change_model, rollback_target
+    from station.models import active_promotion, change_model, compare_text, last_compare, rollback_target
 
     cfg, station, engine, sessions, config_model = _context(a)
     try:
@@ -37,15 +37,39 @@ def _change(a: argparse.Namespace, action: str) -> int:
                 from inspector.detection.registry import resolve_model
 
                 target = resolve_model(target, (".pt", ".onnx"))
+            print(f"{station}: {compare_text(last_compare(sessions, station, target, config_model))}")
         else:
             target = rollback_target(sessions, station, config_model, Path(a.to) if a.to else None)
-        p = change_model(sessions, actor, station, target, a.reason, config_model, action)
+            promo = active_promotion(sessions, station)
+            now = promo.name if promo is not None else f"{config_model.parent.name}/{config_model.name}"
+            print(f"{station}: roll back from {now} to {target.parent.name}/{target.name} ({target})")
+            if not _confirmed(a, "Roll back? [y/N] "):
+                print("not rolled back: nothing changed")
+                return EXIT_NOT_CONFIRMED
+        p = change_model(sessions, actor, station, target, a.reason, config_model, action,
+                         force=getattr(a, "force", False))
         verb = "promoted" if action == "promote" else "rolled back to"
         print(f"{station}: {verb} {p.name} (sha256 {p.sha256[:12]}...) by {p.actor}; a running station takes it "
               "between two parts, a station started later starts with it")
         return 0
     finally:
         engine.dispose()
+
+
+EXIT_NOT_CONFIRMED = 1
+
+
+def _confirmed(a: argparse.Namespace, question: str) -> bool:
+    """--yes, or a 'y' typed at the terminal; a script without --yes is refused in one sentence."""
+    import sys
+
+    from inspector.core.errors import ConfigError
+
+    if getattr(a, "yes", False):
+        return True
+    if not sys.stdin.isatty():
+        raise ConfigError("a rollback asks to confirm its target: run it in a terminal, or add --yes in a script.")
+    return input(question).strip().lower() in ("y", "yes")
 
 
 def _promote(a: argparse.Namespace) -> int:
@@ -85,12 +109,16 @@ def register(msub, db_user) -> None:
                         "admin, with a reason; audited; a running station takes it between two parts)")
     p.add_argument("model", help="trusted model file or folder")
     p.add_argument("--reason", required=True, help="why (what was compared, on which parts)")
+    p.add_argument("--force", action="store_true", help="promote without a recorded comparison against the active "
+                   "model (an admin only; the reason is recorded)")
     db_user(p, "QC or admin")
     common(p)
     p.set_defaults(func=_promote)
-    r = msub.add_parser("rollback", help="go back to the model active before the last promotion, or to --to MODEL "
-                        "(any model this station had; QC or admin, with a reason; audited)")
+    r = msub.add_parser("rollback", help="go back to the model active before the active one (a second rollback goes "
+                        "further back, never forward), or to --to MODEL (any model this station had; QC or admin, "
+                        "with a reason; names its target and asks to confirm; audited)")
     r.add_argument("--to", default=None, help="an earlier model file of this station")
+    r.add_argument("--yes", action="store_true", help="do not ask to confirm the target (for scripts)")
     r.add_argument("--reason", required=True)
     db_user(r, "QC or admin")
     common(r)

@@ -1,6 +1,7 @@
 """The machine-readable progress of ``inspector train --progress FILE``: one JSON object per line.
 
-Events: ``start`` (pid, time), ``note`` (a line the training says: base, image size, budget), ``epoch`` (epoch,
+Events: ``start`` (pid, time), ``note`` (a line the training says: base, image size, budget), ``batch`` (within
+an epoch, every few seconds from the first batch: epoch, epochs, batch, batches, eta_s), ``epoch`` (epoch,
 epochs, loss, map50, best_map50, eta_s), ``done`` (what was reached, the files, who trusted them) and ``failed``
 (one sentence). Each line is written whole and flushed, so a reader (the window, another process) sees whole
 lines only; a line cut by a crash is skipped. ``read_progress`` turns the file into one frozen ``TrainState``.
@@ -46,6 +47,12 @@ class ProgressFile:
     def note(self, text: str) -> None:
         self._write({"event": "note", "text": text})
 
+    def batch(self, p) -> None:
+        """Progress within an epoch (a ``training.TrainProgress`` with ``batch``)."""
+        eta = round(p.eta_s, 1) if math.isfinite(p.eta_s) else None
+        self._write({"event": "batch", "epoch": p.epoch, "epochs": p.epochs, "batch": p.batch,
+                     "batches": p.batches, "eta_s": eta})
+
     def epoch(self, p) -> None:
         """One ``training.TrainProgress``."""
         m = p.map50 if p.map50 is not None and math.isfinite(p.map50) else None
@@ -88,6 +95,7 @@ class TrainState:
     best_map50: float | None = None
     eta_s: float | None = None
     notes: tuple[str, ...] = ()
+    batch: tuple[int, int, int] | None = None  # (epoch, batch, batches) of the latest progress within an epoch
     result: dict = field(default_factory=dict, hash=False, compare=False)
     error: str = ""
 
@@ -103,6 +111,7 @@ def read_progress(path: Path | str) -> TrainState:
     except OSError:
         return TrainState("starting")
     status, pid, started, best, eta, err = "starting", None, None, None, None, ""
+    batch: tuple[int, int, int] | None = None
     points: list[EpochPoint] = []
     notes: list[str] = []
     result: dict = {}
@@ -118,12 +127,15 @@ def read_progress(path: Path | str) -> TrainState:
             pid, started = e.get("pid"), e.get("t")
         elif kind == "note":
             notes.append(str(e.get("text", "")))
+        elif kind == "batch":
+            status, batch = "training", (int(e["epoch"]), int(e["batch"]), int(e["batches"]))
+            eta = e.get("eta_s") if e.get("eta_s") is not None else eta
         elif kind == "epoch":
-            status = "training"
+            status, batch = "training", None
             points.append(EpochPoint(int(e["epoch"]), int(e["epochs"]), e.get("loss"), e.get("map50"), e.get("t", 0)))
             best, eta = e.get("best_map50"), e.get("eta_s")
         elif kind == "done":
             status, result, eta = "done", e, 0.0
         elif kind == "failed":
             status, err = "failed", str(e.get("error", ""))
-    return TrainState(status, pid, started, tuple(points), best, eta, tuple(notes), result, err)
+    return TrainState(status, pid, started, tuple(points), best, eta, tuple(notes), result, err, batch)

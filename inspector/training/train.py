@@ -50,6 +50,13 @@ class TrainProgress:
     loss: float
     map50: float | None
     eta_s: float
+    batch: int = 0  # within the epoch (0: the epoch is done, with its validation)
+    batches: int = 0
+
+
+EXPORT_MIN_S = 10.0  # at least this long kept for the ONNX export and the card after the final validation
+BATCH_EVERY_S = 2.0  # progress within an epoch at most this often (and at the first batch)
+RUN_FILE = "inspector-run.json"  # in the run folder: the base, the data set's hash and the budget's end, for --resume
 
 
 def default_cache_dir() -> Path:
@@ -89,20 +96,22 @@ class _Stop:
     notes: list[str] = field(default_factory=list)
 
 
-def _graceful_sigint(stop: _Stop, say: Callable[[str], None]):
-    """First Ctrl-C: stop after the current step, validate and keep the best; the second stops at once."""
+def _graceful_sigint(stop: _Stop, say: Callable[[str], None]) -> dict:
+    """First Ctrl-C (or SIGTERM, as a service manager or ``kill`` sends): stop after the current step, validate,
+    keep the best and leave a run that ``--resume`` continues; the second stops at once. Returns the handlers
+    replaced, to put back."""
     if threading.current_thread() is not threading.main_thread():
-        return None
+        return {}
 
     def handler(signum, frame) -> None:
         if stop.interrupted:
             raise KeyboardInterrupt
         stop.interrupted = True
-        stop.reason = "Ctrl-C"
-        say("stopping (Ctrl-C): finishing this step, then validating and keeping the best weights so far; "
-            "Ctrl-C again stops at once")
+        stop.reason = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+        say(f"stopping ({stop.reason}): finishing this step, then validating and keeping the best weights so far; "
+            "the run can go on with --resume; Ctrl-C again stops at once")
 
-    return signal.signal(signal.SIGINT, handler)
+    return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
 def _add_budget_callbacks(model, stop: _Stop, stop_file: Path | None = None) -> None:
@@ -169,6 +178,7 @@ def train(data: Path | str, out: Path | str, *, base: str | None = None, epochs:
     keep_data_local()
     started = time.time()
     out = Path(out)
+    refuse_models_root(out)
     if not (resume and (out / "run" / "weights" / "last.pt").exists()):
         refuse_trusted_folder(out, registry.trusted())
     name = name or out.name
@@ -205,11 +215,13 @@ def _fit(private: Path, YOLO, *, ds, data, data_yaml, out: Path, run_dir: Path, 
          started: float) -> dict:
     """Load the base (through the gate, into ``private``), train, keep the best weights and finalize."""
     last = run_dir / "weights" / "last.pt"
+    run_info = _read_run_file(run_dir) if resume else {}
     if resume:
         _restore_if_cut(last, say)
         model = _resumable(out, last, YOLO, private, {"data": str(data_yaml), "project": str(out.resolve()),
                                                      "name": "run", "exist_ok": True})
-        base_label = "resumed run"
+        base_label = run_info.get("base") or "unknown (a run started before Inspector kept its base)"
+        notes["resumed"] = True
     else:
         choice = choose_base(base, ds.classes, registry.trusted(), keep=keep_base)
         if choice.note:
@@ -225,8 +237,52 @@ def _fit(private: Path, YOLO, *, ds, data, data_yaml, out: Path, run_dir: Path, 
             model = YOLO(str(clean))
         except Exception as e:  # a corrupt or foreign file: Ultralytics raises many kinds
             raise ModelError(f"cannot load base model {base_ref}: {e}") from e
+        run_info = {"base": base_label, "base_sha256": sha256_file(Path(base_ref)) if Path(base_ref).is_file() else "",
+                    "data_sha256": data_sha256(ds)}
+    notes["data_sha256"] = run_info.get("data_sha256") or data_sha256(ds)
+    notes["base_sha256"] = run_info.get("base_sha256", "")
+    seen: dict = {"epochs": epochs, "batch": 0, "said": 0.0, "loop_start": None}
+
+    def on_epoch_start(trainer) -> None:
+        seen["batch"] = 0
+        seen["loop_start"] = seen["loop_start"] or time.time()
+
+    def on_batch_end(trainer) -> None:
+        seen["batch"] += 1
+        now = time.time()
+        if progress is None or (seen["batch"] > 1 and now - seen["said"] < BATCH_EVERY_S):
+            return
+        seen["said"] = now
+        batches = len(trainer.train_loader) if getattr(trainer, "train_loader", None) is not None else 0
+        done = trainer.epoch - trainer.start_epoch + (seen["batch"] / batches if batches else 0)
+        total = max(trainer.epochs - trainer.start_epoch, 1)
+        took = now - (seen["loop_start"] or started)
+        eta = took / done * (total - done) if done > 0 else float("nan")
+        if stop.deadline is not None:
+            eta = min(eta, max(0.0, stop.deadline - now)) if eta == eta else max(0.0, stop.deadline - now)
+        tl = getattr(trainer, "tloss", None)
+        loss = float(tl.sum()) if tl is not None and hasattr(tl, "sum") else float("nan")
+        progress(TrainProgress(trainer.epoch + 1, trainer.epochs, loss, None, eta, seen["batch"], batches))
+
+    def on_train_epoch_end(trainer) -> None:
+        seen["val_start"] = time.time()
 
     def on_epoch_end(trainer) -> None:
+        val_start = seen.pop("val_start", None)
+        if val_start is None:
+            return  # Ultralytics' final validation calls this once more, as an epoch that never ran
+        seen["epochs"] = trainer.epochs
+        if run_info.get("budget_end") and stop.deadline is not None:
+            # the fixed costs after the loop, measured: the final validation takes about one epoch's validation,
+            # the export and the card about as long again; the loop ends early enough to leave them their time
+            val_s = time.time() - val_start
+            needed = 2.5 * val_s + EXPORT_MIN_S
+            end = min(stop.deadline, float(run_info["budget_end"]) - needed)
+            if end < stop.deadline:
+                stop.deadline = end
+                notes["reserved_s"] = round(needed, 1)
+                if getattr(trainer.args, "time", None):  # Ultralytics refits the epochs to the shorter loop
+                    trainer.args.time = max(end - trainer.train_time_start, 1.0) / 3600
         if progress is None:
             return
         ep = min(trainer.epoch + 1, trainer.epochs)
@@ -241,6 +297,11 @@ def _fit(private: Path, YOLO, *, ds, data, data_yaml, out: Path, run_dir: Path, 
         progress(TrainProgress(ep, total, loss, m50, took / ep * (total - ep)))
 
     model.add_callback("on_fit_epoch_end", on_epoch_end)
+    model.add_callback("on_train_epoch_start", on_epoch_start)
+    model.add_callback("on_train_epoch_end", on_train_epoch_end)
+    model.add_callback("on_train_batch_end", on_batch_end)
+    per_class: dict = {}
+    model.add_callback("on_train_end", lambda trainer: per_class.update(_per_class_ap(trainer)))
     notes["threads"] = threads if threads > 0 else cores()
     threads_before = _train_on_every_core(model, notes["threads"])
     _keep_a_sound_copy(model, last)
@@ -256,9 +317,23 @@ def _fit(private: Path, YOLO, *, ds, data, data_yaml, out: Path, run_dir: Path, 
         stop.deadline = time.time() + loop_s
         args["time"] = loop_s / 3600  # Ultralytics refits the epochs (and the LR schedule) after each one
         notes["time_budget_s"] = round(time_budget_s, 1)
+        run_info.update(budget_end=started + time_budget_s, loop_end=stop.deadline, time_budget_s=time_budget_s)
         say(f"time budget {format_duration(time_budget_s)}: {loop_s / 60:.1f} min of training, the rest for the "
             "final validation, export and card")
-    old_handler = _graceful_sigint(stop, say)
+    elif resume and run_info.get("loop_end"):
+        # a resumed run keeps the original budget's end, not a fresh budget
+        left = float(run_info["budget_end"]) - time.time()
+        if float(run_info["loop_end"]) <= time.time():
+            raise ModelError(f"the time budget of the run in {out} ended at "
+                             f"{dt.datetime.fromtimestamp(float(run_info['budget_end'])):%H:%M:%S}; start a new run "
+                             f"with --base {out} to train further.")
+        stop.deadline = float(run_info["loop_end"])
+        notes["time_budget_s"] = round(float(run_info["time_budget_s"]), 1)
+        say(f"resuming within the original time budget: {max(0.0, left) / 60:.1f} min left")
+    if not resume:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(run_dir / RUN_FILE, json.dumps(run_info).encode())
+    old_handlers = _graceful_sigint(stop, say)
     interrupted = False
     try:
         if resume:
@@ -269,10 +344,15 @@ def _fit(private: Path, YOLO, *, ds, data, data_yaml, out: Path, run_dir: Path, 
         interrupted = True
         log.warning("training interrupted: keeping the best weights so far")
     finally:
-        if old_handler is not None:
-            signal.signal(signal.SIGINT, old_handler)
+        for sig, old in old_handlers.items():
+            signal.signal(sig, old)
         _set_torch_threads(threads_before)
     interrupted = interrupted or stop.interrupted
+    if interrupted:
+        _keep_resumable(last, say)
+    notes["epochs_planned"] = seen["epochs"]
+    if per_class:
+        notes["validation"] = per_class
     best = run_dir / "weights" / "best.pt"
     if not best.exists():
         best = last
@@ -281,8 +361,66 @@ def _fit(private: Path, YOLO, *, ds, data, data_yaml, out: Path, run_dir: Path, 
     reason = stop.reason or ("Ctrl-C" if interrupted else "time budget" if time_budget_s and not resume else "")
     notes.update(_selection_summary(run_dir, reason))
     return finalize(best, out, name=name, data=Path(data), ds_classes=ds.classes, imgsz=imgsz,
-                    epochs=epochs, base=base_label, command=command, interrupted=interrupted,
+                    epochs=notes.pop("epochs_planned"), base=base_label, command=command, interrupted=interrupted,
                     seconds=time.time() - started, export_onnx=export_onnx, extra=notes)
+
+
+def refuse_models_root(out: Path) -> None:
+    """``--out`` must name a model's own folder, never the folder that holds the models (the shipped ``models/``,
+    or any folder whose sub-folders hold model cards): a run there would mix its files with every model's."""
+    from inspector.detection.registry import shipped_models_dir
+
+    target = out.resolve()
+    roots = {shipped_models_dir().resolve()}
+    holds_cards = target.is_dir() and any((d / "card.json").is_file() for d in target.iterdir() if d.is_dir())
+    if target in roots or holds_cards:
+        raise ModelError(f"--out {out} is the folder that holds the models, not a model's own folder: name a new "
+                         f"folder inside it, such as {out / 'my-model'}.")
+
+
+def data_sha256(ds) -> str:
+    """SHA-256 over the data set as trained on: each split's images (their bytes) and boxes, and the classes."""
+    import hashlib
+
+    h = hashlib.sha256(repr(ds.classes).encode())
+    for split, ims in sorted(ds.splits.items()):
+        for im in sorted(ims, key=lambda i: i.path.name):
+            h.update(f"{split}|{im.path.name}|{sha256_file(im.path)}|{im.boxes}\n".encode())
+    return h.hexdigest()
+
+
+def _per_class_ap(trainer) -> dict:
+    """The final validation of the kept weights, per class (AP50 and AP50-95), from Ultralytics' validator."""
+    try:
+        metrics = trainer.validator.metrics
+        names = trainer.validator.names if hasattr(trainer.validator, "names") else trainer.data["names"]
+        box = metrics.box
+        found = {int(c): i for i, c in enumerate(box.ap_class_index)}
+        # every class: one the model never found in the val split is 0, not missing
+        out = {str(n): {"ap50": round(float(box.ap50[found[k]]), 4) if k in found else 0.0,
+                        "ap50_95": round(float(box.ap[found[k]]), 4) if k in found else 0.0}
+               for k, n in (names.items() if isinstance(names, dict) else enumerate(names))}
+        return {"split": "val", "map50": round(float(box.map50), 4), "map50_95": round(float(box.map), 4),
+                "per_class": out}
+    except Exception:  # noqa: BLE001 - the card then says nothing rather than something wrong
+        log.info("no per-class figures from the final validation", exc_info=True)
+        return {}
+
+
+def _read_run_file(run_dir: Path) -> dict:
+    try:
+        return json.loads((run_dir / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _keep_resumable(last: Path, say: Callable[[str], None]) -> None:
+    """After a stop by Ctrl-C or SIGTERM, put back the last epoch's checkpoint with its optimizer (Ultralytics
+    strips it from ``last.pt`` when training ends), so that ``--resume`` goes on from there."""
+    sound = _sound_copy(last)
+    if _intact(sound):
+        shutil.copy2(sound, last)
+        say("the run can go on from its last epoch: train again with --resume")
 
 
 def _shipped_label(ref: str) -> str:

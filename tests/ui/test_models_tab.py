@@ -77,6 +77,9 @@ def test_only_qc_and_admin_see_the_models_and_promote_or_roll_back(qtbot, servic
     assert tab.models_table.item(0, 0).text() == "●"  # the configuration's model, active before any promotion
     _select(tab, "tiny/tiny.onnx")
     assert "Classes: scratch" in tab.card.toPlainText() and "never promoted" in tab.card.toPlainText()
+    from tests.test_promotion_gate import PARTS_ONNX, compared
+
+    compared(service.db.sessions(), PARTS_ONNX, tab.selected().path)  # a promotion needs a comparison (issue 26)
     tab.promote(reason="fewer false rejects on lot 12")
     qtbot.waitUntil(lambda: tab.idle and tab.overview.models[0].name == "tiny/tiny.onnx", timeout=30000)
     assert _active(service).actor == "qc-anna" and tab.models_table.item(0, 0).text() == "●"

@@ -72,16 +72,27 @@ class ModelsService:
         shadow = str(self.config.shadow.model) if self.config.shadow.model else ""
         return Overview(tuple(models), agreement, tuple(earlier), shadow, config_model)
 
-    def change(self, actor: Actor | None, model: Path, reason: str, action: str = "promote"):
-        return change_model(self.db.sessions(), actor, self.station, model, reason, self.config_model(), action)
+    def change(self, actor: Actor | None, model: Path, reason: str, action: str = "promote", force: bool = False):
+        return change_model(self.db.sessions(), actor, self.station, model, reason, self.config_model(), action,
+                            force=force)
 
-    def compare(self, champion: Path, challenger: Path, data: Path) -> Comparison:
+    def last_compare(self, model: Path) -> str:
+        """The last recorded comparison of ``model`` against the active model, in one line ('' when none)."""
+        from station.models import compare_text, last_compare
+
+        found = last_compare(self.db.sessions(), self.station, model, self.config_model())
+        return compare_text(found) if found else ""
+
+    def compare(self, champion: Path, challenger: Path, data: Path, actor: Actor | None = None) -> Comparison:
         from inspector.lifecycle.compare import compare, write_gallery
         from station import trusted_models
 
         registry = trusted_models(self.db.sessions())
         result, gallery = compare(champion, challenger, data, recipe_cfg=self.config.recipe,
                                   model_cfg=self.config.model, registry=registry)
+        from station.models import record_compare
+
+        record_compare(self.db.sessions(), result, actor.name if actor is not None else "")  # what a promotion shows
         png = None
         if result["disagreements"]["count"]:
             png = Path(tempfile.mkdtemp(prefix="inspector-compare-")) / "disagreements.png"

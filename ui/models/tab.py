@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QInputDialog,
     QLabel,
+    QMessageBox,
     QPushButton,
     QScrollArea,
     QSplitter,
@@ -91,6 +92,9 @@ def job_text(job: Job) -> str:
            f"(budget {req.get('budget', '?')}): "
     last = st.last
     where = f"epoch {last.epoch}/{last.epochs}" if last is not None else "preparing"
+    if st.batch is not None:  # within an epoch: batches, from the first seconds
+        ep, b, n = st.batch
+        where = f"epoch {ep}, batch {b}/{n}"
     best = f", best mAP50 {st.best_map50:.3f}" if st.best_map50 is not None else ""
     eta = f", ETA {format_duration(st.eta_s)}" if st.eta_s and job.status == "training" else ""
     status = job.status
@@ -289,7 +293,8 @@ class ModelsTab(QWidget):
             data = Path(chosen)
         self.compare_note.setText(f"Comparing {champion_path.name} (champion) with {challenger.path.name} "
                                   f"(challenger) on {data}…")
-        self._run(lambda: self.service.compare(champion_path, challenger.path, data), self._show_comparison,
+        actor = self._actor
+        self._run(lambda: self.service.compare(champion_path, challenger.path, data, actor), self._show_comparison,
                   "compare")
 
     def _show_comparison(self, cmp: Comparison) -> None:
@@ -307,15 +312,36 @@ class ModelsTab(QWidget):
             self.gallery.setText("The two models agree on every part.")
 
     # promote and roll back -----------------------------------------------------------------------------
-    def promote(self, reason: str | None = None) -> None:
+    def promote(self, reason: str | None = None, force: bool | None = None) -> None:
+        """Promote the selected model: the last comparison against the active model is shown with the question
+        for the reason; without one, only an admin may force it (asked; ``force`` for tests)."""
         m = self.selected()
         if m is None or m.path is None:
             self._say("Pick the model to promote in the list first.")
             return
-        reason = reason if reason is not None else self._ask_reason(f"Promote {m.name}")
-        if reason is None:
+        path, actor = m.path, self._actor
+
+        def ask(compared: str) -> None:
+            nonlocal force
+            if not compared and force is None:
+                if actor is None or actor.role != Role.ADMIN:
+                    self._say(f"No comparison of {m.name} against the active model is on record: run Compare first "
+                              "(or an admin forces the promotion).")
+                    return
+                answer = QMessageBox.question(self, f"Promote {m.name}", "No comparison against the active model is "
+                                              "on record. Promote it anyway (forced, recorded with your reason)?")
+                if answer != QMessageBox.StandardButton.Yes:
+                    return
+                force = True
+            why = reason if reason is not None else self._ask_reason(f"Promote {m.name}", compared)
+            if why is None:
+                return
+            self._change(path, why, "promote", bool(force))
+
+        if reason is not None and force is not None:
+            self._change(path, reason, "promote", force)
             return
-        self._change(m.path, reason, "promote")
+        self._run(lambda: self.service.last_compare(path), ask, "last compare")
 
     def rollback(self, target: Path | None = None, reason: str | None = None) -> None:
         if target is None:
@@ -333,11 +359,12 @@ class ModelsTab(QWidget):
             return
         self._change(Path(target), reason, "rollback")
 
-    def _ask_reason(self, title: str) -> str | None:
-        text, ok = QInputDialog.getText(self, title, "Reason (recorded in the audit trail):")
+    def _ask_reason(self, title: str, compared: str = "") -> str | None:
+        head = f"{compared[:1].upper()}{compared[1:]}.\n\n" if compared else ""
+        text, ok = QInputDialog.getText(self, title, f"{head}Reason (recorded in the audit trail):")
         return text if ok else None
 
-    def _change(self, path: Path, reason: str, action: str) -> None:
+    def _change(self, path: Path, reason: str, action: str, force: bool = False) -> None:
         actor = self._actor
 
         def done(p) -> None:
@@ -345,7 +372,7 @@ class ModelsTab(QWidget):
             self._say(f"{verb} {p.name} by {p.actor}: the line takes it between two parts.", error=False)
             self.refresh()
 
-        self._run(lambda: self.service.change(actor, path, reason, action), done, action)
+        self._run(lambda: self.service.change(actor, path, reason, action, force), done, action)
 
     # training -----------------------------------------------------------------------------------------
     def train(self, data: Path | None | str = "ask", budget: str | None = None, name: str | None = None,

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QToolButton, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QProgressBar, QPushButton, QToolButton, QWidget
 
 from ui import theme
+from ui.elided import ElidedLabel
 
 
 class ProgressRelay(QObject):
@@ -29,8 +30,8 @@ class JobBar(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("panel")
-        self.text = QLabel("")
-        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # a long folder name must not widen the window past the screen: elided in the middle, whole in the tooltip
+        self.text = ElidedLabel("", mode=Qt.TextElideMode.ElideMiddle)
         self.text.setStyleSheet("background: transparent;")
         self.bar = QProgressBar()
         self.bar.setFixedWidth(260)
