@@ -51,8 +51,12 @@ def _list(a: argparse.Namespace) -> int:
     engine, sessions = open_sessions(a)
     try:
         with sessions() as s:
+            models = StationRepo.models(s)
             for st in StationRepo.list(s):
-                print(f"{st.name:<20} key {st.fingerprint}  {st.entries:>6} audit entries  added by {st.added_by}")
+                how, model = models.get(st.name, ("", ""))
+                runs = {"run": f"runs {model}", "take": f"runs {model}", "refused": f"REFUSED {model}"}.get(how, "-")
+                print(f"{st.name:<20} key {st.fingerprint}  {st.entries:>6} audit entries  {runs}  added by "
+                      f"{st.added_by}")
         return 0
     finally:
         engine.dispose()
@@ -70,6 +74,6 @@ def register(sub) -> None:  # noqa: ANN001 - argparse's private subparsers type
     add.add_argument("--key", required=True, help="the station's public key file ('inspector station key' prints it)")
     db_user(add, "admin")
     add.set_defaults(func=_add)
-    ls = ssub.add_parser("list", help="the registered stations and their key fingerprints")
+    ls = ssub.add_parser("list", help="the registered stations, their key fingerprints and the model each runs")
     ls.add_argument("--db", default=None, help="the plant's database (default: sqlite in the user's data folder)")
     ls.set_defaults(func=_list)
