@@ -53,8 +53,8 @@ def _alarm_rules(rules: tuple[str, ...]) -> None:
     """A station that cannot load a model promoted for it raises a ``model_refused`` alarm: the rule's CHECK."""
     check = f"rule IN ({', '.join(repr(r) for r in rules)})"
     if op.get_bind().dialect.name != "sqlite":
-        op.drop_constraint('ck_alarms_rule', 'alarms', type_='check')
-        op.create_check_constraint('ck_alarms_rule', 'alarms', check)
+        op.drop_constraint(op.f('ck_alarms_rule'), 'alarms', type_='check')
+        op.create_check_constraint(op.f('ck_alarms_rule'), 'alarms', check)
         return
     # SQLite cannot alter a CHECK: the (small) table is copied into one defined with the new rule list
     alarms = sa.Table(
