@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from db import AuditRepo, InspectionRepo, ModelRepo, RunRepo, open_database, session_factory
+from db import AuditRepo, DayFilter, InspectionRepo, ModelRepo, RunRepo, open_database, session_factory
 from db.plant import attach_signer
 from db.repositories.stations import StationRepo
 from inspector.core.errors import StorageError
@@ -169,7 +169,7 @@ def test_hmac_sealed_rows_from_a_single_station_stay_checkable_with_its_key_file
 def test_the_station_filter_keeps_one_stations_parts_in_review_counts_and_the_csv(plant, mk, tmp_path):
     import csv
 
-    from db import DayFilter, InspectionFilter
+    from db import InspectionFilter
     from station.reports import make_report
 
     for n, parts in (("s1", 4), ("s2", 3), ("s3", 2)):
@@ -184,3 +184,28 @@ def test_the_station_filter_keeps_one_stations_parts_in_review_counts_and_the_cs
     assert make_report(session_factory(plant.engine), "csv", out, day=only) == 3
     rows = list(csv.DictReader(out.open()))
     assert {r["station"] for r in rows} == {"s2"} and len(rows) == 3
+
+
+def test_a_plant_report_gives_yield_and_pareto_per_station_and_for_the_plant(plant, mk, tmp_path):
+    from db.reporting import report_data
+
+    for n, parts in (("s1", 6), ("s2", 3)):
+        plant.run(n, parts, mk)
+    with session_factory(plant.engine)() as s, s.begin():
+        data = report_data(s)
+        one = report_data(s, day=DayFilter(station="s2"))
+    assert data.totals.inspected == 9 and data.stations == ("s1", "s2")
+    by = {f.station: f.totals for f in data.by_station}
+    assert (by["s1"].inspected, by["s1"].failed, by["s2"].inspected, by["s2"].failed) == (6, 4, 3, 2)
+    assert sum(t.passed for t in by.values()) == data.totals.passed
+    assert one.by_station == () and one.totals.inspected == 3 and one.scope == "station s2"
+    from inspector.reports import write_html, write_pdf
+
+    write_pdf(data, tmp_path / "plant.pdf")
+    write_html(data, tmp_path / "plant.html")
+    html = (tmp_path / "plant.html").read_text()
+    assert "By station" in html and "<td>s2</td>" in html
+    from pypdf import PdfReader
+
+    text = "".join(page.extract_text() for page in PdfReader(tmp_path / "plant.pdf").pages)
+    assert "By station" in text and "s1" in text
