@@ -209,3 +209,22 @@ def test_a_plant_report_gives_yield_and_pareto_per_station_and_for_the_plant(pla
 
     text = "".join(page.extract_text() for page in PdfReader(tmp_path / "plant.pdf").pages)
     assert "By station" in text and "s1" in text
+
+
+def test_alarms_are_signed_by_their_station_and_listed_per_station(plant, mk, monkeypatch, tmp_path, capsys):
+    from db.repositories.alarms import AlarmRepo
+    from inspector.cli import main
+
+    runs = {n: plant.run(n, 1, mk) for n in ("s1", "s2")}
+    for n in ("s1", "s2"):
+        with plant.sessions[n]() as s, s.begin():
+            AlarmRepo.raise_(s, n, runs[n], "fail_streak", f"5 FAIL parts in a row on {n}")
+    with plant.sessions["s1"]() as s, s.begin():
+        AlarmRepo.raise_(s, "s1", runs["s1"], "model_refused", "the promoted model could not be loaded here")
+    with session_factory(plant.engine)() as s:
+        assert [a.station for a in AlarmRepo.list(s, "s1")] == ["s1", "s1"]
+        assert len(AlarmRepo.list(s)) == 3 and len(AlarmRepo.list(s, "s2", open_only=True)) == 1
+    assert plant.verify(monkeypatch, tmp_path / "pc4").ok
+    assert main(["station", "alarms", "--db", plant.url, "--station", "s2"]) == 0
+    out = capsys.readouterr().out
+    assert "on s2" in out and "on s1" not in out and "OPEN" in out
