@@ -228,3 +228,31 @@ def test_alarms_are_signed_by_their_station_and_listed_per_station(plant, mk, mo
     assert main(["station", "alarms", "--db", plant.url, "--station", "s2"]) == 0
     out = capsys.readouterr().out
     assert "on s2" in out and "on s1" not in out and "OPEN" in out
+
+
+def test_stations_starting_at_once_register_the_same_model_once(pg_url):
+    """Two stations' first runs on a new plant database register the same model in the same moment: the second
+    insert waits for the first, then takes its row instead of failing."""
+    import threading
+
+    engine = open_database(pg_url)
+    try:
+        first_inserted, first_may_commit = threading.Event(), threading.Event()
+        ids: dict[str, int] = {}
+
+        def first() -> None:
+            with session_factory(engine)() as s, s.begin():
+                ids["first"] = ModelRepo.get_or_create(s, "m", "m.onnx", "cd" * 32, ["scratch"]).id
+                first_inserted.set()
+                first_may_commit.wait(10)
+
+        t = threading.Thread(target=first)
+        t.start()
+        assert first_inserted.wait(10)
+        threading.Timer(0.5, first_may_commit.set).start()  # commits while the second insert waits on its key
+        with session_factory(engine)() as s, s.begin():
+            ids["second"] = ModelRepo.get_or_create(s, "m", "m.onnx", "cd" * 32, ["scratch"]).id
+        t.join(10)
+        assert ids["first"] == ids["second"]
+    finally:
+        engine.dispose()
