@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, Integer, cast, func, select
@@ -27,10 +28,20 @@ from db.repositories.queries import (
     R,
     is_latest_review,
     latest_review_verdict,
+    verdict_counts_queries,
 )
 from db.schema import ModelVersion, Run
 from inspector.core.reviewing import standing
-from inspector.reports.data import Box, Failure, ModelUsed, ParetoItem, ReportData, Totals, YieldPoint
+from inspector.reports.data import (
+    Box,
+    Failure,
+    ModelUsed,
+    ParetoItem,
+    ReportData,
+    StationFigures,
+    Totals,
+    YieldPoint,
+)
 from inspector.reports.dataset import ReviewStep, drawn_box
 
 SHIFT_AFTER = dt.timedelta(days=3)  # longer periods are shown per 8-hour shift instead of per hour
@@ -105,7 +116,27 @@ def report_data(session: Session, since: dt.datetime | None = None, until: dt.da
         run_id=run_id, runs=runs, stations=stations, models=models, totals=_totals(total), reviewed=reviewed,
         overrides=overrides, escapes=escapes, pareto=_pareto(session, conds) if n else (), bucket_hours=hours,
         yield_series=tuple(series), worst=_worst(session, conds, worst) if n and worst > 0 else (),
-        scope=scope_text(day))
+        scope=scope_text(day), by_station=_by_station(session, since, until, run_id, day, stations))
+
+
+def _by_station(session: Session, since: dt.datetime | None, until: dt.datetime | None, run_id: int | None,
+                day: DayFilter | None, stations: tuple[str, ...]) -> tuple[StationFigures, ...]:
+    """Yield and Pareto of each station, when the report covers more than one (a plant's, issue 30)."""
+    if len(stations) < 2:
+        return ()
+    out = []
+    for station in stations:
+        one = replace(day or DayFilter(), station=station)
+        machine_q, changed_q = verdict_counts_queries(since, until, run_id, one)
+        tally: Counter[str] = Counter()
+        for v, k in session.execute(machine_q):
+            tally[v] += k
+        for machine, final, k in session.execute(changed_q):
+            tally[machine] -= k
+            tally[final] += k
+        out.append(StationFigures(station, _totals(tally), _pareto(session, inspection_conds(since, until, run_id,
+                                                                                              one))[:5]))
+    return tuple(out)
 
 
 def scope_text(day: DayFilter | None) -> str:

@@ -302,7 +302,7 @@ class TrustedFile(Base):
                       UniqueConstraint("kind", "sha256", name="uq_trusted_files_kind_sha256"))
 
 
-ALARM_RULES = ("fail_streak", "low_yield", "not_inspected")
+ALARM_RULES = ("fail_streak", "low_yield", "not_inspected", "model_refused")
 
 
 class AlarmRecord(Base):

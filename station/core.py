@@ -421,13 +421,14 @@ class Station:
         from station.models import PromotionWatcher
 
         current = self.promotion.sha256 if self.promotion is not None else None
-        return PromotionWatcher(self.sessions, cfg.station_name, current, self.apply_promotion)
+        return PromotionWatcher(self.sessions, cfg.station_name, current, self.apply_promotion,
+                                product=lambda: self.product, on_refused=self._promotion_refused)
 
     def _promoted(self, cfg: Config) -> tuple[Config, object | None]:
         """``cfg`` with [model] replaced by the model promoted on this station, and the promotion (None: none)."""
         from station.models import station_model_config
 
-        model_cfg, promotion = station_model_config(self.sessions, cfg.station_name, cfg.model)
+        model_cfg, promotion = station_model_config(self.sessions, cfg.station_name, cfg.model, self.product)
         if promotion is None:
             return cfg, None
         if cfg.model.path is not None and Path(cfg.model.path).resolve() != Path(model_cfg.path).resolve():
@@ -446,7 +447,9 @@ class Station:
         """Load the promoted model on this (the watcher's) thread, then hand it to the inference thread, which
         takes it between parts. A model that cannot load or lacks the recipe's classes leaves the old one on.
         A product with a model of its own keeps it: the promotion replaces [model], the other products' model."""
-        path = Path(promotion.path)
+        from station.models import checked_file
+
+        path = checked_file(promotion)  # the file's hash, before anything else
         with self._day_lock:
             self.promotion = promotion
             self.base_config = self._on_promoted_model(self.base_config)
@@ -466,6 +469,30 @@ class Station:
             log.info("model %s (%s) promoted by %s: taking over from the next part", path.name,
                      promotion.sha256[:12], promotion.actor)
             self.runner.replace_pipeline(pipeline)
+        self._record_model("model.take", promotion, "")
+
+    def _promotion_refused(self, promotion, error: Exception) -> None:
+        """A promoted model this station cannot load: the old one keeps judging; recorded and raised as an alarm."""
+        self._record_model("model.refused", promotion, str(error))
+        from inspector.core.alarms import Alarm
+
+        self.alarms.raise_alarm(Alarm("model_refused", f"the model {promotion.name} promoted by {promotion.actor} "
+                                                       f"could not be loaded here ({error}); the previous model keeps "
+                                                       "judging"))
+
+    def _record_model(self, action: str, promotion, error: str) -> None:
+        """Which model this station runs (or refused), in its audit chain: the plant view reads it from there."""
+        from db import AuditRepo
+        from db.writes import write
+
+        detail = {"model_sha256": promotion.sha256, "name": promotion.name, "promotion": promotion.id,
+                  "for": promotion.station, **({"error": error[:300]} if error else {})}
+        try:
+            write(self.sessions, lambda s: AuditRepo.append(s, actor=f"station:{self.config.station_name}",
+                                                            action=action, target=f"run:{self.run_id}",
+                                                            detail=detail), "Recording the station's model")
+        except Exception:  # noqa: BLE001 - the line goes on; the log has it
+            log.exception("could not record %s for promotion %s", action, promotion.id)
 
     def _swapped(self, pipeline: Pipeline) -> None:
         """On the inference thread, between parts: the new model judges from here on."""

@@ -51,6 +51,10 @@ class AlarmDesk:
         for alarm in raised:
             self._raise(alarm)
 
+    def raise_alarm(self, alarm: Alarm) -> None:
+        """An alarm the station raises itself (not from verdicts): recorded and handed on like the rules' alarms."""
+        self._raise(alarm)
+
     def _raise(self, alarm: Alarm) -> None:
         from db.repositories.alarms import AlarmRepo
         from db.writes import write

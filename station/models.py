@@ -46,24 +46,49 @@ def config_model_file(cfg: ModelConfig) -> Path:
     return pick_model(cfg)[0]
 
 
-def active_promotion(sessions, station: str):
-    """The station's active promotion (a ``PromotionDTO``), or None: the configuration's model is active."""
+PRODUCT = "product:"  # a promotion for every station that runs a product is recorded for "product:<name>"
+
+
+def product_target(product: str) -> str:
+    """The promotions' target that means "every station running ``product``" (issue 30)."""
+    return f"{PRODUCT}{product}"
+
+
+def active_promotion(sessions, station: str, product: str = ""):
+    """The station's active promotion (a ``PromotionDTO``), or None: the configuration's model is active. A station
+    running ``product`` also takes a promotion made for the product (every line that makes it): the newer wins."""
     from db import PromotionRepo
     from db.writes import write
 
-    return write(sessions, lambda s: PromotionRepo.active(s, station), "Reading the station's active model")
+    def read(s):
+        found = [PromotionRepo.active(s, station)] + ([PromotionRepo.active(s, product_target(product))]
+                                                       if product else [])
+        found = [p for p in found if p is not None]
+        return max(found, key=lambda p: p.id) if found else None
+
+    return write(sessions, read, "Reading the station's active model")
 
 
-def station_model_config(sessions, station: str, cfg: ModelConfig) -> tuple[ModelConfig, object | None]:
-    """The model configuration a station starts with: the promoted model's file when there is one."""
-    promo = active_promotion(sessions, station)
-    if promo is None:
-        return cfg, None
+def checked_file(promo) -> Path:
+    """The promoted file, its content checked against the hash the promotion recorded (never trust the path)."""
     path = Path(promo.path)
     if not path.is_file():
-        raise ModelError(f"the model promoted on {station} ({path}, by {promo.actor}) is missing: restore the file, "
-                         "or roll back to another model with 'inspector model rollback --user NAME --reason ...'.")
-    return cfg.model_copy(update={"path": path}), promo
+        raise ModelError(f"the model promoted on {promo.station} ({path}, by {promo.actor}) is missing here: restore "
+                         "the file, or roll back to another model with 'inspector model rollback --user NAME "
+                         "--reason ...'.")
+    if sha256_file(path) != promo.sha256:
+        raise ModelError(f"the file {path} is not the model promoted on {promo.station} (its sha256 differs from "
+                         f"{promo.sha256[:12]}...): the file was replaced after the promotion; restore it.")
+    return path
+
+
+def station_model_config(sessions, station: str, cfg: ModelConfig,
+                         product: str = "") -> tuple[ModelConfig, object | None]:
+    """The model configuration a station starts with: the promoted model's file when there is one."""
+    promo = active_promotion(sessions, station, product)
+    if promo is None:
+        return cfg, None
+    return cfg.model_copy(update={"path": checked_file(promo)}), promo
 
 
 def _when(t: dt.datetime) -> str:
@@ -244,8 +269,10 @@ class PromotionWatcher:
     """Polls the station's active promotion on its own thread; ``on_change(promotion)`` when it changes."""
 
     def __init__(self, sessions, station: str, current_sha: str | None, on_change: Callable[[object], None],
-                 poll_s: float = POLL_S) -> None:
+                 poll_s: float = POLL_S, product: Callable[[], str] = lambda: "",
+                 on_refused: Callable[[object, Exception], None] | None = None) -> None:
         self.sessions, self.station, self.on_change, self.poll_s = sessions, station, on_change, poll_s
+        self.product, self.on_refused = product, on_refused  # the product the station runs now (issue 30)
         self.current = current_sha  # the sha of the promotion applied (None: the configuration's model)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="inspector-promotions", daemon=True)
@@ -262,7 +289,7 @@ class PromotionWatcher:
         failing = False
         while not self._stop.wait(self.poll_s):
             try:
-                promo = active_promotion(self.sessions, self.station)
+                promo = active_promotion(self.sessions, self.station, self.product())
             except Exception as e:  # noqa: BLE001 - a database hiccup must not stop the line; tried again later
                 if not failing:  # once per outage, not every poll
                     log.warning("could not read the active model of %s (tried again every %.0f s): %s",
@@ -279,3 +306,5 @@ class PromotionWatcher:
             except Exception as e:  # noqa: BLE001 - the old model keeps judging; the reason is logged
                 log.error("the model promoted on %s (%s) could not be put on the line: %s; the previous model "
                           "keeps judging", self.station, promo.path, e)
+                if self.on_refused is not None:
+                    self.on_refused(promo, e)

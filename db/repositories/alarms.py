@@ -51,6 +51,17 @@ class AlarmRepo:
         return _dto(row)
 
     @staticmethod
+    def list(session: Session, station: str | None = None, open_only: bool = False, limit: int = 200) -> list[AlarmDTO]:
+        """Alarms newest first, of one station or of the whole plant (issue 30), optionally only those not
+        acknowledged yet."""
+        q = select(AlarmRecord).order_by(AlarmRecord.id.desc()).limit(limit)
+        if station:
+            q = q.where(AlarmRecord.station == station)
+        if open_only:
+            q = q.where(AlarmRecord.acked_by.is_(None))
+        return [_dto(r) for r in session.scalars(q)]
+
+    @staticmethod
     def open(session: Session, station: str) -> list[AlarmDTO]:
         """The station's alarms not acknowledged yet, oldest first."""
         q = (select(AlarmRecord).where(AlarmRecord.station == station, AlarmRecord.acked_by.is_(None))

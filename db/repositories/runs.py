@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db.dto import ModelVersionDTO, RunDTO
@@ -43,11 +44,15 @@ class ModelRepo:
             raise ValueError(f"expected a 64-character sha256, got {sha256!r}")
         found = session.scalars(select(ModelVersion).where(ModelVersion.sha256 == sha256)).first()
         if found is None:
-            found = ModelVersion(name=name, path=str(path), sha256=sha256, classes=dumps(list(classes)),
-                                 created_at=utcnow())
-            session.add(found)
-            session.flush()
-            log.info("registered model %s (%s…)", name, sha256[:12])
+            try:
+                with session.begin_nested():  # a plant's stations starting at once register the same model
+                    found = ModelVersion(name=name, path=str(path), sha256=sha256, classes=dumps(list(classes)),
+                                         created_at=utcnow())
+                    session.add(found)
+                    session.flush()
+                log.info("registered model %s (%s…)", name, sha256[:12])
+            except IntegrityError:  # another station registered it first (and committed): theirs stands
+                found = session.scalars(select(ModelVersion).where(ModelVersion.sha256 == sha256)).one()
         return model_dto(found)
 
     @staticmethod

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
-from db.repositories._common import utcnow
+from db.repositories._common import loads, utcnow
 from db.repositories.audit import ANCHOR_ID, AuditRepo
 from db.repositories.users import UserRepo, authorize
-from db.schema import ZERO_HASH, AuditAnchor, StationKey
+from db.schema import ZERO_HASH, AuditAnchor, AuditEntry, ModelVersion, Run, StationKey
 from db.seal import signer_of
 from inspector.core.auth import Actor
 from inspector.core.signing import fingerprint
@@ -77,6 +77,22 @@ class StationRepo:
     def get(session: Session, name: str) -> StationDTO | None:
         found = session.scalars(select(StationKey).where(StationKey.name == name)).first()
         return None if found is None else _dto(found)
+
+    @staticmethod
+    def models(session: Session) -> dict[str, tuple[str, str]]:
+        """Station -> (action, model name) of the last model it took or refused (``model.take``/``model.refused``
+        in its chain), else ("run", model of its latest run): which station runs which model."""
+        out: dict[str, tuple[str, str]] = {}
+        latest_run = (select(Run.station, ModelVersion.name).join(ModelVersion, ModelVersion.id == Run.model_id)
+                      .order_by(Run.id))
+        for station, name in session.execute(latest_run):
+            out[station] = ("run", name)
+        took = (select(AuditEntry.station, AuditEntry.action, AuditEntry.detail)
+                .where(AuditEntry.action.in_(("model.take", "model.refused")), AuditEntry.station.is_not(None))
+                .order_by(AuditEntry.id))
+        for station, action, detail in session.execute(took):
+            out[station] = (action.removeprefix("model."), str(loads(detail, {}).get("name", "")))
+        return out
 
     @staticmethod
     def list(session: Session) -> list[StationDTO]:

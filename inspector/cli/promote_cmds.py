@@ -20,6 +20,10 @@ def _context(a: argparse.Namespace):
 
     cfg = load_config(a.config)
     station = a.station or cfg.station_name
+    if getattr(a, "product", None):  # every station that runs the product (issue 30)
+        from station.models import product_target
+
+        station = product_target(a.product)
     engine, sessions = open_db(a.db or default_db_url())
     return cfg, station, engine, sessions, config_model_file(cfg.model)
 
@@ -104,6 +108,8 @@ def register(msub, db_user) -> None:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--config", default=None, help="the station's configuration (its [station] name)")
         p.add_argument("--station", default=None, help="station name (default: the configuration's)")
+        p.add_argument("--product", default=None, help="instead of one station: every station that runs this product "
+                       "(each takes it between two parts, after checking the file's hash)")
 
     p = msub.add_parser("promote", help="make a trusted model the one that judges this station's parts (QC or "
                         "admin, with a reason; audited; a running station takes it between two parts)")

@@ -1,6 +1,6 @@
 """Plant commands (issue 30): ``inspector station key`` (this station's Ed25519 key pair, made on first use) and
 ``inspector station add NAME --key FILE --db URL`` (register a station's public key in the plant's database),
-``inspector station list``.
+``inspector station list`` (stations, keys, the model each runs) and ``inspector station alarms [--station S]``.
 
 Who may add a station: on a database with no users (a new plant), whoever runs the command, as for every first
 step of a fresh install; once users exist, a signed-in admin (``--user``, password asked for or from
@@ -51,11 +51,32 @@ def _list(a: argparse.Namespace) -> int:
     engine, sessions = open_sessions(a)
     try:
         with sessions() as s:
+            models = StationRepo.models(s)
             for st in StationRepo.list(s):
-                print(f"{st.name:<20} key {st.fingerprint}  {st.entries:>6} audit entries  added by {st.added_by}")
+                how, model = models.get(st.name, ("", ""))
+                runs = {"run": f"runs {model}", "take": f"runs {model}", "refused": f"REFUSED {model}"}.get(how, "-")
+                print(f"{st.name:<20} key {st.fingerprint}  {st.entries:>6} audit entries  {runs}  added by "
+                      f"{st.added_by}")
         return 0
     finally:
         engine.dispose()
+
+
+def _alarms(a: argparse.Namespace) -> int:
+    from db.repositories.alarms import AlarmRepo
+
+    engine, sessions = open_sessions(a)
+    try:
+        with sessions() as s:
+            found = AlarmRepo.list(s, a.station, a.open, a.limit)
+    finally:
+        engine.dispose()
+    for x in found:
+        ack = f"acknowledged by {x.acked_by}" if x.acked_by else "OPEN"
+        print(f"{x.id:>6} {x.raised_at:%Y-%m-%d %H:%M} {x.station:<16} {x.rule:<14} {ack:<28} {x.message}")
+    if not found:
+        print("no alarms" + (f" on station {a.station}" if a.station else ""))
+    return 0
 
 
 def register(sub) -> None:  # noqa: ANN001 - argparse's private subparsers type
@@ -70,6 +91,12 @@ def register(sub) -> None:  # noqa: ANN001 - argparse's private subparsers type
     add.add_argument("--key", required=True, help="the station's public key file ('inspector station key' prints it)")
     db_user(add, "admin")
     add.set_defaults(func=_add)
-    ls = ssub.add_parser("list", help="the registered stations and their key fingerprints")
+    ls = ssub.add_parser("list", help="the registered stations, their key fingerprints and the model each runs")
     ls.add_argument("--db", default=None, help="the plant's database (default: sqlite in the user's data folder)")
     ls.set_defaults(func=_list)
+    al = ssub.add_parser("alarms", help="alarms of the plant's stations, newest first (--station: one station)")
+    al.add_argument("--db", default=None, help="the plant's database (default: sqlite in the user's data folder)")
+    al.add_argument("--station", default=None, help="only this station's alarms")
+    al.add_argument("--open", action="store_true", help="only alarms not acknowledged yet")
+    al.add_argument("--limit", type=int, default=200, help="at most this many (default 200)")
+    al.set_defaults(func=_alarms)

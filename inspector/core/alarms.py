@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from inspector.core.config import AlarmsConfig
 from inspector.core.types import Verdict
 
-RULES = ("fail_streak", "low_yield", "not_inspected")
+RULES = ("fail_streak", "low_yield", "not_inspected", "model_refused")  # the last: a promoted model a station
+# could not load (issue 30), raised by the station, not by a verdict
 
 
 @dataclass(frozen=True)

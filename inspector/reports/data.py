@@ -113,6 +113,15 @@ class Failure:
 
 
 @dataclass(frozen=True)
+class StationFigures:
+    """One station's part of a plant report (issue 30): its final verdicts and its top defect classes."""
+
+    station: str
+    totals: Totals
+    pareto: tuple[ParetoItem, ...] = ()
+
+
+@dataclass(frozen=True)
 class ReportData:
     generated_at: dt.datetime
     period_start: dt.datetime | None  # the requested bounds, else the first and last inspection
@@ -130,6 +139,7 @@ class ReportData:
     yield_series: tuple[YieldPoint, ...]
     worst: tuple[Failure, ...]
     scope: str = ""  # the product, lot and shift the report is limited to ("" for all)
+    by_station: tuple[StationFigures, ...] = ()  # yield and Pareto per station when several stations are in it
 
     def __post_init__(self) -> None:
         _need(self.bucket_hours in (1, 8), "bucket_hours 1 or 8", self.bucket_hours)

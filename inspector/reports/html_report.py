@@ -143,6 +143,15 @@ def render_html(d: ReportData, image_root: Path | None = None, cancel: threading
                    for p in d.pareto), "</table>"]
     else:
         body.append("<p>No defects were found on failed or review parts in this period.</p>")
+    if d.by_station:  # a plant's stations (issue 30)
+        body += ['<h2>By station</h2><table class="grid"><tr><th>Station</th><th class="n">Inspected</th>'
+                 '<th class="n">Pass</th><th class="n">Fail</th><th class="n">Review</th><th class="n">Not insp.</th>'
+                 '<th class="n">Yield</th><th>Top defects</th></tr>',
+                 *(f'<tr><td>{escape(f.station)}</td><td class="n">{f.totals.inspected}</td><td class="n">'
+                   f'{f.totals.passed}</td><td class="n">{f.totals.failed}</td><td class="n">{f.totals.review}</td>'
+                   f'<td class="n">{f.totals.not_inspected}</td><td class="n">{fmt_pct(f.totals.yield_pct)}</td><td>'
+                   f'{escape(", ".join(f"{p.label} {p.count}" for p in f.pareto[:3]) or "-")}</td></tr>'
+                   for f in d.by_station), "</table>"]
     body.append(f"<h2>Yield per {escape(d.bucket_name)}</h2>")
     body.append(yield_svg(d.yield_series, d.bucket_hours) if d.yield_series else "<p>No inspections.</p>")
     body += ["<h2>Worst failures (highest model confidence)</h2>", _gallery(d, image_root, cancel),

@@ -99,6 +99,23 @@ def _pareto(d: ReportData) -> list:
     return [KeepTogether([head, pareto_drawing(d.pareto, WIDTH)]), Spacer(1, 2 * mm), t]
 
 
+def _stations(d: ReportData) -> list:
+    """Yield and the top defects per station, when the report covers a plant's stations (issue 30)."""
+    if not d.by_station:
+        return []
+    rows = [["Station", "Inspected", "Pass", "Fail", "Review", "Not insp.", "Yield", "Top defects"]]
+    for f in d.by_station:
+        t = f.totals
+        top = ", ".join(f"{p.label} {p.count}" for p in f.pareto[:3]) or "-"
+        rows.append([f.station, str(t.inspected), str(t.passed), str(t.failed), str(t.review), str(t.not_inspected),
+                     fmt_pct(t.yield_pct), top])
+    table = Table(rows, colWidths=[28 * mm, 18 * mm, 14 * mm, 14 * mm, 14 * mm, 16 * mm, 16 * mm, 50 * mm],
+                  hAlign="LEFT")
+    table.setStyle(_grid_style())
+    note = _p("The plant's figures are the summary and Pareto above; each station's part of them here.", "small")
+    return [KeepTogether([_p("By station", "h2"), table, note])]
+
+
 def _grid_style() -> TableStyle:
     return TableStyle([
         ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 8), ("FONT", (0, 1), (-1, -1), "Helvetica", 8),
@@ -181,7 +198,7 @@ def _page(canvas, doc) -> None:  # noqa: ANN001 - reportlab's callback
 def write_pdf(data: ReportData, out: Path, image_root: Path | None = None,
               cancel: threading.Event | None = None) -> None:
     """Write the report to ``out`` (whole or not at all). ``image_root``: the folder image paths are relative to."""
-    story = _header(data) + _totals(data) + _pareto(data) + _yield(data)
+    story = _header(data) + _totals(data) + _pareto(data) + _stations(data) + _yield(data)
     story += _gallery(data, image_root, cancel) + _signoff()
     check(cancel)
     with atomic_files(Path(out)) as (tmp,):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from db import AuditRepo, InspectionRepo, ModelRepo, RunRepo, open_database, session_factory
+from db import AuditRepo, DayFilter, InspectionRepo, ModelRepo, RunRepo, open_database, session_factory
 from db.plant import attach_signer
 from db.repositories.stations import StationRepo
 from inspector.core.errors import StorageError
@@ -169,7 +169,7 @@ def test_hmac_sealed_rows_from_a_single_station_stay_checkable_with_its_key_file
 def test_the_station_filter_keeps_one_stations_parts_in_review_counts_and_the_csv(plant, mk, tmp_path):
     import csv
 
-    from db import DayFilter, InspectionFilter
+    from db import InspectionFilter
     from station.reports import make_report
 
     for n, parts in (("s1", 4), ("s2", 3), ("s3", 2)):
@@ -184,3 +184,75 @@ def test_the_station_filter_keeps_one_stations_parts_in_review_counts_and_the_cs
     assert make_report(session_factory(plant.engine), "csv", out, day=only) == 3
     rows = list(csv.DictReader(out.open()))
     assert {r["station"] for r in rows} == {"s2"} and len(rows) == 3
+
+
+def test_a_plant_report_gives_yield_and_pareto_per_station_and_for_the_plant(plant, mk, tmp_path):
+    from db.reporting import report_data
+
+    for n, parts in (("s1", 6), ("s2", 3)):
+        plant.run(n, parts, mk)
+    with session_factory(plant.engine)() as s, s.begin():
+        data = report_data(s)
+        one = report_data(s, day=DayFilter(station="s2"))
+    assert data.totals.inspected == 9 and data.stations == ("s1", "s2")
+    by = {f.station: f.totals for f in data.by_station}
+    assert (by["s1"].inspected, by["s1"].failed, by["s2"].inspected, by["s2"].failed) == (6, 4, 3, 2)
+    assert sum(t.passed for t in by.values()) == data.totals.passed
+    assert one.by_station == () and one.totals.inspected == 3 and one.scope == "station s2"
+    from inspector.reports import write_html, write_pdf
+
+    write_pdf(data, tmp_path / "plant.pdf")
+    write_html(data, tmp_path / "plant.html")
+    html = (tmp_path / "plant.html").read_text()
+    assert "By station" in html and "<td>s2</td>" in html
+    from pypdf import PdfReader
+
+    text = "".join(page.extract_text() for page in PdfReader(tmp_path / "plant.pdf").pages)
+    assert "By station" in text and "s1" in text
+
+
+def test_alarms_are_signed_by_their_station_and_listed_per_station(plant, mk, monkeypatch, tmp_path, capsys):
+    from db.repositories.alarms import AlarmRepo
+    from inspector.cli import main
+
+    runs = {n: plant.run(n, 1, mk) for n in ("s1", "s2")}
+    for n in ("s1", "s2"):
+        with plant.sessions[n]() as s, s.begin():
+            AlarmRepo.raise_(s, n, runs[n], "fail_streak", f"5 FAIL parts in a row on {n}")
+    with plant.sessions["s1"]() as s, s.begin():
+        AlarmRepo.raise_(s, "s1", runs["s1"], "model_refused", "the promoted model could not be loaded here")
+    with session_factory(plant.engine)() as s:
+        assert [a.station for a in AlarmRepo.list(s, "s1")] == ["s1", "s1"]
+        assert len(AlarmRepo.list(s)) == 3 and len(AlarmRepo.list(s, "s2", open_only=True)) == 1
+    assert plant.verify(monkeypatch, tmp_path / "pc4").ok
+    assert main(["station", "alarms", "--db", plant.url, "--station", "s2"]) == 0
+    out = capsys.readouterr().out
+    assert "on s2" in out and "on s1" not in out and "OPEN" in out
+
+
+def test_stations_starting_at_once_register_the_same_model_once(pg_url):
+    """Two stations' first runs on a new plant database register the same model in the same moment: the second
+    insert waits for the first, then takes its row instead of failing."""
+    import threading
+
+    engine = open_database(pg_url)
+    try:
+        first_inserted, first_may_commit = threading.Event(), threading.Event()
+        ids: dict[str, int] = {}
+
+        def first() -> None:
+            with session_factory(engine)() as s, s.begin():
+                ids["first"] = ModelRepo.get_or_create(s, "m", "m.onnx", "cd" * 32, ["scratch"]).id
+                first_inserted.set()
+                first_may_commit.wait(10)
+
+        t = threading.Thread(target=first)
+        t.start()
+        assert first_inserted.wait(10)
+        threading.Timer(0.5, first_may_commit.set).start()  # commits while the second insert waits on its key
+        with session_factory(engine)() as s, s.begin():
+            ids["second"] = ModelRepo.get_or_create(s, "m", "m.onnx", "cd" * 32, ["scratch"]).id
+        t.join(10)
+        assert ids["first"] == ids["second"]
+    finally:
+        engine.dispose()
