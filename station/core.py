@@ -66,8 +66,9 @@ class StationSpec:
 def open_db(url: str):
     """Open (and migrate) the database; returns (engine, session factory). ``reconcile`` cleans up after a crash."""
     from db import open_database, session_factory
+    from inspector.core.secrets import url_with_secret
 
-    engine = open_database(url)
+    engine = open_database(url_with_secret(url))  # a password from the environment or secrets.toml (issue 24)
     sessions = session_factory(engine)
     return engine, sessions
 
