@@ -208,7 +208,7 @@ def _fit(private: Path, YOLO, *, ds, data, data_yaml, out: Path, run_dir: Path, 
     if resume:
         _restore_if_cut(last, say)
         model = _resumable(out, last, YOLO, private, {"data": str(data_yaml), "project": str(out.resolve()),
-                                                     "name": "run", "exist_ok": True})
+                                                     "name": "run", "exist_ok": True, "device": "cpu"})
         base_label = "resumed run"
     else:
         choice = choose_base(base, ds.classes, registry.trusted(), keep=keep_base)
