@@ -74,8 +74,9 @@ def open_db(url: str, station: str | None = None):
     cleans up after a crash."""
     from db import open_database, session_factory
     from db.plant import attach_signer
+    from inspector.core.secrets import url_with_secret
 
-    engine = open_database(url)
+    engine = open_database(url_with_secret(url))  # a password from the environment or secrets.toml (issue 24)
     sessions = session_factory(engine)
     try:
         attach_signer(sessions, station=station)

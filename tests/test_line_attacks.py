@@ -153,7 +153,9 @@ def test_not_ready_is_answered_at_once(broker, make_station, tmp_path):
         took.append((time.perf_counter() - t0) * 1000)
     print(f"not ready: answered in {sorted(took)} ms (trigger published -> answer received, via the broker)")
     assert all(plc.results[f"NR{i}"][0]["reasons"] == ["station not ready: paused"] for i in range(5))
-    assert sorted(took)[2] < 200, took  # 1400-1800 ms before issue 24; the station's own part is below 50 ms
+    # end to end through the broker on a loaded 2-core machine: a loose bound (a paused folder source answered
+    # about as fast before issue 24; the at-once path itself is timed by the next test, without the broker)
+    assert sorted(took)[2] < 200, took
     plc.wait(lambda: sum(1 for r in db_rows(tmp_path).values() if (r[1] or "").startswith("NR")) == 5,
              what="the five records")
     assert all(len(plc.results[f"NR{i}"]) == 1 for i in range(5))  # the record is not sent a second time

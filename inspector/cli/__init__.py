@@ -20,9 +20,11 @@ EXIT_USER_ERROR = 2
 
 
 def setup_logging(verbose: bool = False) -> Path | None:
-    """Log file (with tracebacks) in the data folder; only warnings, one line each, on stderr."""
-    from inspector.core.home import data_home
+    """Log file (with tracebacks) in the data folder; only warnings, one line each, on stderr. Both with
+    passwords masked; the data folder owner-only (``secure_data_home``)."""
+    from inspector.core.home import data_home, secure_data_home
 
+    secure_data_home()
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     for h in list(root.handlers):
@@ -37,14 +39,23 @@ def setup_logging(verbose: bool = False) -> Path | None:
         logs.mkdir(parents=True, exist_ok=True)
         path = logs / "inspector.log"
         fh = logging.handlers.RotatingFileHandler(path, maxBytes=5_000_000, backupCount=3, encoding="utf-8")
-        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
+        fh.setFormatter(_Masked("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
         root.addHandler(fh)
     except OSError:
         pass
     return path
 
 
-class _OneLine(logging.Formatter):
+class _Masked(logging.Formatter):
+    """No password in a log line (a camera's or a database's URL, a secret read from the environment)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from inspector.core.secrets import redact
+
+        return redact(super().format(record))
+
+
+class _OneLine(_Masked):
     """No tracebacks on the console: the log file keeps them."""
 
     def format(self, record: logging.LogRecord) -> str:
@@ -142,7 +153,9 @@ def _main(argv: list[str] | None) -> int:
     except InspectorError as e:
         log.debug("user error", exc_info=True)
         logging.getLogger("inspector.core.errors").info("%s", e, exc_info=True)
-        print(f"error: {e}", file=sys.stderr)
+        from inspector.core.secrets import redact
+
+        print(f"error: {redact(str(e))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt as e:
         print("interrupted", file=sys.stderr)

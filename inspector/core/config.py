@@ -507,7 +507,10 @@ def load_config(path: Path | str | None) -> Config:
         raise ConfigError(f"config file not found: {p}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{p}: not valid TOML ({e})") from None
-    return config_from_dict(data, str(p))
+    from inspector.core.home import data_home
+    from inspector.core.secrets import apply_secrets
+
+    return config_from_dict(apply_secrets(data, str(p), data_home()), str(p))
 
 
 def load_recipe(path: Path | str) -> RecipeConfig:

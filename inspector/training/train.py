@@ -219,7 +219,7 @@ def _fit(private: Path, YOLO, *, ds, data, data_yaml, out: Path, run_dir: Path, 
     if resume:
         _restore_if_cut(last, say)
         model = _resumable(out, last, YOLO, private, {"data": str(data_yaml), "project": str(out.resolve()),
-                                                     "name": "run", "exist_ok": True})
+                                                     "name": "run", "exist_ok": True, "device": "cpu"})
         base_label = run_info.get("base") or "unknown (a run started before Inspector kept its base)"
         notes["resumed"] = True
     else:
