@@ -233,3 +233,18 @@ def test_the_station_refuses_a_tiled_recipe_on_a_model_trained_without_tiles():
     with pytest.raises(ConfigError, match="records no tiling"):
         Station._check_classes(Config(), "", recipe, {"classes": ["scratch"], "imgsz": 320}, "old.onnx")
     Station._check_classes(Config(), "", recipe, {"classes": ["scratch"], **TILED_CARD}, "new.onnx")
+
+
+def test_a_small_part_on_a_large_plain_picture_is_not_blank_when_tiled_and_a_blank_one_still_is():
+    from inspector.core.types import Frame
+
+    rng = np.random.default_rng(3)
+    plain = np.clip(120 + rng.normal(0, 4, (2048, 2448, 3)), 0, 255).astype(np.uint8)
+    part = plain.copy()
+    part[900:1220, 1000:1320] = np.tile(np.linspace(90, 150, 320, dtype=np.uint8)[None, :, None], (320, 1, 3))
+    recipe = Recipe(RecipeConfig())
+    flat = Pipeline(BlobDetector(), recipe)
+    tiled = Pipeline(TiledDetector(BlobDetector(), Tiling(320, 64)), recipe)
+    assert "blank frame" in flat.inspect(Frame(part, 0, "t", 0.0)).reasons[0]  # the whole picture's spread is low
+    assert tiled.inspect(Frame(part, 0, "t", 0.0)).verdict.value != "NOT_INSPECTED"
+    assert "blank frame" in tiled.inspect(Frame(plain, 1, "t", 0.0)).reasons[0]
