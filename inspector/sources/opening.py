@@ -24,7 +24,15 @@ import numpy as np
 from inspector.core.config import CameraConfig
 from inspector.core.errors import SourceError, SourceIncomplete
 from inspector.core.types import Frame, Gap
-from inspector.sources.decoding import JPEG_MAGIC, dct_reduction, decode_bytes, jpeg_size, native_messages, tidy
+from inspector.sources.decoding import (
+    JPEG_MAGIC,
+    ReadAhead,
+    dct_reduction,
+    decode_bytes,
+    jpeg_size,
+    native_messages,
+    tidy,
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +118,7 @@ class FolderSource:
         self.name = str(self.folder)
         self.loop = loop
         self._i = 0
+        self._ahead = ReadAhead()  # the next pictures decoded while this one is judged
 
     def __len__(self) -> int:
         return len(self.files)
@@ -121,7 +130,9 @@ class FolderSource:
         path = self.files[self._i % len(self.files)]
         seq = self._i
         self._i += 1
-        img, err, jpeg, full = read_scaled(path, self.target_hw)
+        n, target = len(self.files), self.target_hw
+        img, err, jpeg, full = self._ahead.take(seq, lambda k: read_scaled(self.files[k % n], target), target,
+                                                None if self.loop else n)
         # the full path, so a QC engineer can always find the part's original picture (a broken
         # link is named as it is, not as its missing target)
         where = path.resolve() if path.exists() else path.absolute()
@@ -132,7 +143,7 @@ class FolderSource:
         self.target_hw = target_hw
 
     def close(self) -> None:
-        pass
+        self._ahead.close()
 
 
 class VideoSource:
