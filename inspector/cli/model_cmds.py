@@ -82,7 +82,7 @@ def _train_with(a: argparse.Namespace, progress, say, stream) -> int:
         budget = a.time_budget if a.time_budget is not None else (a.hours * 3600 if a.hours else None)
         card = train(a.data, a.out, base=a.base, epochs=a.epochs, imgsz=a.imgsz, batch=a.batch,
                      resume=a.resume, command=cmd, progress=progress, registry=registry, time_budget_s=budget,
-                     keep_base=a.keep_base, say=say, stop_file=a.stop_file)
+                     keep_base=a.keep_base, say=say, stop_file=a.stop_file, tile=a.tile, overlap=a.overlap)
         print(_reached(card))
         files = ", ".join(card["files"])
         if actor is None:
@@ -231,6 +231,10 @@ def register(sub) -> None:
     t.add_argument("--imgsz", type=int, default=None, help="image size (default: chosen from the data's image "
                    "and box sizes, 320 unless the data says otherwise)")
     t.add_argument("--batch", type=int, default=16)
+    t.add_argument("--tile", type=int, default=0, metavar="SIZE", help="train on SIZE-px tiles of the pictures, as "
+                   "a recipe with tile_size = SIZE judges them (small defects on large pictures; 0: whole pictures)")
+    t.add_argument("--overlap", type=int, default=0, metavar="PX", help="pixels neighbouring tiles share (with "
+                   "--tile; as the recipe's tile_overlap)")
     t.add_argument("--time-budget", type=_duration, default=None, metavar="DURATION",
                    help="wall time for the whole command, e.g. 45m, 1h30m, 90s, 0.5h: epochs and the learning-"
                    "rate schedule are fitted to it; the best epoch on the val split is kept")
