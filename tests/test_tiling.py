@@ -248,3 +248,43 @@ def test_a_small_part_on_a_large_plain_picture_is_not_blank_when_tiled_and_a_bla
     assert "blank frame" in flat.inspect(Frame(part, 0, "t", 0.0)).reasons[0]  # the whole picture's spread is low
     assert tiled.inspect(Frame(part, 0, "t", 0.0)).verdict.value != "NOT_INSPECTED"
     assert "blank frame" in tiled.inspect(Frame(plain, 1, "t", 0.0)).reasons[0]
+
+
+def test_evaluate_scores_a_tiled_recipe_on_whole_pictures(tmp_path):
+    import json
+
+    from inspector.cli.model_cmds import _tiled_for
+
+    (tmp_path / "card.json").write_text(json.dumps({"imgsz": 320, "tiling": {"tile": 320, "overlap": 64}}))
+    det = BlobDetector()
+    det.path = tmp_path / "m.onnx"
+    tiled = _tiled_for(det, RecipeConfig(tile_size="auto"))
+    assert isinstance(tiled, TiledDetector) and tiled.tiling == Tiling(320, 64)
+    assert _tiled_for(det, RecipeConfig()) is det
+    out = tiled.detect(picture(2448, 2048, rects=[(2000, 1500, 2010, 1530)]))
+    assert [(round(d.x1), round(d.y1)) for d in out.items] == [(2000, 1500)]  # boxes in the picture's pixels
+
+
+def test_neu_mosaics_keep_the_splits_apart(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.conftest import NEU_DET
+
+    if not (NEU_DET / "splits" / "train.txt").is_file():
+        pytest.skip(f"NEU-DET is not here ({NEU_DET}): a clone without ../shared")
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, str(root / "bench" / "neu_mosaics.py"), "--out", str(tmp_path / "m"), "--limit",
+                    "12", "--size", "1200x1000", "--crops", "4", "--neu", str(NEU_DET)], check=True)
+    crops = json.loads((tmp_path / "m" / "crops.json").read_text())
+    train = set((NEU_DET / "splits" / "train.txt").read_text().split())
+    val = set((NEU_DET / "splits" / "val.txt").read_text().split())
+    for name, used in crops.items():
+        assert set(used) <= (train if name.startswith("train") else val), name
+    from inspector.training.datasets import load_dataset
+
+    ds = load_dataset(tmp_path / "m")
+    assert {im.width for s in ds.splits.values() for im in s} == {1200}
+    assert sum(len(im.boxes) for im in ds.splits["val"]) > 0

@@ -143,17 +143,30 @@ def _evaluate(a: argparse.Namespace) -> int:
     engine, _, registry = _station(a)
     engine.dispose()
     detector = load_detector(mcfg, conf=0.001, registry=registry)
-    report = evaluate(detector, ds, images, Recipe(recipe_cfg), _progress_line("images"),
+    judged = _tiled_for(detector, recipe_cfg)
+    report = evaluate(judged, ds, images, Recipe(recipe_cfg), _progress_line("images"),
                       split=a.split or ("val" if ds.has_split_files else "all"))
     print(format_report(report))
     out = report.as_dict()
     out["model"] = str(getattr(detector, "path", mcfg.path or "shipped"))
     out["backend"] = getattr(detector, "backend", "ultralytics")
+    if judged is not detector:
+        out["tiling"] = {"tile": judged.tiling.size, "overlap": judged.tiling.overlap}
     if a.card:
         _record_in_card(detector, out)
     if a.json:
         print(json.dumps(out))
     return 0
+
+
+def _tiled_for(detector, recipe_cfg):
+    """The detector as a tiled recipe runs it (whole pictures scored in their own pixels), or as it is."""
+    from inspector.detection.card import read_card
+    from inspector.detection.tiling import TiledDetector, recipe_tiling
+
+    path = Path(getattr(detector, "path", "") or "model")
+    tiling = recipe_tiling(recipe_cfg.tile_size, recipe_cfg.tile_overlap, read_card(path), path.name, recipe_cfg.name)
+    return detector if tiling is None else TiledDetector(detector, tiling, recipe_cfg.roi)
 
 
 def _record_in_card(detector, result: dict) -> None:
