@@ -34,7 +34,7 @@ n, t0 = 0, time.perf_counter()
 for p in paths:
     im = cv2.imread(p)
     r = get_sliced_prediction(im[:, :, ::-1], model, **kw)  # SAHI takes RGB
-    boxes = [[*o.bbox.to_xyxy(), o.score.value, o.category.id] for o in r.object_prediction_list]
+    boxes = [[*map(float, o.bbox.to_xyxy()), float(o.score.value), o.category.id] for o in r.object_prediction_list]
     name = f"{n:06d}.jpg"
     cv2.imwrite(os.path.join(out, "img", name), im)
     db.execute("insert into insp (name, verdict, boxes, t) values (?,?,?,?)",
