@@ -14,6 +14,11 @@ three; JSON keys per size: parts_per_s, peer_parts_per_s, vs_peer, latency_p50_m
 
     python bench/pipeline.py [--frames 200] [--size 2448x2048] [--model PATH] [--quick] [--json]
     python bench/pipeline.py --peer [--sizes 320x320,2448x2048] [--json]
+    python bench/pipeline.py --peer --tiles [--tile 320 --overlap 64 --parts 40] [--json]
+
+``--peer --tiles``: 2448x2048 JPEGs (synthetic parts pasted at their own scale) judged by ``inspector run`` with
+a recipe that tiles them, against bench/sahi_peer.py (SAHI's sliced prediction on Ultralytics' OpenVINO export,
+same tiles, same overlap); keys parts_per_s, sahi_parts_per_s, vs_sahi.
 """
 
 from __future__ import annotations
@@ -152,7 +157,14 @@ def main() -> int:
     ap.add_argument("--size", default=None, help="camera frame size WxH (default: the 320x320 parts as they are)")
     ap.add_argument("--peer", action="store_true", help="end to end against the 30-line script, both sizes")
     ap.add_argument("--sizes", default="320x320,2448x2048", help="sizes for --peer (default 320x320,2448x2048)")
+    ap.add_argument("--tiles", action="store_true", help="with --peer: 2448x2048 pictures judged tile by tile "
+                    "(a recipe with tile_size) against SAHI's sliced prediction (bench/sahi_peer.py)")
+    ap.add_argument("--tile", type=int, default=320, help="--tiles: tile size in camera pixels (default 320)")
+    ap.add_argument("--overlap", type=int, default=64, help="--tiles: pixels neighbouring tiles share (default 64)")
+    ap.add_argument("--parts", type=int, default=40, help="--tiles: pictures per round (default 40)")
     a = ap.parse_args()
+    if a.peer and a.tiles:
+        return _tiles_main(a)
     if a.peer:
         return _peer_main(a)
 
@@ -377,6 +389,69 @@ def _peer_main(a) -> int:
     return 0
 
 
+def _pasted(folder: Path, n: int, seed: int, size: tuple[int, int]) -> None:
+    """``n`` synthetic parts, each pasted at its own scale at a random place into a camera-sized picture of
+    noisy plain background (as ../shared/acceptance/tiles makes them): small defects on a large picture."""
+    from inspector.sources.synth import generate
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for stem, part in generate(n, seed):
+        im = part.image
+        h, w = im.shape[:2]
+        border = np.concatenate([im[0], im[-1], im[:, 0], im[:, -1]]).reshape(-1, 3)
+        big = np.clip(np.median(border, axis=0) + rng.normal(0, 4, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
+        x0, y0 = int(rng.integers(0, size[0] - w)), int(rng.integers(0, size[1] - h))
+        big[y0:y0 + h, x0:x0 + w] = im
+        cv2.imwrite(str(folder / f"big_{stem}.jpg"), big, [cv2.IMWRITE_JPEG_QUALITY, 95])
+
+
+def _tiles_main(a) -> int:
+    """``inspector run`` with a tiled recipe and SAHI's sliced prediction on the same 2448x2048 JPEGs,
+    interleaved, medians of three."""
+    from inspector.detection.registry import resolve_model
+    from inspector.detection.tiling import Tiling, tile_grid
+
+    pt = resolve_model(a.model, (".pt",))
+    size = (2448, 2048)
+    tiles = len(tile_grid(*size, Tiling(a.tile, a.overlap)))
+    out: dict = {"cpu_flags": cpu_flags(), "rounds": 3, "tile": a.tile, "overlap": a.overlap,
+                 "tiles_per_picture": tiles, "load_before": round(os.getloadavg()[0], 1)}
+    tmp = Path(tempfile.mkdtemp(prefix="inspector-tiles-"))
+    try:
+        folder = tmp / "big"
+        _pasted(folder, a.parts, seed=13013, size=size)
+        recipe = tmp / "tiles.toml"
+        recipe.write_text(f'name = "tiles"\ntile_size = {a.tile}\ntile_overlap = {a.overlap}\n')
+        extra = ["--recipe", str(recipe)]
+        warm = _inspector_run(folder, tmp / "warm", a.model, extra + ["--max-frames", "3"])
+        run = (warm.get("tune") or {}).get("running") or {}
+        out["setup"] = f"{run.get('backend')} {run.get('precision')} x{run.get('threads')} " \
+                       f"{run.get('streams', 1)} stream(s) ({(warm.get('tune') or {}).get('status')})"
+        ours, peer, p50 = [], [], []
+        for r in range(3):
+            j = _inspector_run(folder, tmp / f"r{r}", a.model, extra)
+            ours.append(j["fps"])
+            p50.append(j["latency_p50_ms"])
+            peer.append(_peer_run(pt, folder, tmp / f"p{r}", [str(ROOT / "bench" / "sahi_peer.py")],
+                                  [str(a.tile), str(a.overlap)]))
+        med = statistics.median
+        fig = {"parts_per_s": round(med(ours), 2), "sahi_parts_per_s": round(med(peer), 2),
+               "latency_p50_ms": round(med(p50), 1), "inspector_rounds": ours, "sahi_rounds": peer}
+        fig["vs_sahi"] = round(fig["parts_per_s"] / fig["sahi_parts_per_s"], 3)
+        out["2448x2048"] = fig
+        out["load_after"] = round(os.getloadavg()[0], 1)
+        print(f"2448x2048 tiled ({a.parts} parts, {tiles} tiles of {a.tile} px, overlap {a.overlap}; {out['setup']}): "
+              f"inspector run {fig['parts_per_s']:.2f} parts/s, SAHI sliced prediction {fig['sahi_parts_per_s']:.2f}"
+              f" = {fig['vs_sahi']:.2f}x; latency p50 {fig['latency_p50_ms']:.0f} ms; rounds {ours} vs {peer} "
+              f"[CPU flags: {out['cpu_flags']}; load average {out['load_before']} -> {out['load_after']}]")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if a.json:
+        print(json.dumps(out))
+    return 0
+
+
 def _inspector_run(folder: Path, work: Path, model: str | None, extra: list[str] | None = None) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "inspector.cli", "run", "--source", str(folder), "--db",
@@ -389,9 +464,10 @@ def _inspector_run(folder: Path, work: Path, model: str | None, extra: list[str]
     return json.loads(lines[-1])
 
 
-def _peer_run(pt: Path, folder: Path, work: Path) -> float:
-    p = subprocess.run([sys.executable, str(PEER), str(pt), str(folder), str(work), "320"], capture_output=True,
-                       text=True, env=dict(os.environ, YOLO_OFFLINE="1"))
+def _peer_run(pt: Path, folder: Path, work: Path, script: list[str] | None = None,
+              args: list[str] | None = None) -> float:
+    p = subprocess.run([sys.executable, *(script or [str(PEER)]), str(pt), str(folder), str(work),
+                        *(args or ["320"])], capture_output=True, text=True, env=dict(os.environ, YOLO_OFFLINE="1"))
     lines = [x for x in p.stdout.splitlines() if x.startswith("{")]
     if p.returncode or not lines:
         raise SystemExit(f"the 30-line script failed ({p.returncode}): {p.stderr.strip()[-400:]}")

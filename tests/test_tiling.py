@@ -239,3 +239,58 @@ def test_the_station_refuses_a_tiled_recipe_on_a_model_trained_without_tiles():
     with pytest.raises(ConfigError, match="records no tiling"):
         Station._check_classes(Config(), "", recipe, _card({"classes": ["scratch"], "imgsz": 320}), "old.onnx")
     Station._check_classes(Config(), "", recipe, _card({"classes": ["scratch"], **TILED_CARD}), "new.onnx")
+
+
+def test_a_small_part_on_a_large_plain_picture_is_not_blank_when_tiled_and_a_blank_one_still_is():
+    from inspector.core.types import Frame
+
+    rng = np.random.default_rng(3)
+    plain = np.clip(120 + rng.normal(0, 4, (2048, 2448, 3)), 0, 255).astype(np.uint8)
+    part = plain.copy()
+    part[900:1220, 1000:1320] = np.tile(np.linspace(90, 150, 320, dtype=np.uint8)[None, :, None], (320, 1, 3))
+    recipe = Recipe(RecipeConfig())
+    flat = Pipeline(BlobDetector(), recipe)
+    tiled = Pipeline(TiledDetector(BlobDetector(), Tiling(320, 64)), recipe)
+    assert "blank frame" in flat.inspect(Frame(part, 0, "t", 0.0)).reasons[0]  # the whole picture's spread is low
+    assert tiled.inspect(Frame(part, 0, "t", 0.0)).verdict.value != "NOT_INSPECTED"
+    assert "blank frame" in tiled.inspect(Frame(plain, 1, "t", 0.0)).reasons[0]
+
+
+def test_evaluate_scores_a_tiled_recipe_on_whole_pictures(tmp_path):
+    import json
+
+    from inspector.cli.model_cmds import _tiled_for
+
+    (tmp_path / "card.json").write_text(json.dumps({"name": "m", "imgsz": 320, "tiling": {"tile": 320, "overlap": 64}}))
+    det = BlobDetector()
+    det.path = tmp_path / "m.onnx"
+    tiled = _tiled_for(det, RecipeConfig(tile_size="auto"))
+    assert isinstance(tiled, TiledDetector) and tiled.tiling == Tiling(320, 64)
+    assert _tiled_for(det, RecipeConfig()) is det
+    out = tiled.detect(picture(2448, 2048, rects=[(2000, 1500, 2010, 1530)]))
+    assert [(round(d.x1), round(d.y1)) for d in out.items] == [(2000, 1500)]  # boxes in the picture's pixels
+
+
+def test_neu_mosaics_keep_the_splits_apart(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.conftest import NEU_DET
+
+    if not (NEU_DET / "splits" / "train.txt").is_file():
+        pytest.skip(f"NEU-DET is not here ({NEU_DET}): a clone without ../shared")
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, str(root / "bench" / "neu_mosaics.py"), "--out", str(tmp_path / "m"), "--limit",
+                    "12", "--size", "1200x1000", "--crops", "4", "--neu", str(NEU_DET)], check=True)
+    crops = json.loads((tmp_path / "m" / "crops.json").read_text())
+    train = set((NEU_DET / "splits" / "train.txt").read_text().split())
+    val = set((NEU_DET / "splits" / "val.txt").read_text().split())
+    for name, used in crops.items():
+        assert set(used) <= (train if name.startswith("train") else val), name
+    from inspector.training.datasets import load_dataset
+
+    ds = load_dataset(tmp_path / "m")
+    assert {im.width for s in ds.splits.values() for im in s} == {1200}
+    assert sum(len(im.boxes) for im in ds.splits["val"]) > 0

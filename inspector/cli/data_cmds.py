@@ -14,7 +14,7 @@ def _check(a: argparse.Namespace) -> int:
         if n % 100 == 0 or n == total:
             print(f"\rimages {n}/{total}", end="" if n < total else "\n", file=sys.stderr, flush=True)
 
-    report = check_dataset(a.dataset, imgsz=a.imgsz, progress=progress)
+    report = check_dataset(a.dataset, imgsz=a.imgsz, progress=progress, tile=a.tile)
     print(format_text(report))
     if a.png:
         write_png(report, a.png)
@@ -33,4 +33,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--json", action="store_true", help="also print the report as one JSON line")
     c.add_argument("--png", default=None, metavar="FILE", help="draw the report into this PNG")
     c.add_argument("--imgsz", type=int, default=320, help="training size the box sizes are given at")
+    c.add_argument("--tile", type=int, default=0, metavar="SIZE", help="tile size in camera pixels the box sizes "
+                   "are checked against (inspector train --tile)")
     c.set_defaults(func=_check)

@@ -93,7 +93,7 @@ def _train_with(a: argparse.Namespace, progress, say, stream) -> int:
         budget = a.time_budget if a.time_budget is not None else (a.hours * 3600 if a.hours else None)
         card = train(a.data, a.out, base=a.base, epochs=a.epochs, imgsz=a.imgsz, batch=a.batch,
                      resume=a.resume, command=cmd, progress=progress, registry=registry, time_budget_s=budget,
-                     keep_base=a.keep_base, say=say, stop_file=a.stop_file)
+                     keep_base=a.keep_base, say=say, stop_file=a.stop_file, tile=a.tile, overlap=a.overlap)
         print(_reached(card))
         files = ", ".join(card.file_names)
         if actor is None:
@@ -162,17 +162,30 @@ def _evaluate(a: argparse.Namespace) -> int:
     engine, _, registry = _station(a)
     engine.dispose()
     detector = load_detector(mcfg, conf=0.001, registry=registry)
-    report = evaluate(detector, ds, images, Recipe(recipe_cfg), _progress_line("images"),
+    judged = _tiled_for(detector, recipe_cfg)
+    report = evaluate(judged, ds, images, Recipe(recipe_cfg), _progress_line("images"),
                       split=a.split or ("val" if ds.has_split_files else "all"))
     print(format_report(report))
     out = report.as_dict()
     out["model"] = str(detector.path)
     out["backend"] = detector.setup.backend
+    if judged is not detector:
+        out["tiling"] = {"tile": judged.tiling.size, "overlap": judged.tiling.overlap}
     if a.card:
         _record_in_card(detector, out)
     if a.json:
         print(json.dumps(out))
     return 0
+
+
+def _tiled_for(detector, recipe_cfg):
+    """The detector as a tiled recipe runs it (whole pictures scored in their own pixels), or as it is."""
+    from inspector.detection.card import load_card
+    from inspector.detection.tiling import TiledDetector, recipe_tiling
+
+    path = Path(getattr(detector, "path", "") or "model")
+    tiling = recipe_tiling(recipe_cfg.tile_size, recipe_cfg.tile_overlap, load_card(path), path.name, recipe_cfg.name)
+    return detector if tiling is None else TiledDetector(detector, tiling, recipe_cfg.roi)
 
 
 def _record_in_card(detector, result: dict) -> None:
@@ -251,6 +264,10 @@ def register(sub) -> None:
     t.add_argument("--imgsz", type=int, default=None, help="image size (default: chosen from the data's image "
                    "and box sizes, 320 unless the data says otherwise)")
     t.add_argument("--batch", type=int, default=16)
+    t.add_argument("--tile", type=int, default=0, metavar="SIZE", help="train on SIZE-px tiles of the pictures, as "
+                   "a recipe with tile_size = SIZE judges them (small defects on large pictures; 0: whole pictures)")
+    t.add_argument("--overlap", type=int, default=0, metavar="PX", help="pixels neighbouring tiles share (with "
+                   "--tile; as the recipe's tile_overlap)")
     t.add_argument("--time-budget", type=_duration, default=None, metavar="DURATION",
                    help="wall time for the whole command, e.g. 45m, 1h30m, 90s, 0.5h: epochs and the learning-"
                    "rate schedule are fitted to it; the best epoch on the val split is kept")

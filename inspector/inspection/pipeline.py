@@ -33,10 +33,20 @@ def thumbnail(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(cv2.resize(image, (64, 64), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
 
 
+def local_contrast(image: np.ndarray, tile_px: int) -> float:
+    """The highest grey-level spread among the picture's ``tile_px`` squares (16x16 thumbnail cells each)."""
+    h, w = image.shape[:2]
+    cols, rows = max(1, -(-w // tile_px)), max(1, -(-h // tile_px))
+    g = cv2.cvtColor(cv2.resize(image, (cols * 16, rows * 16), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+    return float(g.reshape(rows, 16, cols, 16).std(axis=(1, 3)).max())
+
+
 def frame_problem(image: np.ndarray, q: QualityConfig, grey: np.ndarray | None = None,
-                  min_side_px: int = 0, size: tuple[int, int] | None = None) -> str | None:
+                  min_side_px: int = 0, size: tuple[int, int] | None = None, tile_px: int = 0) -> str | None:
     """Why this frame cannot be judged, or None. Cheap: runs on a small thumbnail. ``size`` is the picture's
-    (width, height) as captured when ``image`` is a reduced decode of it."""
+    (width, height) as captured when ``image`` is a reduced decode of it. ``tile_px`` (a tiled detector's
+    tiles): a picture is blank only when every tile-sized square of it is, not when a small part lies on a
+    large plain background."""
     w, h = size or (image.shape[1], image.shape[0])
     if min(h, w) < min_side_px:
         return f"image too small ({w}x{h} px, the shorter side must be at least {min_side_px} px)"
@@ -44,8 +54,11 @@ def frame_problem(image: np.ndarray, q: QualityConfig, grey: np.ndarray | None =
     mean, std = cv2.meanStdDev(grey)
     if float(mean[0][0]) < q.min_brightness:
         return f"black frame (brightness {float(mean[0][0]):.1f} below {q.min_brightness:g})"
-    if float(std[0][0]) < q.min_contrast:
-        return f"blank frame (contrast {float(std[0][0]):.1f} below {q.min_contrast:g})"
+    contrast = float(std[0][0])
+    if contrast < q.min_contrast and tile_px:
+        contrast = max(contrast, local_contrast(image, tile_px))
+    if contrast < q.min_contrast:
+        return f"blank frame (contrast {contrast:.1f} below {q.min_contrast:g})"
     return None
 
 
@@ -131,6 +144,8 @@ class Pipeline:
                                                                         or DEFAULT_MIN_SIDE_PX)
         # how many frames may be between ``begin`` and ``finish`` at once (the detector's queue)
         self.depth = max(1, int(detector.depth)) if isinstance(detector, AsyncDetector) else 1
+        tiling = getattr(detector, "tiling", None)  # a tiled detector: blank means blank in every tile
+        self._tile_px = int(getattr(tiling, "size", 0) or 0)
         self._still: np.ndarray | None = None  # the thumbnail the stream has kept showing
         self._repeats = 0
 
@@ -165,7 +180,7 @@ class Pipeline:
             job.done = self._not_inspected(frame, frame.error or "no image", t0, job.started)
             return job
         grey = thumbnail(frame.image)
-        problem = frame_problem(frame.image, self.quality, grey, self.min_side_px, frame.size)
+        problem = frame_problem(frame.image, self.quality, grey, self.min_side_px, frame.size, self._tile_px)
         if problem is None and live and self._frozen(grey):
             problem = (f"frozen stream (the same picture {self._repeats + 1} times in a row, within "
                        f"{self.quality.frozen_diff:g} grey levels)")

@@ -15,9 +15,10 @@ import re
 import struct
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -25,6 +26,7 @@ import numpy as np
 from inspector.sources.structure import format_problem
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -59,25 +61,36 @@ def tidy(line: str) -> str:
 
 
 class _StderrCapture:
-    """fd 2 pointed at a temporary file for the length of one call; one capture at a time."""
+    """fd 2 pointed at a temporary file while decodes run; several decodes at once where the platform allows.
+
+    Each decode notes where the file ended when it began and when it finished: every line a decoder wrote
+    during its call lies in that window. A concurrent decode may write into the same window, so a decode that
+    heard anything is decoded again alone (``exclusive``): a damaged picture is always refused, a whole one
+    never for its neighbour's damage. The shared file offset is never moved by reading (``os.pread``); where
+    there is no ``os.pread`` every capture is exclusive, one at a time, as before.
+    """
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # held by an exclusive capture for its whole length
+        self._cond = threading.Condition()
         self._file = None
+        self._saved: int | None = None  # the real stderr while fd 2 points at the file
+        self._active = 0
+        self._solo = 0  # exclusive captures waiting or running
+        self._passed = 0  # the file's bytes up to here have been looked at for lines to pass on
         self.broken = False
+        self.concurrent = hasattr(os, "pread")
 
     def _scratch(self):
         if self._file is None:
             self._file = tempfile.TemporaryFile()
         return self._file
 
-    @contextmanager
-    def capture(self) -> Iterator[Messages]:
-        msgs = Messages()
-        with self.lock:
-            if self.broken:
-                yield msgs
-                return
+    def _open(self) -> bool:
+        """Point fd 2 at the file (first active capture; under ``_cond``); False when there is no stderr."""
+        if self.broken:
+            return False
+        if self._active == 0:
             try:
                 fd = self._scratch().fileno()
                 os.ftruncate(fd, 0)
@@ -87,32 +100,81 @@ class _StderrCapture:
                 self.broken = True
                 log.warning("decoder messages cannot be captured here: damaged pictures are caught by "
                             "structure checks only")
-                yield msgs
-                return
+                return False
             os.dup2(fd, 2)
+            self._saved, self._passed = saved, 0
+        self._active += 1
+        return True
+
+    def _end(self) -> int:
+        return os.fstat(self._scratch().fileno()).st_size
+
+    def _read(self, start: int, end: int) -> str:
+        fd = self._scratch().fileno()
+        if self.concurrent:
+            data = os.pread(fd, end - start, start)
+        else:  # alone: moving the offset is harmless, fd 2 is put back before anyone writes again
+            os.lseek(fd, start, os.SEEK_SET)
+            data = os.read(fd, end - start)
+        return data.decode("utf-8", "replace")
+
+    def _close(self, msgs: Messages, start: int) -> None:
+        """Collect this capture's lines; pass other threads' lines on; the last one out restores fd 2."""
+        end = self._end()
+        for line in self._read(start, end).splitlines():
+            if line.strip() and not _OPENCV_INFO.match(line) and not _NOT_DECODER.match(line):
+                msgs.lines.append(line)
+        self._active -= 1
+        if end > self._passed:  # log lines of other threads written meanwhile go where they were meant to
+            passed_on = [x for x in self._read(self._passed, end).splitlines() if _NOT_DECODER.match(x)]
+            self._passed = end
+            if passed_on and self._saved is not None:
+                os.write(self._saved, ("\n".join(passed_on) + "\n").encode())
+        if self._active == 0 and self._saved is not None:
+            os.dup2(self._saved, 2)
+            os.close(self._saved)
+            self._saved = None
+            if not self.concurrent:
+                os.lseek(self._scratch().fileno(), 0, os.SEEK_SET)
+
+    @contextmanager
+    def capture(self, exclusive: bool = False) -> Iterator[Messages]:
+        msgs = Messages()
+        exclusive = exclusive or not self.concurrent
+        with self.lock if exclusive else _nothing():
+            with self._cond:
+                if exclusive:  # the captures already running finish first, and no new one starts meanwhile
+                    self._solo += 1
+                    self._cond.wait_for(lambda: self._active == 0)
+                else:
+                    self._cond.wait_for(lambda: self._solo == 0)
+                hearing = self._open()
+                start = self._end() if hearing else 0
             try:
                 yield msgs
             finally:
-                os.dup2(saved, 2)
-                os.close(saved)
-                os.lseek(fd, 0, os.SEEK_SET)
-                text = os.read(fd, 1 << 16).decode("utf-8", "replace")
-                passed_on = []
-                for line in text.splitlines():
-                    if not line.strip() or _OPENCV_INFO.match(line):
-                        continue
-                    (passed_on if _NOT_DECODER.match(line) else msgs.lines).append(line)
-                if passed_on:
-                    os.write(2, ("\n".join(passed_on) + "\n").encode())
+                with self._cond:
+                    if hearing:
+                        self._close(msgs, start)
+                    if exclusive:
+                        self._solo -= 1
+                    self._cond.notify_all()
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
 
 
 _capture = _StderrCapture()
 
 
 @contextmanager
-def native_messages() -> Iterator[Messages]:
-    """Collect what a decoder writes to stderr during the ``with`` block (serialised process-wide)."""
-    with _capture.capture() as msgs:
+def native_messages(exclusive: bool = True) -> Iterator[Messages]:
+    """Collect what a decoder writes to stderr during the ``with`` block. ``exclusive`` (the default): no
+    other capture runs meanwhile, so every line heard is this block's; ``False``: captures overlap, and a
+    line heard may be another block's (``decode_bytes`` then decodes again alone before it refuses)."""
+    with _capture.capture(exclusive) as msgs:
         yield msgs
 
 
@@ -193,8 +255,13 @@ def decode_bytes(raw: bytes, name: str, reduce: int = 1) -> tuple[np.ndarray | N
         return None, f"image incomplete: {name}: {problem}"
     flag = _REDUCED.get(reduce, cv2.IMREAD_COLOR) if raw[:3] == JPEG_MAGIC else cv2.IMREAD_COLOR
     try:  # one decode: OpenCV checks the header's size against OPENCV_IO_MAX_IMAGE_PIXELS first
-        with native_messages() as msgs:
+        # decodes run side by side (a folder read ahead, several cameras): what one heard may be its
+        # neighbour's complaint, so a picture is refused only on what its decoder said alone
+        with native_messages(exclusive=False) as msgs:
             img = cv2.imdecode(np.frombuffer(raw, np.uint8), flag)
+        if msgs:
+            with native_messages() as msgs:
+                img = cv2.imdecode(np.frombuffer(raw, np.uint8), flag)
     except cv2.error:  # OpenCV refuses absurd sizes and some malformed headers with an exception
         return None, (f"cannot decode {name}: image too large (over {MAX_PIXELS // 1_000_000} megapixels) "
                       "or malformed")
@@ -206,3 +273,35 @@ def decode_bytes(raw: bytes, name: str, reduce: int = 1) -> tuple[np.ndarray | N
         why = f" ({msgs.first})" if msgs else ""
         return None, f"cannot decode {name}: not an image or corrupt{why}"
     return img, None
+
+
+class ReadAhead:
+    """The next few pictures of a finite source read and decoded in a small pool while the current one is
+    judged: decoding a 5 MP JPEG then overlaps inference instead of preceding it. ``take(i, load, tag)``
+    returns ``load(i)``, from the pool when it was started already with the same ``tag`` (the decode scale)."""
+
+    def __init__(self, workers: int = 2, ahead: int = 2) -> None:
+        self.workers, self.ahead = workers, ahead
+        self._pool = None
+        self._futures: dict[int, Any] = {}
+        self._tag: object = None
+
+    def take(self, i: int, load: Callable[[int], T], tag: object = None, end: int | None = None) -> T:
+        if tag != self._tag:  # a new decode scale: what was read ahead is read again
+            self._futures.clear()
+            self._tag = tag
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="inspector-decode")
+        for k in range(i, i + 1 + self.ahead):
+            if k not in self._futures and (end is None or k < end):
+                self._futures[k] = self._pool.submit(load, k)
+        fut = self._futures.pop(i, None)
+        return fut.result() if fut is not None else load(i)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._futures.clear()

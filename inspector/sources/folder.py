@@ -9,6 +9,7 @@ from pathlib import Path
 from inspector.core.errors import SourceError
 from inspector.core.names import readable, shown
 from inspector.core.types import Frame
+from inspector.sources.decoding import ReadAhead
 from inspector.sources.images import IMAGE_SUFFIXES, read_scaled
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class FolderSource:
         self.name = readable(str(self.folder))
         self.loop = loop
         self._i = 0
+        self._ahead = ReadAhead()  # the next pictures decoded while this one is judged
 
     def __len__(self) -> int:
         return len(self.files)
@@ -48,7 +50,9 @@ class FolderSource:
         # link is named as it is, not as its missing target); a name of any bytes in its readable form
         where = shown(path.resolve() if path.exists() else path.absolute())
         try:
-            img, err, jpeg, full = read_scaled(path, self.target_hw)
+            n, target = len(self.files), self.target_hw
+            img, err, jpeg, full = self._ahead.take(seq, lambda k: read_scaled(self.files[k % n], target), target,
+                                                    None if self.loop else n)
         except Exception as e:  # noqa: BLE001 - one file never ends a folder run: it is a part not inspected
             log.warning("reading %s failed", where, exc_info=True)
             return Frame(None, seq, self.name, time.time(), where, f"cannot read {shown(path.name)}: {e}")
@@ -59,4 +63,4 @@ class FolderSource:
         self.target_hw = target_hw
 
     def close(self) -> None:
-        pass
+        self._ahead.close()

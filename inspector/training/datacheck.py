@@ -96,8 +96,32 @@ def _bin_labels(imgsz: int) -> list[str]:
     return lab
 
 
+def camera_px(ds: Dataset, imgsz: int, tile: int = 0) -> dict:
+    """Box sizes in camera pixels against the model's input and a tile: what a defect becomes when the whole
+    picture is shrunk to ``imgsz``, and the tile (at the model's own scale) and overlap that keep it whole."""
+    ims = [im for split in ds.splits.values() for im in split]
+    short = np.array([min(b.x2 - b.x1, b.y2 - b.y1) for im in ims for b in im.boxes], float)
+    long_ = np.array([max(b.x2 - b.x1, b.y2 - b.y1) for im in ims for b in im.boxes], float)
+    if not ims or not len(short):
+        return {}
+    side = float(np.median([max(im.width, im.height) for im in ims]))
+    shrink = max(1.0, side / imgsz)
+    big = float(np.quantile(long_, 0.95))
+    overlap = int(min(imgsz // 2, -(-big // 32) * 32))
+    out = {"picture_long_side_px": round(side), "shrink_untiled": round(shrink, 2),
+           "box_short_px": {"p10": round(float(np.quantile(short, 0.1)), 1),
+                            "median": round(float(np.median(short)), 1)},
+           "box_long_px_p95": round(big, 1), "median_short_px_untiled": round(float(np.median(short)) / shrink, 1),
+           "suggested_tile": imgsz if shrink > 1.5 else 0, "suggested_overlap": overlap if shrink > 1.5 else 0}
+    if tile:
+        out["tile"] = tile
+        out["boxes_over_tile"] = int((long_ > tile).sum())
+        out["tile_scale"] = round(tile / imgsz, 2)
+    return out
+
+
 def check_dataset(path: Path | str, imgsz: int = DEFAULT_IMGSZ,
-                  progress: Callable[[int, int], None] | None = None) -> dict:
+                  progress: Callable[[int, int], None] | None = None, tile: int = 0) -> dict:
     """Read every image and label of the data set at ``path``; return the report as a dict."""
     problems: dict[str, list[str]] = {}
     ds = load_dataset(path, problems)
@@ -158,6 +182,7 @@ def check_dataset(path: Path | str, imgsz: int = DEFAULT_IMGSZ,
                        "near_correlation": NEAR_CORRELATION},
         "problems": {k: v for k, v in problems.items()},
         "imbalance": _imbalance(per_class, ds),
+        "camera_px": camera_px(ds, imgsz, tile),
     }
     report["advice"] = _advice(report)
     report["training_refuses"] = refusals(report)
@@ -259,6 +284,18 @@ def format_text(r: dict) -> str:
         lines.append(f"  {lab:<24} {n:>6} {'#' * round(40 * n / top)}")
     lines.append("  image sizes: " + ", ".join(f"{k} ({v})" for k, v in r["image_sizes"].items()))
     lines.append(f"  {r['imgsz_advice']}")
+    cam = r.get("camera_px") or {}
+    if cam:
+        lines.append(f"  in camera pixels: box short side p10 {cam['box_short_px']['p10']:g}, median "
+                     f"{cam['box_short_px']['median']:g} (long side p95 {cam['box_long_px_p95']:g}) on pictures of "
+                     f"{cam['picture_long_side_px']} px; shrunk {cam['shrink_untiled']:g}x to {bs['imgsz']} px the "
+                     f"median box is {cam['median_short_px_untiled']:g} px")
+        if cam.get("tile"):
+            lines.append(f"  tile {cam['tile']} px ({cam['tile_scale']:g}x the model's input): "
+                         f"{cam['boxes_over_tile']} box(es) larger than a tile")
+        if cam["suggested_tile"]:
+            lines.append(f"  suggested: --tile {cam['suggested_tile']} --overlap {cam['suggested_overlap']} (tiles "
+                         "at the model's own scale; the overlap holds 95 % of the boxes whole)")
     d = r["duplicates"]
     lines += ["", f"exact duplicates: {len(d['exact'])} group(s), {d['exact_across_splits']} across splits"]
     for g in d["exact"][:5]:

@@ -162,7 +162,8 @@ def train(data: Path | str, out: Path | str, *, base: str | None = None, epochs:
           workers: int = 2, seed: int = 0, name: str | None = None, command: str | None = None,
           progress: Callable[[TrainProgress], None] | None = None, export_onnx: bool = True,
           registry: ModelRegistry | None = None, time_budget_s: float | None = None, keep_base: bool = False,
-          say: Callable[[str], None] = log.info, stop_file: Path | None = None, threads: int = 0) -> ModelCard:
+          say: Callable[[str], None] = log.info, stop_file: Path | None = None, threads: int = 0,
+          tile: int = 0, overlap: int = 0, negatives: float = 1.0) -> ModelCard:
     """Train and write weights, ONNX and the model card into ``out``; return the card.
 
     ``registry``: the hashes trusted on the station (default: the shipped ones); any other ``.pt``
@@ -173,6 +174,9 @@ def train(data: Path | str, out: Path | str, *, base: str | None = None, epochs:
     size the data's box sizes suggest. ``base`` is chosen by ``train_plan.choose_base``.
     Ctrl-C (SIGINT, in the main thread), or ``stop_file`` appearing (a cancel from the window), stops after the
     current step and keeps the best weights. ``threads`` 0 trains on every usable core.
+    ``tile`` (camera pixels, with ``overlap``) trains on the tiles the station's tiled recipe judges
+    (``inspector.training.tiles``; ``imgsz`` then defaults to the tile: the camera's own scale); the card
+    records the tiling.
     """
     registry = registry or ModelRegistry()
     keep_data_local()
@@ -189,12 +193,30 @@ def train(data: Path | str, out: Path | str, *, base: str | None = None, epochs:
     if not ds.splits.get("train"):
         raise DatasetError(f"{data}: the training split is empty.")
     notes: dict = {}
+    if tile:
+        from inspector.detection.tiling import Tiling
+        from inspector.training.tiles import tile_dataset
+
+        try:
+            tiling = Tiling(int(tile), int(overlap))
+        except ValueError as e:
+            raise DatasetError(f"--tile {tile} --overlap {overlap}: {e}.") from None
+        ds, notes["tiling"] = tile_dataset(ds, tiling, default_cache_dir(), negatives, seed, say)
+        if imgsz is None:
+            imgsz = -(-tiling.size // 32) * 32
+            notes["imgsz_note"] = f"imgsz {imgsz}: the {tiling.size}-px tiles at the camera's own scale"
     if imgsz is None:
         advice = advise_imgsz(ds)
         imgsz = advice.imgsz
         notes["imgsz_note"] = advice.message
         say(f"image size: {advice.message}")
     data_yaml = to_ultralytics(ds, default_cache_dir())
+    if "tiling" not in notes:
+        from inspector.training.tiles import native_tiling
+
+        native = native_tiling(ds, imgsz)
+        if native:
+            notes["tiling"] = native
 
     from ultralytics import YOLO
 
