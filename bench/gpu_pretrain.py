@@ -45,7 +45,7 @@ def say(msg: str) -> None:
 
 def _corpus_module():
     try:
-        from inspector.training import corpus
+        from inspector.training import corpus  # noqa: F401 - only whether it imports
     except ImportError:  # on the device: a copy beside this script
         import pretrain_corpus as corpus
     return corpus
