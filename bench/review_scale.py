@@ -34,8 +34,8 @@ from inspector.core.privacy import guard_process  # noqa: E402 - the project roo
 from sqlalchemy import insert  # noqa: E402
 
 from db import InspectionFilter, InspectionRepo, open_database, session_factory  # noqa: E402
-from station.reports import make_report  # noqa: E402
 from db.schema import DetectionRecord, InspectionRecord, ModelVersion, Review, Run  # noqa: E402
+from station.reports import make_report  # noqa: E402
 
 LABELS = (("scratch", 0.40), ("dent", 0.25), ("stain", 0.15), ("crack", 0.12), ("chip", 0.08))
 SHA = "5e" * 32
