@@ -92,3 +92,15 @@ def test_cli_model_add_needs_an_admin_once_users_exist(tmp_path):
     r = cli("model", "add", str(model), "--db", db, "--user", "boss", INSPECTOR_PASSWORD="password1")
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("action, words", [("recipe", "olga (operator) may not change a recipe or product: it needs "
+                                                      "the qc role or higher."),
+                                           ("review", "olga (operator) may not review: it needs the qc role")])
+def test_a_refusal_reads_as_a_sentence(action, words):
+    """Issue 26: the product editor's refusal read "olga (operator) may not recipe"."""
+    from inspector.core.auth import require
+
+    with pytest.raises(PermissionDenied) as e:
+        require(Actor("olga", Role.OPERATOR), action)
+    assert str(e.value).startswith(words)

@@ -420,6 +420,20 @@ def test_a_progress_file_with_a_cut_last_line_reads_as_far_as_it_is_whole(tmp_pa
     assert read_progress(f).status == "failed" and "disk is full" in read_progress(f).error
 
 
+def test_progress_within_an_epoch_reads_as_its_batch_and_eta_until_the_epoch_ends(tmp_path):
+    from inspector.training.progress import ProgressFile, read_progress
+    from inspector.training.train import TrainProgress
+
+    f = tmp_path / "p.jsonl"
+    pf = ProgressFile(f)
+    pf.batch(TrainProgress(1, 5, 3.2, None, 400.0, batch=3, batches=40))
+    st = read_progress(f)
+    assert st.status == "training" and st.batch == (1, 3, 40) and st.eta_s == 400.0 and st.error == ""
+    pf.epoch(TrainProgress(1, 5, 3.1, 0.10, 300.0))
+    st = read_progress(f)
+    assert st.batch is None and [p.epoch for p in st.epochs] == [1] and st.eta_s == 300.0
+
+
 def test_a_pt_whose_onnx_twin_the_station_would_run_is_untrusted_is_not_promoted(tmp_path, tiny_model):
     from db import TrustRepo
     from inspector.detection.registry import sha256_file

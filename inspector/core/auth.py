@@ -46,6 +46,12 @@ ACTIONS: dict[str, Role] = {
     "stations": Role.ADMIN,  # register a station's public key in the plant's database (issue 30)
 }
 
+#: how a refusal names an action to a person ("olga (operator) may not change a recipe or product")
+ACTION_WORDS: dict[str, str] = {"recipe": "change a recipe or product", "model": "trust a model",
+                                "users": "manage users", "settings": "change protected settings",
+                                "promote": "promote or roll back a model", "train": "train a model",
+                                "report": "make a report", "export": "export data", "run": "run the line"}
+
 MAX_FAILURES = 5
 LOCKOUT_S = 300
 MIN_PASSWORD = 8
@@ -81,8 +87,8 @@ def require(actor: Actor | None, action: str) -> Actor:
     if actor is None:
         raise PermissionDenied(f"'{action}' needs a signed-in user with the {ACTIONS[action].value} role.")
     if not allowed(actor, action):
-        raise PermissionDenied(f"{actor.name} ({actor.role.value}) may not {action}: it needs the "
-                               f"{ACTIONS[action].value} role or higher.")
+        raise PermissionDenied(f"{actor.name} ({actor.role.value}) may not {ACTION_WORDS.get(action, action)}: it "
+                               f"needs the {ACTIONS[action].value} role or higher.")
     return actor
 
 

@@ -95,9 +95,9 @@ class TrainState:
     best_map50: float | None = None
     eta_s: float | None = None
     notes: tuple[str, ...] = ()
-    batch: tuple[int, int, int] | None = None  # (epoch, batch, batches) of the latest progress within an epoch
     result: dict = field(default_factory=dict, hash=False, compare=False)
     error: str = ""
+    batch: tuple[int, int, int] | None = None  # (epoch, batch, batches) of the latest progress within an epoch
 
     @property
     def last(self) -> EpochPoint | None:

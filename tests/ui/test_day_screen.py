@@ -158,7 +158,7 @@ def test_product_editor_draws_the_roi_and_saves_thresholds_as_qc_only(qtbot, ope
     ed.table.item(1, 2).setText("0.3")
     asked = sign_in_as(w, Actor("olga", Role.OPERATOR))
     ed.save()
-    qtbot.waitUntil(lambda: "may not recipe" in w.live.error.message, timeout=20_000)
+    qtbot.waitUntil(lambda: "may not change a recipe or product" in w.live.error.message, timeout=20_000)
     assert asked and not (tmp_path / "settings.toml").exists(), "an operator saves nothing"
     asked = sign_in_as(w, Actor("quinn", Role.QC))
     ed.save()
