@@ -106,6 +106,12 @@ def load_detector(cfg: ModelConfig, conf: float, registry: ModelRegistry | None 
     sha = registry.check(path)
     imgsz = int(read_card(path).get("imgsz") or cfg.imgsz)  # the size the model was trained at
     log.info("loading %s with the %s backend (sha256 %s)", path, backend.value, sha[:12])
+    if is_anomaly_model(path):
+        from inspector.detection.anomaly import AnomalyDetector
+
+        if backend == Backend.ULTRALYTICS:
+            raise ModelError(f"{path.name} is an anomaly model: run it with the openvino or onnxruntime backend.")
+        return AnomalyDetector(path, sha, backend=backend.value, conf=conf, threads=cfg.threads)
     if backend == Backend.ULTRALYTICS:
         return UltralyticsDetector(path, sha, imgsz, conf, cfg.iou)
     from inspector.detection.setup import choice
@@ -121,6 +127,17 @@ def load_detector(cfg: ModelConfig, conf: float, registry: ModelRegistry | None 
                          imgsz=imgsz, conf=conf, iou=cfg.iou)
     det.tune = shown  # what the health panel and the run's summary show
     return det
+
+
+def is_anomaly_model(path: Path) -> bool:
+    """An exported anomaly model (``inspector train --kind anomaly``) rather than a YOLO detector."""
+    if read_card(path).get("task") == "anomaly":
+        return True
+    if path.suffix.lower() != ".onnx":
+        return False
+    from inspector.detection.anomaly import anomaly_metadata
+
+    return anomaly_metadata(path) is not None
 
 
 def trusted_int8_variant(path: Path, registry: ModelRegistry) -> tuple[Path, str] | None:
