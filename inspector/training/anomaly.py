@@ -18,6 +18,7 @@ import logging
 import math
 import platform
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -273,7 +274,8 @@ def export_onnx(net, path: Path) -> Path:
     x = torch.zeros((1, net.size, net.size, 3), dtype=torch.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.onnx")
-    with torch.inference_mode():
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes on constant shapes: the input size is fixed
         torch.onnx.export(net, (x,), str(tmp), input_names=["image"], output_names=["score", "heatmap"],
                           opset_version=17, dynamo=False, do_constant_folding=True)
     model = onnx.load(str(tmp))
