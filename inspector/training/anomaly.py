@@ -136,7 +136,10 @@ def _net(layers, taps: Sequence[int], mean, proj, bank, centre: float, spread: f
 
         def raw_map(self, x):
             """(N, 1, h, w) smoothed distance of each patch to its nearest normal patch."""
-            f = self.patches(x)
+            return self.raw_from_features(self.features(x))
+
+        def raw_from_features(self, feats):
+            f = F.conv2d(feats, self.proj_w, self.proj_b)
             n, d, h, w = f.shape
             q = f.flatten(2).transpose(1, 2)  # (N, h*w, D)
             d2 = (q * q).sum(2, keepdim=True) - 2.0 * (q @ self.bank_t) + self.bank_sq
@@ -171,8 +174,8 @@ def default_base() -> Path:
 
 
 def _features(net, pictures: Sequence[Path], size: int, deadline: float, say: Callable[[str], None],
-              batch: int = 8) -> np.ndarray:
-    """Reduced-later patch features (N, C, h, w) float16 of as many pictures as the deadline allows."""
+              batch: int = 8, dtype=np.float16) -> np.ndarray:
+    """Patch features (N, C, h, w) of as many pictures as the deadline allows (PCA comes later)."""
     import torch
 
     out, t0 = [], time.monotonic()
@@ -182,21 +185,24 @@ def _features(net, pictures: Sequence[Path], size: int, deadline: float, say: Ca
                 say(f"time budget: features of {i} of {len(pictures)} pictures taken, the rest left out")
                 break
             x = torch.from_numpy(np.concatenate([model_input(load_picture(p), size) for p in pictures[i:i + batch]]))
-            out.append(net.features(x).numpy().astype(np.float16))
+            out.append(net.features(x).numpy().astype(dtype))
             if i == 0:
                 say(f"features: {len(pictures[i:i + batch]) / max(time.monotonic() - t0, 1e-6):.1f} pictures/s")
     return np.concatenate(out)
 
 
-def coreset(x: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
-    """Indices of ``n`` rows of ``x`` chosen greedily so that every row is near one of them (k-center)."""
+def coreset(x: np.ndarray, n: int, seed: int = 0, deadline: float = math.inf, least: int = 256) -> np.ndarray:
+    """Indices of ``n`` rows of ``x`` chosen greedily so that every row is near one of them (k-center); fewer
+    (but at least ``least``) when ``time.monotonic()`` passes ``deadline``."""
     if n >= len(x):
         return np.arange(len(x))
     z = np.ascontiguousarray(x, dtype=np.float32)
     sq = (z * z).sum(1)
     sel = [int(np.random.default_rng(seed).integers(len(z)))]
     d = sq - 2.0 * (z @ z[sel[0]]) + sq[sel[0]]
-    for _ in range(n - 1):
+    for k in range(n - 1):
+        if k >= least and k % 64 == 0 and time.monotonic() > deadline:
+            break
         i = int(np.argmax(d))
         sel.append(i)
         np.minimum(d, sq - 2.0 * (z @ z[i]) + sq[i], out=d)
@@ -221,25 +227,27 @@ def fit(pictures: Sequence[Path], *, base: Path | None = None, size: int = SIZE,
     base = base or default_base()
     layers = load_backbone(base, registry)
     probe = _net(layers, TAPS, np.zeros(1), np.zeros((1, 1)), np.zeros((1, 1)), 0.0, 1.0, size)
-    # features take most of the time; the coreset, the held-out scores and the export share the rest
-    feats = _features(probe, learn, size, t_start + 0.55 * budget, say)
+    # the held-out pictures' features first (all of them: they set the threshold), then as many of the others as
+    # the budget allows; the coreset and the export share the rest
+    cal_feats = _features(probe, cal, size, math.inf, say, dtype=np.float32)
+    feats = _features(probe, learn, size, t_start + 0.6 * budget, say)
     n_learnt = len(feats)
     c = feats.shape[1]
     patches = feats.transpose(0, 2, 3, 1).reshape(-1, c)
     del feats
-    sample = patches[rng.choice(len(patches), min(len(patches), 120_000), replace=False)].astype(np.float32)
+    sample = patches[rng.choice(len(patches), min(len(patches), 60_000), replace=False)].astype(np.float32)
     del patches
     mean = sample.mean(0)
     _, _, vt = np.linalg.svd(sample[::4] - mean, full_matrices=False)
     proj = vt[:dim].T.astype(np.float32)
     reduced = (sample - mean) @ proj
     t0 = time.monotonic()
-    bank = reduced[coreset(reduced, bank_size, seed)]
+    bank = reduced[coreset(reduced, bank_size, seed, deadline=t_start + 0.85 * budget)]
     say(f"memory bank: {len(bank)} of {len(reduced)} patches ({time.monotonic() - t0:.0f} s)")
     net = _net(layers, TAPS, mean, proj, bank, 0.0, 1.0, size)
     with torch.inference_mode():
-        raw = np.array([float(net.raw_map(torch.from_numpy(model_input(load_picture(p), size))).amax())
-                        for p in cal])
+        raw = np.concatenate([net.raw_from_features(torch.from_numpy(cal_feats[i:i + 16])).flatten(1).amax(1).numpy()
+                              for i in range(0, len(cal_feats), 16)]).astype(np.float64)
     threshold = float(np.quantile(raw, 1.0 - false_reject, method="higher"))
     median = float(np.median(raw))
     # scores 0.5 at the threshold, about 0.05 at the held-out median: the default review band stays quiet
