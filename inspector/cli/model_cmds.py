@@ -91,9 +91,15 @@ def _train_with(a: argparse.Namespace, progress, say, stream) -> int:
         actor = signed_in(a, sessions, "train") if a.user or not users else None
         cmd = "inspector " + " ".join(shlex.quote(x) for x in sys.argv[1:])
         budget = a.time_budget if a.time_budget is not None else (a.hours * 3600 if a.hours else None)
-        card = train(a.data, a.out, base=a.base, epochs=a.epochs, imgsz=a.imgsz, batch=a.batch,
-                     resume=a.resume, command=cmd, progress=progress, registry=registry, time_budget_s=budget,
-                     keep_base=a.keep_base, say=say, stop_file=a.stop_file, tile=a.tile, overlap=a.overlap)
+        if a.kind == "anomaly":
+            from inspector.training.anomaly import train_anomaly
+
+            card = train_anomaly(a.data, a.out, time_budget_s=budget, base=Path(a.base) if a.base else None,
+                                 false_reject=a.false_reject, command=cmd, registry=registry, say=say)
+        else:
+            card = train(a.data, a.out, base=a.base, epochs=a.epochs, imgsz=a.imgsz, batch=a.batch,
+                         resume=a.resume, command=cmd, progress=progress, registry=registry, time_budget_s=budget,
+                         keep_base=a.keep_base, say=say, stop_file=a.stop_file, tile=a.tile, overlap=a.overlap)
         print(_reached(card))
         files = ", ".join(card.file_names)
         if actor is None:
@@ -124,6 +130,11 @@ def _train_with(a: argparse.Namespace, progress, say, stream) -> int:
 
 def _reached(card: ModelCard) -> str:
     """One paragraph: what the run reached and which split chose the kept weights."""
+    if card.task == "anomaly":
+        an = card.extra.get("anomaly") or {}
+        return (f"learnt normal from {an.get('learnt_from')} pictures in {card.train_seconds / 60:.1f} min; "
+                f"threshold 0.50 = {(an.get('threshold') or {}).get('false_reject_quantile', 0):.1%} false rejects "
+                f"on {an.get('held_out')} held-out good pictures; export parity {an.get('export_parity', 0):.1e}.")
     done = f"{card.epochs_done} epochs in {card.train_seconds / 60:.1f} min"
     if card.time_budget_s:
         done += f" (budget {card.time_budget_s / 60:.1f} min)"
@@ -157,6 +168,8 @@ def _evaluate(a: argparse.Namespace) -> int:
     mcfg: ModelConfig = cfg.model.model_copy(update={k: v for k, v in
                                                     (("path", Path(a.model) if a.model else None),
                                                      ("backend", a.backend)) if v is not None})
+    if a.model and _is_anomaly(Path(a.model)):
+        return _evaluate_anomaly(a, mcfg, Recipe(recipe_cfg))
     ds = load_dataset(a.data)
     images = ds.split(a.split)
     engine, _, registry = _station(a)
@@ -186,6 +199,36 @@ def _tiled_for(detector, recipe_cfg):
     path = Path(getattr(detector, "path", "") or "model")
     tiling = recipe_tiling(recipe_cfg.tile_size, recipe_cfg.tile_overlap, load_card(path), path.name, recipe_cfg.name)
     return detector if tiling is None else TiledDetector(detector, tiling, recipe_cfg.roi)
+
+
+def _is_anomaly(model: Path) -> bool:
+    from inspector.detection.detector import is_anomaly_model
+    from inspector.detection.registry import resolve_model
+
+    try:
+        return is_anomaly_model(resolve_model(model, (".onnx", ".xml")))
+    except Exception:  # noqa: BLE001 - not a model file: the detector path says why
+        return False
+
+
+def _evaluate_anomaly(a: argparse.Namespace, mcfg: ModelConfig, recipe) -> int:
+    """Image AUROC, pixel AUPRO, and at the recipe's threshold the false rejects and the recall per kind."""
+    from inspector.detection.detector import load_detector
+    from inspector.training.anomaly_eval import evaluate_anomaly, format_anomaly_report
+
+    engine, _, registry = _station(a)
+    engine.dispose()
+    threshold = recipe.thresholds("anomaly").fail_conf
+    detector = load_detector(mcfg, conf=recipe.detector_floor, registry=registry)
+    out = evaluate_anomaly(detector, a.data, threshold, _progress_line("images"))
+    print(format_anomaly_report(out))
+    out["model"] = str(detector.path)
+    out["backend"] = detector.setup.backend
+    if a.card:
+        _record_in_card(detector, out)
+    if a.json:
+        print(json.dumps(out))
+    return 0
 
 
 def _record_in_card(detector, result: dict) -> None:
@@ -252,7 +295,12 @@ def register(sub) -> None:
     s.set_defaults(func=_synth)
 
     t = sub.add_parser("train", help="train or fine-tune a detector on a data set")
-    t.add_argument("--data", required=True, help="data.yaml, Pascal VOC folder or YOLO folder")
+    t.add_argument("--kind", default="detect", choices=["detect", "anomaly"], help="detect: boxes of labelled "
+                   "defect classes; anomaly: learn what good looks like from pictures of good parts alone")
+    t.add_argument("--data", required=True, help="data.yaml, Pascal VOC folder or YOLO folder; with --kind anomaly "
+                   "a folder or a list file of pictures of good parts")
+    t.add_argument("--false-reject", type=float, default=0.02, help="--kind anomaly: the share of good parts "
+                   "the threshold may reject, set on held-out good pictures (default 0.02)")
     t.add_argument("--out", required=True, help="new output folder, e.g. models/NAME (never one that holds a "
                    "trusted model)")
     t.add_argument("--base", default=None, help="pretrained .pt to fine-tune (default: the shipped general surface "

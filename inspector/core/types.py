@@ -213,9 +213,13 @@ class Detections:
     image_height: int
     inference_ms: float = 0.0
     model_sha256: str = ""
+    # an anomaly model's picture score in [0, 1] (0.5 at its threshold) and its heat map (h x w, same scale)
+    score: float | None = None
+    heatmap: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _need(isinstance(self.items, tuple), "a tuple of Detection", type(self.items))
+        _need(self.score is None or 0.0 <= self.score <= 1.0, "an anomaly score in [0, 1] or None", self.score)
         _need(self.image_width > 0 and self.image_height > 0, "a positive image size",
               (self.image_width, self.image_height))
 
@@ -233,7 +237,7 @@ class Detections:
         sx, sy = width / self.image_width, height / self.image_height
         items = tuple(Detection(d.cls, d.label, d.confidence, d.x1 * sx, d.y1 * sy, d.x2 * sx, d.y2 * sy)
                       for d in self.items)
-        return Detections(items, width, height, self.inference_ms, self.model_sha256)
+        return Detections(items, width, height, self.inference_ms, self.model_sha256, self.score, self.heatmap)
 
 
 RUN_PRECISIONS = ("f32", "bf16", "int8")

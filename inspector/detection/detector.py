@@ -16,6 +16,7 @@ from inspector.core.config import Backend, ModelConfig
 from inspector.core.errors import ModelError
 from inspector.core.ports import Detector
 from inspector.core.types import Detection, Detections, RunSetup
+from inspector.detection.card import load_card
 from inspector.detection.offline import keep_data_local
 from inspector.detection.registry import ModelRegistry, resolve_model
 
@@ -116,6 +117,12 @@ def load_detector(cfg: ModelConfig, conf: float, registry: ModelRegistry | None 
     sha = registry.check(path)
     imgsz = model_imgsz(path, registry.trusted(), cfg.imgsz)  # the size the model was trained at
     log.info("loading %s with the %s backend (sha256 %s)", path, backend.value, sha[:12])
+    if is_anomaly_model(path):
+        from inspector.detection.anomaly import AnomalyDetector
+
+        if backend == Backend.ULTRALYTICS:
+            raise ModelError(f"{path.name} is an anomaly model: run it with the openvino or onnxruntime backend.")
+        return AnomalyDetector(path, sha, backend=backend.value, conf=conf, threads=cfg.threads)
     if backend == Backend.ULTRALYTICS:
         return UltralyticsDetector(path, sha, imgsz, conf, cfg.iou)
     from inspector.detection.setup import choice
@@ -146,6 +153,18 @@ def model_imgsz(path: Path, trusted, default: int) -> int:
         size = args.get("imgsz") if isinstance(args, dict) else None
     ok = isinstance(size, int) and not isinstance(size, bool) and 32 <= size <= 8192
     return size if ok else default
+
+
+def is_anomaly_model(path: Path) -> bool:
+    """An exported anomaly model (``inspector train --kind anomaly``) rather than a YOLO detector."""
+    card = load_card(path)
+    if card is not None and card.task == "anomaly":
+        return True
+    if path.suffix.lower() != ".onnx":
+        return False
+    from inspector.detection.anomaly import anomaly_metadata
+
+    return anomaly_metadata(path) is not None
 
 
 def trusted_int8_variant(path: Path, registry: ModelRegistry) -> tuple[Path, str] | None:
