@@ -66,10 +66,7 @@ class ImageStore:
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
             if self.proof and final.parent not in self._marked:
-                mark = final.parent / RUN_MARK
-                if not mark.exists():
-                    mark.write_text(self.proof, encoding="utf-8")
-                self._marked.add(final.parent)
+                self._mark(final.parent)
             with open(tmp, "wb") as f:
                 f.write(buf)
                 f.flush()
@@ -82,6 +79,20 @@ class ImageStore:
                 pass
             raise StorageError(storage_message(self.root, e, len(buf))) from e
         return rel.as_posix()
+
+    def _mark(self, folder: Path) -> None:
+        """The run folder's mark; a folder without one (the mark could not be written) is never cleaned up."""
+        mark = folder / RUN_MARK
+        try:
+            if not mark.exists():
+                mark.write_text(self.proof, encoding="utf-8")
+            self._marked.add(folder)
+        except OSError as e:
+            log.warning("could not mark the run folder %s (%s): a crash clean-up will leave it alone", folder, e)
+            try:
+                mark.unlink(missing_ok=True)
+            except OSError:
+                pass
 
     def delete(self, rel: str) -> None:
         try:
