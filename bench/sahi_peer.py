@@ -1,9 +1,7 @@
 #!/usr/bin/env python3
-"""Peer for tiled throughput: what a plant engineer would write with SAHI's sliced prediction on Ultralytics'
-OpenVINO export (pip install sahi; not a dependency of Inspector). Reads every image of a folder, slices it
-into TILE-px tiles with OVERLAP px shared, merges the boxes, writes one SQLite row per part (WAL,
-synchronous=FULL, one commit per part) and saves each image as a JPEG, as ../shared/acceptance/lib's 30-line
-script does untiled. Prints parts/s as JSON. Usage: sahi_peer.py WEIGHTS.pt IMAGES_DIR OUT_DIR [TILE] [OVERLAP]"""
+"""Peer for tiled throughput, as a plant engineer would write it: SAHI's sliced prediction on Ultralytics'
+OpenVINO export, one SQLite commit and one JPEG per part (as ../shared/acceptance/lib/peer_pipeline.py does
+untiled). pip install sahi. Usage: sahi_peer.py WEIGHTS.pt IMAGES_DIR OUT_DIR [TILE] [OVERLAP]"""
 import glob
 import json
 import os
