@@ -24,9 +24,14 @@ def load(data: Path, rel: str, size: int) -> np.ndarray:
 
 
 def backbone(base: Path):
+    import tempfile
+
     from ultralytics import YOLO
 
-    return YOLO(str(base)).model.model[:7].eval().float()
+    from inspector.detection.checkpoint import rebuild
+
+    with tempfile.TemporaryDirectory(prefix="anomaly-bench-") as tmp:  # the gate: tensors into our own network
+        return YOLO(str(rebuild(base, Path(tmp) / base.name))).model.model[:7].eval().float()
 
 
 def features(net, ims: list[np.ndarray], layers: tuple[int, ...]) -> np.ndarray:

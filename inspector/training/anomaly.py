@@ -155,14 +155,18 @@ def _net(layers, taps: Sequence[int], mean, proj, bank, centre: float, spread: f
 
 def load_backbone(base: Path, registry: ModelRegistry | None = None):
     """The first layers of the shipped surface base's backbone (fused, eval mode) up to the last tap."""
-    from inspector.detection.checkpoint import vet
+    import tempfile
+
+    from inspector.detection.checkpoint import rebuild, vet
     from inspector.detection.offline import keep_data_local
 
     keep_data_local()
     vet(registry or ModelRegistry(), base)
     from ultralytics import YOLO
 
-    model = YOLO(str(base)).model.float().fuse().eval()
+    # never the file itself: its tensors in a network built here (the gate every loader goes through)
+    with tempfile.TemporaryDirectory(prefix="inspector-anomaly-") as tmp:
+        model = YOLO(str(rebuild(Path(base), Path(tmp) / Path(base).name))).model.float().fuse().eval()
     layers = model.model[:max(TAPS) + 1]
     for p in layers.parameters():
         p.requires_grad_(False)
