@@ -31,12 +31,14 @@ def test_a_product_promotion_reaches_every_station_running_it_and_a_stations_own
     copy = tmp_path / "share" / "parts-v2.onnx"  # the same file (same hash) where the plant keeps its models
     copy.parent.mkdir()
     shutil.copy(PARTS_ONNX, copy)
-    p = change_model(plant_db, None, product_target("P"), copy, "better on lot 12", tmp_path / "old.onnx")
+    p = change_model(plant_db, None, product_target("P"), copy, "better on lot 12",
+                     tmp_path / "old.onnx", force=True)
     assert p.station == "product:P"
     for station in ("s1", "s2"):
         assert active_promotion(plant_db, station, "P").id == p.id
         assert active_promotion(plant_db, station, "Q") is None  # another product: its configuration's model
-    own = change_model(plant_db, None, "s2", PARTS_ONNX, "s2 keeps the shipped file", tmp_path / "old.onnx")
+    own = change_model(plant_db, None, "s2", PARTS_ONNX, "s2 keeps the shipped file",
+                     tmp_path / "old.onnx", force=True)
     assert active_promotion(plant_db, "s2", "P").id == own.id and active_promotion(plant_db, "s1", "P").id == p.id
 
 
@@ -45,7 +47,8 @@ def test_a_promoted_file_is_checked_by_its_hash_never_trusted_by_its_path(plant_
 
     copy = tmp_path / "parts-v2.onnx"
     shutil.copy(PARTS_ONNX, copy)
-    p = change_model(plant_db, None, product_target("P"), copy, "rollout", tmp_path / "old.onnx")
+    p = change_model(plant_db, None, product_target("P"), copy, "rollout",
+                     tmp_path / "old.onnx", force=True)
     assert checked_file(p) == copy
     copy.write_bytes(copy.read_bytes()[:-1] + b"\0")  # replaced on the share after the promotion
     with pytest.raises(ModelError, match="sha256 differs"):
@@ -71,7 +74,8 @@ def test_a_station_that_cannot_take_the_model_keeps_the_old_one_and_is_told(plan
     watcher = PromotionWatcher(plant_db, "s1", None, take, poll_s=0.05, product=lambda: "P", on_refused=refuse)
     watcher.start()
     try:
-        p = change_model(plant_db, None, product_target("P"), PARTS_ONNX, "rollout", tmp_path / "old.onnx")
+        p = change_model(plant_db, None, product_target("P"), PARTS_ONNX, "rollout",
+                     tmp_path / "old.onnx", force=True)
         assert done.wait(10)
     finally:
         watcher.stop()
