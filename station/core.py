@@ -194,7 +194,7 @@ class RetainingWriter:
         return ids
 
 
-SERVER_WAIT_S = 300.0
+SERVER_WAIT_S = 30.0  # a server restarting comes back within this; a wrong address is refused after it
 
 
 def open_station(spec: StationSpec, wait_s: float = SERVER_WAIT_S, **kwargs) -> Station:

@@ -133,7 +133,9 @@ def test_a_spawned_child_is_guarded_too(user_env: dict[str, str], tmp_path: Path
             import openvino  # noqa: F401 - without the guard this sends a telemetry event
             import nncf  # noqa: F401
 
-            inspector.core.privacy.keep_data_local()
+            from inspector.detection.offline import keep_data_local
+
+            keep_data_local()
             import ultralytics.data.utils as data_utils
             assert data_utils.check_font("Arial.ttf") is not None  # a local font, not a download
             print("child", sys.modules["openvino_telemetry"])
