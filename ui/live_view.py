@@ -200,7 +200,7 @@ class VerdictBanner(QFrame):
 
     def set_letter_size(self, pixels: int) -> None:
         """The verdict's letter height in pixels (the live tab sizes it to the screen; kiosk much larger), made
-        smaller where the longest word ("NOT INSPECTED") would not fit the banner's width."""
+        smaller where the words shown (say "NOT INSPECTED") would not fit the banner's width."""
         self._letter_px = pixels
         self._apply_letters()
 
@@ -214,8 +214,8 @@ class VerdictBanner(QFrame):
             f = QFont(self.font().family())
             f.setPixelSize(100)
             f.setWeight(QFont.Weight.Black)
-            widest = max(QFontMetrics(f).horizontalAdvance(theme.VERDICT_MARK[v] + "  " + theme.VERDICT_TEXT[v])
-                         for v in Verdict) + 40
+            shown = (self.mark.text() + "  " if self.mark.text() else "") + self.title.text()
+            widest = QFontMetrics(f).horizontalAdvance(shown or "READY") + 40  # the words shown now
             room = self.width() - 32 - 18  # the margins and the space between mark and word
             pixels = min(pixels, int(100 * room / widest))
         if getattr(self, "_applied_px", None) == pixels:
@@ -259,6 +259,7 @@ class VerdictBanner(QFrame):
             self.mark.setText(theme.VERDICT_MARK[verdict])
             self.mark.show()
             self.title.setText(theme.VERDICT_TEXT[verdict])
+            self._apply_letters()
             if verdict == Verdict.FAIL and self.hold_s > 0:
                 self._held_until = now + self.hold_s
                 self._hold.start(max(1, int(self.hold_s * 1000)))
@@ -304,6 +305,7 @@ class VerdictBanner(QFrame):
         self.mark.setText("")
         self.mark.hide()
         self.title.setText(title)
+        self._apply_letters()
         self.reasons.setText(line)
 
     def _paint(self, verdict: Verdict | None) -> None:
