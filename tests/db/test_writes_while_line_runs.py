@@ -121,7 +121,8 @@ def test_every_write_succeeds_within_2_s_while_the_line_commits_at_full_rate(tmp
             timed("a review", lambda: review(db_ui, part, qc, "confirm"))
             old = RecipeConfig()
             new = old.model_copy(update={"name": "p2"})
-            assert timed("saving a product", lambda: product_guard(lambda: sessions)("p2", old, new, qc)) == "quinn"
+            guard = product_guard(lambda: sessions)
+            assert timed("saving a product", lambda: guard("p2", old, new, qc, lambda: None)) == "quinn"
             commits = line.commits
         assert not line.errors, f"the line's writer failed: {line.errors[0]}"
         assert commits > 20, f"the line committed only {commits} batches: not at full rate"
