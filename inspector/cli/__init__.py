@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from inspector.core.errors import InspectorError
+from inspector.core.secrets import redact  # loaded before any signal handler can log (no import mid-log)
 
 log = logging.getLogger("inspector")
 
@@ -50,8 +51,6 @@ class _Masked(logging.Formatter):
     """No password in a log line (a camera's or a database's URL, a secret read from the environment)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        from inspector.core.secrets import redact
-
         return redact(super().format(record))
 
 
@@ -153,8 +152,6 @@ def _main(argv: list[str] | None) -> int:
     except InspectorError as e:
         log.debug("user error", exc_info=True)
         logging.getLogger("inspector.core.errors").info("%s", e, exc_info=True)
-        from inspector.core.secrets import redact
-
         print(f"error: {redact(str(e))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt as e:
