@@ -94,7 +94,8 @@ def job_text(job: Job) -> str:
     where = f"epoch {last.epoch}/{last.epochs}" if last is not None else "preparing"
     if st.batch is not None:  # within an epoch: batches, from the first seconds
         ep, b, n = st.batch
-        where = f"epoch {ep}, batch {b}/{n}"
+        of = f"/{last.epochs}" if last is not None and last.epochs else ""  # the epochs planned, once known
+        where = f"epoch {ep}{of}, batch {b}/{n}"
     best = f", best mAP50 {st.best_map50:.3f}" if st.best_map50 is not None else ""
     eta = f", ETA {format_duration(st.eta_s)}" if st.eta_s and job.status == "training" else ""
     status = job.status
