@@ -24,7 +24,7 @@ from inspector.core.types import Inspection
 from inspector.detection.card import ModelCard, load_card
 from inspector.detection.detector import load_detector, pick_model
 from inspector.detection.registry import ModelRegistry, recipe_sha256
-from inspector.detection.tiling import TiledDetector, recipe_tiling
+from inspector.detection.tiling import TiledDetector, recipe_tiling, tiled_for_recipe
 from inspector.inspection.pipeline import Pipeline, TimedDetector
 from inspector.inspection.rules import Recipe
 from inspector.inspection.runner import Runner, RunStats
@@ -294,10 +294,9 @@ class Station:
                                  registry or self.registry)
         recipe.check_classes(detector.classes, model_path.name)
         timed = TimedDetector(detector, cfg.model.timeout_s)
-        tiling = recipe_tiling(recipe.cfg.tile_size, recipe.cfg.tile_overlap, load_card(model_path), model_path.name,
-                               recipe.cfg.name)
-        if tiling is not None:  # small defects on large pictures: tile by tile at the model's scale, each bounded
-            timed = detector = TiledDetector(timed, tiling, recipe.cfg.roi)
+        tiled = tiled_for_recipe(timed, recipe.cfg, load_card(model_path), model_path.name)
+        if tiled is not timed:  # small defects on large pictures: tile by tile at the model's scale, each bounded
+            timed = detector = tiled
         self._running_setup(detector)
         return Pipeline(timed, recipe, cfg.quality, _min_side_px(cfg))
 

@@ -194,11 +194,10 @@ def _evaluate(a: argparse.Namespace) -> int:
 def _tiled_for(detector, recipe_cfg):
     """The detector as a tiled recipe runs it (whole pictures scored in their own pixels), or as it is."""
     from inspector.detection.card import load_card
-    from inspector.detection.tiling import TiledDetector, recipe_tiling
+    from inspector.detection.tiling import tiled_for_recipe
 
     path = Path(getattr(detector, "path", "") or "model")
-    tiling = recipe_tiling(recipe_cfg.tile_size, recipe_cfg.tile_overlap, load_card(path), path.name, recipe_cfg.name)
-    return detector if tiling is None else TiledDetector(detector, tiling, recipe_cfg.roi)
+    return tiled_for_recipe(detector, recipe_cfg, load_card(path), path.name)
 
 
 def _is_anomaly(model: Path) -> bool:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from inspector.core.config import RecipeConfig
 from inspector.core.errors import ConfigError
 from inspector.core.ports import AsyncDetector, Detector, PendingDetections, Ready
 from inspector.core.types import Detection, Detections
@@ -225,3 +226,11 @@ def recipe_tiling(tile_size: int | str, tile_overlap: int, card: ModelCard | Non
                           f"{trained.size}-px tiles: its defects would reach it at {ratio:.2f}x the size it "
                           f"learnt; set tile_size = {trained.size} (or \"auto\").")
     return tiling
+
+
+def tiled_for_recipe(detector: Detector, recipe: RecipeConfig, card: ModelCard | None,
+                     model: str = "the model") -> Detector:
+    """The detector as ``recipe`` runs it: tile by tile (boxes in the picture's own pixels) when the recipe tiles,
+    else the detector itself; ConfigError (``recipe_tiling``) when the model was not trained at that scale."""
+    tiling = recipe_tiling(recipe.tile_size, recipe.tile_overlap, card, model, recipe.name)
+    return detector if tiling is None else TiledDetector(detector, tiling, recipe.roi)
