@@ -140,7 +140,17 @@ class QualityConfig(_Section):
     frozen_diff: float = Field(
         3.0, ge=0, le=255,
         description="Pictures whose 64x64 grey thumbnails differ by at most this mean grey level count as the "
-                    "same content (tolerates encoder and sensor noise; a moving part differs by far more).")
+                    "same content (tolerates encoder and sensor noise; a moving part differs by far more). "
+                    "Brightness and contrast are evened out first, so a flickering frozen picture is the same.")
+    loop_frames: int = Field(
+        8, ge=0, le=64,
+        description="A live stream is also frozen when it keeps showing pictures it showed among its last this "
+                    "many different ones (a stream looping a few pictures); 0 compares with the last picture only.")
+    max_smeared: float = Field(
+        0.04, ge=0, le=1,
+        description="A video or stream picture of which more than this share of 8x8 blocks is smeared (rows "
+                    "repeated down the block while it has detail across: a decoder hiding damage) is "
+                    "NOT_INSPECTED; 0 = off.")
     min_side_px: int = Field(
         0, ge=0, description="Pictures whose shorter side is below this many pixels are NOT_INSPECTED; "
                              "0 means a quarter of model.imgsz.")

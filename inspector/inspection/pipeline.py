@@ -62,6 +62,37 @@ def frame_problem(image: np.ndarray, q: QualityConfig, grey: np.ndarray | None =
     return None
 
 
+SMEAR_BLOCK = 8
+SMEAR_SIDE = 640  # pictures are looked at with their longer side at most this (a smear survives the reduction)
+
+
+def smeared_share(image: np.ndarray) -> float:
+    """The share of 8x8 blocks whose rows repeat down the block although it has detail across it: what a video
+    decoder leaves where it hides damage by smearing the rows above. A camera's picture never has it (sensor
+    noise changes every row), nor a part's texture (measured on real steel, tile and part pictures: at most 2 %
+    of blocks, where streaks run down the picture)."""
+    h, w = image.shape[:2]
+    if max(h, w) > SMEAR_SIDE:
+        f = SMEAR_SIDE / max(h, w)
+        image = cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    g = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+    b = SMEAR_BLOCK
+    h, w = (g.shape[0] // b) * b, (g.shape[1] // b) * b
+    if h == 0 or w == 0:
+        return 0.0
+    g = g[:h, :w].astype(np.int16)
+    down = np.abs(np.diff(g, axis=0, append=g[-1:])).reshape(h // b, b, w // b, b).mean(axis=(1, 3))
+    across = np.abs(np.diff(g, axis=1, append=g[:, -1:])).reshape(h // b, b, w // b, b).mean(axis=(1, 3))
+    return float(((down < 0.15 * across) & (across > 1.0)).mean())
+
+
+def _evened(grey: np.ndarray) -> np.ndarray:
+    """A thumbnail with its brightness and contrast evened out (mean 128, spread 40): a picture that only
+    flickers stays the same picture."""
+    g = grey.astype(np.float32)
+    return (g - g.mean()) * (40.0 / max(float(g.std()), 1.0)) + 128.0
+
+
 class TimedDetector:
     """Bounds each inference: a call slower than ``timeout_s`` raises ModelError (-> NOT_INSPECTED).
 
@@ -146,33 +177,54 @@ class Pipeline:
         self.depth = max(1, int(detector.depth)) if isinstance(detector, AsyncDetector) else 1
         tiling = getattr(detector, "tiling", None)  # a tiled detector: blank means blank in every tile
         self._tile_px = int(getattr(tiling, "size", 0) or 0)
-        self._still: np.ndarray | None = None  # the thumbnail the stream has kept showing
+        # the pictures a live stream showed lately (evened thumbnails, newest last) and how many pictures in a
+        # row showed one of them again; which ones they matched (one: frozen; several: a loop)
+        self._seen: list[tuple[int, np.ndarray]] = []  # (serial, evened thumbnail)
+        self._serial = 0
         self._repeats = 0
+        self._matched: set[int] = set()
 
     def _frozen(self, grey: np.ndarray) -> bool:
-        """The same content (within ``frozen_diff``: encoder noise is not a change) ``frozen_frames``
-        times after the picture it started with; compared with that first picture, so a slow drift is
-        not taken for a still scene frame by frame."""
-        if self.quality.frozen_frames <= 0:
+        """The same content (within ``frozen_diff`` after brightness and contrast are evened out: encoder
+        noise and a flicker are not a change) ``frozen_frames`` times in a row, where the same means one of
+        the last ``loop_frames`` different pictures (a loop of a few pictures is as frozen as one); compared
+        with the picture each still run began with, so a slow drift is not taken for a still scene frame by
+        frame."""
+        q = self.quality
+        if q.frozen_frames <= 0:
             return False
-        if self._still is not None and float(cv2.absdiff(grey, self._still).mean()) <= self.quality.frozen_diff:
-            self._repeats += 1
+        g = _evened(grey)
+        hit = next((n for n, seen in reversed(self._seen) if float(np.abs(g - seen).mean()) <= q.frozen_diff), None)
+        if hit is None:
+            self._serial += 1
+            self._seen = [*self._seen, (self._serial, g)][-max(1, q.loop_frames):]
+            self._repeats, self._matched = 0, set()
         else:
-            self._still, self._repeats = grey, 0
-        return self._repeats >= self.quality.frozen_frames
+            self._repeats += 1
+            self._matched.add(hit)
+        return self._repeats >= q.frozen_frames
+
+    def _frozen_reason(self) -> str:
+        if len(self._matched) > 1:
+            return (f"looped stream ({self._repeats + 1} pictures in a row repeat {len(self._matched)} pictures it "
+                    f"showed before, within {self.quality.frozen_diff:g} grey levels)")
+        return (f"frozen stream (the same picture {self._repeats + 1} times in a row, within "
+                f"{self.quality.frozen_diff:g} grey levels)")
 
     def _not_inspected(self, frame: Frame, reason: str, t0: float, started: dt.datetime) -> Inspection:
         return Inspection(frame.seq, frame.source, Verdict.NOT_INSPECTED, (reason,), None, started,
                           (time.perf_counter() - t0) * 1000, frame.name, self.detector.sha256,
                           frame.image, frame.jpeg, frame.trigger)
 
-    def inspect(self, frame: Frame, live: bool = False) -> Inspection:
-        return self.finish(self.begin(frame, live))
+    def inspect(self, frame: Frame, live: bool = False, stream: bool = False) -> Inspection:
+        return self.finish(self.begin(frame, live, stream))
 
-    def begin(self, frame: Frame, live: bool = False) -> Job:
+    def begin(self, frame: Frame, live: bool = False, stream: bool = False) -> Job:
         """Judge what can be judged without the model; hand the rest to it (queued when it can).
 
-        Call ``finish`` on the jobs in the order they were begun, at most ``depth`` open at once.
+        ``live``: a camera or stream (frozen and looped pictures are caught); ``stream``: a decoded video or
+        stream (smeared pictures are caught); a live source is both. Call ``finish`` on the jobs in the order
+        they were begun, at most ``depth`` open at once.
         """
         t0 = time.perf_counter()
         job = Job(frame, t0, dt.datetime.now(dt.timezone.utc))
@@ -181,9 +233,13 @@ class Pipeline:
             return job
         grey = thumbnail(frame.image)
         problem = frame_problem(frame.image, self.quality, grey, self.min_side_px, frame.size, self._tile_px)
+        if problem is None and (live or stream) and self.quality.max_smeared > 0:
+            share = smeared_share(frame.image)
+            if share > self.quality.max_smeared:
+                problem = (f"smeared picture ({share:.0%} of its blocks repeat their rows down the block, above "
+                           f"{self.quality.max_smeared:.0%}: a decoder hiding damage)")
         if problem is None and live and self._frozen(grey):
-            problem = (f"frozen stream (the same picture {self._repeats + 1} times in a row, within "
-                       f"{self.quality.frozen_diff:g} grey levels)")
+            problem = self._frozen_reason()
         if problem:
             job.done = self._not_inspected(frame, problem, t0, job.started)
             return job

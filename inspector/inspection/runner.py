@@ -358,6 +358,7 @@ class Runner:
             self._meter.ready_at = time.perf_counter()
             self._ready.set()
         live = bool(getattr(self.source, "live", False))
+        stream = live or bool(getattr(self.source, "stream", False))  # decoded video: smears are caught
         depth = pipeline.depth
         jobs: deque = deque()  # begun, not finished: the model works on the oldest while the next waits
 
@@ -398,7 +399,7 @@ class Runner:
                     depth = pipeline.depth
                     if self.on_swap is not None:
                         self.on_swap(pipeline)
-            jobs.append(pipeline.begin(item, live=live))
+            jobs.append(pipeline.begin(item, live=live, stream=stream))
         while jobs:
             finish_oldest()
         self._put_result(_END)

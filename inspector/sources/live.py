@@ -80,8 +80,10 @@ def opencv_opener(target: str | int, cfg: CameraConfig) -> Callable[[], Capture]
     def open_() -> Capture:
         if isinstance(target, int):
             return cv2.VideoCapture(target, cv2.CAP_ANY, params)
-        return cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
+        # one decoder thread: what FFmpeg reports on stderr belongs to the picture just read (LiveSource hears it)
+        return cv2.VideoCapture(target, cv2.CAP_FFMPEG, [*params, cv2.CAP_PROP_N_THREADS, 1])
 
+    open_.decodes = not isinstance(target, int)  # type: ignore[attr-defined]
     return open_
 
 
@@ -91,6 +93,7 @@ class _Shot(NamedTuple):
 
     image: np.ndarray
     at: float
+    error: str | None = None  # the decoder reported this picture damaged (or predicted from a damaged one)
 
 
 def _is_picture(item) -> bool:
@@ -158,6 +161,10 @@ class LiveSource:
         self._opener = opener
         self.cfg = cfg
         self._on_state = on_state
+        # a stream FFmpeg decodes: its complaints on stderr mark the picture damaged (and those predicted from it,
+        # up to the next keyframe), as for a video file
+        self._hear = bool(getattr(opener, "decodes", False))
+        self._damaged = False
         self._frames = _NewestFrames(2)
         self._stop = threading.Event()
         self._seq = 0
@@ -218,20 +225,44 @@ class LiveSource:
         self._set_state("running")
         return box[0]
 
-    def _put(self, item) -> None:
+    def _put(self, item, error: str | None = None) -> None:
         """Newest wins among pictures: a full buffer drops its oldest picture, never a notice (a drop,
         a reconnect, garbage), which must reach the record even when the camera floods frames after it."""
-        self._frames.put(_Shot(item, time.time()) if isinstance(item, np.ndarray) else item)
+        self._frames.put(_Shot(item, time.time(), error) if isinstance(item, np.ndarray) else item)
+
+    def _read(self, cap: Capture) -> tuple[bool, np.ndarray | None, str | None]:
+        """One read; with a stream FFmpeg decodes, also why the picture is damaged (or None)."""
+        if not self._hear:
+            ok, img = cap.read()
+            return ok, img, None
+        from inspector.sources.decoding import native_messages, tidy
+
+        with native_messages(exclusive=False) as msgs:  # a read may block: other decoders are not held up
+            ok, img = cap.read()
+        if not ok:
+            return ok, img, None
+        if msgs:
+            log.warning("stream %s: the decoder reported %s", self.name, " | ".join(tidy(x) for x in msgs.lines))
+            self._damaged = True
+            return ok, img, f"stream picture damaged: the decoder reported {msgs.first!r}"
+        if self._damaged:
+            prop = getattr(cv2, "CAP_PROP_FRAME_TYPE", None)
+            get = getattr(cap, "get", None)
+            kind = int(get(prop)) if prop is not None and get is not None else 0
+            if kind != ord("I"):
+                return ok, img, "stream picture predicted from a damaged one (no keyframe since)"
+            self._damaged = False
+        return ok, img, None
 
     def _loop(self, cap: Capture) -> None:
         try:
             while not self._stop.is_set():
-                ok, img = cap.read()
+                ok, img, error = self._read(cap)
                 if self._stop.is_set():
                     break
                 if ok and isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3 \
                         and img.dtype == np.uint8:
-                    self._put(img)
+                    self._put(img, error)
                     continue
                 if ok:  # garbage from the driver: report it, keep going
                     self._put(f"unusable frame from camera ({getattr(img, 'shape', type(img).__name__)})")
@@ -260,6 +291,7 @@ class LiveSource:
             cap = self._open()
             if cap is not None:
                 self.reconnects += 1
+                self._damaged = False  # a new stream starts at a keyframe
                 self._set_state("running")
                 return cap
             delay = min(delay * 2, self.cfg.reconnect_max_s)
@@ -306,7 +338,7 @@ class LiveSource:
             self._last_picture = now
             seq = self._seq
             self._seq += 1
-            return Frame(item.image, seq, self.name, item.at, f"frame {seq}")
+            return Frame(item.image, seq, self.name, item.at, f"frame {seq}", item.error)
 
     def _count_overrun(self, drops: tuple[int, float, float] | None) -> None:
         """Pictures the camera sent while the line could not take them (a record that blocks, a model slower

@@ -28,6 +28,7 @@ class VideoSource:
     frames its container declares raises ``SourceIncomplete`` ("read N of M")."""
 
     live = False
+    stream = True  # decoded video: a picture the decoder smeared is caught (Pipeline)
 
     def __init__(self, path: Path | str, loop: bool = False) -> None:
         self.path = Path(path)
