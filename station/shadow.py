@@ -80,8 +80,10 @@ class ChallengerSpec:
 
 def _build(spec: ChallengerSpec):
     from inspector.core.errors import ModelError
+    from inspector.detection.card import load_card
     from inspector.detection.detector import load_detector
     from inspector.detection.registry import ModelRegistry
+    from inspector.detection.tiling import tiled_for_recipe
     from inspector.inspection.pipeline import Pipeline, TimedDetector
     from inspector.inspection.rules import Recipe
 
@@ -93,7 +95,10 @@ def _build(spec: ChallengerSpec):
         raise ModelError(f"refusing to load {detector.path}: it is not the file the station checked for the shadow "
                          "model (it changed after the run started)")
     recipe.check_classes(detector.classes, Path(spec.model.path or "").name)
-    return Pipeline(TimedDetector(detector, spec.timeout_s), recipe, spec.quality, spec.min_side_px)
+    # tile by tile where the recipe tiles, as the station judges (refused in one sentence for a model not trained so)
+    path = Path(detector.path)
+    judged = tiled_for_recipe(TimedDetector(detector, spec.timeout_s), recipe.cfg, load_card(path), path.name)
+    return Pipeline(judged, recipe, spec.quality, spec.min_side_px)
 
 
 def challenger_main(spec: ChallengerSpec, jobs, results) -> None:

@@ -294,3 +294,60 @@ def test_neu_mosaics_keep_the_splits_apart(tmp_path):
     ds = load_dataset(tmp_path / "m")
     assert {im.width for s in ds.splits.values() for im in s} == {1200}
     assert sum(len(im.boxes) for im in ds.splits["val"]) > 0
+
+
+def test_compare_judges_a_tiled_recipe_on_whole_pictures_with_the_shipped_model(tmp_path):
+    """``compare`` runs each model as the station would with the recipe: tile by tile, boxes in the picture's own
+    pixels, scored against full-resolution labels. Real shipped model, sample parts pasted at native scale into
+    1280x960 pictures, where the whole picture squeezed to 320 px would shrink every defect fourfold."""
+    import json
+    from pathlib import Path
+
+    from inspector.detection.registry import shipped_models_dir
+    from inspector.lifecycle.compare import compare
+
+    root = Path(__file__).resolve().parents[1]
+    truth = json.loads((root / "sample_images" / "ground_truth.json").read_text())
+    model = shipped_models_dir() / "parts-v2" / "parts-v2.onnx"
+    if not model.is_file():
+        pytest.skip("the shipped parts-v2 ONNX export is not in this checkout")
+    classes = json.loads((model.parent / "card.json").read_text())["classes"]
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "classes.txt").write_text("\n".join(classes) + "\n")
+    rng = np.random.default_rng(0)
+    picked = [n for n, v in truth["images"].items() if v["defects"]][:4] + \
+             [n for n, v in truth["images"].items() if not v["defects"]][:2]
+    for i, name in enumerate(picked):
+        part = cv2.imread(str(root / "sample_images" / name))
+        big = np.clip(rng.normal(90, 6, (960, 1280, 3)), 0, 255).astype(np.uint8)
+        x0, y0 = 160 + 200 * (i % 3), 120 + 300 * (i % 2)
+        big[y0:y0 + 320, x0:x0 + 320] = part
+        cv2.imwrite(str(tmp_path / "images" / f"big{i}.png"), big)
+        lines = []
+        for d in truth["images"][name]["defects"]:
+            x1, y1, x2, y2 = d["box"]
+            cx, cy, w, h = (x0 + (x1 + x2) / 2) / 1280, (y0 + (y1 + y2) / 2) / 960, (x2 - x1) / 1280, (y2 - y1) / 960
+            lines.append(f"{classes.index(d['class'])} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}")
+        (tmp_path / "labels" / f"big{i}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+    tiled, _ = compare(model, model, tmp_path, recipe_cfg=RecipeConfig(tile_size="auto"))
+    whole, _ = compare(model, model, tmp_path, recipe_cfg=RecipeConfig())
+    assert tiled["champion"] == tiled["challenger"] and tiled["disagreements"]["count"] == 0
+    assert tiled["champion"]["part_recall"] >= 0.75, tiled["champion"]
+    assert tiled["champion"]["map50"] >= whole["champion"]["map50"] + 0.2, (tiled["champion"], whole["champion"])
+
+
+def test_the_shadow_challenger_judges_tile_by_tile_where_the_recipe_tiles():
+    from inspector.core.config import ModelConfig, QualityConfig
+    from inspector.detection.registry import sha256_file, shipped_models_dir
+    from station.shadow import ChallengerSpec, _build
+
+    model = shipped_models_dir() / "parts-v2" / "parts-v2.onnx"
+    if not model.is_file():
+        pytest.skip("the shipped parts-v2 ONNX export is not in this checkout")
+    spec = ChallengerSpec(ModelConfig(path=model, threads=1), sha256_file(model), RecipeConfig(tile_size="auto"),
+                          QualityConfig(), 80, 10.0)
+    pipe = _build(spec)
+    assert isinstance(pipe.detector, TiledDetector) and pipe.detector.tiling.size == 320
+    assert not isinstance(_build(ChallengerSpec(spec.model, spec.sha256, RecipeConfig(), QualityConfig(), 80,
+                                                10.0)).detector, TiledDetector)

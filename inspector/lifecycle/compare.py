@@ -48,10 +48,14 @@ def _backend_for(path: Path) -> str:
 
 def _run(model: Path, base_cfg: ModelConfig, ds, images: tuple[LabelledImage, ...], recipe: Recipe, split: str,
          progress: Callable[[int, int], None] | None, registry: ModelRegistry | None = None) -> _Run:
+    from inspector.detection.card import load_card
     from inspector.detection.detector import load_detector
+    from inspector.detection.tiling import tiled_for_recipe
 
     cfg = base_cfg.model_copy(update={"path": model, "backend": _backend_for(model)})
     detector = load_detector(cfg, conf=0.001, registry=registry)  # refuses an untrusted file before loading it
+    # judged as the station judges with this recipe: tile by tile where the recipe tiles (boxes in full-picture pixels)
+    detector = tiled_for_recipe(detector, recipe.cfg, load_card(model), model.name)
     verdicts: dict[Path, Verdict] = {}
     dets: dict[Path, Detections | None] = {}
 
