@@ -96,3 +96,34 @@ def test_ready_drops_when_the_station_stops(modbus_station):
     st.runner.join(30)
     wait(lambda: not coils(plc)[READY], 10, "Ready cleared")
     assert Path(st.spec.db_url[len("sqlite:///"):]).exists()
+
+
+def test_a_trigger_dated_by_the_plc_is_refused_when_stale_and_timed_from_the_plc_when_fresh(modbus_station):
+    """TriggerTime (registers 8-11, ms since 1970 UTC, high word first) written before Trigger: a trigger 25 s old
+    is answered NOT_INSPECTED "stale" and recorded so; a fresh one is inspected, its latency counted from the PLC's
+    time; the registers are cleared once taken."""
+    st, plc, db = modbus_station
+    wait(lambda: coils(plc)[READY], 60, "Ready")
+
+    def dated(number: int, age_s: float) -> None:
+        ms = int((time.time() - age_s) * 1000)
+        plc.write_registers(8, [(ms >> 48) & 0xFFFF, (ms >> 32) & 0xFFFF, (ms >> 16) & 0xFFFF, ms & 0xFFFF])
+        trigger(plc, number)
+        wait(lambda: coils(plc)[VALID], 20, "ResultValid")
+
+    dated(81001, 25.0)
+    assert coils(plc)[NOT_INSPECTED]
+    assert plc.read_holding_registers(8, count=4).registers == [0, 0, 0, 0]
+    plc.write_coil(ACK, True)
+    wait(lambda: not coils(plc)[VALID], 5, "ResultAck cleared")
+    dated(81002, 0.4)
+    assert not coils(plc)[NOT_INSPECTED] and regs(plc)[LATENCY] >= 400
+    plc.write_coil(ACK, True)
+    wait(lambda: not coils(plc)[VALID], 5, "ResultAck cleared")
+    trigger(plc, 81003)  # no time given (registers cleared): inspected as before
+    wait(lambda: coils(plc)[VALID], 20, "ResultValid")
+    assert not coils(plc)[NOT_INSPECTED]
+    with sqlite3.connect(db) as con:
+        rows = dict(con.execute("select part_id, verdict from inspections where part_id like '8100%'").fetchall())
+        reasons = con.execute("select reasons from inspections where part_id = '81001'").fetchone()[0]
+    assert rows["81001"] == "NOT_INSPECTED" and "stale" in reasons and rows["81002"] != "NOT_INSPECTED"

@@ -155,6 +155,30 @@ def test_trigger_answers_the_databases_verdict_and_the_variables_follow(ua_stati
     assert status["trigger"] == "opcua" and status["repeats"] >= 1 and status["links"][0]["name"].startswith("opcua ")
 
 
+def test_trigger_at_with_the_plcs_time_refuses_a_stale_trigger_and_times_a_fresh_one_from_it(ua_station, client_cert):
+    import datetime as dt
+
+    async def run():
+        plc = await connect(ua_station.port, client_cert)
+        await plc.wait("Ready", True)
+        now = dt.datetime.now(dt.timezone.utc)
+        call = plc.obj.call_method
+        old = await call(ua.QualifiedName("TriggerAt", plc.idx), "AT-OLD",
+                         ua.Variant(now - dt.timedelta(seconds=25), ua.VariantType.DateTime))
+        fresh = await call(ua.QualifiedName("TriggerAt", plc.idx), "AT-NEW",
+                           ua.Variant(dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=0.5),
+                                      ua.VariantType.DateTime))
+        latency = (await plc.read("LatencyMs"))["LatencyMs"]
+        await plc.c.disconnect()
+        return old, fresh, latency
+
+    old, fresh, latency = asyncio.run(run())
+    assert old[0] == "NOT_INSPECTED" and old[2][0].startswith("stale: "), old
+    assert fresh[0] in ("PASS", "FAIL", "REVIEW") and latency >= 500, (fresh, latency)
+    rows = ua_station.rows()
+    assert rows[fresh[1]][:2] == (fresh[0], "AT-NEW")
+
+
 def test_an_alarm_reaches_the_plc_as_the_database_has_it(ua_station, client_cert):
     async def run():
         plc = await connect(ua_station.port, client_cert)

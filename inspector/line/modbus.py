@@ -4,9 +4,11 @@ PLC polls and writes. Addresses are 0-based (coil 0 is the first coil).
 Coils: 0 Trigger (PLC writes 1), 1 Ready, 2 Busy, 3 ResultValid, 4 Pass, 5 Fail, 6 Review,
 7 NotInspected, 8 ResultAck (PLC writes 1). Holding registers: 0 ResultCounter, 1-2 PartId (written by
 the PLC before Trigger; 32 bits, high word first), 3 LatencyMs, 4 MissedTriggers, 5-6 ResultPartId,
-7 RefusedWrites.
+7 RefusedWrites, 8-11 TriggerTime (optional, written by the PLC before Trigger: its clock in milliseconds since
+1970 UTC, 64 bits, high word first; 0 = not given). A trigger dated more than ``max_trigger_age_ms`` from the
+station's clock is answered NOT_INSPECTED "stale", and latency is measured from the PLC's time.
 
-A client writes only what is its own: the Trigger and ResultAck coils and the PartId registers. A write to
+A client writes only what is its own: the Trigger and ResultAck coils, the PartId and TriggerTime registers. A write to
 anything else (Ready, Busy, a verdict, ResultCounter, ...) is refused with Modbus exception 2 (illegal data
 address), logged and counted in RefusedWrites; the station's outputs are the station's alone. Only the
 addresses in ``[line.modbus] clients`` may connect (when the list is given); others are closed at once.
@@ -38,8 +40,10 @@ log = logging.getLogger(__name__)
 TRIGGER, READY, BUSY, VALID, PASS, FAIL, REVIEW, NOT_INSPECTED, ACK = range(9)
 VERDICT_COIL = {"PASS": PASS, "FAIL": FAIL, "REVIEW": REVIEW, "NOT_INSPECTED": NOT_INSPECTED}
 COUNTER, PART_HI, PART_LO, LATENCY, MISSED, RESULT_PART_HI, RESULT_PART_LO, REFUSED = range(8)
+TIME_WORDS = (8, 9, 10, 11)  # TriggerTime: the PLC's clock in ms since 1970 UTC, high word first; 0 = not given
+_PLC_OWN = {PART_HI, PART_LO, *TIME_WORDS}
 #: what a client may write: Modbus function code -> the addresses it may write with it
-WRITABLE = {5: {TRIGGER, ACK}, 15: {TRIGGER, ACK}, 6: {PART_HI, PART_LO}, 16: {PART_HI, PART_LO}}
+WRITABLE = {5: {TRIGGER, ACK}, 15: {TRIGGER, ACK}, 6: _PLC_OWN, 16: _PLC_OWN}
 _WRITE_CODES = frozenset({5, 6, 15, 16, 22, 23})
 _FREE = object()  # no Modbus trigger waits for its result
 
@@ -200,7 +204,12 @@ class ModbusLink:
         number = (self.regs.get(PART_HI) << 16) | self.regs.get(PART_LO)
         pid = str(number) if number else None
         self._pending = pid
-        return Trigger(pid, time.time(), {"part_number": number}, "modbus")
+        ms = 0
+        for w in TIME_WORDS:
+            ms = (ms << 16) | (int(self.regs.get(w)) & 0xFFFF)
+            self.regs.put(w, 0)  # taken with this trigger: an old time never dates the next one
+        data = {"part_number": number, **({"ts": ms} if ms else {})}
+        return Trigger(pid, time.time(), data, "modbus", ms / 1000.0 if ms else None)
 
     # LineOutput -----------------------------------------------------------------------------
     def send(self, item: LineState | LineResult) -> None:

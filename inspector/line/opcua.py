@@ -6,7 +6,9 @@ Address space, namespace ``urn:inspector:line``, object ``Objects/Inspector/<sta
 ``Inspector/<station>/<name>``): ``Ready``, ``ReasonNotReady``, ``Busy``, ``PartId``, ``ResultCounter``,
 ``Verdict``, ``Reasons``, ``DefectCount``, ``InspectionId``, ``LatencyMs``, ``AlarmId``, ``AlarmRule``,
 ``AlarmMessage`` (read-only), and the method
-``Trigger(PartId) -> (Verdict, InspectionId, Reasons)``. A result's variables change together, ``ResultCounter``
+``Trigger(PartId) -> (Verdict, InspectionId, Reasons)``, and ``TriggerAt(PartId, PlcTime)`` with the PLC's
+clock (UtcTime): a trigger dated more than ``max_trigger_age_ms`` away is answered NOT_INSPECTED "stale", and
+latency is measured from it. A result's variables change together, ``ResultCounter``
 last. Access: user/password (anonymous only when allowed), Basic256Sha256 Sign / SignAndEncrypt with the
 configured certificate or a self-signed one made once in the data folder; security None only when listed.
 """
@@ -223,6 +225,10 @@ class OpcuaLink:
                             ArrayDimensions=[0], Description=ua.LocalizedText("Why, in words"))]
         await obj.add_method(ua.NodeId(f"{base}/Trigger", idx), ua.QualifiedName("Trigger", idx), self._trigger_call,
                              [arg], outs)
+        at = ua.Argument(Name="PlcTime", DataType=ua.NodeId(ua.ObjectIds.UtcTime), ValueRank=-1,
+                         Description=ua.LocalizedText("When the PLC fired the trigger, by its clock (UTC)"))
+        await obj.add_method(ua.NodeId(f"{base}/TriggerAt", idx), ua.QualifiedName("TriggerAt", idx),
+                             self._trigger_at_call, [arg, at], outs)
 
     async def _apply(self, names: list[str], answer: LineResult | None = None) -> None:
         """Write these variables from ``_values`` (no await yields between them: a reader sees all or none),
@@ -245,7 +251,18 @@ class OpcuaLink:
             except RuntimeError:  # the loop is closing: the values wait for the next start
                 pass
 
-    async def _trigger_call(self, parent, part_id) -> list[ua.Variant]:  # noqa: ARG002 - asyncua's signature
+    async def _trigger_at_call(self, parent, part_id, plc_time) -> list[ua.Variant]:
+        """The method ``TriggerAt(PartId, PlcTime)``: ``Trigger`` dated by the PLC's clock."""
+        import datetime as dt
+
+        when = plc_time.Value if isinstance(plc_time, ua.Variant) else plc_time
+        if not isinstance(when, dt.datetime):
+            return _outputs(Verdict.NOT_INSPECTED.value, None, ["refused: PlcTime must be a UtcTime"])
+        if when.tzinfo is None:  # OPC UA DateTime is UTC
+            when = when.replace(tzinfo=dt.timezone.utc)
+        return await self._trigger_call(parent, part_id, when.timestamp())
+
+    async def _trigger_call(self, parent, part_id, sent_at: float | None = None) -> list[ua.Variant]:  # noqa: ARG002
         """The method ``Trigger(PartId)``: waits for the part's result (never longer than the trigger timeout plus
         the time to record it) and returns it; NOT_INSPECTED with the reason when there is none."""
         raw = part_id.Value if isinstance(part_id, ua.Variant) else part_id
@@ -262,7 +279,7 @@ class OpcuaLink:
         self._calls.setdefault(pid, []).append(fut)
         self._set_busy()
         try:
-            self._on_trigger(Trigger(pid, time.time(), {}, "opcua"))
+            self._on_trigger(Trigger(pid, time.time(), {}, "opcua", sent_at))
             res: LineResult = await asyncio.wait_for(fut, self.answer_s)
             return _outputs(res.verdict, res.inspection_id, res.reasons)
         except (asyncio.TimeoutError, TimeoutError):
