@@ -121,4 +121,5 @@ def recover(sessions, name: str, code: str, new_password: str) -> str:
 
 
 def has_users(session: Session) -> bool:
-    return UserRepo.exists(session)
+    """Whether the station has (or has had) users: False only on a fresh install."""
+    return not UserRepo.fresh(session)

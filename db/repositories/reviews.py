@@ -10,10 +10,10 @@ from sqlalchemy.orm import Session
 
 from db.dto import ReviewDTO
 from db.repositories._common import dumps, review_dto, utcnow, verdict
-from db.repositories.audit import AuditRepo
+from db.repositories.audit import AuditRepo, bind_row
 from db.repositories.users import authorize
 from db.schema import REVIEW_ACTIONS, DetectionRecord, InspectionRecord, Review
-from db.seal import review_fields, seal_row
+from db.seal import review_fields
 from inspector.core.auth import Actor
 from inspector.core.reviewing import UNDOES, standing
 from inspector.core.types import Verdict
@@ -70,12 +70,11 @@ class ReviewRepo:
         review = Review(inspection_id=inspection_id, inspection_created_at=created, reviewer=reviewer.name,
                         created_at=utcnow(), action=action, old_verdict=old.value, new_verdict=new.value,
                         reason=reason, detail=dumps(detail))
-        seal_row(session, review_fields, review)
         session.add(review)
-        session.flush()
+        bound = bind_row(session, review_fields, review)
         AuditRepo.append(session, actor=reviewer.name, action=f"review.{action}", target=f"inspection:{inspection_id}",
                          detail={"review_id": review.id, "old_verdict": old.value, "new_verdict": new.value,
-                                 "reason": reason, "detail": detail})
+                                 "reason": reason, "detail": detail, **bound})
         return review_dto(review)
 
     @staticmethod
