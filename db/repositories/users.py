@@ -16,8 +16,8 @@ from db.dto import UserDTO
 from db.repositories._common import user_dto, utcnow
 from db.repositories.audit import AuditRepo, bind_row, had_users
 from db.schema import ROLES, User
-from db.seal import row_sealed, user_fields
-from inspector.core.auth import FRESH_INSTALL, Actor, Role, require, verify_password
+from db.seal import key, row_sealed, user_fields
+from inspector.core.auth import FRESH_INSTALL, Actor, Role, require, session_problem, verify_password
 from inspector.core.errors import PermissionDenied
 
 
@@ -45,6 +45,9 @@ def authorize(session: Session, actor: Actor | None, action: str, fresh_install:
                                "add an admin with 'inspector user add NAME --role admin'.")
     if actor is None:
         return require(None, action)
+    refused = session_problem(key(session), actor)
+    if refused is not None:
+        raise PermissionDenied(refused)
     user = UserRepo._find(session, actor.name)
     if user is None:
         raise PermissionDenied(f"{actor.name!r} is not a user of this station.")
@@ -53,7 +56,7 @@ def authorize(session: Session, actor: Actor | None, action: str, fresh_install:
                                "match); an admin must check 'inspector audit verify'.")
     if user.role != Role(actor.role).value:
         raise PermissionDenied(f"{actor.name} is {user.role} on this station, not {Role(actor.role).value}.")
-    return require(Actor(user.name, Role(user.role)), action)
+    return require(actor, action)  # the session itself: its name and role are the table's
 
 
 class UserRepo:

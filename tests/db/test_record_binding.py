@@ -11,12 +11,14 @@ from sqlalchemy import Table, insert, select
 from db import AuditRepo, InspectionRepo, PromotionRepo, ReviewRepo, TrustRepo, UserRepo, open_database, session_factory
 from db.repositories.users import authorize
 from db.schema import ModelPromotion, Review, TrustedFile, User
-from inspector.core.auth import Actor, Role
+from inspector.core.auth import Role
 from inspector.core.errors import PermissionDenied
 from inspector.core.types import Verdict
-from tests.conftest import QC, staff
+from tests.conftest import QC, signed, staff
 
-BOSS = Actor("root-admin", Role.ADMIN)
+
+def BOSS():  # noqa: N802 - a badge, like QC()
+    return signed("root-admin", Role.ADMIN)
 MODEL_A, MODEL_B = "a1" * 32, "b2" * 32
 
 
@@ -26,15 +28,15 @@ def station(sessions, run_id, mk) -> dict:
     with sessions() as s, s.begin():
         staff(s)
         for sha in (MODEL_A, MODEL_B):
-            TrustRepo.add(s, BOSS, "model", sha, f"{sha[:2]}.onnx")
+            TrustRepo.add(s, BOSS(), "model", sha, f"{sha[:2]}.onnx")
         ids = InspectionRepo.add_many(s, run_id, [(mk.inspection(0, Verdict.FAIL, ("scratch",)), None)],
                                       recipe_sha256="ef" * 32)
         ReviewRepo.add(s, ids[0], QC(), "override", "PASS", "looked fine")
         ReviewRepo.undo_last(s, ids[0], QC())
         trusted = TrustRepo.trusted(s, "model")
-        PromotionRepo.record(s, BOSS, "cell-1", "promote", MODEL_B, "/m/b.onnx", "b", "better on held-out", trusted,
+        PromotionRepo.record(s, BOSS(), "cell-1", "promote", MODEL_B, "/m/b.onnx", "b", "better on held-out", trusted,
                              current_sha256=MODEL_A)
-        PromotionRepo.record(s, BOSS, "cell-1", "rollback", MODEL_A, "/m/a.onnx", "a", "escapes on line 2", trusted,
+        PromotionRepo.record(s, BOSS(), "cell-1", "rollback", MODEL_A, "/m/a.onnx", "a", "escapes on line 2", trusted,
                              current_sha256=MODEL_A)
     with sessions() as s:
         report = AuditRepo.verify(s)
@@ -113,7 +115,7 @@ def test_a_trusted_file_and_an_admin_minted_in_a_throwaway_database_are_refused(
     with sessions() as s:
         assert "12" * 32 not in TrustRepo.trusted(s, "model")
         with pytest.raises(PermissionDenied, match="changed outside Inspector"):
-            authorize(s, Actor("mallory", Role.ADMIN), "users")
+            authorize(s, signed("mallory", Role.ADMIN), "users")
     found = problems(sessions)
     assert any(p.startswith(f"trusted file {next_trust}") for p in found), found
     assert any(p.startswith(f"user {next_user}") for p in found), found
@@ -150,7 +152,7 @@ def test_an_older_version_of_a_row_put_back_is_reported(db_url, engine, sessions
     """A user's row from before a role change (its seal valid for its id and this database) put back in place."""
     before = next(r for r in rows(engine, User) if r["name"] == "qc-ben")
     with sessions() as s, s.begin():
-        UserRepo.set_role(s, BOSS, "qc-ben", "operator")
+        UserRepo.set_role(s, BOSS(), "qc-ben", "operator")
     mk.raw_execute(db_url, engine, f"DELETE FROM users WHERE id = {before['id']}")
     put(engine, User, before)
     found = problems(sessions)
