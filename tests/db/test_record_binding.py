@@ -94,6 +94,8 @@ def test_putting_the_users_back_after_a_fresh_install_run_is_still_reported(db_u
 def test_a_reinserted_copy_of_an_old_override_is_reported(engine, sessions, station):
     override = next(r for r in rows(engine, Review) if r["action"] == "override")
     put(engine, Review, {**override, "id": max(r["id"] for r in rows(engine, Review)) + 1})
+    with sessions() as s:  # the copy is the newest review, but its seal names another id: not counted
+        assert ReviewRepo.final_verdict(s, station["part"]) == Verdict.FAIL
     found = problems(sessions)
     assert any(p.startswith("review") for p in found), found
 
