@@ -202,10 +202,12 @@ def read_binding(session: Session, cache: bool = True) -> Binding | None:
         else:
             try:
                 holds = sealed(key(session, create=False), value.get("mac"), *fields)
-            except StorageError:  # a plant PC without the key file: the rows' own signatures still bind them
+            except StorageError:  # a PC without the key file: the rows' own seals still bind them
+                holds = bool(seal_id)
+            if not holds and public_keys(session):  # a plant: sealed by another PC's key file, not checkable here
                 holds = bool(seal_id)
         found = Binding(seal_id, since, holds) if holds else Binding(seal_id, {}, holds=False)
-    if cache:
+    if cache and not session.info.get("_binding_made"):  # one made in this session may yet be rolled back
         session.info["_binding"] = found
     return found
 
@@ -222,6 +224,7 @@ def write_binding(session: Session, seal_id: str, since: Mapping[str, int]) -> B
     session.add(DatabaseInfo(key=BINDING_KEY, value=json.dumps(value, sort_keys=True)))
     session.flush()
     session.info.pop("_binding", None)
+    session.info["_binding_made"] = True
     return Binding(seal_id, dict(value["since"]))
 
 

@@ -217,7 +217,6 @@ def _begin_binding(session: Session, table: str, row_id: int) -> Binding:
     b = write_binding(session, uuid.uuid4().hex, since)
     AuditRepo.append(session, actor="inspector", action=BIND_ACTION, target=f"database:{b.seal_id}",
                      detail={"since": since})
-    session.info["_binding"] = b
     return b
 
 

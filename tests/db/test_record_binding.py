@@ -216,3 +216,17 @@ def test_a_deleted_binding_marker_is_reported_and_binds_nothing(db_url, engine, 
     with sessions() as s:
         assert not TrustRepo.trusted(s, "model")  # nothing passes without the marker, old seals included
     assert any("binding marker" in p for p in problems(sessions))
+
+
+def test_a_binding_begun_in_a_rolled_back_transaction_is_not_used_after_it(sessions):
+    """The same Session: the first bound write rolls back (its marker with it); the next one makes its own."""
+    with sessions() as s:
+        with pytest.raises(RuntimeError), s.begin():
+            TrustRepo.add(s, None, "model", "41" * 32, "a.onnx")
+            raise RuntimeError("the caller's transaction fails")
+        with s.begin():
+            TrustRepo.add(s, None, "model", "42" * 32, "b.onnx")
+    with sessions() as s:
+        assert set(TrustRepo.trusted(s, "model")) == {"42" * 32}
+        report = AuditRepo.verify(s)
+    assert report.ok, report.problems
