@@ -10,7 +10,17 @@ from sqlalchemy.orm import Session
 
 from db.dto import UserDTO
 from db.repositories import AuditRepo, UserRepo
-from inspector.core.auth import LOCKOUT_S, MAX_FAILURES, Actor, Role, hash_password, verify_password
+from db.seal import key
+from inspector.core.auth import (
+    LOCKOUT_S,
+    MAX_FAILURES,
+    Actor,
+    Role,
+    SignedIn,
+    hash_password,
+    issue,
+    verify_password,
+)
 from inspector.core.errors import PermissionDenied
 
 log = logging.getLogger(__name__)
@@ -19,10 +29,10 @@ log = logging.getLogger(__name__)
 _NO_USER_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAA"
 
 
-def sign_in(sessions, name: str, password: str, now: dt.datetime | None = None) -> Actor:
+def sign_in(sessions, name: str, password: str, now: dt.datetime | None = None) -> SignedIn:
     """Check a sign-in: the password is checked (scrypt, slow) outside any transaction, then the outcome is
     recorded in one short write transaction, so a failure is counted even though it raises and the line's
-    commits never wait for (or break) the hash."""
+    commits never wait for (or break) the hash. Returns the session that protected writes take (``SignedIn``)."""
     from db.writes import write
 
     seen = write(sessions, lambda s: UserRepo.get(s, name), "Signing in")
@@ -34,7 +44,8 @@ def sign_in(sessions, name: str, password: str, now: dt.datetime | None = None) 
     return result
 
 
-def check_login(session: Session, name: str, password: str, now: dt.datetime | None = None) -> Actor | PermissionDenied:
+def check_login(session: Session, name: str, password: str,
+                now: dt.datetime | None = None) -> SignedIn | PermissionDenied:
     """The signed-in actor, or the PermissionDenied to raise once the failure is recorded (all in ``session``).
 
     An unknown name and a wrong password get the same words and cost the same time.
@@ -46,7 +57,7 @@ def check_login(session: Session, name: str, password: str, now: dt.datetime | N
 
 
 def record_login(session: Session, name: str, seen_hash: str | None, ok: bool,
-                 now: dt.datetime | None = None) -> Actor | PermissionDenied:
+                 now: dt.datetime | None = None) -> SignedIn | PermissionDenied:
     """Record a sign-in whose password check (against ``seen_hash``) gave ``ok``; a password changed since that
     check counts as a wrong one."""
     now = now or dt.datetime.now(dt.timezone.utc)
@@ -70,8 +81,10 @@ def record_login(session: Session, name: str, seen_hash: str | None, ok: bool,
                          detail={"failed_attempts": after.failed_attempts})
         return PermissionDenied("wrong user name or password.")
     UserRepo.record_success(session, name)
-    AuditRepo.append(session, actor=name, action="login", target=f"user:{name}")
-    return Actor(user.name, Role(user.role))
+    signed = issue(key(session), Actor(user.name, Role(user.role)))  # the clock's now, not the lock-out's
+    AuditRepo.append(session, actor=name, action="login", target=f"user:{name}",
+                     detail={"until": signed.expires_at.isoformat(timespec="seconds")})
+    return signed
 
 
 def new_recovery_code() -> tuple[str, str]:
@@ -121,4 +134,5 @@ def recover(sessions, name: str, code: str, new_password: str) -> str:
 
 
 def has_users(session: Session) -> bool:
-    return UserRepo.exists(session)
+    """Whether the station has (or has had) users: False only on a fresh install."""
+    return not UserRepo.fresh(session)

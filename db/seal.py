@@ -4,13 +4,23 @@ registered in a plant's database, issue 30: ``signer`` and ``sig`` columns, chec
 ``stations``), else an HMAC with the single station's key file (``mac``, as before).
 
 What each seal covers is listed once here; the writers and ``verify_seals`` use the same lists.
+
+Binding (issue 24): a users, reviews, trusted_files or model_promotions row written since binding began is sealed
+over its table, its id and this database's ``seal_id`` as well (``bound_fields``), and the audit entry written with
+it names the row and a digest of its seal, so a row deleted, re-inserted under another id, replayed as newest, put
+back in an older version or copied in from another database shows in ``audit verify``. The binding marker
+(``database_info`` key ``seal_binding``) records the ``seal_id`` and, per table, the last id written before binding:
+those older rows keep their old seals ("sealed before binding"); any later row must be bound.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Table, select
@@ -19,6 +29,8 @@ from sqlalchemy.orm import Session
 from db.schema import (
     AlarmRecord,
     AuditAnchor,
+    AuditEntry,
+    DatabaseInfo,
     InspectionRecord,
     ModelPromotion,
     Review,
@@ -119,13 +131,106 @@ def seal_columns(info: Mapping[str, Any], fields_of, values: dict[str, Any]) -> 
     return {"mac": seal_values(key_of(info), fields_of, values), "signer": None, "sig": None}
 
 
-def seal_row(session: Session, fields_of, row: Any) -> None:
-    """Seal ``row`` from its current values: signed by this session's station, else HMAC-sealed."""
+def seal_row(session: Session, fields_of, row: Any, bound_to: str | None = None) -> None:
+    """Seal ``row`` from its current values: signed by this session's station, else HMAC-sealed; bound to its table,
+    id and the database's ``bound_to`` (a ``seal_id``) when given."""
+    fields = _fields(fields_of, row, bound_to)
     signer = signer_of(session.info)
     if signer is not None:
-        row.mac, row.signer, row.sig = "", signer.name, signer.sign(*fields_of(row), signer.name)
+        row.mac, row.signer, row.sig = "", signer.name, signer.sign(*fields, signer.name)
     else:
-        row.mac, row.signer, row.sig = seal(key(session), *fields_of(row)), None, None
+        row.mac, row.signer, row.sig = seal(key(session), *fields), None, None
+
+
+#: the tables whose rows are bound to their id, the database and the audit entry that wrote them
+BOUND_TABLES = ("users", "reviews", "trusted_files", "model_promotions")
+BINDING_KEY = "seal_binding"
+BIND_ACTION = "record.bind"
+
+
+@dataclass(frozen=True)
+class Binding:
+    """This database's ``seal_id`` and, per bound table, the last row id sealed before binding began. ``holds``:
+    the marker's own seal holds (a broken or missing marker binds nothing and lets no old seal through)."""
+
+    seal_id: str
+    since: dict[str, int] = field(default_factory=dict)
+    holds: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.seal_id, str):
+            raise ValueError(f"expected a seal id string, got {self.seal_id!r}")
+
+
+def bound_fields(table: str, row_id: int, seal_id: str, fields: tuple) -> tuple:
+    return ("bound", table, int(row_id), seal_id, *fields)
+
+
+def _fields(fields_of, row: Any, bound_to: str | None) -> tuple:
+    base = fields_of(row)
+    return base if bound_to is None else bound_fields(_table_of(row), row.id, bound_to, base)
+
+
+def _table_of(row: Any) -> str:
+    return getattr(row, "__tablename__", None) or row._table  # type: ignore[attr-defined]
+
+
+def binding_fields(seal_id: str, since: Mapping[str, int]) -> tuple:
+    return ("binding", seal_id, *[f"{t}={int(since.get(t, 0))}" for t in BOUND_TABLES])
+
+
+def read_binding(session: Session, cache: bool = True) -> Binding | None:
+    """The binding marker, or None while this database has none and never had (no ``record.bind`` entry: rows are
+    checked as before binding). A marker whose seal fails, or one deleted after it was made, binds nothing."""
+    if cache and "_binding" in session.info:
+        return session.info["_binding"]
+    row = session.get(DatabaseInfo, BINDING_KEY)
+    found: Binding | None
+    if row is None:
+        made = session.execute(select(AuditEntry.id).where(AuditEntry.action == BIND_ACTION).limit(1)).first()
+        found = None if made is None else Binding("", {}, holds=False)
+    else:
+        try:
+            value = json.loads(row.value)
+            seal_id, since = str(value["seal_id"]), {t: int(value["since"].get(t, 0)) for t in BOUND_TABLES}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            seal_id, since, value = "", {}, {}
+        fields = binding_fields(seal_id, since)
+        if value.get("sig"):
+            public = public_keys(session).get(value.get("signer") or "")
+            holds = public is not None and verify(public, value["sig"], *fields, value["signer"])
+        else:
+            try:
+                holds = sealed(key(session, create=False), value.get("mac"), *fields)
+            except StorageError:  # a PC without the key file: the rows' own seals still bind them
+                holds = bool(seal_id)
+            if not holds and public_keys(session):  # a plant: sealed by another PC's key file, not checkable here
+                holds = bool(seal_id)
+        found = Binding(seal_id, since, holds) if holds else Binding(seal_id, {}, holds=False)
+    if cache and not session.info.get("_binding_made"):  # one made in this session may yet be rolled back
+        session.info["_binding"] = found
+    return found
+
+
+def write_binding(session: Session, seal_id: str, since: Mapping[str, int]) -> Binding:
+    """Make the binding marker (the caller holds the audit anchor's lock and writes its audit entry)."""
+    fields = binding_fields(seal_id, since)
+    signer = signer_of(session.info)
+    value: dict[str, Any] = {"seal_id": seal_id, "since": {t: int(since.get(t, 0)) for t in BOUND_TABLES}}
+    if signer is not None:
+        value.update(signer=signer.name, sig=signer.sign(*fields, signer.name))
+    else:
+        value["mac"] = seal(key(session), *fields)
+    session.add(DatabaseInfo(key=BINDING_KEY, value=json.dumps(value, sort_keys=True)))
+    session.flush()
+    session.info.pop("_binding", None)
+    session.info["_binding_made"] = True
+    return Binding(seal_id, dict(value["since"]))
+
+
+def seal_digest(row: Any) -> str:
+    """A short name of a row's seal, kept in the audit entry that wrote that version of the row."""
+    return hashlib.sha256((row.sig or row.mac or "").encode("utf-8")).hexdigest()[:32]
 
 
 def public_keys(session: Session) -> dict[str, str]:
@@ -137,16 +242,36 @@ def public_keys(session: Session) -> dict[str, str]:
     return keys
 
 
-def signature_holds(session: Session, fields_of, row: Any) -> bool:
+def signature_holds(session: Session, fields_of, row: Any, fields: tuple | None = None) -> bool:
     """A signed row's signature checked with the public key of the station it names as its signer."""
     public = public_keys(session).get(row.signer or "")
-    return public is not None and verify(public, row.sig, *fields_of(row), row.signer)
+    return public is not None and verify(public, row.sig, *(fields_of(row) if fields is None else fields), row.signer)
+
+
+def row_state(session: Session, table: str, fields_of, row: Any, k: bytes | None = None,
+              binding: Binding | None | bool = False) -> str:
+    """"bound" (sealed over its table, id and this database), "legacy" (an old seal, allowed for a row written
+    before binding began), or "broken". ``k``: the HMAC key (else the session's); ``binding``: as ``read_binding``."""
+    b = read_binding(session) if binding is False else binding
+    assert b is None or isinstance(b, Binding)
+
+    def holds(fields: tuple) -> bool:
+        if row.sig:
+            return signature_holds(session, fields_of, row, fields)
+        return sealed(k if k is not None else key(session), row.mac, *fields)
+
+    if table in BOUND_TABLES and b is not None:
+        if b.seal_id and holds(bound_fields(table, row.id, b.seal_id, fields_of(row))):
+            return "bound"
+        if b.holds and row.id <= b.since.get(table, 0) and holds(fields_of(row)):
+            return "legacy"
+        return "broken"
+    return "legacy" if holds(fields_of(row)) else "broken"
 
 
 def row_sealed(session: Session, fields_of, row: Any) -> bool:
-    if getattr(row, "sig", None):
-        return signature_holds(session, fields_of, row)
-    return sealed(key(session), row.mac, *fields_of(row))
+    """Whether ``row`` is as Inspector wrote it (for a bound table: in this database, under this id)."""
+    return row_state(session, _table_of(row), fields_of, row) != "broken"
 
 
 #: table, what its seal covers, how a broken one is described
@@ -161,21 +286,25 @@ _CHECKS = (
 )
 
 
-def verify_seals(session: Session, problem, max_each: int = 20) -> tuple[int, int]:
+def verify_seals(session: Session, problem, max_each: int = 20,
+                 seen: dict[str, str] | None = None) -> tuple[int, int]:
     """Check every sealed row: a signed one with its station's public key (and that station must be the one the
     row claims: its run's or its alarm's), an HMAC-sealed one with the key file when this data folder has it.
     Report each broken seal through ``problem``; return (rows checked, HMAC rows left unchecked for want of the
-    key file)."""
+    key file). ``seen`` (when given) gets "table:id" -> the seal digest of each bound row ("" for a row sealed
+    before binding, "?" for a broken or unchecked one), for the cross-check with the audit trail."""
     try:
         k: bytes | None = key(session, create=False)
     except StorageError:
         k = None
     keys = public_keys(session)
+    b = read_binding(session, cache=False)
     run_station = {i: st for i, st in session.execute(select(Run.id, Run.station))}
     checked = unchecked = 0
     for model, fields_of, text in _CHECKS:
         table: Table = model.__table__  # type: ignore[assignment]
         bad = 0
+        bound = table.name in BOUND_TABLES
 
         def report(line: str) -> None:
             nonlocal bad
@@ -184,13 +313,15 @@ def verify_seals(session: Session, problem, max_each: int = 20) -> tuple[int, in
                 problem(line)
 
         for r in session.execute(select(table).order_by(table.c.id).execution_options(yield_per=5000)):
+            state = "?"
             if r.sig:
                 checked += 1
                 public = keys.get(r.signer or "")
                 if public is None:
                     report(f"{table.name} {r.id}: signed as station {r.signer!r}, which is not registered")
-                elif not verify(public, r.sig, *fields_of(r), r.signer):
-                    report(text.format(id=r.id) + f" (its signature by station {r.signer!r} does not match)")
+                elif (state := row_state(session, table.name, fields_of, r, k, b)) == "broken":
+                    report(text.format(id=r.id) + f" (its signature by station {r.signer!r} does not match)"
+                           + _bound_hint(bound, b))
                 else:
                     claims = _claimed_station(table.name, r, run_station)
                     if claims is not None and claims != r.signer:
@@ -200,11 +331,20 @@ def verify_seals(session: Session, problem, max_each: int = 20) -> tuple[int, in
                 unchecked += 1
             else:
                 checked += 1
-                if not sealed(k, r.mac, *fields_of(r)):
-                    report(text.format(id=r.id))
+                if (state := row_state(session, table.name, fields_of, r, k, b)) == "broken":
+                    report(text.format(id=r.id) + _bound_hint(bound, b))
+            if bound and seen is not None:
+                seen[f"{table.name}:{r.id}"] = seal_digest(r) if state == "bound" else "" if state == "legacy" else "?"
         if bad > max_each:
             problem(f"... and {bad - max_each} more {table.name} row(s) changed outside Inspector")
     return checked, unchecked
+
+
+def _bound_hint(bound: bool, b: Binding | None) -> str:
+    if not bound or b is None:
+        return ""
+    return (" (or not written in this database under this id: copied in from another database, re-inserted, or "
+            "an old seal on a row written after binding began)")
 
 
 def _claimed_station(table: str, r: Any, run_station: dict[int, str]) -> str | None:

@@ -152,13 +152,18 @@ def sweep_unfinished(sessions, base: Path, subdir: str, station: str) -> None:
 
 def station_trust(sessions, cfg: Config, registry: ModelRegistry | None = None) -> tuple[ModelRegistry, str]:
     """The models this station's database trusts, and the recipe's hash (PermissionDenied for a recipe that
-    is not registered once the station has users)."""
+    is not registered, or guarded settings not approved, once the station has users)."""
     from db import TrustRepo
     from db.writes import write
 
     sha = recipe_sha256(cfg.recipe.model_dump(mode="json"))
     default = recipe_sha256(RecipeConfig().model_dump(mode="json"))
     write(sessions, lambda s: TrustRepo.allow_recipe(s, sha, cfg.recipe.name, default), "Checking the recipe")
+    from db.repositories.settings import SettingsRepo
+    from inspector.core.guarded import section_hashes
+
+    hashes = section_hashes(cfg)  # issue 24: verdict, storage, identity, line and alarm settings approved
+    write(sessions, lambda s: SettingsRepo.allow(s, cfg.station_name, hashes), "Checking the settings")
     return registry or trusted_models(sessions), sha
 
 

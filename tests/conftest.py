@@ -110,17 +110,26 @@ def staff(session) -> None:
     """The reviewers the tests sign reviews as, as users of the database (an admin adds them): reviews
     resolve their author from the users table. Idempotent."""
     from db import UserRepo
-    from inspector.core.auth import Actor, Role
+    from inspector.core.auth import Role
 
     if UserRepo.get(session, "root-admin") is None:
         UserRepo.add(session, None, "root-admin", "admin", "scrypt$test")
     for name in REVIEWERS:
         if UserRepo.get(session, name) is None:
-            UserRepo.add(session, Actor("root-admin", Role.ADMIN), name, "qc", "scrypt$test")
+            UserRepo.add(session, signed("root-admin", Role.ADMIN), name, "qc", "scrypt$test")
 
 
 def QC(name: str = "qc-anna"):  # noqa: N802 - reads like a role badge in the tests
     """A signed-in QC reviewer."""
-    from inspector.core.auth import Actor, Role
+    from inspector.core.auth import Role
 
-    return Actor(name, Role.QC)
+    return signed(name, Role.QC)
+
+
+def signed(name: str, role):
+    """A signed-in session of ``name`` as the station's sign-in issues it (with this test session's key): what
+    protected writes take since issue 24. The role is the one claimed; the users table still decides."""
+    from inspector.core.auth import Actor, Role, issue
+    from inspector.core.integrity import station_key
+
+    return issue(station_key(), Actor(name, Role(role)))

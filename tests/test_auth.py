@@ -9,8 +9,21 @@ import pytest
 
 from db import AuditRepo, open_database, session_factory
 from db.accounts import create_user, sign_in
-from inspector.core.auth import STATION_OPERATOR, Actor, Role, allowed, hash_password, require, verify_password
+from inspector.core.auth import (
+    SESSION_S,
+    STATION_OPERATOR,
+    Actor,
+    Role,
+    SignedIn,
+    allowed,
+    hash_password,
+    issue,
+    require,
+    session_problem,
+    verify_password,
+)
 from inspector.core.errors import PermissionDenied
+from inspector.core.integrity import station_key
 
 
 def test_hashes_are_salted_and_verify():
@@ -50,9 +63,11 @@ def test_first_user_must_be_admin_then_only_admins_add(sessions):
         create_user(s, None, "mallory", Role.ADMIN, "password1")
     with pytest.raises(PermissionDenied), sessions.begin() as s:
         create_user(s, STATION_OPERATOR, "mallory", Role.ADMIN, "password1")
+    boss = sign_in(sessions, "boss", "password1")
     with sessions.begin() as s:
-        create_user(s, Actor("boss", Role.ADMIN), "anna", Role.QC, "password2")
-    assert sign_in(sessions, "anna", "password2") == Actor("anna", Role.QC)
+        create_user(s, boss, "anna", Role.QC, "password2")
+    who = sign_in(sessions, "anna", "password2")
+    assert (who.name, who.role) == ("anna", Role.QC)
     with sessions() as s:
         actions = [e.action for e in AuditRepo.list(s, limit=50)]
         assert "user.add" in actions and "login" in actions
@@ -104,3 +119,55 @@ def test_a_refusal_reads_as_a_sentence(action, words):
     with pytest.raises(PermissionDenied) as e:
         require(Actor("olga", Role.OPERATOR), action)
     assert str(e.value).startswith(words)
+
+
+def _station_with_boss(sessions):
+    from db.accounts import create_user, sign_in
+
+    with sessions.begin() as s:
+        create_user(s, None, "boss", Role.ADMIN, "password1")
+    boss = sign_in(sessions, "boss", "password1")
+    with sessions.begin() as s:
+        create_user(s, boss, "otto", Role.OPERATOR, "password2")
+    return boss
+
+
+@pytest.mark.parametrize("forged", [
+    lambda boss: Actor("boss", Role.ADMIN),  # a name and a role, as any code could build them
+    lambda boss: SignedIn("boss", Role.ADMIN, boss.expires_at, "00.00"),  # a token not made by the sign-in
+    lambda boss: SignedIn("otto", Role.ADMIN, boss.expires_at, boss.token),  # boss's token under another name
+    lambda boss: issue(b"k" * 32, Actor("boss", Role.ADMIN)),  # signed with another key
+    lambda boss: SignedIn("boss", Role.ADMIN, boss.expires_at + dt.timedelta(days=30), boss.token),  # prolonged
+])
+def test_protected_writes_refuse_a_forged_actor(sessions, forged):
+    """Issue 24: the repositories take a signed-in session, not a name: no password reset, role, trust, override
+    or promotion 'as boss' without boss's password."""
+    from db import PromotionRepo, TrustRepo, UserRepo
+
+    boss = _station_with_boss(sessions)
+    who = forged(boss)
+    calls = [lambda s: UserRepo.set_password(s, who, "boss", "scrypt$mine"),
+             lambda s: UserRepo.set_role(s, who, "otto", "admin"),
+             lambda s: UserRepo.add(s, who, "mallory", "admin", "scrypt$x"),
+             lambda s: TrustRepo.add(s, who, "model", "12" * 32, "evil.onnx"),
+             lambda s: PromotionRepo.record(s, who, "cell-1", "promote", "12" * 32, "/m", "m", "why", {"12" * 32: ""})]
+    for call in calls:
+        with sessions.begin() as s, pytest.raises(PermissionDenied, match="not signed in|sign in again"):
+            call(s)
+    with sessions.begin() as s:  # the real session does it
+        assert UserRepo.set_role(s, boss, "otto", "qc").role == "qc"
+
+
+def test_an_expired_session_is_refused(sessions):
+    from db import TrustRepo
+    from db.accounts import sign_in
+
+    _station_with_boss(sessions)
+    boss = sign_in(sessions, "boss", "password1")
+    assert session_problem(station_key(), boss) is None
+    later = boss.expires_at + dt.timedelta(seconds=1)
+    assert "expired" in session_problem(station_key(), boss, now=later)
+    old = issue(station_key(), Actor("boss", Role.ADMIN), now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(
+        seconds=SESSION_S + 5))
+    with sessions.begin() as s, pytest.raises(PermissionDenied, match="expired"):
+        TrustRepo.add(s, old, "model", "12" * 32, "evil.onnx")

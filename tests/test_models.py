@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from inspector.core.auth import Actor, Role
+from inspector.core.auth import Role
 from inspector.core.errors import ConfigError, PermissionDenied
-from tests.conftest import QC, staff, trust_models
+from tests.conftest import QC, signed, staff, trust_models
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_images"
@@ -43,7 +43,7 @@ def _with_staff(url: str):
         from db import UserRepo
 
         if UserRepo.get(s, "op") is None:
-            UserRepo.add(s, Actor("root-admin", Role.ADMIN), "op", "operator", "scrypt$test")
+            UserRepo.add(s, signed("root-admin", Role.ADMIN), "op", "operator", "scrypt$test")
     return engine, sessions
 
 
@@ -51,16 +51,17 @@ def _with_staff(url: str):
 
 @pytest.mark.parametrize("actor,reason,trusted,error,words", [
     (None, "better on lot 12", True, PermissionDenied, "signed-in"),
-    (Actor("ghost", Role.QC), "better on lot 12", True, PermissionDenied, "not a user"),
-    (Actor("op", Role.QC), "better on lot 12", True, PermissionDenied, "operator on this station"),
-    (Actor("op", Role.OPERATOR), "better on lot 12", True, PermissionDenied, "qc role"),
-    (QC(), "  ", True, ConfigError, "needs a reason"),
-    (QC(), "better on lot 12", False, PermissionDenied, "not trusted"),
+    (lambda: signed("ghost", Role.QC), "better on lot 12", True, PermissionDenied, "not a user"),
+    (lambda: signed("op", Role.QC), "better on lot 12", True, PermissionDenied, "operator on this station"),
+    (lambda: signed("op", Role.OPERATOR), "better on lot 12", True, PermissionDenied, "qc role"),
+    (QC, "  ", True, ConfigError, "needs a reason"),
+    (QC, "better on lot 12", False, PermissionDenied, "not trusted"),
 ])
 def test_a_promotion_needs_a_qc_a_reason_and_a_trusted_model(tmp_path, actor, reason, trusted, error, words):
     from db import AuditRepo, PromotionRepo
 
     engine, sessions = _with_staff(_db(tmp_path))
+    actor = actor() if actor is not None else None  # signed at run time, with the test session's key
     try:
         sha = "ab" * 32
         with pytest.raises(error, match=words), sessions.begin() as s:
@@ -92,7 +93,7 @@ def test_promote_and_roll_back_are_audited_sealed_and_per_station(tmp_path, smal
         assert "promote by qc-anna" in listed["tiny/tiny.onnx"].promoted[0]
         back = rollback_target(sessions, "cell-1", PARTS_ONNX)
         assert back == PARTS_ONNX
-        r = change_model(sessions, Actor("qc-ben", Role.QC), "cell-1", back, "escapes on lot 13", PARTS_ONNX,
+        r = change_model(sessions, signed("qc-ben", Role.QC), "cell-1", back, "escapes on lot 13", PARTS_ONNX,
                          "rollback")
         assert r.action == "rollback" and r.previous_sha256 == p.sha256
         with sessions() as s:
@@ -380,8 +381,8 @@ def test_the_command_line_refuses_an_operator_and_promotes_for_a_qc(tmp_path):
     with sessions.begin() as s:
         create_user(s, None, "boss", "admin", "boss-password")
     with sessions.begin() as s:
-        create_user(s, Actor("boss", Role.ADMIN), "olga", "operator", "olga-password")
-        create_user(s, Actor("boss", Role.ADMIN), "quinn", "qc", "quinn-password")
+        create_user(s, signed("boss", Role.ADMIN), "olga", "operator", "olga-password")
+        create_user(s, signed("boss", Role.ADMIN), "quinn", "qc", "quinn-password")
     from tests.test_promotion_gate import compared
 
     compared(sessions, PARTS_ONNX, PARTS_ONNX.with_suffix(".pt"))
@@ -447,7 +448,7 @@ def test_a_pt_whose_onnx_twin_the_station_would_run_is_untrusted_is_not_promoted
     engine, sessions = _with_staff(_db(tmp_path))
     try:
         with sessions.begin() as s:
-            TrustRepo.add(s, Actor("root-admin", Role.ADMIN), "model", sha256_file(pt), pt.name)
+            TrustRepo.add(s, signed("root-admin", Role.ADMIN), "model", sha256_file(pt), pt.name)
         with pytest.raises(PermissionDenied, match="would run m.onnx"):
             change_model(sessions, QC(), "cell-1", pt, "looks good", PARTS_ONNX)
     finally:

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from inspector.core.auth import Actor, Role
+from inspector.core.auth import Role
 from inspector.core.errors import ConfigError, PermissionDenied
-from tests.conftest import QC, staff
+from tests.conftest import QC, signed, staff
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTS_ONNX = ROOT / "models" / "parts-v2" / "parts-v2.onnx"
-ADMIN = Actor("root-admin", Role.ADMIN)
+def ADMIN():  # noqa: N802 - a badge, like QC()
+    return signed("root-admin", Role.ADMIN)
 
 
 def _models(tmp_path: Path, *names: str) -> list[Path]:
@@ -42,7 +43,7 @@ def station(tmp_path):
     with sessions.begin() as s:
         staff(s)
         for f in (b, c):
-            TrustRepo.add(s, ADMIN, "model", sha256_file(f), f.name, {"file": str(f)})
+            TrustRepo.add(s, ADMIN(), "model", sha256_file(f), f.name, {"file": str(f)})
     yield url, sessions, b, c
     engine.dispose()
 
@@ -83,7 +84,7 @@ def test_a_promotion_needs_a_comparison_against_the_active_model_or_an_admin_for
         change_model(sessions, QC(), "cell-1", c, "looks good", PARTS_ONNX)
     with pytest.raises(PermissionDenied):
         change_model(sessions, QC(), "cell-1", c, "looks good", PARTS_ONNX, force=True)  # a QC may not force
-    p = change_model(sessions, ADMIN, "cell-1", c, "line down, model c is the vendor's fix", PARTS_ONNX, force=True)
+    p = change_model(sessions, ADMIN(), "cell-1", c, "line down, model c is the vendor's fix", PARTS_ONNX, force=True)
     assert p.actor == "root-admin"
     compared(sessions, c, b, map50=(0.41, 0.66))
     shown = compare_text(last_compare(sessions, "cell-1", b, PARTS_ONNX))
@@ -107,7 +108,7 @@ def test_the_command_line_shows_the_compare_and_the_rollback_target_and_asks_to_
     from db.accounts import add_user
 
     url, sessions, b, _ = station
-    add_user(sessions, ADMIN, "quinn", Role.QC, "quinn-password-1")
+    add_user(sessions, ADMIN(), "quinn", Role.QC, "quinn-password-1")
     compared(sessions, PARTS_ONNX, b)
     r = _cli(url, "promote", str(b), "--reason", "better on lot 12")
     assert r.returncode == 0, r.stderr

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from inspector.core.auth import Actor, Role
+from inspector.core.auth import Role
 from inspector.core.config import config_from_dict
 from inspector.core.errors import ConfigError, PermissionDenied
+from tests.conftest import signed
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_images"
 ALL_DAY = {"D": "06:00-18:00", "N": "18:00-06:00"}
@@ -101,7 +102,7 @@ def test_a_switch_needs_a_user_and_a_registered_recipe_once_the_station_has_user
 
     url = f"sqlite:///{tmp_path / 'users.db'}"
     engine, sessions = open_db(url)
-    boss, olga = Actor("boss", Role.ADMIN), Actor("olga", Role.OPERATOR)
+    boss, olga = signed("boss", Role.ADMIN), signed("olga", Role.OPERATOR)
     with sessions.begin() as s:
         UserRepo.add(s, None, "boss", "admin", "scrypt$x")
         UserRepo.add(s, boss, "olga", "operator", "scrypt$x")
@@ -169,7 +170,7 @@ def test_a_configuration_product_is_registered_by_a_signed_in_qc_on_first_use(tm
 
     url = f"sqlite:///{tmp_path / 'users.db'}"
     engine, sessions = open_db(url)
-    boss, olga, quinn = Actor("boss", Role.ADMIN), Actor("olga", Role.OPERATOR), Actor("quinn", Role.QC)
+    boss, olga, quinn = signed("boss", Role.ADMIN), signed("olga", Role.OPERATOR), signed("quinn", Role.QC)
     with sessions.begin() as s:
         UserRepo.add(s, None, "boss", "admin", "scrypt$x")
         UserRepo.add(s, boss, "olga", "operator", "scrypt$x")

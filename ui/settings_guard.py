@@ -1,5 +1,6 @@
-"""Who may save which settings: sections that change verdicts or storage need a signed-in user with the
-right role and leave an audit entry; the others (camera, run) stay free for the operator.
+"""Who may save which settings: sections that change verdicts, storage, the station's identity, alarms, the
+challenger or line security need a signed-in user with the right role and leave an audit entry (and approve the
+settings for the next run, issue 24); the others (camera, run) stay free for the operator.
 
 The check runs on a pool thread, in one transaction with its audit entry (and, for a changed recipe, its
 registration as a trusted recipe, so that the next run accepts it).
@@ -18,7 +19,9 @@ from inspector.detection.registry import recipe_sha256
 log = logging.getLogger(__name__)
 
 #: section -> the action (inspector.core.auth.ACTIONS) a change to it needs
-PROTECTED: dict[str, str] = {"recipe": "recipe", "quality": "settings", "model": "settings", "storage": "settings"}
+PROTECTED: dict[str, str] = {"recipe": "recipe", "quality": "settings", "model": "settings", "storage": "settings",
+                             # issue 24: identity, alarms, the challenger and line security as well
+                             "station": "settings", "alarms": "settings", "shadow": "settings", "line": "settings"}
 
 
 def diff(prefix: str, a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -42,7 +45,9 @@ def settings_guard(sessions: Callable[[], Any], actor: Callable[[], Actor | None
 
     def guard(old: Config, new: Config) -> None:
         from db import AuditRepo, TrustRepo, authorize
+        from db.repositories.settings import SettingsRepo
         from db.writes import write
+        from inspector.core.guarded import section_hashes
 
         changed = changes(old, new)
         if not changed:
@@ -59,6 +64,8 @@ def settings_guard(sessions: Callable[[], Any], actor: Callable[[], Actor | None
                 TrustRepo.add(s, acted, "recipe", recipe_sha256(new.recipe.model_dump(mode="json")), new.recipe.name,
                               {"from": "settings"})
             AuditRepo.append(s, actor=acted.name, action="settings.change", target="settings", detail=changed)
+            if section_hashes(old) != section_hashes(new):  # what the next run checks (issue 24): approved here
+                SettingsRepo.approve(s, acted, new.station_name, section_hashes(new), "saved in the settings window")
             return acted
         acted = write(sessions(), record, "Saving the settings")
         log.info("settings changed by %s: %s", acted.name, ", ".join(changed))

@@ -27,10 +27,33 @@ from sqlalchemy.orm import Session
 
 from db.dto import AuditEntryDTO, AuditReport
 from db.repositories._common import dumps, loads, utcnow
-from db.schema import ZERO_HASH, AuditAnchor, AuditEntry, Run, StationKey, TrustedFile, User
-from db.seal import anchor_fields, anchor_sealed, key, signer_of, verify_seals
+from db.schema import (
+    ZERO_HASH,
+    AuditAnchor,
+    AuditEntry,
+    ModelPromotion,
+    Review,
+    Run,
+    StationKey,
+    TrustedFile,
+    User,
+)
+from db.seal import (
+    BIND_ACTION,
+    BOUND_TABLES,
+    Binding,
+    anchor_fields,
+    anchor_sealed,
+    key,
+    read_binding,
+    seal_digest,
+    seal_row,
+    signer_of,
+    verify_seals,
+    write_binding,
+)
 from inspector.core.errors import StorageError
-from inspector.core.integrity import seal
+from inspector.core.integrity import seal, sealed
 from inspector.core.signing import StationSigner, fingerprint, verify
 
 log = logging.getLogger(__name__)
@@ -64,12 +87,7 @@ class AuditRepo:
                detail: dict[str, Any] | None = None) -> AuditEntryDTO:
         """Add one entry at the end of the chain, inside the caller's transaction."""
         anchors = cast(Table, AuditAnchor.__table__)
-        # Write the anchor first: that takes SQLite's write lock (PostgreSQL's row lock), so a second
-        # writer waits here instead of chaining onto a last entry that is about to change.
-        locked = session.execute(update(anchors).where(anchors.c.id == ANCHOR_ID)
-                                 .values(entries=anchors.c.entries)).rowcount  # type: ignore[attr-defined]
-        if not locked:
-            session.execute(insert(anchors).values(id=ANCHOR_ID, entries=0, last_id=0, last_hash=ZERO_HASH))
+        _lock(session)
         signer = signer_of(session.info)
         chain = signer.name if signer is not None else None
         last_id = session.execute(select(func.max(AuditEntry.id))).scalar() or 0
@@ -146,7 +164,9 @@ class AuditRepo:
             if chain is not None and chain not in stations:
                 problem(f"{walk.counts[chain]} entries belong to the chain of station {chain!r}, which is not "
                         "registered (its public key was deleted, or the entries were added outside Inspector)")
-        _checked, unchecked = verify_seals(session, problem)
+        seen: dict[str, str] = {}
+        _checked, unchecked = verify_seals(session, problem, seen=seen)
+        _cross_check(session, walk, seen, problem, notes)
         if unchecked:
             notes.append(f"{unchecked} HMAC-sealed row(s) (written by a single station, or before it joined the "
                          "plant) were not checked: this data folder has no integrity.key")
@@ -154,6 +174,119 @@ class AuditRepo:
             log.info("audit trail: %d problem(s), first: %s", len(problems), problems[0])
         return AuditReport(ok=not problems, entries=walk.n, problems=tuple(problems), stations=tuple(lines),
                            notes=tuple(notes))
+
+
+def _lock(session: Session) -> None:
+    """Write the anchor first: that takes SQLite's write lock (PostgreSQL's row lock), so a second writer waits
+    here instead of chaining onto a last entry that is about to change."""
+    anchors = cast(Table, AuditAnchor.__table__)
+    locked = session.execute(update(anchors).where(anchors.c.id == ANCHOR_ID)
+                             .values(entries=anchors.c.entries)).rowcount  # type: ignore[attr-defined]
+    if not locked:
+        session.execute(insert(anchors).values(id=ANCHOR_ID, entries=0, last_id=0, last_hash=ZERO_HASH))
+
+
+_BOUND_MODELS = {"users": User, "reviews": Review, "trusted_files": TrustedFile, "model_promotions": ModelPromotion}
+
+
+def bind_row(session: Session, fields_of, row: Any) -> dict[str, str]:
+    """Seal a new or changed users, reviews, trusted_files or model_promotions row bound to its table, its id and
+    this database (``db.seal``), under the audit anchor's lock; returns what its audit entry names: the row and
+    its seal's digest (``{"row": "users:5", "seal": ...}``), to go into the entry's detail."""
+    table = row.__tablename__
+    if row.mac is None:
+        row.mac = ""
+    session.flush()  # the row's id
+    _lock(session)
+    b = read_binding(session)
+    if b is None:
+        b = _begin_binding(session, table, row.id)
+    seal_row(session, fields_of, row, bound_to=b.seal_id)
+    session.flush()
+    return {"row": f"{table}:{row.id}", "seal": seal_digest(row)}
+
+
+def _begin_binding(session: Session, table: str, row_id: int) -> Binding:
+    """The first bound write of this database: its ``seal_id``, and per table the last id written before it."""
+    import uuid
+
+    since = {}
+    for name, model in _BOUND_MODELS.items():
+        q = select(func.max(model.id))
+        since[name] = session.execute(q.where(model.id < row_id) if name == table else q).scalar() or 0
+    b = write_binding(session, uuid.uuid4().hex, since)
+    AuditRepo.append(session, actor="inspector", action=BIND_ACTION, target=f"database:{b.seal_id}",
+                     detail={"since": since})
+    return b
+
+
+def had_users(session: Session) -> str | None:
+    """Why this database counts as having had users though its users table may be empty (an audit entry of a
+    user added, or a trail cut at its end), else None: a fresh install."""
+    added = session.execute(select(AuditEntry.id).where(AuditEntry.action == "user.add").limit(1)).scalar()
+    if added is not None:
+        return f"audit entry {added} added a user"
+    n, last = session.execute(select(func.count(), func.max(AuditEntry.id))).one()
+    anchor = session.get(AuditAnchor, ANCHOR_ID)
+    if anchor is None:
+        return None if not n else "the audit anchor is missing"
+    ends = [anchor.last_id] + [i for i, in session.execute(select(StationKey.last_id))]
+    if anchor.mac and len(ends) == 1:  # a single station (in a plant, each chain's end is signed by its station)
+        try:
+            if not sealed(key(session, create=False), anchor.mac, *anchor_fields(anchor)):
+                return "the audit anchor's seal does not match"
+        except StorageError:  # no key file here: the counts below still tell a cut trail
+            pass
+    counts = anchor.entries + sum(c for c, in session.execute(select(StationKey.entries)))
+    if n != counts or (last or 0) != max(ends):
+        return f"the audit trail has {n} entries ending at {last or 0}, but its anchors record {counts} ending at " \
+               f"{max(ends)}"
+    return None
+
+
+def record_head(session: Session) -> str:
+    """A digest over the chain heads and every bound row's seal: it moves with any change to the record that
+    ``verify`` checks (print it; compare it with a copy kept elsewhere)."""
+    h = hashlib.sha256()
+    h.update(json.dumps([AuditRepo.head(session), AuditRepo.heads(session)], default=str).encode())
+    for name, model in _BOUND_MODELS.items():
+        t = cast(Table, model.__table__)
+        for r in session.execute(select(t.c.id, t.c.mac, t.c.sig).order_by(t.c.id).execution_options(yield_per=5000)):
+            h.update(f"{name}:{r.id}:{r.sig or r.mac or ''};".encode())
+    return h.hexdigest()
+
+
+def _cross_check(session: Session, w: _Walk, seen: dict[str, str], problem, notes: list[str]) -> None:
+    """Each bound row against the audit entry that last wrote it, and each such entry against its row."""
+    b = read_binding(session, cache=False)
+    if w.bind_entries and (b is None or not b.holds or b.seal_id not in w.bind_entries):
+        problem("the record's binding marker (database_info 'seal_binding') is missing or was changed outside "
+                f"Inspector (audit entry {min(w.bind_entries.values())} made it)")
+    elif b is not None and not w.bind_entries:
+        problem("the record's binding marker has no audit entry (it was added outside Inspector, or copied in)")
+    legacy = 0
+    for ref, digest in seen.items():
+        table, row_id = ref.split(":")
+        if digest == "":
+            legacy += 1
+            continue
+        if digest == "?":
+            continue  # broken or not checkable: reported (or noted) by the seal check
+        entry = w.rows.get(ref)
+        if entry is None:
+            problem(f"{table} {row_id}: no audit entry wrote it (inserted outside Inspector, or copied in from "
+                    "another database)")
+        elif entry[2] != digest:
+            problem(f"{table} {row_id}: not the version its last audit entry {entry[0]} ({entry[1]}) recorded "
+                    "(an older or another copy was put in its place)")
+    for ref, (entry_id, action, _digest) in w.rows.items():
+        if ref not in seen and ref not in w.deleted:
+            table, row_id = ref.split(":")
+            problem(f"{table} {row_id}, written by audit entry {entry_id} ({action}), is missing: deleted outside "
+                    "Inspector")
+    if legacy:
+        notes.append(f"{legacy} users, reviews, trusted files or promotion row(s) were sealed before binding "
+                     "(checked by their seal, not cross-checked with the audit trail)")
 
 
 class _Walk:
@@ -166,6 +299,10 @@ class _Walk:
         self.counts: dict[str | None, int] = {}
         self.last_id: dict[str | None, int] = {}
         self.last_hash: dict[str | None, str] = {}
+        #: "table:id" -> (entry id, action, seal digest) of the last entry that wrote that row (binding)
+        self.rows: dict[str, tuple[int, str, str]] = {}
+        self.deleted: set[str] = set()
+        self.bind_entries: dict[str, int] = {}
 
 
 def _walk(session: Session, stations: dict, problem) -> _Walk:
@@ -187,6 +324,12 @@ def _walk(session: Session, stations: dict, problem) -> _Walk:
         if detail is None or entry_hash(e.id, e.created_at, e.actor, e.action, e.target, detail,
                                         e.prev_hash, chain) != e.hash:
             problem(f"entry {e.id}{where}: its content does not match its hash (the entry was changed)")
+        if isinstance(detail, dict):
+            if isinstance(detail.get("row"), str) and detail["row"].split(":")[0] in BOUND_TABLES:
+                w.rows[detail["row"]] = (e.id, e.action, str(detail.get("seal", "")))
+            w.deleted.update(r for r in detail.get("replaces", ()) if isinstance(r, str))
+            if e.action == BIND_ACTION:
+                w.bind_entries.setdefault(e.target.split(":", 1)[-1], e.id)
         w.last_hash[chain], w.last_id[chain], w.expected_id = e.hash, e.id, e.id + 1
         w.counts[chain] = w.counts.get(chain, 0) + 1
     return w

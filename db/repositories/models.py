@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 
 from db.dto import PromotionDTO, ShadowAgreement
 from db.repositories._common import dumps, loads, utcnow
-from db.repositories.audit import AuditRepo
+from db.repositories.audit import AuditRepo, bind_row
 from db.repositories.users import authorize
 from db.schema import ModelPromotion, ShadowResult
-from db.seal import promotion_fields, row_sealed, seal_row
+from db.seal import promotion_fields, row_sealed
 from inspector.core.auth import Actor
 from inspector.core.errors import ConfigError, PermissionDenied
 
@@ -102,12 +102,12 @@ class PromotionRepo:
             raise ConfigError(f"{name or path} was never the model of {station}: roll back only to a model it had.")
         row = ModelPromotion(station=station, action=action, sha256=sha256, path=path, name=name,
                              previous_sha256=previous, reason=reason.strip(), actor=who.name, created_at=utcnow())
-        seal_row(session, promotion_fields, row)
         session.add(row)
-        session.flush()
+        bound = bind_row(session, promotion_fields, row)
         AuditRepo.append(session, actor=who.name, action=f"model.{action}", target=f"station:{station}",
                          detail={"sha256": sha256, "path": path, "name": name, "previous_sha256": previous,
-                                 "reason": reason.strip(), **({"evidence": dict(evidence)} if evidence else {})})
+                                 "reason": reason.strip(), **({"evidence": dict(evidence)} if evidence else {}),
+                                 **bound})
         return _dto(row)
 
 

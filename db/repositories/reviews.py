@@ -10,10 +10,10 @@ from sqlalchemy.orm import Session
 
 from db.dto import ReviewDTO
 from db.repositories._common import dumps, review_dto, utcnow, verdict
-from db.repositories.audit import AuditRepo
+from db.repositories.audit import AuditRepo, bind_row
 from db.repositories.users import authorize
 from db.schema import REVIEW_ACTIONS, DetectionRecord, InspectionRecord, Review
-from db.seal import review_fields, seal_row
+from db.seal import review_fields, row_sealed
 from inspector.core.auth import Actor
 from inspector.core.reviewing import UNDOES, standing
 from inspector.core.types import Verdict
@@ -70,12 +70,11 @@ class ReviewRepo:
         review = Review(inspection_id=inspection_id, inspection_created_at=created, reviewer=reviewer.name,
                         created_at=utcnow(), action=action, old_verdict=old.value, new_verdict=new.value,
                         reason=reason, detail=dumps(detail))
-        seal_row(session, review_fields, review)
         session.add(review)
-        session.flush()
+        bound = bind_row(session, review_fields, review)
         AuditRepo.append(session, actor=reviewer.name, action=f"review.{action}", target=f"inspection:{inspection_id}",
                          detail={"review_id": review.id, "old_verdict": old.value, "new_verdict": new.value,
-                                 "reason": reason, "detail": detail})
+                                 "reason": reason, "detail": detail, **bound})
         return review_dto(review)
 
     @staticmethod
@@ -116,11 +115,14 @@ class ReviewRepo:
 
     @staticmethod
     def final_verdict(session: Session, inspection_id: int) -> Verdict:
-        """The latest review's new verdict, else the machine's; LookupError for an unknown inspection."""
-        latest = session.execute(select(Review.new_verdict).where(Review.inspection_id == inspection_id)
-                                 .order_by(Review.id.desc()).limit(1)).scalar()
-        if latest is not None:
-            return Verdict(latest)
+        """The latest review's new verdict, else the machine's; LookupError for an unknown inspection. A review
+        whose seal fails (changed, or copied in from elsewhere: issue 24) is skipped and logged."""
+        q = select(Review).where(Review.inspection_id == inspection_id).order_by(Review.id.desc())
+        for review in session.scalars(q):
+            if row_sealed(session, review_fields, review):
+                return Verdict(review.new_verdict)
+            log.warning("review %d of inspection %d was changed or added outside Inspector: not counted", review.id,
+                        inspection_id)
         machine = session.execute(select(InspectionRecord.verdict)
                                   .where(InspectionRecord.id == inspection_id)).scalar()
         if machine is None:

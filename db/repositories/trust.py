@@ -11,10 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.repositories._common import utcnow
-from db.repositories.audit import AuditRepo
+from db.repositories.audit import AuditRepo, bind_row
 from db.repositories.users import UserRepo, authorize
 from db.schema import TRUST_KINDS, TrustedFile
-from db.seal import row_sealed, seal_row, trust_fields
+from db.seal import row_sealed, trust_fields
 from inspector.core.auth import Actor
 from inspector.core.errors import PermissionDenied
 
@@ -42,15 +42,16 @@ class TrustRepo:
         if sha256 in TrustRepo.trusted(session, kind):
             return False
         old = session.scalars(select(TrustedFile).where(TrustedFile.kind == kind, TrustedFile.sha256 == sha256)).first()
+        replaces = {}
         if old is not None:  # a row whose seal broke: replaced by this decision
+            replaces = {"replaces": [f"trusted_files:{old.id}"]}
             session.delete(old)
             session.flush()
         row = TrustedFile(kind=kind, sha256=sha256, name=name, added_by=who.name, added_at=utcnow())
-        seal_row(session, trust_fields, row)
         session.add(row)
-        session.flush()
+        bound = bind_row(session, trust_fields, row)
         AuditRepo.append(session, actor=who.name, action=f"{kind}.trust", target=f"{kind}:{sha256}",
-                         detail={"name": name, **(detail or {})})
+                         detail={"name": name, **(detail or {}), **bound, **replaces})
         return True
 
     @staticmethod
@@ -68,7 +69,7 @@ class TrustRepo:
     def allow_recipe(session: Session, sha256: str, name: str, default_sha256: str) -> None:
         """Refuse a recipe that is neither the built-in default nor registered, once the station has users
         (a fresh install runs any recipe, as before)."""
-        if sha256 == default_sha256 or not UserRepo.exists(session):
+        if sha256 == default_sha256 or UserRepo.fresh(session):
             return
         if sha256 not in TrustRepo.trusted(session, "recipe"):
             raise PermissionDenied(f"the recipe {name!r} (sha256 {sha256[:12]}...) is not registered on this "

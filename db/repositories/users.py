@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session
 
 from db.dto import UserDTO
 from db.repositories._common import user_dto, utcnow
-from db.repositories.audit import AuditRepo
+from db.repositories.audit import AuditRepo, bind_row, had_users
 from db.schema import ROLES, User
-from db.seal import row_sealed, seal_row, user_fields
-from inspector.core.auth import FRESH_INSTALL, Actor, Role, require, verify_password
+from db.seal import key, row_sealed, user_fields
+from inspector.core.auth import FRESH_INSTALL, Actor, Role, require, session_problem, verify_password
 from inspector.core.errors import PermissionDenied
 
 
@@ -34,12 +34,20 @@ def authorize(session: Session, actor: Actor | None, action: str, fresh_install:
     role the table gives (and a sealed row): a claimed role counts for nothing.
     """
     if not UserRepo.exists(session):
+        emptied = had_users(session)
+        if emptied is not None:
+            raise PermissionDenied(f"this station's users were removed outside Inspector ({emptied}): it does not "
+                                   "go back to 'no users yet'; restore the database from its backup and run "
+                                   "'inspector audit verify'.")
         if fresh_install:
             return require(FRESH_INSTALL, action)
         raise PermissionDenied(f"'{action}' needs a signed-in user, and this station has no users yet: "
                                "add an admin with 'inspector user add NAME --role admin'.")
     if actor is None:
         return require(None, action)
+    refused = session_problem(key(session), actor)
+    if refused is not None:
+        raise PermissionDenied(refused)
     user = UserRepo._find(session, actor.name)
     if user is None:
         raise PermissionDenied(f"{actor.name!r} is not a user of this station.")
@@ -48,7 +56,7 @@ def authorize(session: Session, actor: Actor | None, action: str, fresh_install:
                                "match); an admin must check 'inspector audit verify'.")
     if user.role != Role(actor.role).value:
         raise PermissionDenied(f"{actor.name} is {user.role} on this station, not {Role(actor.role).value}.")
-    return require(Actor(user.name, Role(user.role)), action)
+    return require(actor, action)  # the session itself: its name and role are the table's
 
 
 class UserRepo:
@@ -62,7 +70,7 @@ class UserRepo:
         _check_role(role)
         if not name or not name.strip():
             raise ValueError(f"expected a non-empty user name, got {name!r}")
-        if UserRepo.exists(session):
+        if not UserRepo.fresh(session):
             who = authorize(session, actor, "users").name
         elif role != Role.ADMIN.value:
             raise PermissionDenied("the first user must be an admin (role 'admin').")
@@ -72,16 +80,21 @@ class UserRepo:
             raise ValueError(f"expected a new user name, got {name!r}, which exists")
         user = User(name=name, role=role, password_hash=password_hash, failed_attempts=0, created_at=utcnow(),
                     recovery_hash=recovery_hash)
-        seal_row(session, user_fields, user)
         session.add(user)
-        session.flush()
-        AuditRepo.append(session, actor=who, action="user.add", target=f"user:{name}", detail={"role": role})
+        bound = bind_row(session, user_fields, user)
+        AuditRepo.append(session, actor=who, action="user.add", target=f"user:{name}", detail={"role": role, **bound})
         return user_dto(user)
 
     @staticmethod
     def exists(session: Session) -> bool:
-        """Whether the station has any user (no user: a fresh install)."""
+        """Whether the station's users table has any row."""
         return session.execute(select(User.id).limit(1)).first() is not None
+
+    @staticmethod
+    def fresh(session: Session) -> bool:
+        """A fresh install: no user now, and none ever (a database whose users were deleted behind Inspector's
+        back is not fresh: see ``had_users``)."""
+        return not UserRepo.exists(session) and had_users(session) is None
 
     @staticmethod
     def is_sealed(session: Session, name: str) -> bool:
@@ -125,9 +138,8 @@ class UserRepo:
                         fresh_install=False)
         user = UserRepo._need(session, name)
         user.password_hash = password_hash
-        seal_row(session, user_fields, user)
-        session.flush()
-        AuditRepo.append(session, actor=who.name, action="user.password", target=f"user:{name}")
+        bound = bind_row(session, user_fields, user)
+        AuditRepo.append(session, actor=who.name, action="user.password", target=f"user:{name}", detail=bound)
         return user_dto(user)
 
     @staticmethod
@@ -141,10 +153,9 @@ class UserRepo:
         if old == Role.ADMIN.value and role != old and admins < 2:
             raise PermissionDenied(f"{name} is the only admin: make another admin first.")
         user.role = role
-        seal_row(session, user_fields, user)
-        session.flush()
+        bound = bind_row(session, user_fields, user)
         AuditRepo.append(session, actor=who.name, action="user.role", target=f"user:{name}",
-                         detail={"old_role": old, "new_role": role})
+                         detail={"old_role": old, "new_role": role, **bound})
         return user_dto(user)
 
     @staticmethod
@@ -164,10 +175,9 @@ class UserRepo:
         user.recovery_hash = new_recovery_hash
         user.failed_attempts = 0
         user.locked_until = None
-        seal_row(session, user_fields, user)
-        session.flush()
+        bound = bind_row(session, user_fields, user)
         AuditRepo.append(session, actor=name, action="user.recover", target=f"user:{name}",
-                         detail={"note": "recovery code used; a new one was issued"})
+                         detail={"note": "recovery code used; a new one was issued", **bound})
         return user_dto(user)
 
     @staticmethod

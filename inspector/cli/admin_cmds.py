@@ -120,6 +120,25 @@ def _model_add(a: argparse.Namespace) -> int:
         engine.dispose()
 
 
+def _settings_approve(a: argparse.Namespace) -> int:
+    from db.repositories.settings import SettingsRepo
+    from db.writes import write
+    from inspector.core.config import load_config
+    from inspector.core.day import product_config
+    from inspector.core.guarded import section_hashes
+
+    cfg = product_config(load_config(a.config), a.product)
+    engine, sessions = open_sessions(a)
+    try:
+        who = signed_in(a, sessions, "settings")
+        changed = write(sessions, lambda s: SettingsRepo.approve(s, who, cfg.station_name, section_hashes(cfg)),
+                        "Approving the settings")
+    finally:
+        engine.dispose()
+    print(f"approved the settings of station {cfg.station_name}: {', '.join(changed) or 'nothing'} changed")
+    return 0
+
+
 def _recipe_add(a: argparse.Namespace) -> int:
     from db import TrustRepo
     from db.writes import write
@@ -187,6 +206,15 @@ def register(sub) -> None:
     from inspector.cli import promote_cmds
 
     promote_cmds.register(msub, db_user)
+
+    st = sub.add_parser("settings", help="approved settings (issue 24)")
+    stsub = st.add_subparsers(dest="settings_command", required=True)
+    sa = stsub.add_parser("approve", help="approve the configuration's quality, storage, station, alarms, shadow and "
+                          "line settings for the next runs of this station, audited (admin)")
+    sa.add_argument("--config", default=None, help="the station's configuration file")
+    sa.add_argument("--product", default=None, help="a product of the configuration ([products.NAME])")
+    db_user(sa, "admin")
+    sa.set_defaults(func=_settings_approve)
 
     r = sub.add_parser("recipe", help="registered recipes")
     rsub = r.add_subparsers(dest="recipe_command", required=True)

@@ -203,12 +203,15 @@ def _sign_in(a: argparse.Namespace, sessions, action: str) -> None:  # noqa: ANN
 def _chain_head(sessions) -> str:  # noqa: ANN001
     """The audit chain's head, to be kept with the report and compared later ('audit verify' prints it too)."""
     from db import AuditRepo
+    from db.repositories.audit import record_head
 
     with sessions() as s:
         n, h = AuditRepo.head(s)
         heads = AuditRepo.heads(s)
+        record = record_head(s)
     lines = [f"audit chain head: entry {n}, sha256 {h}"] if n or not heads else []
     lines += [f"audit chain head of station {name}: entry {k}, sha256 {sha}" for name, k, sha in heads]
+    lines.append(f"record head: sha256 {record} (the chain heads and every user, review, trust and promotion row)")
     return "\n".join(lines)
 
 
@@ -223,7 +226,8 @@ def audit_verify(a: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     if rep.ok:
-        print(f"audit log OK: {rep.entries} entries; inspections, reviews, users and trusted files sealed")
+        print(f"audit log OK: {rep.entries} entries; inspections, reviews, users and trusted files sealed; users, "
+              "reviews, trusted files and promotions match the entries that wrote them")
         for line in rep.stations + tuple(f"not checked: {n}" for n in rep.notes):
             print(f"  {line}")
         print(head)

@@ -7,15 +7,22 @@ users, reviews and trust decisions do it themselves, and the commands for train 
 output), report and export-dataset do it before they start. While the station's database has no
 user (a fresh install), whoever runs Inspector acts as ``FRESH_INSTALL``, an admin, as the audit
 trail records; the first user added must be an admin.
+
+Protected writes take a signed-in session, not a name (issue 24): sign-in (``db.accounts``) checks the password
+and issues a ``SignedIn``, an ``Actor`` with an expiry and a token sealed with the station's key; the
+repositories refuse a bare ``Actor`` built by name, a token that does not match, and an expired one.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
+import json
 import os
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from enum import Enum
 
 from inspector.core.errors import PermissionDenied
@@ -69,6 +76,53 @@ class Actor:
             raise ValueError("expected an actor name, got ''")
         if not isinstance(self.role, Role):
             raise ValueError(f"expected a Role, got {self.role!r}")
+
+
+#: how long a sign-in lasts (a shift and a half); then the window or the command signs in again
+SESSION_S = 12 * 3600
+
+
+@dataclass(frozen=True)
+class SignedIn(Actor):
+    """A user whose password was checked at sign-in: valid until ``expires_at`` (UTC), with the token the station's
+    key sealed then (``issue``). Only the sign-in makes one that a repository accepts."""
+
+    expires_at: dt.datetime = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    token: str = field(default="", repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.expires_at.tzinfo is None:
+            raise ValueError(f"expected an aware expiry time, got {self.expires_at!r}")
+
+
+def _token_mac(key: bytes, name: str, role: Role, expires_at: dt.datetime, nonce: str) -> str:
+    payload = json.dumps(["sign-in", name, role.value, expires_at.astimezone(dt.timezone.utc).isoformat(), nonce])
+    return hmac.new(key, payload.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def issue(key: bytes, actor: Actor, now: dt.datetime | None = None, ttl_s: float = SESSION_S) -> SignedIn:
+    """A session for ``actor`` whose password was just checked (``db.accounts.sign_in`` calls this)."""
+    if ttl_s <= 0:
+        raise ValueError(f"expected a positive session length in seconds, got {ttl_s}")
+    expires = (now or dt.datetime.now(dt.timezone.utc)) + dt.timedelta(seconds=ttl_s)
+    nonce = secrets.token_hex(8)
+    mac = _token_mac(key, actor.name, actor.role, expires, nonce)
+    return SignedIn(actor.name, actor.role, expires, f"{nonce}.{mac}")
+
+
+def session_problem(key: bytes, actor: Actor, now: dt.datetime | None = None) -> str | None:
+    """Why ``actor`` is no signed-in session this station accepts (one sentence), or None when it is one."""
+    if not isinstance(actor, SignedIn) or not actor.token:
+        return (f"{actor.name!r} is not signed in: a protected change needs a session from sign-in with a password "
+                "(a name alone counts for nothing).")
+    nonce, _, mac = actor.token.partition(".")
+    if not hmac.compare_digest(_token_mac(key, actor.name, actor.role, actor.expires_at, nonce), mac):
+        return f"the session of {actor.name!r} was not issued by this station's sign-in: sign in again."
+    if (now or dt.datetime.now(dt.timezone.utc)) >= actor.expires_at:
+        return (f"the sign-in of {actor.name} expired at {actor.expires_at.isoformat(timespec='minutes')}: "
+                "sign in again.")
+    return None
 
 
 STATION_OPERATOR = Actor("station-operator", Role.OPERATOR)

@@ -12,10 +12,11 @@ import pytest
 from sqlalchemy import text
 
 from db import AlarmRepo, AuditRepo, DayFilter, InspectionFilter, InspectionRepo, UserRepo
-from inspector.core.auth import Actor, Role
+from inspector.core.auth import Role
 from inspector.core.day import PartDay
 from inspector.core.errors import PermissionDenied
 from inspector.core.types import Verdict
+from tests.conftest import signed
 
 DAYS = [PartDay("P1", "L1", "WO1", "2024-03-01/A", "c" * 64), PartDay("P1", "L2", "", "2024-03-01/A"),
         PartDay("P2", "L2", "WO2", "2024-03-01/B"), None]
@@ -56,16 +57,16 @@ def test_day_is_stored_filtered_counted_and_sealed(db_url, engine, sessions, run
 def test_alarms_are_recorded_sealed_and_acknowledged_once_by_a_user(db_url, engine, sessions, run_id, mk):
     with sessions() as s, s.begin():
         UserRepo.add(s, None, "boss", "admin", "scrypt$x")
-        UserRepo.add(s, Actor("boss", Role.ADMIN), "olga", "operator", "scrypt$x")
+        UserRepo.add(s, signed("boss", Role.ADMIN), "olga", "operator", "scrypt$x")
         a = AlarmRepo.raise_(s, "line-1", run_id, "fail_streak", "3 FAIL parts in a row")
     with sessions() as s, s.begin(), pytest.raises(PermissionDenied, match="signed-in user"):
         AlarmRepo.acknowledge(s, None, a.id)
     with sessions() as s, s.begin():
         assert [x.id for x in AlarmRepo.open(s, "line-1")] == [a.id]
-        done = AlarmRepo.acknowledge(s, Actor("olga", Role.OPERATOR), a.id)
+        done = AlarmRepo.acknowledge(s, signed("olga", Role.OPERATOR), a.id)
     assert done.acked_by == "olga" and done.acked_at is not None
     with sessions() as s, s.begin(), pytest.raises(ValueError, match="acknowledged already by olga"):
-        AlarmRepo.acknowledge(s, Actor("boss", Role.ADMIN), a.id)
+        AlarmRepo.acknowledge(s, signed("boss", Role.ADMIN), a.id)
     with sessions() as s:
         assert AlarmRepo.open(s, "line-1") == []
         entries = AuditRepo.list(s)

@@ -21,11 +21,12 @@ from db.repositories.inspections import inspection_rows
 from db.schema import Run
 from db.sink import DbWriter
 from db.writes import write
-from inspector.core.auth import Actor, Role
+from inspector.core.auth import Role
 from inspector.core.errors import StorageError
 from inspector.core.images import ImageStore
 from station import image_namespace, reconcile
 from station.records import run_proof
+from tests.conftest import signed
 from tests.db.conftest import backend_url, hold_lock
 
 
@@ -53,7 +54,7 @@ def test_a_lock_held_too_long_is_one_sentence_without_sql_or_the_password_hash(l
     secret = secrets.token_urlsafe(16)  # not in any source line a traceback could show
     holder = hold_lock(path, 3)
     with pytest.raises(StorageError) as err:
-        write(sessions, lambda s: create_user(s, Actor("anna", Role.ADMIN), "bert", Role.ADMIN, secret), "Adding bert",
+        write(sessions, lambda s: create_user(s, signed("anna", Role.ADMIN), "bert", Role.ADMIN, secret), "Adding bert",
               wait_s=1)
     holder.join()
     msg = str(err.value)

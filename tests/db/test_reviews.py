@@ -7,7 +7,7 @@ from sqlalchemy import text
 
 from db import AuditRepo, InspectionRepo, ReviewRepo
 from inspector.core.types import Verdict
-from tests.conftest import QC, staff
+from tests.conftest import QC, signed, staff
 
 
 @pytest.fixture
@@ -75,16 +75,18 @@ def test_unknown_inspection_and_missing_reviewer(sessions, fail_id):
 
 def test_role_is_checked_at_the_database_boundary(sessions, fail_id):
     from db import UserRepo
-    from inspector.core.auth import STATION_OPERATOR, Actor, Role
+    from inspector.core.auth import STATION_OPERATOR, Role
     from inspector.core.errors import PermissionDenied
 
     with sessions() as s, s.begin():
-        UserRepo.add(s, Actor("root-admin", Role.ADMIN), "otto", "operator", "scrypt$test")
+        UserRepo.add(s, signed("root-admin", Role.ADMIN), "otto", "operator", "scrypt$test")
     with sessions() as s, s.begin():
         with pytest.raises(PermissionDenied, match="review"):
-            ReviewRepo.add(s, fail_id, Actor("otto", Role.OPERATOR), "confirm")
-        with pytest.raises(PermissionDenied, match="not a user"):
+            ReviewRepo.add(s, fail_id, signed("otto", Role.OPERATOR), "confirm")
+        with pytest.raises(PermissionDenied, match="not signed in"):
             ReviewRepo.add(s, fail_id, STATION_OPERATOR, "override", "PASS", "looks fine")
+        with pytest.raises(PermissionDenied, match="not a user"):
+            ReviewRepo.add(s, fail_id, signed("station-operator", Role.QC), "override", "PASS", "looks fine")
         assert ReviewRepo.for_inspection(s, fail_id) == []
 
 
@@ -95,13 +97,13 @@ def test_role_is_checked_at_the_database_boundary(sessions, fail_id):
 ])
 def test_a_claimed_role_counts_for_nothing(sessions, fail_id, claim, error):
     from db import UserRepo
-    from inspector.core.auth import Actor, Role
+    from inspector.core.auth import Role
     from inspector.core.errors import PermissionDenied
 
     with sessions() as s, s.begin():
-        UserRepo.add(s, Actor("root-admin", Role.ADMIN), "otto", "operator", "scrypt$test")
+        UserRepo.add(s, signed("root-admin", Role.ADMIN), "otto", "operator", "scrypt$test")
     with sessions() as s, s.begin(), pytest.raises(PermissionDenied, match=error):
-        ReviewRepo.add(s, fail_id, Actor(claim[0], Role(claim[1])), "override", "PASS", "looks fine")
+        ReviewRepo.add(s, fail_id, signed(claim[0], Role(claim[1])), "override", "PASS", "looks fine")
     with sessions() as s:
         assert ReviewRepo.final_verdict(s, fail_id) is Verdict.FAIL
 
@@ -109,15 +111,15 @@ def test_a_claimed_role_counts_for_nothing(sessions, fail_id, claim, error):
 def test_a_role_raised_in_the_table_is_refused(engine, sessions, fail_id):
     """update users set role='admin' behind Inspector's back: the broken seal refuses the account."""
     from db import UserRepo
-    from inspector.core.auth import Actor, Role
+    from inspector.core.auth import Role
     from inspector.core.errors import PermissionDenied
 
     with sessions() as s, s.begin():
-        UserRepo.add(s, Actor("root-admin", Role.ADMIN), "otto", "operator", "scrypt$test")
+        UserRepo.add(s, signed("root-admin", Role.ADMIN), "otto", "operator", "scrypt$test")
     with engine.begin() as conn:
         conn.execute(text("UPDATE users SET role = 'qc' WHERE name = 'otto'"))
     with sessions() as s, s.begin(), pytest.raises(PermissionDenied, match="changed outside Inspector"):
-        ReviewRepo.add(s, fail_id, Actor("otto", Role.QC), "override", "PASS", "looks fine")
+        ReviewRepo.add(s, fail_id, signed("otto", Role.QC), "override", "PASS", "looks fine")
 
 
 def test_a_failed_transaction_keeps_neither_review_nor_audit(sessions, fail_id):

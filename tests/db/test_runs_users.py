@@ -12,7 +12,8 @@ import pytest
 from db import InspectionRepo, ModelRepo, RunRepo, UserRepo
 from db.owner import Owner, this_process
 from db.schema import Run
-from inspector.core.auth import Actor, Role
+from inspector.core.auth import Role
+from tests.conftest import signed
 
 
 def ended_process() -> Owner:
@@ -122,7 +123,7 @@ def test_close_interrupted_spares_runs_whose_process_still_runs(sessions, run_id
 
 def test_users(sessions):
     now = dt.datetime(2024, 5, 1, 12, tzinfo=dt.timezone.utc)
-    boss = Actor("boss", Role.ADMIN)
+    boss = signed("boss", Role.ADMIN)
     with sessions() as s, s.begin():
         UserRepo.add(s, None, "boss", "admin", "scrypt$000")
         UserRepo.add(s, boss, "anna", "qc", "scrypt$abc")

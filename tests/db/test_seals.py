@@ -9,12 +9,14 @@ import pytest
 
 from db import AuditRepo, InspectionRepo, ReviewRepo, TrustRepo, UserRepo
 from db.accounts import create_user, recover, sign_in
-from inspector.core.auth import Actor, Role
+from inspector.core.auth import Role
 from inspector.core.errors import PermissionDenied
 from inspector.core.types import Verdict
-from tests.conftest import QC, staff
+from tests.conftest import QC, signed, staff
 
-BOSS = Actor("root-admin", Role.ADMIN)
+
+def BOSS():  # noqa: N802 - a badge, like QC()
+    return signed("root-admin", Role.ADMIN)
 
 
 @pytest.fixture
@@ -22,8 +24,8 @@ def station(sessions, run_id, mk) -> dict:
     """A station's database: users, a trusted model, three judged parts and a review."""
     with sessions() as s, s.begin():
         staff(s)
-        UserRepo.add(s, BOSS, "otto", "operator", "scrypt$test")
-        TrustRepo.add(s, BOSS, "model", "cd" * 32, "line.onnx")
+        UserRepo.add(s, BOSS(), "otto", "operator", "scrypt$test")
+        TrustRepo.add(s, BOSS(), "model", "cd" * 32, "line.onnx")
         ids = InspectionRepo.add_many(s, run_id, [(mk.inspection(q, v, lb), None) for q, v, lb in
                                                   [(0, Verdict.PASS, ()), (1, Verdict.FAIL, ("scratch",)),
                                                    (2, Verdict.REVIEW, ("dent",))]], recipe_sha256="ef" * 32)
@@ -101,27 +103,27 @@ def test_trust_is_per_database_and_audited(sessions, station, tmp_path):
     with sessions.begin() as s, pytest.raises(PermissionDenied):  # users exist: no sign-in, no trust
         TrustRepo.add(s, None, "model", "12" * 32, "evil.onnx")
     with sessions.begin() as s, pytest.raises(PermissionDenied, match="operator on this station"):
-        TrustRepo.add(s, Actor("otto", Role.ADMIN), "model", "12" * 32, "evil.onnx")
+        TrustRepo.add(s, signed("otto", Role.ADMIN), "model", "12" * 32, "evil.onnx")
 
 
 def test_user_changes_check_the_actor_from_the_table_and_are_audited(sessions, station):
     """Issue 12.7: UserRepo checks the acting user's stored role itself."""
-    for call in (lambda s: UserRepo.add(s, Actor("otto", Role.ADMIN), "eve", "admin", "x"),
+    for call in (lambda s: UserRepo.add(s, signed("otto", Role.ADMIN), "eve", "admin", "x"),
                  lambda s: UserRepo.add(s, None, "eve", "admin", "x"),
-                 lambda s: UserRepo.set_role(s, Actor("otto", Role.OPERATOR), "otto", "admin"),
-                 lambda s: UserRepo.set_role(s, Actor("qc-anna", Role.QC), "otto", "qc"),
-                 lambda s: UserRepo.set_password(s, Actor("otto", Role.OPERATOR), "root-admin", "scrypt$mine")):
+                 lambda s: UserRepo.set_role(s, signed("otto", Role.OPERATOR), "otto", "admin"),
+                 lambda s: UserRepo.set_role(s, signed("qc-anna", Role.QC), "otto", "qc"),
+                 lambda s: UserRepo.set_password(s, signed("otto", Role.OPERATOR), "root-admin", "scrypt$mine")):
         with sessions.begin() as s, pytest.raises(PermissionDenied):
             call(s)
     with sessions.begin() as s:
-        UserRepo.set_role(s, BOSS, "otto", "qc")
-        UserRepo.set_password(s, Actor("otto", Role.QC), "otto", "scrypt$own")
+        UserRepo.set_role(s, BOSS(), "otto", "qc")
+        UserRepo.set_password(s, signed("otto", Role.QC), "otto", "scrypt$own")
     with sessions() as s:
         actions = [(e.actor, e.action, e.target) for e in AuditRepo.list(s, limit=3)]
         assert AuditRepo.verify(s).ok
     assert actions[:2] == [("otto", "user.password", "user:otto"), ("root-admin", "user.role", "user:otto")]
     with sessions.begin() as s, pytest.raises(PermissionDenied, match="only admin"):
-        UserRepo.set_role(s, BOSS, "root-admin", "qc")
+        UserRepo.set_role(s, BOSS(), "root-admin", "qc")
 
 
 def test_the_only_admin_locked_out_recovers_once_with_the_code(engine):
@@ -141,7 +143,8 @@ def test_the_only_admin_locked_out_recovers_once_with_the_code(engine):
         recover(sessions, "boss", "not-the-code", "password2")
     new_code = recover(sessions, "boss", code, "password2")
     assert new_code != code
-    assert sign_in(sessions, "boss", "password2") == Actor("boss", Role.ADMIN)
+    who = sign_in(sessions, "boss", "password2")
+    assert (who.name, who.role) == ("boss", Role.ADMIN)
     with pytest.raises(PermissionDenied, match="recovery code"):
         recover(sessions, "boss", code, "password3")  # each code works once
     with sessions() as s:
@@ -156,7 +159,7 @@ def test_the_only_admin_locked_out_recovers_once_with_the_code(engine):
 def test_a_broken_user_seal_refuses_the_sign_in(db_url, engine, sessions, mk):
     with sessions.begin() as s:
         create_user(s, None, "boss", Role.ADMIN, "password1")
-        create_user(s, Actor("boss", Role.ADMIN), "otto", Role.OPERATOR, "password2")
+        create_user(s, signed("boss", Role.ADMIN), "otto", Role.OPERATOR, "password2")
     mk.raw_execute(db_url, engine, "UPDATE users SET role = 'admin' WHERE name = 'otto'")
     with pytest.raises(PermissionDenied, match="changed outside Inspector"):
         sign_in(sessions, "otto", "password2")

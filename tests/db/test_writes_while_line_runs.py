@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from db import DbWriter, open_database, session_factory
-from inspector.core.auth import Actor, Role
+from inspector.core.auth import Role
 from inspector.core.config import RecipeConfig
+from tests.conftest import signed
 
 WITHIN_S = 2.0
 HASH_S = 0.05  # one scrypt password hash on an idle station PC (measured 0.044 s on the build machine, idle)
@@ -106,9 +107,9 @@ def test_every_write_succeeds_within_2_s_while_the_line_commits_at_full_rate(tmp
             assert timed("a signed-in admin adding a user",
                          lambda: cli(["user", "add", "quinn", "--role", "qc", "--db", url, "--user", "boss"])) == 0
             timed("adding a user through the accounts", lambda: add_user(
-                sessions, Actor("boss", Role.ADMIN), "olga", Role.OPERATOR, "olga-password-1"))
+                sessions, signed("boss", Role.ADMIN), "olga", Role.OPERATOR, "olga-password-1"))
             qc = timed("a QC signing in (the window)", lambda: sign_in(sessions, "quinn", "quinn-password-1"))
-            assert qc == Actor("quinn", Role.QC)
+            assert (qc.name, qc.role) == ("quinn", Role.QC)
             timed("trusting a model", lambda: cli(["model", "add", str(model), "--db", url, "--user", "boss"]))
             from tests.test_promotion_gate import PARTS_ONNX, compared
 

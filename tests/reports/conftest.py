@@ -68,8 +68,9 @@ def _plan(n: int, rng: np.random.Generator) -> list[tuple[str, list[tuple[str, f
 def build_qc_db(folder: Path, n: int = 48, seed: int = 11, url: str | None = None, users: bool = False) -> QcDb:
     """The database (an SQLite file in ``folder`` unless ``url`` names another), images in ``folder``.
 
-    ``users=False`` (the default): the QC accounts that wrote the reviews are removed afterwards, so that
-    commands and the window meet a station without users (no sign-in; the first one creates an admin)."""
+    ``users=False`` (the default): the QC accounts that wrote the reviews and the audit trail that recorded them
+    are removed afterwards and the reviews sealed as before binding (``_forget_history``), so that commands and
+    the window meet a station that never had users (no sign-in; the first one creates an admin)."""
     from sqlalchemy import text
 
     from db import InspectionRepo, ModelRepo, ReviewRepo, RunRepo, open_database, session_factory
@@ -133,11 +134,27 @@ def build_qc_db(folder: Path, n: int = 48, seed: int = 11, url: str | None = Non
         if len(reviews_) > 1:
             ReviewRepo.add(s, ids[reviews_[1]], QC("qc-ben"), "override", "PASS", "within tolerance")
     if not users:
-        with engine.begin() as conn:
-            conn.execute(text("DELETE FROM users"))
+        _forget_history(sessions)
     engine.dispose()
     db.reviewed_seqs = [passes[0], passes[1], fails[0], fails[1], reviews_[0]] + reviews_[1:2]
     return db
+
+
+def _forget_history(sessions) -> None:
+    """Make the database one that never had users: since issue 24 a station whose users are deleted does not go
+    back to "no users yet", so the trail that recorded them goes too, and the reviews keep an unbound seal (as a
+    database from before binding has)."""
+    from sqlalchemy import delete, select
+
+    from db.schema import AuditAnchor, AuditEntry, DatabaseInfo, Review, User
+    from db.seal import BINDING_KEY, review_fields, seal_row
+
+    with sessions() as s, s.begin():
+        for model in (User, AuditEntry, AuditAnchor):
+            s.execute(delete(model))
+        s.execute(delete(DatabaseInfo).where(DatabaseInfo.key == BINDING_KEY))
+        for r in s.scalars(select(Review)):
+            seal_row(s, review_fields, r)
 
 
 @pytest.fixture(scope="module")

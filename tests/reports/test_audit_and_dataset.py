@@ -11,15 +11,17 @@ from inspector.cli import main
 from inspector.reports import Box, PartForTraining, ReviewStep
 from inspector.reports.dataset import corrected_boxes
 from inspector.training.datasets import load_dataset
-from tests.reports.conftest import CLASSES
+from tests.reports.conftest import CLASSES, build_qc_db
 
 
-def test_audit_verify_passes_on_a_clean_database(qc_db, capsys):
+def test_audit_verify_passes_on_a_clean_database(tmp_path, capsys):
+    qc_db = build_qc_db(tmp_path, users=True)
     [(n,)] = qc_db.sql("SELECT count(*) FROM audit_log")
-    assert n == 5 + 7  # the reviewers' accounts made by an admin, then one entry per review
+    assert n == 5 + 1 + 7  # the reviewers' accounts made by an admin, binding begun, then one entry per review
     assert main(["audit", "verify", "--db", qc_db.url]) == 0
-    ok, head = capsys.readouterr().out.strip().splitlines()
+    ok, head, record = capsys.readouterr().out.strip().splitlines()
     assert ok.startswith(f"audit log OK: {n} entries") and head.startswith(f"audit chain head: entry {n}, sha256 ")
+    assert record.startswith("record head: sha256 ")
 
 
 @pytest.mark.parametrize("tamper,problem", [
@@ -27,7 +29,8 @@ def test_audit_verify_passes_on_a_clean_database(qc_db, capsys):
     ("DELETE FROM audit_log WHERE id = 2", "entry 2 missing"),
     ("DELETE FROM audit_log WHERE id = (SELECT max(id) FROM audit_log)", "anchor"),
 ])
-def test_audit_verify_fails_after_tampering(fresh_qc_db, capsys, tamper, problem):
+def test_audit_verify_fails_after_tampering(tmp_path, capsys, tamper, problem):
+    fresh_qc_db = build_qc_db(tmp_path, n=16, seed=4, users=True)
     con = sqlite3.connect(fresh_qc_db.path)
     con.execute(tamper)
     con.commit()

@@ -172,12 +172,13 @@ def main(argv: list[str] | None = None) -> int:
     window.start()
     shown = wait_for(lambda: window.live.last is not None, a.seconds)
     pump(2.0)
-    from inspector.core.auth import Actor, Role
+    from inspector.core.auth import Role
+    from tests.conftest import signed
 
     for i in range(window.tabs.count()):  # a QC signed in: the tabs for QC and admin only are shown too
         tab = window.tabs.widget(i)
         if hasattr(tab, "access_changed"):
-            tab.actor = Actor("probe-qc", Role.QC)
+            tab.actor = signed("probe-qc", Role.QC)
     for i in range(window.tabs.count()):
         window.tabs.setCurrentIndex(i)
         tab = window.tabs.widget(i)

@@ -14,6 +14,7 @@ from PySide6.QtCore import QPoint, Qt
 
 from inspector.core.auth import Actor, Role
 from inspector.core.types import Verdict
+from tests.conftest import signed
 from tests.ui.conftest import SAMPLES, make_inspection
 from ui.bridge import live_result
 
@@ -39,8 +40,8 @@ def users(url: str) -> None:
     try:
         with sessions.begin() as s:
             UserRepo.add(s, None, "boss", "admin", "scrypt$x")
-            UserRepo.add(s, Actor("boss", Role.ADMIN), "olga", "operator", "scrypt$x")
-            UserRepo.add(s, Actor("boss", Role.ADMIN), "quinn", "qc", "scrypt$x")
+            UserRepo.add(s, signed("boss", Role.ADMIN), "olga", "operator", "scrypt$x")
+            UserRepo.add(s, signed("boss", Role.ADMIN), "quinn", "qc", "scrypt$x")
     finally:
         engine.dispose()
 
@@ -105,7 +106,7 @@ def test_a_switch_asks_for_a_sign_in_and_refuses_an_unregistered_recipe(qtbot, o
     spec = spec_for(tmp_path)
     users(spec.db_url)
     w = open_window(spec)
-    asked = sign_in_as(w, Actor("olga", Role.OPERATOR))
+    asked = sign_in_as(w, signed("olga", Role.OPERATOR))
     w.start()
     qtbot.waitUntil(lambda: w.live.last is not None, timeout=60_000)
     pick(w, "P2")
@@ -119,7 +120,7 @@ def test_a_switch_asks_for_a_sign_in_and_refuses_an_unregistered_recipe(qtbot, o
     from station.day import recipe_hash
 
     engine, sessions = open_db(spec.db_url)
-    write(sessions, lambda s: TrustRepo.add(s, Actor("quinn", Role.QC), "recipe",
+    write(sessions, lambda s: TrustRepo.add(s, signed("quinn", Role.QC), "recipe",
                                             recipe_hash(product_config(spec.config, "P2")), "p2"),
           "registering p2 while the line writes")
     engine.dispose()
@@ -156,11 +157,11 @@ def test_product_editor_draws_the_roi_and_saves_thresholds_as_qc_only(qtbot, ope
     ed.save()
     assert "review_conf (0.9) must not be above fail_conf (0.7)" in ed.problem.text()
     ed.table.item(1, 2).setText("0.3")
-    asked = sign_in_as(w, Actor("olga", Role.OPERATOR))
+    asked = sign_in_as(w, signed("olga", Role.OPERATOR))
     ed.save()
     qtbot.waitUntil(lambda: "may not change a recipe or product" in w.live.error.message, timeout=20_000)
     assert asked and not (tmp_path / "settings.toml").exists(), "an operator saves nothing"
-    asked = sign_in_as(w, Actor("quinn", Role.QC))
+    asked = sign_in_as(w, signed("quinn", Role.QC))
     ed.save()
     # done when the window took the saved configuration (the file is written first, inside the guard's transaction)
     qtbot.waitUntil(lambda: "scratch" in w.spec.config.products["P1"].recipe.classes, timeout=20_000)

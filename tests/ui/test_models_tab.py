@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from inspector.core.auth import Actor, Role
-from tests.conftest import QC, staff
+from inspector.core.auth import Role
+from tests.conftest import QC, signed, staff
 
 ROOT = Path(__file__).resolve().parents[2]
 PARTS_ONNX = ROOT / "models" / "parts-v2" / "parts-v2.onnx"
@@ -34,7 +34,7 @@ def service(tmp_path, tiny_model):
     with sessions.begin() as s:
         staff(s)
 
-        UserRepo.add(s, Actor("root-admin", Role.ADMIN), "op", "operator", "scrypt$test")
+        UserRepo.add(s, signed("root-admin", Role.ADMIN), "op", "operator", "scrypt$test")
     engine.dispose()
     db = Database(url, tmp_path)
     yield ModelsService(db, config_from_dict({"station": {"name": "cell-1"}}), jobs_root=tmp_path / "jobs")
@@ -68,7 +68,7 @@ def _active(service):
 def test_only_qc_and_admin_see_the_models_and_promote_or_roll_back(qtbot, service):
     tab = _tab(qtbot, service)
     assert not tab.allowed and tab.content.isHidden()
-    tab.actor = Actor("op", Role.OPERATOR)
+    tab.actor = signed("op", Role.OPERATOR)
     assert not tab.allowed and tab.content.isHidden()
     tab.actor = QC()
     qtbot.waitUntil(lambda: tab.overview is not None and tab.idle, timeout=30000)
@@ -89,7 +89,7 @@ def test_only_qc_and_admin_see_the_models_and_promote_or_roll_back(qtbot, servic
     qtbot.waitUntil(lambda: tab.idle and tab.overview.models[0].name == "parts-v2/parts-v2.onnx", timeout=30000)
     assert _active(service).action == "rollback"
     # an operator claiming the QC role is refused where it is stored; nothing changes
-    tab.actor = Actor("op", Role.QC)
+    tab.actor = signed("op", Role.QC)
     qtbot.waitUntil(lambda: tab.idle, timeout=30000)
     _select(tab, "tiny/tiny.onnx")
     tab.promote(reason="I like it")
@@ -109,7 +109,7 @@ def test_the_window_shows_the_tab_only_while_a_qc_is_signed_in(qtbot, make_spec,
     assert not window.tabs.isTabVisible(models)
     window.tabs.widget(review).set_actor(QC())
     assert window.tabs.isTabVisible(models)
-    window.tabs.widget(review).set_actor(Actor("op", Role.OPERATOR))
+    window.tabs.widget(review).set_actor(signed("op", Role.OPERATOR))
     assert not window.tabs.isTabVisible(models)
     qtbot.waitUntil(lambda: window.tabs.widget(models).idle, timeout=30000)
 
@@ -187,7 +187,7 @@ def test_the_health_panel_names_the_model_that_judged_the_newest_part(qtbot):
 
 @pytest.mark.model
 def test_a_forged_qc_cannot_start_a_training(qtbot, service, synth_data, tmp_path):
-    tab = _tab(qtbot, service, Actor("op", Role.QC))  # the operator claims the QC role
+    tab = _tab(qtbot, service, signed("op", Role.QC))  # the operator claims the QC role
     tab.train(data=synth_data, budget="5m", name="forged", imgsz=64, epochs=1)
     qtbot.waitUntil(lambda: tab.idle and tab.error.isVisibleTo(tab), timeout=30000)
     assert "operator on this station" in tab.error.text.text()

@@ -10,6 +10,7 @@ import threading
 import pytest
 from PySide6.QtCore import QDateTime, QRunnable
 
+from tests.conftest import signed
 from tests.reports.conftest import T0, build_qc_db
 from ui.reports.tab import ReportsTab, period
 from ui.review.service import Database
@@ -138,7 +139,7 @@ def test_period_choices(choice, since, until):
 def test_writing_a_report_file_needs_a_signed_in_qc_once_the_station_has_users(qtbot, tmp_path):
     """Issue 12.7 in the window: as on the command line, a report is a QC action."""
     from db import UserRepo, open_database, session_factory
-    from inspector.core.auth import Actor, Role
+    from inspector.core.auth import Role
     from tests.reports.conftest import build_qc_db
     from ui.reports.tab import ReportsTab
     from ui.review.service import Database
@@ -147,7 +148,7 @@ def test_writing_a_report_file_needs_a_signed_in_qc_once_the_station_has_users(q
     engine = open_database(qc.url)
     with session_factory(engine).begin() as s:
         UserRepo.add(s, None, "boss", "admin", "scrypt$test")
-        UserRepo.add(s, Actor("boss", Role.ADMIN), "anna", "qc", "scrypt$test")
+        UserRepo.add(s, signed("boss", Role.ADMIN), "anna", "qc", "scrypt$test")
     engine.dispose()
     tab = ReportsTab(Database(qc.url, tmp_path))
     qtbot.addWidget(tab)
@@ -155,7 +156,7 @@ def test_writing_a_report_file_needs_a_signed_in_qc_once_the_station_has_users(q
     tab.export("csv", out)
     qtbot.waitUntil(lambda: not tab.jobbar.running, timeout=10_000)
     assert not out.exists()
-    tab.actor = Actor("anna", Role.QC)
+    tab.actor = signed("anna", Role.QC)
     tab.export("csv", out)
     qtbot.waitUntil(lambda: not tab.jobbar.running, timeout=10_000)
     assert out.exists()

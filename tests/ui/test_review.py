@@ -10,6 +10,7 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication
 
 from inspector.core.auth import STATION_OPERATOR, Role
+from tests.conftest import signed
 from tests.reports.conftest import build_qc_db
 from ui.review.model import FINAL
 from ui.review.service import Database
@@ -49,14 +50,13 @@ def add_user(qc, name: str, role: Role) -> None:
     """Users made beforehand through the accounts module (an admin first, as the rules want)."""
     from db import open_database, session_factory
     from db.accounts import create_user, has_users
-    from inspector.core.auth import Actor
 
     engine = open_database(qc.url)
     sessions = session_factory(engine)
     with sessions() as s, s.begin():
         if not has_users(s):
             create_user(s, None, "root-admin", Role.ADMIN, PASSWORD)
-        create_user(s, Actor("root-admin", Role.ADMIN), name, role, PASSWORD)
+        create_user(s, signed("root-admin", Role.ADMIN), name, role, PASSWORD)
     engine.dispose()
 
 
@@ -289,7 +289,6 @@ def test_boxes_zoom_and_image_view(qtbot, open_tab):
 
 
 def test_export_for_training(qtbot, qc, open_tab, tmp_path):
-    from inspector.core.auth import Actor
 
     tab = open_tab()
     out = tmp_path / "datasets"
@@ -299,7 +298,7 @@ def test_export_for_training(qtbot, qc, open_tab, tmp_path):
     dlg = wait_dialog(qtbot, lambda: tab.login)  # the station's operator is asked to sign in first
     dlg.reject()
     assert not tab.jobbar.running
-    tab.set_actor(Actor("qc-mia", Role.QC))
+    tab.set_actor(signed("qc-mia", Role.QC))
     tab.export_training(out)
     assert tab.jobbar.running
     qtbot.waitUntil(lambda: not tab.jobbar.running, timeout=30_000)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 
-from inspector.core.auth import Actor, Role
+from inspector.core.auth import Role
+from tests.conftest import signed
 from tests.reports.conftest import build_qc_db
 from tests.ui.test_review import add_user, go_to, key, open_tab, reviews  # noqa: F401 - open_tab: a fixture
 
@@ -20,7 +21,7 @@ def qc(tmp_path):
 
 def signed_in(qc, tab) -> None:  # noqa: F811
     add_user(qc, "qc-otto", Role.QC)
-    tab.set_actor(Actor("qc-otto", Role.QC))
+    tab.set_actor(signed("qc-otto", Role.QC))
 
 
 def unreviewed(qc, verdict: str) -> list[int]:  # noqa: F811

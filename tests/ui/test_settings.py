@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from inspector.core.config import Config, load_config, save_config
+from tests.conftest import signed
 from ui.settings_dialog import SettingsDialog
 
 
@@ -107,13 +108,13 @@ def test_the_window_saves_to_the_config_file_and_uses_it_next_start(qtbot, tmp_p
 def station_db(tmp_path):
     """A station database with an admin, a QC and an operator (issue 12.5)."""
     from db import UserRepo, open_database, session_factory
-    from inspector.core.auth import Actor, Role
+    from inspector.core.auth import Role
 
     engine = open_database(f"sqlite:///{tmp_path / 'station.db'}")
     sessions = session_factory(engine)
     with sessions.begin() as s:
         UserRepo.add(s, None, "boss", "admin", "scrypt$test")
-        UserRepo.add(s, Actor("boss", Role.ADMIN), "anna", "qc", "scrypt$test")
+        UserRepo.add(s, signed("boss", Role.ADMIN), "anna", "qc", "scrypt$test")
     yield sessions
     engine.dispose()
 
@@ -121,7 +122,7 @@ def station_db(tmp_path):
 def test_verdict_settings_need_a_signed_in_user_and_are_audited(qtbot, saved, station_db):
     """Issue 12.5: fail_conf saved while not signed in was how a lax recipe got in; camera settings stay free."""
     from db import AuditRepo, TrustRepo
-    from inspector.core.auth import STATION_OPERATOR, Actor, Role
+    from inspector.core.auth import STATION_OPERATOR, Role
     from inspector.detection.registry import recipe_sha256
     from ui.settings_guard import settings_guard
 
@@ -136,7 +137,7 @@ def test_verdict_settings_need_a_signed_in_user_and_are_audited(qtbot, saved, st
     assert "signed-in" in d.status.text() and saved.read_bytes() == before
     got = []
     d.saved.connect(got.append)
-    who[0] = Actor("anna", Role.QC)
+    who[0] = signed("anna", Role.QC)
     d.save()
     qtbot.waitUntil(lambda: bool(got), timeout=5000)
     assert load_config(saved).recipe.fail_conf == 0.9
@@ -166,13 +167,13 @@ def test_a_product_edit_is_audited_only_when_its_save_happened(saved, station_db
     """The product editor's guard runs the file's write inside its transaction: a write that fails leaves no
     audit entry and no trusted recipe; one that succeeds leaves exactly one of each."""
     from db import AuditRepo, TrustRepo
-    from inspector.core.auth import Actor, Role
+    from inspector.core.auth import Role
     from inspector.core.config import RecipeConfig
     from ui.settings_guard import product_guard
 
     guard = product_guard(lambda: station_db)
     old, new = RecipeConfig(), RecipeConfig(name="flange", fail_conf=0.8)
-    anna = Actor("anna", Role.QC)
+    anna = signed("anna", Role.QC)
 
     def fails() -> None:
         raise OSError("disk full")
