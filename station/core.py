@@ -284,6 +284,10 @@ class Station:
         self.runner.switch(self.day)
         self._day_lock = threading.Lock()
         self.watcher = self._watcher(cfg)
+        from station.plant import StatusReporter  # the plant view's row: backlog, run, model (issue 30)
+
+        self.reporter = StatusReporter(self.sessions, cfg.station_name, self.run_id, self.backlog,
+                                       lambda: f"{self.model_path.parent.name}/{self.model_path.name}")
         self._ended = False
 
     def build_pipeline(self, cfg: Config, model_path: Path, recipe: Recipe,
@@ -610,6 +614,7 @@ class Station:
             self.line.start(self.runner)
         self.runner.start()
         self.watcher.start()
+        self.reporter.start()
         if self.shadow is not None:
             self.shadow.start()
 
@@ -645,6 +650,7 @@ class Station:
 
         self._ended = True
         self.watcher.stop()
+        self.reporter.stop()
         if self.shadow is not None:
             self.shadow.stop()
         if self.line is not None:  # the PLC hears at once that this station no longer inspects
@@ -674,6 +680,7 @@ class Station:
                     return
                 raise StorageError(f"{e} Run {self.run_id} stays open; the next start on this station closes it "
                                    "as interrupted.") from e
+            self.reporter.report("ended")  # the plant view: this station's run ended with its backlog sent
         finally:
             self.engine.dispose()
 
