@@ -236,6 +236,8 @@ class Station:
         try:
             # the model promoted on this station (issue 15) replaces [model], the default before any promotion;
             # a product with a model of its own keeps it
+            self.promoted_path: Path | None = None  # the promoted file here (copied from the plant's share)
+            self.home = data_home()  # this station's data folder, where models from the plant's share are copied
             self.base_config, self.promotion = self._promoted(spec.config)
             cfg = product_config(self.base_config, spec.product)
             self.recipe = Recipe(cfg.recipe)
@@ -430,11 +432,13 @@ class Station:
 
     def _promoted(self, cfg: Config) -> tuple[Config, object | None]:
         """``cfg`` with [model] replaced by the model promoted on this station, and the promotion (None: none)."""
-        from station.models import station_model_config
+        from station.models import shared_models_root, station_model_config
 
-        model_cfg, promotion = station_model_config(self.sessions, cfg.station_name, cfg.model, self.product)
+        model_cfg, promotion = station_model_config(self.sessions, cfg.station_name, cfg.model, self.product,
+                                                    shared_models_root(cfg.storage), self.home)
         if promotion is None:
             return cfg, None
+        self.promoted_path = Path(model_cfg.path)  # here, or copied from the plant's share (issue 30)
         if cfg.model.path is not None and Path(cfg.model.path).resolve() != Path(model_cfg.path).resolve():
             log.warning("%s judges with %s, promoted by %s; the configured model %s is the default only before any "
                         "promotion ('inspector model list')", cfg.station_name, promotion.name, promotion.actor,
@@ -445,17 +449,19 @@ class Station:
         """A configuration read afresh (the window's) with the model promoted on this station as its [model]."""
         if self.promotion is None:
             return base
-        return base.model_copy(update={"model": base.model.model_copy(update={"path": Path(self.promotion.path)})})
+        path = self.promoted_path or Path(self.promotion.path)
+        return base.model_copy(update={"model": base.model.model_copy(update={"path": path})})
 
     def apply_promotion(self, promotion) -> None:
         """Load the promoted model on this (the watcher's) thread, then hand it to the inference thread, which
         takes it between parts. A model that cannot load or lacks the recipe's classes leaves the old one on.
         A product with a model of its own keeps it: the promotion replaces [model], the other products' model."""
-        from station.models import checked_file
+        from station.models import checked_file, shared_models_root
 
-        path = checked_file(promotion)  # the file's hash, before anything else
+        # the file's hash, before anything else; copied from the plant's shared models folder when not here
+        path = checked_file(promotion, shared_models_root(self.base_config.storage), self.home)
         with self._day_lock:
-            self.promotion = promotion
+            self.promotion, self.promoted_path = promotion, path
             self.base_config = self._on_promoted_model(self.base_config)
             product, cfg, recipe = self.product, self.config, self.recipe
         own = self.base_config.products.get(product) if product else None

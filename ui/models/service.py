@@ -13,7 +13,15 @@ from inspector.core.auth import Actor
 from inspector.core.config import Config
 from inspector.core.errors import ConfigError
 from inspector.core.home import data_home
-from station.models import PRODUCT, KnownModel, change_model, config_model_file, known_models, product_target
+from station.models import (
+    PRODUCT,
+    KnownModel,
+    change_model,
+    config_model_file,
+    known_models,
+    product_target,
+    shared_models_root,
+)
 from station.training_jobs import Job, JobRequest, cancel_job, list_jobs, read_job, start_job
 from ui.review.service import Database
 
@@ -92,7 +100,7 @@ class ModelsService:
         """Promote or roll back on this station, or (``product``) on every station that runs the product, as
         'inspector model promote MODEL --product P' does: the same role, trust and comparison checks."""
         return change_model(self.db.sessions(), actor, self.target(product), model, reason, self.config_model(),
-                            action, force=force)
+                            action, force=force, share=shared_models_root(self.config.storage))
 
     def last_compare(self, model: Path, product: str = "") -> str:
         """The last recorded comparison of ``model`` against the active model, in one line ('' when none)."""
