@@ -52,7 +52,8 @@ def test_every_tab_fits_the_screen_with_nothing_clipped(tmp_path, size):
     assert found["shown_parts"], "the window showed no part"
     sw, sh = (int(x) for x in size.split("x"))
     names = [v["name"] for v in found["views"]]
-    assert names == ["tab-live", "tab-review", "tab-reports", "tab-models", "alarm", "kiosk", "paused", "stopped"]
+    assert names == ["tab-live", "tab-review", "tab-reports", "tab-models", "tab-plant", "alarm", "kiosk", "paused",
+                     "stopped"]
     for v in found["views"]:
         x, y, w, h = v["window"]
         assert x >= 0 and y >= 0 and x + w <= sw and y + h <= sh, f"{v['name']}: window {v['window']} on {size}"

@@ -76,6 +76,10 @@ def test_the_window_has_a_plant_tab(qtbot, make_spec, parts, tiny_model):
     qtbot.addWidget(window)
     titles = [window.tabs.tabText(i) for i in range(window.tabs.count())]
     assert "Plant" in titles
-    window.tabs.setCurrentIndex(titles.index("Plant"))
+    window.resize(1024, 768)
+    window.show()
+    window.tabs.setCurrentIndex(titles.index("Plant"))  # read when shown
     tab = window.tabs.widget(titles.index("Plant"))
     qtbot.waitUntil(lambda: tab.overview is not None and tab.idle, timeout=30000)
+    assert tab.error.isHidden() and "this one: " in tab.summary.text()
+    assert window.width() <= 1024
