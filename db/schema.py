@@ -279,6 +279,22 @@ class StationKey(Base):
     anchor_sig: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+class StationStatus(Base):
+    """What each station last said of itself (issue 30): its outbox backlog, run and model, for the plant view.
+    Not part of the record (not signed, overwritten): a station cut off from the server cannot update it, which
+    the age of ``reported_at`` shows."""
+
+    __tablename__ = "station_status"
+
+    station: Mapped[str] = mapped_column(String(200), primary_key=True)
+    backlog: Mapped[int] = mapped_column(Integer, default=0)
+    peak: Mapped[int] = mapped_column(Integer, default=0)  # the largest backlog of its current run
+    run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    model: Mapped[str] = mapped_column(String(200), default="")
+    state: Mapped[str] = mapped_column(String(20), default="running")  # "running" or "ended"
+    reported_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
 TRUST_KINDS = ("model", "recipe")
 
 

@@ -241,6 +241,8 @@ class Station:
         try:
             # the model promoted on this station (issue 15) replaces [model], the default before any promotion;
             # a product with a model of its own keeps it
+            self.promoted_path: Path | None = None  # the promoted file here (copied from the plant's share)
+            self.home = data_home()  # this station's data folder, where models from the plant's share are copied
             self.base_config, self.promotion = self._promoted(spec.config)
             cfg = product_config(self.base_config, spec.product)
             self.recipe = Recipe(cfg.recipe)
@@ -289,6 +291,10 @@ class Station:
         self.runner.switch(self.day)
         self._day_lock = threading.Lock()
         self.watcher = self._watcher(cfg)
+        from station.plant import StatusReporter  # the plant view's row: backlog, run, model (issue 30)
+
+        self.reporter = StatusReporter(self.sessions, cfg.station_name, self.run_id, self.backlog,
+                                       lambda: f"{self.model_path.parent.name}/{self.model_path.name}")
         self._ended = False
 
     def build_pipeline(self, cfg: Config, model_path: Path, recipe: Recipe,
@@ -431,11 +437,13 @@ class Station:
 
     def _promoted(self, cfg: Config) -> tuple[Config, object | None]:
         """``cfg`` with [model] replaced by the model promoted on this station, and the promotion (None: none)."""
-        from station.models import station_model_config
+        from station.models import shared_models_root, station_model_config
 
-        model_cfg, promotion = station_model_config(self.sessions, cfg.station_name, cfg.model, self.product)
+        model_cfg, promotion = station_model_config(self.sessions, cfg.station_name, cfg.model, self.product,
+                                                    shared_models_root(cfg.storage), self.home)
         if promotion is None:
             return cfg, None
+        self.promoted_path = Path(model_cfg.path)  # here, or copied from the plant's share (issue 30)
         if cfg.model.path is not None and Path(cfg.model.path).resolve() != Path(model_cfg.path).resolve():
             log.warning("%s judges with %s, promoted by %s; the configured model %s is the default only before any "
                         "promotion ('inspector model list')", cfg.station_name, promotion.name, promotion.actor,
@@ -446,17 +454,19 @@ class Station:
         """A configuration read afresh (the window's) with the model promoted on this station as its [model]."""
         if self.promotion is None:
             return base
-        return base.model_copy(update={"model": base.model.model_copy(update={"path": Path(self.promotion.path)})})
+        path = self.promoted_path or Path(self.promotion.path)
+        return base.model_copy(update={"model": base.model.model_copy(update={"path": path})})
 
     def apply_promotion(self, promotion) -> None:
         """Load the promoted model on this (the watcher's) thread, then hand it to the inference thread, which
         takes it between parts. A model that cannot load or lacks the recipe's classes leaves the old one on.
         A product with a model of its own keeps it: the promotion replaces [model], the other products' model."""
-        from station.models import checked_file
+        from station.models import checked_file, shared_models_root
 
-        path = checked_file(promotion)  # the file's hash, before anything else
+        # the file's hash, before anything else; copied from the plant's shared models folder when not here
+        path = checked_file(promotion, shared_models_root(self.base_config.storage), self.home)
         with self._day_lock:
-            self.promotion = promotion
+            self.promotion, self.promoted_path = promotion, path
             self.base_config = self._on_promoted_model(self.base_config)
             product, cfg, recipe = self.product, self.config, self.recipe
         own = self.base_config.products.get(product) if product else None
@@ -615,6 +625,7 @@ class Station:
             self.line.start(self.runner)
         self.runner.start()
         self.watcher.start()
+        self.reporter.start()
         if self.shadow is not None:
             self.shadow.start()
 
@@ -650,6 +661,7 @@ class Station:
 
         self._ended = True
         self.watcher.stop()
+        self.reporter.stop()
         if self.shadow is not None:
             self.shadow.stop()
         if self.line is not None:  # the PLC hears at once that this station no longer inspects
@@ -679,6 +691,7 @@ class Station:
                     return
                 raise StorageError(f"{e} Run {self.run_id} stays open; the next start on this station closes it "
                                    "as interrupted.") from e
+            self.reporter.report("ended")  # the plant view: this station's run ended with its backlog sent
         finally:
             self.engine.dispose()
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from inspector.core.auth import Actor
-from inspector.core.config import ModelConfig
+from inspector.core.config import ModelConfig, StorageConfig
 from inspector.core.errors import ConfigError, ModelError
 from inspector.detection.card import ModelCard, cards_in, load_card
 from inspector.detection.detector import pick_model
@@ -69,26 +69,100 @@ def active_promotion(sessions, station: str, product: str = ""):
     return write(sessions, read, "Reading the station's active model")
 
 
-def checked_file(promo) -> Path:
-    """The promoted file, its content checked against the hash the promotion recorded (never trust the path)."""
+def shared_models_root(storage: StorageConfig) -> Path | None:
+    """The folder the plant shares for promoted model files (issue 30): ``[storage] model_root``, else
+    ``<image_root>/models``, else None (a promoted file must be at the same path on every station)."""
+    if storage.model_root is not None:
+        return Path(storage.model_root)
+    return Path(storage.image_root) / "models" if storage.image_root is not None else None
+
+
+def _companions(model: Path) -> list[Path]:
+    """What travels with a model file: the ONNX twin a .pt runs as, and the card beside it."""
+    loaded = pick_model(ModelConfig(path=model))[0]
+    found = [loaded] if loaded != model else []
+    return found + [model.parent / n for n in ("card.json", "card.md") if (model.parent / n).is_file()]
+
+
+def _copy_in(files: list[Path], folder: Path) -> None:
+    """Copy ``files`` into ``folder`` (made), each through a temporary name, so no half file is ever seen."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        tmp = folder / f".{f.name}.part"
+        shutil.copyfile(f, tmp)
+        tmp.replace(folder / f.name)
+
+
+def publish_model(model: Path, sha: str, root: Path) -> Path:
+    """Put a model about to be promoted on the plant's shared root, under its SHA-256 (``<root>/<sha>/<name>``),
+    with its ONNX twin and card; returns the shared file. One sentence when the share cannot be written."""
+    target = Path(root) / sha / model.name
+    try:
+        if not (target.is_file() and sha256_file(target) == sha):
+            _copy_in([model, *_companions(model)], target.parent)
+    except OSError as e:
+        raise ConfigError(f"the model could not be put on the plant's shared models folder {root} ({e.strerror or e})"
+                          ": mount the share (or fix [storage] model_root) and promote again; nothing was "
+                          "promoted.") from e
+    if sha256_file(target) != sha:
+        raise ConfigError(f"the copy of {model.name} on the shared models folder {root} does not read back with its "
+                          "hash: check the share; nothing was promoted.")
+    return target
+
+
+def _fetched(promo, share: Path, home: Path | None = None) -> Path:
+    """The promoted file copied from the plant's shared root into the data folder ``home`` (default: this one),
+    checked against the hash the promotion recorded before it is used (the path on the promoting PC is never
+    trusted)."""
+    from inspector.core.home import data_home
+
+    name = Path(promo.name or promo.path).name
+    local = (home or data_home()) / "models" / "plant" / promo.sha256 / name
+    if local.is_file() and sha256_file(local) == promo.sha256:
+        return local
+    src = Path(share) / promo.sha256 / name
+    if not src.is_file():
+        raise ModelError(f"the model {promo.name} promoted for {promo.station} by {promo.actor} is neither here "
+                         f"({promo.path}) nor on the plant's shared models folder ({src}): check that the share is "
+                         "mounted.")
+    _copy_in([src] + [f for f in src.parent.iterdir() if f.is_file() and f != src and not f.name.startswith(".")],
+             local.parent)
+    if sha256_file(local) != promo.sha256:
+        local.unlink()
+        raise ModelError(f"the copy of {promo.name} on the plant's shared models folder ({src}) is not the model "
+                         f"promoted for {promo.station} (its sha256 differs from {promo.sha256[:12]}...): it was "
+                         "replaced or damaged on the share.")
+    log.info("model %s (%s) copied from the plant's shared models folder %s", name, promo.sha256[:12], share)
+    return local
+
+
+def checked_file(promo, share: Path | None = None, home: Path | None = None) -> Path:
+    """The promoted file, its content checked against the hash the promotion recorded (never trust the path): the
+    recorded path when the file there is the one promoted, else (with the plant's shared models folder ``share``)
+    a copy taken from the share into the data folder ``home`` (default: this one) and checked before it is used."""
     path = Path(promo.path)
+    if path.is_file() and sha256_file(path) == promo.sha256:
+        return path
+    if share is not None:
+        return _fetched(promo, share, home)
     if not path.is_file():
         raise ModelError(f"the model promoted on {promo.station} ({path}, by {promo.actor}) is missing here: restore "
                          "the file, or roll back to another model with 'inspector model rollback --user NAME "
                          "--reason ...'.")
-    if sha256_file(path) != promo.sha256:
-        raise ModelError(f"the file {path} is not the model promoted on {promo.station} (its sha256 differs from "
-                         f"{promo.sha256[:12]}...): the file was replaced after the promotion; restore it.")
-    return path
+    raise ModelError(f"the file {path} is not the model promoted on {promo.station} (its sha256 differs from "
+                     f"{promo.sha256[:12]}...): the file was replaced after the promotion; restore it.")
 
 
-def station_model_config(sessions, station: str, cfg: ModelConfig,
-                         product: str = "") -> tuple[ModelConfig, object | None]:
-    """The model configuration a station starts with: the promoted model's file when there is one."""
+def station_model_config(sessions, station: str, cfg: ModelConfig, product: str = "", share: Path | None = None,
+                         home: Path | None = None) -> tuple[ModelConfig, object | None]:
+    """The model configuration a station starts with: the promoted model's file when there is one (taken from the
+    plant's shared models folder ``share`` when it is not here)."""
     promo = active_promotion(sessions, station, product)
     if promo is None:
         return cfg, None
-    return cfg.model_copy(update={"path": checked_file(promo)}), promo
+    return cfg.model_copy(update={"path": checked_file(promo, share, home)}), promo
 
 
 def _when(t: dt.datetime) -> str:
@@ -141,8 +215,11 @@ def _sha_or_empty(path: Path) -> str:
 
 
 def change_model(sessions, actor: Actor | None, station: str, model: Path, reason: str, config_model: Path,
-                 action: str = "promote", force: bool = False):
+                 action: str = "promote", force: bool = False, share: Path | None = None):
     """Promote (or roll back to) the model file ``model`` on ``station``; returns the ``PromotionDTO``.
+
+    ``share``: the plant's shared models folder (``shared_models_root``); the file (with its ONNX twin and card)
+    is put there under its SHA-256 first, where the other stations copy it from.
 
     A promotion needs a recorded comparison of ``model`` against the active model (``inspector compare`` or the
     Models tab), which the audit entry keeps; without one it is refused unless an admin forces it (``force``,
@@ -165,6 +242,8 @@ def change_model(sessions, actor: Actor | None, station: str, model: Path, reaso
                                "trusted: trust it too ('inspector model add FILE --user ADMIN') or promote it.")
     current = _sha_or_empty(config_model)
     name = f"{model.parent.name}/{model.name}"
+    if share is not None and sha in trusted:  # (an untrusted file is refused below, and is not published)
+        publish_model(model, sha, share)
 
     def record(s):
         evidence: dict | None = None

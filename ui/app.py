@@ -31,7 +31,8 @@ from ui.workers import operator_message
 
 log = logging.getLogger(__name__)
 
-EXTRA_TABS = (("review", "Review"), ("reports", "Reports"), ("models", "Models"))  # module ui.<name>, tab title
+# module ui.<name>, tab title
+EXTRA_TABS = (("review", "Review"), ("reports", "Reports"), ("models", "Models"), ("plant", "Plant"))
 SIGNAL_POLL_MS = 200
 
 

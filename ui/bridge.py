@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 MAX_FRAME_SIDE = 1280  # larger frames are scaled down (on the runner's thread) before the screen sees them
 THUMB_HEIGHT = 88
-MAX_FAILS_PER_BATCH = 12
+MAX_FAIL_PICTURES_PER_BATCH = 50  # as many as the banner queues; FAILs beyond go without their picture, never dropped
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,12 @@ def live_result(record_id: int, insp: Inspection, with_thumb: bool = False,
                       float(insp.latency_ms), insp.model_sha256)
 
 
+def without_picture(record_id: int, insp: Inspection) -> LiveResult:
+    """A part for the screen without its picture (cheap): a FAIL of a burst past what the banner can queue."""
+    return LiveResult(record_id, insp.seq, insp.frame_name, insp.verdict, tuple(insp.reasons), (), None, None,
+                      float(insp.latency_ms), insp.model_sha256)
+
+
 @dataclass(frozen=True)
 class AlarmEvent:
     """An alarm raised on the station, as the screen shows it (``alarm_id`` 0: it could not be recorded)."""
@@ -121,9 +127,12 @@ class RunnerBridge(QObject):
         fit = self.fit
         try:
             out = []
-            fails = [(rid, i) for rid, i in items if i.verdict == Verdict.FAIL][-MAX_FAILS_PER_BATCH:]
-            for rid, insp in fails:
-                out.append(live_result(rid, insp, True, fit))
+            # every FAIL of the batch reaches the banner's queue and the strip (issue 26: the extras of a burst
+            # were dropped); past what the banner can queue, without its picture (the screen names them)
+            fails = [(rid, i) for rid, i in items if i.verdict == Verdict.FAIL]
+            for n, (rid, insp) in enumerate(fails):
+                out.append(live_result(rid, insp, True, fit) if n < MAX_FAIL_PICTURES_PER_BATCH
+                           else without_picture(rid, insp))
             last_id, last = items[-1]
             if not out or out[-1].record_id != last_id:
                 out.append(live_result(last_id, last, False, fit))

@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+
 from inspector.core.auth import Actor
 from inspector.core.config import Config, RecipeConfig, save_config
 from inspector.core.day import DayContext, Shifts, product_config, with_product
@@ -26,12 +29,15 @@ class DayActions:
         self.live.day.set_products(sorted(cfg.products), Shifts(cfg.shifts))
         self.live.day.show_day(DayContext(self.spec.product or "", self.spec.lot, self.spec.work_order))
 
-    def _as_user(self, act: Callable[[Actor, Callable[[str], None]], object]) -> None:
+    def _as_user(self, act: Callable[[Actor, Callable[[str], None]], object],
+                 refused: Callable[[str], None] | None = None) -> None:
         """Do ``act`` as the user acting now; when refused for want of a user, ask for a sign-in and try once
-        more (a fresh install needs none)."""
-        def refused(why: str) -> None:
+        more (a fresh install needs none). A second refusal goes to ``refused`` (default: the live screen)."""
+        def on_live(why: str) -> None:
             self.live.error.show_error(why)
             self.live.day.select_product(self.spec.product or "")
+
+        refused = refused or on_live
 
         act(self.actor(), lambda why: self.with_user(lambda: act(self.actor(), refused), why))
 
@@ -121,7 +127,20 @@ class DayActions:
             run_job(self.controller.pool, job, lambda who: self._product_saved(name, cfg, who), failed,
                     "saving the product")
 
-        self._as_user(save)
+        self._as_user(save, self._product_refused)
+
+    def _product_refused(self, why: str) -> None:
+        """A refused Save is said on the product editor, where the person is looking (issue 26: it went to the
+        live screen, behind the editor): in its problem line and a message box parented to it."""
+        editor = self.product_editor
+        if editor is None or not editor.isVisible():
+            self.live.error.show_error(why)
+            return
+        editor.problem.setText(why)
+        box = QMessageBox(QMessageBox.Icon.Warning, "Product not saved", why, QMessageBox.StandardButton.Ok, editor)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        editor.refusal = box
+        box.open()
 
     def _product_saved(self, name: str, cfg: Config, who: str) -> None:
         self.spec = replace(self.spec, config=cfg)

@@ -131,7 +131,7 @@ class LiveTab(QWidget):
     # parts --------------------------------------------------------------------------------------
     def show_results(self, results: tuple[LiveResult, ...]) -> None:
         for r in results:
-            if r.verdict == Verdict.FAIL and r.thumb is not None:
+            if r.verdict == Verdict.FAIL:  # every FAIL, with its thumbnail when the bridge made one
                 self.strip.add(r, part_name(self.run_id, r.seq))
         last = results[-1]
         if self.last is None or last.model_sha256 != self.last.model_sha256:

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMessageBox,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -111,6 +112,7 @@ class ProductEditor(QDialog):
         self.problem = QLabel("")
         self.problem.setWordWrap(True)
         self.problem.setStyleSheet(f"color: {theme.ERROR};")
+        self.refusal: QMessageBox | None = None  # a refused Save, said on this dialog (never behind it)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.save)
         buttons.rejected.connect(self.reject)

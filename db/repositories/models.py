@@ -49,6 +49,13 @@ class PromotionRepo:
         return out
 
     @staticmethod
+    def targets(session: Session, prefix: str) -> list[str]:
+        """The promotions' targets that start with ``prefix`` (``product:``: the products promoted for), sorted."""
+        q = (select(ModelPromotion.station).where(ModelPromotion.station.startswith(prefix, autoescape=True))
+             .distinct().order_by(ModelPromotion.station))
+        return list(session.scalars(q))
+
+    @staticmethod
     def active(session: Session, station: str) -> PromotionDTO | None:
         """The station's latest sealed promotion (None: the configuration's model is active)."""
         found = PromotionRepo.history(session, station, limit=50)

@@ -4,6 +4,7 @@ whoever runs the command, as every first step of a fresh install; once users exi
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import Table, insert, select
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 from db.repositories._common import loads, utcnow
 from db.repositories.audit import ANCHOR_ID, AuditRepo
 from db.repositories.users import UserRepo, authorize
-from db.schema import ZERO_HASH, AuditAnchor, AuditEntry, ModelVersion, Run, StationKey
+from db.schema import ZERO_HASH, AuditAnchor, AuditEntry, ModelVersion, Run, StationKey, StationStatus
 from db.seal import signer_of
 from inspector.core.auth import Actor
 from inspector.core.signing import fingerprint
@@ -25,6 +26,19 @@ class StationDTO:
     fingerprint: str
     added_by: str
     entries: int
+
+
+@dataclass(frozen=True)
+class StationStatusDTO:
+    """A station's last report of itself (its outbox backlog, run and model) and when it came."""
+
+    station: str
+    backlog: int
+    peak: int
+    run_id: int | None
+    model: str
+    state: str  # "running" or "ended"
+    reported_at: dt.datetime
 
 
 def _dto(r: StationKey) -> StationDTO:
@@ -97,3 +111,25 @@ class StationRepo:
     @staticmethod
     def list(session: Session) -> list[StationDTO]:
         return [_dto(r) for r in session.scalars(select(StationKey).order_by(StationKey.name))]
+
+    @staticmethod
+    def report(session: Session, station: str, backlog: int, run_id: int | None, model: str,
+               state: str = "running") -> None:
+        """Overwrite ``station``'s report of itself (the plant view's row): its outbox backlog now, the largest of
+        this run, its run and model."""
+        if backlog < 0:
+            raise ValueError(f"expected a backlog of 0 or more records, got {backlog}")
+        row = session.get(StationStatus, station)
+        if row is None:
+            row = StationStatus(station=station, peak=0)
+            session.add(row)
+        peak = backlog if row.run_id != run_id else max(row.peak or 0, backlog)
+        row.backlog, row.peak, row.run_id, row.model, row.state = backlog, peak, run_id, model[:200], state
+        row.reported_at = utcnow()
+        session.flush()
+
+    @staticmethod
+    def statuses(session: Session) -> list[StationStatusDTO]:
+        """Every station's last report, by name."""
+        return [StationStatusDTO(r.station, r.backlog, r.peak, r.run_id, r.model, r.state, r.reported_at)
+                for r in session.scalars(select(StationStatus).order_by(StationStatus.station))]

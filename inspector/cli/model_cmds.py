@@ -45,6 +45,16 @@ def _station(a: argparse.Namespace):
     return engine, sessions, registry
 
 
+def _process_started() -> float | None:
+    """When this command's process started (a time budget bounds the whole command, its imports included)."""
+    try:
+        import psutil
+
+        return psutil.Process().create_time()
+    except Exception:  # noqa: BLE001 - unknown on this platform: the budget starts when training is called
+        return None
+
+
 def _train(a: argparse.Namespace) -> int:
     from inspector.training.progress import ProgressFile
     from inspector.training.train import TrainProgress
@@ -99,7 +109,8 @@ def _train_with(a: argparse.Namespace, progress, say, stream) -> int:
         else:
             card = train(a.data, a.out, base=a.base, epochs=a.epochs, imgsz=a.imgsz, batch=a.batch,
                          resume=a.resume, command=cmd, progress=progress, registry=registry, time_budget_s=budget,
-                         keep_base=a.keep_base, say=say, stop_file=a.stop_file, tile=a.tile, overlap=a.overlap)
+                         keep_base=a.keep_base, say=say, stop_file=a.stop_file, tile=a.tile, overlap=a.overlap,
+                         started_at=_process_started())
         print(_reached(card))
         files = ", ".join(card.file_names)
         if actor is None:

@@ -50,8 +50,10 @@ def _change(a: argparse.Namespace, action: str) -> int:
             if not _confirmed(a, "Roll back? [y/N] "):
                 print("not rolled back: nothing changed")
                 return EXIT_NOT_CONFIRMED
+        from station.models import shared_models_root
+
         p = change_model(sessions, actor, station, target, a.reason, config_model, action,
-                         force=getattr(a, "force", False))
+                         force=getattr(a, "force", False), share=shared_models_root(cfg.storage))
         verb = "promoted" if action == "promote" else "rolled back to"
         print(f"{station}: {verb} {p.name} (sha256 {p.sha256[:12]}...) by {p.actor}; a running station takes it "
               "between two parts, a station started later starts with it")

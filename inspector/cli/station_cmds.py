@@ -52,14 +52,26 @@ def _list(a: argparse.Namespace) -> int:
     try:
         with sessions() as s:
             models = StationRepo.models(s)
+            reports = {r.station: r for r in StationRepo.statuses(s)}
             for st in StationRepo.list(s):
                 how, model = models.get(st.name, ("", ""))
                 runs = {"run": f"runs {model}", "take": f"runs {model}", "refused": f"REFUSED {model}"}.get(how, "-")
                 print(f"{st.name:<20} key {st.fingerprint}  {st.entries:>6} audit entries  {runs}  added by "
-                      f"{st.added_by}")
+                      f"{st.added_by}  {backlog_text(reports.get(st.name))}")
         return 0
     finally:
         engine.dispose()
+
+
+def backlog_text(r, now=None) -> str:
+    """A station's outbox backlog as it last reported it (issue 30), with the report's age."""
+    import datetime as dt
+
+    if r is None:
+        return "outbox: no report"
+    age = ((now or dt.datetime.now(dt.timezone.utc)) - r.reported_at).total_seconds()
+    state = "run ended" if r.state == "ended" else f"run {r.run_id}"
+    return f"outbox {r.backlog} (peak {r.peak}, {state}) reported {max(0, round(age))} s ago"
 
 
 def _alarms(a: argparse.Namespace) -> int:
@@ -91,7 +103,8 @@ def register(sub) -> None:  # noqa: ANN001 - argparse's private subparsers type
     add.add_argument("--key", required=True, help="the station's public key file ('inspector station key' prints it)")
     db_user(add, "admin")
     add.set_defaults(func=_add)
-    ls = ssub.add_parser("list", help="the registered stations, their key fingerprints and the model each runs")
+    ls = ssub.add_parser("list", help="the registered stations, their key fingerprints, the model each runs and its "
+                                      "outbox backlog as last reported")
     ls.add_argument("--db", default=None, help="the plant's database (default: sqlite in the user's data folder)")
     ls.set_defaults(func=_list)
     al = ssub.add_parser("alarms", help="alarms of the plant's stations, newest first (--station: one station)")

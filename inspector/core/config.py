@@ -239,6 +239,12 @@ class StorageConfig(_Section):
         None, description="A folder the plant shares (a network share mounted at this path on every PC): each "
                           "station saves its pictures in a folder of its own under it, and any review screen finds "
                           "them there; empty means this station's own disk (data_dir, or beside the database).")
+    model_root: Path | None = Field(
+        None, description="A folder the plant shares for promoted model files: a promotion puts the file there "
+                          "under its SHA-256, and a station told to run a model it lacks copies it from there, "
+                          "checking the hash before it loads it; empty means image_root's 'models' folder when "
+                          "image_root is set, else none (a promoted file must then be at the same path on every "
+                          "station).")
     save_images: SaveImages = Field(SaveImages.ALL, description="Which inspected frames to save as JPEG.")
     jpeg_quality: int = Field(
         90, ge=10, le=100, description="JPEG quality of saved frames (a JPEG file from a folder is kept as it is).")

@@ -163,7 +163,7 @@ def train(data: Path | str, out: Path | str, *, base: str | None = None, epochs:
           progress: Callable[[TrainProgress], None] | None = None, export_onnx: bool = True,
           registry: ModelRegistry | None = None, time_budget_s: float | None = None, keep_base: bool = False,
           say: Callable[[str], None] = log.info, stop_file: Path | None = None, threads: int = 0,
-          tile: int = 0, overlap: int = 0, negatives: float = 1.0) -> ModelCard:
+          tile: int = 0, overlap: int = 0, negatives: float = 1.0, started_at: float | None = None) -> ModelCard:
     """Train and write weights, ONNX and the model card into ``out``; return the card.
 
     ``registry``: the hashes trusted on the station (default: the shipped ones); any other ``.pt``
@@ -176,11 +176,12 @@ def train(data: Path | str, out: Path | str, *, base: str | None = None, epochs:
     current step and keeps the best weights. ``threads`` 0 trains on every usable core.
     ``tile`` (camera pixels, with ``overlap``) trains on the tiles the station's tiled recipe judges
     (``inspector.training.tiles``; ``imgsz`` then defaults to the tile: the camera's own scale); the card
-    records the tiling.
+    records the tiling. ``started_at`` (a ``time.time()``): when the budget began, such as the command's process
+    start (its interpreter start and imports are then inside the budget); default now.
     """
     registry = registry or ModelRegistry()
     keep_data_local()
-    started = time.time()
+    started = min(started_at, time.time()) if started_at else time.time()
     out = Path(out)
     refuse_models_root(out)
     if not (resume and (out / "run" / "weights" / "last.pt").exists()):

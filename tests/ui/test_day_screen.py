@@ -159,7 +159,14 @@ def test_product_editor_draws_the_roi_and_saves_thresholds_as_qc_only(qtbot, ope
     ed.table.item(1, 2).setText("0.3")
     asked = sign_in_as(w, signed("olga", Role.OPERATOR))
     ed.save()
-    qtbot.waitUntil(lambda: "may not change a recipe or product" in w.live.error.message, timeout=20_000)
+    # the refusal is said on the editor, where the person looks (issue 26: it went to the live screen behind it)
+    qtbot.waitUntil(lambda: ed.refusal is not None and ed.refusal.isVisible(), timeout=20_000)
+    assert ed.refusal.parent() is ed and ed.refusal.windowModality() == Qt.WindowModality.WindowModal
+    assert "may not change a recipe or product" in ed.refusal.text() and "olga" in ed.refusal.text()
+    assert "may not change a recipe or product" in ed.problem.text() and not w.live.error.message
+    ed.refusal.grab().save(str(tmp_path / "editor-refusal.png"))
+    ed.grab().save(str(tmp_path / "editor.png"))
+    ed.refusal.accept()
     assert asked and not (tmp_path / "settings.toml").exists(), "an operator saves nothing"
     asked = sign_in_as(w, signed("quinn", Role.QC))
     ed.save()

@@ -52,7 +52,8 @@ def test_every_tab_fits_the_screen_with_nothing_clipped(tmp_path, size):
     assert found["shown_parts"], "the window showed no part"
     sw, sh = (int(x) for x in size.split("x"))
     names = [v["name"] for v in found["views"]]
-    assert names == ["tab-live", "tab-review", "tab-reports", "tab-models", "alarm", "kiosk", "paused", "stopped"]
+    assert names == ["tab-live", "tab-review", "tab-reports", "tab-models", "tab-plant", "alarm", "kiosk", "paused",
+                     "stopped"]
     for v in found["views"]:
         x, y, w, h = v["window"]
         assert x >= 0 and y >= 0 and x + w <= sw and y + h <= sh, f"{v['name']}: window {v['window']} on {size}"
@@ -230,6 +231,45 @@ def test_every_fail_of_a_batch_is_held_in_turn_then_the_newest_part_shows(window
     assert all(b - a >= hold * 0.9 for a, b in zip(times[:-1], times[1:], strict=True)), times  # each held its time
     assert canvas.result.record_id == 259
     assert sorted(r.record_id for r in window.live.strip.results()) == [17, 101, 103, 201]
+
+
+def test_a_burst_of_30_fails_in_one_batch_reaches_the_fail_queue_none_dropped(window, qtbot):
+    """Issue 26: the bridge kept the last 12 FAILs of a batch and dropped the others. A batch of 30 FAILs (among
+    PASSes) and one of 70: each FAIL goes on the banner in turn, with its picture while the banner can queue it;
+    past the queue's 50 the banner names how many more failed; every one is in the strip's list."""
+    from ui.bridge import MAX_FAIL_PICTURES_PER_BATCH, RunnerBridge
+    from ui.live_view import MAX_QUEUED
+
+    window.live.banner.hold_s = 0.02
+    running(window)
+    bridge = RunnerBridge()
+    bridge.results.connect(window.controller.results.emit)
+    banner = window.live.banner
+    shown: list[int] = []
+    banner.shown.connect(lambda r: shown.append(r.record_id))
+    added: list[int] = []
+    strip_add = window.live.strip.add
+    window.live.strip.add = lambda r, name=None: (added.append(r.record_id), strip_add(r, name))
+    fails = set(range(1, 91, 3))  # 30 FAILs among 90 parts
+    bridge.on_committed([(i, make_inspection(i, Verdict.FAIL if i in fails else Verdict.PASS,
+                                             reasons=(f"part {i}",))) for i in range(1, 91)])
+    assert banner.title.text() == "FAIL" and banner.waiting == 29  # the first shown, 29 queued: none dropped
+    qtbot.waitUntil(lambda: banner.title.text() == "PASS", timeout=10000)
+    assert [r for r in shown if r in fails] == sorted(fails) and shown[-1] == 90
+    assert added == sorted(fails)
+    assert MAX_FAIL_PICTURES_PER_BATCH == MAX_QUEUED
+    # a burst larger than the banner's queue: the first 50 with pictures; the rest listed, and counted on the banner
+    shown.clear()
+    added.clear()
+    results: list = []
+    bridge.results.connect(results.append)
+    bridge.on_committed([(i, make_inspection(i, Verdict.FAIL, reasons=(f"part {i}",))) for i in range(100, 170)])
+    (batch,) = results
+    assert len(batch) == 70 and [r.image is not None for r in batch] == [True] * 50 + [False] * 20
+    assert added == list(range(100, 170))
+    assert banner.waiting == MAX_QUEUED and banner.skipped == 69 - MAX_QUEUED
+    qtbot.waitUntil(lambda: banner.waiting == 0 and not banner.holding, timeout=10000)
+    assert shown[:MAX_QUEUED + 1] == list(range(100, 100 + MAX_QUEUED + 1))
 
 
 def test_each_verdict_has_its_own_shape_and_the_banner_its_pattern(window):

@@ -99,6 +99,57 @@ def test_only_qc_and_admin_see_the_models_and_promote_or_roll_back(qtbot, servic
 
 
 @pytest.mark.model
+def test_the_tab_promotes_and_rolls_back_by_product_as_the_command_line_does(qtbot, service, tmp_path):
+    """Issue 30: 'For: Product P' promotes for every station that runs P (the target 'product:P', as 'inspector
+    model promote MODEL --product P'), with the same guard: a comparison on record, a QC or admin signed in."""
+    from db import PromotionRepo
+    from inspector.core.config import config_from_dict
+    from station.models import active_promotion
+    from tests.test_promotion_gate import compared
+    from ui.models.service import ModelsService
+
+    cfg = config_from_dict({"station": {"name": "cell-1"}, "products": {"P": {}, "Q": {}}})
+    tab = _tab(qtbot, ModelsService(service.db, cfg, jobs_root=tmp_path / "jobs"), QC())
+    labels = [tab.scope.itemText(i) for i in range(tab.scope.count())]
+    assert labels == ["This station (cell-1)", "Product P (all its stations)",
+                      "Product Q (all its stations)"]
+    tab.set_product("P")
+    qtbot.waitUntil(lambda: tab.idle and tab.overview.product == "P", timeout=30000)
+    assert tab.status.text().startswith("Product P: model parts-v2/parts-v2.onnx for every station")
+    _select(tab, "tiny/tiny.onnx")
+    tab.promote(reason="untested")  # no comparison on record: a QC is refused, nothing recorded
+    qtbot.waitUntil(lambda: tab.idle and tab.error.isVisibleTo(tab), timeout=30000)
+    assert "run Compare first" in tab.error.text.text()
+    sessions = service.db.sessions()
+    assert active_promotion(sessions, "s-any", "P") is None
+    compared(sessions, PARTS_ONNX, tab.selected().path)
+    tab.promote(reason="better on lot 12, every line")
+    qtbot.waitUntil(lambda: tab.idle and tab.overview.models[0].name == "tiny/tiny.onnx", timeout=30000)
+    for station in ("line-1", "line-2"):  # every station running P, not this station alone
+        promo = active_promotion(sessions, station, "P")
+        assert promo.station == "product:P" and promo.actor == "qc-anna" and promo.name == "tiny/tiny.onnx"
+    assert active_promotion(sessions, "line-1", "Q") is None and _active(service) is None
+    assert "for product P" in tab.status.text() or tab.overview.product == "P"
+    assert [label for label, _ in tab.overview.earlier] == ["parts-v2/parts-v2.onnx"]
+    tab.grab().save(str(tmp_path / "models-by-product.png"))
+    tab.rollback(target=tab.overview.earlier[0][1], reason="escapes on lot 13")
+    qtbot.waitUntil(lambda: tab.idle and tab.overview.models[0].name == "parts-v2/parts-v2.onnx", timeout=30000)
+    with sessions() as s:
+        assert PromotionRepo.active(s, "product:P").action == "rollback"
+    # an operator claiming the QC role is refused where it is stored, for a product as for a station
+    tab.actor = Actor("op", Role.QC)
+    qtbot.waitUntil(lambda: tab.idle, timeout=30000)
+    tab.set_product("P")
+    qtbot.waitUntil(lambda: tab.idle and tab.overview.product == "P", timeout=30000)
+    _select(tab, "tiny/tiny.onnx")
+    tab.promote(reason="I like it", force=False)
+    qtbot.waitUntil(lambda: tab.idle and tab.error.isVisibleTo(tab), timeout=30000)
+    assert "operator on this station" in tab.error.text.text()
+    with sessions() as s:
+        assert PromotionRepo.active(s, "product:P").action == "rollback"
+
+
+@pytest.mark.model
 def test_the_window_shows_the_tab_only_while_a_qc_is_signed_in(qtbot, make_spec, parts, tiny_model):
     from ui.app import build_window
 

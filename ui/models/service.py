@@ -13,7 +13,15 @@ from inspector.core.auth import Actor
 from inspector.core.config import Config
 from inspector.core.errors import ConfigError
 from inspector.core.home import data_home
-from station.models import KnownModel, change_model, config_model_file, known_models
+from station.models import (
+    PRODUCT,
+    KnownModel,
+    change_model,
+    config_model_file,
+    known_models,
+    product_target,
+    shared_models_root,
+)
 from station.training_jobs import Job, JobRequest, cancel_job, list_jobs, read_job, start_job
 from ui.review.service import Database
 
@@ -29,6 +37,8 @@ class Overview:
     earlier: tuple[tuple[str, Path], ...]  # (label, file) of models that were active here, newest first
     shadow_model: str
     config_model: Path  # the configuration's model: active before any promotion
+    product: str = ""  # "" : this station's models and promotions; else every station that runs this product
+    products: tuple[str, ...] = ()  # the products a promotion may target
 
 
 @dataclass(frozen=True)
@@ -49,17 +59,30 @@ class ModelsService:
     def config_model(self) -> Path:
         return config_model_file(self.config.model)
 
-    def overview(self) -> Overview:
+    def products(self) -> tuple[str, ...]:
+        """The products a promotion may target (``[products.NAME]``, and those promoted for already)."""
+        from db import PromotionRepo
+        from db.writes import write
+
+        found = write(self.db.sessions(), lambda s: PromotionRepo.targets(s, PRODUCT), "Reading the promotions")
+        return tuple(sorted(set(self.config.products) | {t.removeprefix(PRODUCT) for t in found}))
+
+    def target(self, product: str = "") -> str:
+        """Whose promotions: this station's, or (``product``) every station's that runs the product (issue 30)."""
+        return product_target(product) if product else self.station
+
+    def overview(self, product: str = "") -> Overview:
         from db import PromotionRepo, ShadowRepo
         from db.writes import write
 
         sessions = self.db.sessions()
         config_model = self.config_model()
-        models = known_models(sessions, self.station, config_model)
+        target = self.target(product)
+        models = known_models(sessions, target, config_model)
 
         def read(s):
             return (ShadowRepo.agreement(s, self.station, last=self.config.shadow.agreement_parts),
-                    PromotionRepo.history(s, self.station, 1000))
+                    PromotionRepo.history(s, target, 1000))
 
         agreement, history = write(sessions, read, "Reading the shadow figures")
         earlier: list[tuple[str, Path]] = []
@@ -70,17 +93,20 @@ class ModelsService:
                 path = next((Path(q.path) for q in history if q.sha256 == p.previous_sha256), config_model)
                 earlier.append((f"{path.parent.name}/{path.name}", path))
         shadow = str(self.config.shadow.model) if self.config.shadow.model else ""
-        return Overview(tuple(models), agreement, tuple(earlier), shadow, config_model)
+        return Overview(tuple(models), agreement, tuple(earlier), shadow, config_model, product, self.products())
 
-    def change(self, actor: Actor | None, model: Path, reason: str, action: str = "promote", force: bool = False):
-        return change_model(self.db.sessions(), actor, self.station, model, reason, self.config_model(), action,
-                            force=force)
+    def change(self, actor: Actor | None, model: Path, reason: str, action: str = "promote", force: bool = False,
+               product: str = ""):
+        """Promote or roll back on this station, or (``product``) on every station that runs the product, as
+        'inspector model promote MODEL --product P' does: the same role, trust and comparison checks."""
+        return change_model(self.db.sessions(), actor, self.target(product), model, reason, self.config_model(),
+                            action, force=force, share=shared_models_root(self.config.storage))
 
-    def last_compare(self, model: Path) -> str:
+    def last_compare(self, model: Path, product: str = "") -> str:
         """The last recorded comparison of ``model`` against the active model, in one line ('' when none)."""
         from station.models import compare_text, last_compare
 
-        found = last_compare(self.db.sessions(), self.station, model, self.config_model())
+        found = last_compare(self.db.sessions(), self.target(product), model, self.config_model())
         return compare_text(found) if found else ""
 
     def compare(self, champion: Path, challenger: Path, data: Path, actor: Actor | None = None) -> Comparison:

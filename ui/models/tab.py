@@ -17,6 +17,7 @@ from PySide6.QtCore import Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
@@ -110,6 +111,10 @@ def job_text(job: Job) -> str:
     return head + f"{status}, {where}{best}{eta}"
 
 
+def _product_label(product: str) -> str:
+    return f"Product {product} (all its stations)"
+
+
 class ModelsTab(QWidget):
     access_changed = Signal(bool)  # a QC or admin is signed in: the window shows the tab
 
@@ -149,6 +154,15 @@ class ModelsTab(QWidget):
         self.card = QTextBrowser()
         self.buttons: dict[str, QPushButton] = {}
         row = QHBoxLayout()
+        # whose model Promote and Roll back change: this station's, or every station's that runs a product (issue 30)
+        self.scope = QComboBox()
+        self.scope.setToolTip("Promote and roll back for this station alone, or for every station that runs a "
+                              "product (each takes it between two parts, after checking the file's hash)")
+        self.scope.addItem(f"This station ({self.service.station})", "")
+        self.scope.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.scope.currentIndexChanged.connect(lambda _=0: self.refresh())
+        row.addWidget(QLabel("For:"))
+        row.addWidget(self.scope)
         for name, text, slot in (("refresh", "Refresh", self.refresh), ("compare", "Compare…", self.compare),
                                  ("promote", "Promote…", self.promote), ("rollback", "Roll back…", self.rollback),
                                  ("train", "Train…", self.train)):
@@ -233,12 +247,37 @@ class ModelsTab(QWidget):
         return self._jobs.in_flight == 0
 
     # the list ---------------------------------------------------------------------------------------
+    @property
+    def product(self) -> str:
+        """The product whose stations Promote and Roll back act on ('' : this station alone)."""
+        return self.scope.currentData() or ""
+
+    def set_product(self, product: str) -> None:
+        """Act for every station that runs ``product`` ('' : this station alone); the list is read again."""
+        i = self.scope.findData(product)
+        if i < 0:
+            self.scope.addItem(_product_label(product), product)
+            i = self.scope.count() - 1
+        self.scope.setCurrentIndex(i)  # refreshes
+
     def refresh(self) -> None:
         if self.allowed:
-            self._run(self.service.overview, self._show_overview, "models overview")
+            product = self.product
+            self._run(lambda: self.service.overview(product), self._show_overview, "models overview")
+
+    def _show_scopes(self, products: tuple[str, ...]) -> None:
+        have = [self.scope.itemData(i) for i in range(1, self.scope.count())]
+        self.scope.blockSignals(True)
+        for p in products:
+            if p not in have:
+                self.scope.addItem(_product_label(p), p)
+        self.scope.blockSignals(False)
 
     def _show_overview(self, ov: Overview) -> None:
         keep = self.selected()  # the model selected before, wherever it is listed now
+        self._show_scopes(ov.products)
+        if ov.product != self.product:  # the scope changed meanwhile: its own overview is on the way
+            return
         self.overview = ov
         self.models_table.setRowCount(len(ov.models))
         for r, m in enumerate(ov.models):
@@ -252,9 +291,14 @@ class ModelsTab(QWidget):
             self.models_table.selectRow(0)
         self._show_card()  # the same row may hold a changed model (a promotion adds to its card)
         active = next((m for m in ov.models if m.active), None)
-        self.status.setText(f"Station {self.service.station}: active model "
-                            f"{active.name if active else ov.config_model.name}. Promote and roll back "
-                            "take effect on a running line between two parts.")
+        name = active.name if active else ov.config_model.name
+        if ov.product:
+            self.status.setText(f"Product {ov.product}: model {name} for every station that runs it (a station's "
+                                "own newer promotion wins there). Each takes it between two parts, after checking "
+                                "the file's hash.")
+        else:
+            self.status.setText(f"Station {self.service.station}: active model {name}. Promote and roll back "
+                                "take effect on a running line between two parts.")
         a = ov.agreement
         if not ov.shadow_model and not a.parts:
             self.shadow.setText("Shadow: none configured ([shadow] model in the settings).")
@@ -320,7 +364,8 @@ class ModelsTab(QWidget):
         if m is None or m.path is None:
             self._say("Pick the model to promote in the list first.")
             return
-        path, actor = m.path, self._actor
+        path, actor, product = m.path, self._actor, self.product
+        whose = f" for product {product}" if product else ""
 
         def ask(compared: str) -> None:
             nonlocal force
@@ -329,51 +374,56 @@ class ModelsTab(QWidget):
                     self._say(f"No comparison of {m.name} against the active model is on record: run Compare first "
                               "(or an admin forces the promotion).")
                     return
-                answer = QMessageBox.question(self, f"Promote {m.name}", "No comparison against the active model is "
+                answer = QMessageBox.question(self, f"Promote {m.name}{whose}", "No comparison against the active "
+                                              "model is "
                                               "on record. Promote it anyway (forced, recorded with your reason)?")
                 if answer != QMessageBox.StandardButton.Yes:
                     return
                 force = True
-            why = reason if reason is not None else self._ask_reason(f"Promote {m.name}", compared)
+            why = reason if reason is not None else self._ask_reason(f"Promote {m.name}{whose}", compared)
             if why is None:
                 return
-            self._change(path, why, "promote", bool(force))
+            self._change(path, why, "promote", bool(force), product)
 
         if reason is not None and force is not None:
-            self._change(path, reason, "promote", force)
+            self._change(path, reason, "promote", force, product)
             return
-        self._run(lambda: self.service.last_compare(path), ask, "last compare")
+        self._run(lambda: self.service.last_compare(path, product), ask, "last compare")
 
     def rollback(self, target: Path | None = None, reason: str | None = None) -> None:
+        product = self.product
+        whose = f" for product {product}" if product else ""
         if target is None:
             earlier = self.overview.earlier if self.overview else ()
             if not earlier:
-                self._say("Nothing to roll back to: no model was promoted on this station.")
+                self._say(f"Nothing to roll back to: no model was promoted {whose.strip() or 'on this station'}.")
                 return
             labels = [label for label, _ in earlier]
             label, ok = QInputDialog.getItem(self, "Roll back", "Back to the model:", labels, 0, False)
             if not ok:
                 return
             target = dict(earlier)[label]
-        reason = reason if reason is not None else self._ask_reason(f"Roll back to {Path(target).name}")
+        reason = reason if reason is not None else self._ask_reason(f"Roll back{whose} to {Path(target).name}")
         if reason is None:
             return
-        self._change(Path(target), reason, "rollback")
+        self._change(Path(target), reason, "rollback", product=product)
 
     def _ask_reason(self, title: str, compared: str = "") -> str | None:
         head = f"{compared[:1].upper()}{compared[1:]}.\n\n" if compared else ""
         text, ok = QInputDialog.getText(self, title, f"{head}Reason (recorded in the audit trail):")
         return text if ok else None
 
-    def _change(self, path: Path, reason: str, action: str, force: bool = False) -> None:
+    def _change(self, path: Path, reason: str, action: str, force: bool = False, product: str = "") -> None:
         actor = self._actor
 
         def done(p) -> None:
             verb = "Promoted" if action == "promote" else "Rolled back to"
-            self._say(f"{verb} {p.name} by {p.actor}: the line takes it between two parts.", error=False)
+            where = (f"for product {product}: every station that runs it takes it between two parts" if product
+                     else "the line takes it between two parts")
+            self._say(f"{verb} {p.name} by {p.actor} {where}.", error=False)
             self.refresh()
 
-        self._run(lambda: self.service.change(actor, path, reason, action, force), done, action)
+        self._run(lambda: self.service.change(actor, path, reason, action, force, product), done, action)
 
     # training -----------------------------------------------------------------------------------------
     def train(self, data: Path | None | str = "ask", budget: str | None = None, name: str | None = None,
