@@ -31,6 +31,7 @@ from db.accounts import add_user, has_users, sign_in
 from db.writes import write
 from inspector.core.auth import Actor, Role
 from inspector.core.clock import station_time
+from inspector.core.heatmaps import heat_path
 from inspector.core.types import Verdict
 
 
@@ -77,6 +78,7 @@ class Shown:
     detail: InspectionDetail
     image: QImage | None
     note: str = ""
+    heat: QImage | None = None  # an anomaly model's stored heat map, coloured, the size of ``image`` (None: none)
 
 
 def choices(db: Database, runs: int = 200) -> Choices:
@@ -123,7 +125,27 @@ def show(db: Database, inspection_id: int, with_image: bool = True) -> Shown:
     if not with_image:
         return Shown(detail, None)
     image, note = load_image(db, detail.row.image_path, detail.run.station)
-    return Shown(detail, image, note)
+    heat = load_heat(db, detail.row.image_path, image)
+    return Shown(detail, image, note, heat)
+
+
+def load_heat(db: Database, rel: str | None, image: QImage | None) -> QImage | None:
+    """The heat map stored beside the picture (``NAME.heat.png``) as a coloured overlay of the picture's size;
+    None when the part has none (a detector judged it) or it cannot be read."""
+    if not rel or image is None:
+        return None
+    path = db.image_root / heat_path(rel)
+    if not path.is_file():
+        return None
+    import cv2
+    import numpy as np
+
+    from ui.bridge import heat_qimage
+
+    a8 = cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_GRAYSCALE)
+    if a8 is None:
+        return None
+    return heat_qimage(a8, image.width(), image.height())
 
 
 def review(db: Database, inspection_id: int, actor: Actor, action: str, new_verdict: Verdict | None = None,
