@@ -224,7 +224,7 @@ def compare_parts(champion: Path, challenger: Path, data: Path | str, *, recipe_
             differ.append({"file": part.path.name, "truth": part.truth or "unknown", "champion": va.value,
                            "challenger": vb.value})
     n = len(parts)
-    result = {"mode": "parts", "data": str(data), "split": "parts", "images": n,
+    result = {"mode": "parts", "data": str(data), "split": "folder of parts", "images": n,
               "truth_known": sum(p.truth is not None for p in parts),
               "champion": _parts_side(ia, a, parts), "challenger": _parts_side(ib, b, parts),
               "agreement": {"parts": n, "agreed": n - len(differ), "rate": round((n - len(differ)) / n, 4)},

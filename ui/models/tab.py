@@ -472,6 +472,7 @@ class ModelsTab(QWidget):
         self.job = job
         self.job_label.setText(job_text(job))
         self.plot.set_points(job.state.epochs)
+        self.plot.setVisible(job.request.get("kind") != "anomaly")  # no epochs to plot: one pass over good parts
         running = job.status in ("starting", "training")
         # an anomaly job has no step to stop after: it ends within its time budget
         self.cancel_button.setEnabled(running and job.request.get("kind") != "anomaly")
