@@ -13,7 +13,7 @@ import pytest
 
 from tests.anomaly_parts import write_surfaces
 from tests.conftest import QC
-from tests.ui.test_models_tab import _select, _tab, service  # noqa: F401 - service: a fixture
+from tests.ui.test_models_tab import _active, _select, _tab, service  # noqa: F401 - service: a fixture
 
 pytestmark = pytest.mark.model
 
@@ -49,6 +49,9 @@ def test_an_anomaly_job_trains_in_its_own_process_and_its_model_is_listed_and_co
     assert r["mode"] == "parts" and r["images"] == 8 and r["challenger"]["task"] == "anomaly"
     assert tab.compare_table.item(0, 1).text() == "–"  # no mAP for an anomaly model
     assert "same verdict on" in tab.compare_note.text() and "image AUROC" in tab.compare_note.text()
+    tab.promote(reason="learns the good tiles, no labels needed")  # the comparison just recorded is shown
+    qtbot.waitUntil(lambda: tab.idle and _active(service) is not None, timeout=60_000)
+    assert _active(service).sha256 == m.sha256 and _active(service).actor == "qc-anna"
     shots = Path(os.environ.get("INSPECTOR_TEST_SHOTS") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
     tab.resize(1300, 800)
