@@ -102,6 +102,8 @@ def test_heat_maps_are_stored_beside_the_pictures_and_drawn_live_and_in_review(q
     try:
         qtbot.waitUntil(lambda: tab.idle and tab.detail.shown is not None, timeout=10_000)
         rc = tab.detail.canvas
+        shown = tab.detail.shown.detail
+        assert shown.heatmap_path == heat_path(shown.row.image_path)  # the record names it
         assert tab.detail.shown.heat is not None and rc.heat is not None and rc.heat_shown()
         assert tab.heat_box.isEnabled() and tab.heat_box.isChecked()
         r_on = _grab(rc, shots / "review_heat_on.png")
@@ -131,6 +133,7 @@ def test_a_detectors_parts_have_no_heat_map_and_the_toggle_is_greyed(qtbot, open
     tab.show()
     try:
         qtbot.waitUntil(lambda: tab.idle and tab.detail.shown is not None, timeout=10_000)
+        assert tab.detail.shown.detail.heatmap_path is None
         assert tab.detail.shown.heat is None and not tab.heat_box.isEnabled()
         assert not tab.detail.canvas.heat_shown()
     finally:

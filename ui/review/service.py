@@ -7,6 +7,7 @@ folder its images are stored relative to. Every method here blocks: call them th
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +32,9 @@ from db.accounts import add_user, has_users, sign_in
 from db.writes import write
 from inspector.core.auth import Actor, Role
 from inspector.core.clock import station_time
-from inspector.core.heatmaps import heat_path
 from inspector.core.types import Verdict
+
+log = logging.getLogger(__name__)
 
 
 class Database:
@@ -125,17 +127,18 @@ def show(db: Database, inspection_id: int, with_image: bool = True) -> Shown:
     if not with_image:
         return Shown(detail, None)
     image, note = load_image(db, detail.row.image_path, detail.run.station)
-    heat = load_heat(db, detail.row.image_path, image)
+    heat = load_heat(db, detail.heatmap_path, image)
     return Shown(detail, image, note, heat)
 
 
 def load_heat(db: Database, rel: str | None, image: QImage | None) -> QImage | None:
-    """The heat map stored beside the picture (``NAME.heat.png``) as a coloured overlay of the picture's size;
-    None when the part has none (a detector judged it) or it cannot be read."""
+    """The heat map the record names (``InspectionDetail.heatmap_path``) as a coloured overlay of the picture's
+    size; None when the part has none (a detector judged it) or it cannot be read."""
     if not rel or image is None:
         return None
-    path = db.image_root / heat_path(rel)
+    path = db.image_root / rel
     if not path.is_file():
+        log.warning("the heat map %s of this part is missing", path)
         return None
     import cv2
     import numpy as np
