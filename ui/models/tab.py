@@ -402,10 +402,12 @@ class ModelsTab(QWidget):
     def train(self, data: Path | None | str = "ask", budget: str | None = None, name: str | None = None,
               imgsz: int | None = None, epochs: int | None = None, kind: str | None = None) -> None:
         """Start a training job: ``data`` a data set folder, None for the reviewed parts (exported first);
-        ``kind`` detect or anomaly (None: asked)."""
+        ``kind`` detect or anomaly (None: asked with the data, else detect)."""
         if self.job is not None and self.job.status in ("starting", "training", "cancelling"):
             self._say("A training job is running: cancel it or wait for it to end.")
             return
+        if kind is None and data != "ask":
+            kind = "detect"
         if kind is None:
             choice, ok = QInputDialog.getItem(self, "Train", "Kind of model:", list(TRAIN_KINDS), 0, False)
             if not ok:
