@@ -211,11 +211,11 @@ class ReviewTab(QWidget):
         bl = QHBoxLayout()
         for key in ("confirm", "pass", "fail", "false", "missed", "boxes"):
             bl.addWidget(self.buttons[key])
-        bl.addWidget(self.heat_box)
         bl.addStretch(1)
         bl.addWidget(self.export_button)
         who = QHBoxLayout()
         who.addWidget(self.buttons["undo"])
+        who.addWidget(self.heat_box)  # on the second row: the first fills 1024 px already
         who.addWidget(self.status, 1)
         who.addWidget(self.user)
         who.addWidget(self.sign_button)
