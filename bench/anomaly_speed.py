@@ -6,6 +6,7 @@ boxes), per backend and thread count, on pictures decoded beforehand.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from pathlib import Path
@@ -24,6 +25,10 @@ def main() -> None:
     a = ap.parse_args()
     rels = [ln.split("\t")[0] for ln in (a.data / "splits/test.txt").read_text().splitlines() if ln.strip()]
     ims = [cv2.imread(str(a.data / r)) for r in rels[:: max(1, len(rels) // a.n)][: a.n]]
+    card = a.model.parent / "card.json"
+    facts = json.loads(card.read_text()).get("anomaly", {}) if card.is_file() else {}
+    print(f"model {a.model.name}: memory bank of {facts.get('bank', '?')} patches; {len(ims)} pictures; "
+          f"{os.cpu_count()} CPUs")
     print(f"CPU flags: {' '.join(cpu_flags())}; load average before: {os.getloadavg()}")
     for backend in ("openvino", "onnxruntime"):
         for threads in (1, 2):

@@ -9,6 +9,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from inspector.core.heatmaps import heat_path
 from inspector.core.types import BoxCorners, Verdict
 
 
@@ -148,6 +149,14 @@ class InspectionDetail:
     reviews: tuple[ReviewDTO, ...]  # oldest first; the last one gives the final verdict
     run: RunDTO
     model: ModelVersionDTO | None  # the version whose sha256 the inspection names, if registered
+
+    @property
+    def heatmap_path(self) -> str | None:
+        """Where the heat map of this part is stored (beside its picture, ``NAME.heat.png``): set when an anomaly
+        model judged it and its picture was stored; None for a detector's part or one without a picture."""
+        if not self.row.image_path or self.model is None or tuple(self.model.classes) != ("anomaly",):
+            return None
+        return heat_path(self.row.image_path)
 
 
 @dataclass(frozen=True)

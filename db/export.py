@@ -114,25 +114,29 @@ def _reviews(session: Session, ids: list[int]) -> dict[int, list[_Reviewed]]:
 
 
 
-def _training_conds(since: dt.datetime | None, until: dt.datetime | None, reviewed_only: bool) -> list[Any]:
+def _training_conds(since: dt.datetime | None, until: dt.datetime | None, reviewed_only: bool,
+                    product: str | None = None) -> list[Any]:
     conds = [*inspection_conds(since, until, None), I.image_path.is_not(None)]
     if reviewed_only:
         conds.append(exists().where(R.inspection_id == I.id))
+    if product is not None:
+        conds.append(I.product == product)
     return conds
 
 
 def count_training_parts(session: Session, since: dt.datetime | None = None, until: dt.datetime | None = None,
-                         reviewed_only: bool = False) -> int:
+                         reviewed_only: bool = False, product: str | None = None) -> int:
     return int(session.execute(select(func.count()).select_from(INSPECTIONS)
-                               .where(*_training_conds(since, until, reviewed_only))).scalar()
+                               .where(*_training_conds(since, until, reviewed_only, product))).scalar()
                or 0)
 
 
 def iter_training_parts(session: Session, since: dt.datetime | None = None, until: dt.datetime | None = None,
-                        reviewed_only: bool = False, batch: int = BATCH) -> Iterator[PartForTraining]:
-    """Inspections with a stored image, with their boxes and reviews (oldest first)."""
+                        reviewed_only: bool = False, batch: int = BATCH,
+                        product: str | None = None) -> Iterator[PartForTraining]:
+    """Inspections with a stored image (of ``product`` when given), with their boxes and reviews (oldest first)."""
     cols = [I.verdict, I.image_path]
-    for rows in _batches(session, _training_conds(since, until, reviewed_only), cols, batch):
+    for rows in _batches(session, _training_conds(since, until, reviewed_only, product), cols, batch):
         ids = [r.id for r in rows]
         boxes = _boxes(session, ids)
         reviews: dict[int, list[ReviewStep]] = defaultdict(list)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.schema import InspectionRecord, Review
 from db.writes import write
+from inspector.core.heatmaps import heat_path
 from inspector.core.images import RUN_MARK
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ def apply_retention(sessions: sessionmaker[Session], base: Path, subdir: str, ca
     with sessions() as s:
         named = {p for (p,) in s.execute(select(InspectionRecord.image_path)
                                           .where(InspectionRecord.image_path.is_not(None)))} | set(waiting)
+    named |= {heat_path(p) for p in named}  # an anomaly model's heat map beside a named picture
     orphans = 0
     total = 0
     for p in _files(folder).values():
@@ -89,15 +91,16 @@ def apply_retention(sessions: sessionmaker[Session], base: Path, subdir: str, ca
                 if total <= cap_bytes:
                     break
                 chosen.append((rid, rel))
-                total -= _size(base / rel)
+                total -= _size(base / rel) + _size(base / heat_path(rel))
             ids = [r for r, _ in chosen]
             write(sessions, lambda s, ids=ids: s.execute(update(InspectionRecord).where(InspectionRecord.id.in_(ids))
                                                         .values(image_path=None)), "Applying the image size cap")
             for _, rel in chosen:  # the rows no longer name them: safe to delete now
-                try:
-                    (base / rel).unlink(missing_ok=True)
-                except OSError:
-                    log.warning("could not delete %s", rel)
+                for name in (rel, heat_path(rel)):
+                    try:
+                        (base / name).unlink(missing_ok=True)
+                    except OSError:
+                        log.warning("could not delete %s", name)
             deleted += len(chosen)
     met = cap_bytes <= 0 or total <= cap_bytes
     if not met:

@@ -276,6 +276,9 @@ def record_compare(sessions, result: dict, actor: str = "") -> dict:
                "disagreements": result.get("disagreements", {}).get("count")}
     for key in ("map50", "part_recall", "false_reject_rate", "escapes"):
         figures[key] = [c.get(key), d.get(key)]
+    if result.get("agreement"):  # parts mode: an anomaly model on either side
+        figures["agreement"] = result["agreement"].get("rate")
+        figures["image_auroc"] = [c.get("image_auroc"), d.get("image_auroc")]
     write(sessions, lambda s: PromotionRepo.record_compare(s, actor or "(not signed in)", figures),
           "Recording the comparison")
     return figures

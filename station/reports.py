@@ -28,6 +28,7 @@ from inspector.reports import (
     write_pdf,
     write_yolo_dataset,
 )
+from inspector.reports.dataset import GoodPartsSummary, write_good_pictures
 
 Progress = Callable[[int, int], None]
 
@@ -61,3 +62,14 @@ def export_dataset(sessions: sessionmaker[Session], out: Path, image_root: Path,
         total = count_training_parts(s, since, until, reviewed_only)
         parts = iter_training_parts(s, since, until, reviewed_only)
         return write_yolo_dataset(out, parts, classes, image_root, total, progress, cancel)
+
+
+def export_good_parts(sessions: sessionmaker[Session], out: Path, image_root: Path, *, product: str | None = None,
+                      since: dt.datetime | None = None, until: dt.datetime | None = None,
+                      progress: Progress | None = None, cancel: threading.Event | None = None) -> GoodPartsSummary:
+    """Copy the pictures of the parts QC confirmed good (of ``product`` when given) into ``out``: the normal
+    pictures an anomaly model learns from (``inspector train --kind anomaly --data OUT``)."""
+    with sessions() as s, s.begin():
+        total = count_training_parts(s, since, until, True, product)
+        parts = iter_training_parts(s, since, until, True, product=product)
+        return write_good_pictures(out, parts, image_root, total, progress, cancel)

@@ -39,6 +39,7 @@ class JobRequest:
     imgsz: int | None = None
     epochs: int | None = None
     base: str | None = None
+    kind: str = "detect"  # or "anomaly": ``data`` is then a folder of pictures of good parts
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ def command(req: JobRequest, folder: Path) -> list[str]:
     cmd = [sys.executable, "-m", "inspector", "train", "--data", str(req.data), "--out", str(req.out),
            "--time-budget", f"{max(1, round(req.budget_s))}s", "--progress", str(folder / "progress.jsonl"),
            "--stop-file", str(folder / "stop"), "--db", req.db_url]
+    if req.kind == "anomaly":  # a memory bank of good parts: no epochs, no image size to choose, its own base
+        return cmd + ["--kind", "anomaly"]
     if req.imgsz:
         cmd += ["--imgsz", str(req.imgsz)]
     if req.epochs:
@@ -95,7 +98,8 @@ def start_job(req: JobRequest, started_by: str, root: Path | None = None, env: d
         folder = root / f"{stamp}-{Path(req.out).name}-{n}"
     folder.mkdir(parents=True)
     request = {"data": str(req.data), "out": str(req.out), "budget_s": req.budget_s,
-               "budget": format_duration(req.budget_s), "imgsz": req.imgsz, "epochs": req.epochs, "base": req.base}
+               "budget": format_duration(req.budget_s), "imgsz": req.imgsz, "epochs": req.epochs, "base": req.base,
+               "kind": req.kind}
     kw: dict = {}
     if os.name == "nt":  # its own process group, no console window: the window's closing does not reach it
         kw["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | getattr(subprocess, "CREATE_NO_WINDOW", 0)

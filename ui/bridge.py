@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
 from inspector.core.alarms import Alarm
+from inspector.core.heatmaps import overlay_bgra
 from inspector.core.types import Detection, Inspection, Verdict
 from inspector.sources.live import CameraState
 
@@ -42,6 +43,7 @@ class LiveResult:
     thumb: QImage | None  # only for failures (the strip)
     latency_ms: float
     model_sha256: str = ""  # the model that judged it (a promotion changes it between two parts)
+    heat: QImage | None = None  # an anomaly model's heat map as a coloured overlay the size of ``image``
 
 
 def to_qimage(image: np.ndarray, fit: tuple[int, int] | None = None,
@@ -90,8 +92,19 @@ def live_result(record_id: int, insp: Inspection, with_thumb: bool = False,
             boxes = tuple(_scaled_box(d, s) for d in insp.detections)
         if with_thumb:
             thumb = thumbnail(insp.image)
+    heat = None
+    if image is not None and insp.detections is not None and insp.detections.heatmap is not None:
+        heat = heat_qimage(insp.detections.heatmap, image.width(), image.height())
     return LiveResult(record_id, insp.seq, insp.frame_name, insp.verdict, tuple(insp.reasons), boxes, image, thumb,
-                      float(insp.latency_ms), insp.model_sha256)
+                      float(insp.latency_ms), insp.model_sha256, heat)
+
+
+def heat_qimage(heat: np.ndarray, width: int, height: int) -> QImage:
+    """A detached QImage (ARGB32) of the heat map's coloured overlay at ``width`` x ``height`` (off the GUI
+    thread: the resize and colour map are OpenCV's)."""
+    bgra = np.ascontiguousarray(overlay_bgra(heat, width, height))  # the byte order of Format_ARGB32 (little-endian)
+    q = QImage(bgra.data, bgra.shape[1], bgra.shape[0], bgra.strides[0], QImage.Format.Format_ARGB32)
+    return q.copy()
 
 
 def without_picture(record_id: int, insp: Inspection) -> LiveResult:

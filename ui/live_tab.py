@@ -10,8 +10,8 @@ when the screen is short, and the letter sizes follow the tab's size (much large
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QShowEvent
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtGui import QKeySequence, QShortcut, QShowEvent
+from PySide6.QtWidgets import QCheckBox, QFrame, QHBoxLayout, QScrollArea, QVBoxLayout, QWidget
 
 from inspector.core.types import Verdict
 from ui import theme
@@ -62,10 +62,21 @@ class LiveTab(QWidget):
         self.kiosk = False
         self._failure: str | None = None
 
+        # an anomaly model's heat map over the picture: H or the box; greyed while the part shown has none
+        self.heat_box = QCheckBox("Heat map  H")
+        self.heat_box.setToolTip("Draw the anomaly model's heat map over the picture (H). A detector gives none.")
+        self.heat_box.setChecked(self.canvas.show_heat)
+        self.heat_box.setEnabled(False)
+        self.heat_box.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Space must reach the pause shortcut
+        self.heat_box.toggled.connect(self.canvas.set_show_heat)
+        self.heat_key = QShortcut(QKeySequence("H"), self)  # only while this tab is shown
+        self.heat_key.activated.connect(self.heat_box.toggle)
+
         column = QWidget()  # health and the line's I/O, one column that scrolls on a short screen
         col = QVBoxLayout(column)
         col.setContentsMargins(0, 0, 0, 0)
         col.setSpacing(10)
+        col.addWidget(self.heat_box)
         col.addWidget(self.day)
         col.addWidget(self.health)
         col.addWidget(self.io)
@@ -139,10 +150,10 @@ class LiveTab(QWidget):
         self.last = last
         state = self.controller.state
         if state == "paused":  # parts already read are still judged: they show as the last part
-            self.canvas.show_result(last)
+            self._show_part(last)
             self.banner.show_idle("PAUSED", self._idle_line("Space to resume"))
         elif state == "stopping":
-            self.canvas.show_result(last)
+            self._show_part(last)
             self.banner.show_idle("STOPPING", self._idle_line("writing the last parts"))
         else:
             # every FAIL of the batch goes up for its own hold (the bridge sends a batch's FAILs, then its newest
@@ -154,6 +165,7 @@ class LiveTab(QWidget):
     def _show_part(self, result: object) -> None:
         if isinstance(result, LiveResult):
             self.canvas.show_result(result)
+            self.heat_box.setEnabled(result.heat is not None)
 
     def last_part_text(self) -> str:
         """'last part: run 3 part 12 ✖ FAIL', or '' before the first part."""
@@ -208,6 +220,7 @@ class LiveTab(QWidget):
             self.counters.reset()
             self.strip.clear()
             self.canvas.show_result(None)
+            self.heat_box.setEnabled(False)
             self.canvas.set_placeholder("Starting…")
             self.health.show_starting()
             self.banner.show_idle("STARTING", "Opening the database, checking the model and the source…")

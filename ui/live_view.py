@@ -35,6 +35,7 @@ class FrameCanvas(QWidget):
         self.result: LiveResult | None = None
         self.roi: tuple[float, float, float, float] | None = None
         self.placeholder = "No part yet: press F5 to start"
+        self.show_heat = True  # an anomaly model's heat map over the picture (a detector's result has none)
         self.paints = 0
         self._pixmap: QPixmap | None = None
         self._pixmap_key: tuple | None = None
@@ -52,6 +53,14 @@ class FrameCanvas(QWidget):
     def set_roi(self, roi: tuple[float, float, float, float] | None) -> None:
         self.roi = roi
         self._request_paint()
+
+    def set_show_heat(self, on: bool) -> None:
+        self.show_heat = bool(on)
+        self._request_paint()
+
+    def heat_shown(self) -> bool:
+        """Whether a heat map is drawn now (the toggle is on and the part shown has one)."""
+        return self.show_heat and self.result is not None and self.result.heat is not None
 
     def set_placeholder(self, text: str) -> None:
         self.placeholder = text
@@ -114,6 +123,9 @@ class FrameCanvas(QWidget):
             p.drawImage(target.topLeft(), picture)
         else:
             p.drawPixmap(target.topLeft(), picture)
+        if self.heat_shown():
+            assert self.result is not None and self.result.heat is not None
+            p.drawImage(target, self.result.heat)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         if self.roi is not None:
             x1, y1, x2, y2 = self.roi

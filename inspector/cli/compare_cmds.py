@@ -44,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--champion", required=True, help="the model in use (a trusted .pt, .onnx or .xml file)")
     c.add_argument("--challenger", required=True, help="the candidate (a trusted model file)")
     c.add_argument("--data", required=True, help="labelled data never trained on: its val split, or all of it "
-                   "when it has no split")
+                   "when it has no split; with an anomaly model on either side, a folder of parts (sub-folders by "
+                   "kind, 'good' for good parts, or splits/test.txt, give the truth): verdicts side by side")
     c.add_argument("--split", default=None, help="split to use (default: val if defined, else all)")
     c.add_argument("--config", default=None)
     c.add_argument("--recipe", default=None, help="recipe whose thresholds turn detections into verdicts")

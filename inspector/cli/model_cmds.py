@@ -59,6 +59,11 @@ def _train(a: argparse.Namespace) -> int:
     from inspector.training.progress import ProgressFile
     from inspector.training.train import TrainProgress
 
+    if a.confirmed_good and (a.kind != "anomaly" or a.data):
+        raise ConfigError("--confirmed-good goes with --kind anomaly and without --data: the pictures are the parts "
+                          "QC confirmed good.")
+    if not a.data and not a.confirmed_good:
+        raise ConfigError("give --data (or, with --kind anomaly, --confirmed-good: the parts QC confirmed good).")
     stream = ProgressFile(a.progress) if a.progress else None
 
     def progress(p: TrainProgress) -> None:
@@ -86,6 +91,29 @@ def _train(a: argparse.Namespace) -> int:
         raise
 
 
+def _train_anomaly(a: argparse.Namespace, budget, cmd: str, registry, say):  # noqa: ANN001, ANN202
+    """``--kind anomaly`` on ``--data``, or on the pictures of the parts QC confirmed good (copied first beside
+    the model's folder, as ``OUT-good``: what it learnt from stays there to see)."""
+    from inspector.training.anomaly import train_anomaly
+
+    data = a.data
+    if a.confirmed_good:
+        from station import default_db_url, image_base, open_db
+        from station.reports import export_good_parts
+
+        url = a.db or default_db_url()
+        good = Path(a.out).with_name(Path(a.out).name + "-good")
+        engine, sessions = open_db(url)
+        try:
+            summary = export_good_parts(sessions, good, image_base(url, load_config(a.config))[0], product=a.product)
+        finally:
+            engine.dispose()
+        say(f"copied to {good}: {summary.text()}" + (f" (product {a.product})" if a.product else ""))
+        data = good
+    return train_anomaly(data, a.out, time_budget_s=budget, base=Path(a.base) if a.base else None,
+                         false_reject=a.false_reject, command=cmd, registry=registry, say=say)
+
+
 def _train_with(a: argparse.Namespace, progress, say, stream) -> int:
     from db import TrustRepo
     from db.accounts import has_users
@@ -102,10 +130,7 @@ def _train_with(a: argparse.Namespace, progress, say, stream) -> int:
         cmd = "inspector " + " ".join(shlex.quote(x) for x in sys.argv[1:])
         budget = a.time_budget if a.time_budget is not None else (a.hours * 3600 if a.hours else None)
         if a.kind == "anomaly":
-            from inspector.training.anomaly import train_anomaly
-
-            card = train_anomaly(a.data, a.out, time_budget_s=budget, base=Path(a.base) if a.base else None,
-                                 false_reject=a.false_reject, command=cmd, registry=registry, say=say)
+            card = _train_anomaly(a, budget, cmd, registry, say)
         else:
             card = train(a.data, a.out, base=a.base, epochs=a.epochs, imgsz=a.imgsz, batch=a.batch,
                          resume=a.resume, command=cmd, progress=progress, registry=registry, time_budget_s=budget,
@@ -307,8 +332,12 @@ def register(sub) -> None:
     t = sub.add_parser("train", help="train or fine-tune a detector on a data set")
     t.add_argument("--kind", default="detect", choices=["detect", "anomaly"], help="detect: boxes of labelled "
                    "defect classes; anomaly: learn what good looks like from pictures of good parts alone")
-    t.add_argument("--data", required=True, help="data.yaml, Pascal VOC folder or YOLO folder; with --kind anomaly "
+    t.add_argument("--data", default=None, help="data.yaml, Pascal VOC folder or YOLO folder; with --kind anomaly "
                    "a folder or a list file of pictures of good parts")
+    t.add_argument("--confirmed-good", action="store_true", help="--kind anomaly, instead of --data: learn from "
+                   "the stored pictures of the parts QC confirmed good in --db (review verdict PASS)")
+    t.add_argument("--product", default=None, help="with --confirmed-good: only the parts of this product")
+    t.add_argument("--config", default=None, help="configuration file (TOML), for the image folder of --db")
     t.add_argument("--false-reject", type=float, default=0.02, help="--kind anomaly: the share of good parts "
                    "the threshold may reject, set on held-out good pictures (default 0.02)")
     t.add_argument("--out", required=True, help="new output folder, e.g. models/NAME (never one that holds a "

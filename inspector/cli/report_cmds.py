@@ -72,6 +72,9 @@ def register(sub) -> None:  # noqa: ANN001 - argparse's private subparsers type
     e.add_argument("--out", required=True, help="new or empty folder to write")
     e.add_argument("--reviewed-only", action="store_true", help="only parts that QC reviewed (default: every part "
                    "with a stored image, the machine's boxes standing where no review corrected them)")
+    e.add_argument("--kind", default="detect", choices=["detect", "anomaly"], help="anomaly: the pictures of the "
+                   "parts QC confirmed good, a folder for 'inspector train --kind anomaly --data'")
+    e.add_argument("--product", default=None, help="with --kind anomaly: only the parts of this product")
     _add_user(e)
     e.set_defaults(func=export_dataset)
 
@@ -246,6 +249,13 @@ def export_dataset(a: argparse.Namespace) -> int:
     engine, sessions = _open(url)
     try:
         _sign_in(a, sessions, "export")
+        if a.kind == "anomaly":
+            from station.reports import export_good_parts
+
+            good = export_good_parts(sessions, Path(a.out), _image_root(url, a), product=a.product, since=a.since,
+                                     until=a.until, progress=_progress("parts"))
+            print(f"wrote {a.out}: {good.text()}")
+            return 0
         summary = job(sessions, Path(a.out), _image_root(url, a), since=a.since, until=a.until,
                       reviewed_only=a.reviewed_only, progress=_progress("parts"))
     finally:

@@ -10,6 +10,7 @@ import cv2
 
 from inspector.core.config import SaveImages
 from inspector.core.errors import StorageError
+from inspector.core.heatmaps import encode_png, heat_path
 from inspector.core.types import Inspection, Verdict
 
 log = logging.getLogger(__name__)
@@ -19,7 +20,8 @@ RUN_MARK = ".inspector-run"  # in each run folder: which database's run wrote it
 
 
 class ImageStore:
-    """Writes JPEGs as ``<subdir>/<date>/<run>/<seq>_<verdict>.jpg`` under ``base``.
+    """Writes JPEGs as ``<subdir>/<date>/<run>/<seq>_<verdict>.jpg`` under ``base`` (and an anomaly model's heat
+    map beside it as ``<seq>_<verdict>.heat.png``, 8-bit, written the same way before the JPEG).
 
     The returned path is relative to ``base`` (the database's folder by default), so a database and
     its images can be moved together.
@@ -62,21 +64,17 @@ class ImageStore:
             if not ok:
                 raise StorageError(f"could not encode the image of part {insp.seq} as JPEG.")
             buf = enc.tobytes()
-        tmp = final.with_name(final.name + TMP_SUFFIX)
+        heat = insp.detections.heatmap if insp.detections is not None else None
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
             if self.proof and final.parent not in self._marked:
                 self._mark(final.parent)
-            with open(tmp, "wb") as f:
-                f.write(buf)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, final)
+            if heat is not None:  # first: a picture on disk always has its heat map beside it
+                _write_durably(self.base / heat_path(rel.as_posix()), encode_png(heat))
+            _write_durably(final, buf)
         except OSError as e:
-            try:
-                tmp.unlink(missing_ok=True)
-            except OSError:
-                pass
+            if heat is not None:
+                self.delete(rel.as_posix())
             raise StorageError(storage_message(self.root, e, len(buf))) from e
         return rel.as_posix()
 
@@ -95,10 +93,29 @@ class ImageStore:
                 pass
 
     def delete(self, rel: str) -> None:
+        """Remove a stored picture and its heat map, if any."""
+        for name in (rel, heat_path(rel)):
+            try:
+                (self.base / name).unlink(missing_ok=True)
+            except OSError:
+                log.warning("could not remove %s", name)
+
+
+def _write_durably(final: Path, buf: bytes) -> None:
+    """Temporary name, write, flush, fsync, rename; the temporary file is gone when it fails."""
+    tmp = final.with_name(final.name + TMP_SUFFIX)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(buf)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+    except OSError:
         try:
-            (self.base / rel).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
         except OSError:
-            log.warning("could not remove %s", rel)
+            pass
+        raise
 
 
 def save_png(img, path: Path | str) -> Path:
@@ -137,6 +154,7 @@ def orphans(store_root: Path, run_tag: str, known: set[str], base: Path, proof: 
     out = []
     if not store_root.is_dir():
         return out
+    heats = {heat_path(k) for k in known}  # a known picture's heat map is not an orphan
     for day in store_root.iterdir():
         folder = day / run_tag
         if not folder.is_dir():
@@ -148,7 +166,7 @@ def orphans(store_root: Path, run_tag: str, known: set[str], base: Path, proof: 
             if f.name == RUN_MARK:
                 continue
             rel = f.relative_to(base).as_posix()
-            if f.name.endswith(TMP_SUFFIX) or rel not in known:
+            if f.name.endswith(TMP_SUFFIX) or (rel not in known and rel not in heats):
                 out.append(f)
     return out
 

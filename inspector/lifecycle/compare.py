@@ -92,6 +92,11 @@ def compare(champion: Path | str, challenger: Path | str, data: Path | str, *, s
     reg = registry or ModelRegistry()
     for p in (champion, challenger):
         reg.check(p)  # both trusted before either is loaded or any part is judged
+    from inspector.detection.detector import is_anomaly_model
+
+    if is_anomaly_model(champion) or is_anomaly_model(challenger):
+        return compare_parts(champion, challenger, data, recipe_cfg=recipe_cfg, model_cfg=model_cfg,
+                             progress=progress, registry=reg)
     ds = load_dataset(data)
     images = ds.split(split)
     split_name = split or ("val" if ds.has_split_files else "all")
@@ -116,7 +121,129 @@ def compare(champion: Path | str, challenger: Path | str, data: Path | str, *, s
     return result, gallery
 
 
+@dataclass(frozen=True)
+class _Part:
+    """A picture judged in parts mode, as the gallery draws it (no labelled boxes)."""
+
+    path: Path
+    truth: str | None  # "good", a defect kind, or None where the folder does not say
+    boxes: tuple = ()
+
+
+def read_parts(data: Path | str) -> list[_Part]:
+    """The pictures of ``data`` with what each is where the layout says it (an anomaly test set:
+    ``splits/test.txt`` or sub-folders by kind, ``good`` for good parts), else every picture, truth unknown."""
+    from inspector.training.anomaly import IMAGE_EXTS, _is_mask
+    from inspector.training.anomaly_eval import read_test_set
+
+    data = Path(data)
+    try:
+        return [_Part(t.path, "good" if t.normal else t.kind) for t in read_test_set(data)]
+    except ConfigError:
+        pass
+    if not data.is_dir():
+        raise ConfigError(f"--data {data}: no such folder of parts.")
+    pics = sorted(p for p in data.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file() and not _is_mask(p))
+    if not pics:
+        raise ConfigError(f"--data {data}: no pictures of parts in it.")
+    return [_Part(p, None) for p in pics]
+
+
+def _judge_parts(model: Path, base_cfg: ModelConfig, parts: list[_Part], recipe: Recipe,
+                 progress: Callable[[int, int], None] | None, registry: ModelRegistry) -> tuple[dict, list]:
+    """One model's verdict (and anomaly score) on each part, as the station judges it: the model at the
+    recipe's floor, tiled when the recipe tiles, the recipe's verdict."""
+    from inspector.detection.card import load_card
+    from inspector.detection.detector import load_detector
+    from inspector.detection.tiling import tiled_for_recipe
+    from inspector.sources.images import decode_image
+
+    cfg = base_cfg.model_copy(update={"path": model, "backend": _backend_for(model)})
+    detector = load_detector(cfg, conf=recipe.detector_floor, registry=registry)
+    judge = tiled_for_recipe(detector, recipe.cfg, load_card(model), model.name)
+    out = []
+    for i, part in enumerate(parts):
+        img, _ = decode_image(part.path)
+        if img is not None and img.ndim == 2:
+            import cv2
+
+            img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+        if img is None:
+            out.append((Verdict.NOT_INSPECTED, None, None))
+        else:
+            det = judge.detect(img[..., :3])
+            out.append((recipe.evaluate(det)[0], det.score, det))
+        if progress:
+            progress(i + 1, len(parts))
+    info = {"model": str(model), "sha256": detector.sha256, "backend": detector.setup.backend,
+            "classes": list(detector.classes), "task": getattr(detector, "task", "detect")}
+    return info, out
+
+
+def _parts_side(info: dict, judged: list, parts: list[_Part]) -> dict:
+    from inspector.training.anomaly_eval import image_auroc
+
+    verdicts = [v for v, _, _ in judged]
+    side = {**info, "map50": None, "map50_95": None, "part_recall": None, "false_reject_rate": None,
+            "escapes": None, "not_inspected": sum(v == Verdict.NOT_INSPECTED for v in verdicts),
+            "verdicts": {v.value: sum(x == v for x in verdicts) for v in Verdict if any(x == v for x in verdicts)},
+            "image_auroc": None}
+    known = [(p, v, s) for p, (v, s, _) in zip(parts, judged, strict=True) if p.truth is not None]
+    good = [v for p, v, _ in known if p.truth == "good"]
+    bad = [v for p, v, _ in known if p.truth != "good"]
+    if good:
+        side["false_reject_rate"] = round(sum(v != Verdict.PASS for v in good) / len(good), 4)
+    if bad:
+        side["part_recall"] = round(sum(v == Verdict.FAIL for v in bad) / len(bad), 4)
+        side["escapes"] = sum(v == Verdict.PASS for v in bad)
+    scores_good = [s for p, _, s in known if p.truth == "good" and s is not None]
+    scores_bad = [s for p, _, s in known if p.truth != "good" and s is not None]
+    if scores_good and scores_bad:  # an anomaly model's scores separate good from defective parts
+        side["image_auroc"] = round(image_auroc(np.array(scores_good), np.array(scores_bad)), 4)
+    return side
+
+
+def compare_parts(champion: Path, challenger: Path, data: Path | str, *, recipe_cfg: RecipeConfig | None = None,
+                  model_cfg: ModelConfig | None = None, progress: Callable[[str, int, int], None] | None = None,
+                  registry: ModelRegistry | None = None) -> tuple[dict, dict]:
+    """Two models (a detector and an anomaly model, or two anomaly models) on the same folder of parts: each
+    part's verdict by each, side by side, and how often they agree; with the truth where the folder says it
+    (good or a defect kind), each side's recall and false-reject rate, and an anomaly side's image AUROC.
+    Each anomaly model runs from its exported file, as the station and ``evaluate`` run it."""
+    champion, challenger = Path(champion), Path(challenger)
+    reg = registry or ModelRegistry()
+    for p in (champion, challenger):
+        reg.check(p)
+    parts = read_parts(data)
+    recipe = Recipe(recipe_cfg or RecipeConfig())
+    base = model_cfg or ModelConfig()
+    sides = []
+    for role, model in (("champion", champion), ("challenger", challenger)):
+        step = (lambda n, t, role=role: progress(role, n, t)) if progress else None
+        sides.append(_judge_parts(model, base, parts, recipe, step, reg))
+    (ia, a), (ib, b) = sides
+    differ = []
+    for part, (va, _, _), (vb, _, _) in zip(parts, a, b, strict=True):
+        if va != vb:
+            differ.append({"file": part.path.name, "truth": part.truth or "unknown", "champion": va.value,
+                           "challenger": vb.value})
+    n = len(parts)
+    result = {"mode": "parts", "data": str(data), "split": "folder of parts", "images": n,
+              "truth_known": sum(p.truth is not None for p in parts),
+              "champion": _parts_side(ia, a, parts), "challenger": _parts_side(ib, b, parts),
+              "agreement": {"parts": n, "agreed": n - len(differ), "rate": round((n - len(differ)) / n, 4)},
+              "disagreements": {"count": len(differ), "parts": differ}}
+    gallery = {p.path: (p, da, db) for p, (va, _, da), (vb, _, db) in zip(parts, a, b, strict=True) if va != vb}
+    return result, gallery
+
+
+def _fmt(v, spec: str) -> str:
+    return "–" if v is None else spec.format(v)
+
+
 def format_text(r: dict) -> str:
+    if r.get("mode") == "parts":
+        return _format_parts(r)
     c, d = r["champion"], r["challenger"]
     rows = [("model", Path(c["model"]).name, Path(d["model"]).name), ("backend", c["backend"], d["backend"]),
             ("mAP50", f"{c['map50']:.3f}", f"{d['map50']:.3f}"), ("mAP50-95", f"{c['map50_95']:.3f}",
@@ -129,6 +256,26 @@ def format_text(r: dict) -> str:
     dis = r["disagreements"]
     lines.append(f"disagreements (part verdict differs): {dis['count']}")
     for p in dis["parts"][:10]:
+        lines.append(f"  {p['file']} ({p['truth']}): champion {p['champion']}, challenger {p['challenger']}")
+    return "\n".join(lines)
+
+
+def _format_parts(r: dict) -> str:
+    c, d = r["champion"], r["challenger"]
+    rows = [("model", Path(c["model"]).name, Path(d["model"]).name), ("task", c["task"], d["task"]),
+            ("backend", c["backend"], d["backend"])]
+    rows += [(v, str(c["verdicts"].get(v, 0)), str(d["verdicts"].get(v, 0))) for v in ("PASS", "REVIEW", "FAIL",
+                                                                                      "NOT_INSPECTED")]
+    rows += [("part recall", _fmt(c["part_recall"], "{:.3f}"), _fmt(d["part_recall"], "{:.3f}")),
+             ("false-reject rate", _fmt(c["false_reject_rate"], "{:.3f}"), _fmt(d["false_reject_rate"], "{:.3f}")),
+             ("escapes", _fmt(c["escapes"], "{}"), _fmt(d["escapes"], "{}")),
+             ("image AUROC", _fmt(c["image_auroc"], "{:.3f}"), _fmt(d["image_auroc"], "{:.3f}"))]
+    ag = r["agreement"]
+    lines = [f"{r['images']} parts of {r['data']} ({r['truth_known']} with known truth)",
+             f"{'':<18}{'champion':>24}{'challenger':>24}"]
+    lines += [f"{k:<18}{x:>24}{y:>24}" for k, x, y in rows]
+    lines.append(f"agreement: {ag['agreed']} of {ag['parts']} parts ({ag['rate']:.1%}) get the same verdict")
+    for p in r["disagreements"]["parts"][:10]:
         lines.append(f"  {p['file']} ({p['truth']}): champion {p['champion']}, challenger {p['challenger']}")
     return "\n".join(lines)
 

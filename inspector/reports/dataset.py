@@ -188,3 +188,69 @@ def _one(part: PartForTraining, tmp: Path, image_root: Path, names: list[str], i
     s["boxes"] += len(lines)
     if not lines:
         s["empty_labels"] += 1
+
+
+# anomaly mode: the parts QC confirmed good are the normal pictures an anomaly model learns from ------------------
+@dataclass(frozen=True)
+class GoodPartsSummary:
+    pictures: int = 0  # confirmed good by QC, written
+    not_confirmed: int = 0  # not reviewed, or QC's standing decision is not PASS
+    missing_image: int = 0
+
+    def text(self) -> str:
+        return (f"{self.pictures} picture(s) of parts QC confirmed good; {self.not_confirmed} part(s) not confirmed "
+                f"good left out; {self.missing_image} image(s) missing")
+
+
+def confirmed_good(part: PartForTraining) -> bool:
+    """Whether QC's standing decision on the part (its last review not taken back) is PASS: a machine PASS that QC
+    confirmed, or a FAIL or REVIEW that QC overrode to PASS. A part nobody reviewed is not confirmed."""
+    kept = standing(part.reviews)
+    return bool(kept) and kept[-1].new_verdict == "PASS"
+
+
+def write_good_pictures(out: Path, parts: Iterable[PartForTraining], image_root: Path, total: int | None = None,
+                        progress: Progress | None = None, cancel: threading.Event | None = None) -> GoodPartsSummary:
+    """The pictures of the parts QC confirmed good, copied into ``out`` (a new or empty folder, whole or not at
+    all) as ``insp<ID>.jpg``, with ``inspections.txt`` naming each one's record: the folder ``inspector train
+    --kind anomaly --data`` reads."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InspectorError(f"{out} exists and is not an empty folder; choose a new folder for the pictures.")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    s = {"pictures": 0, "not_confirmed": 0, "missing_image": 0}
+    lines = []
+    try:
+        for n, part in enumerate(parts, 1):
+            if n % 200 == 0:
+                check(cancel)
+                if progress is not None:
+                    progress(n, total or n)
+            if not confirmed_good(part):
+                s["not_confirmed"] += 1
+                continue
+            src = Path(image_root) / part.image_path if part.image_path else None
+            try:
+                data = src.read_bytes() if src is not None else b""
+            except OSError:
+                data = b""
+            if _image_size(data) is None:
+                s["missing_image"] += 1
+                continue
+            assert src is not None
+            name = f"insp{part.inspection_id:08d}{src.suffix.lower() or '.jpg'}"
+            (tmp / name).write_bytes(data)
+            lines.append(f"{name}\t{part.inspection_id}\t{part.image_path}\n")
+            s["pictures"] += 1
+        check(cancel)
+        (tmp / "inspections.txt").write_text("# picture\tinspection id\tstored as\n" + "".join(lines),
+                                             encoding="utf-8")
+        if out.exists():
+            out.rmdir()
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return GoodPartsSummary(**s)

@@ -137,7 +137,7 @@ def test_the_tab_promotes_and_rolls_back_by_product_as_the_command_line_does(qtb
     with sessions() as s:
         assert PromotionRepo.active(s, "product:P").action == "rollback"
     # an operator claiming the QC role is refused where it is stored, for a product as for a station
-    tab.actor = Actor("op", Role.QC)
+    tab.actor = signed("op", Role.QC)
     qtbot.waitUntil(lambda: tab.idle, timeout=30000)
     tab.set_product("P")
     qtbot.waitUntil(lambda: tab.idle and tab.overview.product == "P", timeout=30000)

@@ -127,8 +127,9 @@ class ModelsService:
 
     # training ---------------------------------------------------------------------------------------
     def start_training(self, actor: Actor, data: Path | None, budget_s: float, name: str,
-                       imgsz: int | None = None, epochs: int | None = None) -> Job:
-        """A training job on ``data``, or (None) on the reviewed parts exported first into the job's data folder.
+                       imgsz: int | None = None, epochs: int | None = None, kind: str = "detect") -> Job:
+        """A training job on ``data``, or (None) on the reviewed parts exported first into the job's data folder
+        (``kind`` anomaly: the pictures of the parts QC confirmed good).
 
         PermissionDenied unless the users table lets ``actor`` train (QC or admin), before anything starts."""
         from db import authorize
@@ -139,9 +140,22 @@ class ModelsService:
         if out.exists() and any(out.iterdir()):
             raise ConfigError(f"a model named {name!r} exists already ({out}): choose another name.")
         if data is None:
-            data = self._export_reviewed(name)
-        return start_job(JobRequest(Path(data), out, budget_s, self.db.url, imgsz, epochs), actor.name,
+            data = self._export_good(name) if kind == "anomaly" else self._export_reviewed(name)
+        return start_job(JobRequest(Path(data), out, budget_s, self.db.url, imgsz, epochs, kind=kind), actor.name,
                          self.jobs_root)
+
+    def _export_good(self, name: str) -> Path:
+        from inspector.training.anomaly import MIN_PICTURES
+        from station.reports import export_good_parts
+
+        out = data_home() / "datasets" / f"{name}-good"
+        summary = export_good_parts(self.db.sessions(), out, self.db.image_root)
+        log.info("exported the parts QC confirmed good for anomaly training: %s", summary.text())
+        if summary.pictures < MIN_PICTURES:
+            raise ConfigError(f"the parts QC confirmed good are too few to learn from ({summary.text()}; at least "
+                              f"{MIN_PICTURES} needed): confirm more good parts in review, or pick a folder of good "
+                              "pictures.")
+        return out
 
     def _export_reviewed(self, name: str) -> Path:
         from station.reports import export_dataset

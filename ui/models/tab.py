@@ -71,6 +71,14 @@ def card_text(m: KnownModel) -> str:
             m95 = c.train_val_map50_95
             lines.append(f"Val mAP50 {c.train_val_map50}" + (f", mAP50-95 {m95}" if m95 is not None else "")
                          + " (the val split picked the epoch: optimistic)")
+        an = c.extra.get("anomaly") if c.task == "anomaly" else None
+        if isinstance(an, dict):
+            th = an.get("threshold") or {}
+            frr = th.get("false_reject_quantile")
+            lines.append(f"Anomaly: learnt from {an.get('learnt_from', '?')} good pictures; threshold 0.50 = "
+                         + (f"{frr:.1%}" if isinstance(frr, float) else "?") + f" false rejects on "
+                         f"{th.get('held_out_pictures', '?')} held-out good pictures; export parity "
+                         f"{an.get('export_parity', float('nan')):.1e}")
         if c.evaluated_map50 is not None:
             n = c.evaluated_images if c.evaluated_images is not None else "?"
             lines.append(f"Evaluated: mAP50 {c.evaluated_map50:.3f} on {n} images")
@@ -87,12 +95,15 @@ def _escape(text: str) -> str:
 
 
 def job_text(job: Job) -> str:
-    """One line about a training job: status, epoch, best mAP50 so far, ETA."""
+    """One line about a training job: status, epoch, best mAP50 so far, ETA (an anomaly job: its latest step)."""
     st, req = job.state, job.request
-    head = f"Training {Path(req.get('out', '?')).name} on {Path(req.get('data', '?')).name} " \
-           f"(budget {req.get('budget', '?')}): "
+    anomaly = req.get("kind") == "anomaly"
+    head = f"Training {'anomaly model ' if anomaly else ''}{Path(req.get('out', '?')).name} on " \
+           f"{Path(req.get('data', '?')).name} (budget {req.get('budget', '?')}): "
     last = st.last
     where = f"epoch {last.epoch}/{last.epochs}" if last is not None else "preparing"
+    if anomaly and st.notes:  # no epochs: features, memory bank, threshold, export parity, as the command says
+        where = st.notes[-1]
     if st.batch is not None:  # within an epoch: batches, from the first seconds
         ep, b, n = st.batch
         of = f"/{last.epochs}" if last is not None and last.epochs else ""  # the epochs planned, once known
@@ -113,6 +124,10 @@ def job_text(job: Job) -> str:
 
 def _product_label(product: str) -> str:
     return f"Product {product} (all its stations)"
+
+
+TRAIN_KINDS = {"detector: boxes of labelled defect classes": "detect",
+               "anomaly: learn good from good parts alone": "anomaly"}
 
 
 class ModelsTab(QWidget):
@@ -143,8 +158,8 @@ class ModelsTab(QWidget):
         self.status.setWordWrap(True)
         self.shadow = QLabel("Shadow: none configured")
         self.shadow.setWordWrap(True)
-        self.models_table = QTableWidget(0, 4)
-        self.models_table.setHorizontalHeaderLabels(["", "Model", "SHA-256", "Trusted"])
+        self.models_table = QTableWidget(0, 5)
+        self.models_table.setHorizontalHeaderLabels(["", "Model", "SHA-256", "Trusted", "Task"])
         self.models_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.models_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.models_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -281,7 +296,8 @@ class ModelsTab(QWidget):
         self.overview = ov
         self.models_table.setRowCount(len(ov.models))
         for r, m in enumerate(ov.models):
-            for c, text in enumerate(("●" if m.active else "", m.name, m.sha256[:12], m.trusted_by)):
+            task = (m.card.task or "detect") if m.card is not None else "?"
+            for c, text in enumerate(("●" if m.active else "", m.name, m.sha256[:12], m.trusted_by, task)):
                 item = QTableWidgetItem(text)
                 item.setToolTip(str(m.path or m.sha256))
                 self.models_table.setItem(r, c, item)
@@ -347,11 +363,18 @@ class ModelsTab(QWidget):
         r = cmp.result
         for row, (_, key, fmt) in enumerate(COMPARE_ROWS):
             for col, side in enumerate(("champion", "challenger")):
-                self.compare_table.setItem(row, col, QTableWidgetItem(fmt.format(r[side][key])))
+                v = r[side].get(key)  # None: not measured in this mode (no mAP for an anomaly model)
+                self.compare_table.setItem(row, col, QTableWidgetItem("–" if v is None else fmt.format(v)))
         dis = r["disagreements"]["count"]
+        agree = ""
+        if r.get("agreement"):  # parts mode (an anomaly model on either side): verdicts side by side
+            agree = f" (same verdict on {r['agreement']['rate']:.1%})"
+            aucs = [r[s].get("image_auroc") for s in ("champion", "challenger")]
+            if any(a is not None for a in aucs):
+                agree += "; image AUROC " + " / ".join("–" if a is None else f"{a:.3f}" for a in aucs)
         self.compare_note.setText(f"{r['images']} parts ({r['split']}) of {r['data']}: champion "
                                   f"{Path(r['champion']['model']).name}, challenger "
-                                  f"{Path(r['challenger']['model']).name}; they disagree on {dis} part(s).")
+                                  f"{Path(r['challenger']['model']).name}; they disagree on {dis} part(s){agree}.")
         self.gallery.setPixmap(QPixmap(str(cmp.gallery)) if cmp.gallery is not None else QPixmap())
         if cmp.gallery is None:
             self.gallery.setText("The two models agree on every part.")
@@ -427,11 +450,31 @@ class ModelsTab(QWidget):
 
     # training -----------------------------------------------------------------------------------------
     def train(self, data: Path | None | str = "ask", budget: str | None = None, name: str | None = None,
-              imgsz: int | None = None, epochs: int | None = None) -> None:
-        """Start a training job: ``data`` a data set folder, None for the reviewed parts (exported first)."""
+              imgsz: int | None = None, epochs: int | None = None, kind: str | None = None) -> None:
+        """Start a training job: ``data`` a data set folder, None for the reviewed parts (exported first);
+        ``kind`` detect or anomaly (None: asked with the data, else detect)."""
         if self.job is not None and self.job.status in ("starting", "training", "cancelling"):
             self._say("A training job is running: cancel it or wait for it to end.")
             return
+        if kind is None and data != "ask":
+            kind = "detect"
+        if kind is None:
+            choice, ok = QInputDialog.getItem(self, "Train", "Kind of model:", list(TRAIN_KINDS), 0, False)
+            if not ok:
+                return
+            kind = TRAIN_KINDS[choice]
+        if kind == "anomaly" and data == "ask":
+            choice, ok = QInputDialog.getItem(self, "Train", "Learn what good looks like from:",
+                                              ["the parts QC confirmed good", "a folder of pictures of good parts…"],
+                                              0, False)
+            if not ok:
+                return
+            data = None
+            if choice.startswith("a folder"):
+                chosen = QFileDialog.getExistingDirectory(self, "Pictures of good parts (no defect, no label)")
+                if not chosen:
+                    return
+                data = Path(chosen)
         if data == "ask":
             choice, ok = QInputDialog.getItem(self, "Train", "Train on:", ["a labelled data set folder…",
                                                                            "the reviewed parts (export)"], 0, False)
@@ -444,7 +487,8 @@ class ModelsTab(QWidget):
                     return
                 data = Path(chosen)
         if budget is None:
-            budget, ok = QInputDialog.getText(self, "Train", "Time budget (45m, 1h30m, 90s):", text="45m")
+            budget, ok = QInputDialog.getText(self, "Train", "Time budget (45m, 1h30m, 90s):",
+                                              text="5m" if kind == "anomaly" else "45m")
             if not ok:
                 return
         if name is None:
@@ -458,7 +502,7 @@ class ModelsTab(QWidget):
             return
         actor = self._actor
         data_path = Path(data) if data is not None else None
-        self._run(lambda: self.service.start_training(actor, data_path, seconds, name.strip(), imgsz, epochs),
+        self._run(lambda: self.service.start_training(actor, data_path, seconds, name.strip(), imgsz, epochs, kind),
                   self._follow, "start training")
 
     def find_job(self) -> None:
@@ -480,8 +524,10 @@ class ModelsTab(QWidget):
         self.job = job
         self.job_label.setText(job_text(job))
         self.plot.set_points(job.state.epochs)
+        self.plot.setVisible(job.request.get("kind") != "anomaly")  # no epochs to plot: one pass over good parts
         running = job.status in ("starting", "training")
-        self.cancel_button.setEnabled(running)
+        # an anomaly job has no step to stop after: it ends within its time budget
+        self.cancel_button.setEnabled(running and job.request.get("kind") != "anomaly")
         if job.status not in ("starting", "training", "cancelling"):
             self._timer.stop()
             if (job.status == "done" and not job.state.result.get("trusted_by") and not self._trusting

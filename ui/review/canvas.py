@@ -1,7 +1,7 @@
 """The review image: the stored frame with the model's boxes and the reviewers' corrections; zoom, pan, draw.
 
-Wheel or +/- zoom (about the cursor), a drag pans, B hides the boxes. In draw mode a drag draws a box in
-the original image's pixels and ``box_drawn`` reports it; Esc leaves draw mode.
+Wheel or +/- zoom (about the cursor), a drag pans, B hides the boxes, H the anomaly model's heat map. In draw
+mode a drag draws a box in the original image's pixels and ``box_drawn`` reports it; Esc leaves draw mode.
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ class ReviewCanvas(QWidget):
         self.boxes: tuple[CanvasBox, ...] = ()
         self.selected: int | None = None
         self.show_boxes = True
+        self.heat: QPixmap | None = None  # an anomaly model's heat map overlay (None: the part has none)
+        self.show_heat = True
         self.zoom = 1.0
         self.pan = QPointF(0, 0)
         self.drawing = False
@@ -65,12 +67,25 @@ class ReviewCanvas(QWidget):
                   placeholder: str = "") -> None:
         """A new part: its image (None if not stored; ``size`` still places the boxes), boxes, and the view reset."""
         self.pixmap = QPixmap.fromImage(image) if image is not None else None
+        self.heat = None
         self.image_size = (image.width(), image.height()) if image is not None else size
         self.boxes = boxes
         self.selected = None
         self.placeholder = placeholder
         self.set_drawing(False)
         self.reset_view()
+
+    def set_heat(self, heat: QImage | None) -> None:
+        """The part's heat map overlay (the picture's size), or None."""
+        self.heat = QPixmap.fromImage(heat) if heat is not None else None
+        self.update()
+
+    def set_show_heat(self, on: bool) -> None:
+        self.show_heat = bool(on)
+        self.update()
+
+    def heat_shown(self) -> bool:
+        return self.show_heat and self.heat is not None and self.pixmap is not None
 
     def set_boxes(self, boxes: tuple[CanvasBox, ...]) -> None:
         self.boxes = boxes
@@ -211,6 +226,9 @@ class ReviewCanvas(QWidget):
         if self.pixmap is not None:
             p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.zoom < 3)
             p.drawPixmap(target, self.pixmap, QRectF(self.pixmap.rect()))
+            if self.heat_shown():
+                assert self.heat is not None
+                p.drawPixmap(target, self.heat, QRectF(self.heat.rect()))
         else:
             p.fillRect(target, QColor("#16191d"))
             self._centre_text(p, self.placeholder)
@@ -257,6 +275,8 @@ class ReviewCanvas(QWidget):
             notes.append("Drag a box around the missed defect · Esc cancels")
         if not self.show_boxes:
             notes.append("Boxes hidden (B)")
+        if self.heat is not None and not self.show_heat:
+            notes.append("Heat map hidden (H)")
         if self.zoom > 1.0:
             notes.append(f"{self.zoom * 100:.0f} %")
         if not notes:

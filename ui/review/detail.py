@@ -128,6 +128,7 @@ class DetailPanel(QWidget):
     """Shows a ``Shown``; the tab drives it. ``detection_selected`` follows clicks on a box or the list."""
 
     detection_selected = Signal(int)
+    heat_changed = Signal(bool)  # whether the part shown has a heat map (an anomaly model judged it)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -228,6 +229,7 @@ class DetailPanel(QWidget):
         self.title.setText(text)
         self.subtitle.setText("")
         self.canvas.clear(text)
+        self.heat_changed.emit(False)
         self.detections.setRowCount(0)
         self.history.setText("")
         self.reasons.setText("")
@@ -250,6 +252,8 @@ class DetailPanel(QWidget):
             self.canvas.set_boxes(canvas_boxes(d))
         else:
             self.canvas.set_image(shown.image, None, canvas_boxes(d), shown.note)
+            self.canvas.set_heat(shown.heat)
+            self.heat_changed.emit(shown.heat is not None)
         self._fill_detections(d)
         self._fill_history(d)
         self.reasons.setText("\n".join(f"• {x}" for x in r.reasons) or "–")

@@ -7,6 +7,7 @@ folder its images are stored relative to. Every method here blocks: call them th
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,8 @@ from db.writes import write
 from inspector.core.auth import Actor, Role
 from inspector.core.clock import station_time
 from inspector.core.types import Verdict
+
+log = logging.getLogger(__name__)
 
 
 class Database:
@@ -77,6 +80,7 @@ class Shown:
     detail: InspectionDetail
     image: QImage | None
     note: str = ""
+    heat: QImage | None = None  # an anomaly model's stored heat map, coloured, the size of ``image`` (None: none)
 
 
 def choices(db: Database, runs: int = 200) -> Choices:
@@ -123,7 +127,28 @@ def show(db: Database, inspection_id: int, with_image: bool = True) -> Shown:
     if not with_image:
         return Shown(detail, None)
     image, note = load_image(db, detail.row.image_path, detail.run.station)
-    return Shown(detail, image, note)
+    heat = load_heat(db, detail.heatmap_path, image)
+    return Shown(detail, image, note, heat)
+
+
+def load_heat(db: Database, rel: str | None, image: QImage | None) -> QImage | None:
+    """The heat map the record names (``InspectionDetail.heatmap_path``) as a coloured overlay of the picture's
+    size; None when the part has none (a detector judged it) or it cannot be read."""
+    if not rel or image is None:
+        return None
+    path = db.image_root / rel
+    if not path.is_file():
+        log.warning("the heat map %s of this part is missing", path)
+        return None
+    import cv2
+    import numpy as np
+
+    from ui.bridge import heat_qimage
+
+    a8 = cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_GRAYSCALE)
+    if a8 is None:
+        return None
+    return heat_qimage(a8, image.width(), image.height())
 
 
 def review(db: Database, inspection_id: int, actor: Actor, action: str, new_verdict: Verdict | None = None,

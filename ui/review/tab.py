@@ -20,6 +20,7 @@ from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
+    QCheckBox,
     QFileDialog,
     QFrame,
     QHBoxLayout,
@@ -189,6 +190,13 @@ class ReviewTab(QWidget):
             "boxes": _button("Boxes  B", "Show or hide the boxes (B)", self.detail.canvas.toggle_boxes),
             "undo": _button("Undo  U", "Take back your last review of this part, with a new record (U)", self.undo),
         }
+        # an anomaly model's heat map over the picture (H); greyed for a part without one (a detector's)
+        self.heat_box = QCheckBox("Heat map  H")
+        self.heat_box.setToolTip("Draw the anomaly model's heat map over the picture (H). A detector gives none.")
+        self.heat_box.setChecked(self.detail.canvas.show_heat)
+        self.heat_box.setEnabled(False)
+        self.heat_box.toggled.connect(self.detail.canvas.set_show_heat)
+        self.detail.heat_changed.connect(self.heat_box.setEnabled)
         self.export_button = _button("Export for training…", "The reviewed parts as a YOLO data set",
                                      self.export_training)
         self.user = QLabel("")
@@ -207,6 +215,7 @@ class ReviewTab(QWidget):
         bl.addWidget(self.export_button)
         who = QHBoxLayout()
         who.addWidget(self.buttons["undo"])
+        who.addWidget(self.heat_box)  # on the second row: the first fills 1024 px already
         who.addWidget(self.status, 1)
         who.addWidget(self.user)
         who.addWidget(self.sign_button)
@@ -229,6 +238,7 @@ class ReviewTab(QWidget):
             ("J", self.next_row), ("K", self.previous_row), ("C", self.confirm),
             ("P", lambda: self.override(Verdict.PASS)), ("F", lambda: self.override(Verdict.FAIL)),
             ("X", self.false_detection), ("D", self.missed_defect), ("B", self.detail.canvas.toggle_boxes),
+            ("H", self.heat_box.toggle),
             ("+", lambda: self.detail.canvas.zoom_by(1.25)), ("=", lambda: self.detail.canvas.zoom_by(1.25)),
             ("-", lambda: self.detail.canvas.zoom_by(0.8)), ("0", self.detail.canvas.reset_view),
             ("Esc", lambda: self.detail.canvas.set_drawing(False)), ("R", self.refresh),
