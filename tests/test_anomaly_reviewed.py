@@ -14,10 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import text
 
 from tests.anomaly_parts import surface
-from tests.conftest import QC, staff
+from tests.conftest import QC, signed, staff
 
 T0 = dt.datetime(2026, 12, 1, 8, tzinfo=dt.timezone.utc)
 
@@ -64,8 +63,11 @@ def _record(folder: Path) -> Record:
                 ReviewRepo.add(s, iid, QC(), "override", "PASS", "a reflection, not a defect")
     with sessions.begin() as s:
         ReviewRepo.undo_last(s, ids[13], QC())
-    with engine.begin() as conn:  # a station without users: the commands need no sign-in
-        conn.execute(text("DELETE FROM users"))
+    with sessions.begin() as s:  # the commands sign in as a QC engineer with a password (the station has users)
+        from db.accounts import create_user
+        from inspector.core.auth import Role
+
+        create_user(s, signed("root-admin", Role.ADMIN), "qc-export", Role.QC, "password-qc-1")
     engine.dispose()
     good_a = frozenset(iid for iid, (p, v, r) in zip(ids, plan, strict=True)
                        if p == "A" and ((v, r) == ("PASS", "confirm") or r == "to_pass"))
@@ -75,6 +77,14 @@ def _record(folder: Path) -> Record:
 @pytest.fixture(scope="module")
 def record(tmp_path_factory) -> Record:
     return _record(tmp_path_factory.mktemp("reviewed"))
+
+
+SIGN_IN = ["--user", "qc-export"]
+
+
+@pytest.fixture(autouse=True)
+def _password(monkeypatch):
+    monkeypatch.setenv("INSPECTOR_PASSWORD", "password-qc-1")
 
 
 def _listed(folder: Path) -> set[int]:
@@ -87,13 +97,14 @@ def test_export_for_anomaly_takes_the_parts_qc_confirmed_good_of_one_product(rec
 
     out = tmp_path / "good"
     assert main(["export-dataset", "--db", record.url, "--kind", "anomaly", "--product", "tile-A",
-                 "--out", str(out)]) == 0
+                 "--out", str(out), *SIGN_IN]) == 0
     assert "12 picture(s) of parts QC confirmed good" in capsys.readouterr().out
     assert len(record.good_a) == 12 and _listed(out) == set(record.good_a)
     pictures = sorted(p.name for p in out.iterdir() if p.suffix == ".jpg")
     assert pictures == sorted(f"insp{i:08d}.jpg" for i in record.good_a)
     # without --product: product B's confirmed parts as well
-    assert main(["export-dataset", "--db", record.url, "--kind", "anomaly", "--out", str(tmp_path / "all")]) == 0
+    assert main(["export-dataset", "--db", record.url, "--kind", "anomaly", "--out", str(tmp_path / "all"),
+                 *SIGN_IN]) == 0
     assert len(_listed(tmp_path / "all")) == 15
 
 
@@ -102,7 +113,7 @@ def test_train_anomaly_on_the_confirmed_good_parts(record, tmp_path, capsys):
 
     out = tmp_path / "models" / "tile-a"
     assert main(["train", "--kind", "anomaly", "--confirmed-good", "--product", "tile-A", "--db", record.url,
-                 "--time-budget", "20s", "--out", str(out)]) == 0
+                 "--time-budget", "20s", "--out", str(out), *SIGN_IN]) == 0
     said = capsys.readouterr().out
     assert "12 picture(s) of parts QC confirmed good" in said and "learning normal from 12 pictures" in said
     card = json.loads((out / "card.json").read_text())

@@ -550,7 +550,10 @@ class _Hung:
 
         self.pids = _server_pids(server)
         for pid in self.pids:
-            os.kill(pid, signal.SIGSTOP)
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:  # a backend that ended since it was listed: nothing left to stop
+                pass
 
     def resume(self) -> None:
         import signal
