@@ -1,0 +1,160 @@
+"""Federated fine-tuning (issue 31): a real Flower server and two real stations on loopback, in their own
+processes, two rounds; the model card it leaves, and the rule that nothing but weights leaves a station,
+checked on the bytes the stations actually sent (a relay between each station and the server keeps them)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from inspector.cli import main
+from inspector.core.errors import ConfigError
+from inspector.federated.flower import is_loopback, require_tls_off_loopback
+from tests.netspy.relay import Relay
+
+ROOT = Path(__file__).resolve().parents[1]
+NETSPY = Path(__file__).resolve().parent / "netspy"
+BASE = ROOT / "models" / "parts-v2"
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF"  # how every picture file starts (OpenCV writes JFIF)
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("address,tls,refused", [
+    ("127.0.0.1:8080", False, False), ("localhost:8080", False, False), ("[::1]:8080", False, False),
+    ("10.1.2.3:8080", False, True), ("0.0.0.0:8080", False, True), ("plant-server:8080", False, True),
+    ("10.1.2.3:8080", True, False),
+])
+def test_weights_cross_machines_only_over_tls(address, tls, refused):
+    if refused:
+        with pytest.raises(ConfigError, match="must use TLS"):
+            require_tls_off_loopback(address, tls, "--certificates CA CERT KEY")
+    else:
+        require_tls_off_loopback(address, tls, "--certificates CA CERT KEY")
+
+
+@pytest.mark.parametrize("address", ["8080", "host:", ":8080", "host:99999", "host:port"])
+def test_an_address_is_host_and_port(address):
+    with pytest.raises(ConfigError, match="HOST:PORT"):
+        is_loopback(address)
+
+
+def test_serve_refuses_a_plant_address_without_certificates(tmp_path, capsys):
+    rc = main(["federate", "serve", "--rounds", "1", "--min-stations", "1", "--round-budget", "5s", "--base",
+               str(BASE), "--out", str(tmp_path / "m"), "--address", "0.0.0.0:8080"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "must use TLS" in err and "--certificates" in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_join_refuses_a_plant_server_without_the_ca(tmp_path, capsys):
+    rc = main(["federate", "join", "--server", "10.1.2.3:8080", "--data", str(tmp_path), "--wait", "1s"])
+    assert rc == 2 and "--root-certificate" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise AssertionError(f"the server ended early: {proc.stdout.read() if proc.stdout else ''}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError("the server did not come up")
+
+
+@pytest.fixture(scope="module")
+def stations(tmp_path_factory) -> dict[str, Path]:
+    """Two stations' own parts: different generated sets (a handful of pictures each)."""
+    from inspector.sources.synth import write_dataset
+
+    out = {}
+    for name, seed in (("east", 11), ("west", 12)):
+        out[name] = tmp_path_factory.mktemp(name)
+        write_dataset(out[name], 16, seed=seed)
+    return out
+
+
+@pytest.mark.slow
+def test_two_stations_two_rounds_send_weights_and_no_picture(tmp_path, stations):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(NETSPY), str(ROOT)]),
+           "NETSPY_LOG": str(tmp_path / "net.log"), "INSPECTOR_HOME": str(tmp_path / "home")}
+    port = _free_port()
+    out = tmp_path / "federated"
+    cmd = [sys.executable, "-m", "inspector"]
+    server = subprocess.Popen([*cmd, "federate", "serve", "--rounds", "2", "--min-stations", "2", "--round-budget",
+                               "3s", "--base", str(BASE), "--out", str(out), "--imgsz", "64", "--batch", "8",
+                               "--address", f"127.0.0.1:{port}", "--no-onnx"],
+                              env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    relays, joins = {}, {}
+    try:
+        _wait_port(port, server)
+        for name, data in stations.items():
+            relays[name] = Relay(("127.0.0.1", port))
+            joins[name] = subprocess.Popen([*cmd, "federate", "join", "--server", relays[name].address, "--data",
+                                            str(data), "--station", name, "--threads", "1"],
+                                           env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                           text=True)
+        said = {name: p.communicate(timeout=240)[0] for name, p in joins.items()}
+        server_said = server.communicate(timeout=120)[0]
+    finally:
+        for p in [server, *joins.values()]:
+            if p.poll() is None:
+                p.kill()
+        for r in relays.values():
+            r.close()
+    assert server.returncode == 0, server_said[-3000:]
+    for name, p in joins.items():
+        assert p.returncode == 0, said[name][-3000:]
+        assert f"station {name}: trained 2 round(s)" in said[name]
+    assert "round 2/2" in server_said and "Not trusted" in server_said
+
+    # the card: rounds, stations and the parts each contributed, the file's hash; no picture named
+    card_text = (out / "card.json").read_text()
+    card = json.loads(card_text)
+    fed = card["federated"]
+    assert fed["rounds"] == 2 and [r["round"] for r in fed["per_round"]] == [1, 2]
+    train_parts = {n: sum(1 for _ in (d / "images").iterdir()) for n, d in stations.items()}
+    assert set(fed["stations"]) == {"east", "west"}
+    for name, s in fed["stations"].items():
+        assert s["rounds"] == 2 and 0 < s["parts"] < train_parts[name]  # the train split: the rest validates
+    assert all("val_map50" in v for r in fed["per_round"] for v in r["stations"].values())
+    from inspector.detection.registry import ModelRegistry, sha256_file
+
+    pt = out / "federated.pt"
+    assert card["files"]["federated.pt"]["sha256"] == sha256_file(pt)
+    pictures = [p for d in stations.values() for p in (d / "images").iterdir()]
+    assert pictures and not any(p.stem in card_text or p.name in card_text for p in pictures)
+    with pytest.raises(Exception, match="not"):  # written, not trusted: no station loads it until QC trusts it
+        ModelRegistry().check(pt)
+
+    # the traffic: weights went up each round, and not one picture, file name or image signature
+    assert all(p.read_bytes().startswith(JPEG) for p in pictures)  # so the signature would be seen if sent
+    weights = card["files"]["federated.pt"]["bytes"]  # half precision on disk; float32 on the wire
+    for name, relay in relays.items():
+        sent, got = bytes(relay.sent), bytes(relay.received)
+        assert len(sent) > 2 * 1.5 * weights, f"{name} sent {len(sent)} bytes"
+        print(f"{name}: {len(sent)} bytes sent, {len(got)} received in 2 rounds")
+        for stream in (sent, got):
+            assert JPEG not in stream and PNG not in stream
+            for p in pictures:
+                data = p.read_bytes()
+                assert p.stem.encode() not in stream
+                assert data[len(data) // 2:len(data) // 2 + 64] not in stream
+    net = tmp_path / "net.log"
+    assert not net.exists() or not net.read_text(), net.read_text()  # nothing but loopback
