@@ -22,7 +22,8 @@ def _serve(a: argparse.Namespace) -> int:
 
     certificates = read_certificates(a.certificates) if a.certificates else None
     require_tls_off_loopback(a.address, certificates is not None, "--certificates CA CERT KEY")
-    start = global_start(a.base, a.imgsz)
+    classes = [c.strip() for c in a.classes.split(",") if c.strip()] if a.classes else None
+    start = global_start(a.base, a.imgsz, classes)
 
     def said(rec: RoundRecord) -> None:
         parts = ", ".join(f"{n} {f.get('parts', 0)} parts" for n, f in sorted(rec.fit.items()))
@@ -104,6 +105,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--certificates", nargs=3, metavar=("CA", "CERT", "KEY"), default=None,
                    help="the plant's CA certificate, this server's certificate and its private key (PEM): TLS")
     s.add_argument("--imgsz", type=int, default=None, help="training size (default: the base's card)")
+    s.add_argument("--classes", default=None, metavar="A,B,...", help="the defect classes to learn, when not the "
+                   "base's: a new head for them on the base (the stations' boxes of other classes are left out)")
     s.add_argument("--batch", type=int, default=16, help="batch size on the stations")
     s.add_argument("--no-onnx", action="store_true", help="write the weights and card without the ONNX export")
     s.set_defaults(func=_serve)

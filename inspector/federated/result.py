@@ -32,8 +32,11 @@ class GlobalStart:
     base_sha256: str
 
 
-def global_start(base: Path | str, imgsz: int | None = None) -> GlobalStart:
-    """The base checkpoint's tensors in the bundled network they fit (nothing in the file is called)."""
+def global_start(base: Path | str, imgsz: int | None = None, classes: Sequence[str] | None = None) -> GlobalStart:
+    """The base checkpoint's tensors in the bundled network they fit (nothing in the file is called).
+
+    ``classes`` other than the base's: a fresh head for them on the base's other tensors (every tensor whose
+    shape fits), as fine-tuning a general base on new defect classes starts."""
     from inspector.detection.checkpoint import network
 
     path = Path(base)
@@ -47,8 +50,14 @@ def global_start(base: Path | str, imgsz: int | None = None) -> GlobalStart:
     model, arch = network(path)
     card = load_card(path)
     size = imgsz or (card.imgsz if card is not None else 320)
-    classes = tuple(model.names[i] for i in sorted(model.names))
-    return GlobalStart(tuple(arrays_of(model)), arch, classes, int(size), str(path), sha256_file(path))
+    own = tuple(model.names[i] for i in sorted(model.names))
+    if classes and tuple(classes) != own:
+        fresh = build_network(arch, classes)
+        state = fresh.state_dict()
+        fitting = {k: v for k, v in model.state_dict().items() if k in state and v.shape == state[k].shape}
+        fresh.load_state_dict(fitting, strict=False)
+        model, own = fresh, tuple(classes)
+    return GlobalStart(tuple(arrays_of(model)), arch, own, int(size), str(path), sha256_file(path))
 
 
 def card_section(fed: Federation, round_budget_s: float, min_stations: int) -> dict:
