@@ -136,7 +136,8 @@ def _loader(data_yaml: str, imgsz: int, batch: int):
 def fine_tune(model, data: LocalData, *, imgsz: int, budget_s: float, batch: int = 16, seed: int = 0,
               clock: Callable[[], float] = time.monotonic) -> RoundResult:
     """Train ``model`` in place on the station's training split until ``budget_s`` (on ``clock``) has passed,
-    at least one batch (reading the split for the first time is not counted). ``clock`` is wall time by default; the benchmark passes CPU time."""
+    at least one batch (reading the split for the first time is not counted). ``clock`` is wall time by
+    default; the benchmark passes CPU time."""
     import torch
 
     keep_data_local()
