@@ -189,3 +189,29 @@ def test_a_new_head_on_a_base_keeps_every_tensor_that_fits():
     kept = sum(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(new.arrays, same.arrays, strict=True))
     changed = [a.shape for a, b in zip(new.arrays, same.arrays, strict=True) if a.shape != b.shape]
     assert changed and kept == len(same.arrays) - len(changed)  # the class head is new, the rest is the base's
+
+
+def test_a_station_joins_with_its_own_recorded_parts(tmp_path, stations, monkeypatch):
+    """``join --db``: the parts the station judged, exported as 'export-dataset' writes them into a private
+    folder; once the station has users, only a signed-in QC or admin may take them."""
+    import argparse
+
+    from inspector.cli.federate_cmds import _station_parts
+    from inspector.core.errors import PermissionDenied
+    from inspector.federated.local import local_data
+
+    url = f"sqlite:///{tmp_path / 'station.db'}"
+    assert main(["run", "--source", str(stations["west"] / "images"), "--max-frames", "8", "--db", url,
+                 "--quiet"]) == 0
+    a = argparse.Namespace(config=None, station="west", data=None, db=url, user=None, reviewed_only=False)
+    folder, name = _station_parts(a, tmp_path / "private")
+    assert name == "west" and folder.parent == tmp_path / "private"
+    assert len(list((folder / "images").iterdir())) == 8
+    data = local_data(folder, ("scratch", "dent", "stain", "crack", "chip"), tmp_path / "cache")
+    assert data.train_parts + data.val_parts == 8
+
+    monkeypatch.setenv("INSPECTOR_PASSWORD", "a long enough password 1")
+    monkeypatch.setenv("INSPECTOR_NEW_PASSWORD", "a long enough password 1")
+    assert main(["user", "add", "boss", "--role", "admin", "--db", url]) == 0
+    with pytest.raises(PermissionDenied, match="--user"):
+        _station_parts(a, tmp_path / "again")
