@@ -215,3 +215,57 @@ def test_a_station_joins_with_its_own_recorded_parts(tmp_path, stations, monkeyp
     assert main(["user", "add", "boss", "--role", "admin", "--db", url]) == 0
     with pytest.raises(PermissionDenied, match="--user"):
         _station_parts(a, tmp_path / "again")
+
+
+def _plant_certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A plant's CA and a server certificate it signed for 127.0.0.1 (PEM files), made here."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "plant CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256()))
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "server")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(2).not_valid_before(now)
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False).sign(ca_key, hashes.SHA256()))
+    files = folder / "ca.pem", folder / "server.pem", folder / "server.key"
+    files[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    files[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return files
+
+
+@pytest.mark.slow
+def test_a_federation_over_the_plants_tls(tmp_path, stations):
+    """The server with the plant's certificate, a station trusting the plant's CA: one round over TLS."""
+    ca, cert, key = _plant_certificates(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "INSPECTOR_HOME": str(tmp_path / "home")}
+    port = _free_port()
+    cmd = [sys.executable, "-m", "inspector", "federate"]
+    server = subprocess.Popen([*cmd, "serve", "--rounds", "1", "--min-stations", "1", "--round-budget", "2s",
+                               "--base", str(BASE), "--out", str(tmp_path / "m"), "--imgsz", "64", "--batch", "8",
+                               "--address", f"127.0.0.1:{port}", "--no-onnx", "--certificates", str(ca), str(cert),
+                               str(key)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_port(port, server)
+        station = subprocess.run([*cmd, "join", "--server", f"127.0.0.1:{port}", "--data", str(stations["east"]),
+                                  "--station", "east", "--root-certificate", str(ca), "--threads", "1",
+                                  "--no-validation"], env=env, capture_output=True, text=True, timeout=240)
+        said = server.communicate(timeout=120)[0]
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert station.returncode == 0, station.stdout[-2000:] + station.stderr[-2000:]
+    assert server.returncode == 0, said[-3000:]
+    assert json.loads((tmp_path / "m" / "card.json").read_text())["federated"]["stations"]["east"]["rounds"] == 1
