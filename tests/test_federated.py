@@ -269,3 +269,20 @@ def test_a_federation_over_the_plants_tls(tmp_path, stations):
     assert station.returncode == 0, station.stdout[-2000:] + station.stderr[-2000:]
     assert server.returncode == 0, said[-3000:]
     assert json.loads((tmp_path / "m" / "card.json").read_text())["federated"]["stations"]["east"]["rounds"] == 1
+
+
+def test_the_models_tab_shows_the_rounds_and_each_stations_validation():
+    from inspector.detection.card import ModelCard
+    from station.models import KnownModel
+    from ui.models.tab import card_text
+
+    fed = {"rounds": 2, "round_budget_s": 120.0, "strategy": "FedAvg", "stations": {
+        "east": {"parts": 40, "rounds": 2}, "west": {"parts": 25, "rounds": 2}}, "per_round": [
+        {"round": 1, "stations": {"east": {"parts": 40, "val_map50": 0.41}, "west": {"parts": 25, "val_map50": 0.305}}},
+        {"round": 2, "stations": {"east": {"parts": 40, "val_map50": 0.52}, "west": {"parts": 25}}}]}
+    card = ModelCard.from_dict({"name": "fed", "classes": ["scratch"], "federated": fed})
+    text = card_text(KnownModel("ab" * 32, None, "fed", "anna", card))
+    assert "Federated: 2 rounds of 120.0 s" in text and "east (40 parts, 2 rounds), west (25 parts, 2 rounds)" in text
+    assert "east 0.410, west 0.305" in text and "Round 2:" in text and "east 0.520" in text
+    plain = card_text(KnownModel("cd" * 32, None, "one", "anna", ModelCard.from_dict({"name": "one"})))
+    assert "Federated" not in plain

@@ -103,9 +103,3 @@ def write_model(fed: Federation, start: GlobalStart, out: Path | str, *, round_b
                         epochs=0, base=start.base, command=command, interrupted=False, seconds=fed.seconds,
                         export_onnx=export_onnx, extra={"federated": section, "base_sha256": start.base_sha256})
 
-
-def contributions(card: ModelCard) -> Sequence[tuple[str, int, int]]:
-    """(station, parts, rounds) from a federated model's card; empty for any other card."""
-    fed = card.extra.get("federated") or {}
-    return tuple((str(n), int(s.get("parts", 0)), int(s.get("rounds", 0)))
-                 for n, s in sorted((fed.get("stations") or {}).items()))
