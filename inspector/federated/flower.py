@@ -129,6 +129,11 @@ class RecordingFedAvg(FedAvg):
         return out
 
 
+def _per_station(results) -> dict:
+    """No plant-wide mean of the figures: each station's are kept apart (``RecordingFedAvg.rounds``)."""
+    return {}
+
+
 @dataclass(frozen=True)
 class Federation:
     """What the server ran: the plan, the rounds as recorded, and the final global weights."""
@@ -155,7 +160,8 @@ def serve(initial: Sequence[np.ndarray], *, architecture: str, classes: Sequence
         on_round=on_round, fraction_fit=1.0, fraction_evaluate=1.0, min_fit_clients=min_stations,
         min_evaluate_clients=min_stations, min_available_clients=min_stations, accept_failures=True,
         initial_parameters=ndarrays_to_parameters(list(initial)),
-        on_fit_config_fn=lambda r: {**plan, "round": r}, on_evaluate_config_fn=lambda r: {**plan, "round": r})
+        on_fit_config_fn=lambda r: {**plan, "round": r}, on_evaluate_config_fn=lambda r: {**plan, "round": r},
+        fit_metrics_aggregation_fn=_per_station, evaluate_metrics_aggregation_fn=_per_station)
     started = time.time()
     # a station that hangs must not hold the plant's federation for ever: a round may take a few budgets
     timeout = 3 * round_budget_s + 300
