@@ -195,7 +195,7 @@ def main() -> int:
         "stations": {n: {"parts": len(parts[n]), "main_classes": mix[n]} for n in parts},
         "per_round": [{"round": r.round, "batches": {n: f.get("batches") for n, f in r.fit.items()}}
                       for r in fed.rounds],
-        "baseline_batches": {n: v["batches"] for n, v in alone.items()},
+        "baseline_batches": {n: v.get("batches") for n, v in alone.items()},
         "imgsz": a.imgsz, "base": Path(a.base).name, "wall_s": round(time.time() - started, 1),
         "val_pictures": len(ds.splits["val"]),
     }
