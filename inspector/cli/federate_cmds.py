@@ -73,9 +73,10 @@ def _station_parts(a: argparse.Namespace, work: Path) -> tuple[Path, str]:
 def _join(a: argparse.Namespace) -> int:
     import torch
 
-    from inspector.federated.flower import StationClient, join
+    from inspector.federated.flower import StationClient, join, require_tls_off_loopback
     from inspector.training.train import default_cache_dir
 
+    require_tls_off_loopback(a.server, bool(a.root_certificate), "--root-certificate CA")  # before any work
     root = Path(a.root_certificate).read_bytes() if a.root_certificate else None
     if a.threads:
         torch.set_num_threads(a.threads)
