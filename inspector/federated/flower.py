@@ -182,6 +182,9 @@ class StationClient(flwr.client.NumPyClient):
             validate
         self.model = None
         self._data: LocalData | None = None
+        # the station's optimizer (AdamW's moments) goes on from round to round, on this station only: measured
+        # in bench/federated.py, mAP50 0.224 against 0.150 with a fresh optimizer each round (README)
+        self._kept: dict = {}
         self.done: list[dict] = []
 
     def _network(self, config) -> object:
@@ -204,7 +207,8 @@ class StationClient(flwr.client.NumPyClient):
         model = self._network(config)
         load_arrays(model, parameters)
         r = fine_tune(model, self.data, imgsz=int(config["imgsz"]), budget_s=float(config["budget_s"]),
-                      batch=int(config.get("batch", 16)), seed=int(config.get("round", 0)), clock=self.clock)
+                      batch=int(config.get("batch", 16)), seed=int(config.get("round", 0)), clock=self.clock,
+                      keep=self._kept)
         self.done.append({"round": int(config.get("round", 0)), "parts": r.parts, "seconds": r.seconds})
         log.info("round %s: trained %d batches on %d parts in %.1f s", config.get("round"), r.batches, r.parts,
                  r.seconds)

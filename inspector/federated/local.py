@@ -134,7 +134,7 @@ def _loader(data_yaml: str, imgsz: int, batch: int):
 
 
 def fine_tune(model, data: LocalData, *, imgsz: int, budget_s: float, batch: int = 16, seed: int = 0,
-              clock: Callable[[], float] = time.monotonic) -> RoundResult:
+              clock: Callable[[], float] = time.monotonic, keep: dict | None = None) -> RoundResult:
     """Train ``model`` in place on the station's training split until ``budget_s`` (on ``clock``) has passed,
     at least one batch (reading the split for the first time is not counted). ``clock`` is wall time by
     default; the benchmark passes CPU time."""
@@ -149,10 +149,14 @@ def fine_tune(model, data: LocalData, *, imgsz: int, budget_s: float, batch: int
     model.train()
     for p in model.parameters():
         p.requires_grad_(True)
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    rest = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": WEIGHT_DECAY}, {"params": rest, "weight_decay": 0.0}],
-                            lr=LR, betas=(0.9, 0.999))
+    opt = (keep or {}).get("optimizer")
+    if opt is None:
+        decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+        rest = [p for n, p in model.named_parameters() if p.ndim <= 1]
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": WEIGHT_DECAY},
+                                 {"params": rest, "weight_decay": 0.0}], lr=LR, betas=(0.9, 0.999))
+        if keep is not None:  # the station's optimizer goes on from round to round (its moments stay local)
+            keep["optimizer"] = opt
     batches, total = 0, 0.0
     it = iter(loader)
     while batches == 0 or clock() - start < budget_s:
