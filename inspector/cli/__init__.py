@@ -86,7 +86,7 @@ def _optional_command_modules() -> list:
 
     mods = []
     for name in ("report_cmds", "admin_cmds", "corpus_cmds", "data_cmds", "compare_cmds", "tune_cmd", "camera_cmds",
-                 "station_cmds"):
+                 "station_cmds", "federate_cmds"):
         try:
             mods.append(importlib.import_module(f"inspector.cli.{name}"))
         except ModuleNotFoundError as e:

@@ -311,6 +311,8 @@ def write_card(out: Path, card: ModelCard | Mapping[str, Any]) -> ModelCard:
         lines += export_card_lines(c.export)
     if c.role_note:
         lines[2:2] = [f"- Role: {c.role or None}: {c.role_note}"]
+    if c.extra.get("federated"):  # rounds, stations and their parts (inspector federate serve)
+        lines += ["", "## Federated", "", "```", json.dumps(c.extra["federated"], indent=2), "```"]
     if c.extra.get("transfer"):
         lines += ["", "## Transfer to real defects", "", "```", json.dumps(c.extra["transfer"], indent=2), "```"]
     if c.validation:

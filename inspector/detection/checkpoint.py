@@ -295,6 +295,12 @@ def _network_for(ck: Checkpoint, shown: Path):
 _ARGS_TEXT = {"optimizer": {"SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp", "auto"}}
 
 
+def network(path: Path):
+    """(network, architecture name): the bundled detector a checkpoint's tensors fit, built here with them loaded
+    (the file read as data, nothing in it called)."""
+    return _network_for(read_checkpoint(Path(path)), Path(path))
+
+
 def _train_args(given: Any, forced: dict[str, Any]) -> dict[str, Any]:
     """Training arguments from a file, reduced to numbers and flags Ultralytics knows (no paths, no strings
     that name files or code), then ``forced`` on top."""

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 
 from inspector.core.auth import STATION_OPERATOR, Actor, Role
 from inspector.core.clock import format_duration
+from inspector.federated.summary import federation_lines
 from inspector.training.plan import parse_duration
 from station.models import KnownModel
 from station.training_jobs import Job
@@ -84,6 +85,7 @@ def card_text(m: KnownModel) -> str:
             lines.append(f"Evaluated: mAP50 {c.evaluated_map50:.3f} on {n} images")
         if c.date:
             lines.append(f"Trained: {c.date}")
+        lines += federation_lines(c)
     else:
         lines.append("No card beside the file.")
     lines += ["<b>Promotions here</b>"] + (list(m.promoted) or ["never promoted on this station"])
