@@ -110,9 +110,11 @@ def challenger_main(spec: ChallengerSpec, jobs, results) -> None:
     except Exception as e:  # noqa: BLE001 - reported to the station as one sentence, the line goes on
         results.put(("error", f"{type(e).__name__}: {e}"))
         return
+    parent = multiprocessing.parent_process()
+    if parent is not None and not parent.is_alive():  # the station was killed while the model loaded
+        return
     lowered = lower_process_priority()  # after loading: a slow start would only delay the challenger's first part
     results.put(("ready", pipeline.detector.sha256, lowered))
-    parent = multiprocessing.parent_process()
     while True:
         try:
             item = jobs.get(timeout=1.0)
