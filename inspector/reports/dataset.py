@@ -161,6 +161,15 @@ def write_yolo_dataset(out: Path, parts: Iterable[PartForTraining], classes: Ite
     return DatasetSummary(classes=tuple(names), **s)
 
 
+def _stored_picture(part: PartForTraining, image_root: Path) -> tuple[Path | None, bytes]:
+    """The part's stored picture file and its bytes (empty when it has none or it cannot be read)."""
+    src = Path(image_root) / part.image_path if part.image_path else None
+    try:
+        return src, (src.read_bytes() if src is not None else b"")
+    except OSError:
+        return src, b""
+
+
 def _one(part: PartForTraining, tmp: Path, image_root: Path, names: list[str], index: dict[str, int],
          s: dict[str, int]) -> None:
     if part.final_verdict not in ("PASS", "FAIL"):
@@ -170,11 +179,7 @@ def _one(part: PartForTraining, tmp: Path, image_root: Path, names: list[str], i
     if part.final_verdict == "FAIL" and not boxes:
         s["needs_box"] += 1
         return
-    src = Path(image_root) / part.image_path if part.image_path else None
-    try:
-        data = src.read_bytes() if src is not None else b""
-    except OSError:
-        data = b""
+    src, data = _stored_picture(part, image_root)
     wh = _image_size(data)
     if wh is None:
         s["missing_image"] += 1
@@ -231,11 +236,7 @@ def write_good_pictures(out: Path, parts: Iterable[PartForTraining], image_root:
             if not confirmed_good(part):
                 s["not_confirmed"] += 1
                 continue
-            src = Path(image_root) / part.image_path if part.image_path else None
-            try:
-                data = src.read_bytes() if src is not None else b""
-            except OSError:
-                data = b""
+            src, data = _stored_picture(part, image_root)
             if _image_size(data) is None:
                 s["missing_image"] += 1
                 continue
