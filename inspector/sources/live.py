@@ -19,6 +19,7 @@ import numpy as np
 from inspector.core.config import CameraConfig
 from inspector.core.errors import SourceError
 from inspector.core.types import Frame, Gap
+from inspector.sources.decoding import native_messages, tidy
 
 log = logging.getLogger(__name__)
 
@@ -235,8 +236,6 @@ class LiveSource:
         if not self._hear:
             ok, img = cap.read()
             return ok, img, None
-        from inspector.sources.decoding import native_messages, tidy
-
         with native_messages(exclusive=False) as msgs:  # a read may block: other decoders are not held up
             ok, img = cap.read()
         if not ok:
