@@ -358,7 +358,7 @@ class Runner:
             self._meter.ready_at = time.perf_counter()
             self._ready.set()
         live = bool(getattr(self.source, "live", False))
-        stream = live or bool(getattr(self.source, "stream", False))  # decoded video: smears are caught
+        stream = bool(getattr(self.source, "stream", False))  # decoded video: smears are caught (live ones: always)
         depth = pipeline.depth
         jobs: deque = deque()  # begun, not finished: the model works on the oldest while the next waits
 
