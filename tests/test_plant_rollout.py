@@ -178,6 +178,37 @@ def _wait(cond, timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
+def _pausable(watcher):
+    """A context manager that holds the station's promotion watcher between two polls (none in flight) while
+    its body runs: both stations share this machine's disk here, so station 2 must not look while the promoted
+    file still lies at station 1's path."""
+    import contextlib
+    import threading
+
+    go, parked = threading.Event(), threading.Event()
+    go.set()
+    product = watcher.product
+
+    def gated() -> str:
+        if not go.is_set():
+            parked.set()
+            go.wait()
+        return product()
+
+    watcher.product = gated
+
+    @contextlib.contextmanager
+    def paused():
+        parked.clear()
+        go.clear()
+        assert parked.wait(60), "the promotion watcher never came round to poll"
+        try:
+            yield
+        finally:
+            go.set()
+    return paused
+
+
 @pytest.mark.model
 def test_a_running_station_refuses_a_damaged_copy_on_the_share_and_takes_a_good_one(tmp_path, tiny_model,
                                                                                    monkeypatch):
@@ -198,6 +229,7 @@ def test_a_running_station_refuses_a_damaged_copy_on_the_share_and_takes_a_good_
     monkeypatch.setenv("INSPECTOR_HOME", str(s2))
     st = _running(url, share)
     shipped = st.model_sha
+    paused = _pausable(st.watcher)
     st.start()
     try:
         monkeypatch.setenv("INSPECTOR_HOME", str(s1))  # station 1 promotes from its own disk
@@ -205,8 +237,9 @@ def test_a_running_station_refuses_a_damaged_copy_on_the_share_and_takes_a_good_
         sha = sha256_file(onnx)
         (share / sha).mkdir(parents=True)  # the share holds a damaged copy under the model's hash
         (share / sha / onnx.name).write_bytes(onnx.read_bytes()[:-10])
-        change_model(sessions, None, product_target("P"), onnx, "rollout", PARTS_ONNX, force=True)
-        shutil.rmtree(onnx.parent)  # not on station 2's disk
+        with paused():  # station 2 must not poll while the file is still at station 1's path (same machine here)
+            change_model(sessions, None, product_target("P"), onnx, "rollout", PARTS_ONNX, force=True)
+            shutil.rmtree(onnx.parent)  # not on station 2's disk
 
         def refused():
             with sessions() as s:
@@ -216,9 +249,10 @@ def test_a_running_station_refuses_a_damaged_copy_on_the_share_and_takes_a_good_
         assert st.model_sha == shipped  # the previous model keeps judging
         pt = _model_folder(s1 / "models" / "tiny-b", tiny_model)
         shutil.copy(tiny_model.with_suffix(".onnx"), pt.with_suffix(".onnx"))
-        p = change_model(sessions, None, product_target("P"), pt, "rollout, again", PARTS_ONNX, force=True,
-                         share=share)
-        shutil.rmtree(pt.parent)
+        with paused():
+            p = change_model(sessions, None, product_target("P"), pt, "rollout, again", PARTS_ONNX, force=True,
+                             share=share)
+            shutil.rmtree(pt.parent)
         _wait(lambda: st.model_sha == sha)  # the ONNX twin of the .pt judges, as on the promoting station
         assert st.model_path == s2 / "models" / "plant" / p.sha256 / "tiny.pt"
     finally:
