@@ -179,14 +179,28 @@ def _hash_in_card(out: Path, name: str) -> bool:
     return _card(out)["files"][name]["sha256"] == sha256_file(out / name)
 
 
+def _contention() -> float:
+    """How many times over the CPU is asked for now: the 1-minute load average per core, at least 1 (1 where the
+    platform has no load average)."""
+    try:
+        return max(1.0, min(4.0, os.getloadavg()[0] / (os.cpu_count() or 1)))
+    except (AttributeError, OSError):
+        return 1.0
+
+
 @pytest.mark.model
 def test_time_budget_bounds_the_whole_command_and_keeps_the_best(synth_data, tmp_path):
     out = tmp_path / "budget"
+    busy = [_contention()]
     t0 = time.monotonic()
-    r = cli("train", "--data", synth_data, "--time-budget", "40s", "--imgsz", "160", "--out", out, timeout=300)
+    r = cli("train", "--data", synth_data, "--time-budget", "40s", "--imgsz", "160", "--out", out, timeout=600)
     took = time.monotonic() - t0
+    busy.append(_contention())
     assert r.returncode == 0, r.stderr[-2000:]
-    assert took < 40 + 45, f"a 40 s budget took {took:.0f} s"  # + interpreter start and imports
+    # the loop stops at the budget's deadline; what follows it (the interpreter's start, one batch, the validation,
+    # the export) is about 45 s of CPU work on an idle 2-core machine, and stretches as the CPU is shared
+    slack = 45 * max(busy)
+    assert took < 40 + slack, f"a 40 s budget took {took:.0f} s (allowed {40 + slack:.0f} s at contention {busy})"
     card = _card(out)
     assert card["time_budget_s"] == 40 and card["stopped_by"] == "time budget"
     assert card["epochs_done"] >= 1 and 1 <= card["best_epoch"] <= card["epochs_done"]
