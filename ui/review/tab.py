@@ -518,7 +518,7 @@ class ReviewTab(QWidget):
         d = self.shown_current() if self._needs_part() else None
         if d is None:
             return
-        if not d.reviews:
+        if not d.counted_reviews:
             self._say("This part has no review to undo.")
             return
         iid = d.row.id
