@@ -13,12 +13,14 @@ from inspector.core.config import Config
 
 GUARDED = ("quality", "storage", "station", "alarms", "shadow", "line", "run", "camera")
 #: fields of a guarded section left free (they change neither verdicts nor identity nor security)
-FREE = {"storage": ("db_url",), "run": ("queue_size",)}
+FREE = {"storage": ("db_url",), "run": ("queue_size",),
+        # how long to wait for the camera and how to reconnect: when a picture arrives, not which one is judged
+        "camera": ("open_timeout_s", "read_timeout_s", "reconnect_initial_s", "reconnect_max_s", "max_reconnects")}
 
 
 def section_hashes(cfg: Config) -> dict[str, str]:
     """section -> SHA-256 of its values (the database URL left out: the database decides where it is checked; the
-    run's queue size left out: it changes no verdict)."""
+    run's queue size and the camera's time-outs left out (``FREE``): they change no verdict)."""
     out = {}
     for name in GUARDED:
         values = getattr(cfg, name).model_dump(mode="json")
