@@ -20,6 +20,7 @@ query here that reads reviews takes that set and leaves them out, as if they wer
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -29,7 +30,7 @@ from sqlalchemy.orm import Session, aliased
 from db.dto import PageCursor
 from db.repositories._common import verdict
 from db.schema import DetectionRecord, InspectionRecord, Review, Run
-from db.seal import key, read_binding, review_fields, row_state
+from db.seal import key, public_keys, read_binding, review_fields, row_state
 from inspector.core.errors import StorageError
 from inspector.core.types import Verdict
 
@@ -105,17 +106,33 @@ def refused_reviews(session: Session) -> Refused:
     """The ids of the reviews that do not count: their seal fails, or does not bind them to this database under their
     id (a review copied in from another database, re-inserted or replayed as newest, changed outside Inspector). A
     review sealed before binding began stays valid, as in ``audit verify``; an HMAC seal is not checked on a PC
-    without the key file (``verify`` says so), a signed one always is."""
+    without the key file (``verify`` says so), a signed one always is. Each row's outcome is remembered for the
+    exact row (every column) under the same binding and keys, so a page of the review table checks only new rows."""
     try:
         k: bytes | None = key(session, create=False)
     except StorageError:
         k = None
     b = read_binding(session)
+    ctx = (None if b is None else (b.seal_id, tuple(sorted(b.since.items())), b.holds),
+           None if k is None else hashlib.sha256(k).hexdigest(), tuple(sorted(public_keys(session).items())))
+    if len(_CHECKED) > _CHECKED_MAX:
+        _CHECKED.clear()
     out = set()
     for r in session.execute(select(REVIEWS)):
-        if (r.sig or k is not None) and row_state(session, "reviews", review_fields, r, k, b) == "broken":
+        if not (r.sig or k is not None):
+            continue
+        seen = (ctx, tuple(r))
+        broken = _CHECKED.get(seen)
+        if broken is None:
+            broken = _CHECKED[seen] = row_state(session, "reviews", review_fields, r, k, b) == "broken"
+        if broken:
             out.add(r.id)
     return frozenset(out)
+
+
+#: (binding and keys, a review row) -> whether its seal failed
+_CHECKED: dict[tuple, bool] = {}
+_CHECKED_MAX = 500_000
 
 
 def counted(reviews: Any = R, *, refused: Refused) -> list[ColumnElement[bool]]:
