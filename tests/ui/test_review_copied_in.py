@@ -61,3 +61,35 @@ def test_a_review_copied_in_is_listed_as_ignored_and_not_shown_as_the_verdict(qt
     panel.show_part(Shown(detail, None, "no picture"))
     assert REFUSED_TEXT in panel.history.text() and "looked fine" not in panel.history.text()
     assert "PASS" not in panel.final.text()
+
+
+def test_signing_out_in_the_review_tab_ends_the_session(qtbot, tmp_path):
+    """Issue 24: "Sign out" dropped the session in the window only; the token still worked for 12 h."""
+    import pytest
+
+    from db import TrustRepo
+    from db.accounts import create_user, sign_in
+    from inspector.core.auth import STATION_OPERATOR, Role
+    from inspector.core.errors import PermissionDenied
+    from ui.review.service import Database
+    from ui.review.tab import ReviewTab
+
+    url = f"sqlite:///{tmp_path / 'station.db'}"
+    engine = open_database(url)
+    try:
+        sessions = session_factory(engine)
+        with sessions.begin() as s:
+            create_user(s, None, "boss", Role.ADMIN, "password1")
+        boss = sign_in(sessions, "boss", "password1")
+        tab = ReviewTab(Database(url, tmp_path))
+        qtbot.addWidget(tab)
+        qtbot.waitUntil(lambda: tab.idle, timeout=10_000)
+        tab.set_actor(boss)
+        tab.toggle_sign_in()
+        assert tab.actor == STATION_OPERATOR
+        qtbot.waitUntil(lambda: tab.idle, timeout=10_000)
+        with sessions.begin() as s, pytest.raises(PermissionDenied, match="was ended"):
+            TrustRepo.add(s, boss, "model", "12" * 32, "kept-token.onnx")
+    finally:
+        tab.db.close()
+        engine.dispose()
