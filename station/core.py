@@ -164,6 +164,12 @@ def station_trust(sessions, cfg: Config, registry: ModelRegistry | None = None) 
 
     hashes = section_hashes(cfg)  # issue 24: verdict, storage, identity, line and alarm settings approved
     write(sessions, lambda s: SettingsRepo.allow(s, cfg.station_name, hashes), "Checking the settings")
+    from db.head_record import problem as copy_problem
+
+    with sessions() as s:
+        copied = copy_problem(s)  # issue 24: a copy, a rollback or a restore, as the data folder saw it
+    if copied is not None:
+        log.warning("%s", copied)
     return registry or trusted_models(sessions), sha
 
 
