@@ -106,8 +106,12 @@ def refused_reviews(session: Session) -> Refused:
     """The ids of the reviews that do not count: their seal fails, or does not bind them to this database under their
     id (a review copied in from another database, re-inserted or replayed as newest, changed outside Inspector). A
     review sealed before binding began stays valid, as in ``audit verify``; an HMAC seal is not checked on a PC
-    without the key file (``verify`` says so), a signed one always is. Each row's outcome is remembered for the
-    exact row (every column) under the same binding and keys, so a page of the review table checks only new rows."""
+    without the key file (``verify`` says so), a signed one always is.
+
+    Each row's outcome is remembered for its (id, seal) under the same binding and keys, so a query reads only the
+    ids and seals and checks only rows it has not seen: a copied, re-inserted or replayed review has a seal this id
+    never had. A row changed in place under its old seal after this process checked it is left to ``audit
+    verify`` (and the next start)."""
     try:
         k: bytes | None = key(session, create=False)
     except StorageError:
@@ -115,23 +119,38 @@ def refused_reviews(session: Session) -> Refused:
     b = read_binding(session)
     ctx = (None if b is None else (b.seal_id, tuple(sorted(b.since.items())), b.holds),
            None if k is None else hashlib.sha256(k).hexdigest(), tuple(sorted(public_keys(session).items())))
-    if len(_CHECKED) > _CHECKED_MAX:
+    if sum(len(v) for v in _CHECKED.values()) > _CHECKED_MAX:
         _CHECKED.clear()
-    out = set()
-    for r in session.execute(select(REVIEWS)):
-        if not (r.sig or k is not None):
-            continue
-        seen = (ctx, tuple(r))
-        broken = _CHECKED.get(seen)
+    cache = _CHECKED.setdefault(ctx, {})
+    get, out, unseen = cache.get, set(), []
+    # the driver's own tuples (id, mac, sig, signer) as the keys: this runs before every review query, over every review
+    cursor = session.connection().connection.cursor()  # the same connection, so the same transaction
+    try:
+        cursor.execute("SELECT id, mac, sig, signer FROM reviews")
+        seals_here = cursor.fetchall()
+    finally:
+        cursor.close()
+    for row in seals_here:
+        broken = get(row)
         if broken is None:
-            broken = _CHECKED[seen] = row_state(session, "reviews", review_fields, r, k, b) == "broken"
-        if broken:
-            out.add(r.id)
+            if row[2] or k is not None:  # an HMAC seal without the key file is not checked here
+                unseen.append(row)
+        elif broken:
+            out.add(row[0])
+    ids = [row[0] for row in unseen]
+    seals = {row[0]: tuple(row) for row in unseen}
+    for lo in range(0, len(ids), 500):
+        for r in session.execute(select(REVIEWS).where(R.id.in_(ids[lo:lo + 500]))):
+            broken = row_state(session, "reviews", review_fields, r, k, b) == "broken"
+            if seals.get(r.id) == (r.id, r.mac, r.sig, r.signer):
+                cache[seals[r.id]] = broken
+            if broken:
+                out.add(r.id)
     return frozenset(out)
 
 
-#: (binding and keys, a review row) -> whether its seal failed
-_CHECKED: dict[tuple, bool] = {}
+#: binding and keys -> (a review's id and seal) -> whether its seal failed
+_CHECKED: dict[tuple, dict[tuple, bool]] = {}
 _CHECKED_MAX = 500_000
 
 
