@@ -223,3 +223,17 @@ def test_the_settings_window_saves_run_mode_and_camera_only_for_a_signed_in_admi
     saved = getattr(load_config(path), field[0]).model_dump(mode="json")[field[1]]
     assert str(saved).startswith(value)
     start(sessions, load_config(path))  # approved by the save
+
+
+def test_a_products_camera_nodes_need_no_new_approval(station_db):
+    """The approval covers the configuration as written; running a product (its recipe and camera nodes applied)
+    is checked against that, not refused as a changed camera."""
+    from inspector.core.day import product_config
+    from station.core import station_trust
+
+    _, sessions = station_db
+    base = Config(station={"name": "cell-1"}, products={"P1": {"camera": {"ExposureTime": 500}}})
+    start(sessions, base)
+    station_trust(sessions, product_config(base, "P1"), base=base)
+    with pytest.raises(PermissionDenied, match="camera settings changed"):
+        start(sessions, product_config(base, "P1"))  # the product's nodes as if written in [camera]
