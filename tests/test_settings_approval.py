@@ -151,6 +151,8 @@ def test_the_settings_window_approves_what_a_signed_in_admin_saves(qtbot, statio
 
 @pytest.mark.parametrize("section", [{"run": {"mode": "stream"}},  # frames dropped: parts never judged
                                      {"camera": {"exposure_us": 50.0}},
+                                     {"model": {"iou": 0.9}},  # boxes merged: defects counted differently
+                                     {"model": {"timeout_s": 60.0}},
                                      {"camera": {"type": "genicam", "id": "other-camera"}}])
 def test_the_run_mode_and_the_camera_from_a_config_file_need_approval(station_db, section):
     """Issue 24, second round: ``run.mode`` and ``[camera]`` were free in a hand-edited file."""
@@ -168,10 +170,11 @@ def test_the_run_mode_and_the_camera_from_a_config_file_need_approval(station_db
     start(sessions, changed)
 
 
-def test_the_run_queue_stays_free(station_db):
+def test_the_run_queue_the_model_file_and_its_speed_settings_stay_free(station_db):
     _, sessions = station_db
     start(sessions, Config(station={"name": "cell-1"}))
-    start(sessions, Config(station={"name": "cell-1"}, run={"queue_size": 32}))
+    start(sessions, Config(station={"name": "cell-1"}, run={"queue_size": 32},
+                           model={"path": "other.onnx", "backend": "onnxruntime", "threads": 2, "precision": "f32"}))
 
 
 def test_an_approval_from_before_run_and_camera_were_guarded_keeps_running(station_db):
@@ -183,14 +186,14 @@ def test_an_approval_from_before_run_and_camera_were_guarded_keeps_running(stati
 
     _, sessions = station_db
     cfg = Config(station={"name": "cell-1"}, run={"mode": "stream"})
-    old = {k: v for k, v in section_hashes(cfg).items() if k not in ("run", "camera")}
+    old = {k: v for k, v in section_hashes(cfg).items() if k not in ("run", "camera", "model")}
     with sessions.begin() as s:
         SettingsRepo.approve(s, signed("boss", Role.ADMIN), "cell-1", old)
     start(sessions, cfg)
     start(sessions, cfg)
     with sessions() as s:
         adopted = [e for e in AuditRepo.list(s) if e.action == "settings.adopt"]
-        assert len(adopted) == 1 and adopted[0].detail["note"] == "newly guarded: camera, run"
+        assert len(adopted) == 1 and adopted[0].detail["note"] == "newly guarded: camera, model, run"
     with pytest.raises(PermissionDenied, match="run settings changed"):
         start(sessions, Config(station={"name": "cell-1"}))
 

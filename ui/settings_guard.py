@@ -40,10 +40,9 @@ def changes(old: Config, new: Config) -> dict[str, dict[str, Any]]:
     for section in PROTECTED:
         out.update(diff(section, getattr(old, section).model_dump(mode="json"),
                         getattr(new, section).model_dump(mode="json")))
-    for section, names in FREE.items():
-        if section != "storage":  # the database URL is a storage setting in the window (where the record goes)
-            for name in names:
-                out.pop(f"{section}.{name}", None)
+    for section in ("run", "camera"):  # their free fields stay the operator's (the window's model and storage
+        for name in FREE[section]:     # choices, the model file and database URL included, stay an admin's)
+            out.pop(f"{section}.{name}", None)
     return out
 
 
