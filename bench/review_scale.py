@@ -35,6 +35,8 @@ from sqlalchemy import insert  # noqa: E402
 
 from db import InspectionFilter, InspectionRepo, open_database, session_factory  # noqa: E402
 from db.schema import DetectionRecord, InspectionRecord, ModelVersion, Review, Run  # noqa: E402
+from db.seal import review_fields, seal_values  # noqa: E402
+from inspector.core.integrity import station_key  # noqa: E402
 from station.reports import make_report  # noqa: E402
 
 LABELS = (("scratch", 0.40), ("dent", 0.25), ("stain", 0.15), ("crack", 0.12), ("chip", 0.08))
@@ -78,6 +80,7 @@ def build(url: str, folder: Path, rows: int, seed: int = 7) -> dict[str, float]:
     start = END - step * rows
     n_det = n_rev = 0
     det_id = rev_id = 0
+    k = station_key()  # reviews sealed as the station seals them: an unsealed review counts nowhere (issue 24)
     conn = engine.connect()
     conn.connection.driver_connection.execute("PRAGMA synchronous = OFF")  # the build only: the measures only read
     with conn, conn.begin():
@@ -119,6 +122,7 @@ def build(url: str, folder: Path, rows: int, seed: int = 7) -> dict[str, float]:
                     revs.append({"id": rev_id, "inspection_id": iid, "inspection_created_at": t, "reviewer": "qc",
                                  "created_at": t + dt.timedelta(hours=1), "action": action, "old_verdict": v,
                                  "new_verdict": new, "reason": "bench", "detail": "{}"})
+                    revs[-1]["mac"] = seal_values(k, review_fields, revs[-1])
             conn.execute(insert(InspectionRecord.__table__), insp)
             if dets:
                 conn.execute(insert(DetectionRecord.__table__), dets)

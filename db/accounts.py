@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from db.dto import UserDTO
 from db.repositories import AuditRepo, UserRepo
+from db.repositories.users import session_epoch
 from db.seal import key
 from inspector.core.auth import (
     LOCKOUT_S,
@@ -81,7 +82,8 @@ def record_login(session: Session, name: str, seen_hash: str | None, ok: bool,
                          detail={"failed_attempts": after.failed_attempts})
         return PermissionDenied("wrong user name or password.")
     UserRepo.record_success(session, name)
-    signed = issue(key(session), Actor(user.name, Role(user.role)))  # the clock's now, not the lock-out's
+    # the clock's now, not the lock-out's; the epoch: a later sign-out, password or role change ends this session
+    signed = issue(key(session), Actor(user.name, Role(user.role)), epoch=session_epoch(session, name))
     AuditRepo.append(session, actor=name, action="login", target=f"user:{name}",
                      detail={"until": signed.expires_at.isoformat(timespec="seconds")})
     return signed

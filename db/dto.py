@@ -138,6 +138,9 @@ class ReviewDTO:
     new_verdict: Verdict
     reason: str
     detail: dict[str, Any] = field(hash=False)
+    #: False for a review whose seal does not bind it to this database (copied in, re-inserted, changed outside
+    #: Inspector: issue 24): listed as such, never counted
+    counts: bool = True
 
 
 @dataclass(frozen=True)
@@ -146,9 +149,14 @@ class InspectionDetail:
 
     row: InspectionRow
     detections: tuple[DetectionDTO, ...]
-    reviews: tuple[ReviewDTO, ...]  # oldest first; the last one gives the final verdict
+    reviews: tuple[ReviewDTO, ...]  # oldest first; the last one that counts gives the final verdict
     run: RunDTO
     model: ModelVersionDTO | None  # the version whose sha256 the inspection names, if registered
+
+    @property
+    def counted_reviews(self) -> tuple[ReviewDTO, ...]:
+        """The reviews that count (oldest first): the history less those not from this database."""
+        return tuple(r for r in self.reviews if r.counts)
 
     @property
     def heatmap_path(self) -> str | None:

@@ -18,7 +18,17 @@ from sqlalchemy.orm import Session
 from db.failures import mask_url
 from db.reporting import _utc, inspection_conds
 from db.repositories._common import loads
-from db.repositories.queries import INSPECTIONS, D, DayFilter, I, R, latest_review_verdict
+from db.repositories.queries import (
+    INSPECTIONS,
+    D,
+    DayFilter,
+    I,
+    R,
+    Refused,
+    counted,
+    latest_review_verdict,
+    refused_reviews,
+)
 from db.schema import ModelVersion, Run
 from inspector.core.reviewing import standing
 from inspector.reports import (
@@ -68,12 +78,13 @@ def iter_export_rows(session: Session, since: dt.datetime | None = None, until: 
                      day: DayFilter | None = None) -> Iterator[ExportRow]:
     """Every inspection of the period with its final verdict and boxes, oldest first."""
     runs = {r.id: (r.station, mask_url(r.source)) for r in session.execute(select(Run.id, Run.station, Run.source))}
-    cols = [I.run_id, I.frame_name, I.verdict, latest_review_verdict().label("final"), I.reasons, I.latency_ms,
-            I.model_sha256, I.image_path, I.product, I.lot, I.work_order, I.shift]
+    refused = refused_reviews(session)  # reviews not from this database count nowhere (issue 24)
+    cols = [I.run_id, I.frame_name, I.verdict, latest_review_verdict(refused=refused).label("final"), I.reasons,
+            I.latency_ms, I.model_sha256, I.image_path, I.product, I.lot, I.work_order, I.shift]
     for rows in _batches(session, inspection_conds(since, until, run_id, day), cols, batch):
         ids = [r[0] for r in rows]
         boxes = _boxes(session, ids)
-        reviews = _reviews(session, ids)
+        reviews = _reviews(session, ids, refused)
         for iid, created, run_id, frame, machine, final, reasons, latency, sha, image, *day_of in rows:
             station, source = runs.get(run_id, ("", ""))
             found = boxes.get(iid) or []
@@ -102,11 +113,12 @@ class _Reviewed(NamedTuple):
     detail: dict[str, Any]
 
 
-def _reviews(session: Session, ids: list[int]) -> dict[int, list[_Reviewed]]:
-    """The reviews of these inspections, oldest first."""
+def _reviews(session: Session, ids: list[int], refused: Refused) -> dict[int, list[_Reviewed]]:
+    """The reviews that count of these inspections, oldest first."""
     out: dict[int, list[_Reviewed]] = defaultdict(list)
     for rv in session.execute(select(R.inspection_id, R.id, R.reviewer, R.action, R.new_verdict, R.reason,
-                                     R.created_at, R.detail).where(R.inspection_id.in_(ids))
+                                     R.created_at, R.detail).where(R.inspection_id.in_(ids),
+                                                                   *counted(refused=refused))
                               .order_by(R.inspection_id, R.id)):
         out[rv.inspection_id].append(_Reviewed(rv.id, rv.reviewer, rv.action, rv.new_verdict, rv.reason or "",
                                                rv.created_at, loads(rv.detail, {}) or {}))
@@ -115,10 +127,10 @@ def _reviews(session: Session, ids: list[int]) -> dict[int, list[_Reviewed]]:
 
 
 def _training_conds(since: dt.datetime | None, until: dt.datetime | None, reviewed_only: bool,
-                    product: str | None = None) -> list[Any]:
+                    product: str | None, refused: Refused) -> list[Any]:
     conds = [*inspection_conds(since, until, None), I.image_path.is_not(None)]
     if reviewed_only:
-        conds.append(exists().where(R.inspection_id == I.id))
+        conds.append(exists().where(R.inspection_id == I.id, *counted(refused=refused)))
     if product is not None:
         conds.append(I.product == product)
     return conds
@@ -127,7 +139,8 @@ def _training_conds(since: dt.datetime | None, until: dt.datetime | None, review
 def count_training_parts(session: Session, since: dt.datetime | None = None, until: dt.datetime | None = None,
                          reviewed_only: bool = False, product: str | None = None) -> int:
     return int(session.execute(select(func.count()).select_from(INSPECTIONS)
-                               .where(*_training_conds(since, until, reviewed_only, product))).scalar()
+                               .where(*_training_conds(since, until, reviewed_only, product,
+                                                       refused_reviews(session)))).scalar()
                or 0)
 
 
@@ -136,12 +149,14 @@ def iter_training_parts(session: Session, since: dt.datetime | None = None, unti
                         product: str | None = None) -> Iterator[PartForTraining]:
     """Inspections with a stored image (of ``product`` when given), with their boxes and reviews (oldest first)."""
     cols = [I.verdict, I.image_path]
-    for rows in _batches(session, _training_conds(since, until, reviewed_only, product), cols, batch):
+    refused = refused_reviews(session)  # reviews not from this database count nowhere (issue 24)
+    for rows in _batches(session, _training_conds(since, until, reviewed_only, product, refused), cols, batch):
         ids = [r.id for r in rows]
         boxes = _boxes(session, ids)
         reviews: dict[int, list[ReviewStep]] = defaultdict(list)
         for rv in session.execute(select(R.inspection_id, R.id, R.action, R.new_verdict, R.detail)
-                                  .where(R.inspection_id.in_(ids)).order_by(R.inspection_id, R.id)):
+                                  .where(R.inspection_id.in_(ids), *counted(refused=refused))
+                                  .order_by(R.inspection_id, R.id)):
             reviews[rv.inspection_id].append(ReviewStep(rv.action, rv.new_verdict, loads(rv.detail, {}) or {},
                                                         rv.id))
         for r in rows:

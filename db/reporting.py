@@ -26,8 +26,11 @@ from db.repositories.queries import (
     DayFilter,
     I,
     R,
+    Refused,
+    counted,
     is_latest_review,
     latest_review_verdict,
+    refused_reviews,
     verdict_counts_queries,
 )
 from db.schema import ModelVersion, Run
@@ -68,9 +71,9 @@ def inspection_conds(since: dt.datetime | None, until: dt.datetime | None,
     return conds
 
 
-def final_verdict() -> ColumnElement[Any]:
-    """The final verdict of ``inspections``' current row: latest review's, else the machine's."""
-    return func.coalesce(latest_review_verdict(), I.verdict)
+def final_verdict(*, refused: Refused) -> ColumnElement[Any]:
+    """The final verdict of ``inspections``' current row: latest review's that counts, else the machine's."""
+    return func.coalesce(latest_review_verdict(refused=refused), I.verdict)
 
 
 def _bucket(session: Session, col: Any, hours: int) -> ColumnElement[Any]:
@@ -99,35 +102,36 @@ def report_data(session: Session, since: dt.datetime | None = None, until: dt.da
     inside one transaction (``with session.begin():``) so that all figures see the same rows."""
     since, until = _utc(since), _utc(until)
     conds = inspection_conds(since, until, run_id, day)
+    refused = refused_reviews(session)  # reviews not from this database count nowhere (issue 24)
     first, last, n = session.execute(select(func.min(I.created_at), func.max(I.created_at), func.count())
                                      .where(*conds)).one()
     start, end = since or first, until or last
     hours = 8 if start is not None and end is not None and end - start > SHIFT_AFTER else 1
-    series, escapes = _series(session, since, until, run_id, hours, day) if n else ([], 0)
+    series, escapes = _series(session, since, until, run_id, hours, day, refused) if n else ([], 0)
     total: Counter[str] = Counter()
     for p in series:
         for v, k in (("PASS", p.totals.passed), ("FAIL", p.totals.failed), ("REVIEW", p.totals.review),
                      ("NOT_INSPECTED", p.totals.not_inspected)):
             total[v] += k
-    reviewed, overrides = _review_counts(session, since, until, run_id, day) if n else (0, 0)
+    reviewed, overrides = _review_counts(session, since, until, run_id, day, refused) if n else (0, 0)
     runs, stations, models = _provenance(session, conds) if n else ((), (), ())
     return ReportData(
         generated_at=_utc(now) or dt.datetime.now(dt.timezone.utc), period_start=start, period_end=end,
         run_id=run_id, runs=runs, stations=stations, models=models, totals=_totals(total), reviewed=reviewed,
-        overrides=overrides, escapes=escapes, pareto=_pareto(session, conds) if n else (), bucket_hours=hours,
-        yield_series=tuple(series), worst=_worst(session, conds, worst) if n and worst > 0 else (),
-        scope=scope_text(day), by_station=_by_station(session, since, until, run_id, day, stations))
+        overrides=overrides, escapes=escapes, pareto=_pareto(session, conds, refused) if n else (), bucket_hours=hours,
+        yield_series=tuple(series), worst=_worst(session, conds, worst, refused) if n and worst > 0 else (),
+        scope=scope_text(day), by_station=_by_station(session, since, until, run_id, day, stations, refused))
 
 
 def _by_station(session: Session, since: dt.datetime | None, until: dt.datetime | None, run_id: int | None,
-                day: DayFilter | None, stations: tuple[str, ...]) -> tuple[StationFigures, ...]:
+                day: DayFilter | None, stations: tuple[str, ...], refused: Refused) -> tuple[StationFigures, ...]:
     """Yield and Pareto of each station, when the report covers more than one (a plant's, issue 30)."""
     if len(stations) < 2:
         return ()
     out = []
     for station in stations:
         one = replace(day or DayFilter(), station=station)
-        machine_q, changed_q = verdict_counts_queries(since, until, run_id, one)
+        machine_q, changed_q = verdict_counts_queries(since, until, run_id, one, refused=refused)
         tally: Counter[str] = Counter()
         for v, k in session.execute(machine_q):
             tally[v] += k
@@ -135,7 +139,7 @@ def _by_station(session: Session, since: dt.datetime | None, until: dt.datetime 
             tally[machine] -= k
             tally[final] += k
         out.append(StationFigures(station, _totals(tally), _pareto(session, inspection_conds(since, until, run_id,
-                                                                                              one))[:5]))
+                                                                                              one), refused)[:5]))
     return tuple(out)
 
 
@@ -148,13 +152,14 @@ def scope_text(day: DayFilter | None) -> str:
 
 
 def _series(session: Session, since: dt.datetime | None, until: dt.datetime | None, run_id: int | None,
-            hours: int, day: DayFilter | None = None) -> tuple[list[YieldPoint], int]:
+            hours: int, day: DayFilter | None, refused: Refused) -> tuple[list[YieldPoint], int]:
     """Final verdicts per hour/shift, and the escapes (machine PASS, final FAIL)."""
     b = _bucket(session, I.created_at, hours).label("b")
     machine = (select(b, I.verdict, func.count()).where(*inspection_conds(since, until, run_id, day))
                .group_by(b, I.verdict))
     rb = _bucket(session, R.inspection_created_at, hours).label("b")
-    rconds = [is_latest_review(), R.new_verdict != I.verdict, *window(R.inspection_created_at, since, until)]
+    rconds = [is_latest_review(refused=refused), R.new_verdict != I.verdict,
+              *window(R.inspection_created_at, since, until)]
     if run_id is not None:
         rconds.append(I.run_id == run_id)
     if day:
@@ -178,8 +183,8 @@ def _series(session: Session, since: dt.datetime | None, until: dt.datetime | No
 
 
 def _review_counts(session: Session, since: dt.datetime | None, until: dt.datetime | None,
-                   run_id: int | None, day: DayFilter | None = None) -> tuple[int, int]:
-    conds = window(R.inspection_created_at, since, until)
+                   run_id: int | None, day: DayFilter | None, refused: Refused) -> tuple[int, int]:
+    conds = [*window(R.inspection_created_at, since, until), *counted(refused=refused)]
     src: Any = REVIEWS
     if run_id is not None or day:
         src = REVIEWS.join(INSPECTIONS, I.id == R.inspection_id)
@@ -211,16 +216,17 @@ def _provenance(session: Session, conds: list[ColumnElement[bool]]
             tuple(ModelUsed(name, sha, k) for (name, sha), k in sorted(models.items(), key=lambda x: -x[1])))
 
 
-def _pareto(session: Session, conds: list[ColumnElement[bool]]) -> tuple[ParetoItem, ...]:
+def _pareto(session: Session, conds: list[ColumnElement[bool]], refused: Refused) -> tuple[ParetoItem, ...]:
     """Defects of the parts finally FAIL or REVIEW, as reviewed: the model's boxes less those QC marked false,
     plus the boxes QC drew for missed defects (an undone review counts for nothing)."""
-    judged = [*conds, final_verdict().in_(("FAIL", "REVIEW"))]
+    judged = [*conds, final_verdict(refused=refused).in_(("FAIL", "REVIEW"))]
     q = (select(D.label, func.count()).select_from(INSPECTIONS.join(DETECTIONS, D.inspection_id == I.id))
          .where(*judged).group_by(D.label))
     counts: Counter[str] = Counter({label: int(k) for label, k in session.execute(q)})
     rq = (select(R.inspection_id, R.id, R.action, R.new_verdict, R.detail)
           .select_from(REVIEWS.join(INSPECTIONS, I.id == R.inspection_id))
-          .where(*judged, R.action.in_(("false_detection", "missed_defect"))).order_by(R.inspection_id, R.id))
+          .where(*judged, R.action.in_(("false_detection", "missed_defect")), *counted(refused=refused))
+          .order_by(R.inspection_id, R.id))
     steps: dict[int, list[ReviewStep]] = defaultdict(list)
     for iid, rid, action, new, detail in session.execute(rq):
         steps[iid].append(ReviewStep(action, new, loads(detail, {}) or {}, rid))
@@ -250,11 +256,12 @@ def pareto_items(counts: Iterable[tuple[str, int]]) -> tuple[ParetoItem, ...]:
     return tuple(out)
 
 
-def _worst(session: Session, conds: list[ColumnElement[bool]], limit: int) -> tuple[Failure, ...]:
+def _worst(session: Session, conds: list[ColumnElement[bool]], limit: int, refused: Refused) -> tuple[Failure, ...]:
     """The FAIL parts the model was surest about, with their boxes."""
     top = func.max(D.confidence).label("top")
     q = (select(I.id, top).select_from(INSPECTIONS.join(DETECTIONS, D.inspection_id == I.id))
-         .where(*conds, final_verdict() == "FAIL").group_by(I.id).order_by(top.desc(), I.id).limit(limit))
+         .where(*conds, final_verdict(refused=refused) == "FAIL").group_by(I.id).order_by(top.desc(), I.id)
+         .limit(limit))
     ranked = session.execute(q).all()
     ids = [r.id for r in ranked]
     if not ids:

@@ -150,9 +150,11 @@ def sweep_unfinished(sessions, base: Path, subdir: str, station: str) -> None:
                     e.strerror or e)
 
 
-def station_trust(sessions, cfg: Config, registry: ModelRegistry | None = None) -> tuple[ModelRegistry, str]:
+def station_trust(sessions, cfg: Config, registry: ModelRegistry | None = None,
+                  base: Config | None = None) -> tuple[ModelRegistry, str]:
     """The models this station's database trusts, and the recipe's hash (PermissionDenied for a recipe that
-    is not registered, or guarded settings not approved, once the station has users)."""
+    is not registered, or guarded settings not approved, once the station has users). ``base``: the configuration
+    before a product's recipe, model and camera nodes were applied (what the guarded settings are approved on)."""
     from db import TrustRepo
     from db.writes import write
 
@@ -162,8 +164,14 @@ def station_trust(sessions, cfg: Config, registry: ModelRegistry | None = None) 
     from db.repositories.settings import SettingsRepo
     from inspector.core.guarded import section_hashes
 
-    hashes = section_hashes(cfg)  # issue 24: verdict, storage, identity, line and alarm settings approved
+    hashes = section_hashes(base or cfg)  # issue 24: verdict, storage, identity, line, alarm, run, camera approved
     write(sessions, lambda s: SettingsRepo.allow(s, cfg.station_name, hashes), "Checking the settings")
+    from db.head_record import problem as copy_problem
+
+    with sessions() as s:
+        copied = copy_problem(s)  # issue 24: a copy, a rollback or a restore, as the data folder saw it
+    if copied is not None:
+        log.warning("%s", copied)
     return registry or trusted_models(sessions), sha
 
 
@@ -252,7 +260,7 @@ class Station:
             self._check_classes(self.base_config, self.product, self.recipe, card, self.model_path.name)
             self.classes: tuple[str, ...] = card.classes if card is not None else ()
             # trust: the model's hash and the recipe checked against this station's database, before any load
-            self.registry, self.recipe_sha = station_trust(self.sessions, cfg, registry)
+            self.registry, self.recipe_sha = station_trust(self.sessions, cfg, registry, self.base_config)
             self.model_sha = self.registry.check(self.model_path)
             self._shadow_cfg = self._shadow_model(cfg)
             self.line = self._line(cfg)

@@ -171,3 +171,84 @@ def test_an_expired_session_is_refused(sessions):
         seconds=SESSION_S + 5))
     with sessions.begin() as s, pytest.raises(PermissionDenied, match="expired"):
         TrustRepo.add(s, old, "model", "12" * 32, "evil.onnx")
+
+
+def _otto(sessions):
+    """boss (admin) and otto (operator), each signed in; otto's own password change is a protected write."""
+    boss = _station_with_boss(sessions)
+    return boss, sign_in(sessions, "otto", "password2")
+
+
+def _refused(sessions, actor, call) -> None:
+    with sessions.begin() as s, pytest.raises(PermissionDenied, match="was ended .* sign in again"):
+        call(s, actor)
+
+
+def _own_password(s, who):
+    from db import UserRepo
+
+    return UserRepo.set_password(s, who, who.name, hash_password("password-new-1"))
+
+
+def test_a_session_ends_at_its_sign_out(sessions):
+    """Issue 24: sign-out revoked nothing before; a token kept from a signed-in window still worked for 12 h."""
+    from db import TrustRepo, UserRepo
+
+    boss, _ = _otto(sessions)
+    kept = sign_in(sessions, "boss", "password1")  # a second session of boss (another window)
+    with sessions.begin() as s:
+        TrustRepo.add(s, boss, "model", "12" * 32, "a.onnx")
+        assert UserRepo.sign_out(s, boss)
+    for who in (boss, kept):
+        _refused(sessions, who, lambda s, w: TrustRepo.add(s, w, "model", "34" * 32, "b.onnx"))
+    again = sign_in(sessions, "boss", "password1")
+    with sessions.begin() as s:
+        assert not UserRepo.sign_out(s, boss)  # ended already: nothing more to write
+        TrustRepo.add(s, again, "model", "34" * 32, "b.onnx")  # a new sign-in
+        assert [e.action for e in AuditRepo.list(s)].count("user.signout") == 1
+
+
+def test_a_password_change_ends_the_users_sessions(sessions):
+    from db import UserRepo
+
+    boss, otto = _otto(sessions)
+    with sessions.begin() as s:  # an admin resets otto's password: otto's session (perhaps a thief's) ends
+        UserRepo.set_password(s, boss, "otto", hash_password("password-by-admin"))
+    _refused(sessions, otto, _own_password)
+    otto = sign_in(sessions, "otto", "password-by-admin")
+    with sessions.begin() as s:  # otto changes their own: that ends their own session too
+        _own_password(s, otto)
+    _refused(sessions, otto, _own_password)
+    with sessions.begin() as s:  # boss's sessions are boss's
+        UserRepo.set_role(s, boss, "otto", "qc")
+
+
+def test_a_role_change_ends_the_users_sessions(sessions):
+    from db import UserRepo
+
+    boss, otto = _otto(sessions)
+    with sessions.begin() as s:
+        UserRepo.set_role(s, boss, "otto", "qc")
+    _refused(sessions, otto, _own_password)
+    with sessions.begin() as s:
+        _own_password(s, sign_in(sessions, "otto", "password2"))
+
+
+def test_an_admin_revokes_a_users_sessions_from_the_command_line(sessions, tmp_path, monkeypatch, capsys):
+    from db import UserRepo
+    from inspector.cli import main
+
+    boss, otto = _otto(sessions)
+    with sessions.begin() as s, pytest.raises(PermissionDenied):  # an operator ends nobody else's sessions
+        UserRepo.revoke(s, otto, "boss")
+    url = f"sqlite:///{tmp_path / 'u.db'}"
+    monkeypatch.setenv("INSPECTOR_PASSWORD", "password2")
+    assert main(["user", "revoke", "boss", "--db", url, "--user", "otto"]) != 0
+    monkeypatch.setenv("INSPECTOR_PASSWORD", "password1")
+    assert main(["user", "revoke", "otto", "--db", url, "--user", "boss"]) == 0
+    assert "every session of otto is ended" in capsys.readouterr().out
+    _refused(sessions, otto, _own_password)
+    with sessions.begin() as s:
+        UserRepo.set_role(s, boss, "otto", "qc")  # boss's own session still counts
+        assert any(e.action == "user.revoke" and e.target == "user:otto" and e.actor == "boss"
+                   for e in AuditRepo.list(s))

@@ -147,3 +147,96 @@ def test_the_settings_window_approves_what_a_signed_in_admin_saves(qtbot, statio
     qtbot.waitUntil(lambda: bool(got), timeout=5000)
     assert load_config(path).alarms.yield_window == 7
     start(sessions, load_config(path))  # approved by the save
+
+
+@pytest.mark.parametrize("section", [{"run": {"mode": "stream"}},  # frames dropped: parts never judged
+                                     {"camera": {"exposure_us": 50.0}},
+                                     {"model": {"iou": 0.9}},  # boxes merged: defects counted differently
+                                     {"model": {"timeout_s": 60.0}},
+                                     {"camera": {"type": "genicam", "id": "other-camera"}}])
+def test_the_run_mode_and_the_camera_from_a_config_file_need_approval(station_db, section):
+    """Issue 24, second round: ``run.mode`` and ``[camera]`` were free in a hand-edited file."""
+    from db.repositories.settings import SettingsRepo
+    from inspector.core.guarded import section_hashes
+
+    _, sessions = station_db
+    start(sessions, Config(station={"name": "cell-1"}))
+    changed = Config(**{"station": {"name": "cell-1"}, **section})
+    with pytest.raises(PermissionDenied, match=f"{next(iter(section))} settings changed"):
+        start(sessions, changed)
+    with sessions.begin() as s:
+        assert SettingsRepo.approve(s, signed("boss", Role.ADMIN), "cell-1", section_hashes(changed)) == [
+            next(iter(section))]
+    start(sessions, changed)
+
+
+def test_the_run_queue_the_model_file_and_its_speed_settings_stay_free(station_db):
+    _, sessions = station_db
+    start(sessions, Config(station={"name": "cell-1"}))
+    start(sessions, Config(station={"name": "cell-1"}, run={"queue_size": 32},
+                           model={"path": "other.onnx", "backend": "onnxruntime", "threads": 2, "precision": "f32"}))
+
+
+def test_an_approval_from_before_run_and_camera_were_guarded_keeps_running(station_db):
+    """Existing stations: an approval recorded before ``run`` and ``camera`` were guarded adopts them once
+    (audited); from then on a change to either is held like any other."""
+    from db import AuditRepo
+    from db.repositories.settings import SettingsRepo
+    from inspector.core.guarded import section_hashes
+
+    _, sessions = station_db
+    cfg = Config(station={"name": "cell-1"}, run={"mode": "stream"})
+    old = {k: v for k, v in section_hashes(cfg).items() if k not in ("run", "camera", "model")}
+    with sessions.begin() as s:
+        SettingsRepo.approve(s, signed("boss", Role.ADMIN), "cell-1", old)
+    start(sessions, cfg)
+    start(sessions, cfg)
+    with sessions() as s:
+        adopted = [e for e in AuditRepo.list(s) if e.action == "settings.adopt"]
+        assert len(adopted) == 1 and adopted[0].detail["note"] == "newly guarded: camera, model, run"
+    with pytest.raises(PermissionDenied, match="run settings changed"):
+        start(sessions, Config(station={"name": "cell-1"}))
+
+
+@pytest.mark.parametrize("field,value", [(("run", "mode"), "stream"), (("camera", "exposure_us"), "900")])
+def test_the_settings_window_saves_run_mode_and_camera_only_for_a_signed_in_admin(qtbot, station_db, tmp_path,
+                                                                                   field, value):
+    from inspector.core.auth import STATION_OPERATOR
+    from inspector.core.config import load_config
+    from ui.settings_dialog import SettingsDialog
+    from ui.settings_guard import settings_guard
+
+    _, sessions = station_db
+    path = tmp_path / "station.toml"
+    path.write_text('[station]\nname = "cell-1"\n')
+    start(sessions, load_config(path))
+    who = [STATION_OPERATOR]  # nobody signed in
+    d = SettingsDialog(load_config(path), path, guard=settings_guard(lambda: sessions, lambda: who[0]))
+    qtbot.addWidget(d)
+    editor = d.fields[field].editor
+    editor.setCurrentText(value) if hasattr(editor, "setCurrentText") else editor.setText(value)
+    d.save()
+    qtbot.waitUntil(lambda: "Not saved" in d.status.text(), timeout=5000)
+    assert load_config(path) == Config(station={"name": "cell-1"})  # nothing written
+    got = []
+    d.saved.connect(got.append)
+    who[0] = signed("boss", Role.ADMIN)
+    d.save()
+    qtbot.waitUntil(lambda: bool(got), timeout=5000)
+    saved = getattr(load_config(path), field[0]).model_dump(mode="json")[field[1]]
+    assert str(saved).startswith(value)
+    start(sessions, load_config(path))  # approved by the save
+
+
+def test_a_products_camera_nodes_need_no_new_approval(station_db):
+    """The approval covers the configuration as written; running a product (its recipe and camera nodes applied)
+    is checked against that, not refused as a changed camera."""
+    from inspector.core.day import product_config
+    from station.core import station_trust
+
+    _, sessions = station_db
+    base = Config(station={"name": "cell-1"}, products={"P1": {"camera": {"ExposureTime": 500}}})
+    start(sessions, base)
+    station_trust(sessions, product_config(base, "P1"), base=base)
+    with pytest.raises(PermissionDenied, match="camera settings changed"):
+        start(sessions, product_config(base, "P1"))  # the product's nodes as if written in [camera]

@@ -1,6 +1,6 @@
 """Who may save which settings: sections that change verdicts, storage, the station's identity, alarms, the
-challenger or line security need a signed-in user with the right role and leave an audit entry (and approve the
-settings for the next run, issue 24); the others (camera, run) stay free for the operator.
+challenger, line security, the run's mode or the camera need a signed-in user with the right role and leave an
+audit entry (and approve the settings for the next run, issue 24); the display stays free for the operator.
 
 The check runs on a pool thread, in one transaction with its audit entry (and, for a changed recipe, its
 registration as a trusted recipe, so that the next run accepts it).
@@ -21,7 +21,9 @@ log = logging.getLogger(__name__)
 #: section -> the action (inspector.core.auth.ACTIONS) a change to it needs
 PROTECTED: dict[str, str] = {"recipe": "recipe", "quality": "settings", "model": "settings", "storage": "settings",
                              # issue 24: identity, alarms, the challenger and line security as well
-                             "station": "settings", "alarms": "settings", "shadow": "settings", "line": "settings"}
+                             "station": "settings", "alarms": "settings", "shadow": "settings", "line": "settings",
+                             # and what decides which picture is judged: the run's mode, the camera
+                             "run": "settings", "camera": "settings"}
 
 
 def diff(prefix: str, a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -32,10 +34,15 @@ def diff(prefix: str, a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[st
 
 def changes(old: Config, new: Config) -> dict[str, dict[str, Any]]:
     """"section.field" -> {"old", "new"} for every protected field that differs."""
+    from inspector.core.guarded import FREE
+
     out: dict[str, dict[str, Any]] = {}
     for section in PROTECTED:
         out.update(diff(section, getattr(old, section).model_dump(mode="json"),
                         getattr(new, section).model_dump(mode="json")))
+    for section in ("run", "camera"):  # their free fields stay the operator's (the window's model and storage
+        for name in FREE[section]:     # choices, the model file and database URL included, stay an admin's)
+            out.pop(f"{section}.{name}", None)
     return out
 
 

@@ -49,10 +49,10 @@ def detection_dto(d: DetectionRecord) -> DetectionDTO:
                         x1=d.x1, y1=d.y1, x2=d.x2, y2=d.y2)
 
 
-def review_dto(r: Review) -> ReviewDTO:
+def review_dto(r: Review, counts: bool = True) -> ReviewDTO:
     return ReviewDTO(id=r.id, inspection_id=r.inspection_id, reviewer=r.reviewer, created_at=r.created_at,
                      action=r.action, old_verdict=Verdict(r.old_verdict), new_verdict=Verdict(r.new_verdict),
-                     reason=r.reason, detail=loads(r.detail, {}))
+                     reason=r.reason, detail=loads(r.detail, {}), counts=counts)
 
 
 def user_dto(u: User) -> UserDTO:

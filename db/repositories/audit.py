@@ -25,6 +25,7 @@ from typing import Any, cast
 from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from db import head_record
 from db.dto import AuditEntryDTO, AuditReport
 from db.repositories._common import dumps, loads, utcnow
 from db.schema import (
@@ -104,11 +105,12 @@ class AuditRepo:
         session.flush()
         if signer is not None:
             _move_station_anchor(session, signer, new_id, digest)
-            return _dto(entry)
-        entries = session.execute(select(anchors.c.entries).where(anchors.c.id == ANCHOR_ID)).scalar_one() + 1
-        mac = seal(key(session), *anchor_fields(_Anchor(entries, new_id, digest)))
-        session.execute(update(anchors).where(anchors.c.id == ANCHOR_ID)
-                        .values(entries=entries, last_id=new_id, last_hash=digest, mac=mac))
+        else:
+            entries = session.execute(select(anchors.c.entries).where(anchors.c.id == ANCHOR_ID)).scalar_one() + 1
+            mac = seal(key(session), *anchor_fields(_Anchor(entries, new_id, digest)))
+            session.execute(update(anchors).where(anchors.c.id == ANCHOR_ID)
+                            .values(entries=entries, last_id=new_id, last_hash=digest, mac=mac))
+        head_record.note(session, new_id, digest)  # the data folder's record of this database (a copy shows)
         return _dto(entry)
 
     @staticmethod
@@ -164,6 +166,9 @@ class AuditRepo:
             if chain is not None and chain not in stations:
                 problem(f"{walk.counts[chain]} entries belong to the chain of station {chain!r}, which is not "
                         "registered (its public key was deleted, or the entries were added outside Inspector)")
+        copy = head_record.problem(session)  # a copy, a rollback or a restore, as this data folder sees it
+        if copy is not None:
+            problem(copy)
         seen: dict[str, str] = {}
         _checked, unchecked = verify_seals(session, problem, seen=seen)
         _cross_check(session, walk, seen, problem, notes)

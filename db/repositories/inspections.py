@@ -19,8 +19,10 @@ from db.repositories.queries import (
     DayFilter,
     I,
     InspectionFilter,
+    Refused,
     latest_review_verdict,
     page_ids_query,
+    refused_reviews,
     verdict_counts_queries,
 )
 from db.schema import DetectionRecord, ModelVersion, Review, Run
@@ -136,16 +138,17 @@ class InspectionRepo:
         """One page, newest first. For the next page pass ``after=rows[-1].cursor``."""
         if not 0 < limit <= MAX_PAGE:
             raise ValueError(f"expected a page size in 1..{MAX_PAGE}, got {limit}")
-        q = page_ids_query(filters or InspectionFilter(), limit, after)
+        refused = refused_reviews(session)
+        q = page_ids_query(filters or InspectionFilter(), limit, after, refused)
         if q is None:
             return []
         ids = [row[0] for row in session.execute(q)]
-        return InspectionRepo.rows(session, ids)
+        return InspectionRepo.rows(session, ids, refused)
 
     @staticmethod
     def count(session: Session, filters: InspectionFilter | None = None) -> int:
         """How many rows the filter matches (the page walk without its limit)."""
-        q = page_ids_query(filters or InspectionFilter(), COUNT_ALL, None)
+        q = page_ids_query(filters or InspectionFilter(), COUNT_ALL, None, refused_reviews(session))
         if q is None:
             return 0
         return int(session.execute(select(func.count()).select_from(q.subquery())).scalar() or 0)
@@ -163,11 +166,13 @@ class InspectionRepo:
             after = rows[-1].cursor
 
     @staticmethod
-    def rows(session: Session, ids: Sequence[int]) -> list[InspectionRow]:
-        """The rows of these ids, in the order given (missing ids are skipped)."""
+    def rows(session: Session, ids: Sequence[int], refused: Refused | None = None) -> list[InspectionRow]:
+        """The rows of these ids, in the order given (missing ids are skipped). ``refused``: as
+        ``refused_reviews`` (found here when not given)."""
         if not ids:
             return []
-        final = latest_review_verdict().label("final")
+        refused = refused_reviews(session) if refused is None else refused
+        final = latest_review_verdict(refused=refused).label("final")
         found = {r.id: r for r in session.execute(select(INSPECTIONS, final).where(I.id.in_(ids)))}
         labels: dict[int, list[tuple[str, int]]] = defaultdict(list)
         q = (select(D.inspection_id, D.label, func.count()).where(D.inspection_id.in_(ids))
@@ -190,7 +195,8 @@ class InspectionRepo:
     @staticmethod
     def get(session: Session, inspection_id: int) -> InspectionDetail | None:
         """Row, detections, reviews (oldest first), run and model version of one inspection; None if unknown."""
-        found = InspectionRepo.rows(session, [inspection_id])
+        refused = refused_reviews(session)
+        found = InspectionRepo.rows(session, [inspection_id], refused)
         if not found:
             return None
         row = found[0]
@@ -204,7 +210,7 @@ class InspectionRepo:
             model = session.scalars(select(ModelVersion).where(ModelVersion.sha256 == row.model_sha256)).first()
         model = model or session.get(ModelVersion, run.model_id)
         return InspectionDetail(row=row, detections=tuple(detection_dto(d) for d in dets),
-                                reviews=tuple(review_dto(r) for r in reviews), run=run_dto(run),
+                                reviews=tuple(review_dto(r, r.id not in refused) for r in reviews), run=run_dto(run),
                                 model=None if model is None else model_dto(model))
 
     @staticmethod
@@ -212,7 +218,7 @@ class InspectionRepo:
                run_id: int | None = None, day: DayFilter | None = None) -> VerdictCounts:
         """Final verdicts (after review) of the inspections in [since, until) and/or one run (and product, lot,
         shift)."""
-        machine_q, changed_q = verdict_counts_queries(since, until, run_id, day)
+        machine_q, changed_q = verdict_counts_queries(since, until, run_id, day, refused=refused_reviews(session))
         tally: Counter[str] = Counter()
         for v, n in session.execute(machine_q):
             tally[v] += n

@@ -11,20 +11,27 @@ query walks the one index that orders its candidates:
 
 The final verdict is the latest review's new verdict, else the machine's, so a filter on it is the
 union of two such walks: never-reviewed rows with that machine verdict, and rows reviewed to it.
+
+Only reviews that count are read (issue 24): ``refused_reviews`` lists the reviews whose seal does not bind them to
+this database (copied in from another one, re-inserted under another id, changed outside Inspector), and every
+query here that reads reviews takes that set and leaves them out, as if they were not there.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, FromClause, Select, Table, and_, exists, func, or_, select, union_all
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from db.dto import PageCursor
 from db.repositories._common import verdict
 from db.schema import DetectionRecord, InspectionRecord, Review, Run
+from db.seal import key, public_keys, read_binding, review_fields, row_state
+from inspector.core.errors import StorageError
 from inspector.core.types import Verdict
 
 INSPECTIONS = cast(Table, InspectionRecord.__table__)
@@ -92,20 +99,82 @@ class InspectionFilter:
         return self.final_verdict or self.verdict
 
 
-def latest_review_verdict() -> Any:
-    """Correlated scalar: the new verdict of the latest review of ``inspections.id`` (NULL if none)."""
-    return (select(R.new_verdict).where(R.inspection_id == I.id).order_by(R.id.desc()).limit(1)
-            .correlate(INSPECTIONS).scalar_subquery())
+Refused = frozenset[int]
 
 
-def is_latest_review(reviews: Any = R) -> ColumnElement[bool]:
-    """True for a review that no later review of the same inspection follows."""
+def refused_reviews(session: Session) -> Refused:
+    """The ids of the reviews that do not count: their seal fails, or does not bind them to this database under their
+    id (a review copied in from another database, re-inserted or replayed as newest, changed outside Inspector). A
+    review sealed before binding began stays valid, as in ``audit verify``; an HMAC seal is not checked on a PC
+    without the key file (``verify`` says so), a signed one always is.
+
+    Each row's outcome is remembered for its (id, seal) under the same binding and keys, so a query reads only the
+    ids and seals and checks only rows it has not seen: a copied, re-inserted or replayed review has a seal this id
+    never had. A row changed in place under its old seal after this process checked it is left to ``audit
+    verify`` (and the next start)."""
+    try:
+        k: bytes | None = key(session, create=False)
+    except StorageError:
+        k = None
+    b = read_binding(session)
+    ctx = (None if b is None else (b.seal_id, tuple(sorted(b.since.items())), b.holds),
+           None if k is None else hashlib.sha256(k).hexdigest(), tuple(sorted(public_keys(session).items())))
+    if sum(len(v) for v in _CHECKED.values()) > _CHECKED_MAX:
+        _CHECKED.clear()
+    cache = _CHECKED.setdefault(ctx, {})
+    get, out, unseen = cache.get, set(), []
+    # the driver's own tuples (id, mac, sig, signer) as the keys: this runs before every review query, over every review
+    cursor = session.connection().connection.cursor()  # the same connection, so the same transaction
+    try:
+        cursor.execute("SELECT id, mac, sig, signer FROM reviews")
+        seals_here = cursor.fetchall()
+    finally:
+        cursor.close()
+    for row in seals_here:
+        broken = get(row)
+        if broken is None:
+            if row[2] or k is not None:  # an HMAC seal without the key file is not checked here
+                unseen.append(row)
+        elif broken:
+            out.add(row[0])
+    ids = [row[0] for row in unseen]
+    seals = {row[0]: tuple(row) for row in unseen}
+    for lo in range(0, len(ids), 500):
+        for r in session.execute(select(REVIEWS).where(R.id.in_(ids[lo:lo + 500]))):
+            broken = row_state(session, "reviews", review_fields, r, k, b) == "broken"
+            if seals.get(r.id) == (r.id, r.mac, r.sig, r.signer):
+                cache[seals[r.id]] = broken
+            if broken:
+                out.add(r.id)
+    return frozenset(out)
+
+
+#: binding and keys -> (a review's id and seal) -> whether its seal failed
+_CHECKED: dict[tuple, dict[tuple, bool]] = {}
+_CHECKED_MAX = 500_000
+
+
+def counted(reviews: Any = R, *, refused: Refused) -> list[ColumnElement[bool]]:
+    """The condition that keeps only the reviews that count (none when every review counts)."""
+    return [reviews.id.not_in(sorted(refused))] if refused else []
+
+
+def latest_review_verdict(*, refused: Refused) -> Any:
+    """Correlated scalar: the new verdict of the latest review that counts of ``inspections.id`` (NULL if none)."""
+    return (select(R.new_verdict).where(R.inspection_id == I.id, *counted(refused=refused)).order_by(R.id.desc())
+            .limit(1).correlate(INSPECTIONS).scalar_subquery())
+
+
+def is_latest_review(reviews: Any = R, *, refused: Refused) -> ColumnElement[bool]:
+    """True for a review that counts and that no later review that counts of the same inspection follows."""
     later = aliased(REVIEWS, name="later")
-    return ~exists().where(later.c.inspection_id == reviews.inspection_id, later.c.id > reviews.id)
+    newer = ~exists().where(later.c.inspection_id == reviews.inspection_id, later.c.id > reviews.id,
+                            *counted(later.c, refused=refused))
+    return and_(newer, *counted(reviews, refused=refused))
 
 
-def never_reviewed(inspection_id: Any) -> ColumnElement[bool]:
-    return ~exists().where(R.inspection_id == inspection_id)
+def never_reviewed(inspection_id: Any, *, refused: Refused) -> ColumnElement[bool]:
+    return ~exists().where(R.inspection_id == inspection_id, *counted(refused=refused))
 
 
 @dataclass
@@ -141,11 +210,11 @@ class _Walk:
 
 
 def _walk(f: InspectionFilter, machine: Verdict | None, reviewed_to: Verdict | None | bool,
-          unreviewed: bool) -> _Walk:
+          unreviewed: bool, refused: Refused) -> _Walk:
     """The walk for one branch. ``reviewed_to``: False = any review state, True = reviewed, a Verdict =
     latest review gave it. ``unreviewed``: only inspections never reviewed."""
     if reviewed_to is not False:
-        w = _Walk(REVIEWS, R.inspection_created_at, R.inspection_id, [is_latest_review()])
+        w = _Walk(REVIEWS, R.inspection_created_at, R.inspection_id, [is_latest_review(refused=refused)])
         if isinstance(reviewed_to, Verdict):
             w.conds.append(R.new_verdict == reviewed_to.value)
         if f.label is not None:
@@ -155,7 +224,7 @@ def _walk(f: InspectionFilter, machine: Verdict | None, reviewed_to: Verdict | N
     else:
         w = _Walk(INSPECTIONS, I.created_at, I.id, joined=True)
     if unreviewed:
-        w.conds.append(never_reviewed(w.id))
+        w.conds.append(never_reviewed(w.id, refused=refused))
     if machine is not None:
         w.need_inspections()
         if f.run_id is not None and w.created is I.created_at:
@@ -179,16 +248,16 @@ def _walk(f: InspectionFilter, machine: Verdict | None, reviewed_to: Verdict | N
     return w
 
 
-def page_ids_query(f: InspectionFilter, limit: int, after: PageCursor | None) -> Select[Any] | None:
+def page_ids_query(f: InspectionFilter, limit: int, after: PageCursor | None, refused: Refused) -> Select[Any] | None:
     """(id, created_at) of one page, newest first; None when the filter cannot match anything."""
     final = f.final
     if final is None:
-        return _walk(f, f.machine_verdict, f.reviewed is True, f.reviewed is False).query(f, after, limit)
+        return _walk(f, f.machine_verdict, f.reviewed is True, f.reviewed is False, refused).query(f, after, limit)
     branches = []
     if f.reviewed is not True and f.machine_verdict in (None, final):
-        branches.append(_walk(f, final, False, True).query(f, after, limit))  # the machine's verdict stands
+        branches.append(_walk(f, final, False, True, refused).query(f, after, limit))  # the machine's verdict stands
     if f.reviewed is not False:
-        branches.append(_walk(f, f.machine_verdict, final, False).query(f, after, limit))  # a review set it
+        branches.append(_walk(f, f.machine_verdict, final, False, refused).query(f, after, limit))  # a review set it
     if len(branches) < 2:
         return branches[0] if branches else None
     # SQLite wants each ORDER BY ... LIMIT branch wrapped before UNION ALL
@@ -197,10 +266,11 @@ def page_ids_query(f: InspectionFilter, limit: int, after: PageCursor | None) ->
 
 
 def verdict_counts_queries(since: dt.datetime | None, until: dt.datetime | None,
-                           run_id: int | None, day: DayFilter | None = None) -> tuple[Select[Any], Select[Any]]:
-    """(machine verdict, n) over the period, and (machine, final, n) of the rows a review changed."""
+                           run_id: int | None, day: DayFilter | None = None, *,
+                           refused: Refused) -> tuple[Select[Any], Select[Any]]:
+    """(machine verdict, n) over the period, and (machine, final, n) of the rows a review that counts changed."""
     conds: list[ColumnElement[bool]] = []
-    rconds: list[ColumnElement[bool]] = [is_latest_review(), R.new_verdict != I.verdict]
+    rconds: list[ColumnElement[bool]] = [is_latest_review(refused=refused), R.new_verdict != I.verdict]
     if since is not None:
         conds.append(I.created_at >= since)
         rconds.append(R.inspection_created_at >= since)

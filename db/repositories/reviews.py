@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session
 from db.dto import ReviewDTO
 from db.repositories._common import dumps, review_dto, utcnow, verdict
 from db.repositories.audit import AuditRepo, bind_row
+from db.repositories.queries import refused_reviews
 from db.repositories.users import authorize
 from db.schema import REVIEW_ACTIONS, DetectionRecord, InspectionRecord, Review
-from db.seal import review_fields, row_sealed
+from db.seal import review_fields
 from inspector.core.auth import Actor
 from inspector.core.reviewing import UNDOES, standing
 from inspector.core.types import Verdict
@@ -84,7 +85,7 @@ class ReviewRepo:
         latest review may be undone, and only by who made it; ValueError otherwise."""
         if not isinstance(reviewer, Actor):
             raise ValueError(f"expected the reviewing Actor (name and role), got {reviewer!r}")
-        reviews = ReviewRepo.for_inspection(session, inspection_id)
+        reviews = [r for r in ReviewRepo.for_inspection(session, inspection_id) if r.counts]
         if not reviews:
             raise ValueError(f"inspection {inspection_id} has no review to undo")
         last = reviews[-1]
@@ -109,17 +110,19 @@ class ReviewRepo:
                                 .where(DetectionRecord.id == detection_id)).scalar()
         if owner != inspection_id:
             raise ValueError(f"expected a box of inspection {inspection_id}, got detection {detection_id}")
-        for r in standing(ReviewRepo.for_inspection(session, inspection_id)):
+        for r in standing(r for r in ReviewRepo.for_inspection(session, inspection_id) if r.counts):
             if r.action == "false_detection" and r.detail.get("detection_id") == detection_id:
                 raise ValueError(f"box {detection_id} is already marked as a false detection")
 
     @staticmethod
     def final_verdict(session: Session, inspection_id: int) -> Verdict:
         """The latest review's new verdict, else the machine's; LookupError for an unknown inspection. A review
-        whose seal fails (changed, or copied in from elsewhere: issue 24) is skipped and logged."""
+        whose seal fails (changed, or copied in from elsewhere: issue 24) is skipped and logged, as on every
+        screen and report (``refused_reviews``)."""
+        refused = refused_reviews(session)
         q = select(Review).where(Review.inspection_id == inspection_id).order_by(Review.id.desc())
         for review in session.scalars(q):
-            if row_sealed(session, review_fields, review):
+            if review.id not in refused:
                 return Verdict(review.new_verdict)
             log.warning("review %d of inspection %d was changed or added outside Inspector: not counted", review.id,
                         inspection_id)
@@ -131,6 +134,7 @@ class ReviewRepo:
 
     @staticmethod
     def for_inspection(session: Session, inspection_id: int) -> list[ReviewDTO]:
-        """Oldest first."""
+        """Oldest first; a review that does not count (``refused_reviews``) has ``counts`` False."""
+        refused = refused_reviews(session)
         q = select(Review).where(Review.inspection_id == inspection_id).order_by(Review.id)
-        return [review_dto(r) for r in session.scalars(q)]
+        return [review_dto(r, r.id not in refused) for r in session.scalars(q)]

@@ -1,8 +1,10 @@
 """Approved settings (issue 24): the sections of a configuration file that change verdicts, storage, the station's
-identity, line security or alarms are hashed; once the station has users, a run accepts only the hashes a
-signed-in admin approved (``inspector settings approve``, or a save in the settings window), like an unregistered
-recipe. The approval is a row of ``database_info`` sealed with the station's key (``settings:<station>``) and an
-audit entry. The first run after users exist (or after an upgrade) adopts what it finds, audited as such.
+identity, line security, alarms, the run's mode or the camera are hashed; once the station has users, a run
+accepts only the hashes a signed-in admin approved (``inspector settings approve``, or a save in the settings
+window), like an unregistered recipe. The approval is a row of ``database_info`` sealed with the station's key
+(``settings:<station>``) and an audit entry. The first run after users exist (or after an upgrade) adopts what it
+finds, audited as such; so does a run that finds sections guarded since its approval was made (``run`` and
+``camera`` for an approval of before).
 """
 
 from __future__ import annotations
@@ -70,8 +72,9 @@ class SettingsRepo:
         if found is None:
             _record(session, ADOPTED_BY, station, sections, "settings.adopt", "no approval recorded yet")
             return
+        newly = sorted(k for k in sections if k not in found["sections"])  # guarded since the approval was made
         changed = sorted(k for k in set(sections) | set(found["sections"])
-                         if sections.get(k) != found["sections"].get(k))
+                         if k not in newly and sections.get(k) != found["sections"].get(k))
         if found.get("broken"):
             raise PermissionDenied(f"the approved settings of station {station!r} were changed outside Inspector: an "
                                    "admin approves the configuration again with 'inspector settings approve --config "
@@ -81,6 +84,9 @@ class SettingsRepo:
                                    f"approved ({found['by']}, {found['at'][:16]}): an admin approves them with "
                                    "'inspector settings approve --config FILE --user NAME' (or saves them in the "
                                    "settings window).")
+        if newly:  # an approval from before these sections were guarded: what this run finds is adopted (audited)
+            _record(session, ADOPTED_BY, station, {**found["sections"], **{k: sections[k] for k in newly}},
+                    "settings.adopt", f"newly guarded: {', '.join(newly)}")
 
 
 def _record(session: Session, who: str, station: str, sections: Mapping[str, str], action: str,

@@ -9,21 +9,33 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.dto import UserDTO
 from db.repositories._common import user_dto, utcnow
 from db.repositories.audit import AuditRepo, bind_row, had_users
-from db.schema import ROLES, User
+from db.schema import ROLES, AuditEntry, User
 from db.seal import key, row_sealed, user_fields
-from inspector.core.auth import FRESH_INSTALL, Actor, Role, require, session_problem, verify_password
+from inspector.core.auth import FRESH_INSTALL, Actor, Role, SignedIn, require, session_problem, verify_password
 from inspector.core.errors import PermissionDenied
 
 
 def _check_role(role: str) -> None:
     if role not in ROLES:
         raise ValueError(f"expected a role among {list(ROLES)}, got {role!r}")
+
+
+#: audit actions that end every session of the user they name (issue 24): a session carries the id of the last such
+#: entry at its sign-in (``SignedIn.epoch``) and counts only while no later one exists
+ENDS_SESSIONS = ("user.signout", "user.password", "user.role", "user.recover", "user.revoke")
+
+
+def session_epoch(session: Session, name: str) -> int:
+    """The id of the last audit entry that ended ``name``'s sessions (0: none)."""
+    q = select(func.max(AuditEntry.id)).where(AuditEntry.target == f"user:{name}",
+                                              AuditEntry.action.in_(ENDS_SESSIONS))
+    return int(session.execute(q).scalar() or 0)
 
 
 def authorize(session: Session, actor: Actor | None, action: str, fresh_install: bool = True) -> Actor:
@@ -48,6 +60,9 @@ def authorize(session: Session, actor: Actor | None, action: str, fresh_install:
     refused = session_problem(key(session), actor)
     if refused is not None:
         raise PermissionDenied(refused)
+    if isinstance(actor, SignedIn) and actor.epoch != session_epoch(session, actor.name):
+        raise PermissionDenied(f"the session of {actor.name} was ended (signed out, password or role changed, or "
+                               "revoked by an admin): sign in again.")
     user = UserRepo._find(session, actor.name)
     if user is None:
         raise PermissionDenied(f"{actor.name!r} is not a user of this station.")
@@ -179,6 +194,25 @@ class UserRepo:
         AuditRepo.append(session, actor=name, action="user.recover", target=f"user:{name}",
                          detail={"note": "recovery code used; a new one was issued", **bound})
         return user_dto(user)
+
+    @staticmethod
+    def revoke(session: Session, actor: Actor | None, name: str) -> None:
+        """End every session of ``name`` (an admin, or the user themself); audited. Their next protected change
+        asks them to sign in again."""
+        who = authorize(session, actor, "view" if actor is not None and actor.name == name else "users",
+                        fresh_install=False)
+        UserRepo._need(session, name)
+        AuditRepo.append(session, actor=who.name, action="user.revoke", target=f"user:{name}")
+
+    @staticmethod
+    def sign_out(session: Session, actor: Actor) -> bool:
+        """End the sessions of a signed-in user at their sign-out (audited); False (nothing written) for an actor
+        whose session counts no more anyway."""
+        if not isinstance(actor, SignedIn) or session_problem(key(session), actor) is not None \
+                or actor.epoch != session_epoch(session, actor.name) or UserRepo._find(session, actor.name) is None:
+            return False
+        AuditRepo.append(session, actor=actor.name, action="user.signout", target=f"user:{actor.name}")
+        return True
 
     @staticmethod
     def _find(session: Session, name: str) -> User | None:

@@ -1,4 +1,5 @@
-"""Admin commands: ``inspector user add|list|role|recover``, ``inspector model add`` and ``inspector recipe add``.
+"""Admin commands: ``inspector user add|list|role|revoke|recover``, ``inspector model add``, ``inspector recipe
+add``.
 
 While the station's database has no user (a fresh install), whoever has a shell on the station acts
 as its administrator, as the audit log records; once users exist, these commands need ``--user`` and
@@ -67,6 +68,23 @@ def _user_role(a: argparse.Namespace) -> int:
         except (ValueError, LookupError) as e:
             raise ConfigError(str(e)) from None
         print(f"user {u.name} is now {u.role}")
+        return 0
+    finally:
+        engine.dispose()
+
+
+def _user_revoke(a: argparse.Namespace) -> int:
+    from db import UserRepo
+    from db.writes import write
+
+    engine, sessions = open_sessions(a)
+    try:
+        actor = signed_in(a, sessions, "users")
+        try:
+            write(sessions, lambda s: UserRepo.revoke(s, actor, a.name), f"Ending {a.name}'s sessions")
+        except LookupError as e:
+            raise ConfigError(str(e)) from None
+        print(f"every session of {a.name} is ended: their next protected change asks them to sign in again")
         return 0
     finally:
         engine.dispose()
@@ -190,6 +208,11 @@ def register(sub) -> None:
     ur.add_argument("role", choices=[r.value for r in Role])
     db_user(ur, "admin")
     ur.set_defaults(func=_user_role)
+    uv = usub.add_parser("revoke", help="end every session of a user (admin): signed in anywhere, they must sign in "
+                         "again")
+    uv.add_argument("name")
+    db_user(uv, "admin")
+    uv.set_defaults(func=_user_revoke)
     uc = usub.add_parser("recover", help="reset a locked-out user's password with their one-time recovery code "
                          "(INSPECTOR_RECOVERY_CODE, INSPECTOR_NEW_PASSWORD, or asked for)")
     uc.add_argument("name")

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from inspector.cli.signin import db_user
 from inspector.core.errors import ConfigError, StorageError
 from inspector.reports import FORMATS
 
@@ -65,6 +66,10 @@ def register(sub) -> None:  # noqa: ANN001 - argparse's private subparsers type
     v = asub.add_parser("verify", help="check the audit trail's hash chain; exit 1 when it was tampered with")
     _add_db(v)
     v.set_defaults(func=audit_verify)
+    ad = asub.add_parser("adopt", help="an admin's word that this database is the right one after 'audit verify' "
+                         "reported it as a copy, rolled back or restored (audited)")
+    db_user(ad, "admin")
+    ad.set_defaults(func=audit_adopt)
 
     e = sub.add_parser("export-dataset", help="reviewed parts as a YOLO training set (images/, labels/, classes.txt)")
     _add_db(e)
@@ -239,6 +244,21 @@ def audit_verify(a: argparse.Namespace) -> int:
     for p in rep.problems:
         print(f"  - {p}")
     return EXIT_TAMPERED
+
+
+def audit_adopt(a: argparse.Namespace) -> int:
+    from db.head_record import adopt
+    from db.writes import write
+    from inspector.cli.signin import signed_in
+
+    engine, sessions = _open(_db_url(a))
+    try:
+        actor = signed_in(a, sessions, "settings")
+        was = write(sessions, lambda s: adopt(s, actor), "Adopting this database")
+    finally:
+        engine.dispose()
+    print(f"adopted: this data folder now follows this database{f' (it said: {was})' if was else ''}")
+    return 0
 
 
 def export_dataset(a: argparse.Namespace) -> int:

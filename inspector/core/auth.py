@@ -89,6 +89,9 @@ class SignedIn(Actor):
 
     expires_at: dt.datetime = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
     token: str = field(default="", repr=False, compare=False)
+    #: the user's session epoch at sign-in (the id of the last audit entry that ended their sessions: a sign-out, a
+    #: password or role change, a recovery, an admin's revoke; 0 for none): a later one ends this session (issue 24)
+    epoch: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -96,19 +99,22 @@ class SignedIn(Actor):
             raise ValueError(f"expected an aware expiry time, got {self.expires_at!r}")
 
 
-def _token_mac(key: bytes, name: str, role: Role, expires_at: dt.datetime, nonce: str) -> str:
-    payload = json.dumps(["sign-in", name, role.value, expires_at.astimezone(dt.timezone.utc).isoformat(), nonce])
+def _token_mac(key: bytes, name: str, role: Role, expires_at: dt.datetime, nonce: str, epoch: int = 0) -> str:
+    payload = json.dumps(["sign-in", name, role.value, expires_at.astimezone(dt.timezone.utc).isoformat(), nonce]
+                         + ([int(epoch)] if epoch else []))
     return hmac.new(key, payload.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def issue(key: bytes, actor: Actor, now: dt.datetime | None = None, ttl_s: float = SESSION_S) -> SignedIn:
-    """A session for ``actor`` whose password was just checked (``db.accounts.sign_in`` calls this)."""
+def issue(key: bytes, actor: Actor, now: dt.datetime | None = None, ttl_s: float = SESSION_S,
+          epoch: int = 0) -> SignedIn:
+    """A session for ``actor`` whose password was just checked (``db.accounts.sign_in`` calls this, with the user's
+    session ``epoch`` as the database knows it)."""
     if ttl_s <= 0:
         raise ValueError(f"expected a positive session length in seconds, got {ttl_s}")
     expires = (now or dt.datetime.now(dt.timezone.utc)) + dt.timedelta(seconds=ttl_s)
     nonce = secrets.token_hex(8)
-    mac = _token_mac(key, actor.name, actor.role, expires, nonce)
-    return SignedIn(actor.name, actor.role, expires, f"{nonce}.{mac}")
+    mac = _token_mac(key, actor.name, actor.role, expires, nonce, epoch)
+    return SignedIn(actor.name, actor.role, expires, f"{nonce}.{mac}", int(epoch))
 
 
 def session_problem(key: bytes, actor: Actor, now: dt.datetime | None = None) -> str | None:
@@ -117,7 +123,7 @@ def session_problem(key: bytes, actor: Actor, now: dt.datetime | None = None) ->
         return (f"{actor.name!r} is not signed in: a protected change needs a session from sign-in with a password "
                 "(a name alone counts for nothing).")
     nonce, _, mac = actor.token.partition(".")
-    if not hmac.compare_digest(_token_mac(key, actor.name, actor.role, actor.expires_at, nonce), mac):
+    if not hmac.compare_digest(_token_mac(key, actor.name, actor.role, actor.expires_at, nonce, actor.epoch), mac):
         return f"the session of {actor.name!r} was not issued by this station's sign-in: sign in again."
     if (now or dt.datetime.now(dt.timezone.utc)) >= actor.expires_at:
         return (f"the sign-in of {actor.name} expired at {actor.expires_at.isoformat(timespec='minutes')}: "

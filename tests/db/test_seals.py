@@ -9,8 +9,10 @@ import pytest
 
 from db import AuditRepo, InspectionRepo, ReviewRepo, TrustRepo, UserRepo
 from db.accounts import create_user, recover, sign_in
-from inspector.core.auth import Role
+from db.repositories.users import session_epoch
+from inspector.core.auth import Actor, Role, issue
 from inspector.core.errors import PermissionDenied
+from inspector.core.integrity import station_key
 from inspector.core.types import Verdict
 from tests.conftest import QC, signed, staff
 
@@ -117,7 +119,9 @@ def test_user_changes_check_the_actor_from_the_table_and_are_audited(sessions, s
             call(s)
     with sessions.begin() as s:
         UserRepo.set_role(s, BOSS(), "otto", "qc")
-        UserRepo.set_password(s, signed("otto", Role.QC), "otto", "scrypt$own")
+    with sessions.begin() as s:  # the role change ended otto's sessions (issue 24): a new sign-in's
+        again = issue(station_key(), Actor("otto", Role.QC), epoch=session_epoch(s, "otto"))
+        UserRepo.set_password(s, again, "otto", "scrypt$own")
     with sessions() as s:
         actions = [(e.actor, e.action, e.target) for e in AuditRepo.list(s, limit=3)]
         assert AuditRepo.verify(s).ok

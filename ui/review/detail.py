@@ -36,13 +36,17 @@ ACTION_TEXT = {"confirm": "Confirmed", "override": "Override", "false_detection"
 
 def false_ids(d: InspectionDetail) -> dict[int, str]:
     """Detection id -> reviewer, for the boxes QC marked as false detections."""
-    return {int(r.detail["detection_id"]): r.reviewer for r in standing(d.reviews)
+    return {int(r.detail["detection_id"]): r.reviewer for r in standing(d.counted_reviews)
             if r.action == "false_detection" and "detection_id" in r.detail}
+
+
+#: how a review whose seal does not bind it to this database is listed (issue 24)
+REFUSED_TEXT = "review not from this database: ignored"
 
 
 def drawn_reviews(d: InspectionDetail) -> list:
     """The reviews in which QC drew a missed defect (with a usable box), oldest first."""
-    return [r for r in standing(d.reviews)
+    return [r for r in standing(d.counted_reviews)
             if r.action == "missed_defect" and {"label", "x1", "y1", "x2", "y2"} <= set(r.detail)]
 
 
@@ -302,6 +306,11 @@ class DetailPanel(QWidget):
             return
         lines = []
         for r in reversed(d.reviews):
+            if not r.counts:  # issue 24: listed as what it is, never as the verdict
+                lines.append(f"<div style='margin-bottom:6px'><span style='color:{theme.MUTED}'>"
+                             f"{escape(local_text(r.created_at, seconds=False))}</span> · <s>{escape(r.reviewer)}</s>"
+                             f"<br><b>{REFUSED_TEXT}</b></div>")
+                continue
             colour = verdict_colour(r.new_verdict).name()
             verdict = (theme.VERDICT_TEXT[r.new_verdict] if r.old_verdict == r.new_verdict
                        else f"{theme.VERDICT_TEXT[r.old_verdict]} → {theme.VERDICT_TEXT[r.new_verdict]}")

@@ -25,6 +25,7 @@ from db import (
     ReviewRepo,
     RunDTO,
     RunRepo,
+    UserRepo,
     open_database,
     session_factory,
 )
@@ -161,6 +162,11 @@ def review(db: Database, inspection_id: int, actor: Actor, action: str, new_verd
         found = InspectionRepo.get(s, inspection_id)
     assert found is not None  # it was just reviewed
     return found
+
+
+def sign_out(db: Database, actor: Actor) -> bool:
+    """End ``actor``'s sessions in the database (issue 24): a token kept from before no longer counts."""
+    return write(db.sessions(), lambda s: UserRepo.sign_out(s, actor), "Signing out")
 
 
 def undo(db: Database, inspection_id: int, actor: Actor) -> InspectionDetail:

@@ -425,8 +425,10 @@ class ReviewTab(QWidget):
 
     def toggle_sign_in(self) -> None:
         if self.actor != STATION_OPERATOR:
+            actor, db = self.actor, self.db
             self.set_actor(STATION_OPERATOR)
             self._say("Signed out.")
+            self._jobs.run(lambda: service.sign_out(db, actor), lambda _ended: None, self._show_failure, "sign out")
         else:
             self.ask_login(lambda: None, "")
 
@@ -518,7 +520,7 @@ class ReviewTab(QWidget):
         d = self.shown_current() if self._needs_part() else None
         if d is None:
             return
-        if not d.reviews:
+        if not d.counted_reviews:
             self._say("This part has no review to undo.")
             return
         iid = d.row.id
