@@ -10,7 +10,7 @@ import csv
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Table, insert, select, text
+from sqlalchemy import insert, text
 
 from db import InspectionFilter, InspectionRepo, ReviewRepo, open_database, session_factory
 from db.export import count_training_parts, iter_export_rows, iter_training_parts
@@ -19,12 +19,7 @@ from db.schema import Review
 from inspector.core.types import Verdict
 from inspector.reports import write_csv
 from tests.conftest import QC, staff
-
-
-def _rows(engine, model) -> list[dict]:
-    table: Table = model.__table__
-    with engine.connect() as c:
-        return [dict(r._mapping) for r in c.execute(select(table).order_by(table.c.id))]
+from tests.db.test_record_binding import rows as _rows
 
 
 def _put(engine, model, values: dict) -> None:
