@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -223,12 +224,30 @@ def x11_problem(plugin: Path | None = None) -> str | None:
     xcb.xcb_connect.restype = ctypes.c_void_p
     xcb.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
     xcb.xcb_disconnect.argtypes = [ctypes.c_void_p]
-    conn = xcb.xcb_connect(None, None)
-    failed = xcb.xcb_connection_has_error(conn)
-    xcb.xcb_disconnect(conn)
-    if failed:
-        return f"cannot connect to the display {os.environ['DISPLAY']!r} (is the X server running?). {headless}"
-    return None
+    # An X server with no client left resets itself (Xvfb, a bare X on a kiosk PC), and refuses connections
+    # while it does: so a display that refuses is asked again for a few seconds (it may be starting or
+    # resetting), and the probe's connection is held open until Qt has its own (``release_display_probe``):
+    # closing it first would start such a reset just as Qt connects, and Qt aborts when it cannot connect.
+    end = time.monotonic() + DISPLAY_WAIT_S
+    while True:
+        conn = xcb.xcb_connect(None, None)
+        if not xcb.xcb_connection_has_error(conn):
+            _PROBE.append(lambda c=conn: xcb.xcb_disconnect(c))
+            return None
+        xcb.xcb_disconnect(conn)
+        if time.monotonic() >= end:
+            return f"cannot connect to the display {os.environ['DISPLAY']!r} (is the X server running?). {headless}"
+        time.sleep(0.2)
+
+
+DISPLAY_WAIT_S = 5.0  # how long a display that refuses connections is asked again before the one-line error
+_PROBE: list = []  # the display probe's open connection (its close), until Qt has connected
+
+
+def release_display_probe() -> None:
+    """Close the display probe's connection (once Qt holds its own)."""
+    while _PROBE:
+        _PROBE.pop()()
 
 
 def show_on_screen(window: MainWindow) -> None:
@@ -251,6 +270,7 @@ def run_app(spec: StationSpec, config_path: Path | str | None = None, autostart:
     if spec.source == DEFAULT_SOURCE:
         spec = replace(spec, loop=True)  # the built-in demo plays the sample images as a line
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    release_display_probe()
     app.setApplicationName("Inspector")
     apply_theme(app)
     window = build_window(spec, config_path)

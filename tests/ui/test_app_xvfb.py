@@ -89,3 +89,34 @@ def test_a_display_that_does_not_answer_is_one_line_not_an_abort(tmp_path):
     assert r.stderr.strip().splitlines() == [r.stderr.strip()], r.stderr[-1000:]
     assert "cannot connect to the display" in r.stderr or "X11 plugin does not load" in r.stderr, r.stderr[-1000:]
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="X11 is a Linux matter")
+def test_a_display_that_starts_late_is_waited_for_and_held_until_qt_connects(monkeypatch):
+    """An X server with no client left resets and refuses connections meanwhile (Xvfb, a bare X on a kiosk PC):
+    the display probe asks again for a few seconds, and keeps its connection open until Qt has its own, so that
+    closing it does not start a reset just as Qt connects (Qt aborts the process when it cannot)."""
+    import threading
+
+    from ui.app import _PROBE, release_display_probe, x11_problem
+
+    if not shutil.which("Xvfb"):
+        pytest.skip("Xvfb is not installed (apt-get install xvfb); CI installs it")
+    display = next(f":{n}" for n in range(150, 200) if not Path(f"/tmp/.X11-unix/X{n}").exists())
+    monkeypatch.setenv("DISPLAY", display)
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    servers: list[subprocess.Popen] = []
+    late = threading.Timer(1.0, lambda: servers.append(subprocess.Popen(
+        ["Xvfb", display, "-screen", "0", "640x480x24"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+    late.start()
+    try:
+        assert x11_problem() is None  # the server came up a second after the probe began
+        assert len(_PROBE) == 1  # its connection is held open
+        release_display_probe()
+        assert not _PROBE
+    finally:
+        late.join()
+        release_display_probe()
+        for s in servers:
+            s.terminate()
+            s.wait(10)
