@@ -134,11 +134,12 @@ class InspectionRepo:
 
     @staticmethod
     def page(session: Session, filters: InspectionFilter | None = None, limit: int = 50,
-             after: PageCursor | None = None) -> list[InspectionRow]:
-        """One page, newest first. For the next page pass ``after=rows[-1].cursor``."""
+             after: PageCursor | None = None, refused: Refused | None = None) -> list[InspectionRow]:
+        """One page, newest first. For the next page pass ``after=rows[-1].cursor``. ``refused``: as
+        ``refused_reviews`` (found here when not given)."""
         if not 0 < limit <= MAX_PAGE:
             raise ValueError(f"expected a page size in 1..{MAX_PAGE}, got {limit}")
-        refused = refused_reviews(session)
+        refused = refused_reviews(session) if refused is None else refused
         q = page_ids_query(filters or InspectionFilter(), limit, after, refused)
         if q is None:
             return []
@@ -158,8 +159,9 @@ class InspectionRepo:
                 batch: int = 1000) -> Iterator[InspectionRow]:
         """Every matching row, newest first, fetched a keyset page at a time (for reports and exports)."""
         after = None
+        refused = refused_reviews(session)  # read once for the whole walk, not once a page
         while True:
-            rows = InspectionRepo.page(session, filters, batch, after)
+            rows = InspectionRepo.page(session, filters, batch, after, refused)
             yield from rows
             if len(rows) < batch:
                 return
