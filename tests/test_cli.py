@@ -130,10 +130,21 @@ def test_camera_run_reports_reconnects_and_stalls_per_hour(tmp_path, tiny_model,
     counts and rates and the gaps (a fake camera stands in for the absent hardware)."""
     import inspector.sources.opening as sources
     from inspector.cli import main
+    from inspector.sources.live import LiveSource
     from tests.fakes import FakeCameraDevice
 
-    device = FakeCameraDevice([["frame"] * 5 + ["drop"], ["frame"] * 3 + ["hang:1.5"] + ["frame"] * 200])
+    # the camera hangs until the run has counted the stall (never a fixed hang the consumer may sleep through
+    # while it is still judging the pictures queued before it, as on a loaded machine)
+    device = FakeCameraDevice([["frame"] * 5 + ["drop"], ["frame"] * 3 + ["hang"] + ["frame"] * 200])
     monkeypatch.setattr(sources, "opencv_opener", lambda target, cfg: device)
+    begin_gap = LiveSource._begin_gap
+
+    def release_on_stall(self, why):
+        begin_gap(self, why)
+        if why.startswith("camera stall"):
+            for cam in device.cameras:
+                cam.unhang.set()
+    monkeypatch.setattr(LiveSource, "_begin_gap", release_on_stall)
     cfg = tmp_path / "cam.toml"
     cfg.write_text("[camera]\nread_timeout_s = 0.5\nreconnect_initial_s = 0.05\n")
     rc = main(["run", "--source", "0", "--model", str(tiny_model), "--db",
