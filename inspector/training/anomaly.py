@@ -1,9 +1,10 @@
 """Anomaly mode: learn what a good part looks like from pictures of good parts alone.
 
 A PatchCore-style memory bank: mid-level patch features of the shipped surface base (``surfaces-v1``,
-layers 4 and 6 of its backbone, nothing downloaded), reduced by PCA, a greedy coreset of them kept as the
-bank; a patch's anomaly is its distance to the nearest bank entry, the map is smoothed and the picture's
-score is the map's maximum. The threshold is a quantile of the scores of held-out good pictures (the
+layers 4 and 6 of its backbone, nothing downloaded) of the picture at a fixed mean brightness, standardised
+and reduced by PCA, a greedy coreset of them kept as the bank; a patch's anomaly is its distance to the
+nearest bank entry, the map is smoothed and the picture's score is the map's maximum away from its outermost
+cells (``MARGIN``). The threshold is a quantile of the scores of held-out good pictures (the
 false-reject rate asked for), never fitted on defects; scores are mapped so that the threshold is 0.5.
 
 The whole scoring (uint8 BGR picture in; features, nearest-neighbour distance, smoothing and the mapping;
@@ -34,8 +35,12 @@ log = logging.getLogger(__name__)
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 SIZE = 256  # the model's input (pictures are resized to it whole: a part fills its picture)
 TAPS = (4, 6)  # backbone layers whose features describe a patch (stride 8 and 16)
-DIM = 64  # PCA dimensions kept of the concatenated features
-BANK = 2048  # coreset size
+DIM = 16  # PCA dimensions kept of the standardised features
+BANK = 16384  # coreset size
+CHUNK = 512  # bank entries searched at a time
+SAMPLE = 160_000  # patches the coreset is chosen from
+BRIGHTNESS = 110.0 / 255.0  # each picture's mean brightness is scaled to this before the features
+MARGIN = 2  # cells along each side of the map that are not scored (the part's own edge and the resize's border)
 HELD_OUT = 0.2  # share of the good pictures kept apart to set the threshold
 MIN_PICTURES = 10
 BASE = "surfaces-v1"
@@ -95,7 +100,8 @@ def model_input(image: np.ndarray, size: int) -> np.ndarray:
 
 
 # the model -----------------------------------------------------------------------------------------
-def _net(layers, taps: Sequence[int], mean, proj, bank, centre: float, spread: float, size: int):
+def _net(layers, taps: Sequence[int], mean, proj, bank, centre: float, spread: float, size: int,
+         margin: int = MARGIN):
     """The scoring network as a torch module (built here so that torch is imported only for training)."""
     import torch
     import torch.nn.functional as F  # noqa: N812
@@ -110,10 +116,11 @@ def _net(layers, taps: Sequence[int], mean, proj, bank, centre: float, spread: f
             self.register_buffer("proj_w", w.T.contiguous()[:, :, None, None])
             self.register_buffer("proj_b", -(torch.as_tensor(mean, dtype=torch.float32) @ w))
             b = torch.as_tensor(bank, dtype=torch.float32)  # (N, D)
-            self.register_buffer("bank_t", b.T.contiguous())
+            self.register_buffer("bank_m2", (-2.0 * b).T.contiguous())
             self.register_buffer("bank_sq", (b * b).sum(1))
             k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0])
             self.register_buffer("blur", ((k[:, None] * k[None, :]) / 256.0)[None, None])
+            self.margin = margin
             self.centre, self.spread = float(centre), float(spread)
 
         def patches(self, x):
@@ -123,6 +130,8 @@ def _net(layers, taps: Sequence[int], mean, proj, bank, centre: float, spread: f
         def features(self, x):
             """(N, C, h, w) patch features (the taps, locally averaged, at the first tap's stride)."""
             x = x.to(torch.float32).permute(0, 3, 1, 2).flip(1) / 255.0
+            # the same brightness for every picture (lighting drifts between shots and lines; a defect is local)
+            x = (x * (BRIGHTNESS / x.mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-3))).clamp(0.0, 1.0)
             feats = []
             for i, layer in enumerate(self.layers):
                 x = layer(x)
@@ -139,12 +148,24 @@ def _net(layers, taps: Sequence[int], mean, proj, bank, centre: float, spread: f
             return self.raw_from_features(self.features(x))
 
         def raw_from_features(self, feats):
+            """The outermost ``margin`` cells are not scored (their distance is 0: the map keeps the picture's
+            shape), nor searched: the bank is searched for the inner cells only."""
+            m = self.margin
+            if m:
+                feats = feats[..., m:feats.shape[-2] - m, m:feats.shape[-1] - m]
             f = F.conv2d(feats, self.proj_w, self.proj_b)
             n, d, h, w = f.shape
             q = f.flatten(2).transpose(1, 2)  # (N, h*w, D)
-            d2 = (q * q).sum(2, keepdim=True) - 2.0 * (q @ self.bank_t) + self.bank_sq
-            dist = d2.amin(2).clamp_min(0.0).sqrt().reshape(n, 1, h, w)
-            return F.conv2d(F.pad(dist, (2, 2, 2, 2), mode="replicate"), self.blur)
+            # |q - b|^2 = |q|^2 + min over b of (|b|^2 - 2 q.b), the bank in slices whose distances stay in the
+            # CPU's cache (one matrix of every cell against the whole bank is memory-bound: 3x slower)
+            near = None
+            for i in range(0, self.bank_m2.shape[1], CHUNK):
+                part = (q @ self.bank_m2[:, i:i + CHUNK] + self.bank_sq[i:i + CHUNK]).amin(2, keepdim=True)
+                near = part if near is None else torch.minimum(near, part)
+            d2 = (q * q).sum(2, keepdim=True) + near
+            dist = d2.clamp_min(0.0).sqrt().reshape(n, 1, h, w)
+            smooth = F.conv2d(F.pad(dist, (2, 2, 2, 2), mode="replicate"), self.blur)
+            return F.pad(smooth, (m, m, m, m)) if m else smooth
 
         def forward(self, x):
             m = torch.sigmoid((self.raw_map(x) - self.centre) / self.spread)
@@ -239,12 +260,16 @@ def fit(pictures: Sequence[Path], *, base: Path | None = None, size: int = SIZE,
     c = feats.shape[1]
     patches = feats.transpose(0, 2, 3, 1).reshape(-1, c)
     del feats
-    sample = patches[rng.choice(len(patches), min(len(patches), 60_000), replace=False)].astype(np.float32)
+    sample = patches[rng.choice(len(patches), min(len(patches), SAMPLE), replace=False)].astype(np.float32)
     del patches
     mean = sample.mean(0)
-    _, _, vt = np.linalg.svd(sample[::4] - mean, full_matrices=False)
-    proj = vt[:dim].T.astype(np.float32)
-    reduced = (sample - mean) @ proj
+    sd = sample.std(0) + 1e-6  # each channel on the same footing before the components are chosen
+    z = (sample - mean) / sd
+    del sample
+    _, _, vt = np.linalg.svd(z[::4], full_matrices=False)
+    reduced = (z @ vt[:dim].T).astype(np.float32)
+    del z
+    proj = (vt[:dim] / sd).T.astype(np.float32)  # (x - mean) @ proj == ((x - mean) / sd) @ components
     t0 = time.monotonic()
     bank = reduced[coreset(reduced, bank_size, seed, deadline=t_start + 0.85 * budget)]
     say(f"memory bank: {len(bank)} of {len(reduced)} patches ({time.monotonic() - t0:.0f} s)")
@@ -259,7 +284,8 @@ def fit(pictures: Sequence[Path], *, base: Path | None = None, size: int = SIZE,
     net.centre, net.spread = threshold, spread
     facts = {"pictures": len(pictures), "learnt_from": n_learnt, "held_out": len(cal), "bank": int(len(bank)),
              "features": {"base": base.name, "base_sha256": sha256_file(base), "layers": list(TAPS),
-                          "channels": int(c), "pca": dim},
+                          "channels": int(c), "pca": dim, "brightness": round(BRIGHTNESS, 4),
+                          "margin_cells": MARGIN},
              "threshold": {"score": 0.5, "false_reject_quantile": false_reject, "raw_distance": round(threshold, 6),
                            "centre": threshold, "spread": spread, "held_out_median": round(median, 6),
                            "held_out_pictures": len(cal),
