@@ -206,19 +206,18 @@ def recipe_tiling(tile_size: int | str, tile_overlap: int, card: ModelCard | Non
     """The tiling a recipe asks for on a model, or None (tiles off); ConfigError, in one sentence, when the
     model was not trained at the scale the tiles give it.
 
-    ``"auto"`` takes the tile and overlap the card records. A tile of N camera pixels reaches the model at
-    N / imgsz of the camera's scale; a model trained on tiles (or on pictures no larger than its input,
-    which the card records the same way) is fit when its training tiles gave the same scale within
-    ``SCALE_TOLERANCE``."""
+    ``"auto"``: ``auto_tiling``. A tile of N camera pixels reaches the model at N / imgsz of the camera's
+    scale; a model trained on tiles (or on pictures no larger than its input, which the card records the same
+    way) is fit when its training tiles gave the same scale within ``SCALE_TOLERANCE``."""
     if not tile_size:
         return None
+    if tile_size == "auto":
+        return auto_tiling(card, model, recipe)
     trained = card_tiling(card)
     if trained is None:
         raise ConfigError(f"recipe {recipe!r} tiles the picture, but {model} was trained on whole pictures "
                           "shrunk to its input (its card records no tiling): train it with 'inspector train "
                           "--tile SIZE --overlap PX' or set tile_size = 0.")
-    if tile_size == "auto":
-        return trained
     tiling = Tiling(int(tile_size), int(tile_overlap))
     ratio = tiling.size / trained.size
     if not 1 / SCALE_TOLERANCE <= ratio <= SCALE_TOLERANCE:
@@ -226,6 +225,41 @@ def recipe_tiling(tile_size: int | str, tile_overlap: int, card: ModelCard | Non
                           f"{trained.size}-px tiles: its defects would reach it at {ratio:.2f}x the size it "
                           f"learnt; set tile_size = {trained.size} (or \"auto\").")
     return tiling
+
+
+def card_scale(card: ModelCard | None) -> tuple[int, int]:
+    """(long side of the training pictures, 95th percentile of the boxes' long sides), both in camera pixels,
+    as the card records them (``camera_scale``, written by ``inspector train``); 0 for what it does not record."""
+    c = card.extra.get("camera_scale") if card is not None else None
+    if not isinstance(c, Mapping):
+        return 0, 0
+    try:
+        return max(0, int(c.get("picture_px") or 0)), max(0, int(math.ceil(float(c.get("box_px_p95") or 0))))
+    except (TypeError, ValueError):
+        return 0, 0
+
+
+def auto_tiling(card: ModelCard | None, model: str = "the model", recipe: str = "the recipe") -> Tiling:
+    """``tile_size = "auto"``: the tiles that show the camera's pictures to the model at the scale it learnt.
+
+    The tile is the one the card's ``tiling`` records or, for a model trained on whole pictures, the long side
+    of its training pictures (each of them reached the model whole: a tile of that size keeps that scale).
+    The overlap is the trained one, raised to the largest boxes it was trained on (95th percentile, rounded
+    up to 8 px, at most half a tile), so that an object cut by one tile's border is whole in its neighbour.
+    The camera's resolution decides the grid: a picture no larger than a tile is judged whole, as one tile
+    (``tile_grid``). ConfigError, in one sentence, when the card records neither."""
+    trained = card_tiling(card)
+    picture, box = card_scale(card)
+    if trained is None and picture < 32:
+        raise ConfigError(f"recipe {recipe!r} sets tile_size = \"auto\", but {model} was trained on whole pictures "
+                          "shrunk to its input and its card records neither tiles nor the size of its training "
+                          "pictures: train it again with this version (or with 'inspector train --tile SIZE "
+                          "--overlap PX') or set tile_size to a number of pixels.")
+    size = trained.size if trained is not None else picture
+    overlap = trained.overlap if trained is not None else 0
+    if box:
+        overlap = max(overlap, min(-(-box // 8) * 8, size // 2))
+    return Tiling(size, min(overlap, size - 1))
 
 
 def tiled_for_recipe(detector: Detector, recipe: RecipeConfig, card: ModelCard | None,

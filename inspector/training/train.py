@@ -193,7 +193,9 @@ def train(data: Path | str, out: Path | str, *, base: str | None = None, epochs:
     ds = load_dataset(data)
     if not ds.splits.get("train"):
         raise DatasetError(f"{data}: the training split is empty.")
-    notes: dict = {}
+    from inspector.training.tiles import camera_scale
+
+    notes: dict = {"camera_scale": camera_scale(ds)}  # before any tiling: the pictures as the camera gives them
     if tile:
         from inspector.detection.tiling import Tiling
         from inspector.training.tiles import tile_dataset
