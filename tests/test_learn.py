@@ -243,7 +243,7 @@ def test_ctrl_c_and_sigterm_stop_cleanly_keeping_the_best_a_card_and_a_resumable
     assert len(card["data_sha256"]) == 64 and card["base"] == "yolo11n.yaml" and card["epochs_planned"] == 8
     assert card["validation"]["per_class"] and all("ap50" in v for v in card["validation"]["per_class"].values())
     # issue 28: what tile_size = "auto" derives the tiles from (the synthetic parts are 320-px pictures)
-    assert card["camera_scale"]["picture_px"] == 320 and 0 < card["camera_scale"]["box_px_p95"] < 320
+    assert card["camera_scale"]["picture_long_side_px"] == 320 and 0 < card["camera_scale"]["box_long_px_p95"] < 320
     events = [json.loads(ln) for ln in stream.read_text().splitlines()]
     kinds = [e["event"] for e in events]
     assert kinds[-1] == "done" and "batch" in kinds  # progress within an epoch, and a final event

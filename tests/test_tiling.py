@@ -221,18 +221,18 @@ def test_recipe_tiling_on_a_model_trained_for_it(size, overlap, card, want):
     assert recipe_tiling(size, overlap, _card(card)) == want
 
 
-SCALED_TILED_CARD = {**TILED_CARD, "camera_scale": {"picture_px": 2448, "box_px_p50": 20.0, "box_px_p95": 150.5}}
+SCALED_TILED_CARD = {**TILED_CARD, "camera_scale": {"picture_long_side_px": 2448, "box_long_px_p95": 150.5}}
 
 
 @pytest.mark.parametrize("card,want", [
     # the trained tiles; their overlap raised to the largest boxes trained on (150.5 px -> 152), never lowered
     (SCALED_TILED_CARD, Tiling(320, 152)),
-    ({**TILED_CARD, "camera_scale": {"picture_px": 2448, "box_px_p95": 40}}, Tiling(320, 128)),
+    ({**TILED_CARD, "camera_scale": {"picture_long_side_px": 2448, "box_long_px_p95": 40}}, Tiling(320, 128)),
     # boxes larger than half a tile: the overlap stops at half a tile
-    ({"imgsz": 320, "tiling": {"tile": 320, "overlap": 0}, "camera_scale": {"box_px_p95": 900}}, Tiling(320, 160)),
+    ({"imgsz": 320, "tiling": {"tile": 320, "overlap": 0}, "camera_scale": {"box_long_px_p95": 900}}, Tiling(320, 160)),
     # trained on whole 1024-px pictures shrunk to 320: 1024-px tiles keep the scale it learnt
-    ({"imgsz": 320, "camera_scale": {"picture_px": 1024, "box_px_p95": 60}}, Tiling(1024, 64)),
-    ({"imgsz": 320, "camera_scale": {"picture_px": 1024}}, Tiling(1024, 0)),
+    ({"imgsz": 320, "camera_scale": {"picture_long_side_px": 1024, "box_long_px_p95": 60}}, Tiling(1024, 64)),
+    ({"imgsz": 320, "camera_scale": {"picture_long_side_px": 1024}}, Tiling(1024, 0)),
 ])
 def test_auto_tiles_come_from_the_card_s_tiles_pictures_and_box_sizes(card, want):
     assert recipe_tiling("auto", 0, _card(card)) == want
@@ -241,28 +241,32 @@ def test_auto_tiles_come_from_the_card_s_tiles_pictures_and_box_sizes(card, want
 def test_auto_tiles_on_a_camera_picture_no_larger_than_a_tile_judge_it_whole():
     """The camera's resolution decides the grid: the same auto tiling is one tile on a small picture and a
     grid on a 5 MP one."""
-    tiling = recipe_tiling("auto", 0, _card({"imgsz": 320, "camera_scale": {"picture_px": 1024, "box_px_p95": 60}}))
+    card = _card({"imgsz": 320, "camera_scale": {"picture_long_side_px": 1024, "box_long_px_p95": 60}})
+    tiling = recipe_tiling("auto", 0, card)
     assert tile_grid(1000, 800, tiling) == [(0, 0, 1000, 800)]
     grid = tile_grid(2448, 2048, tiling)
     assert len(grid) == 9 and all(x2 - x1 == 1024 and y2 - y1 == 1024 for x1, y1, x2, y2 in grid)
 
 
 def test_training_records_the_camera_scale_of_its_pictures_and_boxes(tmp_path):
+    from inspector.training.datacheck import camera_px, camera_scale
     from inspector.training.datasets import Dataset, GroundTruthBox, LabelledImage
-    from inspector.training.tiles import camera_scale
 
     ims = tuple(LabelledImage(tmp_path / f"{i}.jpg", 2448, 2048, tuple(
         GroundTruthBox(0, 10.0, 10.0, 10.0 + s, 10.0 + s / 2) for s in range(10 * i + 1, 10 * i + 11)))
         for i in range(10))
-    got = camera_scale(Dataset(tmp_path, "yolo", ("scratch",), {"train": ims}))
-    assert got == {"picture_px": 2448, "pictures": 10, "boxes": 100, "box_px_p50": 51.0, "box_px_p95": 96.0}
-    assert camera_scale(Dataset(tmp_path, "yolo", ("scratch",), {"train": ()})) is None
+    ds = Dataset(tmp_path, "yolo", ("scratch",), {"train": ims})
+    # long sides 1..100 px, short sides half of them: the same figures the data check reports
+    assert camera_scale(ds) == pytest.approx({"picture_long_side_px": 2448.0, "box_short_px_p10": 5.45,
+                                              "box_short_px_median": 25.25, "box_long_px_p95": 95.05})
+    assert camera_px(ds, 320)["box_long_px_p95"] == 95.0 and camera_px(ds, 320)["picture_long_side_px"] == 2448
+    assert camera_scale(Dataset(tmp_path, "yolo", ("scratch",), {"train": ()})) == {}
 
 
 @pytest.mark.parametrize("size,card,error", [
     (320, {"imgsz": 320}, "trained on whole pictures"),
     ("auto", {}, "trained on whole pictures"),
-    ("auto", {"imgsz": 320, "camera_scale": {"box_px_p95": 60}}, "records neither tiles nor the size"),
+    ("auto", {"imgsz": 320, "camera_scale": {"box_long_px_p95": 60}}, "records neither tiles nor the size"),
     (640, TILED_CARD, "trained on 320-px tiles"),
 ])
 def test_a_tiled_recipe_on_a_model_not_trained_for_it_is_refused_in_one_sentence(size, card, error):

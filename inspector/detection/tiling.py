@@ -228,13 +228,15 @@ def recipe_tiling(tile_size: int | str, tile_overlap: int, card: ModelCard | Non
 
 
 def card_scale(card: ModelCard | None) -> tuple[int, int]:
-    """(long side of the training pictures, 95th percentile of the boxes' long sides), both in camera pixels,
-    as the card records them (``camera_scale``, written by ``inspector train``); 0 for what it does not record."""
+    """(median long side of the training pictures, 95th percentile of the boxes' long sides), both in camera
+    pixels, as the card records them (``camera_scale``: ``inspector.training.datacheck.camera_scale``, written by
+    ``inspector train``); 0 for what it does not record."""
     c = card.extra.get("camera_scale") if card is not None else None
     if not isinstance(c, Mapping):
         return 0, 0
     try:
-        return max(0, int(c.get("picture_px") or 0)), max(0, int(math.ceil(float(c.get("box_px_p95") or 0))))
+        return (max(0, int(c.get("picture_long_side_px") or 0)),
+                max(0, int(math.ceil(float(c.get("box_long_px_p95") or 0)))))
     except (TypeError, ValueError):
         return 0, 0
 
@@ -259,7 +261,7 @@ def auto_tiling(card: ModelCard | None, model: str = "the model", recipe: str = 
     overlap = trained.overlap if trained is not None else 0
     if box:
         overlap = max(overlap, min(-(-box // 8) * 8, size // 2))
-    return Tiling(size, min(overlap, size - 1))
+    return Tiling(size, overlap)
 
 
 def tiled_for_recipe(detector: Detector, recipe: RecipeConfig, card: ModelCard | None,

@@ -115,18 +115,3 @@ def native_tiling(ds: Dataset, imgsz: int) -> dict | None:
     return {"tile": side, "overlap": 0, "note": f"trained on whole pictures of at most {side} px at imgsz {imgsz}: "
                                                 "each picture one tile at the camera's own scale"}
 
-
-def camera_scale(ds: Dataset) -> dict | None:
-    """What the card records of the training pictures in camera pixels, for ``tile_size = "auto"``: the
-    pictures' long side (median) and the labelled boxes' long sides (median and 95th percentile); None for a
-    data set without pictures."""
-    ims = [im for split in ds.splits.values() for im in split]
-    if not ims:
-        return None
-    sides = sorted(max(im.width, im.height) for im in ims)
-    boxes = sorted(max(b.x2 - b.x1, b.y2 - b.y1) for im in ims for b in im.boxes)
-    out: dict = {"picture_px": int(sides[len(sides) // 2]), "pictures": len(ims), "boxes": len(boxes)}
-    if boxes:
-        out["box_px_p50"] = round(float(boxes[len(boxes) // 2]), 1)
-        out["box_px_p95"] = round(float(boxes[min(len(boxes) - 1, int(0.95 * len(boxes)))]), 1)
-    return out

@@ -35,6 +35,7 @@ from inspector.detection.offline import keep_data_local
 from inspector.detection.outputs import refuse_trusted_folder
 from inspector.detection.registry import ModelRegistry, sha256_file
 from inspector.detection.setup import cores
+from inspector.training.datacheck import camera_scale
 from inspector.training.datasets import load_dataset, to_ultralytics
 from inspector.training.plan import SCRATCH_BASE, advise_imgsz, choose_base, training_seconds
 
@@ -193,8 +194,6 @@ def train(data: Path | str, out: Path | str, *, base: str | None = None, epochs:
     ds = load_dataset(data)
     if not ds.splits.get("train"):
         raise DatasetError(f"{data}: the training split is empty.")
-    from inspector.training.tiles import camera_scale
-
     notes: dict = {"camera_scale": camera_scale(ds)}  # before any tiling: the pictures as the camera gives them
     if tile:
         from inspector.detection.tiling import Tiling
