@@ -4,7 +4,8 @@ Starts ``--burners`` processes (default 4) that each keep one core busy with pur
 then runs the suite (or the test paths given after ``--``) with two xdist workers, ``--runs`` times in
 a row (default 3), and prints for each run its wall time, pytest's summary line and its exit status,
 with the CPU flags and the load average beside them. The burners stop when the runs end (or on
-Ctrl-C). Exit status: 0 when every run passed, else the first failing run's status.
+Ctrl-C). Each run's whole output is kept in ``--log`` (a new temporary folder by default) and a failing
+run prints the tests that failed. Exit status: 0 when every run passed, else the first failing run's status.
 
     python bench/suite_load.py                       # the whole suite, three times, 4 burners
     python bench/suite_load.py --runs 1 -- tests/test_config.py tests/test_rules.py
@@ -18,6 +19,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -59,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--burners", type=int, default=4, help="CPU-bound processes beside the suite (default 4)")
     ap.add_argument("--runs", type=int, default=3, help="runs in a row (default 3)")
     ap.add_argument("--workers", type=int, default=2, help="pytest-xdist workers (default 2)")
+    ap.add_argument("--log", default=None, help="folder for each run's whole pytest output (default: a new "
+                    "temporary folder, printed at the start)")
     ap.add_argument("paths", nargs="*", help="test paths and pytest options, after '--' (default: the suite)")
     a = ap.parse_args(argv)
 
@@ -71,18 +75,25 @@ def main(argv: list[str] | None = None) -> int:
           f"CPU flags: {cpu_flags()}", flush=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(
         os.pathsep), "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
+    logs = Path(a.log) if a.log else Path(tempfile.mkdtemp(prefix="suite-load-"))
+    logs.mkdir(parents=True, exist_ok=True)
+    print(f"each run's whole output: {logs}", flush=True)
     results: list[tuple[float, int, str]] = []
     try:
         for run in range(1, a.runs + 1):
-            cmd = [sys.executable, "-m", "pytest", "-q", "-n", str(a.workers), "-p", "no:cacheprovider", *a.paths]
+            cmd = [sys.executable, "-m", "pytest", "-q", "-rfE", "-n", str(a.workers), "-p", "no:cacheprovider",
+                   *a.paths]
             t0 = time.monotonic()
             proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   text=True)
             took = time.monotonic() - t0
             line = summary_line(proc.stdout)
             results.append((took, proc.returncode, line))
+            (logs / f"run{run}.log").write_text(proc.stdout, encoding="utf-8")
             if proc.returncode != 0:
-                print(proc.stdout[-6000:], flush=True)
+                failed_ids = [ln for ln in proc.stdout.splitlines() if ln.startswith(("FAILED ", "ERROR "))]
+                crashed = [ln for ln in proc.stdout.splitlines() if "crashitem" in ln or "worker 'gw" in ln]
+                print("\n".join(failed_ids + crashed[-5:]) or proc.stdout[-6000:], flush=True)
             print(f"run {run}/{a.runs}: {took / 60:.1f} min, exit {proc.returncode}: {line} "
                   f"(load average {load_average()})", flush=True)
     finally:
