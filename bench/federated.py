@@ -1,22 +1,29 @@
 """Federated against pooled against single-station training on NEU-DET, at one fixed total CPU budget.
 
     python bench/federated.py --rounds 4 --round-cpu 10 --json
+    python bench/federated.py --rounds 6 --round-batches 20 --imgsz 96 --server-lr 3 --json
 
 Three stations (three processes) each hold part of NEU-DET's train split, divided so that each sees mostly two
 of the six classes (``--share`` of the pictures whose main class is one of its two; the rest spread over the
 others). Each round every station fine-tunes the global model for ``--round-cpu`` CPU seconds (one torch
-thread, its own process's CPU clock: the other engineers' load on the machine does not shorten it) and the
-server averages the weights (FedAvg weighted by parts), through a real Flower server on loopback with a relay
-keeping the bytes each station sent. The baselines get the same total, 3 x rounds x round-cpu CPU seconds:
-one model on the three stations' pooled parts, and each station alone on its own parts (the best is
-reported). Every model starts from the same weights (``--base``, a new head for NEU-DET's classes) and is
-scored by mAP50 on NEU-DET's common val split (360 pictures). ``image_bytes_sent`` counts picture bytes found
-in what the stations sent: any JPEG (JFIF) header, and a 64-byte sample from the middle of each of its pictures.
+thread, its own process's CPU clock) and the server averages the weights (FedAvg weighted by parts), through a
+real Flower server on loopback with a relay keeping the bytes each station sent. The baselines get the same
+total, 3 x rounds x round-cpu CPU seconds: one model on the three stations' pooled parts, and each station alone
+on its own parts (the best is reported). Every model starts from the same weights (``--base``, a new head for
+NEU-DET's classes) and is scored by mAP50 on NEU-DET's common val split (360 pictures).
+
+With ``--round-batches N`` the budget is counted in batches: each station trains exactly N per round, each
+baseline 3 x rounds x N. That is the same compute whatever else runs on the machine; CPU seconds are not: on a
+loaded machine the stations trained 5 to 15 batches per 10 CPU seconds from round to round while the baselines
+averaged 20. ``--server-lr``, ``--server-momentum`` (FedAvgM) and ``--prox`` (FedProx) go to the server as
+``inspector federate serve`` takes them. ``image_bytes_sent`` counts picture bytes found in what the stations
+sent: any JPEG (JFIF) header, and a 64-byte sample from the middle of each of its pictures.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import multiprocessing as mp
 import os
@@ -70,16 +77,22 @@ def _threads() -> None:
     torch.set_num_threads(1)
 
 
-def station_process(address: str, name: str, folder: str, cache: str) -> None:
-    """One station: joins the federation and trains on its own parts, on its own CPU clock."""
+def budget_clock(batches: bool):
+    """The clock budgets are counted on: this process's CPU time, or (``--round-batches``) a counter that
+    ``fine_tune`` advances by one per batch it has trained, so a budget of N is exactly N batches."""
+    return itertools.count().__next__ if batches else time.process_time
+
+
+def station_process(address: str, name: str, folder: str, cache: str, batches: bool = False) -> None:
+    """One station: joins the federation and trains on its own parts, on its own CPU clock (or batch count)."""
     _threads()
     from inspector.federated.flower import StationClient, join
 
-    join(address, StationClient(name, Path(folder), Path(cache), clock=time.process_time, validate=False))
+    join(address, StationClient(name, Path(folder), Path(cache), clock=budget_clock(batches), validate=False))
 
 
 def alone_process(label: str, arrays_file: str, arch: str, classes: list, folder: str, cache: str, imgsz: int,
-                  batch: int, budget: float, val_yaml: str, out: mp.Queue) -> None:
+                  batch: int, budget: float, val_yaml: str, out: mp.Queue, batches: bool = False) -> None:
     """A baseline: the same start, ``budget`` CPU seconds on one folder's parts, then mAP50 on the common val."""
     _threads()
     import numpy as np
@@ -90,8 +103,10 @@ def alone_process(label: str, arrays_file: str, arch: str, classes: list, folder
     with np.load(arrays_file) as z:
         load_arrays(model, [z[f"a{i}"] for i in range(len(z.files))])
     data = local_data(Path(folder), classes, Path(cache))
-    r = fine_tune(model, data, imgsz=imgsz, budget_s=budget, batch=batch, clock=time.process_time)
-    out.put((label, map50(model, Path(val_yaml), imgsz), data.train_parts, r.batches))
+    cpu = time.process_time()
+    r = fine_tune(model, data, imgsz=imgsz, budget_s=budget, batch=batch, clock=budget_clock(batches))
+    cpu = time.process_time() - cpu
+    out.put((label, map50(model, Path(val_yaml), imgsz), data.train_parts, r.batches, round(cpu, 1)))
 
 
 def main() -> int:
@@ -100,11 +115,17 @@ def main() -> int:
     p.add_argument("--base", default=str(ROOT / "models" / "surfaces-v1"), help="the start of every model")
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--round-cpu", type=float, default=10.0, help="CPU seconds per station per round")
+    p.add_argument("--round-batches", type=int, default=0, help="budget in batches instead of CPU seconds: each "
+                   "station trains exactly this many per round, each baseline 3 x rounds x as many (the same "
+                   "compute whatever else runs on the machine; 0: --round-cpu)")
     p.add_argument("--imgsz", type=int, default=128)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--share", type=float, default=0.9, help="share of a station's pictures from its two classes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--port", type=int, default=18731)
+    p.add_argument("--prox", type=float, default=0.0, help="FedProx's proximal weight on the stations (0: off)")
+    p.add_argument("--server-lr", type=float, default=1.0, help="FedAvgM: the server's step (1: the plain average)")
+    p.add_argument("--server-momentum", type=float, default=0.0, help="FedAvgM: the server's momentum (0: none)")
     p.add_argument("--federated-only", action="store_true", help="skip the baselines (they depend only on the "
                    "total budget: compare with a run of the same total)")
     p.add_argument("--json", action="store_true")
@@ -136,7 +157,9 @@ def main() -> int:
     start = global_start(a.base, a.imgsz, classes)
     arrays_file = work / "start.npz"
     np.savez(arrays_file, **{f"a{i}": x for i, x in enumerate(start.arrays)})
-    total = 3 * a.rounds * a.round_cpu
+    by_batches = a.round_batches > 0
+    per_round = float(a.round_batches) if by_batches else a.round_cpu
+    total = 3 * a.rounds * per_round
     ctx = mp.get_context("spawn")
 
     # the baselines first, in their own processes (one thread each, on their own CPU clocks)
@@ -145,31 +168,33 @@ def main() -> int:
     if a.federated_only:
         jobs = []
     procs = [ctx.Process(target=alone_process, args=(label, str(arrays_file), start.architecture, list(classes),
-                                                      folder, str(cache), a.imgsz, a.batch, total, str(val_yaml), q))
+                                                      folder, str(cache), a.imgsz, a.batch, total, str(val_yaml), q,
+                                                      by_batches))
              for label, folder in jobs]
     for pr in procs:
         pr.start()
     alone: dict = {}
     while len(alone) < len(procs):
         try:
-            label, m, n, batches = q.get(timeout=10)
+            label, m, n, batches, cpu = q.get(timeout=10)
         except queue.Empty:
             if sum(pr.is_alive() for pr in procs) < len(procs) - len(alone):
                 print("a baseline process failed (its error is above)", file=sys.stderr)
                 return 1
             continue
-        alone[label] = {"map50": m, "parts": n, "batches": batches}
+        alone[label] = {"map50": m, "parts": n, "batches": batches, "cpu_s": cpu}
     for pr in procs:
         pr.join()
 
     # the federation: a real Flower server here, three station processes, a relay per station
     relays = {n: Relay(("127.0.0.1", a.port)) for n in folders}
-    stations = [ctx.Process(target=station_process, args=(relays[n].address, n, str(f), str(cache)))
+    stations = [ctx.Process(target=station_process, args=(relays[n].address, n, str(f), str(cache), by_batches))
                 for n, f in folders.items()]
     for s in stations:
         s.start()
     fed = serve(start.arrays, architecture=start.architecture, classes=classes, imgsz=a.imgsz, rounds=a.rounds,
-                min_stations=3, round_budget_s=a.round_cpu, address=f"127.0.0.1:{a.port}", batch=a.batch)
+                min_stations=3, round_budget_s=per_round, address=f"127.0.0.1:{a.port}", batch=a.batch,
+                prox=a.prox, server_lr=a.server_lr, server_momentum=a.server_momentum)
     for s in stations:
         s.join(timeout=60)
     model = build_network(start.architecture, classes)
@@ -191,13 +216,16 @@ def main() -> int:
         "federated_map50": fed_map, "pooled_map50": alone["pooled"]["map50"],
         "best_single_map50": singles[best]["map50"], "best_single": best,
         "single_map50": {n: v["map50"] for n, v in singles.items()},
-        "rounds": a.rounds, "round_cpu_s": a.round_cpu, "total_cpu_s": total,
+        "rounds": a.rounds, "budget": "batches" if by_batches else "cpu_s", "round_budget": per_round,
+        "total_budget": total,
+        "prox": a.prox, "server_lr": a.server_lr, "server_momentum": a.server_momentum,
         "bytes_per_station_round": round(sum(len(s) for s in sent.values()) / len(sent) / a.rounds),
         "image_bytes_sent": image_bytes,
         "stations": {n: {"parts": len(parts[n]), "main_classes": mix[n]} for n in parts},
         "per_round": [{"round": r.round, "batches": {n: f.get("batches") for n, f in r.fit.items()}}
                       for r in fed.rounds],
         "baseline_batches": {n: v.get("batches") for n, v in alone.items()},
+        "baseline_cpu_s": {n: v.get("cpu_s") for n, v in alone.items()},
         "imgsz": a.imgsz, "base": Path(a.base).name, "wall_s": round(time.time() - started, 1),
         "val_pictures": len(ds.splits["val"]),
     }

@@ -286,3 +286,59 @@ def test_the_models_tab_shows_the_rounds_and_each_stations_validation():
     assert "east 0.410, west 0.305" in text and "Round 2:" in text and "east 0.520" in text
     plain = card_text(KnownModel("cd" * 32, None, "one", "anna", ModelCard.from_dict({"name": "one"})))
     assert "Federated" not in plain
+
+
+def test_the_server_step_moves_trained_weights_and_averages_statistics():
+    """FedAvgM: trained weights move ``server_lr`` times the averaged change (plus momentum from the round
+    before); batch-norm statistics and counters take the plain average (a variance is never extrapolated)."""
+    import numpy as np
+    from flwr.common import ndarrays_to_parameters
+
+    from inspector.federated.flower import RecordingFedAvg
+
+    start = [np.zeros(3, np.float32), np.ones(3, np.float32), np.array(5, np.int64)]
+    s = RecordingFedAvg(server_lr=2.0, server_momentum=0.5, trainable=[True, False, False],
+                        initial_parameters=ndarrays_to_parameters(start))
+    first = s._server_step([np.full(3, 0.1, np.float32), np.full(3, 0.5, np.float32), np.array(9, np.int64)])
+    assert np.allclose(first[0], 0.2) and np.allclose(first[1], 0.5) and int(first[2]) == 9
+    s._current = first
+    second = s._server_step([np.full(3, 0.3, np.float32), np.full(3, 0.4, np.float32), np.array(12, np.int64)])
+    # v = 0.5 * 0.1 + (0.3 - 0.2) = 0.15; w = 0.2 + 2 * 0.15 = 0.5
+    assert np.allclose(second[0], 0.5) and np.allclose(second[1], 0.4) and int(second[2]) == 12
+    assert second[0].dtype == np.float32
+
+
+def test_serve_refuses_a_bad_server_step_or_proximal_weight():
+    from inspector.federated.flower import serve
+
+    for kw in ({"prox": -1.0}, {"server_lr": 0.0}, {"server_momentum": 1.0}):
+        with pytest.raises(ConfigError, match="expected prox"):
+            serve([], architecture="yolo11n", classes=["a"], imgsz=64, rounds=1, min_stations=1, round_budget_s=1,
+                  address="127.0.0.1:1", **kw)
+
+
+def test_the_proximal_term_holds_a_station_near_the_global_weights_and_the_dfl_stays_fixed(tmp_path, stations):
+    """FedProx: with a strong proximal weight the same batches move the weights less; the DFL's fixed
+    projection is never trained (as in Ultralytics' own trainer)."""
+    import numpy as np
+
+    from inspector.federated.local import arrays_of, build_network, fine_tune, load_arrays, local_data
+    from inspector.federated.result import global_start
+
+    start = global_start(BASE, 64)
+    data = local_data(stations["east"], start.classes, tmp_path / "cache")
+    keys = list(build_network(start.architecture, start.classes).state_dict())
+    moved = {}
+    for prox in (0.0, 1e4):
+        net = build_network(start.architecture, start.classes)
+        load_arrays(net, start.arrays)
+        ticks = iter(range(100))  # a clock that advances one second per look: exactly four batches
+        r = fine_tune(net, data, imgsz=64, budget_s=4, batch=8, seed=1, clock=ticks.__next__, prox=prox)
+        assert r.batches == 4
+        after = arrays_of(net)
+        moved[prox] = sum(float(np.abs(a.astype(np.float64) - b).sum()) for k, a, b in
+                          zip(keys, after, start.arrays, strict=True) if k.endswith("weight"))
+        dfl = [a for k, a in zip(keys, after, strict=True) if ".dfl." in k]
+        assert dfl and all(np.array_equal(a, b) for k, a, b in zip(keys, after, start.arrays, strict=True)
+                           if ".dfl." in k)
+    assert 0 < moved[1e4] < 0.5 * moved[0.0], moved

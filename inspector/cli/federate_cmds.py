@@ -35,7 +35,8 @@ def _serve(a: argparse.Namespace) -> int:
           flush=True)
     fed = serve(start.arrays, architecture=start.architecture, classes=start.classes, imgsz=start.imgsz,
                 rounds=a.rounds, min_stations=a.min_stations, round_budget_s=a.round_budget, address=a.address,
-                certificates=certificates, batch=a.batch, on_round=said)
+                certificates=certificates, batch=a.batch, on_round=said, prox=a.prox, server_lr=a.server_lr,
+                server_momentum=a.server_momentum)
     cmd = "inspector " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     card = write_model(fed, start, Path(a.out), round_budget_s=a.round_budget, min_stations=a.min_stations,
                        command=cmd, export_onnx=not a.no_onnx)
@@ -109,6 +110,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--classes", default=None, metavar="A,B,...", help="the defect classes to learn, when not the "
                    "base's: a new head for them on the base (the stations' boxes of other classes are left out)")
     s.add_argument("--batch", type=int, default=16, help="batch size on the stations")
+    s.add_argument("--prox", type=float, default=0.0, metavar="MU", help="FedProx: the stations' proximal weight "
+                   "(keeps each near the global model; default 0: plain FedAvg)")
+    s.add_argument("--server-lr", type=float, default=1.0, help="FedAvgM: the server's step on the averaged change "
+                   "(default 1: the plain average)")
+    s.add_argument("--server-momentum", type=float, default=0.0, help="FedAvgM: the server's momentum (default 0)")
     s.add_argument("--no-onnx", action="store_true", help="write the weights and card without the ONNX export")
     s.set_defaults(func=_serve)
 

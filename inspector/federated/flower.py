@@ -93,11 +93,19 @@ class RoundRecord:
 class RecordingFedAvg(FedAvg):
     """FedAvg weighted by parts that keeps the latest global weights and what each station reported."""
 
-    def __init__(self, on_round: Callable[[RoundRecord], None] | None = None, **kw) -> None:
+    def __init__(self, on_round: Callable[[RoundRecord], None] | None = None, *, server_lr: float = 1.0,
+                 server_momentum: float = 0.0, trainable: Sequence[bool] | None = None, **kw) -> None:
         super().__init__(**kw)
         self.rounds: dict[int, RoundRecord] = {}
         self.latest: list[np.ndarray] | None = None
         self._on_round = on_round
+        # FedAvgM (server learning rate and momentum) on the trained weights; the batch-norm statistics and
+        # counters are plain averages (a running variance must stay what the stations measured)
+        self.server_lr, self.server_momentum = float(server_lr), float(server_momentum)
+        self._trainable = list(trainable) if trainable is not None else None
+        init = kw.get("initial_parameters")
+        self._current = parameters_to_ndarrays(init) if init is not None else None
+        self._velocity: list[np.ndarray] | None = None
 
     def _record(self, rnd: int) -> RoundRecord:
         return self.rounds.setdefault(rnd, RoundRecord(rnd))
@@ -112,8 +120,29 @@ class RecordingFedAvg(FedAvg):
             log.warning("round %d: %d station(s) failed to train", server_round, len(failures))
         params, metrics = super().aggregate_fit(server_round, results, failures)
         if params is not None:
-            self.latest = parameters_to_ndarrays(params)
+            arrays = parameters_to_ndarrays(params)
+            if (self.server_lr, self.server_momentum) != (1.0, 0.0) and self._current is not None:
+                arrays = self._server_step(arrays)
+                params = ndarrays_to_parameters(arrays)
+            self.latest = self._current = arrays
         return params, metrics
+
+    def _server_step(self, averaged: list[np.ndarray]) -> list[np.ndarray]:
+        """w + lr * v, v = momentum * v + (average - w), on the trained weights; buffers take the average."""
+        cur = self._current
+        assert cur is not None
+        trainable = self._trainable or [a.dtype.kind == "f" for a in averaged]
+        if self._velocity is None:
+            self._velocity = [np.zeros_like(a) if t else None for a, t in zip(averaged, trainable, strict=True)]
+        out = []
+        for i, (a, w, t) in enumerate(zip(averaged, cur, trainable, strict=True)):
+            if not t:
+                out.append(a)
+                continue
+            v = self.server_momentum * self._velocity[i] + (a - w)
+            self._velocity[i] = v
+            out.append((w + self.server_lr * v).astype(a.dtype, copy=False))
+        return out
 
     def aggregate_evaluate(self, server_round, results, failures):
         rec = self._record(server_round)
@@ -141,23 +170,34 @@ class Federation:
     rounds: tuple[RoundRecord, ...]
     arrays: tuple[np.ndarray, ...]
     seconds: float
+    strategy: str = "FedAvg weighted by each station's number of parts"
 
 
 def serve(initial: Sequence[np.ndarray], *, architecture: str, classes: Sequence[str], imgsz: int, rounds: int,
           min_stations: int, round_budget_s: float, address: str,
           certificates: tuple[bytes, bytes, bytes] | None = None, batch: int = 16,
-          on_round: Callable[[RoundRecord], None] | None = None) -> Federation:
+          on_round: Callable[[RoundRecord], None] | None = None, prox: float = 0.0, server_lr: float = 1.0,
+          server_momentum: float = 0.0) -> Federation:
     """Run ``rounds`` rounds with at least ``min_stations`` stations each, starting from ``initial``.
 
+    ``prox`` > 0: the stations train with FedProx's proximal term; ``server_lr``/``server_momentum`` other than
+    1/0: the server moves the global weights by FedAvgM's rule instead of to the plain average.
     Blocks until the last round; call it from the main thread (Flower handles SIGINT and SIGTERM there)."""
     require_tls_off_loopback(address, certificates is not None, "--certificates CA CERT KEY")
     if rounds < 1 or min_stations < 1 or round_budget_s <= 0:
         raise ConfigError(f"expected at least one round, one station and a positive budget, got {rounds} round(s), "
                           f"{min_stations} station(s), {round_budget_s} s.")
+    if prox < 0 or server_lr <= 0 or not 0 <= server_momentum < 1:
+        raise ConfigError(f"expected prox >= 0, a positive server learning rate and a server momentum in [0, 1), "
+                          f"got {prox}, {server_lr}, {server_momentum}.")
     plan = {"architecture": architecture, "classes": json.dumps(list(classes)), "imgsz": int(imgsz),
-            "budget_s": float(round_budget_s), "batch": int(batch)}
+            "budget_s": float(round_budget_s), "batch": int(batch), "prox": float(prox)}
+    net = build_network(architecture, classes)
+    params = {id(p) for p in net.parameters()}
+    trainable = [id(v) in params for v in net.state_dict(keep_vars=True).values()]
     strategy = RecordingFedAvg(
-        on_round=on_round, fraction_fit=1.0, fraction_evaluate=1.0, min_fit_clients=min_stations,
+        on_round=on_round, server_lr=server_lr, server_momentum=server_momentum, trainable=trainable,
+        fraction_fit=1.0, fraction_evaluate=1.0, min_fit_clients=min_stations,
         min_evaluate_clients=min_stations, min_available_clients=min_stations, accept_failures=True,
         initial_parameters=ndarrays_to_parameters(list(initial)),
         on_fit_config_fn=lambda r: {**plan, "round": r}, on_evaluate_config_fn=lambda r: {**plan, "round": r},
@@ -169,8 +209,13 @@ def serve(initial: Sequence[np.ndarray], *, architecture: str, classes: Sequence
                              config=flwr.server.ServerConfig(num_rounds=rounds, round_timeout=timeout))
     if strategy.latest is None:
         raise ConfigError("no round finished: no station trained (see the stations' logs).")
+    how = Federation.strategy
+    if prox:
+        how += f"; FedProx on the stations (proximal weight {prox:g})"
+    if (server_lr, server_momentum) != (1.0, 0.0):
+        how += f"; FedAvgM on the server (step {server_lr:g}, momentum {server_momentum:g})"
     return Federation(tuple(strategy.rounds[r] for r in sorted(strategy.rounds)), tuple(strategy.latest),
-                      round(time.time() - started, 1))
+                      round(time.time() - started, 1), how)
 
 
 class StationClient(flwr.client.NumPyClient):
@@ -208,7 +253,7 @@ class StationClient(flwr.client.NumPyClient):
         load_arrays(model, parameters)
         r = fine_tune(model, self.data, imgsz=int(config["imgsz"]), budget_s=float(config["budget_s"]),
                       batch=int(config.get("batch", 16)), seed=int(config.get("round", 0)), clock=self.clock,
-                      keep=self._kept)
+                      keep=self._kept, prox=float(config.get("prox", 0.0)))
         self.done.append({"round": int(config.get("round", 0)), "parts": r.parts, "seconds": r.seconds})
         log.info("round %s: trained %d batches on %d parts in %.1f s", config.get("round"), r.batches, r.parts,
                  r.seconds)

@@ -134,10 +134,11 @@ def _loader(data_yaml: str, imgsz: int, batch: int):
 
 
 def fine_tune(model, data: LocalData, *, imgsz: int, budget_s: float, batch: int = 16, seed: int = 0,
-              clock: Callable[[], float] = time.monotonic, keep: dict | None = None) -> RoundResult:
+              clock: Callable[[], float] = time.monotonic, keep: dict | None = None, prox: float = 0.0) -> RoundResult:
     """Train ``model`` in place on the station's training split until ``budget_s`` (on ``clock``) has passed,
     at least one batch (reading the split for the first time is not counted). ``clock`` is wall time by
-    default; the benchmark passes CPU time."""
+    default; the benchmark passes CPU time. ``prox`` > 0 adds FedProx's proximal term, ``prox / 2`` times the
+    squared distance of the weights from where the round started (the global model), to the loss."""
     import torch
 
     keep_data_local()
@@ -147,16 +148,18 @@ def fine_tune(model, data: LocalData, *, imgsz: int, budget_s: float, batch: int
     model.args = hyp
     model.criterion = None
     model.train()
-    for p in model.parameters():
-        p.requires_grad_(True)
+    for n, p in model.named_parameters():
+        p.requires_grad_(".dfl" not in n)  # the DFL's fixed projection stays fixed, as Ultralytics' trainer keeps it
     opt = (keep or {}).get("optimizer")
     if opt is None:
-        decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-        rest = [p for n, p in model.named_parameters() if p.ndim <= 1]
+        decay = [p for n, p in model.named_parameters() if p.ndim > 1 and p.requires_grad]
+        rest = [p for n, p in model.named_parameters() if p.ndim <= 1 and p.requires_grad]
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": WEIGHT_DECAY},
                                  {"params": rest, "weight_decay": 0.0}], lr=LR, betas=(0.9, 0.999))
         if keep is not None:  # the station's optimizer goes on from round to round (its moments stay local)
             keep["optimizer"] = opt
+    params = [p for p in model.parameters() if p.requires_grad]
+    anchor = [p.detach().clone() for p in params] if prox > 0 else []
     batches, total = 0, 0.0
     it = iter(loader)
     while batches == 0 or clock() - start < budget_s:
@@ -167,13 +170,15 @@ def fine_tune(model, data: LocalData, *, imgsz: int, budget_s: float, batch: int
             b = next(it)
         b["img"] = b["img"].float() / 255
         loss, _items = model.loss(b)
-        loss = loss.sum()
+        loss = task = loss.sum()
+        if anchor:
+            loss = task + prox / 2 * sum(((p - a) ** 2).sum() for p, a in zip(params, anchor, strict=True))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=10.0)
         opt.step()
         batches += 1
-        total += float(loss.detach()) / max(1, len(b["img"]))
+        total += float(task.detach()) / max(1, len(b["img"]))
     model.eval()
     return RoundResult(data.train_parts, batches, round(clock() - start, 2), round(total / batches, 4))
 

@@ -17,8 +17,6 @@ from inspector.detection.registry import sha256_file
 from inspector.federated.flower import Federation
 from inspector.federated.local import arrays_of, build_network, load_arrays
 
-STRATEGY = "FedAvg weighted by each station's number of parts"
-
 
 @dataclass(frozen=True)
 class GlobalStart:
@@ -75,7 +73,7 @@ def card_section(fed: Federation, round_budget_s: float, min_stations: int) -> d
             if "map50" in val:
                 row.setdefault(name, {}).update(val_map50=val["map50"], val_parts=val.get("parts", 0))
         per_round.append({"round": rec.round, "stations": row})
-    return {"rounds": len(fed.rounds), "strategy": STRATEGY, "round_budget_s": round(float(round_budget_s), 1),
+    return {"rounds": len(fed.rounds), "strategy": fed.strategy, "round_budget_s": round(float(round_budget_s), 1),
             "min_stations": int(min_stations), "stations": stations, "per_round": per_round,
             "seconds": fed.seconds,
             "privacy": "only weights and figures left the stations: no picture, no label, no file name"}
