@@ -27,7 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 NEU = ROOT.parent / "shared" / "datasets" / "neu-det"
-_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+sys.path.insert(0, str(ROOT / "bench"))
+from suite_load import cpu_flags  # noqa: E402  (the same flags beside every figure)
 
 
 def _run(*args: str) -> str:
@@ -50,14 +51,6 @@ def _train(data: Path, out: Path, budget: str, *extra: str) -> float:
     t0 = time.perf_counter()
     _run("-m", "inspector.cli", "train", "--data", str(data), "--time-budget", budget, "--out", str(out), *extra)
     return round(time.perf_counter() - t0, 1)
-
-
-def cpu_flags() -> str:
-    try:
-        words = set(Path("/proc/cpuinfo").read_text(errors="replace").split())
-    except OSError:
-        return "unknown"
-    return " ".join(f for f in _FLAGS if f in words) or "none of " + ", ".join(_FLAGS)
 
 
 def main() -> int:
