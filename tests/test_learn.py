@@ -192,22 +192,30 @@ def _contention() -> float:
 def test_time_budget_bounds_the_whole_command_and_keeps_the_best(synth_data, tmp_path):
     out = tmp_path / "budget"
     busy = [_contention()]
+    # 40 s on an idle machine; on a shared one the data preparation before the loop stretches too, and a budget
+    # it uses up is refused (rightly), so the budget grows with the contention measured now
+    budget = round(40 * busy[0])
     t0 = time.monotonic()
-    r = cli("train", "--data", synth_data, "--time-budget", "40s", "--imgsz", "160", "--out", out, timeout=600)
+    r = cli("train", "--data", synth_data, "--time-budget", f"{budget}s", "--imgsz", "160", "--out", out,
+            timeout=600 + 2 * budget)
     took = time.monotonic() - t0
     busy.append(_contention())
     assert r.returncode == 0, r.stderr[-2000:]
     # the loop stops at the budget's deadline; what follows it (the interpreter's start, one batch, the validation,
     # the export) is about 45 s of CPU work on an idle 2-core machine, and stretches as the CPU is shared
     slack = 45 * max(busy)
-    assert took < 40 + slack, f"a 40 s budget took {took:.0f} s (allowed {40 + slack:.0f} s at contention {busy})"
+    assert took < budget + slack, (f"a {budget} s budget took {took:.0f} s (allowed {budget + slack:.0f} s at "
+                                   f"contention {busy})")
     card = _card(out)
-    assert card["time_budget_s"] == 40 and card["stopped_by"] == "time budget"
+    assert card["time_budget_s"] == budget and card["stopped_by"] == "time budget"
     assert card["epochs_done"] >= 1 and 1 <= card["best_epoch"] <= card["epochs_done"]
     assert card["base"] == "models/surfaces-v1/surfaces-v1.pt" and "general surface base" in card["base_note"]
     assert "val split" in card["selection"] and _hash_in_card(out, "budget.pt")
     assert "the val split was used for model selection" in r.stdout and "kept epoch" in r.stdout
-    assert "time budget 40s" in r.stdout and "- Time budget: 40s" in (out / "card.md").read_text()
+    from inspector.detection.card import format_duration
+
+    said = format_duration(budget)  # 40s, 1m20s, 2m...
+    assert f"time budget {said}" in r.stdout and f"- Time budget: {said}" in (out / "card.md").read_text()
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float) -> None:
@@ -251,7 +259,7 @@ def test_ctrl_c_and_sigterm_stop_cleanly_keeping_the_best_a_card_and_a_resumable
     first_epoch = next(e for e in events if e["event"] == "epoch")
     assert first_batch["t"] < first_epoch["t"] and first_batch["batches"] >= 1
     # the stopped run goes on with --resume, keeping its base
-    r = cli("train", "--data", synth_data, "--resume", "--out", out, timeout=400)
+    r = cli("train", "--data", synth_data, "--resume", "--out", out, timeout=1200)  # a bound, not a measure
     assert r.returncode == 0, r.stderr[-2000:]
     resumed = _card(out)
     assert resumed["epochs_done"] == 8 and resumed["base"] == "yolo11n.yaml" and resumed.get("resumed") is True
@@ -274,7 +282,7 @@ def test_a_killed_run_resumes_to_its_planned_epochs(synth_data, tmp_path):
     # ... and the power went while last.pt was being written: it is cut short
     last = out / "run" / "weights" / "last.pt"
     last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
-    r = cli("train", "--data", synth_data, "--resume", "--out", out, timeout=400)
+    r = cli("train", "--data", synth_data, "--resume", "--out", out, timeout=1200)  # a bound, not a measure
     assert r.returncode == 0, r.stderr[-2000:]
     assert "damaged" in r.stdout + r.stderr and "resuming from the copy" in r.stdout + r.stderr
     card = _card(out)
