@@ -102,6 +102,9 @@ class RecordingFedAvg(FedAvg):
         # FedAvgM (server learning rate and momentum) on the trained weights; the batch-norm statistics and
         # counters are plain averages (a running variance must stay what the stations measured)
         self.server_lr, self.server_momentum = float(server_lr), float(server_momentum)
+        self.steps = (self.server_lr, self.server_momentum) != (1.0, 0.0)
+        if self.steps and trainable is None:
+            raise ValueError("a server step needs to know which tensors are trained weights (trainable)")
         self._trainable = list(trainable) if trainable is not None else None
         init = kw.get("initial_parameters")
         self._current = parameters_to_ndarrays(init) if init is not None else None
@@ -121,7 +124,7 @@ class RecordingFedAvg(FedAvg):
         params, metrics = super().aggregate_fit(server_round, results, failures)
         if params is not None:
             arrays = parameters_to_ndarrays(params)
-            if (self.server_lr, self.server_momentum) != (1.0, 0.0) and self._current is not None:
+            if self.steps and self._current is not None:
                 arrays = self._server_step(arrays)
                 params = ndarrays_to_parameters(arrays)
             self.latest = self._current = arrays
@@ -129,9 +132,8 @@ class RecordingFedAvg(FedAvg):
 
     def _server_step(self, averaged: list[np.ndarray]) -> list[np.ndarray]:
         """w + lr * v, v = momentum * v + (average - w), on the trained weights; buffers take the average."""
-        cur = self._current
-        assert cur is not None
-        trainable = self._trainable or [a.dtype.kind == "f" for a in averaged]
+        cur, trainable = self._current, self._trainable
+        assert cur is not None and trainable is not None
         if self._velocity is None:
             self._velocity = [np.zeros_like(a) if t else None for a, t in zip(averaged, trainable, strict=True)]
         out = []
@@ -192,9 +194,11 @@ def serve(initial: Sequence[np.ndarray], *, architecture: str, classes: Sequence
                           f"got {prox}, {server_lr}, {server_momentum}.")
     plan = {"architecture": architecture, "classes": json.dumps(list(classes)), "imgsz": int(imgsz),
             "budget_s": float(round_budget_s), "batch": int(batch), "prox": float(prox)}
-    net = build_network(architecture, classes)
-    params = {id(p) for p in net.parameters()}
-    trainable = [id(v) in params for v in net.state_dict(keep_vars=True).values()]
+    trainable = None
+    if (server_lr, server_momentum) != (1.0, 0.0):  # which state tensors are weights (not batch-norm statistics)
+        net = build_network(architecture, classes)
+        params = {id(p) for p in net.parameters()}
+        trainable = [id(v) in params for v in net.state_dict(keep_vars=True).values()]
     strategy = RecordingFedAvg(
         on_round=on_round, server_lr=server_lr, server_momentum=server_momentum, trainable=trainable,
         fraction_fit=1.0, fraction_evaluate=1.0, min_fit_clients=min_stations,
@@ -212,7 +216,7 @@ def serve(initial: Sequence[np.ndarray], *, architecture: str, classes: Sequence
     how = Federation.strategy
     if prox:
         how += f"; FedProx on the stations (proximal weight {prox:g})"
-    if (server_lr, server_momentum) != (1.0, 0.0):
+    if strategy.steps:
         how += f"; FedAvgM on the server (step {server_lr:g}, momentum {server_momentum:g})"
     return Federation(tuple(strategy.rounds[r] for r in sorted(strategy.rounds)), tuple(strategy.latest),
                       round(time.time() - started, 1), how)
