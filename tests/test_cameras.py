@@ -15,6 +15,7 @@ from inspector.core.config import CameraConfig, config_from_dict
 from inspector.core.errors import CameraError, ConfigError
 from inspector.core.types import Frame, Gap
 from inspector.sources.camera import GenICamSource, Grab, apply, settings, to_bgr
+from tests.timing import loose
 
 
 def cam(**kw) -> CameraConfig:
@@ -214,8 +215,8 @@ def test_a_camera_that_disappears_is_a_gap_at_once_then_reconnected_and_counted(
     gap = src.read()
     assert isinstance(gap, Gap) and "was removed" in gap.reason
     down = src.read()  # a trigger while the camera is away: answered at once
-    assert isinstance(down, Gap) and "not connected" in down.reason and time.monotonic() - t < 0.5
-    end = time.monotonic() + 5
+    assert isinstance(down, Gap) and "not connected" in down.reason and time.monotonic() - t < loose(0.5)
+    end = time.monotonic() + 30  # a deadline for an event, not a bound
     while src.state.state != "running" and time.monotonic() < end:
         time.sleep(0.02)
     assert src.state.state == "running" and src.reconnects == 1 and first.closed
@@ -231,7 +232,7 @@ def test_three_triggers_without_a_frame_count_as_a_camera_that_stopped_answering
     src = GenICamSource(lambda: devices.pop(0), cam(trigger="software", read_timeout_s=0.05))
     assert all(isinstance(src.read(), Gap) for _ in range(3))
     assert first.closed and src.state.state in ("reconnecting", "running")
-    end = time.monotonic() + 5
+    end = time.monotonic() + 30  # a deadline for an event, not a bound
     while src.state.state != "running" and time.monotonic() < end:
         time.sleep(0.02)
     assert src.read().ok
@@ -248,7 +249,7 @@ def test_a_camera_that_never_comes_back_ends_the_source():
 
     src = GenICamSource(opener, cam(trigger="software", max_reconnects=2))
     assert isinstance(src.read(), Gap)
-    end = time.monotonic() + 5
+    end = time.monotonic() + 30  # a deadline for an event, not a bound
     while src.state.state != "stopped" and time.monotonic() < end:
         time.sleep(0.02)
     assert src.state.state == "stopped" and "gave up after 2 attempts" in src.state.reason
@@ -293,7 +294,7 @@ def test_free_running_keeps_the_newest_frames_and_reconnects_a_camera_that_is_go
     devices = [first, second]
     src = GenICamSource(lambda: devices.pop(0), cam(read_timeout_s=0.2))
     seen: list = []
-    end = time.monotonic() + 5
+    end = time.monotonic() + 30  # a deadline for an event, not a bound
     while not any(isinstance(i, Frame) and i.name.startswith("camera frame 4") for i in seen) \
             and time.monotonic() < end:
         seen.append(src.read())

@@ -14,6 +14,7 @@ import pytest
 
 from inspector.core.errors import ConfigError
 from inspector.training.datasets import Dataset, GroundTruthBox, LabelledImage
+from tests.timing import contention
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "models"
@@ -180,12 +181,8 @@ def _hash_in_card(out: Path, name: str) -> bool:
 
 
 def _contention() -> float:
-    """How many times over the CPU is asked for now: the 1-minute load average per core, at least 1 (1 where the
-    platform has no load average)."""
-    try:
-        return max(1.0, min(4.0, os.getloadavg()[0] / (os.cpu_count() or 1)))
-    except (AttributeError, OSError):
-        return 1.0
+    """The contention now (``tests.timing``), at most 4: the budget is not to grow past a few minutes."""
+    return min(4.0, contention())
 
 
 @pytest.mark.model

@@ -19,6 +19,7 @@ from inspector.core.config import LineModbusConfig
 from inspector.line.desk import LineState
 from tests.test_line_modbus import ACK, BUSY, COUNTER, FAIL, PART_HI, PASS, READY, TRIGGER, VALID, wait
 from tests.test_line_mqtt import Plc, db_rows, free_port, line_config
+from tests.timing import loose
 
 broker, make_station, client_cert = mq.broker, mq.make_station, uat.client_cert  # their fixtures, shared
 
@@ -149,13 +150,13 @@ def test_not_ready_is_answered_at_once(broker, make_station, tmp_path):
     for i in range(5):
         t0 = time.perf_counter()
         plc.trigger(f"NR{i}")
-        plc.wait(lambda i=i: f"NR{i}" in plc.results, timeout=5, what="the answer")
+        plc.wait(lambda i=i: f"NR{i}" in plc.results, timeout=30, what="the answer")
         took.append((time.perf_counter() - t0) * 1000)
     print(f"not ready: answered in {sorted(took)} ms (trigger published -> answer received, via the broker)")
     assert all(plc.results[f"NR{i}"][0]["reasons"] == ["station not ready: paused"] for i in range(5))
     # end to end through the broker on a loaded 2-core machine: a loose bound (a paused folder source answered
     # about as fast before issue 24; the at-once path itself is timed by the next test, without the broker)
-    assert sorted(took)[2] < 200, took
+    assert sorted(took)[2] < loose(200), took
     plc.wait(lambda: sum(1 for r in db_rows(tmp_path).values() if (r[1] or "").startswith("NR")) == 5,
              what="the five records")
     assert all(len(plc.results[f"NR{i}"]) == 1 for i in range(5))  # the record is not sent a second time
@@ -213,7 +214,7 @@ def test_the_mqtt_link_is_back_within_a_second_of_the_brokers_return_with_a_fres
 
     print(f"the station's state was back {took:.2f} s after the broker")
     assert plc_time(plc.state["ts"]) >= back - 0.05  # fresh: said after the broker came back
-    assert took < 2.0, took  # within a second of its return, plus this loaded machine's delays
+    assert took < loose(2.0), took  # within a second of its return, plus this loaded machine's delays
     plc.close()
 
 

@@ -181,14 +181,14 @@ def test_free_running_publishes_every_inspection_with_no_part_id(broker, make_st
     st = make_station(line_config(broker.port, trigger="none", alarms={"fail_streak": 2}), loop=False)
     assert st.runner.join(60)
     st.finish("finished")
-    plc.wait(lambda: len(plc.all) == len(db_rows(tmp_path)), timeout=10, what="every inspection")
+    plc.wait(lambda: len(plc.all) == len(db_rows(tmp_path)), timeout=30, what="every inspection")
     assert {r["part_id"] for r in plc.all} == {None} and len(plc.all) == 40  # the sample folder, once
     assert sorted(r["inspection_id"] for r in plc.all) == sorted(db_rows(tmp_path))
     con = sqlite3.connect(tmp_path / "line.db")
     alarms = {r[0]: r[1:] for r in con.execute("select id, rule, message from alarms")}
     con.close()
     assert alarms, "the sample folder has FAIL parts in a row: a fail_streak alarm was expected"
-    plc.wait(lambda: len(plc.alarms) == len(alarms), timeout=10, what="every alarm on the line")
+    plc.wait(lambda: len(plc.alarms) == len(alarms), timeout=30, what="every alarm on the line")
     assert {a["alarm_id"]: (a["rule"], a["message"]) for a in plc.alarms} == alarms
     plc.wait(lambda: plc.state.get("ready") is False and plc.state.get("reason") == "stopped", what="stopped")
     plc.close()
@@ -300,5 +300,5 @@ def test_inspector_run_reports_the_line_in_its_summary(broker, tmp_path):
     line = summary["line"]
     assert line["trigger"] == "none" and line["answered"] == 6 and line["links"][0]["name"].startswith("mqtt ")
     assert "line: trigger none, 0 trigger(s), 6 answered" in out.stdout
-    plc.wait(lambda: len(plc.all) == 6, timeout=10, what="six free-running results")
+    plc.wait(lambda: len(plc.all) == 6, timeout=30, what="six free-running results")
     plc.close()

@@ -110,7 +110,9 @@ async def connect(port: int, cert: tuple[str, str] | None, user: str | None = US
     """Connect (retrying while the server is not listening yet); login errors are raised at once."""
     end = time.monotonic() + timeout
     while True:
-        c = Client(f"opc.tcp://127.0.0.1:{port}", timeout=8)
+        # a PLC's request timeout, generous: under load (a 2-core machine at load 11) 48 triggers at once with
+        # signed and encrypted messages took longer than 8 s to be answered; what is checked is the answer itself
+        c = Client(f"opc.tcp://127.0.0.1:{port}", timeout=30)
         c.application_uri = "urn:test:plc"
         if user is not None:
             c.set_user(user)

@@ -11,6 +11,7 @@ from inspector.inspection.rules import Recipe
 from inspector.inspection.runner import Runner
 from tests.conftest import ScriptedDetector
 from tests.fakes import ListSink, QueuedDetector
+from tests.timing import loose
 
 
 class CountingSource:
@@ -74,7 +75,7 @@ def test_stream_mode_counts_skips_exactly_and_latency_stays_bounded(part_image):
     assert s.frames == 200
     assert s.inspected + s.skipped == 200
     assert s.skipped > 100
-    assert s.latency_p99_ms < 500, s
+    assert s.latency_p99_ms < loose(500), s
 
 
 def test_max_frames_and_stop(part_image):
@@ -129,7 +130,7 @@ def test_queued_result_is_not_held_back_by_a_slow_source(part_image):
     r, _ = run(CountingSource(8, part_image, delay_s=0.25), det, ListSink(), RunMode.STREAM)
     st = r.stats()
     assert st.inspected == 8
-    assert st.latency_p99_ms < 150, st
+    assert st.latency_p99_ms < loose(150), st
 
 
 def test_queued_timeout_is_not_inspected_then_busy_then_recovers(part_image):
