@@ -181,6 +181,7 @@ class Shadow:
         self.lost = 0  # judged, but the database did not take them
         self.lost_warned = False
         self.error: Exception | str | None = None
+        self._done = False  # the challenger said it had finished the parts handed over
         self.model_sha = ""
         self.lowered = False
         self._ready = threading.Event()  # parts are picked once the challenger is loaded
@@ -235,9 +236,12 @@ class Shadow:
             self._thread.join(timeout + 2)
         if self._process.is_alive():
             self._process.join(1.0)
-        if self._process.is_alive():
+        terminated = self._process.is_alive()
+        if terminated:
             self._process.terminate()
             self._process.join(2.0)
+        if not (self._done or terminated or self.error is not None) and self._process.exitcode not in (0, None):
+            self._ended()  # it ended by itself just before the stop (killed, say), unnoticed until now
         for q in (self._jobs, self._results):
             q.cancel_join_thread()
             q.close()
@@ -251,21 +255,23 @@ class Shadow:
                 stop_sent = time.monotonic()
                 try:
                     self._jobs.put(None, timeout=1.0)
-                except queue.Full:
+                except queue.Full:  # the challenger is stuck or gone: stop() tells which
                     break
             try:
                 msg = self._results.get(timeout=0.2)
             except queue.Empty:
                 msg = None
                 if not self._process.is_alive() and self._results.empty():
-                    if stop_sent is None and self.error is None:
-                        self.error = f"the challenger's process ended (exit code {self._process.exitcode})"
-                        log.error("shadow model stopped: %s; the line goes on without it", self.error)
+                    # an end before the stop, or one the stop found (the challenger killed just before it, not
+                    # noticed yet on a busy machine): a challenger asked to stop says "done" and exits with 0
+                    if self.error is None and (stop_sent is None or self._process.exitcode != 0):
+                        self._ended()
                     break
                 if stop_sent is not None and time.monotonic() - stop_sent > STOP_WAIT_S:
                     break
             if msg is not None:
                 if msg[0] == "done":
+                    self._done = True
                     break
                 row = self._message(msg)
                 if row is not None:
@@ -275,6 +281,10 @@ class Shadow:
                 pending, last_flush = [], time.monotonic()
         if pending:
             self._flush(pending)
+
+    def _ended(self) -> None:
+        self.error = f"the challenger's process ended (exit code {self._process.exitcode})"
+        log.error("shadow model stopped: %s; the line goes on without it", self.error)
 
     def _message(self, msg: tuple) -> dict | None:
         kind = msg[0]

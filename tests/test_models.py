@@ -330,6 +330,43 @@ def test_the_challenger_runs_in_its_own_process_at_the_lowest_priority_and_its_e
 
 @pytest.mark.model
 @pytest.mark.usefixtures("challenger_loads_promptly")
+@pytest.mark.parametrize("parts", [0, 30])
+def test_a_challenger_that_ends_just_before_the_stop_is_still_reported(tmp_path, synth_data, small_model, parts):
+    """On a busy machine a killed challenger at the lowest priority can take seconds to die: the station's stop
+    comes first (a load run lost the report so). Its process is shown alive until the stop here, so the stop is
+    always first; with parts, the queue to the challenger is full when the stop comes."""
+    from station import Station, StationSpec
+
+    src = _folder(tmp_path, synth_data, max(parts, 1))  # with no parts, the one there is never let through
+    url = f"sqlite:///{tmp_path / 'late.db'}"
+    trust_models(url, small_model)
+    st = Station(StationSpec(str(src), url, _cfg(shadow={"model": str(small_model), "share": 1.0})))
+    st.runner.pause(True)
+    st.start()
+    try:
+        assert st.shadow._ready.wait(240), st.shadow.error
+        proc, jobs = st.shadow._process, st.shadow._jobs
+        told: list = []
+        real_alive, real_put = proc.is_alive, jobs.put
+
+        def put(item, *a, **kw):
+            told.extend([item] if item is None else [])
+            return real_put(item, *a, **kw)
+
+        proc.is_alive = lambda: real_alive() or not told  # dying, seen dead only once it was asked to stop
+        jobs.put = put
+        proc.kill()
+        proc.join(30)
+        if parts:
+            st.runner.pause(False)
+            assert st.runner.join(120)
+    finally:
+        st.finish("finished")
+    assert st.shadow.error and "ended" in str(st.shadow.error), st.shadow.error
+
+
+@pytest.mark.model
+@pytest.mark.usefixtures("challenger_loads_promptly")
 def test_a_challenger_file_swapped_after_the_check_is_refused_by_its_process(tmp_path, synth_data, small_model):
     from station import Station, StationSpec
 
