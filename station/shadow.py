@@ -262,9 +262,7 @@ class Shadow:
             except queue.Empty:
                 msg = None
                 if not self._process.is_alive() and self._results.empty():
-                    # an end before the stop, or one the stop found (the challenger killed just before it, not
-                    # noticed yet on a busy machine): a challenger asked to stop says "done" and exits with 0
-                    if self.error is None and (stop_sent is None or self._process.exitcode != 0):
+                    if stop_sent is None and self.error is None:  # an end after the stop: stop() tells which
                         self._ended()
                     break
                 if stop_sent is not None and time.monotonic() - stop_sent > STOP_WAIT_S:

@@ -90,6 +90,11 @@ class RoundRecord:
     val: dict[str, dict] = field(default_factory=dict)  # station -> {"parts", "map50"} (global model, own parts)
 
 
+def server_steps(server_lr: float, server_momentum: float) -> bool:
+    """Whether the server takes a FedAvgM step (step 1 and no momentum is the plain average)."""
+    return (float(server_lr), float(server_momentum)) != (1.0, 0.0)
+
+
 class RecordingFedAvg(FedAvg):
     """FedAvg weighted by parts that keeps the latest global weights and what each station reported."""
 
@@ -102,7 +107,7 @@ class RecordingFedAvg(FedAvg):
         # FedAvgM (server learning rate and momentum) on the trained weights; the batch-norm statistics and
         # counters are plain averages (a running variance must stay what the stations measured)
         self.server_lr, self.server_momentum = float(server_lr), float(server_momentum)
-        self.steps = (self.server_lr, self.server_momentum) != (1.0, 0.0)
+        self.steps = server_steps(self.server_lr, self.server_momentum)
         if self.steps and trainable is None:
             raise ValueError("a server step needs to know which tensors are trained weights (trainable)")
         self._trainable = list(trainable) if trainable is not None else None
@@ -195,7 +200,7 @@ def serve(initial: Sequence[np.ndarray], *, architecture: str, classes: Sequence
     plan = {"architecture": architecture, "classes": json.dumps(list(classes)), "imgsz": int(imgsz),
             "budget_s": float(round_budget_s), "batch": int(batch), "prox": float(prox)}
     trainable = None
-    if (server_lr, server_momentum) != (1.0, 0.0):  # which state tensors are weights (not batch-norm statistics)
+    if server_steps(server_lr, server_momentum):  # which state tensors are weights (not batch-norm statistics)
         net = build_network(architecture, classes)
         params = {id(p) for p in net.parameters()}
         trainable = [id(v) in params for v in net.state_dict(keep_vars=True).values()]
