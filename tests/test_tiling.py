@@ -11,7 +11,7 @@ from inspector.core.errors import ConfigError, ModelError
 from inspector.core.ports import Ready
 from inspector.core.types import Detection, Detections, RunSetup
 from inspector.detection.card import ModelCard
-from inspector.detection.tiling import TiledDetector, Tiling, merge_tiles, recipe_tiling, tile_grid
+from inspector.detection.tiling import TiledDetector, Tiling, cut_by_tile, merge_tiles, recipe_tiling, tile_grid
 from inspector.inspection.pipeline import Pipeline, TimedDetector
 from inspector.inspection.rules import Recipe
 
@@ -132,6 +132,40 @@ def test_boxes_of_one_tile_are_not_merged_with_each_other():
     assert merge_tiles([(0, a), (1, b)]) == (a,)
     other_class = Detection(1, "dent", 0.8, 10, 10, 60, 60)
     assert len(merge_tiles([(0, a), (1, other_class)])) == 2
+
+
+def test_a_stub_is_judged_by_the_inner_borders_of_its_tile_not_by_the_picture_s_edges():
+    tile = (256, 0, 576, 320)  # a tile of a 1000x800 picture: its left and bottom borders are inner ones
+    assert cut_by_tile(Detection(0, "s", 0.9, 258, 50, 300, 90), tile, 1000, 800)       # at the left border
+    assert cut_by_tile(Detection(0, "s", 0.9, 300, 250, 340, 318), tile, 1000, 800)     # at the bottom border
+    assert not cut_by_tile(Detection(0, "s", 0.9, 300, 0, 340, 40), tile, 1000, 800)    # top: the picture's edge
+    assert not cut_by_tile(Detection(0, "s", 0.9, 300, 50, 340, 90), tile, 1000, 800)   # inside
+    assert not cut_by_tile(Detection(0, "s", 0.9, 900, 50, 1000, 90), (680, 0, 1000, 320), 1000, 800)
+
+
+def test_a_stub_inside_the_whole_box_of_another_tile_is_dropped_not_merged_into_it():
+    whole = Detection(0, "scratch", 0.8, 300, 100, 400, 200)  # whole in tile 1
+    stub = Detection(0, "scratch", 0.9, 290, 95, 320, 205)    # tile 0's cut-off view, a little too wide
+    # the union would widen the whole box by the stub's error; the stub is dropped instead
+    assert merge_tiles([(0, stub), (1, whole)], cut=[True, False]) == (whole,)
+    assert merge_tiles([(0, stub), (1, whole)]) != (whole,)  # (without the flags: the union, as before)
+
+
+def test_whole_boxes_of_two_tiles_are_one_object_only_when_they_coincide():
+    a = Detection(0, "scratch", 0.7, 300, 100, 400, 200)
+    b = Detection(0, "scratch", 0.9, 305, 102, 402, 204)  # the same object, seen whole by the next tile
+    assert merge_tiles([(0, a), (1, b)], cut=[False, False]) == (b,)
+    big = Detection(0, "scratch", 0.9, 0, 0, 100, 100)
+    small = Detection(0, "scratch", 0.8, 10, 10, 60, 60)  # a second object inside the first one's box
+    assert len(merge_tiles([(0, big), (1, small)], cut=[False, False])) == 2
+
+
+def test_stubs_of_an_object_whole_in_no_tile_still_become_one_box():
+    left = Detection(0, "scratch", 0.9, 560, 300, 576, 330)
+    right = Detection(0, "scratch", 0.8, 512, 300, 700, 330)
+    other = Detection(0, "scratch", 0.9, 100, 100, 150, 150)
+    out = merge_tiles([(1, left), (2, right), (1, other)], cut=[True, True, False])
+    assert sorted((d.x1, d.x2) for d in out) == [(100, 150), (512, 700)]
 
 
 def test_every_tile_is_queued_before_results_are_taken_and_the_queue_is_kept_full():

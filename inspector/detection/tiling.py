@@ -5,11 +5,15 @@ plain detector: it cuts the picture into overlapping tiles (only those that meet
 hands them all to the runtime's queue before taking the first result (every stream stays busy), maps each
 tile's boxes back to the picture's pixels and merges the boxes of one object seen by several tiles.
 
-Merging: boxes of one class from *different* tiles whose intersection covers at least ``MERGE_IOS`` of the
-smaller box are one object, reported as their union with the highest confidence (non-maximum merging on
-intersection over smaller, as slicing libraries do). A plain IoU test would keep both the whole box from
-one tile and the cut-off stub from its neighbour, whose IoU is small; boxes of one tile are never merged
-with each other (the detector's own NMS already decided them).
+Merging (``merge_tiles``), per class, never between two boxes of one tile (the detector's own NMS decided
+those). A box that reaches an inner border of its tile (``cut_by_tile``; the picture's own edges cut nothing)
+is a *stub*: the tile saw only part of its object. Whole boxes of one object seen by two tiles (IoU at least
+``MERGE_IOS``) are one, the more confident. A stub that lies mostly (``MERGE_IOS`` of its area) inside a whole
+box from another tile is dropped: that tile saw the object whole, and widening its box by the stub's error
+would only make it worse. The stubs left belong to objects that no tile saw whole (longer than the overlap):
+stubs of different tiles whose intersection covers at least ``MERGE_IOS`` of the smaller are merged into their
+union with the highest confidence (non-maximum merging on intersection over smaller, as slicing libraries
+do; a plain IoU test would keep both the whole box and the cut-off stub, whose IoU is small).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from inspector.detection.card import ModelCard
 log = logging.getLogger(__name__)
 
 MERGE_IOS = 0.5  # intersection over the smaller box from which two tiles' boxes are one object
+CUT_MARGIN = 0.02  # a box this close to an inner tile border (share of the tile's side) is cut by it
 SCALE_TOLERANCE = 1.25  # a recipe's tiles may differ this much from the scale the model was trained at
 
 
@@ -89,9 +94,36 @@ def _ios(a: Detection, b: Detection) -> float:
     return iw * ih / smaller if smaller > 0 else 0.0
 
 
-def merge_tiles(boxes: Sequence[tuple[int, Detection]], threshold: float = MERGE_IOS) -> tuple[Detection, ...]:
-    """Boxes (tile index, box in picture pixels) -> one box per object: greedy non-maximum merging of one
-    class's boxes from different tiles by intersection over the smaller box (see the module's text)."""
+def cut_by_tile(box: Detection, tile: tuple[int, int, int, int], width: int, height: int,
+                margin: float | None = None) -> bool:
+    """Does ``box`` (picture pixels) reach an inner border of its tile, within ``margin`` pixels (by default
+    ``CUT_MARGIN`` of the tile's side)? A border that is the picture's own edge cuts nothing."""
+    x1, y1, x2, y2 = tile
+    m = CUT_MARGIN * max(x2 - x1, y2 - y1) if margin is None else margin
+    return ((x1 > 0 and box.x1 - x1 <= m) or (y1 > 0 and box.y1 - y1 <= m)
+            or (x2 < width and x2 - box.x2 <= m) or (y2 < height and y2 - box.y2 <= m))
+
+
+def _iou(a: Detection, b: Detection) -> float:
+    iw = min(a.x2, b.x2) - max(a.x1, b.x1)
+    ih = min(a.y2, b.y2) - max(a.y1, b.y1)
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    union = a.area + b.area - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _inside(a: Detection, b: Detection) -> float:
+    """The share of ``a``'s area that lies inside ``b``."""
+    iw = min(a.x2, b.x2) - max(a.x1, b.x1)
+    ih = min(a.y2, b.y2) - max(a.y1, b.y1)
+    if iw <= 0 or ih <= 0 or a.area <= 0:
+        return 0.0
+    return iw * ih / a.area
+
+
+def _union_merge(boxes: Sequence[tuple[int, Detection]], threshold: float) -> list[Detection]:
     order = sorted(range(len(boxes)), key=lambda i: -boxes[i][1].confidence)
     used = [False] * len(boxes)
     out: list[Detection] = []
@@ -112,7 +144,26 @@ def merge_tiles(boxes: Sequence[tuple[int, Detection]], threshold: float = MERGE
                 box = Detection(box.cls, box.label, max(box.confidence, d.confidence), min(box.x1, d.x1),
                                 min(box.y1, d.y1), max(box.x2, d.x2), max(box.y2, d.y2))
         out.append(box)
-    return tuple(out)
+    return out
+
+
+def merge_tiles(boxes: Sequence[tuple[int, Detection]], threshold: float = MERGE_IOS,
+                cut: Sequence[bool] | None = None) -> tuple[Detection, ...]:
+    """Boxes (tile index, box in picture pixels) -> one box per object (see the module's text).
+
+    ``cut`` (one flag a box, ``cut_by_tile``) tells the stubs from the whole boxes; without it every box is
+    treated as a possible stub (union merging only). Boxes of one tile are never merged with each other."""
+    if cut is None:
+        return tuple(_union_merge(boxes, threshold))
+    whole = sorted((i for i in range(len(boxes)) if not cut[i]), key=lambda i: -boxes[i][1].confidence)
+    kept: list[tuple[int, Detection]] = []
+    for i in whole:  # one object seen whole by two tiles: the more confident box
+        t, d = boxes[i]
+        if not any(kt != t and k.cls == d.cls and _iou(k, d) >= threshold for kt, k in kept):
+            kept.append((t, d))
+    stubs = [(t, d) for (t, d), c in zip(boxes, cut, strict=True) if c
+             and not any(kt != t and k.cls == d.cls and _inside(d, k) >= threshold for kt, k in kept)]
+    return tuple(d for _, d in kept) + tuple(_union_merge(stubs, threshold))
 
 
 class TiledDetector:
@@ -153,6 +204,7 @@ class TiledDetector:
         depth = max(1, int(getattr(self.inner, "depth", 1)))
         pending: list[tuple[int, PendingDetections]] = []
         found: list[tuple[int, Detection]] = []
+        cut: list[bool] = []
         # every tile handed to the runtime before its first result is taken, up to the queue's depth; the
         # next goes in as soon as one comes out, so the runtime never waits for Python
         nxt = 0
@@ -165,13 +217,15 @@ class TiledDetector:
                 k, p = pending.pop(0)
                 dets = p.result()
                 ox, oy = grid[k][0], grid[k][1]
-                found.extend((k, Detection(d.cls, d.label, d.confidence, d.x1 + ox, d.y1 + oy, d.x2 + ox,
-                                           d.y2 + oy)) for d in dets.items)
+                for d in dets.items:
+                    box = Detection(d.cls, d.label, d.confidence, d.x1 + ox, d.y1 + oy, d.x2 + ox, d.y2 + oy)
+                    found.append((k, box))
+                    cut.append(cut_by_tile(box, grid[k], w, h))
         except Exception:
             _drain(pending)  # the tiles still queued are taken, so their slots are free for the next picture
             raise
         self.tiles_run += len(grid)
-        items = merge_tiles(found, self.merge_ios)
+        items = merge_tiles(found, self.merge_ios, cut)
         return Detections(items, w, h, (time.perf_counter() - t0) * 1000, self.sha256)
 
     def submit(self, image: np.ndarray) -> PendingDetections:
