@@ -49,6 +49,7 @@ from inspector.inspection.rules import Recipe  # noqa: E402
 from inspector.sources.images import decode_image  # noqa: E402
 from inspector.training.datasets import load_dataset  # noqa: E402
 from inspector.training.evaluation import box_iou, evaluate  # noqa: E402
+from station import default_db_url, open_db, trusted_models  # noqa: E402
 
 
 def _ios(a: Detection, b: Detection) -> float:
@@ -91,7 +92,10 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=0, help="only the first N val pictures")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    detector = load_detector(ModelConfig(path=Path(a.model)), conf=0.001)
+    engine, sessions = open_db(default_db_url())  # the models this station trusts (as `inspector evaluate`)
+    registry = trusted_models(sessions)
+    engine.dispose()
+    detector = load_detector(ModelConfig(path=Path(a.model)), conf=0.001, registry=registry)
     trained = card_tiling(load_card(Path(detector.path)))
     if trained is None:
         raise SystemExit(f"{a.model}: its card records no tiling (train it with --tile)")
