@@ -42,6 +42,7 @@ from inspector.detection.tiling import (  # noqa: E402
     Tiling,
     card_tiling,
     cut_by_tile,
+    ios,
     merge_tiles,
     tile_grid,
 )
@@ -52,20 +53,12 @@ from inspector.training.evaluation import box_iou, evaluate  # noqa: E402
 from station import default_db_url, open_db, trusted_models  # noqa: E402
 
 
-def _ios(a: Detection, b: Detection) -> float:
-    iw, ih = min(a.x2, b.x2) - max(a.x1, b.x1), min(a.y2, b.y2) - max(a.y1, b.y1)
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    smaller = min(a.area, b.area)
-    return iw * ih / smaller if smaller > 0 else 0.0
-
-
 def nms_ios(boxes, threshold: float = MERGE_IOS):
     order = sorted(range(len(boxes)), key=lambda i: -boxes[i][1].confidence)
     kept: list[tuple[int, Detection]] = []
     for i in order:
         t, d = boxes[i]
-        if any(kt != t and k.cls == d.cls and _ios(k, d) >= threshold for kt, k in kept):
+        if any(kt != t and k.cls == d.cls and ios(k, d) >= threshold for kt, k in kept):
             continue
         kept.append((t, d))
     return tuple(d for _, d in kept)
@@ -108,7 +101,7 @@ def main() -> int:
     for overlap in a.overlap:
         tiling = Tiling(tile, overlap)
         raw: list[list[tuple[int, Detection, bool]]] = []
-        grids: list[list[tuple[int, int, int, int]]] = []
+        whole_flags: list[list[bool]] = []  # per picture: is each true box whole in some tile?
         whole_gt = cut_gt = 0
         t0 = time.perf_counter()
         n_tiles = 0
@@ -125,11 +118,11 @@ def main() -> int:
                     g = Detection(d.cls, d.label, d.confidence, d.x1 + x1, d.y1 + y1, d.x2 + x1, d.y2 + y1)
                     boxes.append((k, g, cut_by_tile(g, grid[k], w, h)))
             raw.append(boxes)
-            grids.append(grid)
-            for b in im.boxes:  # is this object whole in some tile?
-                whole = any(x1 <= b.x1 and y1 <= b.y1 and b.x2 <= x2 and b.y2 <= y2 for x1, y1, x2, y2 in grid)
-                whole_gt += whole
-                cut_gt += not whole
+            flags = [any(x1 <= b.x1 and y1 <= b.y1 and b.x2 <= x2 and b.y2 <= y2 for x1, y1, x2, y2 in grid)
+                     for b in im.boxes]
+            whole_flags.append(flags)
+            whole_gt += sum(flags)
+            cut_gt += len(flags) - sum(flags)
         infer_s = time.perf_counter() - t0
         rules = {
             "union": lambda bs: merge_tiles([(k, d) for k, d, _ in bs]),
@@ -143,9 +136,8 @@ def main() -> int:
             rep = evaluate(Replay(detector.classes, answers), ds, images, recipe)
             # recall at IoU 0.5 (any confidence) of the true boxes whole in a tile and of those cut in every one
             hit = {True: [0, 0], False: [0, 0]}
-            for im, ans, grid in zip(images, answers, grids, strict=True):
-                for b in im.boxes:
-                    whole = any(x1 <= b.x1 and y1 <= b.y1 and b.x2 <= x2 and b.y2 <= y2 for x1, y1, x2, y2 in grid)
+            for im, ans, flags in zip(images, answers, whole_flags, strict=True):
+                for b, whole in zip(im.boxes, flags, strict=True):
                     gb = np.array([[b.x1, b.y1, b.x2, b.y2]])
                     pb = np.array([[d.x1, d.y1, d.x2, d.y2] for d in ans
                                    if detector.classes[d.cls] == ds.classes[b.cls]]).reshape(-1, 4)

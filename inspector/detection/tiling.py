@@ -85,13 +85,16 @@ def tile_grid(width: int, height: int, tiling: Tiling,
     return [(x, y, min(x + tiling.size, width), min(y + tiling.size, height)) for y in ys for x in xs]
 
 
-def _ios(a: Detection, b: Detection) -> float:
+def _intersection(a: Detection, b: Detection) -> float:
     iw = min(a.x2, b.x2) - max(a.x1, b.x1)
     ih = min(a.y2, b.y2) - max(a.y1, b.y1)
-    if iw <= 0 or ih <= 0:
-        return 0.0
+    return iw * ih if iw > 0 and ih > 0 else 0.0
+
+
+def ios(a: Detection, b: Detection) -> float:
+    """Intersection over the smaller of the two boxes (0 when apart or when one has no area)."""
     smaller = min(a.area, b.area)
-    return iw * ih / smaller if smaller > 0 else 0.0
+    return _intersection(a, b) / smaller if smaller > 0 else 0.0
 
 
 def cut_by_tile(box: Detection, tile: tuple[int, int, int, int], width: int, height: int,
@@ -105,22 +108,14 @@ def cut_by_tile(box: Detection, tile: tuple[int, int, int, int], width: int, hei
 
 
 def _iou(a: Detection, b: Detection) -> float:
-    iw = min(a.x2, b.x2) - max(a.x1, b.x1)
-    ih = min(a.y2, b.y2) - max(a.y1, b.y1)
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
+    inter = _intersection(a, b)
     union = a.area + b.area - inter
     return inter / union if union > 0 else 0.0
 
 
 def _inside(a: Detection, b: Detection) -> float:
     """The share of ``a``'s area that lies inside ``b``."""
-    iw = min(a.x2, b.x2) - max(a.x1, b.x1)
-    ih = min(a.y2, b.y2) - max(a.y1, b.y1)
-    if iw <= 0 or ih <= 0 or a.area <= 0:
-        return 0.0
-    return iw * ih / a.area
+    return _intersection(a, b) / a.area if a.area > 0 else 0.0
 
 
 def _union_merge(boxes: Sequence[tuple[int, Detection]], threshold: float) -> list[Detection]:
@@ -137,7 +132,7 @@ def _union_merge(boxes: Sequence[tuple[int, Detection]], threshold: float) -> li
             grown = False
             for j in order:
                 t, d = boxes[j]
-                if used[j] or t in tiles or d.cls != box.cls or _ios(box, d) < threshold:
+                if used[j] or t in tiles or d.cls != box.cls or ios(box, d) < threshold:
                     continue
                 used[j], grown = True, True
                 tiles.add(t)
